@@ -1,0 +1,20 @@
+//! lxd-integrator: a Juju machine charm that keeps an LXD cluster's trust store in step with
+//! the certificates its related charms send, and tells them where the cluster's members are.
+//!
+//! The flow of every hook is one reconcile pass (see `reconcile`):
+//! credentials → connect → observe LXD → desired trust → apply → publish → status.
+//! `hook_tools` and `lxd` are the only modules that touch the outside world; the rest are pure.
+
+pub mod actions;
+pub mod certs;
+pub mod credentials;
+pub mod dispatch;
+pub mod endpoint;
+pub mod hook_tools;
+pub mod lxd;
+pub mod ownership;
+pub mod pin;
+pub mod plan;
+pub mod reconcile;
+pub mod relation;
+pub mod status;

@@ -1,0 +1,107 @@
+//! The LXD REST API as this charm needs it: one trait (the boundary), plain data, and the
+//! HTTPS implementation in `lxd::client`.
+
+pub mod client;
+
+use crate::credentials::TlsCredentials;
+use crate::endpoint::Endpoint;
+
+/// What `GET /1.0` tells a caller.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerInfo {
+    /// `auth == "trusted"`.
+    pub trusted: bool,
+    pub api_extensions: Vec<String>,
+    /// The following come from `environment`, which LXD only sends to trusted callers.
+    pub server_name: String,
+    pub server_version: String,
+    pub clustered: bool,
+    /// `environment.addresses`: the `core.https_address` listen addresses (`host:port`).
+    pub addresses: Vec<String>,
+}
+
+/// One entry of `GET /1.0/cluster/members?recursion=1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    /// `https://addr:port`, as LXD publishes it.
+    pub url: String,
+    /// `Online`, `Offline`, `Evacuated`, `Blocked`, `Broken`, ...
+    pub status: String,
+    pub message: String,
+}
+
+/// One entry of `GET /1.0/certificates?recursion=1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustEntry {
+    pub name: String,
+    /// 64 lowercase hex characters.
+    pub fingerprint: String,
+    /// `client`, `server`, `metrics`.
+    pub kind: String,
+    pub restricted: bool,
+    pub projects: Vec<String>,
+}
+
+/// A certificate to add to the trust store as a `client` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTrustEntry {
+    pub name: String,
+    /// DER bytes of the certificate; the client sends them base64-encoded, as LXD requires.
+    pub der: Vec<u8>,
+    /// `None`: send no `restricted`/`projects` fields at all (unrestricted).
+    pub projects: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    Added,
+    /// LXD already held the certificate (its duplicate answer varies by version: 400/409/500).
+    AlreadyPresent,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum LxdError {
+    /// TCP connect failed, timed out, or the connection broke.
+    #[error("cannot reach {endpoint}: {detail}")]
+    Unreachable { endpoint: String, detail: String },
+    /// The server presented a certificate other than the pinned one; nothing was sent.
+    #[error("server certificate of {endpoint} does not match the pinned one: {detail}")]
+    ServerCertMismatch { endpoint: String, detail: String },
+    /// Our client certificate is not in LXD's trust store (`auth: untrusted`, or a 403).
+    #[error("client certificate is not trusted by {endpoint}")]
+    Untrusted { endpoint: String },
+    /// The client identity itself is unusable (bad PEM, key does not match the certificate).
+    #[error("client credentials are unusable: {0}")]
+    BadCredentials(String),
+    /// LXD answered with an error envelope.
+    #[error("LXD {method} {path} failed ({status}): {message}")]
+    Api { method: String, path: String, status: u16, message: String },
+    /// LXD answered something we could not understand.
+    #[error("unexpected answer from LXD {path}: {detail}")]
+    Protocol { path: String, detail: String },
+}
+
+/// A connection to one LXD server (any member of a cluster: the trust store is cluster-wide).
+pub trait Lxd {
+    /// The endpoint this connection talks to.
+    fn endpoint(&self) -> &Endpoint;
+    /// `GET /1.0`.
+    fn server(&mut self) -> Result<ServerInfo, LxdError>;
+    /// `GET /1.0/cluster/members?recursion=1`. Only meaningful when `server().clustered`.
+    fn members(&mut self) -> Result<Vec<Member>, LxdError>;
+    /// `GET /1.0/certificates?recursion=1`.
+    fn trust_store(&mut self) -> Result<Vec<TrustEntry>, LxdError>;
+    /// `POST /1.0/certificates`.
+    fn add_trust(&mut self, entry: &NewTrustEntry) -> Result<AddOutcome, LxdError>;
+    /// `DELETE /1.0/certificates/<fingerprint>`; an entry already gone (404) is success.
+    fn remove_trust(&mut self, fingerprint: &str) -> Result<(), LxdError>;
+    /// `PATCH /1.0/certificates/<fingerprint>` with `restricted` and `projects`.
+    fn restrict_trust(&mut self, fingerprint: &str, projects: Option<&[String]>) -> Result<(), LxdError>;
+}
+
+/// Opens connections; a trait so the reconcile can fail over between members and be tested
+/// without sockets.
+pub trait Connector {
+    fn connect(&self, endpoint: &Endpoint, tls: &TlsCredentials) -> Result<Box<dyn Lxd>, LxdError>;
+}
