@@ -1,1 +1,330 @@
-//! TODO
+//! Client certificates as requirers send them: strict PEM parsing, the checks LXD would make
+//! (and a few it would not), and the SHA-256 fingerprint LXD keys its trust store by.
+//!
+//! A value is accepted only when it is exactly one PEM `CERTIFICATE` block, a leaf (not a CA),
+//! currently valid, with an ECDSA key or an RSA key of at least 2048 bits. Anything else is
+//! rejected with a reason that is safe to log: it never quotes the input.
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// A certificate a requirer asked us to trust, after validation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// Exactly what the requirer sent, so `registered_certificates` echoes it byte for byte.
+    pub pem: String,
+    pub der: Vec<u8>,
+    pub fingerprint: String,
+    /// Subject common name, for logs; never key material.
+    pub common_name: String,
+}
+
+impl fmt::Debug for ClientCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClientCert({} {:?})", short_fp(&self.fingerprint), self.common_name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertRejection {
+    #[error("not a PEM certificate")]
+    NotPem,
+    #[error("a private key, not a certificate (the key was discarded, not logged)")]
+    PrivateKey,
+    #[error("a PEM {0:?} block, not a CERTIFICATE")]
+    WrongBlock(String),
+    #[error("{0} certificates in one string; send one per list entry")]
+    Several(usize),
+    #[error("text outside the PEM block")]
+    TrailingGarbage,
+    #[error("PEM body is not valid base64")]
+    BadBase64,
+    #[error("not a valid X.509 certificate: {0}")]
+    BadDer(String),
+    #[error("a CA certificate; LXD trusts client (leaf) certificates only")]
+    CertificateAuthority,
+    #[error("expired")]
+    Expired,
+    #[error("not valid yet")]
+    NotYetValid,
+    #[error("RSA key of {0} bits is too weak (LXD requires at least 2048)")]
+    WeakRsa(usize),
+    #[error("unsupported key type (LXD accepts ECDSA and RSA)")]
+    UnsupportedKey,
+}
+
+const CERT_LABEL: &str = "CERTIFICATE";
+
+/// SHA-256 of the DER bytes as 64 lowercase hex characters, the same as LXD's fingerprint.
+pub fn fingerprint(der: &[u8]) -> String {
+    let digest = Sha256::digest(der);
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// The first 12 hex digits: enough to find an entry in `lxc config trust list`, short enough
+/// for a status line.
+pub fn short_fp(fp: &str) -> &str {
+    fp.get(..12).unwrap_or(fp)
+}
+
+/// One PEM block: its label and decoded body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct PemBlock {
+    pub label: String,
+    pub der: Vec<u8>,
+}
+
+/// Splits text into PEM blocks. Text between or around blocks is an error (`TrailingGarbage`),
+/// surrounding whitespace is not.
+pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CertRejection> {
+    let mut blocks = Vec::new();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    while let Some(line) = lines.next() {
+        let label = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|rest| rest.strip_suffix("-----"))
+            .ok_or(if blocks.is_empty() { CertRejection::NotPem } else { CertRejection::TrailingGarbage })?;
+        let end = format!("-----END {label}-----");
+        let mut body = String::new();
+        let mut closed = false;
+        for inner in lines.by_ref() {
+            if inner == end {
+                closed = true;
+                break;
+            }
+            body.push_str(inner);
+        }
+        if !closed {
+            return Err(CertRejection::NotPem);
+        }
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .map_err(|_| CertRejection::BadBase64)?;
+        blocks.push(PemBlock { label: label.to_string(), der });
+    }
+    if blocks.is_empty() {
+        return Err(CertRejection::NotPem);
+    }
+    Ok(blocks)
+}
+
+/// Armours DER as a PEM certificate (64-column lines, trailing newline).
+pub fn to_pem(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// Validates one value from a requirer's `client_certificates`. `now` is Unix seconds.
+pub fn parse_client_cert(text: &str, now: i64) -> Result<ClientCert, CertRejection> {
+    // Look for key material first, so a key pasted with a certificate is called what it is.
+    if text.contains("PRIVATE KEY-----") {
+        return Err(CertRejection::PrivateKey);
+    }
+    let blocks = pem_blocks(text)?;
+    if let Some(other) = blocks.iter().find(|b| b.label != CERT_LABEL) {
+        return Err(CertRejection::WrongBlock(other.label.clone()));
+    }
+    if blocks.len() > 1 {
+        return Err(CertRejection::Several(blocks.len()));
+    }
+    let der = blocks.into_iter().next().map(|b| b.der).ok_or(CertRejection::NotPem)?;
+    let info = inspect_der(&der)?;
+    if info.is_ca {
+        return Err(CertRejection::CertificateAuthority);
+    }
+    if now > info.not_after {
+        return Err(CertRejection::Expired);
+    }
+    if now < info.not_before {
+        return Err(CertRejection::NotYetValid);
+    }
+    match info.key {
+        KeyKind::Ec => {}
+        KeyKind::Rsa(bits) if bits >= 2048 => {}
+        KeyKind::Rsa(bits) => return Err(CertRejection::WeakRsa(bits)),
+        KeyKind::Other => return Err(CertRejection::UnsupportedKey),
+    }
+    Ok(ClientCert { pem: text.to_string(), fingerprint: fingerprint(&der), der, common_name: info.common_name })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind {
+    Ec,
+    Rsa(usize),
+    Other,
+}
+
+/// What the charm needs to know about a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    pub common_name: String,
+    pub is_ca: bool,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub key: KeyKind,
+}
+
+pub fn inspect_der(der: &[u8]) -> Result<CertInfo, CertRejection> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    use x509_parser::public_key::PublicKey;
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| CertRejection::BadDer(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(CertRejection::BadDer("bytes after the certificate".into()));
+    }
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(64)
+        .collect();
+    let key = match cert.public_key().parsed() {
+        Ok(PublicKey::EC(_)) => KeyKind::Ec,
+        Ok(PublicKey::RSA(rsa)) => KeyKind::Rsa(rsa.key_size()),
+        _ => KeyKind::Other,
+    };
+    Ok(CertInfo {
+        common_name,
+        is_ca: cert.is_ca(),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        key,
+    })
+}
+
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+pub(crate) mod test_certs {
+    //! Real certificates made with rcgen, for the unit tests of this crate.
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+    pub struct Made {
+        pub cert_pem: String,
+        pub key_pem: String,
+        pub der: Vec<u8>,
+    }
+
+    pub fn make(cn: &str, f: impl FnOnce(&mut CertificateParams)) -> Made {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("keygen");
+        let mut params = CertificateParams::new(vec![cn.to_string()]).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        f(&mut params);
+        let cert = params.self_signed(&key).expect("self-sign");
+        Made { cert_pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().to_vec() }
+    }
+
+    pub fn client(cn: &str) -> Made {
+        make(cn, |_| {})
+    }
+
+    pub fn ca(cn: &str) -> Made {
+        make(cn, |p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained))
+    }
+
+    pub fn expired(cn: &str) -> Made {
+        make(cn, |p| {
+            p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        })
+    }
+
+    pub fn future(cn: &str) -> Made {
+        make(cn, |p| {
+            p.not_before = rcgen::date_time_ymd(2090, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2091, 1, 1);
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_certs::*;
+    use super::*;
+
+    fn now() -> i64 {
+        now_unix()
+    }
+
+    #[test]
+    fn a_plain_client_certificate_is_accepted_with_lxds_fingerprint() {
+        let made = client("req-0");
+        let cert = parse_client_cert(&made.cert_pem, now()).expect("valid");
+        assert_eq!(cert.der, made.der);
+        assert_eq!(cert.fingerprint.len(), 64);
+        assert!(cert.fingerprint.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_eq!(cert.fingerprint, fingerprint(&made.der));
+        assert_eq!(cert.pem, made.cert_pem, "the original text is kept for the acknowledgement");
+        assert_eq!(cert.common_name, "req-0");
+    }
+
+    #[test]
+    fn known_fingerprint_of_fixed_bytes() {
+        // sha256 of the empty string: proves format (lowercase, no colons), not x509.
+        assert_eq!(fingerprint(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    }
+
+    #[test]
+    fn whitespace_and_crlf_around_the_block_are_tolerated() {
+        let made = client("crlf");
+        let text = format!("\n  {}\n\n", made.cert_pem.replace('\n', "\r\n"));
+        assert_eq!(parse_client_cert(&text, now()).expect("valid").der, made.der);
+    }
+
+    #[test]
+    fn garbage_is_rejected_with_a_reason() {
+        let made = client("x");
+        let cases: Vec<(String, CertRejection)> = vec![
+            ("hello".into(), CertRejection::NotPem),
+            ("".into(), CertRejection::NotPem),
+            (made.key_pem.clone(), CertRejection::PrivateKey),
+            (format!("{}{}", made.cert_pem, made.key_pem), CertRejection::PrivateKey),
+            (format!("{}{}", made.cert_pem, client("y").cert_pem), CertRejection::Several(2)),
+            (format!("{}trailing words", made.cert_pem), CertRejection::TrailingGarbage),
+            ("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".into(), CertRejection::BadBase64),
+            ("-----BEGIN CERTIFICATE-----\nAAAA\n".into(), CertRejection::NotPem),
+            ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into(), CertRejection::WrongBlock("PUBLIC KEY".into())),
+            (ca("ca").cert_pem, CertRejection::CertificateAuthority),
+            (expired("old").cert_pem, CertRejection::Expired),
+            (future("new").cert_pem, CertRejection::NotYetValid),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_client_cert(&text, now()).map(|c| c.fingerprint), Err(want.clone()), "{want}");
+        }
+        let bad_der = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(matches!(parse_client_cert(bad_der, now()), Err(CertRejection::BadDer(_))));
+    }
+
+    #[test]
+    fn rejection_reasons_never_quote_the_input() {
+        let made = client("secret-holder");
+        let err = parse_client_cert(&made.key_pem, now()).expect_err("a key");
+        assert!(!err.to_string().contains("BEGIN"));
+    }
+
+    #[test]
+    fn to_pem_round_trips() {
+        let made = client("rt");
+        let pem = to_pem(&made.der);
+        assert_eq!(parse_client_cert(&pem, now()).expect("valid").der, made.der);
+    }
+}

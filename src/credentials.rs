@@ -1,4 +1,12 @@
-//! Where the LXD credentials come from: Juju's cloud credential (`juju trust`), else config.
+//! Where the LXD credentials come from.
+//!
+//! Precedence: the cloud credential Juju grants with `juju trust` (`credential-get`) wins when it
+//! is an LXD certificate credential; otherwise the four `lxd_*` config options, which must then
+//! be set together. Both are re-read on every hook, so rotation and revocation are noticed.
+
+use crate::endpoint::{Endpoint, EndpointError};
+use crate::hook_tools::CredentialAnswer;
+use std::collections::BTreeMap;
 
 /// The TLS material for one LXD: kept in memory only, never logged (Debug redacts it).
 #[derive(Clone, PartialEq, Eq)]
@@ -12,5 +20,221 @@ pub struct TlsCredentials {
 impl std::fmt::Debug for TlsCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TlsCredentials { <redacted> }")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `juju trust` and `credential-get`.
+    Trust,
+    /// The `lxd_*` config options.
+    Config,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::Trust => "juju trust",
+            Source::Config => "config",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub endpoint: Endpoint,
+    pub tls: TlsCredentials,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialProblem {
+    /// Neither trust nor config: the operator must do something.
+    #[error("Missing credentials access; grant with: juju trust")]
+    Missing,
+    /// Some `lxd_*` options set, others not.
+    #[error("config incomplete: set {}", .0.join(", "))]
+    IncompleteConfig(Vec<String>),
+    #[error("{origin} endpoint: {error}")]
+    BadEndpoint { origin: Source, error: EndpointError },
+    /// The trusted credential is not one we can use and there is no config fallback.
+    #[error("cloud credential unusable ({0}); set the lxd_* config options")]
+    UnusableCloudCredential(String),
+}
+
+pub const OPT_ENDPOINT: &str = "lxd_endpoint";
+pub const OPT_CERT: &str = "lxd_client_cert";
+pub const OPT_KEY: &str = "lxd_client_key";
+pub const OPT_SERVER_CERT: &str = "lxd_server_cert";
+
+fn config_str<'a>(config: &'a BTreeMap<String, serde_json::Value>, key: &str) -> Option<&'a str> {
+    config.get(key).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Reads the cloud credential (`credential-get --format=json`), returning why it is unusable.
+fn from_cloud(spec: &serde_json::Value, config: &BTreeMap<String, serde_json::Value>) -> Result<Credentials, String> {
+    let kind = spec.get("type").and_then(|v| v.as_str()).unwrap_or("");
+    if kind != "lxd" {
+        return Err(format!("cloud type {kind:?} is not lxd"));
+    }
+    let cred = spec.get("credential").ok_or("no credential")?;
+    let auth = cred.get("auth-type").and_then(|v| v.as_str()).unwrap_or("");
+    if auth != "certificate" {
+        return Err(format!("auth-type {auth:?} is not certificate"));
+    }
+    let attrs = cred.get("attrs").ok_or("no attrs")?;
+    let attr = |k: &str| attrs.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty());
+    let missing: Vec<&str> = ["client-cert", "client-key", "server-cert"].into_iter().filter(|k| attr(k).is_none()).collect();
+    if !missing.is_empty() {
+        return Err(format!("missing {}", missing.join(", ")));
+    }
+    // Some local clouds give no endpoint; the config may name it.
+    let raw_endpoint = spec
+        .get("endpoint")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| config_str(config, OPT_ENDPOINT))
+        .ok_or("no endpoint; set lxd_endpoint")?;
+    let endpoint = Endpoint::parse(raw_endpoint).map_err(|e| format!("endpoint: {e}"))?;
+    Ok(Credentials {
+        endpoint,
+        tls: TlsCredentials {
+            client_cert_pem: attr("client-cert").unwrap_or_default().to_string(),
+            client_key_pem: attr("client-key").unwrap_or_default().to_string(),
+            server_cert_pem: attr("server-cert").unwrap_or_default().to_string(),
+        },
+        source: Source::Trust,
+    })
+}
+
+fn from_config(config: &BTreeMap<String, serde_json::Value>) -> Result<Option<Credentials>, CredentialProblem> {
+    let opts = [OPT_ENDPOINT, OPT_CERT, OPT_KEY, OPT_SERVER_CERT];
+    let set: Vec<Option<&str>> = opts.iter().map(|k| config_str(config, k)).collect();
+    if set.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let missing: Vec<String> = opts.iter().zip(&set).filter(|(_, v)| v.is_none()).map(|(k, _)| k.to_string()).collect();
+    if !missing.is_empty() {
+        return Err(CredentialProblem::IncompleteConfig(missing));
+    }
+    let [Some(ep), Some(cert), Some(key), Some(server)] = set.as_slice() else {
+        return Err(CredentialProblem::IncompleteConfig(vec![]));
+    };
+    let endpoint = Endpoint::parse(ep).map_err(|error| CredentialProblem::BadEndpoint { origin: Source::Config, error })?;
+    Ok(Some(Credentials {
+        endpoint,
+        tls: TlsCredentials { client_cert_pem: cert.to_string(), client_key_pem: key.to_string(), server_cert_pem: server.to_string() },
+        source: Source::Config,
+    }))
+}
+
+/// What the charm should use, and a note for the log when the cloud credential was passed over.
+pub fn resolve(
+    answer: &CredentialAnswer,
+    config: &BTreeMap<String, serde_json::Value>,
+) -> (Result<Credentials, CredentialProblem>, Option<String>) {
+    let cloud = match answer {
+        CredentialAnswer::Granted(spec) => Some(from_cloud(spec, config)),
+        CredentialAnswer::NotTrusted | CredentialAnswer::Unsupported => None,
+    };
+    match cloud {
+        Some(Ok(creds)) => (Ok(creds), None),
+        Some(Err(why)) => match from_config(config) {
+            Ok(Some(creds)) => (Ok(creds), Some(format!("cloud credential not usable ({why}); using config"))),
+            Ok(None) => (Err(CredentialProblem::UnusableCloudCredential(why)), None),
+            Err(e) => (Err(e), None),
+        },
+        None => match from_config(config) {
+            Ok(Some(creds)) => (Ok(creds), None),
+            Ok(None) => (Err(CredentialProblem::Missing), None),
+            Err(e) => (Err(e), None),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> serde_json::Value {
+        json!({"type": "lxd", "name": "localhost", "endpoint": "https://10.0.0.1",
+               "credential": {"auth-type": "certificate", "attrs": {
+                   "client-cert": "CERT", "client-key": "KEY", "server-cert": "SERVER"}}})
+    }
+
+    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, serde_json::Value> {
+        pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+    }
+
+    fn full_config() -> BTreeMap<String, serde_json::Value> {
+        config(&[(OPT_ENDPOINT, "10.0.0.9:9443"), (OPT_CERT, "C"), (OPT_KEY, "K"), (OPT_SERVER_CERT, "S")])
+    }
+
+    #[test]
+    fn trust_wins_over_config() {
+        let (got, note) = resolve(&CredentialAnswer::Granted(spec()), &full_config());
+        let creds = got.expect("usable");
+        assert_eq!(creds.source, Source::Trust);
+        assert_eq!(creds.endpoint.url(), "https://10.0.0.1:8443");
+        assert_eq!(creds.tls.client_key_pem, "KEY");
+        assert_eq!(note, None);
+    }
+
+    #[test]
+    fn config_is_the_fallback_when_not_trusted_or_unsupported() {
+        for answer in [CredentialAnswer::NotTrusted, CredentialAnswer::Unsupported] {
+            let creds = resolve(&answer, &full_config()).0.expect("usable");
+            assert_eq!(creds.source, Source::Config);
+            assert_eq!(creds.endpoint.url(), "https://10.0.0.9:9443");
+        }
+    }
+
+    #[test]
+    fn nothing_at_all_asks_for_juju_trust() {
+        let (got, _) = resolve(&CredentialAnswer::NotTrusted, &config(&[]));
+        let err = got.expect_err("missing");
+        assert_eq!(err.to_string(), "Missing credentials access; grant with: juju trust");
+    }
+
+    #[test]
+    fn a_partial_config_names_what_is_missing() {
+        let (got, _) = resolve(&CredentialAnswer::NotTrusted, &config(&[(OPT_ENDPOINT, "x"), (OPT_KEY, " ")]));
+        assert_eq!(got.expect_err("partial").to_string(), "config incomplete: set lxd_client_cert, lxd_client_key, lxd_server_cert");
+    }
+
+    #[test]
+    fn a_bad_config_endpoint_is_named() {
+        let mut c = full_config();
+        c.insert(OPT_ENDPOINT.into(), json!("ftp://x"));
+        let (got, _) = resolve(&CredentialAnswer::NotTrusted, &c);
+        assert!(got.expect_err("bad").to_string().starts_with("config endpoint:"));
+    }
+
+    #[test]
+    fn a_non_lxd_cloud_falls_back_to_config_and_says_why() {
+        let aws = json!({"type": "ec2", "credential": {"auth-type": "access-key", "attrs": {}}});
+        let (got, note) = resolve(&CredentialAnswer::Granted(aws.clone()), &full_config());
+        assert_eq!(got.expect("config").source, Source::Config);
+        assert!(note.expect("note").contains("\"ec2\""));
+        let (got, _) = resolve(&CredentialAnswer::Granted(aws), &config(&[]));
+        assert!(matches!(got, Err(CredentialProblem::UnusableCloudCredential(_))));
+    }
+
+    #[test]
+    fn a_cloud_without_endpoint_may_take_it_from_config() {
+        let mut s = spec();
+        s["endpoint"] = json!("");
+        let (got, _) = resolve(&CredentialAnswer::Granted(s.clone()), &config(&[(OPT_ENDPOINT, "[fd00::1]")]));
+        assert_eq!(got.expect("usable").endpoint.url(), "https://[fd00::1]:8443");
+        let (got, _) = resolve(&CredentialAnswer::Granted(s), &config(&[]));
+        assert!(matches!(got, Err(CredentialProblem::UnusableCloudCredential(_))));
+    }
+
+    #[test]
+    fn debug_never_shows_key_material() {
+        let creds = resolve(&CredentialAnswer::Granted(spec()), &config(&[])).0.expect("usable");
+        let shown = format!("{creds:?}");
+        assert!(!shown.contains("KEY") && !shown.contains("CERT"), "{shown}");
     }
 }

@@ -1,2 +1,134 @@
-//! TODO
-pub fn main() -> i32 { 0 }
+//! Entry point: which hook or action Juju is running, from `JUJU_DISPATCH_PATH` (Juju >= 2.8
+//! runs `dispatch`) or from the name this binary was started as (`hooks/<name>` symlinks).
+
+use crate::hook_tools::{Juju, LogLevel, ProcessTools};
+use crate::lxd::client::HttpConnector;
+use crate::reconcile::{self, HookContext, Mode};
+
+/// Hooks that run the reconcile. `stop` and `remove` are deliberately quiet: the relations are
+/// torn down before them (and their departed/broken hooks already reconciled), and a unit on
+/// its way out must not change LXD for the units that stay.
+pub const RECONCILE_HOOKS: &[&str] = &[
+    "install",
+    "start",
+    "config-changed",
+    "upgrade-charm",
+    "update-status",
+    "leader-elected",
+    "leader-settings-changed",
+    "api-relation-created",
+    "api-relation-joined",
+    "api-relation-changed",
+    "api-relation-departed",
+    "api-relation-broken",
+];
+pub const QUIET_HOOKS: &[&str] = &["stop", "remove"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    Hook(String),
+    Action(String),
+}
+
+/// `hooks/x` / `actions/x` from the dispatch path, else the basename of argv[0].
+pub fn invocation(dispatch_path: Option<&str>, argv0: &str) -> Option<Invocation> {
+    let path = dispatch_path.filter(|p| !p.is_empty()).unwrap_or(argv0);
+    let mut parts = path.rsplit('/');
+    let name = parts.next().filter(|n| !n.is_empty())?.to_string();
+    match parts.next() {
+        Some("actions") => Some(Invocation::Action(name)),
+        _ if name == "dispatch" => None,
+        _ => Some(Invocation::Hook(name)),
+    }
+}
+
+pub fn context_from_env(invocation: &Invocation, env: impl Fn(&str) -> Option<String>) -> HookContext {
+    let nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
+    let (name, is_action) = match invocation {
+        Invocation::Hook(h) => (h.clone(), false),
+        Invocation::Action(a) => (a.clone(), true),
+    };
+    HookContext {
+        name,
+        is_action,
+        unit: nonempty("JUJU_UNIT_NAME").unwrap_or_default(),
+        model_uuid: nonempty("JUJU_MODEL_UUID").unwrap_or_default(),
+        relation_id: nonempty("JUJU_RELATION_ID").and_then(|r| crate::hook_tools::parse_relation_id(&r)),
+        remote_app: nonempty("JUJU_REMOTE_APP"),
+        departing_unit: nonempty("JUJU_DEPARTING_UNIT"),
+    }
+}
+
+pub fn main() -> i32 {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let dispatch_path = std::env::var("JUJU_DISPATCH_PATH").ok();
+    let Some(inv) = invocation(dispatch_path.as_deref(), &argv0) else {
+        eprintln!("lxd-integrator: run me as a Juju hook or action (JUJU_DISPATCH_PATH is not set)");
+        return 2;
+    };
+    let ctx = context_from_env(&inv, |k| std::env::var(k).ok());
+    let mut tools = ProcessTools;
+    let mut juju = Juju::new(&mut tools);
+    let connector = HttpConnector::default();
+    let result = match &inv {
+        Invocation::Action(_) => crate::actions::run(&ctx, &mut juju, &connector),
+        Invocation::Hook(h) if RECONCILE_HOOKS.contains(&h.as_str()) => {
+            reconcile::run(&ctx, &mut juju, &connector, Mode::HOOK).map(drop).map_err(anyhow::Error::from)
+        }
+        Invocation::Hook(h) if QUIET_HOOKS.contains(&h.as_str()) => Ok(()),
+        Invocation::Hook(h) => juju.log(LogLevel::Debug, &format!("hook {h} is not used by this charm")).map_err(anyhow::Error::from),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            // stderr reaches the Juju log at WARNING; the non-zero exit makes Juju retry.
+            eprintln!("lxd-integrator: {}: {e:#}", ctx.name);
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dispatch_path_wins_over_argv0() {
+        assert_eq!(invocation(Some("hooks/install"), "/var/lib/juju/agents/unit-x-0/charm/dispatch"), Some(Invocation::Hook("install".into())));
+        assert_eq!(invocation(Some("actions/list-nodes"), "./dispatch"), Some(Invocation::Action("list-nodes".into())));
+    }
+
+    #[test]
+    fn symlinked_hooks_and_actions_are_named_by_argv0() {
+        assert_eq!(invocation(None, "/charm/hooks/api-relation-changed"), Some(Invocation::Hook("api-relation-changed".into())));
+        assert_eq!(invocation(Some(""), "/charm/actions/reconcile"), Some(Invocation::Action("reconcile".into())));
+    }
+
+    #[test]
+    fn dispatch_without_a_path_is_not_a_hook() {
+        assert_eq!(invocation(None, "/charm/dispatch"), None);
+        assert_eq!(invocation(None, ""), None);
+    }
+
+    #[test]
+    fn context_reads_juju_variables() {
+        let env = |k: &str| {
+            Some(
+                match k {
+                    "JUJU_UNIT_NAME" => "lxd-integrator/1",
+                    "JUJU_MODEL_UUID" => "uuid",
+                    "JUJU_RELATION_ID" => "api:4",
+                    "JUJU_REMOTE_APP" => "req",
+                    "JUJU_DEPARTING_UNIT" => "",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        };
+        let ctx = context_from_env(&Invocation::Hook("api-relation-departed".into()), env);
+        assert_eq!(ctx.app(), "lxd-integrator");
+        assert_eq!(ctx.relation_id, Some(4));
+        assert_eq!(ctx.remote_app.as_deref(), Some("req"));
+        assert_eq!(ctx.departing_unit, None);
+    }
+}

@@ -11,7 +11,7 @@ pub struct Endpoint {
     pub port: u16,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum EndpointError {
     #[error("endpoint is empty")]
     Empty,

@@ -1,1 +1,324 @@
-//! TODO
+//! Juju's hook tools: one trait (the boundary), the process-running implementation, and typed
+//! calls in the argv shapes Juju documents. Every call is a process plus a round trip to the
+//! unit agent, so callers make as few as they can.
+
+use crate::relation::Databag;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// What one hook tool answered.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ToolOutput {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The tool is not on PATH (an older Juju, or not running under Juju at all).
+    #[error("hook tool {0} is not available")]
+    Missing(String),
+    #[error("hook tool {tool} failed (exit {code}): {stderr}")]
+    Failed { tool: String, code: i32, stderr: String },
+    #[error("hook tool {tool} answered something unexpected: {detail}")]
+    Output { tool: String, detail: String },
+    #[error("cannot run hook tool {tool}: {source}")]
+    Io { tool: String, source: std::io::Error },
+}
+
+pub trait HookTools {
+    /// Runs `tool args...`, feeding `stdin` if given. A non-zero exit is an `Ok` with that code.
+    fn run(&mut self, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError>;
+}
+
+/// Runs the real tools from PATH, as Juju provides them.
+#[derive(Debug, Default)]
+pub struct ProcessTools;
+
+impl HookTools for ProcessTools {
+    fn run(&mut self, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
+        let mut cmd = Command::new(tool);
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ToolError::Missing(tool.to_string()),
+            _ => ToolError::Io { tool: tool.to_string(), source: e },
+        })?;
+        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(data).map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
+        }
+        let out = child.wait_with_output().map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
+        Ok(ToolOutput { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl LogLevel {
+    fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warning => "WARNING",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
+/// What `credential-get` said.
+#[derive(Debug)]
+pub enum CredentialAnswer {
+    Granted(serde_json::Value),
+    /// `permission denied`: the application is not trusted.
+    NotTrusted,
+    /// No `credential-get` on this Juju.
+    Unsupported,
+}
+
+/// Typed hook-tool calls over any `HookTools`.
+pub struct Juju<'a> {
+    tools: &'a mut dyn HookTools,
+}
+
+impl<'a> Juju<'a> {
+    pub fn new(tools: &'a mut dyn HookTools) -> Self {
+        Juju { tools }
+    }
+
+    fn call(&mut self, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, ToolError> {
+        let out = self.tools.run(tool, args, stdin)?;
+        if out.code != 0 {
+            return Err(ToolError::Failed {
+                tool: tool.to_string(),
+                code: out.code,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(out.stdout)
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&mut self, tool: &str, args: &[&str]) -> Result<T, ToolError> {
+        let out = self.call(tool, args, None)?;
+        serde_json::from_slice(&out).map_err(|e| ToolError::Output { tool: tool.to_string(), detail: e.to_string() })
+    }
+
+    pub fn credential_get(&mut self) -> Result<CredentialAnswer, ToolError> {
+        let out = match self.tools.run("credential-get", &["--format=json"], None) {
+            Err(ToolError::Missing(_)) => return Ok(CredentialAnswer::Unsupported),
+            other => other?,
+        };
+        if out.code != 0 {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("permission denied") {
+                return Ok(CredentialAnswer::NotTrusted);
+            }
+            return Err(ToolError::Failed { tool: "credential-get".into(), code: out.code, stderr: stderr.trim().to_string() });
+        }
+        serde_json::from_slice(&out.stdout)
+            .map(CredentialAnswer::Granted)
+            .map_err(|e| ToolError::Output { tool: "credential-get".into(), detail: e.to_string() })
+    }
+
+    /// Set options only (unset options without default are omitted by Juju).
+    pub fn config_get(&mut self) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
+        let v: Option<BTreeMap<String, serde_json::Value>> = self.json("config-get", &["--format=json"])?;
+        Ok(v.unwrap_or_default())
+    }
+
+    pub fn is_leader(&mut self) -> Result<bool, ToolError> {
+        self.json("is-leader", &["--format=json"])
+    }
+
+    /// `["api:0", "api:3"]` → `[0, 3]`.
+    pub fn relation_ids(&mut self, endpoint: &str) -> Result<Vec<u32>, ToolError> {
+        let ids: Option<Vec<String>> = self.json("relation-ids", &[endpoint, "--format=json"])?;
+        Ok(ids.unwrap_or_default().iter().filter_map(|id| parse_relation_id(id)).collect())
+    }
+
+    pub fn relation_list(&mut self, rel: u32) -> Result<Vec<String>, ToolError> {
+        let r = rel.to_string();
+        let units: Option<Vec<String>> = self.json("relation-list", &["-r", &r, "--format=json"])?;
+        Ok(units.unwrap_or_default())
+    }
+
+    pub fn relation_list_app(&mut self, rel: u32) -> Result<Option<String>, ToolError> {
+        let r = rel.to_string();
+        let app: Option<String> = self.json("relation-list", &["-r", &r, "--app", "--format=json"])?;
+        Ok(app.filter(|a| !a.is_empty()))
+    }
+
+    /// The whole databag of `member` (a unit or, with `app`, an application).
+    pub fn relation_get(&mut self, rel: u32, member: &str, app: bool) -> Result<Databag, ToolError> {
+        let r = rel.to_string();
+        let mut args = vec!["-r", r.as_str(), "--format=json"];
+        if app {
+            args.push("--app");
+        }
+        args.extend(["-", member]);
+        let bag: Option<BTreeMap<String, serde_json::Value>> = self.json("relation-get", &args)?;
+        // Juju only stores strings; anything else is coerced for robustness, not trusted.
+        Ok(bag
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => (k, s),
+                other => (k, other.to_string()),
+            })
+            .collect())
+    }
+
+    /// Writes `pairs` in one call through `--file -`, so values may hold anything (newlines,
+    /// `=`) and nothing secret lands on a command line. An empty value deletes the key.
+    pub fn relation_set(&mut self, rel: u32, app: bool, pairs: &Databag) -> Result<(), ToolError> {
+        let r = rel.to_string();
+        let mut args = vec!["-r", r.as_str()];
+        if app {
+            args.push("--app");
+        }
+        args.extend(["--file", "-"]);
+        let body = serde_json::to_vec(pairs).map_err(|e| ToolError::Output { tool: "relation-set".into(), detail: e.to_string() })?;
+        self.call("relation-set", &args, Some(&body)).map(drop)
+    }
+
+    pub fn status_set(&mut self, status: &str, message: &str) -> Result<(), ToolError> {
+        self.call("status-set", &[status, "--", message], None).map(drop)
+    }
+
+    pub fn log(&mut self, level: LogLevel, message: &str) -> Result<(), ToolError> {
+        self.call("juju-log", &["--log-level", level.as_str(), "--", message], None).map(drop)
+    }
+
+    pub fn state_get(&mut self) -> Result<BTreeMap<String, String>, ToolError> {
+        let v: Option<BTreeMap<String, serde_json::Value>> = self.json("state-get", &["--format=json"])?;
+        Ok(v.unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::String(s) => Some((k, s)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    pub fn state_set(&mut self, pairs: &BTreeMap<String, String>) -> Result<(), ToolError> {
+        let body = serde_json::to_vec(pairs).map_err(|e| ToolError::Output { tool: "state-set".into(), detail: e.to_string() })?;
+        self.call("state-set", &["--file", "-"], Some(&body)).map(drop)
+    }
+
+    pub fn application_version_set(&mut self, version: &str) -> Result<(), ToolError> {
+        self.call("application-version-set", &[version], None).map(drop)
+    }
+
+    pub fn action_get(&mut self) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
+        let v: Option<BTreeMap<String, serde_json::Value>> = self.json("action-get", &["--format=json"])?;
+        Ok(v.unwrap_or_default())
+    }
+
+    /// `pairs` are `key=value` with keys already valid for Juju (lowercase, digits, `-`, `.`).
+    pub fn action_set(&mut self, pairs: &[(String, String)]) -> Result<(), ToolError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let args: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.call("action-set", &refs, None).map(drop)
+    }
+
+    pub fn action_fail(&mut self, message: &str) -> Result<(), ToolError> {
+        self.call("action-fail", &[message], None).map(drop)
+    }
+}
+
+/// `api:3` or `3` → 3 (Juju uses the number after the last `:`).
+pub fn parse_relation_id(id: &str) -> Option<u32> {
+    id.rsplit(':').next()?.parse().ok()
+}
+
+#[cfg(test)]
+pub(crate) mod fake {
+    //! An in-memory stand-in for the tools, for unit tests of the reconcile's decisions.
+    use super::*;
+
+    #[derive(Default)]
+    pub struct ScriptedTools {
+        pub answers: Vec<(String, ToolOutput)>,
+        pub calls: Vec<(String, Vec<String>, Option<String>)>,
+    }
+
+    impl HookTools for ScriptedTools {
+        fn run(&mut self, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
+            self.calls.push((
+                tool.to_string(),
+                args.iter().map(|a| a.to_string()).collect(),
+                stdin.map(|s| String::from_utf8_lossy(s).into_owned()),
+            ));
+            match self.answers.iter().position(|(t, _)| t == tool) {
+                Some(i) => Ok(self.answers.remove(i).1),
+                None => Err(ToolError::Missing(tool.to_string())),
+            }
+        }
+    }
+
+    pub fn ok(stdout: &str) -> ToolOutput {
+        ToolOutput { code: 0, stdout: stdout.as_bytes().to_vec(), stderr: vec![] }
+    }
+
+    pub fn fail(code: i32, stderr: &str) -> ToolOutput {
+        ToolOutput { code, stdout: vec![], stderr: stderr.as_bytes().to_vec() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::*;
+    use super::*;
+
+    #[test]
+    fn relation_ids_accept_both_forms() {
+        assert_eq!(parse_relation_id("api:3"), Some(3));
+        assert_eq!(parse_relation_id("12"), Some(12));
+        assert_eq!(parse_relation_id("api:x"), None);
+    }
+
+    #[test]
+    fn credential_get_distinguishes_untrusted_missing_and_granted() {
+        let mut t = ScriptedTools::default();
+        t.answers.push(("credential-get".into(), fail(1, "ERROR cannot access cloud credentials: permission denied\n")));
+        assert!(matches!(Juju::new(&mut t).credential_get(), Ok(CredentialAnswer::NotTrusted)));
+        let mut t = ScriptedTools::default();
+        assert!(matches!(Juju::new(&mut t).credential_get(), Ok(CredentialAnswer::Unsupported)));
+        let mut t = ScriptedTools::default();
+        t.answers.push(("credential-get".into(), ok("{\"type\":\"lxd\"}\n")));
+        assert!(matches!(Juju::new(&mut t).credential_get(), Ok(CredentialAnswer::Granted(_))));
+        let mut t = ScriptedTools::default();
+        t.answers.push(("credential-get".into(), fail(1, "ERROR connection refused\n")));
+        assert!(matches!(Juju::new(&mut t).credential_get(), Err(ToolError::Failed { .. })));
+    }
+
+    #[test]
+    fn relation_set_sends_values_on_stdin_not_argv() {
+        let mut t = ScriptedTools::default();
+        t.answers.push(("relation-set".into(), ok("")));
+        let bag: Databag = [("nodes".to_string(), "[{\"a\":\"b=c\"}]".to_string())].into();
+        Juju::new(&mut t).relation_set(4, true, &bag).expect("set");
+        let (tool, args, stdin) = &t.calls[0];
+        assert_eq!(tool, "relation-set");
+        assert_eq!(args, &["-r", "4", "--app", "--file", "-"]);
+        assert_eq!(stdin.as_deref(), Some("{\"nodes\":\"[{\\\"a\\\":\\\"b=c\\\"}]\"}"));
+    }
+
+    #[test]
+    fn a_failing_tool_is_an_error_with_its_message() {
+        let mut t = ScriptedTools::default();
+        t.answers.push(("is-leader".into(), fail(1, "ERROR boom\n")));
+        let err = Juju::new(&mut t).is_leader().expect_err("fails");
+        assert_eq!(err.to_string(), "hook tool is-leader failed (exit 1): ERROR boom");
+    }
+}

@@ -1,1 +1,136 @@
-//! TODO
+//! Who owns a trust entry, written into the entry's name so LXD itself is the record.
+//!
+//! `juju.<model-uuid>.<integrator-app>.<relation-id>.<remote-app>.<unit-number|app>`
+//!
+//! Dots never occur in Juju model UUIDs, application names or unit numbers, so the name splits
+//! unambiguously; it has no `/` and does not start with `-`, which newer LXD refuses. Any unit of
+//! the integrator, including a replacement for a lost one, can tell its application's entries
+//! from an operator's or from another integrator's without local state.
+
+use std::fmt;
+
+const PREFIX: &str = "juju";
+
+/// The integrator application that owns entries: one model, one application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub model_uuid: String,
+    pub app: String,
+}
+
+/// Which requirer asked for the certificate.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Owner {
+    pub relation_id: u32,
+    pub remote_app: String,
+    /// `None`: the remote application databag.
+    pub unit: Option<u32>,
+}
+
+impl Owner {
+    /// `req/3`, or `req` for the application databag.
+    pub fn member(&self) -> String {
+        match self.unit {
+            Some(n) => format!("{}/{}", self.remote_app, n),
+            None => self.remote_app.clone(),
+        }
+    }
+
+    /// From a Juju unit name (`req/3`) or application name (`req`).
+    pub fn from_member(relation_id: u32, member: &str) -> Option<Owner> {
+        match member.split_once('/') {
+            Some((app, n)) => Some(Owner { relation_id, remote_app: app.into(), unit: Some(n.parse().ok()?) }),
+            None => Some(Owner { relation_id, remote_app: member.into(), unit: None }),
+        }
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (relation {})", self.member(), self.relation_id)
+    }
+}
+
+fn is_name_part(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+impl Scope {
+    /// The trust entry name for a certificate requested by `owner`.
+    pub fn entry_name(&self, owner: &Owner) -> String {
+        let unit = owner.unit.map_or_else(|| "app".to_string(), |n| n.to_string());
+        format!("{PREFIX}.{}.{}.{}.{}.{}", self.model_uuid, self.app, owner.relation_id, owner.remote_app, unit)
+    }
+
+    /// The owner encoded in `name`, if this application created it.
+    pub fn owner_of(&self, name: &str) -> Option<Owner> {
+        let parts: Vec<&str> = name.split('.').collect();
+        let [prefix, model, app, rel, remote_app, unit] = parts.as_slice() else {
+            return None;
+        };
+        if *prefix != PREFIX || *model != self.model_uuid || *app != self.app || !is_name_part(remote_app) {
+            return None;
+        }
+        let relation_id = rel.parse().ok()?;
+        let unit = match *unit {
+            "app" => None,
+            n => Some(n.parse().ok()?),
+        };
+        Some(Owner { relation_id, remote_app: remote_app.to_string(), unit })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope { model_uuid: "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc".into(), app: "lxd-integrator".into() }
+    }
+
+    fn owner(unit: Option<u32>) -> Owner {
+        Owner { relation_id: 7, remote_app: "anbox-ams".into(), unit }
+    }
+
+    #[test]
+    fn names_round_trip_for_units_and_the_app_databag() {
+        for o in [owner(Some(0)), owner(Some(12)), owner(None)] {
+            let name = scope().entry_name(&o);
+            assert_eq!(scope().owner_of(&name), Some(o));
+        }
+    }
+
+    #[test]
+    fn names_are_acceptable_to_every_lxd_version() {
+        let name = scope().entry_name(&owner(Some(3)));
+        assert_eq!(name, "juju.0f6d3b1a-1c2b-4f5e-8a9b-123456789abc.lxd-integrator.7.anbox-ams.3");
+        assert!(!name.contains('/') && !name.starts_with('-'));
+    }
+
+    #[test]
+    fn entries_of_others_are_not_ours() {
+        let other_app = Scope { app: "lxd-integrator-b".into(), ..scope() };
+        let other_model = Scope { model_uuid: "11111111-1c2b-4f5e-8a9b-123456789abc".into(), ..scope() };
+        let ours = scope().entry_name(&owner(Some(1)));
+        assert_eq!(other_app.owner_of(&ours), None);
+        assert_eq!(other_model.owner_of(&ours), None);
+        for foreign in [
+            "admin",
+            "",
+            "juju-relation-req/0",
+            "juju.0f6d3b1a-1c2b-4f5e-8a9b-123456789abc.lxd-integrator.x.req.0",
+            "juju.0f6d3b1a-1c2b-4f5e-8a9b-123456789abc.lxd-integrator.7.req.zero",
+            "juju.0f6d3b1a-1c2b-4f5e-8a9b-123456789abc.lxd-integrator.7..0",
+            "juju.0f6d3b1a-1c2b-4f5e-8a9b-123456789abc.lxd-integrator.7.req.0.extra",
+        ] {
+            assert_eq!(scope().owner_of(foreign), None, "{foreign}");
+        }
+    }
+
+    #[test]
+    fn members_parse_from_juju_names() {
+        assert_eq!(Owner::from_member(2, "req/4"), Some(Owner { relation_id: 2, remote_app: "req".into(), unit: Some(4) }));
+        assert_eq!(Owner::from_member(2, "req").map(|o| o.member()), Some("req".into()));
+        assert_eq!(Owner::from_member(2, "req/x"), None);
+    }
+}

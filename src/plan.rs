@@ -1,1 +1,237 @@
-//! TODO
+//! Desired trust versus LXD's trust store → the changes to make. Pure.
+//!
+//! Rules that keep operators safe:
+//! - only `client` entries whose name says this application owns them are ever removed or
+//!   re-restricted; everything else in the store is left exactly as it is;
+//! - a certificate already in the store counts as present, whoever added it;
+//! - an owned entry stays while any live relation of this application still asks for it.
+
+use crate::lxd::TrustEntry;
+use crate::ownership::{Owner, Scope};
+use crate::relation::Request;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Add {
+    pub fingerprint: String,
+    pub name: String,
+    pub der: Vec<u8>,
+    pub owner: Owner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remove {
+    pub fingerprint: String,
+    pub name: String,
+    pub owner: Owner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restrict {
+    pub fingerprint: String,
+    pub owner: Owner,
+    pub projects: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub add: Vec<Add>,
+    pub remove: Vec<Remove>,
+    pub restrict: Vec<Restrict>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty() && self.restrict.is_empty()
+    }
+}
+
+/// `projects`: `None` for unrestricted entries, `Some(list)` for entries restricted to `list`.
+pub fn plan(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects: Option<&[String]>) -> Plan {
+    let by_fp: BTreeMap<&str, &TrustEntry> = store.iter().map(|e| (e.fingerprint.as_str(), e)).collect();
+    let wanted: BTreeSet<&str> = requests.iter().map(|r| r.cert.fingerprint.as_str()).collect();
+    let mut plan = Plan::default();
+
+    // Requests arrive ordered by relation and unit, so the first requester names the entry.
+    let mut adding = BTreeSet::new();
+    for req in requests {
+        let fp = req.cert.fingerprint.as_str();
+        if by_fp.contains_key(fp) || !adding.insert(fp) {
+            continue;
+        }
+        plan.add.push(Add {
+            fingerprint: fp.to_string(),
+            name: scope.entry_name(&req.owner),
+            der: req.cert.der.clone(),
+            owner: req.owner.clone(),
+        });
+    }
+
+    for entry in store.iter().filter(|e| e.kind == "client") {
+        let Some(owner) = scope.owner_of(&entry.name) else { continue };
+        if !wanted.contains(entry.fingerprint.as_str()) {
+            plan.remove.push(Remove { fingerprint: entry.fingerprint.clone(), name: entry.name.clone(), owner });
+        } else if !restrictions_match(entry, projects) {
+            plan.restrict.push(Restrict {
+                fingerprint: entry.fingerprint.clone(),
+                owner,
+                projects: projects.map(|p| p.to_vec()),
+            });
+        }
+    }
+    plan
+}
+
+fn restrictions_match(entry: &TrustEntry, projects: Option<&[String]>) -> bool {
+    match projects {
+        None => !entry.restricted,
+        Some(want) => {
+            let have: BTreeSet<&String> = entry.projects.iter().collect();
+            let want: BTreeSet<&String> = want.iter().collect();
+            entry.restricted && have == want
+        }
+    }
+}
+
+/// Parses `trust-projects`: comma-separated, blanks ignored, duplicates folded, order kept.
+pub fn parse_projects(raw: &str) -> Option<Vec<String>> {
+    let mut seen = BTreeSet::new();
+    let list: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && seen.insert(p.to_string()))
+        .map(String::from)
+        .collect();
+    if list.is_empty() { None } else { Some(list) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::certs::{self, test_certs};
+    use crate::relation::{RelationView, collect_requests};
+
+    fn scope() -> Scope {
+        Scope { model_uuid: "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc".into(), app: "lxd-integrator".into() }
+    }
+
+    fn requests(units: &[(&str, &[&str])]) -> Vec<Request> {
+        let rel = RelationView {
+            id: 1,
+            remote_app: "req".into(),
+            units: units
+                .iter()
+                .map(|(u, pems)| {
+                    (u.to_string(), [("client_certificates".to_string(), serde_json::to_string(pems).expect("json"))].into())
+                })
+                .collect(),
+            app_data: Default::default(),
+        };
+        collect_requests(&[rel], certs::now_unix()).requests
+    }
+
+    fn entry(name: &str, fp: &str) -> TrustEntry {
+        TrustEntry { name: name.into(), fingerprint: fp.into(), kind: "client".into(), restricted: false, projects: vec![] }
+    }
+
+    fn owner(unit: u32) -> Owner {
+        Owner { relation_id: 1, remote_app: "req".into(), unit: Some(unit) }
+    }
+
+    #[test]
+    fn missing_certificates_are_added_under_an_owned_name() {
+        let a = test_certs::client("a");
+        let reqs = requests(&[("req/0", &[&a.cert_pem])]);
+        let plan = plan(&scope(), &reqs, &[], None);
+        assert_eq!(plan.add.len(), 1);
+        assert_eq!(plan.add[0].name, scope().entry_name(&owner(0)));
+        assert_eq!(plan.add[0].der, a.der);
+        assert!(plan.remove.is_empty() && plan.restrict.is_empty());
+    }
+
+    #[test]
+    fn a_steady_state_plans_nothing() {
+        let a = test_certs::client("a");
+        let reqs = requests(&[("req/0", &[&a.cert_pem])]);
+        let store = [entry(&scope().entry_name(&owner(0)), &certs::fingerprint(&a.der))];
+        assert!(plan(&scope(), &reqs, &store, None).is_empty());
+    }
+
+    #[test]
+    fn rotation_removes_the_old_owned_entry_and_adds_the_new() {
+        let old = test_certs::client("old");
+        let new = test_certs::client("new");
+        let reqs = requests(&[("req/0", &[&new.cert_pem])]);
+        let store = [entry(&scope().entry_name(&owner(0)), &certs::fingerprint(&old.der))];
+        let plan = plan(&scope(), &reqs, &store, None);
+        assert_eq!(plan.add.iter().map(|a| a.fingerprint.clone()).collect::<Vec<_>>(), [certs::fingerprint(&new.der)]);
+        assert_eq!(plan.remove.iter().map(|r| r.fingerprint.clone()).collect::<Vec<_>>(), [certs::fingerprint(&old.der)]);
+    }
+
+    #[test]
+    fn entries_we_do_not_own_are_never_touched() {
+        let other_integrator = Scope { app: "other".into(), ..scope() };
+        let store = [
+            entry("admin", "aa"),
+            entry(&other_integrator.entry_name(&owner(0)), "bb"),
+            TrustEntry { kind: "server".into(), ..entry(&scope().entry_name(&owner(0)), "cc") },
+            entry("juju-relation-req/0", "dd"),
+        ];
+        let p = plan(&scope(), &[], &store, Some(&["default".to_string()]));
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_certificate_someone_else_added_counts_as_present() {
+        let a = test_certs::client("a");
+        let reqs = requests(&[("req/0", &[&a.cert_pem])]);
+        let store = [entry("added-by-hand", &certs::fingerprint(&a.der))];
+        assert!(plan(&scope(), &reqs, &store, None).is_empty());
+    }
+
+    #[test]
+    fn a_certificate_two_units_send_is_added_once_and_kept_while_either_wants_it() {
+        let shared = test_certs::client("shared");
+        let both = requests(&[("req/0", &[&shared.cert_pem]), ("req/1", &[&shared.cert_pem])]);
+        let p = plan(&scope(), &both, &[], None);
+        assert_eq!(p.add.len(), 1);
+        assert_eq!(p.add[0].owner, owner(0));
+        // req/0 departs; the entry named for it stays because req/1 still wants it.
+        let store = [entry(&scope().entry_name(&owner(0)), &certs::fingerprint(&shared.der))];
+        let only_second = requests(&[("req/1", &[&shared.cert_pem])]);
+        assert!(plan(&scope(), &only_second, &store, None).is_empty());
+    }
+
+    #[test]
+    fn orphans_of_a_lost_unit_or_relation_are_removed() {
+        let store = [
+            entry(&scope().entry_name(&owner(9)), "11"),
+            entry(&scope().entry_name(&Owner { relation_id: 42, remote_app: "gone".into(), unit: None }), "22"),
+        ];
+        let p = plan(&scope(), &[], &store, None);
+        assert_eq!(p.remove.iter().map(|r| r.fingerprint.as_str()).collect::<Vec<_>>(), ["11", "22"]);
+    }
+
+    #[test]
+    fn restrictions_converge_in_both_directions() {
+        let a = test_certs::client("a");
+        let reqs = requests(&[("req/0", &[&a.cert_pem])]);
+        let fp = certs::fingerprint(&a.der);
+        let name = scope().entry_name(&owner(0));
+        let open = entry(&name, &fp);
+        let projects = vec!["p1".to_string(), "p2".to_string()];
+        let p = plan(&scope(), &reqs, &[open.clone()], Some(&projects));
+        assert_eq!(p.restrict, [Restrict { fingerprint: fp.clone(), owner: owner(0), projects: Some(projects.clone()) }]);
+        let restricted = TrustEntry { restricted: true, projects: vec!["p2".into(), "p1".into()], ..open };
+        assert!(plan(&scope(), &reqs, &[restricted.clone()], Some(&projects)).is_empty(), "order does not matter");
+        let p = plan(&scope(), &reqs, &[restricted], None);
+        assert_eq!(p.restrict, [Restrict { fingerprint: fp, owner: owner(0), projects: None }]);
+    }
+
+    #[test]
+    fn projects_option_parsing() {
+        assert_eq!(parse_projects(""), None);
+        assert_eq!(parse_projects(" , "), None);
+        assert_eq!(parse_projects("a, b,a,,c "), Some(vec!["a".into(), "b".into(), "c".into()]));
+    }
+}

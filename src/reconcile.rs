@@ -1,1 +1,425 @@
-//! TODO
+//! The one pass every hook runs:
+//! credentials → connect → observe LXD → desired trust → apply (leader) → publish → status.
+//!
+//! It is idempotent and keeps no state that matters: LXD's trust store (entry names carry their
+//! owner) and the relation databags are the record. The unit's state store only caches what
+//! saves hook-tool calls (last status, known member endpoints, last logged problems).
+
+use crate::certs::{self, short_fp};
+use crate::credentials::{self, Credentials};
+use crate::endpoint::Endpoint;
+use crate::hook_tools::{Juju, LogLevel, ToolError};
+use crate::lxd::{AddOutcome, Connector, Lxd, LxdError, Member, ServerInfo, TrustEntry};
+use crate::ownership::Scope;
+use crate::plan::{self, Plan};
+use crate::relation::{self, Databag, InputProblem, RelationView, Request};
+use crate::status::{self, Status, Summary};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The config option that restricts every added entry to some LXD projects.
+pub const OPT_TRUST_PROJECTS: &str = "trust-projects";
+/// The LXD API extension that makes `restricted`/`projects` mean something.
+pub const EXT_CERTIFICATE_PROJECT: &str = "certificate_project";
+
+const STATE_STATUS: &str = "status";
+const STATE_ENDPOINTS: &str = "known-endpoints";
+const STATE_PROBLEMS: &str = "logged-problems";
+const STATE_VERSION: &str = "app-version";
+const STATE_LEAVING: &str = "leaving";
+
+/// Who and where this hook runs, from Juju's environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookContext {
+    /// The hook name (`update-status`), or the action name for actions.
+    pub name: String,
+    pub is_action: bool,
+    pub unit: String,
+    pub model_uuid: String,
+    pub relation_id: Option<u32>,
+    pub remote_app: Option<String>,
+    pub departing_unit: Option<String>,
+}
+
+impl HookContext {
+    pub fn app(&self) -> &str {
+        self.unit.split('/').next().unwrap_or(&self.unit)
+    }
+
+    fn is_hook(&self, name: &str) -> bool {
+        !self.is_action && self.name == name
+    }
+}
+
+/// What the caller wants from this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    /// Change LXD (still only on the leader).
+    pub apply: bool,
+    /// Write relation data, status and the state cache.
+    pub publish: bool,
+}
+
+impl Mode {
+    pub const HOOK: Mode = Mode { apply: true, publish: true };
+    pub const DRY_RUN: Mode = Mode { apply: false, publish: false };
+}
+
+/// One change made (or, in a dry run, planned) to LXD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub action: &'static str,
+    pub fingerprint: String,
+    pub owner: String,
+    pub error: Option<String>,
+}
+
+/// Everything a pass learned and did; actions report from it.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub leader: bool,
+    pub credentials: Option<Credentials>,
+    pub endpoint_used: Option<Endpoint>,
+    pub server: Option<ServerInfo>,
+    pub members: Vec<Member>,
+    pub store: Vec<TrustEntry>,
+    pub requests: Vec<Request>,
+    pub problems: Vec<InputProblem>,
+    pub plan: Plan,
+    pub changes: Vec<Change>,
+    /// Fingerprints LXD holds after the pass.
+    pub in_store: BTreeSet<String>,
+    pub refusal: Option<String>,
+    pub status: Option<Status>,
+    pub error: Option<String>,
+}
+
+/// Runs the pass. Expected faults (no credentials, LXD down, bad relation data) end in a status,
+/// not an error; an `Err` means a hook tool itself failed, and Juju should retry the hook.
+pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: Mode) -> Result<Report, ToolError> {
+    let mut report = Report::default();
+    let answer = juju.credential_get()?;
+    let config = juju.config_get()?;
+    report.leader = juju.is_leader()?;
+    let state = juju.state_get()?;
+    let mut new_state = state.clone();
+
+    // A unit being removed sees its own name as the departing unit; from then on it must not
+    // act on LXD, or a departing leader would withdraw every certificate on its way out.
+    let leaving = state.contains_key(STATE_LEAVING)
+        || (ctx.is_hook("api-relation-departed") && ctx.departing_unit.as_deref() == Some(ctx.unit.as_str()));
+    if leaving {
+        new_state.insert(STATE_LEAVING.into(), "true".into());
+    }
+    let writer = report.leader && !leaving;
+
+    let (creds, note) = credentials::resolve(&answer, &config);
+    if let Some(note) = note {
+        log_once(juju, &state, &mut new_state, "note", LogLevel::Info, &note)?;
+    }
+    let creds = match creds {
+        Ok(c) => c,
+        Err(problem) => {
+            let st = status::credentials(&problem);
+            report.error = Some(problem.to_string());
+            return finish(juju, mode, report, st, &state, new_state);
+        }
+    };
+    report.credentials = Some(creds.clone());
+
+    let relations = read_relations(ctx, juju)?;
+    let collected = relation::collect_requests(&relations, certs::now_unix());
+    report.requests = collected.requests;
+    report.problems = collected.problems;
+    let problem_lines: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    log_once(juju, &state, &mut new_state, STATE_PROBLEMS, LogLevel::Warning, &problem_lines.join("\n"))?;
+
+    let known: Vec<String> = state.get(STATE_ENDPOINTS).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+    let (mut lxd, server) = match connect(&creds, &known, connector) {
+        Ok(pair) => pair,
+        Err((error, tried)) => {
+            let st = status::connection(&error, tried);
+            juju_log_change(juju, &state, &st, &error.to_string())?;
+            report.error = Some(error.to_string());
+            return finish(juju, mode, report, st, &state, new_state);
+        }
+    };
+    report.endpoint_used = Some(lxd.endpoint().clone());
+
+    let observed = observe(lxd.as_mut(), &server).and_then(|members| Ok((members, lxd.trust_store()?)));
+    let (members, store) = match observed {
+        Ok(pair) => pair,
+        Err(error) => {
+            let st = status::connection(&error, 1);
+            juju_log_change(juju, &state, &st, &error.to_string())?;
+            report.error = Some(error.to_string());
+            return finish(juju, mode, report, st, &state, new_state);
+        }
+    };
+    report.server = Some(server.clone());
+    report.members = members;
+    report.store = store;
+
+    let scope = Scope { model_uuid: ctx.model_uuid.clone(), app: ctx.app().to_string() };
+    let projects = config.get(OPT_TRUST_PROJECTS).and_then(|v| v.as_str()).and_then(plan::parse_projects);
+    let mut planned = plan::plan(&scope, &report.requests, &report.store, projects.as_deref());
+    if projects.is_some() && !server.api_extensions.iter().any(|e| e == EXT_CERTIFICATE_PROJECT) {
+        // LXD 4.0 would store the certificate unrestricted: never grant more than asked.
+        report.refusal = Some(format!("LXD lacks {EXT_CERTIFICATE_PROJECT}; cannot honour trust-projects (unset it or upgrade LXD)"));
+        planned.add.clear();
+        planned.restrict.clear();
+    }
+    report.in_store = report.store.iter().map(|e| e.fingerprint.clone()).collect();
+    if writer && mode.apply {
+        report.changes = apply(juju, lxd.as_mut(), &planned, projects.as_deref(), &mut report.in_store, &mut report.refusal)?;
+    } else {
+        report.changes = planned_changes(&planned);
+    }
+    report.plan = planned;
+
+    let online: relation::OnlineMembers =
+        report.members.iter().filter(|m| m.status == "Online").map(|m| (m.name.clone(), m.url.clone())).collect();
+    if mode.publish {
+        for rel in &relations {
+            let bag = relation::payload(rel.id, &online, &report.requests, &report.in_store);
+            publish(juju, rel.id, &ctx.unit, false, &bag)?;
+            if writer {
+                publish(juju, rel.id, ctx.app(), true, &bag)?;
+            }
+        }
+        // Remember every member so the next hook can fail over if the configured one is down.
+        let urls: Vec<&String> = report.members.iter().map(|m| &m.url).collect();
+        new_state.insert(STATE_ENDPOINTS.into(), serde_json::to_string(&urls).unwrap_or_default());
+        let version = if server.server_version.is_empty() { "unknown" } else { server.server_version.as_str() };
+        if state.get(STATE_VERSION).map(String::as_str) != Some(version) {
+            juju.application_version_set(version)?;
+            new_state.insert(STATE_VERSION.into(), version.into());
+        }
+    }
+
+    let mut bad_from: Vec<String> = report.problems.iter().map(|p| p.owner.member()).collect();
+    bad_from.dedup();
+    let summary = Summary {
+        leader: writer,
+        online: online.len(),
+        members: report.members.len(),
+        trusted: report.requests.iter().map(|r| &r.cert.fingerprint).filter(|fp| report.in_store.contains(*fp)).collect::<BTreeSet<_>>().len(),
+        bad_input_from: bad_from,
+        failed_changes: report.changes.iter().filter(|c| c.error.is_some()).count(),
+        refusal: report.refusal.clone(),
+    };
+    let st = if leaving { Status { kind: status::Kind::Maintenance, message: "unit is leaving; LXD left as it is".into() } } else { status::ready(&summary) };
+    finish(juju, mode, report, st, &state, new_state)
+}
+
+/// Reads every live `api` relation: the breaking one and departing units are left out.
+fn read_relations(ctx: &HookContext, juju: &mut Juju) -> Result<Vec<RelationView>, ToolError> {
+    let breaking = if ctx.is_hook("api-relation-broken") { ctx.relation_id } else { None };
+    let mut out = Vec::new();
+    for id in juju.relation_ids(relation::ENDPOINT)? {
+        if Some(id) == breaking {
+            continue;
+        }
+        let units: Vec<String> = juju
+            .relation_list(id)?
+            .into_iter()
+            .filter(|u| ctx.departing_unit.as_deref() != Some(u.as_str()))
+            .collect();
+        let remote_app = match units.first() {
+            Some(u) => u.split('/').next().map(String::from),
+            None if ctx.relation_id == Some(id) => ctx.remote_app.clone(),
+            None => juju.relation_list_app(id)?,
+        };
+        let mut view = RelationView { id, remote_app: remote_app.clone().unwrap_or_default(), ..Default::default() };
+        for unit in units {
+            let bag = juju.relation_get(id, &unit, false)?;
+            view.units.insert(unit, bag);
+        }
+        if let Some(app) = remote_app.filter(|a| !a.is_empty()) {
+            view.app_data = juju.relation_get(id, &app, true)?;
+        }
+        out.push(view);
+    }
+    Ok(out)
+}
+
+/// Tries the configured endpoint, then every member seen before: all present the same cluster
+/// certificate, so the pin holds for each. Only "unreachable" moves on to the next one; any
+/// other answer is the truth about these credentials.
+fn connect(creds: &Credentials, known: &[String], connector: &dyn Connector) -> Result<(Box<dyn Lxd>, ServerInfo), (LxdError, usize)> {
+    let mut candidates = vec![creds.endpoint.clone()];
+    for url in known {
+        if let Ok(ep) = Endpoint::parse(url) {
+            if !candidates.contains(&ep) {
+                candidates.push(ep);
+            }
+        }
+    }
+    let mut first_error = None;
+    for (tried, ep) in candidates.iter().enumerate() {
+        let attempt = connector.connect(ep, &creds.tls).and_then(|mut lxd| {
+            let server = lxd.server()?;
+            if !server.trusted {
+                return Err(LxdError::Untrusted { endpoint: ep.url() });
+            }
+            Ok((lxd, server))
+        });
+        match attempt {
+            Ok(pair) => return Ok(pair),
+            Err(e @ LxdError::Unreachable { .. }) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => return Err((e, tried + 1)),
+        }
+    }
+    let fallback = LxdError::Unreachable { endpoint: creds.endpoint.url(), detail: "no endpoint".into() };
+    Err((first_error.unwrap_or(fallback), candidates.len()))
+}
+
+fn observe(lxd: &mut dyn Lxd, server: &ServerInfo) -> Result<Vec<Member>, LxdError> {
+    if server.clustered {
+        return lxd.members();
+    }
+    // A standalone server has no member list (LXD answers 500); it is its own only member.
+    Ok(vec![Member { name: server.server_name.clone(), url: lxd.endpoint().url(), status: "Online".into(), message: String::new() }])
+}
+
+fn apply(
+    juju: &mut Juju,
+    lxd: &mut dyn Lxd,
+    plan: &Plan,
+    projects: Option<&[String]>,
+    in_store: &mut BTreeSet<String>,
+    refusal: &mut Option<String>,
+) -> Result<Vec<Change>, ToolError> {
+    let mut changes = Vec::new();
+    let mut lines = Vec::new();
+    // Add before removing, so a rotating client always has one trusted certificate.
+    for add in &plan.add {
+        let entry = crate::lxd::NewTrustEntry { name: add.name.clone(), der: add.der.clone(), projects: projects.map(|p| p.to_vec()) };
+        let result = lxd.add_trust(&entry);
+        let error = match &result {
+            Ok(_) => {
+                in_store.insert(add.fingerprint.clone());
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        if let Err(LxdError::Api { status: 404, message, .. }) = &result {
+            if message.to_ascii_lowercase().contains("project") {
+                *refusal = Some(format!("trust-projects names a project LXD does not have ({message})"));
+            }
+        }
+        let verb = match result {
+            Ok(AddOutcome::Added) => "added",
+            Ok(AddOutcome::AlreadyPresent) => "already present",
+            Err(_) => "failed to add",
+        };
+        lines.push(line(verb, &add.fingerprint, &add.owner.to_string(), error.as_deref()));
+        changes.push(Change { action: "add", fingerprint: add.fingerprint.clone(), owner: add.owner.member(), error });
+    }
+    for rm in &plan.remove {
+        let error = lxd.remove_trust(&rm.fingerprint).err().map(|e| e.to_string());
+        if error.is_none() {
+            in_store.remove(&rm.fingerprint);
+        }
+        let verb = if error.is_none() { "removed" } else { "failed to remove" };
+        lines.push(line(verb, &rm.fingerprint, &rm.owner.to_string(), error.as_deref()));
+        changes.push(Change { action: "remove", fingerprint: rm.fingerprint.clone(), owner: rm.owner.member(), error });
+    }
+    for r in &plan.restrict {
+        let error = lxd.restrict_trust(&r.fingerprint, r.projects.as_deref()).err().map(|e| e.to_string());
+        let verb = if error.is_none() { "updated restrictions of" } else { "failed to update" };
+        lines.push(line(verb, &r.fingerprint, &r.owner.to_string(), error.as_deref()));
+        changes.push(Change { action: "restrict", fingerprint: r.fingerprint.clone(), owner: r.owner.member(), error });
+    }
+    // One juju-log per level and hook: each call is a round trip to the agent.
+    let (failed, done): (Vec<_>, Vec<_>) = lines.into_iter().partition(|(failed, _)| *failed);
+    for (level, group) in [(LogLevel::Info, done), (LogLevel::Error, failed)] {
+        if !group.is_empty() {
+            let text: Vec<String> = group.into_iter().map(|(_, l)| l).collect();
+            juju.log(level, &text.join("\n"))?;
+        }
+    }
+    Ok(changes)
+}
+
+fn line(verb: &str, fp: &str, owner: &str, error: Option<&str>) -> (bool, String) {
+    match error {
+        Some(e) => (true, format!("trust: {verb} {} for {owner}: {e}", short_fp(fp))),
+        None => (false, format!("trust: {verb} {} for {owner}", short_fp(fp))),
+    }
+}
+
+fn planned_changes(plan: &Plan) -> Vec<Change> {
+    let add = plan.add.iter().map(|a| Change { action: "add", fingerprint: a.fingerprint.clone(), owner: a.owner.member(), error: None });
+    let rm = plan.remove.iter().map(|r| Change { action: "remove", fingerprint: r.fingerprint.clone(), owner: r.owner.member(), error: None });
+    let rs = plan.restrict.iter().map(|r| Change { action: "restrict", fingerprint: r.fingerprint.clone(), owner: r.owner.member(), error: None });
+    add.chain(rm).chain(rs).collect()
+}
+
+/// Writes only the keys that differ from what the databag already holds.
+fn publish(juju: &mut Juju, rel: u32, member: &str, app: bool, want: &Databag) -> Result<(), ToolError> {
+    let have = juju.relation_get(rel, member, app)?;
+    let diff = relation::changed_keys(&have, want);
+    if diff.is_empty() {
+        return Ok(());
+    }
+    juju.relation_set(rel, app, &diff)
+}
+
+/// Logs `text` at `level` only when it differs from what was logged last time under `key`,
+/// so a requirer's garbage is reported once, not every five minutes.
+fn log_once(
+    juju: &mut Juju,
+    state: &BTreeMap<String, String>,
+    new_state: &mut BTreeMap<String, String>,
+    key: &str,
+    level: LogLevel,
+    text: &str,
+) -> Result<(), ToolError> {
+    let digest = if text.is_empty() { String::new() } else { certs::fingerprint(text.as_bytes()) };
+    if state.get(key).map(String::as_str).unwrap_or("") == digest {
+        return Ok(());
+    }
+    if !text.is_empty() {
+        juju.log(level, text)?;
+    }
+    new_state.insert(key.into(), digest);
+    Ok(())
+}
+
+/// Logs a failure when the status it leads to is new.
+fn juju_log_change(juju: &mut Juju, state: &BTreeMap<String, String>, st: &Status, detail: &str) -> Result<(), ToolError> {
+    if state.get(STATE_STATUS) != Some(&status_key(st)) {
+        let level = if st.kind == status::Kind::Blocked { LogLevel::Error } else { LogLevel::Warning };
+        juju.log(level, detail)?;
+    }
+    Ok(())
+}
+
+fn status_key(st: &Status) -> String {
+    format!("{}:{}", st.kind.as_str(), st.message)
+}
+
+fn finish(
+    juju: &mut Juju,
+    mode: Mode,
+    mut report: Report,
+    st: Status,
+    state: &BTreeMap<String, String>,
+    mut new_state: BTreeMap<String, String>,
+) -> Result<Report, ToolError> {
+    if mode.publish {
+        let key = status_key(&st);
+        if state.get(STATE_STATUS) != Some(&key) {
+            juju.status_set(st.kind.as_str(), &st.message)?;
+            new_state.insert(STATE_STATUS.into(), key);
+        }
+        let changed: BTreeMap<String, String> = new_state.into_iter().filter(|(k, v)| state.get(k) != Some(v)).collect();
+        if !changed.is_empty() {
+            juju.state_set(&changed)?;
+        }
+    }
+    report.status = Some(st);
+    Ok(report)
+}

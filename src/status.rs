@@ -1,1 +1,150 @@
-//! TODO
+//! The workload status an operator sees in `juju status`: chosen from what the reconcile found.
+//! Short, and naming the next step where there is one.
+
+use crate::credentials::CredentialProblem;
+use crate::lxd::LxdError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Active,
+    Blocked,
+    Waiting,
+    Maintenance,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Active => "active",
+            Kind::Blocked => "blocked",
+            Kind::Waiting => "waiting",
+            Kind::Maintenance => "maintenance",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub kind: Kind,
+    pub message: String,
+}
+
+impl Status {
+    fn new(kind: Kind, message: impl Into<String>) -> Status {
+        let mut message: String = message.into();
+        // juju status shows one line; keep it readable there.
+        if message.chars().count() > MAX_LEN {
+            message = message.chars().take(MAX_LEN - 1).collect::<String>() + "…";
+        }
+        Status { kind, message }
+    }
+}
+
+pub const MAX_LEN: usize = 120;
+
+pub fn credentials(problem: &CredentialProblem) -> Status {
+    Status::new(Kind::Blocked, problem.to_string())
+}
+
+/// LXD could not be used at all this hook.
+pub fn connection(error: &LxdError, tried: usize) -> Status {
+    match error {
+        LxdError::Unreachable { endpoint, .. } if tried > 1 => {
+            Status::new(Kind::Waiting, format!("LXD unreachable at {endpoint} and {} other known members; retrying", tried - 1))
+        }
+        LxdError::Unreachable { endpoint, .. } => Status::new(Kind::Waiting, format!("LXD unreachable at {endpoint}; retrying")),
+        LxdError::ServerCertMismatch { endpoint, .. } => {
+            Status::new(Kind::Blocked, format!("LXD server certificate mismatch at {endpoint}; check server-cert"))
+        }
+        LxdError::Untrusted { endpoint } => {
+            Status::new(Kind::Blocked, format!("client certificate not trusted by LXD at {endpoint}; trust it or fix credentials"))
+        }
+        LxdError::BadCredentials(detail) => Status::new(Kind::Blocked, format!("unusable LXD client credentials: {detail}")),
+        LxdError::Api { status, message, .. } => Status::new(Kind::Waiting, format!("LXD error ({status}): {message}; retrying")),
+        LxdError::Protocol { path, .. } => Status::new(Kind::Waiting, format!("unexpected answer from LXD {path}; retrying")),
+    }
+}
+
+/// What a successful pass looked like.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub leader: bool,
+    pub online: usize,
+    pub members: usize,
+    /// Certificates requested on live relations that LXD holds.
+    pub trusted: usize,
+    /// Members of the relation that sent bad input, e.g. `req/1`.
+    pub bad_input_from: Vec<String>,
+    /// LXD refused some changes (details in the log).
+    pub failed_changes: usize,
+    /// A reason the leader must not add certificates at all (e.g. missing API extension).
+    pub refusal: Option<String>,
+}
+
+pub fn ready(s: &Summary) -> Status {
+    if let Some(refusal) = &s.refusal {
+        return Status::new(Kind::Blocked, refusal.clone());
+    }
+    let mut msg = format!("{}/{} members online", s.online, s.members);
+    if s.leader {
+        msg.push_str(&format!(", {} client{} trusted", s.trusted, if s.trusted == 1 { "" } else { "s" }));
+    } else {
+        msg.push_str("; leader manages trust");
+    }
+    if s.failed_changes > 0 {
+        msg.push_str(&format!("; {} LXD change{} failed, see debug-log", s.failed_changes, if s.failed_changes == 1 { "" } else { "s" }));
+    }
+    if !s.bad_input_from.is_empty() {
+        msg.push_str(&format!("; invalid client_certificates from {}", s.bad_input_from.join(", ")));
+    }
+    Status::new(Kind::Active, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_credentials_names_juju_trust() {
+        let s = credentials(&CredentialProblem::Missing);
+        assert_eq!((s.kind, s.message.as_str()), (Kind::Blocked, "Missing credentials access; grant with: juju trust"));
+    }
+
+    #[test]
+    fn connection_failures_name_the_cause_and_the_endpoint() {
+        let ep = "https://10.0.0.1:8443".to_string();
+        let unreachable = LxdError::Unreachable { endpoint: ep.clone(), detail: "refused".into() };
+        assert_eq!(connection(&unreachable, 1), Status { kind: Kind::Waiting, message: "LXD unreachable at https://10.0.0.1:8443; retrying".into() });
+        assert_eq!(connection(&unreachable, 3).message, "LXD unreachable at https://10.0.0.1:8443 and 2 other known members; retrying");
+        let mismatch = connection(&LxdError::ServerCertMismatch { endpoint: ep.clone(), detail: "x".into() }, 1);
+        assert_eq!(mismatch.kind, Kind::Blocked);
+        assert!(mismatch.message.contains("mismatch at https://10.0.0.1:8443"));
+        let untrusted = connection(&LxdError::Untrusted { endpoint: ep }, 1);
+        assert_eq!(untrusted.kind, Kind::Blocked);
+        assert!(untrusted.message.starts_with("client certificate not trusted"));
+    }
+
+    #[test]
+    fn active_messages_say_what_is_managed() {
+        let s = Summary { leader: true, online: 3, members: 3, trusted: 2, ..Default::default() };
+        assert_eq!(ready(&s), Status { kind: Kind::Active, message: "3/3 members online, 2 clients trusted".into() });
+        let follower = Summary { leader: false, online: 2, members: 3, ..Default::default() };
+        assert_eq!(ready(&follower).message, "2/3 members online; leader manages trust");
+        let bad = Summary { bad_input_from: vec!["req/1".into(), "req/4".into()], failed_changes: 1, ..s };
+        assert_eq!(ready(&bad).message, "3/3 members online, 2 clients trusted; 1 LXD change failed, see debug-log; invalid client_certificates from req/1, req/4");
+    }
+
+    #[test]
+    fn long_messages_are_cut_for_juju_status() {
+        let s = Summary { leader: true, bad_input_from: (0..50).map(|i| format!("req/{i}")).collect(), ..Default::default() };
+        let st = ready(&s);
+        assert_eq!(st.message.chars().count(), MAX_LEN);
+        assert!(st.message.ends_with('…'));
+    }
+
+    #[test]
+    fn a_refusal_blocks() {
+        let s = Summary { leader: true, refusal: Some("LXD lacks certificate_project; unset trust-projects".into()), ..Default::default() };
+        assert_eq!(ready(&s).kind, Kind::Blocked);
+    }
+}
