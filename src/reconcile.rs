@@ -423,3 +423,6 @@ fn finish(
     report.status = Some(st);
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests;
