@@ -49,7 +49,7 @@ pub enum PinError {
 /// Why the verifier refused a server during a handshake.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PinRejection {
-    #[error("the server presented certificate {presented}, the pinned one is {}", pinned.join(" or "))]
+    #[error("it presented the certificate with SHA-256 {presented}, the pin is {}", pinned.join(" or "))]
     Mismatch { presented: String, pinned: Vec<String> },
     #[error("the server certificate {fingerprint} is not valid now (valid {not_before} to {not_after})")]
     OutsideValidity { fingerprint: String, not_before: String, not_after: String },
@@ -313,6 +313,8 @@ pub(crate) mod testing {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
     use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+    use rustls::server::{ClientHello, ResolvesServerCert};
+    use rustls::sign::CertifiedKey;
     use rustls::{DistinguishedName, ServerConfig, ServerConnection, SupportedProtocolVersion};
 
     use crate::credentials::TlsCredentials;
@@ -481,6 +483,15 @@ pub(crate) mod testing {
         }
     }
 
+    #[derive(Debug)]
+    struct Fixed(Arc<CertifiedKey>);
+
+    impl ResolvesServerCert for Fixed {
+        fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+            Some(self.0.clone())
+        }
+    }
+
     impl TestServer {
         /// Serves TLS 1.3 and 1.2.
         pub fn start(
@@ -497,16 +508,28 @@ pub(crate) mod testing {
             versions: &[&'static SupportedProtocolVersion],
             handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
         ) -> TestServer {
+            Self::start_raw(chain, key_pkcs8, versions, handler)
+        }
+
+        /// Presents `chain` and signs the handshake with `key_pkcs8`, whether or not they
+        /// belong together (rustls' own `with_single_cert` would refuse a mismatch).
+        pub fn start_raw(
+            chain: Vec<CertificateDer<'static>>,
+            key_pkcs8: &[u8],
+            versions: &[&'static SupportedProtocolVersion],
+            handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+        ) -> TestServer {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let algs = provider.signature_verification_algorithms;
             let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pkcs8.to_vec()));
+            let signer = provider.key_provider.load_private_key(key).expect("server key");
+            let certified = Arc::new(CertifiedKey::new(chain, signer));
             let config = Arc::new(
                 ServerConfig::builder_with_provider(provider)
                     .with_protocol_versions(versions)
                     .expect("versions")
                     .with_client_cert_verifier(Arc::new(AnyClientCert(algs)))
-                    .with_single_cert(chain, key)
-                    .expect("server cert"),
+                    .with_cert_resolver(Arc::new(Fixed(certified))),
             );
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
             let addr = listener.local_addr().unwrap();

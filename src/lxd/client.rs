@@ -364,3 +364,366 @@ fn snippet(bytes: &[u8]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::pin::testing::*;
+
+    const SERVER_UNTRUSTED: &str = r#"{"type":"sync","status":"Success","status_code":200,"operation":"","error_code":0,"error":"","metadata":{"api_extensions":["certificate_project"],"api_status":"stable","api_version":"1.0","auth":"untrusted","public":false,"auth_methods":["tls"]}}"#;
+    const SERVER_TRUSTED: &str = r#"{"type":"sync","status":"Success","status_code":200,"error_code":0,"error":"","metadata":{"api_extensions":["clustering","certificate_project"],"auth":"trusted","environment":{"addresses":["127.0.77.1:8443"],"certificate":"-----BEGIN CERTIFICATE-----\n...","server":"lxd","server_name":"node1","server_clustered":true,"server_version":"5.0.2"}}}"#;
+
+    struct Fixture {
+        server: TestServer,
+        client_id: Identity,
+        lxd: Box<dyn Lxd>,
+    }
+
+    /// A server presenting `server_id`, a client pinning `pinned_pem`.
+    fn fixture(
+        server_id: &Identity,
+        pinned_pem: &str,
+        handler: impl Fn(&crate::pin::testing::Request) -> (u16, String) + Send + Sync + 'static,
+    ) -> Fixture {
+        let server = TestServer::start(server_id.chain(), &server_id.key_der, handler);
+        let client_id = self_signed("juju-client");
+        let lxd = HttpConnector::default().connect(&server.endpoint(), &creds(&client_id, pinned_pem)).expect("connect");
+        Fixture { server, client_id, lxd }
+    }
+
+    fn lxd_server() -> Identity {
+        self_signed("root@lxd")
+    }
+
+    fn sync(metadata: &str) -> (u16, String) {
+        (200, format!(r#"{{"type":"sync","status":"Success","status_code":200,"error_code":0,"error":"","metadata":{metadata}}}"#))
+    }
+
+    fn error(status: u16, text: &str) -> (u16, String) {
+        (status, format!(r#"{{"type":"error","status":"","status_code":0,"error_code":{status},"error":"{text}","metadata":null}}"#))
+    }
+
+    #[test]
+    fn matching_pin_presents_the_client_cert_and_reuses_one_connection() {
+        let id = lxd_server();
+        let mut f = fixture(&id, &id.cert_pem, |_| (200, SERVER_TRUSTED.into()));
+        let info = f.lxd.server().expect("server");
+        assert_eq!(
+            info,
+            ServerInfo {
+                trusted: true,
+                api_extensions: vec!["clustering".into(), "certificate_project".into()],
+                server_name: "node1".into(),
+                server_version: "5.0.2".into(),
+                clustered: true,
+                addresses: vec!["127.0.77.1:8443".into()],
+            }
+        );
+        f.lxd.server().unwrap();
+        f.lxd.server().unwrap();
+        let log = f.server.log();
+        assert_eq!(log.connections, 1, "one kept-alive connection");
+        assert_eq!(log.requests.len(), 3);
+        assert_eq!(log.requests[0].method, "GET");
+        assert_eq!(log.requests[0].path, "/1.0");
+        assert_eq!(log.client_certs, vec![f.client_id.der.to_vec()]);
+        assert_eq!(f.lxd.endpoint(), &f.server.endpoint());
+    }
+
+    #[test]
+    fn tls12_only_servers_work_too() {
+        let id = lxd_server();
+        let server =
+            TestServer::start_with(id.chain(), &id.key_der, &[&rustls::version::TLS12], |_| (200, SERVER_UNTRUSTED.into()));
+        let client = self_signed("juju-client");
+        let mut lxd = HttpConnector::default().connect(&server.endpoint(), &creds(&client, &id.cert_pem)).unwrap();
+        assert!(!lxd.server().unwrap().trusted);
+        assert_eq!(server.log().client_certs, vec![client.der.to_vec()]);
+    }
+
+    fn assert_refused_before_any_request(presented: &Identity, pinned: &Identity) -> String {
+        let f = fixture(presented, &pinned.cert_pem, |_| (200, SERVER_TRUSTED.into()));
+        assert_refused(f)
+    }
+
+    fn assert_refused(mut f: Fixture) -> String {
+        let err = f.lxd.server().unwrap_err();
+        let LxdError::ServerCertMismatch { endpoint, detail } = &err else { panic!("{err:?}") };
+        assert_eq!(endpoint, &f.server.endpoint().url());
+        let log = f.server.wait_closed(1);
+        assert_eq!(log.closed, 1);
+        assert_eq!(log.handshakes_ok, 0, "{log:?}");
+        assert_eq!(log.app_bytes, 0, "{log:?}");
+        assert!(log.requests.is_empty());
+        // The server saw our refusal as a TLS alert, not as a dropped connection.
+        assert!(log.errors.iter().any(|e| e.contains("alert")), "{log:?}");
+        detail.clone()
+    }
+
+    #[test]
+    fn another_self_signed_certificate_is_refused_before_any_request() {
+        let detail = assert_refused_before_any_request(&lxd_server(), &lxd_server());
+        assert!(detail.contains("the pin is"), "{detail}");
+    }
+
+    #[test]
+    fn replaying_the_pinned_certificate_without_its_key_is_refused() {
+        let pinned = lxd_server();
+        let thief_key = key().serialize_der();
+        for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12][..]] {
+            let server = TestServer::start_raw(pinned.chain(), &thief_key, versions, |_| (200, SERVER_TRUSTED.into()));
+            let client_id = self_signed("juju-client");
+            let lxd = HttpConnector::default().connect(&server.endpoint(), &creds(&client_id, &pinned.cert_pem)).unwrap();
+            let detail = assert_refused(Fixture { server, client_id, lxd });
+            assert!(detail.contains("handshake signature"), "{detail}");
+        }
+    }
+
+    #[test]
+    fn same_name_other_key_is_refused() {
+        let p = params("root@lxd");
+        let pinned = self_signed_with(&p, &key());
+        let impostor = self_signed_with(&p, &key());
+        assert_refused_before_any_request(&impostor, &pinned);
+    }
+
+    #[test]
+    fn expired_copy_of_the_pinned_certificate_is_refused() {
+        let k = key();
+        let pinned = self_signed_with(&params("root@lxd"), &k);
+        let mut p = params("root@lxd");
+        p.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        let expired = self_signed_with(&p, &k);
+        assert_refused_before_any_request(&expired, &pinned);
+        // Pinning the expired certificate itself does not help either.
+        let detail = assert_refused_before_any_request(&expired, &expired);
+        assert!(detail.contains("not valid now"), "{detail}");
+    }
+
+    #[test]
+    fn ca_mode_accepts_a_leaf_of_the_pinned_ca() {
+        let (ca_id, issuer) = ca("Operator CA");
+        let leaf = signed_by(&params("root@node1"), &issuer);
+        let mut f = fixture(&leaf, &ca_id.cert_pem, |_| (200, SERVER_TRUSTED.into()));
+        assert!(f.lxd.server().unwrap().trusted);
+
+        let (_, other) = ca("Operator CA");
+        let stranger = signed_by(&params("root@node1"), &other);
+        let detail = assert_refused_before_any_request(&stranger, &ca_id);
+        assert!(detail.contains("does not chain"), "{detail}");
+    }
+
+    #[test]
+    fn untrusted_server_info_and_403_untrusted() {
+        let id = lxd_server();
+        let mut f = fixture(&id, &id.cert_pem, |r| match r.path.as_str() {
+            "/1.0" => (200, SERVER_UNTRUSTED.into()),
+            _ => error(403, "not authorized"),
+        });
+        let info = f.lxd.server().unwrap();
+        assert_eq!(
+            info,
+            ServerInfo { trusted: false, api_extensions: vec!["certificate_project".into()], ..Default::default() }
+        );
+        let untrusted = LxdError::Untrusted { endpoint: f.server.endpoint().url() };
+        assert_eq!(f.lxd.trust_store().unwrap_err(), untrusted);
+        assert_eq!(f.lxd.members().unwrap_err(), untrusted);
+        let entry = NewTrustEntry { name: "x".into(), der: vec![1], projects: None };
+        assert_eq!(f.lxd.add_trust(&entry).unwrap_err(), untrusted);
+    }
+
+    #[test]
+    fn trust_store_and_members_parse_with_nulls_and_missing_fields() {
+        let id = lxd_server();
+        let fp = "ab".repeat(32);
+        let fp_upper = fp.to_uppercase();
+        let mut f = fixture(&id, &id.cert_pem, move |r| match r.path.as_str() {
+            "/1.0/certificates?recursion=1" => sync(&format!(
+                r#"[{{"name":"admin","type":"client","restricted":false,"projects":null,"certificate":"-----BEGIN CERTIFICATE-----\n","fingerprint":"{fp_upper}"}},
+                    {{"name":"juju","type":"client","restricted":true,"projects":["default","p2"],"fingerprint":"{fp_upper}"}},
+                    {{"name":"node2","type":"server","fingerprint":"00"}}]"#
+            )),
+            "/1.0/cluster/members?recursion=1" => sync(
+                r#"[{"server_name":"node1","url":"https://127.0.77.1:8443","database":true,"status":"Online","message":"Fully operational","roles":["database"]},
+                    {"server_name":"node2","url":"https://127.0.77.2:8443","status":"Offline"}]"#,
+            ),
+            _ => error(404, "not found"),
+        });
+        let store = f.lxd.trust_store().unwrap();
+        assert_eq!(store.len(), 3);
+        assert_eq!(
+            store[0],
+            TrustEntry { name: "admin".into(), fingerprint: "ab".repeat(32), kind: "client".into(), restricted: false, projects: vec![] }
+        );
+        assert!(store[1].restricted);
+        assert_eq!(store[1].projects, vec!["default".to_string(), "p2".into()]);
+        assert_eq!(store[2].kind, "server");
+        let members = f.lxd.members().unwrap();
+        assert_eq!(
+            members,
+            vec![
+                Member { name: "node1".into(), url: "https://127.0.77.1:8443".into(), status: "Online".into(), message: "Fully operational".into() },
+                Member { name: "node2".into(), url: "https://127.0.77.2:8443".into(), status: "Offline".into(), message: String::new() },
+            ]
+        );
+    }
+
+    #[test]
+    fn add_trust_sends_base64_der_and_restrictions_only_when_asked() {
+        let id = lxd_server();
+        let mut f = fixture(&id, &id.cert_pem, |_| (201, r#"{"type":"sync","status":"Success","status_code":200,"metadata":{}}"#.into()));
+        let der = self_signed("juju-req").der.to_vec();
+        let plain = NewTrustEntry { name: "juju-a".into(), der: der.clone(), projects: None };
+        assert_eq!(f.lxd.add_trust(&plain).unwrap(), AddOutcome::Added);
+        let restricted = NewTrustEntry { projects: Some(vec!["p1".into()]), ..plain.clone() };
+        assert_eq!(f.lxd.add_trust(&restricted).unwrap(), AddOutcome::Added);
+        let none = NewTrustEntry { projects: Some(vec![]), ..plain };
+        assert_eq!(f.lxd.add_trust(&none).unwrap(), AddOutcome::Added);
+
+        let log = f.server.log();
+        let bodies: Vec<Value> = log.requests.iter().map(|r| serde_json::from_str(&r.body).unwrap()).collect();
+        assert!(log.requests.iter().all(|r| r.method == "POST" && r.path == "/1.0/certificates"));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        assert_eq!(bodies[0], json!({"name": "juju-a", "type": "client", "certificate": b64}));
+        assert_eq!(bodies[1], json!({"name": "juju-a", "type": "client", "certificate": b64, "restricted": true, "projects": ["p1"]}));
+        assert_eq!(bodies[2]["restricted"], json!(true));
+        assert_eq!(bodies[2]["projects"], json!([]));
+    }
+
+    #[test]
+    fn duplicate_answers_of_every_version_mean_already_present() {
+        for status in [400, 409, 500] {
+            let id = lxd_server();
+            let mut f = fixture(&id, &id.cert_pem, move |_| error(status, "Certificate already in trust store"));
+            let entry = NewTrustEntry { name: "juju-a".into(), der: vec![1, 2], projects: None };
+            assert_eq!(f.lxd.add_trust(&entry).unwrap(), AddOutcome::AlreadyPresent, "{status}");
+        }
+        // The same text under another status, or another 400, is an error.
+        let id = lxd_server();
+        let mut f = fixture(&id, &id.cert_pem, |r| {
+            if r.body.contains("\"weak\"") { error(400, "RSA key is too weak (minimum of 2048bit)") } else { error(404, "Certificate already in trust store") }
+        });
+        let weak = NewTrustEntry { name: "weak".into(), der: vec![1], projects: None };
+        assert_eq!(
+            f.lxd.add_trust(&weak).unwrap_err(),
+            LxdError::Api {
+                method: "POST".into(),
+                path: "/1.0/certificates".into(),
+                status: 400,
+                message: "RSA key is too weak (minimum of 2048bit)".into()
+            }
+        );
+        let other = NewTrustEntry { name: "other".into(), der: vec![1], projects: None };
+        assert!(matches!(f.lxd.add_trust(&other).unwrap_err(), LxdError::Api { status: 404, .. }));
+    }
+
+    #[test]
+    fn lxd30_minimal_error_envelope_and_delete_of_a_missing_entry() {
+        let id = lxd_server();
+        let fp = "0123456789abcdef".repeat(4);
+        let mut f = fixture(&id, &id.cert_pem, |r| match r.method.as_str() {
+            "DELETE" => (404, r#"{"type":"error","error":"not found","error_code":404}"#.into()),
+            _ => (500, r#"{"type":"error","error":"Server is not clustered","error_code":500}"#.into()),
+        });
+        assert_eq!(f.lxd.remove_trust(&fp), Ok(()));
+        assert_eq!(f.lxd.remove_trust(&fp.to_uppercase()), Ok(()));
+        assert_eq!(
+            f.lxd.members().unwrap_err(),
+            LxdError::Api {
+                method: "GET".into(),
+                path: "/1.0/cluster/members?recursion=1".into(),
+                status: 500,
+                message: "Server is not clustered".into()
+            }
+        );
+        assert_eq!(f.server.log().requests[0].path, format!("/1.0/certificates/{fp}"));
+        assert_eq!(f.server.log().requests[1].path, format!("/1.0/certificates/{fp}"));
+    }
+
+    #[test]
+    fn short_fingerprints_are_never_sent() {
+        let id = lxd_server();
+        let mut f = fixture(&id, &id.cert_pem, |_| sync("{}"));
+        for bad in ["", "abc", &"g".repeat(64), &"a".repeat(65)] {
+            assert!(matches!(f.lxd.remove_trust(bad), Err(LxdError::Protocol { .. })), "{bad:?}");
+            assert!(matches!(f.lxd.restrict_trust(bad, None), Err(LxdError::Protocol { .. })), "{bad:?}");
+        }
+        assert_eq!(f.server.log().connections, 0);
+    }
+
+    #[test]
+    fn restrict_trust_patches_restricted_and_projects() {
+        let id = lxd_server();
+        let fp = "cd".repeat(32);
+        let mut f = fixture(&id, &id.cert_pem, |_| sync("{}"));
+        f.lxd.restrict_trust(&fp, Some(&["p1".to_string(), "p2".to_string()])).unwrap();
+        f.lxd.restrict_trust(&fp, None).unwrap();
+        let log = f.server.log();
+        assert_eq!(log.requests[0].method, "PATCH");
+        assert_eq!(log.requests[0].path, format!("/1.0/certificates/{fp}"));
+        let b0: Value = serde_json::from_str(&log.requests[0].body).unwrap();
+        let b1: Value = serde_json::from_str(&log.requests[1].body).unwrap();
+        assert_eq!(b0, json!({"restricted": true, "projects": ["p1", "p2"]}));
+        assert_eq!(b1, json!({"restricted": false, "projects": []}));
+    }
+
+    #[test]
+    fn garbage_answers_are_protocol_errors() {
+        let id = lxd_server();
+        let mut f = fixture(&id, &id.cert_pem, |r| match r.path.as_str() {
+            "/1.0" => (200, "<html>proxy</html>".into()),
+            "/1.0/certificates?recursion=1" => sync(r#"{"not":"a list"}"#),
+            _ => (502, "Bad Gateway".into()),
+        });
+        assert!(matches!(f.lxd.server().unwrap_err(), LxdError::Protocol { path, .. } if path == "/1.0"));
+        assert!(matches!(f.lxd.trust_store().unwrap_err(), LxdError::Protocol { .. }));
+        let err = f.lxd.members().unwrap_err();
+        assert!(matches!(&err, LxdError::Protocol { detail, .. } if detail.contains("HTTP 502") && detail.contains("Bad Gateway")), "{err:?}");
+    }
+
+    #[test]
+    fn refused_connection_is_unreachable() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let id = lxd_server();
+        let endpoint = Endpoint { host: addr.ip().to_string(), port: addr.port() };
+        let mut lxd = HttpConnector::default().connect(&endpoint, &creds(&self_signed("c"), &id.cert_pem)).expect("connect is lazy");
+        let err = lxd.server().unwrap_err();
+        let LxdError::Unreachable { endpoint: ep, detail } = &err else { panic!("{err:?}") };
+        assert_eq!(ep, &endpoint.url());
+        assert!(detail.to_lowercase().contains("refused"), "{detail}");
+    }
+
+    #[test]
+    fn a_server_that_never_answers_times_out_as_unreachable() {
+        let id = lxd_server();
+        let server = TestServer::start(id.chain(), &id.key_der, |_| {
+            std::thread::sleep(Duration::from_millis(600));
+            sync("{}")
+        });
+        let connector = HttpConnector { connect_timeout: Duration::from_millis(300), request_timeout: Duration::from_millis(200) };
+        let mut lxd = connector.connect(&server.endpoint(), &creds(&self_signed("c"), &id.cert_pem)).unwrap();
+        let err = lxd.server().unwrap_err();
+        assert!(matches!(&err, LxdError::Unreachable { detail, .. } if detail.starts_with("timed out")), "{err:?}");
+    }
+
+    #[test]
+    fn bad_credentials_are_reported_at_connect_without_key_material() {
+        let id = lxd_server();
+        let client = self_signed("c");
+        let other = self_signed("c");
+        let tls = TlsCredentials { client_key_pem: other.key_pem.clone(), ..creds(&client, &id.cert_pem) };
+        let endpoint = Endpoint { host: "127.0.0.1".into(), port: 1 };
+        let err = HttpConnector::default().connect(&endpoint, &tls).err().expect("refused");
+        assert!(matches!(&err, LxdError::BadCredentials(m) if m.contains("does not belong")), "{err:?}");
+        let body: String = other.key_pem.lines().nth(1).unwrap().into();
+        assert!(!format!("{err:?} {err}").contains(&body));
+        let lxd = HttpLxd::new(&endpoint, &creds(&client, &id.cert_pem)).unwrap();
+        let debug = format!("{lxd:?}");
+        assert!(!debug.contains(client.key_pem.lines().nth(1).unwrap()), "{debug}");
+    }
+}
