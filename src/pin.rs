@@ -112,7 +112,10 @@ impl fmt::Debug for PinVerifier {
 impl PinVerifier {
     /// Parses the pinned PEM (one or more certificates). Certificates with `CA:TRUE` are also
     /// trust anchors for chain verification.
-    pub fn new(server_cert_pem: &str, algorithms: WebPkiSupportedAlgorithms) -> Result<(PinVerifier, PinHandle), PinError> {
+    pub fn new(
+        server_cert_pem: &str,
+        algorithms: WebPkiSupportedAlgorithms,
+    ) -> Result<(PinVerifier, PinHandle), PinError> {
         let ders = parse_certs(server_cert_pem).map_err(PinError::ServerCert)?;
         let mut pins = Vec::new();
         let mut anchors = RootCertStore::empty();
@@ -155,8 +158,7 @@ impl PinVerifier {
         // (`verify_server_name`) that we deliberately never call. This is preferable to running
         // `WebPkiServerVerifier` and swallowing `NotValidForName`, which would rely on webpki
         // reporting a name error only after the chain had been fully validated.
-        let parsed = ParsedCertificate::try_from(end_entity)
-            .map_err(|e| PinRejection::Unparsable(e.to_string()))?;
+        let parsed = ParsedCertificate::try_from(end_entity).map_err(|e| PinRejection::Unparsable(e.to_string()))?;
         verify_server_cert_signed_by_trust_anchor(&parsed, &self.anchors, intermediates, now, self.algorithms.all)
             .map_err(|e| PinRejection::Chain { fingerprint: hex(&presented), reason: e.to_string() })
     }
@@ -348,7 +350,12 @@ pub(crate) mod testing {
 
     pub fn self_signed_with(params: &CertificateParams, key: &KeyPair) -> Identity {
         let cert = params.self_signed(key).expect("self-signed");
-        Identity { cert_pem: cert.pem(), der: cert.der().clone(), key_der: key.serialize_der(), key_pem: key.serialize_pem() }
+        Identity {
+            cert_pem: cert.pem(),
+            der: cert.der().clone(),
+            key_der: key.serialize_der(),
+            key_pem: key.serialize_pem(),
+        }
     }
 
     /// `root@<cn>`-style self-signed certificate, as LXD makes them.
@@ -368,7 +375,12 @@ pub(crate) mod testing {
     pub fn signed_by(params: &CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Identity {
         let k = key();
         let cert = params.signed_by(&k, issuer).expect("signed");
-        Identity { cert_pem: cert.pem(), der: cert.der().clone(), key_der: k.serialize_der(), key_pem: k.serialize_pem() }
+        Identity {
+            cert_pem: cert.pem(),
+            der: cert.der().clone(),
+            key_der: k.serialize_der(),
+            key_pem: k.serialize_pem(),
+        }
     }
 
     pub fn creds(client: &Identity, pinned_pem: &str) -> TlsCredentials {
@@ -605,7 +617,12 @@ pub(crate) mod testing {
                     "HTTP/1.1 {status} Canned\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                     body.len()
                 );
-                if tls.write_all(head.as_bytes()).and_then(|_| tls.write_all(body.as_bytes())).and_then(|_| tls.flush()).is_err() {
+                if tls
+                    .write_all(head.as_bytes())
+                    .and_then(|_| tls.write_all(body.as_bytes()))
+                    .and_then(|_| tls.flush())
+                    .is_err()
+                {
                     break;
                 }
             }

@@ -123,11 +123,13 @@ impl HttpLxd {
             .read_to_end(&mut bytes)
             .map_err(|e| self.unreachable(format!("reading the answer to {path}: {}", error_chain(&e))))?;
         if bytes.len() as u64 > MAX_BODY {
-            return Err(LxdError::Protocol { path: path.into(), detail: format!("answer larger than {MAX_BODY} bytes") });
+            return Err(LxdError::Protocol {
+                path: path.into(),
+                detail: format!("answer larger than {MAX_BODY} bytes"),
+            });
         }
-        let envelope = serde_json::from_slice::<Envelope>(&bytes).map_err(|e| {
-            format!("HTTP {status} with a body that is not an LXD envelope ({e}): {}", snippet(&bytes))
-        });
+        let envelope = serde_json::from_slice::<Envelope>(&bytes)
+            .map_err(|e| format!("HTTP {status} with a body that is not an LXD envelope ({e}): {}", snippet(&bytes)));
         Ok(Answer { status, envelope })
     }
 
@@ -184,8 +186,7 @@ impl HttpLxd {
 }
 
 fn is_success(answer: &Answer) -> bool {
-    (200..300).contains(&answer.status)
-        && matches!(&answer.envelope, Ok(env) if env.kind.as_deref() != Some("error"))
+    (200..300).contains(&answer.status) && matches!(&answer.envelope, Ok(env) if env.kind.as_deref() != Some("error"))
 }
 
 /// `/1.0/certificates/<fp>` for a full fingerprint only: LXD matches a prefix, so anything
@@ -389,7 +390,8 @@ mod tests {
     ) -> Fixture {
         let server = TestServer::start(server_id.chain(), &server_id.key_der, handler);
         let client_id = self_signed("juju-client");
-        let lxd = HttpConnector::default().connect(&server.endpoint(), &creds(&client_id, pinned_pem)).expect("connect");
+        let lxd =
+            HttpConnector::default().connect(&server.endpoint(), &creds(&client_id, pinned_pem)).expect("connect");
         Fixture { server, client_id, lxd }
     }
 
@@ -398,11 +400,21 @@ mod tests {
     }
 
     fn sync(metadata: &str) -> (u16, String) {
-        (200, format!(r#"{{"type":"sync","status":"Success","status_code":200,"error_code":0,"error":"","metadata":{metadata}}}"#))
+        (
+            200,
+            format!(
+                r#"{{"type":"sync","status":"Success","status_code":200,"error_code":0,"error":"","metadata":{metadata}}}"#
+            ),
+        )
     }
 
     fn error(status: u16, text: &str) -> (u16, String) {
-        (status, format!(r#"{{"type":"error","status":"","status_code":0,"error_code":{status},"error":"{text}","metadata":null}}"#))
+        (
+            status,
+            format!(
+                r#"{{"type":"error","status":"","status_code":0,"error_code":{status},"error":"{text}","metadata":null}}"#
+            ),
+        )
     }
 
     #[test]
@@ -435,8 +447,9 @@ mod tests {
     #[test]
     fn tls12_only_servers_work_too() {
         let id = lxd_server();
-        let server =
-            TestServer::start_with(id.chain(), &id.key_der, &[&rustls::version::TLS12], |_| (200, SERVER_UNTRUSTED.into()));
+        let server = TestServer::start_with(id.chain(), &id.key_der, &[&rustls::version::TLS12], |_| {
+            (200, SERVER_UNTRUSTED.into())
+        });
         let client = self_signed("juju-client");
         let mut lxd = HttpConnector::default().connect(&server.endpoint(), &creds(&client, &id.cert_pem)).unwrap();
         assert!(!lxd.server().unwrap().trusted);
@@ -475,7 +488,8 @@ mod tests {
         for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12][..]] {
             let server = TestServer::start_raw(pinned.chain(), &thief_key, versions, |_| (200, SERVER_TRUSTED.into()));
             let client_id = self_signed("juju-client");
-            let lxd = HttpConnector::default().connect(&server.endpoint(), &creds(&client_id, &pinned.cert_pem)).unwrap();
+            let lxd =
+                HttpConnector::default().connect(&server.endpoint(), &creds(&client_id, &pinned.cert_pem)).unwrap();
             let detail = assert_refused(Fixture { server, client_id, lxd });
             assert!(detail.contains("handshake signature"), "{detail}");
         }
@@ -556,7 +570,13 @@ mod tests {
         assert_eq!(store.len(), 3);
         assert_eq!(
             store[0],
-            TrustEntry { name: "admin".into(), fingerprint: "ab".repeat(32), kind: "client".into(), restricted: false, projects: vec![] }
+            TrustEntry {
+                name: "admin".into(),
+                fingerprint: "ab".repeat(32),
+                kind: "client".into(),
+                restricted: false,
+                projects: vec![]
+            }
         );
         assert!(store[1].restricted);
         assert_eq!(store[1].projects, vec!["default".to_string(), "p2".into()]);
@@ -565,8 +585,18 @@ mod tests {
         assert_eq!(
             members,
             vec![
-                Member { name: "node1".into(), url: "https://127.0.77.1:8443".into(), status: "Online".into(), message: "Fully operational".into() },
-                Member { name: "node2".into(), url: "https://127.0.77.2:8443".into(), status: "Offline".into(), message: String::new() },
+                Member {
+                    name: "node1".into(),
+                    url: "https://127.0.77.1:8443".into(),
+                    status: "Online".into(),
+                    message: "Fully operational".into()
+                },
+                Member {
+                    name: "node2".into(),
+                    url: "https://127.0.77.2:8443".into(),
+                    status: "Offline".into(),
+                    message: String::new()
+                },
             ]
         );
     }
@@ -574,7 +604,9 @@ mod tests {
     #[test]
     fn add_trust_sends_base64_der_and_restrictions_only_when_asked() {
         let id = lxd_server();
-        let mut f = fixture(&id, &id.cert_pem, |_| (201, r#"{"type":"sync","status":"Success","status_code":200,"metadata":{}}"#.into()));
+        let mut f = fixture(&id, &id.cert_pem, |_| {
+            (201, r#"{"type":"sync","status":"Success","status_code":200,"metadata":{}}"#.into())
+        });
         let der = self_signed("juju-req").der.to_vec();
         let plain = NewTrustEntry { name: "juju-a".into(), der: der.clone(), projects: None };
         assert_eq!(f.lxd.add_trust(&plain).unwrap(), AddOutcome::Added);
@@ -588,7 +620,10 @@ mod tests {
         assert!(log.requests.iter().all(|r| r.method == "POST" && r.path == "/1.0/certificates"));
         let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
         assert_eq!(bodies[0], json!({"name": "juju-a", "type": "client", "certificate": b64}));
-        assert_eq!(bodies[1], json!({"name": "juju-a", "type": "client", "certificate": b64, "restricted": true, "projects": ["p1"]}));
+        assert_eq!(
+            bodies[1],
+            json!({"name": "juju-a", "type": "client", "certificate": b64, "restricted": true, "projects": ["p1"]})
+        );
         assert_eq!(bodies[2]["restricted"], json!(true));
         assert_eq!(bodies[2]["projects"], json!([]));
     }
@@ -604,7 +639,11 @@ mod tests {
         // The same text under another status, or another 400, is an error.
         let id = lxd_server();
         let mut f = fixture(&id, &id.cert_pem, |r| {
-            if r.body.contains("\"weak\"") { error(400, "RSA key is too weak (minimum of 2048bit)") } else { error(404, "Certificate already in trust store") }
+            if r.body.contains("\"weak\"") {
+                error(400, "RSA key is too weak (minimum of 2048bit)")
+            } else {
+                error(404, "Certificate already in trust store")
+            }
         });
         let weak = NewTrustEntry { name: "weak".into(), der: vec![1], projects: None };
         assert_eq!(
@@ -681,7 +720,10 @@ mod tests {
         assert!(matches!(f.lxd.server().unwrap_err(), LxdError::Protocol { path, .. } if path == "/1.0"));
         assert!(matches!(f.lxd.trust_store().unwrap_err(), LxdError::Protocol { .. }));
         let err = f.lxd.members().unwrap_err();
-        assert!(matches!(&err, LxdError::Protocol { detail, .. } if detail.contains("HTTP 502") && detail.contains("Bad Gateway")), "{err:?}");
+        assert!(
+            matches!(&err, LxdError::Protocol { detail, .. } if detail.contains("HTTP 502") && detail.contains("Bad Gateway")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -691,7 +733,9 @@ mod tests {
         drop(listener);
         let id = lxd_server();
         let endpoint = Endpoint { host: addr.ip().to_string(), port: addr.port() };
-        let mut lxd = HttpConnector::default().connect(&endpoint, &creds(&self_signed("c"), &id.cert_pem)).expect("connect is lazy");
+        let mut lxd = HttpConnector::default()
+            .connect(&endpoint, &creds(&self_signed("c"), &id.cert_pem))
+            .expect("connect is lazy");
         let err = lxd.server().unwrap_err();
         let LxdError::Unreachable { endpoint: ep, detail } = &err else { panic!("{err:?}") };
         assert_eq!(ep, &endpoint.url());
@@ -705,7 +749,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(600));
             sync("{}")
         });
-        let connector = HttpConnector { connect_timeout: Duration::from_millis(300), request_timeout: Duration::from_millis(200) };
+        let connector =
+            HttpConnector { connect_timeout: Duration::from_millis(300), request_timeout: Duration::from_millis(200) };
         let mut lxd = connector.connect(&server.endpoint(), &creds(&self_signed("c"), &id.cert_pem)).unwrap();
         let err = lxd.server().unwrap_err();
         assert!(matches!(&err, LxdError::Unreachable { detail, .. } if detail.starts_with("timed out")), "{err:?}");
@@ -725,5 +770,113 @@ mod tests {
         let lxd = HttpLxd::new(&endpoint, &creds(&client, &id.cert_pem)).unwrap();
         let debug = format!("{lxd:?}");
         assert!(!debug.contains(client.key_pem.lines().nth(1).unwrap()), "{debug}");
+    }
+}
+
+/// Against a real LXD started by hand (see `lxd-api.md` for the recipe):
+/// `PIN_LXD_DIR=/tmp/d PIN_LXD_ADDR=127.0.77.1:8443 cargo test --lib real_lxd -- --ignored --nocapture`.
+/// It trusts a fresh client certificate with `lxc config trust add`, so only point it at a
+/// throwaway daemon.
+#[cfg(test)]
+mod real_lxd {
+    use super::*;
+    use crate::pin::testing::*;
+
+    #[test]
+    #[ignore = "needs a throwaway LXD: PIN_LXD_DIR and PIN_LXD_ADDR"]
+    fn real_lxd_round_trip() {
+        let dir = std::env::var("PIN_LXD_DIR").expect("PIN_LXD_DIR");
+        let addr = std::env::var("PIN_LXD_ADDR").expect("PIN_LXD_ADDR");
+        let endpoint = Endpoint::parse(&addr).unwrap();
+        let cluster_crt = format!("{dir}/cluster.crt");
+        let pin_path =
+            if std::path::Path::new(&cluster_crt).exists() { cluster_crt } else { format!("{dir}/server.crt") };
+        let pinned = std::fs::read_to_string(&pin_path).unwrap();
+        let client = self_signed("pin-test-client");
+        let tls = creds(&client, &pinned);
+        let connector = HttpConnector::default();
+
+        let mut lxd = connector.connect(&endpoint, &tls).unwrap();
+        let info = lxd.server().unwrap();
+        println!(
+            "untrusted GET /1.0 -> {:?}",
+            ServerInfo { api_extensions: vec![format!("{} extensions", info.api_extensions.len())], ..info.clone() }
+        );
+        assert!(!info.trusted);
+        println!("untrusted trust_store -> {:?}", lxd.trust_store());
+
+        let file = format!("{dir}.pin-client.crt");
+        std::fs::write(&file, &client.cert_pem).unwrap();
+        let out = std::process::Command::new("lxc")
+            .args(["config", "trust", "add", &file, "--name", "pin-test-client"])
+            .env("LXD_DIR", &dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+        let mut lxd = connector.connect(&endpoint, &tls).unwrap();
+        let info = lxd.server().unwrap();
+        println!(
+            "trusted GET /1.0 -> {:?}",
+            ServerInfo { api_extensions: vec![format!("{} extensions", info.api_extensions.len())], ..info.clone() }
+        );
+        assert!(info.trusted);
+        println!("members -> {:?}", lxd.members());
+        let store = lxd.trust_store().unwrap();
+        println!("trust store -> {store:#?}");
+
+        let req = self_signed("juju-req");
+        let fp: String = hex_sha256(&req.der);
+        let entry = NewTrustEntry { name: "juju-req-0".into(), der: req.der.to_vec(), projects: None };
+        println!("add -> {:?}", lxd.add_trust(&entry));
+        println!("add again -> {:?}", lxd.add_trust(&entry));
+        println!("restrict -> {:?}", lxd.restrict_trust(&fp, Some(&["default".to_string()])));
+        let e = lxd.trust_store().unwrap().into_iter().find(|e| e.fingerprint == fp);
+        println!("after restrict -> {e:?}");
+        println!("unrestrict -> {:?}", lxd.restrict_trust(&fp, None));
+        println!("remove -> {:?}", lxd.remove_trust(&fp));
+        println!("remove again -> {:?}", lxd.remove_trust(&fp));
+        println!("restrict missing -> {:?}", lxd.restrict_trust(&fp, None));
+
+        let other = self_signed("juju-other");
+        let restricted = NewTrustEntry {
+            name: "juju-other".into(),
+            der: other.der.to_vec(),
+            projects: Some(vec!["default".into()]),
+        };
+        println!("add restricted -> {:?}", lxd.add_trust(&restricted));
+        let e = lxd.trust_store().unwrap().into_iter().find(|e| e.name == "juju-other");
+        println!("restricted entry -> {e:?}");
+        println!("remove -> {:?}", lxd.remove_trust(&hex_sha256(&other.der)));
+        let bad_project = NewTrustEntry { projects: Some(vec!["nope".into()]), ..restricted.clone() };
+        println!("add with unknown project -> {:?}", lxd.add_trust(&bad_project));
+        let slash = NewTrustEntry { name: "juju-req/0".into(), ..restricted.clone() };
+        println!("add with a slash in the name -> {:?}", lxd.add_trust(&slash));
+        println!("remove -> {:?}", lxd.remove_trust(&hex_sha256(&other.der)));
+        let garbage = NewTrustEntry { name: "garbage".into(), der: vec![1, 2, 3], projects: None };
+        println!("add garbage DER -> {:?}", lxd.add_trust(&garbage));
+
+        let wrong = creds(&client, &self_signed("root@vm").cert_pem);
+        let mut lxd = connector.connect(&endpoint, &wrong).unwrap();
+        let err = lxd.server().unwrap_err();
+        println!("wrong pin -> {err}");
+        assert!(matches!(err, LxdError::ServerCertMismatch { .. }));
+
+        if pin_path.ends_with("cluster.crt") {
+            // Clustered: the daemon serves cluster.crt; a pin of its own server.crt is refused.
+            let member_pin = std::fs::read_to_string(format!("{dir}/server.crt")).unwrap();
+            let err = connector.connect(&endpoint, &creds(&client, &member_pin)).unwrap().server().unwrap_err();
+            println!("pinning server.crt of a clustered member -> {err}");
+            assert!(matches!(err, LxdError::ServerCertMismatch { .. }));
+        }
+
+        let mut lxd = connector.connect(&endpoint, &tls).unwrap();
+        println!("remove self -> {:?}", lxd.remove_trust(&hex_sha256(&client.der)));
+        std::fs::remove_file(&file).ok();
+    }
+
+    fn hex_sha256(der: &[u8]) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect()
     }
 }
