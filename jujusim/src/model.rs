@@ -254,7 +254,7 @@ impl Paths {
         self.root.join("contexts")
     }
     pub fn context(&self, id: &str) -> PathBuf {
-        self.contexts().join(format!("{id}.json"))
+        self.contexts().join(format!("{}.json", id.replace('/', "_")))
     }
     pub fn tools(&self) -> PathBuf {
         self.root.join("tools")
