@@ -60,6 +60,20 @@ pub enum CredentialProblem {
     /// The trusted credential is not one we can use and there is no config fallback.
     #[error("cloud credential unusable ({0}); set the lxd_* config options")]
     UnusableCloudCredential(String),
+    /// LXD would treat an expired client certificate as untrusted; say the real cause.
+    #[error("{0} client certificate is expired or not yet valid; rotate the credential")]
+    ClientCertOutsideValidity(Source),
+}
+
+/// Refuses a client certificate outside its validity period. Unparsable material is left to
+/// the TLS layer, which names the problem more precisely.
+pub fn check_validity(creds: &Credentials, now: i64) -> Result<(), CredentialProblem> {
+    let Ok(blocks) = crate::certs::pem_blocks(&creds.tls.client_cert_pem) else { return Ok(()) };
+    let Some(info) = blocks.first().and_then(|b| crate::certs::inspect_der(&b.der).ok()) else { return Ok(()) };
+    if now < info.not_before || now > info.not_after {
+        return Err(CredentialProblem::ClientCertOutsideValidity(creds.source));
+    }
+    Ok(())
 }
 
 pub const OPT_ENDPOINT: &str = "lxd_endpoint";
@@ -229,6 +243,18 @@ mod tests {
         assert_eq!(got.expect("usable").endpoint.url(), "https://[fd00::1]:8443");
         let (got, _) = resolve(&CredentialAnswer::Granted(s), &config(&[]));
         assert!(matches!(got, Err(CredentialProblem::UnusableCloudCredential(_))));
+    }
+
+    #[test]
+    fn an_expired_client_certificate_is_named_as_such() {
+        let old = crate::certs::test_certs::expired("old");
+        let fresh = crate::certs::test_certs::client("fresh");
+        let mut creds = resolve(&CredentialAnswer::Granted(spec()), &config(&[])).0.expect("usable");
+        creds.tls.client_cert_pem = old.cert_pem;
+        let err = check_validity(&creds, crate::certs::now_unix()).expect_err("expired");
+        assert_eq!(err.to_string(), "juju trust client certificate is expired or not yet valid; rotate the credential");
+        creds.tls.client_cert_pem = fresh.cert_pem;
+        assert_eq!(check_validity(&creds, crate::certs::now_unix()), Ok(()));
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     if let Some(note) = note {
         log_once(juju, &state, &mut new_state, "note", LogLevel::Info, &note)?;
     }
-    let creds = match creds {
+    let creds = match creds.and_then(|c| credentials::check_validity(&c, certs::now_unix()).map(|()| c)) {
         Ok(c) => c,
         Err(problem) => {
             let st = status::credentials(&problem);
