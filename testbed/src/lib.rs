@@ -1,1 +1,27 @@
-//! TODO
+//! Test fixtures for lxd-integrator.
+//!
+//! - [`LxdCluster`]: a real LXD cluster (Debian's `lxd` 5.0.x) of N members on loopback
+//!   addresses, run from a private directory, torn down on drop.
+//! - [`certs`]: realistic client/server/CA certificates made with rcgen.
+
+pub mod certs;
+mod cluster;
+mod proc;
+
+pub use cluster::{LxdCluster, remove_stale_runs};
+
+/// 64 bits from the kernel's random source, with a time-based fallback.
+pub(crate) fn random_u64() -> u64 {
+    use std::io::Read;
+    let mut buf = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        if f.read_exact(&mut buf).is_ok() {
+            return u64::from_le_bytes(buf);
+        }
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ ((std::process::id() as u64) << 32)
+}
