@@ -1,0 +1,28 @@
+//! When LXD cannot start, `start` says why (with the tail of LXD's output) instead of skipping.
+//! One test per binary: it changes PATH for the whole process.
+
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn start_failure_reports_lxd_output() {
+    let fake = std::env::temp_dir().join(format!("testbed-fake-lxd-{}", std::process::id()));
+    std::fs::create_dir_all(&fake).expect("fake bin dir");
+    for tool in ["lxd", "lxc"] {
+        let path = fake.join(tool);
+        std::fs::write(&path, "#!/bin/sh\necho \"fake $0: cannot open the database\" >&2\nexit 1\n")
+            .expect("write fake tool");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap_or_default());
+    // SAFETY: this test binary runs this single test; no other thread reads the environment.
+    unsafe { std::env::set_var("PATH", path) };
+
+    let err = match testbed::LxdCluster::start(2) {
+        Ok(_) => panic!("a fake lxd cannot make a cluster"),
+        Err(e) => format!("{e:#}"),
+    };
+    let _ = std::fs::remove_dir_all(&fake);
+    eprintln!("{err}");
+    assert!(err.contains("exited during start-up"), "{err}");
+    assert!(err.contains("cannot open the database"), "{err}");
+}
