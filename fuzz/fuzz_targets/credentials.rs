@@ -1,0 +1,118 @@
+//! `credential-get --format=json` and `config-get --format=json` output, read through the real
+//! hook-tool wrappers (`Juju::credential_get`, `Juju::config_get`) and resolved by
+//! `credentials::resolve`.
+//!
+//! Input: one mode byte, then the credential-get stdout, NUL, the config-get stdout.
+//! Mode % 4: 0 granted (exit 0 with the stdout), 1 `permission denied`, 2 no credential-get
+//! on this Juju, 3 another failure.
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use common::*;
+use libfuzzer_sys::fuzz_target;
+use lxd_integrator::credentials::{self, CredentialProblem, OPT_CERT, OPT_ENDPOINT, OPT_KEY, OPT_SERVER_CERT, Source};
+use lxd_integrator::endpoint::Endpoint;
+use lxd_integrator::hook_tools::{CredentialAnswer, HookTools, Juju, ToolError, ToolOutput};
+
+struct Canned<'a> {
+    mode: u8,
+    credential: &'a [u8],
+    config: &'a [u8],
+}
+
+impl HookTools for Canned<'_> {
+    fn run(&mut self, tool: &str, _args: &[&str], _stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
+        let ok = |stdout: &[u8]| Ok(ToolOutput { code: 0, stdout: stdout.to_vec(), stderr: vec![] });
+        match (tool, self.mode % 4) {
+            ("credential-get", 0) => ok(self.credential),
+            ("credential-get", 1) => Ok(ToolOutput {
+                code: 1,
+                stdout: vec![],
+                stderr: b"ERROR cannot access cloud credentials: permission denied\n".to_vec(),
+            }),
+            ("credential-get", 2) => Err(ToolError::Missing(tool.into())),
+            ("credential-get", _) => Ok(ToolOutput { code: 1, stdout: vec![], stderr: self.credential.to_vec() }),
+            ("config-get", _) => ok(self.config),
+            _ => Err(ToolError::Missing(tool.into())),
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let mut parts = rest.splitn(2, |b| *b == 0);
+    let credential = parts.next().unwrap_or_default();
+    let config = parts.next().unwrap_or_default();
+    let mut tools = Canned { mode, credential, config };
+    let mut juju = Juju::new(&mut tools);
+
+    let answer = match juju.credential_get() {
+        Ok(answer) => answer,
+        Err(e) => {
+            // Failed/Output errors are reported; they must still be bounded when not stderr.
+            if let ToolError::Output { detail, .. } = &e {
+                assert!(detail.len() <= MAX_REASON);
+            }
+            return;
+        }
+    };
+    match (mode % 4, &answer) {
+        (0, CredentialAnswer::Granted(_)) | (1, CredentialAnswer::NotTrusted) | (2, CredentialAnswer::Unsupported) => {}
+        (3, CredentialAnswer::NotTrusted) if String::from_utf8_lossy(credential).contains("permission denied") => {}
+        (m, a) => panic!("mode {m} gave {a:?}"),
+    }
+    let Ok(config) = juju.config_get() else { return };
+
+    let (resolved, note) = credentials::resolve(&answer, &config);
+    assert_eq!((resolved.clone(), note.clone()), credentials::resolve(&answer, &config), "deterministic");
+    let opt = |k: &str| config.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty());
+    match resolved {
+        Ok(creds) => {
+            assert_eq!(Endpoint::parse(&creds.endpoint.url()).as_ref(), Ok(&creds.endpoint), "endpoint round trip");
+            for pem in [&creds.tls.client_cert_pem, &creds.tls.client_key_pem, &creds.tls.server_cert_pem] {
+                assert!(!pem.is_empty() && pem.trim() == pem.as_str());
+            }
+            assert_eq!(format!("{:?}", creds.tls), "TlsCredentials { <redacted> }");
+            match creds.source {
+                Source::Trust => {
+                    assert!(matches!(answer, CredentialAnswer::Granted(_)));
+                    assert!(note.is_none());
+                }
+                Source::Config => {
+                    assert_eq!(opt(OPT_CERT), Some(creds.tls.client_cert_pem.as_str()));
+                    assert_eq!(opt(OPT_KEY), Some(creds.tls.client_key_pem.as_str()));
+                    assert_eq!(opt(OPT_SERVER_CERT), Some(creds.tls.server_cert_pem.as_str()));
+                    assert_eq!(opt(OPT_ENDPOINT).map(Endpoint::parse), Some(Ok(creds.endpoint.clone())));
+                    assert_eq!(note.is_some(), matches!(answer, CredentialAnswer::Granted(_)));
+                }
+            }
+        }
+        Err(problem) => {
+            let text = problem.to_string();
+            assert!(!text.is_empty());
+            match &problem {
+                CredentialProblem::Missing => assert!(!matches!(answer, CredentialAnswer::Granted(_))),
+                CredentialProblem::IncompleteConfig(missing) => {
+                    assert!(!missing.is_empty() && missing.len() < 4);
+                    assert!(missing.iter().all(|k| opt(k).is_none()));
+                }
+                CredentialProblem::BadEndpoint { origin, .. } => assert_eq!(*origin, Source::Config),
+                CredentialProblem::UnusableCloudCredential(_) => {
+                    assert!(matches!(answer, CredentialAnswer::Granted(_)));
+                }
+                #[allow(unreachable_patterns)]
+                _ => {}
+            }
+            // Key material never appears in the message: only the endpoint text may be quoted.
+            if let Some(key) = opt(OPT_KEY).filter(|k| k.len() >= 16) {
+                let elsewhere = opt(OPT_ENDPOINT).is_some_and(|e| e.contains(key))
+                    || String::from_utf8_lossy(credential).contains(key);
+                if !elsewhere {
+                    assert!(!text.contains(key), "the config key is quoted in {problem:?}");
+                }
+            }
+        }
+    }
+});

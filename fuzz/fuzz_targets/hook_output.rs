@@ -1,0 +1,38 @@
+//! What the Juju hook tools print, through the typed wrappers in `hook_tools`: every reader is
+//! handed the same fuzzed stdout. Input: the stdout bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lxd_integrator::hook_tools::{HookTools, Juju, ToolError, ToolOutput, parse_relation_id};
+
+struct Echo<'a>(&'a [u8]);
+
+impl HookTools for Echo<'_> {
+    fn run(&mut self, _tool: &str, _args: &[&str], _stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
+        Ok(ToolOutput { code: 0, stdout: self.0.to_vec(), stderr: vec![] })
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut tools = Echo(data);
+    let mut juju = Juju::new(&mut tools);
+    let _ = juju.config_get();
+    let _ = juju.is_leader();
+    if let Ok(ids) = juju.relation_ids("api") {
+        // Every id came from an entry of the list.
+        let list: Vec<String> = serde_json::from_slice::<Option<Vec<String>>>(data).ok().flatten().unwrap_or_default();
+        assert!(ids.len() <= list.len());
+    }
+    let _ = juju.relation_list(1);
+    if let Ok(Some(app)) = juju.relation_list_app(1) {
+        assert!(!app.is_empty());
+    }
+    let _ = juju.relation_get(1, "req/0", false);
+    let _ = juju.state_get();
+    let _ = juju.action_get();
+    let _ = juju.credential_get();
+    let text = String::from_utf8_lossy(data);
+    if let Some(id) = parse_relation_id(&text) {
+        assert_eq!(text.rsplit(':').next().and_then(|t| t.parse().ok()), Some(id));
+    }
+});

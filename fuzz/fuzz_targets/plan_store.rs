@@ -1,0 +1,151 @@
+//! `plan::plan` against whatever LXD's trust store holds (names, kinds, restrictions are outside
+//! input): it never touches entries it does not own, never removes what is wanted, and applying
+//! the plan converges (planning again yields nothing).
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use arbitrary::Arbitrary;
+use common::*;
+use libfuzzer_sys::fuzz_target;
+use lxd_integrator::certs::ClientCert;
+use lxd_integrator::lxd::TrustEntry;
+use lxd_integrator::ownership::{Owner, Scope};
+use lxd_integrator::plan::{Plan, plan};
+use lxd_integrator::relation::Request;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Arbitrary)]
+enum Name {
+    /// Ours, for owner index.
+    Owned(u8),
+    /// Another integrator's, for owner index.
+    Foreign(u8),
+    Raw(String),
+}
+
+#[derive(Debug, Arbitrary)]
+struct Entry {
+    name: Name,
+    fp: u8,
+    kind: u8,
+    restricted: bool,
+    projects: Vec<u8>,
+}
+
+#[derive(Debug, Arbitrary)]
+struct Input {
+    store: Vec<Entry>,
+    /// (owner index, fingerprint index)
+    requests: Vec<(u8, u8)>,
+    projects: Option<Vec<u8>>,
+}
+
+fn owner(i: u8) -> Owner {
+    let i = i % 8;
+    Owner { relation_id: u32::from(i / 4), remote_app: ["req", "other"][usize::from(i % 2)].into(), unit: (i % 3 != 0).then_some(u32::from(i % 3)) }
+}
+
+fn fp(i: u8) -> String {
+    format!("{:064x}", i % 16)
+}
+
+fn project(i: &u8) -> String {
+    format!("p{}", i % 4)
+}
+
+/// What `reconcile::apply` does to LXD: adds carry the restriction (`NewTrustEntry::projects`).
+fn apply(store: &mut Vec<TrustEntry>, p: &Plan, projects: Option<&[String]>) {
+    store.retain(|e| !p.remove.iter().any(|r| r.fingerprint == e.fingerprint));
+    for r in &p.restrict {
+        let e = store.iter_mut().find(|e| e.fingerprint == r.fingerprint).expect("restricts an existing entry");
+        e.restricted = r.projects.is_some();
+        e.projects = r.projects.clone().unwrap_or_default();
+    }
+    for a in &p.add {
+        store.push(TrustEntry {
+            name: a.name.clone(),
+            fingerprint: a.fingerprint.clone(),
+            kind: "client".into(),
+            restricted: projects.is_some(),
+            projects: projects.map(<[String]>::to_vec).unwrap_or_default(),
+        });
+    }
+}
+
+fn check(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects: Option<&[String]>) -> Plan {
+    let p = plan(scope, requests, store, projects);
+    let wanted: BTreeSet<&str> = requests.iter().map(|r| r.cert.fingerprint.as_str()).collect();
+    let present: BTreeSet<&str> = store.iter().map(|e| e.fingerprint.as_str()).collect();
+    let mine = |e: &TrustEntry| e.kind == "client" && scope.owner_of(&e.name).is_some();
+
+    let mut added = BTreeSet::new();
+    for a in &p.add {
+        assert!(wanted.contains(a.fingerprint.as_str()) && !present.contains(a.fingerprint.as_str()), "{a:?}");
+        assert!(added.insert(a.fingerprint.as_str()), "added twice: {a:?}");
+        let first = requests.iter().find(|r| r.cert.fingerprint == a.fingerprint).expect("requested");
+        assert_eq!((&a.owner, &a.name), (&first.owner, &scope.entry_name(&first.owner)));
+    }
+    assert_eq!(added, wanted.difference(&present).copied().collect(), "every missing certificate is added");
+
+    for r in &p.remove {
+        assert!(!wanted.contains(r.fingerprint.as_str()), "removes a wanted certificate: {r:?}");
+        let e = store.iter().find(|e| e.fingerprint == r.fingerprint && e.name == r.name).expect("in the store");
+        assert!(mine(e), "removes an entry we do not own: {e:?}");
+        assert_eq!(scope.owner_of(&e.name), Some(r.owner.clone()));
+    }
+    let removed: BTreeSet<&str> = p.remove.iter().map(|r| r.fingerprint.as_str()).collect();
+    for e in store.iter().filter(|e| mine(e) && !wanted.contains(e.fingerprint.as_str())) {
+        assert!(removed.contains(e.fingerprint.as_str()), "orphan left behind: {e:?}");
+    }
+
+    for r in &p.restrict {
+        let e = store.iter().find(|e| e.fingerprint == r.fingerprint).expect("in the store");
+        assert!(mine(e) && wanted.contains(e.fingerprint.as_str()), "re-restricts {e:?}");
+        assert_eq!(r.projects.as_deref(), projects);
+    }
+    p
+}
+
+fuzz_target!(|input: Input| {
+    let scope = scope();
+    let foreign = Scope { app: "lxd-integrator-b".into(), ..scope.clone() };
+    // LXD keys its store by fingerprint: one entry per fingerprint.
+    let mut by_fp = BTreeMap::new();
+    for e in input.store.iter().take(32) {
+        let name = match &e.name {
+            Name::Owned(i) => scope.entry_name(&owner(*i)),
+            Name::Foreign(i) => foreign.entry_name(&owner(*i)),
+            Name::Raw(s) => s.clone(),
+        };
+        let kind = ["client", "server", "metrics", ""][usize::from(e.kind % 4)].to_string();
+        let projects = e.projects.iter().take(4).map(project).collect();
+        by_fp.entry(fp(e.fp)).or_insert(TrustEntry { name, fingerprint: fp(e.fp), kind, restricted: e.restricted, projects });
+    }
+    let mut store: Vec<TrustEntry> = by_fp.into_values().collect();
+    let requests: Vec<Request> = input
+        .requests
+        .iter()
+        .take(32)
+        .map(|(o, f)| Request {
+            owner: owner(*o),
+            cert: ClientCert { pem: String::new(), der: vec![*f], fingerprint: fp(*f), common_name: String::new() },
+        })
+        .collect();
+    let projects: Option<Vec<String>> = input.projects.map(|p| {
+        let mut seen = BTreeSet::new();
+        p.iter().take(4).map(project).filter(|p| seen.insert(p.clone())).collect()
+    });
+
+    let before = store.clone();
+    let first = check(&scope, &requests, &store, projects.as_deref());
+    apply(&mut store, &first, projects.as_deref());
+    let second = check(&scope, &requests, &store, projects.as_deref());
+    assert!(second.is_empty(), "one pass converges: {second:?}");
+    // Entries we do not own are exactly as they were.
+    let foreign_before: Vec<&TrustEntry> = before.iter().filter(|e| !(e.kind == "client" && scope.owner_of(&e.name).is_some())).collect();
+    for e in foreign_before {
+        assert!(store.contains(e), "touched {e:?}");
+    }
+});
