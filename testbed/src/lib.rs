@@ -14,10 +14,10 @@ pub use cluster::{LxdCluster, remove_stale_runs};
 pub(crate) fn random_u64() -> u64 {
     use std::io::Read;
     let mut buf = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        if f.read_exact(&mut buf).is_ok() {
-            return u64::from_le_bytes(buf);
-        }
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom")
+        && f.read_exact(&mut buf).is_ok()
+    {
+        return u64::from_le_bytes(buf);
     }
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

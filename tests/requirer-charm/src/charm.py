@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""lxd-requirer: consumes the `lxd` interface the way Anbox Cloud's AMS charm does.
+
+Sends `client_certificates` (whatever the `set-certificates` action stored, verbatim) in its unit
+databag, or its app databag, and records what the provider publishes.
+"""
+
+import json
+import logging
+
+import ops
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT = "lxd"
+SEND_KEY = "client_certificates"
+READ_KEYS = ("version", "nodes", "registered_certificates")
+
+
+class LxdRequirerCharm(ops.CharmBase):
+    _stored = ops.StoredState()
+
+    def __init__(self, framework: ops.Framework):
+        super().__init__(framework)
+        # value: None = never set / cleared (send nothing); app: write the app databag.
+        self._stored.set_default(value=None, app=False, received="{}")
+        on = self.on
+        observe = framework.observe
+        observe(on[ENDPOINT].relation_created, self._on_relation_created)
+        observe(on[ENDPOINT].relation_joined, self._on_relation_created)
+        observe(on[ENDPOINT].relation_changed, self._on_relation_changed)
+        observe(on[ENDPOINT].relation_departed, self._on_relation_changed)
+        observe(on[ENDPOINT].relation_broken, self._on_relation_broken)
+        for event in (on.install, on.start, on.config_changed, on.update_status):
+            observe(event, self._on_other)
+        observe(on.set_certificates_action, self._on_set_certificates)
+        observe(on.clear_certificates_action, self._on_clear_certificates)
+        observe(on.get_received_action, self._on_get_received)
+
+    # --- what we send -----------------------------------------------------------------------
+
+    def _write(self, relation: ops.Relation) -> None:
+        """Put the stored value in the chosen databag and remove it from the other one."""
+        value = self._stored.value
+        unit_bag = relation.data[self.unit]
+        app_bag = relation.data[self.app] if self.unit.is_leader() else None
+        if value is None:
+            unit_bag.pop(SEND_KEY, None)
+            if app_bag is not None:
+                app_bag.pop(SEND_KEY, None)
+            return
+        if self._stored.app:
+            unit_bag.pop(SEND_KEY, None)
+            if app_bag is None:
+                logger.warning("app databag chosen but this unit is not the leader; not writing")
+            else:
+                app_bag[SEND_KEY] = value
+        else:
+            unit_bag[SEND_KEY] = value
+            if app_bag is not None:
+                app_bag.pop(SEND_KEY, None)
+
+    def _write_all(self) -> None:
+        for relation in self.model.relations[ENDPOINT]:
+            self._write(relation)
+
+    # --- what we receive --------------------------------------------------------------------
+
+    def _collect(self, skip_id=None) -> dict:
+        received = {}
+        for relation in self.model.relations[ENDPOINT]:
+            if relation.id == skip_id:
+                continue
+            entry = {"app": {}, "units": {}}
+            if relation.app is not None:
+                entry["app"] = _pick(relation.data[relation.app])
+            for unit in sorted(relation.units, key=lambda u: u.name):
+                entry["units"][unit.name] = _pick(relation.data[unit])
+            received[str(relation.id)] = entry
+        return received
+
+    def _refresh(self, skip_id=None) -> None:
+        received = self._collect(skip_id)
+        self._stored.received = json.dumps(received, sort_keys=True)
+        self._set_status(received)
+
+    def _set_status(self, received: dict) -> None:
+        if not received:
+            self.unit.status = ops.WaitingStatus("no lxd relation")
+            return
+        nodes = registered = None
+        for entry in received.values():
+            for bag in [entry["app"], *entry["units"].values()]:
+                nodes = _max_len(nodes, bag.get("nodes"))
+                registered = _max_len(registered, bag.get("registered_certificates"))
+        if nodes is None and registered is None:
+            self.unit.status = ops.WaitingStatus("nothing received from the provider")
+            return
+        self.unit.status = ops.ActiveStatus(f"nodes={_show(nodes)} registered={_show(registered)}")
+
+    # --- handlers ---------------------------------------------------------------------------
+
+    def _on_relation_created(self, event: ops.RelationEvent) -> None:
+        self._write(event.relation)
+        self._refresh()
+
+    def _on_relation_changed(self, event: ops.RelationEvent) -> None:
+        self._refresh()
+
+    def _on_relation_broken(self, event: ops.RelationEvent) -> None:
+        self._refresh(skip_id=event.relation.id)
+
+    def _on_other(self, event: ops.EventBase) -> None:
+        self._set_status(json.loads(self._stored.received))
+
+    def _on_set_certificates(self, event: ops.ActionEvent) -> None:
+        app = bool(event.params.get("app", False))
+        if app and not self.unit.is_leader():
+            event.fail("app=true needs the leader unit")
+            return
+        self._stored.value = str(event.params["value"])
+        self._stored.app = app
+        self._write_all()
+        event.set_results({"relations": str(len(self.model.relations[ENDPOINT]))})
+
+    def _on_clear_certificates(self, event: ops.ActionEvent) -> None:
+        self._stored.value = None
+        self._stored.app = False
+        self._write_all()
+
+    def _on_get_received(self, event: ops.ActionEvent) -> None:
+        event.set_results({
+            "received": self._stored.received,
+            "sent": json.dumps({"value": self._stored.value, "app": self._stored.app}),
+        })
+
+
+def _pick(bag) -> dict:
+    return {k: bag[k] for k in READ_KEYS if k in bag}
+
+
+def _show(n) -> str:
+    return "?" if n is None else str(n)
+
+
+def _max_len(current, raw):
+    """Largest list length seen so far; `raw` is a JSON list string (or garbage, ignored)."""
+    if raw is None:
+        return current
+    try:
+        n = len(json.loads(raw))
+    except (ValueError, TypeError):
+        return current
+    return n if current is None else max(current, n)
+
+
+if __name__ == "__main__":
+    ops.main(LxdRequirerCharm)
