@@ -1,0 +1,669 @@
+//! Bad input, as requirers and operators really send it, through the library's public API.
+//!
+//! Every scenario asserts what the charm does with the bad value (skipped, with the exact
+//! reason it logs), that every valid certificate beside it is still requested, and — planning
+//! against a trust store that already holds this application's entries — that nothing owned and
+//! still wanted would be removed.
+//!
+//! Certificates are made here with rcgen; the RSA-1024 one (which ring cannot generate) comes
+//! from `openssl` when it is installed, else from the checked-in `tests/corpus/rsa1024-cert.pem`.
+
+use lxd_integrator::certs;
+use lxd_integrator::credentials::{
+    self, CredentialProblem, Credentials, OPT_CERT, OPT_ENDPOINT, OPT_KEY, OPT_SERVER_CERT, Source,
+};
+use lxd_integrator::endpoint::EndpointError;
+use lxd_integrator::hook_tools::CredentialAnswer;
+use lxd_integrator::lxd::client::HttpLxd;
+use lxd_integrator::lxd::{LxdError, TrustEntry};
+use lxd_integrator::ownership::{Owner, Scope};
+use lxd_integrator::pin::{self, PinError};
+use lxd_integrator::plan::plan;
+use lxd_integrator::relation::{
+    Databag, KEY_CLIENT_CERTS, KEY_NODES, KEY_REGISTERED, RelationView, Requests, collect_requests, payload,
+};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+struct Made {
+    pem: String,
+    key_pem: String,
+    der: Vec<u8>,
+}
+
+impl Made {
+    fn fp(&self) -> String {
+        certs::fingerprint(&self.der)
+    }
+}
+
+fn make_with(key: &KeyPair, cn: &str, f: impl FnOnce(&mut CertificateParams)) -> Made {
+    let mut params = CertificateParams::new(vec![]).expect("params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    f(&mut params);
+    let cert = params.self_signed(key).expect("self-sign");
+    Made { pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().to_vec() }
+}
+
+fn make(cn: &str, f: impl FnOnce(&mut CertificateParams)) -> Made {
+    make_with(&KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("keygen"), cn, f)
+}
+
+fn client(cn: &str) -> Made {
+    make(cn, |_| {})
+}
+
+/// RSA-1024, self-signed, not a CA: fresh from openssl when available, else the fixture.
+fn rsa_1024_pem() -> String {
+    let fresh = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:1024", "-nodes", "-keyout", "/dev/null", "-subj", "/CN=weak-rsa"])
+        .args(["-days", "36500", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .filter(|s| s.contains("BEGIN CERTIFICATE"));
+    fresh.unwrap_or_else(|| include_str!("corpus/rsa1024-cert.pem").to_string())
+}
+
+fn now() -> i64 {
+    certs::now_unix()
+}
+
+fn list(pems: &[&str]) -> String {
+    serde_json::to_string(pems).expect("json")
+}
+
+fn bag(value: impl Into<String>) -> Databag {
+    [(KEY_CLIENT_CERTS.to_string(), value.into()), ("private-address".to_string(), "10.0.0.7".to_string())].into()
+}
+
+/// Relation `id` with application `app`; `units` are (unit number, client_certificates value).
+fn relation(id: u32, app: &str, units: &[(u32, String)]) -> RelationView {
+    RelationView {
+        id,
+        remote_app: app.into(),
+        units: units.iter().map(|(n, v)| (format!("{app}/{n}"), bag(v.clone()))).collect(),
+        app_data: Databag::new(),
+    }
+}
+
+fn req(units: &[(u32, String)]) -> Vec<RelationView> {
+    vec![relation(1, "req", units)]
+}
+
+/// What the charm logs, one line per problem.
+fn said(got: &Requests) -> Vec<String> {
+    got.problems.iter().map(|p| p.to_string()).collect()
+}
+
+/// (member, fingerprint) of every request, in order.
+fn requested(got: &Requests) -> Vec<(String, String)> {
+    got.requests.iter().map(|r| (r.owner.member(), r.cert.fingerprint.clone())).collect()
+}
+
+fn member_fp(member: &str, m: &Made) -> (String, String) {
+    (member.to_string(), m.fp())
+}
+
+fn scope() -> Scope {
+    Scope { model_uuid: "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc".into(), app: "lxd-integrator".into() }
+}
+
+fn unit(rel: u32, app: &str, n: u32) -> Owner {
+    Owner { relation_id: rel, remote_app: app.into(), unit: Some(n) }
+}
+
+fn entry(name: String, fingerprint: String) -> TrustEntry {
+    TrustEntry { name, fingerprint, kind: "client".into(), restricted: false, projects: vec![] }
+}
+
+/// Plans against a store already holding an owned entry for every requested certificate (named
+/// for its first requester, as `plan` names them), plus an operator's entry and the orphan of a
+/// long-gone unit: only the orphan goes, and nothing needs adding.
+fn assert_owned_and_wanted_entries_stay(got: &Requests) {
+    let scope = scope();
+    let mut store = Vec::new();
+    let mut seen = BTreeSet::new();
+    for r in &got.requests {
+        if seen.insert(r.cert.fingerprint.clone()) {
+            store.push(entry(scope.entry_name(&r.owner), r.cert.fingerprint.clone()));
+        }
+    }
+    store.push(entry("admin".into(), "ad".repeat(32)));
+    let orphan = unit(99, "gone", 0);
+    store.push(entry(scope.entry_name(&orphan), "0f".repeat(32)));
+    let p = plan(&scope, &got.requests, &store, None);
+    assert!(p.add.is_empty() && p.restrict.is_empty(), "{p:?}");
+    assert_eq!(p.remove.iter().map(|r| r.owner.clone()).collect::<Vec<_>>(), [orphan], "only the orphan is removed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Relation values that are not a JSON list of strings
+
+#[test]
+fn a_value_that_is_not_json_is_skipped_and_the_other_units_still_count() {
+    let good = client("good");
+    let got = collect_requests(&req(&[(0, "this is not json".into()), (1, list(&[&good.pem]))]), now());
+    assert_eq!(said(&got), ["req/0 (relation 1): client_certificates: not JSON (16 bytes; syntax error)"]);
+    assert_eq!(requested(&got), [member_fp("req/1", &good)]);
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+#[test]
+fn json_of_the_wrong_type_is_named_per_unit_and_per_entry() {
+    let good = client("good");
+    let units = [
+        (0, "42".to_string()),
+        (1, r#"{"certificate": "x"}"#.to_string()),
+        (2, "[1, 2]".to_string()),
+        (3, "null".to_string()),
+        // The PEM itself instead of a list holding it: a common requirer mistake.
+        (4, serde_json::to_string(&good.pem).expect("json")),
+        (5, json!([null, ["nested"], {"pem": "x"}, true, good.pem]).to_string()),
+    ];
+    let got = collect_requests(&req(&units), now());
+    assert_eq!(
+        said(&got),
+        [
+            "req/0 (relation 1): client_certificates: expected a JSON list of PEM strings, got a number",
+            "req/1 (relation 1): client_certificates: expected a JSON list of PEM strings, got an object",
+            "req/2 (relation 1): client_certificates[0]: expected a PEM string, got a number",
+            "req/2 (relation 1): client_certificates[1]: expected a PEM string, got a number",
+            "req/4 (relation 1): client_certificates: expected a JSON list of PEM strings, got a string",
+            "req/5 (relation 1): client_certificates[0]: expected a PEM string, got null",
+            "req/5 (relation 1): client_certificates[1]: expected a PEM string, got a list",
+            "req/5 (relation 1): client_certificates[2]: expected a PEM string, got an object",
+            "req/5 (relation 1): client_certificates[3]: expected a PEM string, got a boolean",
+        ],
+        "null means 'nothing requested' (req/3), not a problem"
+    );
+    assert_eq!(requested(&got), [member_fp("req/5", &good)]);
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strings that are not one client certificate
+
+#[test]
+fn strings_that_are_not_pem_are_skipped_entry_by_entry() {
+    let good = client("good");
+    let values = [
+        "hello",
+        "",
+        "-----BEGIN CERTIFICATE-----\nAAAA\n",
+        "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+        good.pem.as_str(),
+    ];
+    let got = collect_requests(&req(&[(0, list(&values))]), now());
+    assert_eq!(
+        said(&got),
+        [
+            "req/0 (relation 1): client_certificates[0]: not a PEM certificate",
+            "req/0 (relation 1): client_certificates[1]: not a PEM certificate",
+            "req/0 (relation 1): client_certificates[2]: not a PEM certificate",
+            "req/0 (relation 1): client_certificates[3]: PEM body is not valid base64",
+            "req/0 (relation 1): client_certificates[4]: a PEM \"PUBLIC KEY\" block, not a CERTIFICATE",
+        ]
+    );
+    assert_eq!(requested(&got), [member_fp("req/0", &good)]);
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+#[test]
+fn a_certificate_block_that_is_not_x509_is_skipped_with_the_parser_reason() {
+    let good = client("good");
+    let not_x509 = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    let got = collect_requests(&req(&[(0, list(&[not_x509, &good.pem]))]), now());
+    assert_eq!(got.problems.len(), 1);
+    let line = got.problems[0].to_string();
+    assert!(line.starts_with("req/0 (relation 1): client_certificates[0]: not a valid X.509 certificate: "), "{line}");
+    assert_eq!(requested(&got), [member_fp("req/0", &good)]);
+}
+
+#[test]
+fn pem_with_text_around_it_is_skipped() {
+    let (a, b, good) = (client("a"), client("b"), client("good"));
+    let trailing = format!("{}trailing words\n", a.pem);
+    let leading = format!("certificate for req/0:\n{}", b.pem);
+    let got = collect_requests(&req(&[(0, list(&[&trailing, &leading, &good.pem]))]), now());
+    assert_eq!(
+        said(&got),
+        [
+            "req/0 (relation 1): client_certificates[0]: text outside the PEM block",
+            "req/0 (relation 1): client_certificates[1]: not a PEM certificate",
+        ]
+    );
+    assert_eq!(requested(&got), [member_fp("req/0", &good)]);
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+#[test]
+fn whitespace_and_crlf_around_a_certificate_are_not_garbage() {
+    let a = client("a");
+    let padded = format!("\r\n  {}\r\n\n", a.pem.replace('\n', "\r\n"));
+    let got = collect_requests(&req(&[(0, list(&[&padded]))]), now());
+    assert!(got.problems.is_empty(), "{:?}", said(&got));
+    assert_eq!(requested(&got), [member_fp("req/0", &a)]);
+    assert_eq!(got.requests[0].cert.pem, padded, "the text is kept byte for byte for registered_certificates");
+}
+
+#[test]
+fn several_certificates_in_one_string_are_skipped_not_split() {
+    let (a, b) = (client("a"), client("b"));
+    let bundle = format!("{}{}", a.pem, b.pem);
+    // req/0 sends a bundle; req/1 sends `a` properly.
+    let got = collect_requests(&req(&[(0, list(&[&bundle])), (1, list(&[&a.pem]))]), now());
+    assert_eq!(
+        said(&got),
+        ["req/0 (relation 1): client_certificates[0]: 2 certificates in one string; send one per list entry"]
+    );
+    assert_eq!(requested(&got), [member_fp("req/1", &a)], "neither half of the bundle is taken from req/0");
+    // `a` was added earlier under req/0's name; req/1 still wants it, so it stays.
+    let store = [entry(scope().entry_name(&unit(1, "req", 0)), a.fp())];
+    assert!(plan(&scope(), &got.requests, &store, None).is_empty());
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+#[test]
+fn a_private_key_or_a_cert_and_key_bundle_is_skipped_and_never_echoed() {
+    let (a, good) = (client("a"), client("good"));
+    let cert_and_key = format!("{}{}", a.pem, a.key_pem);
+    let key_and_cert = format!("{}{}", a.key_pem, a.pem);
+    let got = collect_requests(&req(&[(0, list(&[&a.key_pem, &cert_and_key, &key_and_cert, &good.pem]))]), now());
+    let reason = "a private key, not a certificate (the key was discarded, not logged)";
+    assert_eq!(
+        said(&got),
+        [0, 1, 2].map(|i| format!("req/0 (relation 1): client_certificates[{i}]: {reason}")),
+        "the certificate beside a key is not taken either"
+    );
+    assert_eq!(requested(&got), [member_fp("req/0", &good)]);
+    let shown = format!("{got:?} {}", said(&got).join("\n"));
+    for line in a.key_pem.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!shown.contains(line), "key material in what the charm logs");
+    }
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+#[test]
+fn a_ca_certificate_is_skipped() {
+    let (ca, good) = (make("Operator CA", |p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained)), client("good"));
+    let got = collect_requests(&req(&[(0, list(&[&ca.pem, &good.pem]))]), now());
+    assert_eq!(
+        said(&got),
+        ["req/0 (relation 1): client_certificates[0]: a CA certificate; LXD trusts client (leaf) certificates only"]
+    );
+    assert_eq!(requested(&got), [member_fp("req/0", &good)]);
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+#[test]
+fn expired_and_not_yet_valid_certificates_are_skipped() {
+    let expired = make("old", |p| {
+        p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    });
+    let future = make("new", |p| {
+        p.not_before = rcgen::date_time_ymd(2090, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2091, 1, 1);
+    });
+    let good = client("good");
+    let got = collect_requests(&req(&[(0, list(&[&expired.pem, &future.pem])), (1, list(&[&good.pem]))]), now());
+    assert_eq!(
+        said(&got),
+        [
+            "req/0 (relation 1): client_certificates[0]: expired",
+            "req/0 (relation 1): client_certificates[1]: not valid yet"
+        ]
+    );
+    assert_eq!(requested(&got), [member_fp("req/1", &good)]);
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+#[test]
+fn an_rsa_key_under_2048_bits_is_skipped() {
+    let weak = rsa_1024_pem();
+    let good = client("good");
+    let got = collect_requests(&req(&[(0, list(&[&weak, &good.pem]))]), now());
+    assert_eq!(
+        said(&got),
+        ["req/0 (relation 1): client_certificates[0]: RSA key of 1024 bits is too weak (LXD requires at least 2048)"]
+    );
+    assert_eq!(requested(&got), [member_fp("req/0", &good)]);
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Duplicates
+
+#[test]
+fn a_certificate_twice_in_one_list_is_requested_once_without_complaint() {
+    let a = client("a");
+    let crlf = a.pem.replace('\n', "\r\n");
+    let got = collect_requests(&req(&[(0, list(&[&a.pem, &a.pem, &crlf]))]), now());
+    assert!(got.problems.is_empty(), "{:?}", said(&got));
+    assert_eq!(requested(&got), [member_fp("req/0", &a)]);
+    assert_eq!(got.requests[0].cert.pem, a.pem, "the first spelling is kept");
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+#[test]
+fn a_certificate_two_units_send_is_added_once_and_stays_while_either_sends_it() {
+    let a = client("shared");
+    let both = collect_requests(&req(&[(0, list(&[&a.pem])), (1, list(&[&a.pem]))]), now());
+    assert_eq!(requested(&both), [member_fp("req/0", &a), member_fp("req/1", &a)]);
+    let p = plan(&scope(), &both.requests, &[], None);
+    assert_eq!(p.add.iter().map(|x| x.name.clone()).collect::<Vec<_>>(), [scope().entry_name(&unit(1, "req", 0))]);
+
+    let store = [entry(scope().entry_name(&unit(1, "req", 0)), a.fp())];
+    assert!(plan(&scope(), &both.requests, &store, None).is_empty());
+    // req/0 departs: the entry named for it stays, req/1 still wants it.
+    let only_second = collect_requests(&req(&[(1, list(&[&a.pem]))]), now());
+    assert!(plan(&scope(), &only_second.requests, &store, None).is_empty());
+    // req/1 departs as well: now it goes.
+    let p = plan(&scope(), &[], &store, None);
+    assert_eq!(p.remove.iter().map(|r| r.fingerprint.clone()).collect::<Vec<_>>(), [a.fp()]);
+}
+
+#[test]
+fn a_certificate_another_application_also_sends_stays_while_either_relation_wants_it() {
+    let (shared, own) = (client("shared"), client("own"));
+    let rels = vec![
+        relation(1, "req", &[(0, list(&[&shared.pem, &own.pem]))]),
+        relation(2, "other", &[(3, list(&[&shared.pem]))]),
+    ];
+    let got = collect_requests(&rels, now());
+    assert!(got.problems.is_empty(), "{:?}", said(&got));
+    assert_eq!(requested(&got), [member_fp("req/0", &shared), member_fp("req/0", &own), member_fp("other/3", &shared)]);
+
+    let p = plan(&scope(), &got.requests, &[], None);
+    let added: Vec<(String, String)> = p.add.iter().map(|x| (x.fingerprint.clone(), x.name.clone())).collect();
+    assert_eq!(
+        added,
+        [(shared.fp(), scope().entry_name(&unit(1, "req", 0))), (own.fp(), scope().entry_name(&unit(1, "req", 0)))],
+        "added once, named for the first requester"
+    );
+
+    // Both relations are told the shared certificate is trusted.
+    let in_store: BTreeSet<String> = [shared.fp(), own.fp()].into();
+    let members = vec![("node1".to_string(), "https://10.0.0.1:8443".to_string())];
+    for (rel, want) in [(1, vec![shared.pem.clone(), own.pem.clone()]), (2, vec![shared.pem.clone()])] {
+        let bag = payload(rel, &members, &got.requests, &in_store);
+        let registered: Vec<String> = serde_json::from_str(&bag[KEY_REGISTERED]).expect("json");
+        assert_eq!(registered, want, "relation {rel}");
+        let nodes: serde_json::Value = serde_json::from_str(&bag[KEY_NODES]).expect("json");
+        assert!(nodes[0]["trusted_certs_fp"].as_array().expect("list").contains(&json!(shared.fp())));
+    }
+
+    // Relation 1 is removed: its own certificate goes, the shared one (named for relation 1)
+    // stays because relation 2 still asks for it.
+    let store = [
+        entry(scope().entry_name(&unit(1, "req", 0)), shared.fp()),
+        entry(scope().entry_name(&unit(1, "req", 0)), own.fp()),
+    ];
+    let left = collect_requests(&rels[1..], now());
+    let p = plan(&scope(), &left.requests, &store, None);
+    assert!(p.add.is_empty());
+    assert_eq!(p.remove.iter().map(|r| r.fingerprint.clone()).collect::<Vec<_>>(), [own.fp()]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Size
+
+#[test]
+fn a_thousand_certificates_from_one_unit_are_all_requested() {
+    // One key for all (keygen is the slow part); every certificate still differs (CN, serial).
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("keygen");
+    let made: Vec<Made> = (0..1000)
+        .map(|i| {
+            make_with(&key, &format!("bulk-{i}"), |p| p.serial_number = Some(rcgen::SerialNumber::from(i as u64 + 1)))
+        })
+        .collect();
+    let pems: Vec<&str> = made.iter().map(|m| m.pem.as_str()).collect();
+    let got = collect_requests(&req(&[(0, list(&pems))]), now());
+    assert!(got.problems.is_empty(), "{:?}", said(&got));
+    assert_eq!(got.requests.len(), 1000);
+    let fps: BTreeSet<String> = got.requests.iter().map(|r| r.cert.fingerprint.clone()).collect();
+    assert_eq!(fps, made.iter().map(Made::fp).collect());
+
+    let p = plan(&scope(), &got.requests, &[], None);
+    assert_eq!(p.add.len(), 1000);
+    let bag = payload(1, &Vec::new(), &got.requests, &fps);
+    assert_eq!(serde_json::from_str::<Vec<String>>(&bag[KEY_REGISTERED]).expect("json").len(), 1000);
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+#[test]
+fn a_one_mebibyte_value_is_skipped_with_a_short_reason_and_the_rest_still_counts() {
+    const MIB: usize = 1 << 20;
+    let good = client("good");
+    let not_json = "A".repeat(MIB);
+    let junk_entry = "B".repeat(MIB);
+    let huge_block = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", "QUFB".repeat(MIB / 4));
+    let got = collect_requests(&req(&[(0, not_json), (1, list(&[&junk_entry, &huge_block, &good.pem]))]), now());
+    let lines = said(&got);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0], "req/0 (relation 1): client_certificates: not JSON (1048576 bytes; syntax error)");
+    assert_eq!(lines[1], "req/1 (relation 1): client_certificates[0]: not a PEM certificate");
+    assert!(
+        lines[2].starts_with("req/1 (relation 1): client_certificates[1]: not a valid X.509 certificate: "),
+        "{}",
+        lines[2]
+    );
+    assert!(lines.iter().all(|l| l.len() < 200), "reasons never grow with the value");
+    assert_eq!(requested(&got), [member_fp("req/1", &good)]);
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+/// Juju hands databag values over as JSON strings; invalid UTF-8 arrives as U+FFFD.
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn non_utf8_bytes_arrive_lossy_and_are_skipped_for_what_they_became() {
+    let (a, b, good) = (client("a"), client("b"), client("good"));
+    // The whole value: three invalid bytes become three U+FFFD (nine bytes).
+    let raw_garbage = lossy(b"\xff\xfe\xfd");
+    // Inside a list entry: before the armour, and inside the base64 body.
+    let mut before = b"[\"\xff".to_vec();
+    before.extend_from_slice(serde_json::to_string(&a.pem).expect("json").trim_matches('"').as_bytes());
+    before.extend_from_slice(b"\"]");
+    let mut body = b.pem.clone().into_bytes();
+    body[40] = 0xff;
+    let got =
+        collect_requests(&req(&[(0, raw_garbage), (1, lossy(&before)), (2, list(&[&lossy(&body), &good.pem]))]), now());
+    assert_eq!(
+        said(&got),
+        [
+            "req/0 (relation 1): client_certificates: not JSON (9 bytes; syntax error)",
+            "req/1 (relation 1): client_certificates[0]: not a PEM certificate",
+            "req/2 (relation 1): client_certificates[0]: PEM body is not valid base64",
+        ]
+    );
+    assert_eq!(requested(&got), [member_fp("req/2", &good)]);
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+#[test]
+fn control_characters_are_refused_in_the_armour_and_stripped_from_names() {
+    let (a, b, good) = (client("a"), client("b"), client("good"));
+    let bell_after = format!("{}\u{7}", a.pem);
+    let nul_inside = b.pem.replacen('\n', "\n\u{0}", 2);
+    // Raw control characters inside a JSON string are not JSON.
+    let raw = "[\"\u{1}\"]".to_string();
+    // A certificate whose CN tries terminal escapes: accepted, but the name is cleaned for logs.
+    let escapes = make("\u{1b}[31mred\u{7}", |_| {});
+    let got =
+        collect_requests(&req(&[(0, list(&[&bell_after, &nul_inside, &escapes.pem, &good.pem])), (1, raw)]), now());
+    assert_eq!(
+        said(&got),
+        [
+            "req/0 (relation 1): client_certificates[0]: text outside the PEM block",
+            "req/0 (relation 1): client_certificates[1]: PEM body is not valid base64",
+            "req/1 (relation 1): client_certificates: not JSON (5 bytes; syntax error)",
+        ]
+    );
+    assert_eq!(requested(&got), [member_fp("req/0", &escapes), member_fp("req/0", &good)]);
+    assert_eq!(got.requests[0].cert.common_name, "[31mred");
+    assert!(!format!("{:?}", got.requests[0].cert).chars().any(|c| c.is_control()));
+    assert_owned_and_wanted_entries_stay(&got);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config and credentials
+
+fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, serde_json::Value> {
+    pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+}
+
+struct Tls {
+    client: Made,
+    server: Made,
+}
+
+fn tls() -> Tls {
+    Tls { client: client("lxd-integrator"), server: client("root@lxd") }
+}
+
+fn full_config(t: &Tls, endpoint: &str) -> BTreeMap<String, serde_json::Value> {
+    config(&[
+        (OPT_ENDPOINT, endpoint),
+        (OPT_CERT, t.client.pem.as_str()),
+        (OPT_KEY, t.client.key_pem.as_str()),
+        (OPT_SERVER_CERT, t.server.pem.as_str()),
+    ])
+}
+
+fn from_config(cfg: &BTreeMap<String, serde_json::Value>) -> Result<Credentials, CredentialProblem> {
+    credentials::resolve(&CredentialAnswer::NotTrusted, cfg).0
+}
+
+/// What the charm gets when it builds its HTTPS client (no network traffic).
+fn connect_error(creds: &Credentials) -> Option<String> {
+    HttpLxd::new(&creds.endpoint, &creds.tls).err().map(|e| e.to_string())
+}
+
+#[test]
+fn a_config_endpoint_that_is_not_a_url_is_named() {
+    let t = tls();
+    let cases = [
+        (
+            "not a url",
+            EndpointError::Host("not a url".into()),
+            r#"config endpoint: endpoint "not a url" has no valid host"#,
+        ),
+        (
+            "ftp://lxd",
+            EndpointError::Scheme("ftp://lxd".into(), "ftp".into()),
+            r#"config endpoint: endpoint "ftp://lxd" uses scheme "ftp"; LXD speaks https"#,
+        ),
+        (
+            "lxd:99999",
+            EndpointError::Port("lxd:99999".into()),
+            r#"config endpoint: endpoint "lxd:99999" has an invalid port"#,
+        ),
+        (
+            "admin@lxd",
+            EndpointError::Host("admin@lxd".into()),
+            r#"config endpoint: endpoint "admin@lxd" has no valid host"#,
+        ),
+        (
+            "[zz::1]:8443",
+            EndpointError::Host("[zz::1]:8443".into()),
+            r#"config endpoint: endpoint "[zz::1]:8443" has no valid host"#,
+        ),
+    ];
+    for (endpoint, error, text) in cases {
+        let got = from_config(&full_config(&t, endpoint)).expect_err(endpoint);
+        assert_eq!(got, CredentialProblem::BadEndpoint { origin: Source::Config, error }, "{endpoint}");
+        assert_eq!(got.to_string(), text);
+    }
+    // Blank counts as unset, so the other three alone are an incomplete config.
+    let got = from_config(&full_config(&t, "   ")).expect_err("blank");
+    assert_eq!(got.to_string(), "config incomplete: set lxd_endpoint");
+}
+
+#[test]
+fn a_cloud_endpoint_that_is_not_a_url_falls_back_to_config_or_says_why() {
+    let t = tls();
+    let spec = json!({"type": "lxd", "name": "localhost", "endpoint": "ftp://10.0.0.1",
+        "credential": {"auth-type": "certificate", "attrs": {
+            "client-cert": t.client.pem, "client-key": t.client.key_pem, "server-cert": t.server.pem}}});
+    let answer = CredentialAnswer::Granted(spec);
+    let why = r#"endpoint: endpoint "ftp://10.0.0.1" uses scheme "ftp"; LXD speaks https"#;
+
+    let (got, note) = credentials::resolve(&answer, &config(&[]));
+    assert_eq!(
+        got.expect_err("unusable").to_string(),
+        format!("cloud credential unusable ({why}); set the lxd_* config options")
+    );
+    assert_eq!(note, None);
+
+    let (got, note) = credentials::resolve(&answer, &full_config(&t, "10.0.0.9"));
+    let creds = got.expect("config fallback");
+    assert_eq!((creds.source, creds.endpoint.url()), (Source::Config, "https://10.0.0.9:8443".to_string()));
+    assert_eq!(note.as_deref(), Some(format!("cloud credential not usable ({why}); using config").as_str()));
+}
+
+#[test]
+fn malformed_pem_in_config_is_refused_when_the_tls_client_is_built() {
+    let t = tls();
+    let secret_body = "c2VjcmV0LWtleS1tYXRlcmlhbC1kby1ub3QtbG9n";
+    let bad_key = format!("-----BEGIN PRIVATE KEY-----\n{secret_body}!!\n-----END PRIVATE KEY-----\n");
+    let cases: [(&str, String, PinError); 5] = [
+        (OPT_CERT, "not a pem".into(), PinError::ClientCert("no CERTIFICATE block found".into())),
+        (
+            OPT_CERT,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n".into(),
+            PinError::ClientCert("invalid PEM: a BEGIN line without its END line".into()),
+        ),
+        (OPT_SERVER_CERT, "garbage".into(), PinError::ServerCert("no CERTIFICATE block found".into())),
+        (
+            OPT_KEY,
+            "garbage".into(),
+            PinError::ClientKey("no PRIVATE KEY, EC PRIVATE KEY or RSA PRIVATE KEY block found".into()),
+        ),
+        (OPT_KEY, bad_key, PinError::ClientKey("invalid PEM: the body is not valid base64".into())),
+    ];
+    for (option, value, want) in cases {
+        let mut cfg = full_config(&t, "10.0.0.9");
+        cfg.insert(option.into(), json!(value));
+        // resolve only checks presence; the material is judged where it is used.
+        let creds = from_config(&cfg).expect("resolve does not parse PEM");
+        let got = pin::client_config(&creds.tls).map(drop).expect_err(option);
+        assert_eq!(got, want, "{option}");
+        let shown = connect_error(&creds).expect("HttpLxd refuses too");
+        assert_eq!(shown, format!("client credentials are unusable: {want}"));
+        assert!(!shown.contains(secret_body) && !format!("{got:?}").contains(secret_body), "key material echoed");
+    }
+}
+
+#[test]
+fn a_key_that_does_not_match_the_certificate_is_refused_when_the_tls_client_is_built() {
+    let t = tls();
+    let stranger = client("stranger");
+    let mut cfg = full_config(&t, "10.0.0.9");
+    cfg.insert(OPT_KEY.into(), json!(stranger.key_pem));
+    let creds = from_config(&cfg).expect("resolve cannot tell");
+    assert_eq!(pin::client_config(&creds.tls).map(drop), Err(PinError::KeyMismatch));
+    let err = HttpLxd::new(&creds.endpoint, &creds.tls).expect_err("mismatch");
+    assert_eq!(err, LxdError::BadCredentials("the client key does not belong to the client certificate".into()));
+    assert_eq!(
+        err.to_string(),
+        "client credentials are unusable: the client key does not belong to the client certificate"
+    );
+
+    // The matching key is fine, so the refusal above is about the pairing, not the formats.
+    let creds = from_config(&full_config(&t, "10.0.0.9")).expect("usable");
+    assert_eq!(connect_error(&creds), None);
+}
