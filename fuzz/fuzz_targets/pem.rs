@@ -23,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        Err(e) => assert!(matches!(e, CertRejection::NotPem | CertRejection::TrailingGarbage | CertRejection::BadBase64)),
+        Err(e) => {
+            assert!(matches!(e, CertRejection::NotPem | CertRejection::TrailingGarbage | CertRejection::BadBase64))
+        }
     }
 
     match certs::parse_client_cert(&text, NOW) {

@@ -44,7 +44,11 @@ struct Input {
 
 fn owner(i: u8) -> Owner {
     let i = i % 8;
-    Owner { relation_id: u32::from(i / 4), remote_app: ["req", "other"][usize::from(i % 2)].into(), unit: (i % 3 != 0).then_some(u32::from(i % 3)) }
+    Owner {
+        relation_id: u32::from(i / 4),
+        remote_app: ["req", "other"][usize::from(i % 2)].into(),
+        unit: (i % 3 != 0).then_some(u32::from(i % 3)),
+    }
 }
 
 fn fp(i: u8) -> String {
@@ -121,7 +125,13 @@ fuzz_target!(|input: Input| {
         };
         let kind = ["client", "server", "metrics", ""][usize::from(e.kind % 4)].to_string();
         let projects = e.projects.iter().take(4).map(project).collect();
-        by_fp.entry(fp(e.fp)).or_insert(TrustEntry { name, fingerprint: fp(e.fp), kind, restricted: e.restricted, projects });
+        by_fp.entry(fp(e.fp)).or_insert(TrustEntry {
+            name,
+            fingerprint: fp(e.fp),
+            kind,
+            restricted: e.restricted,
+            projects,
+        });
     }
     let mut store: Vec<TrustEntry> = by_fp.into_values().collect();
     let requests: Vec<Request> = input
@@ -144,7 +154,8 @@ fuzz_target!(|input: Input| {
     let second = check(&scope, &requests, &store, projects.as_deref());
     assert!(second.is_empty(), "one pass converges: {second:?}");
     // Entries we do not own are exactly as they were.
-    let foreign_before: Vec<&TrustEntry> = before.iter().filter(|e| !(e.kind == "client" && scope.owner_of(&e.name).is_some())).collect();
+    let foreign_before: Vec<&TrustEntry> =
+        before.iter().filter(|e| !(e.kind == "client" && scope.owner_of(&e.name).is_some())).collect();
     for e in foreign_before {
         assert!(store.contains(e), "touched {e:?}");
     }

@@ -14,9 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use lxd_integrator::certs;
 use lxd_integrator::ownership::Owner;
 use lxd_integrator::plan::plan;
-use lxd_integrator::relation::{
-    KEY_CLIENT_CERTS, KEY_NODES, KEY_REGISTERED, RelationView, collect_requests, payload,
-};
+use lxd_integrator::relation::{KEY_CLIENT_CERTS, KEY_NODES, KEY_REGISTERED, RelationView, collect_requests, payload};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn bag(value: &str) -> BTreeMap<String, String> {
@@ -52,9 +50,11 @@ fuzz_target!(|data: &[u8]| {
     let members: BTreeSet<Owner> = relations
         .iter()
         .flat_map(|r| {
-            r.units.keys().map(String::as_str).chain(std::iter::once(r.remote_app.as_str())).map(|m| {
-                Owner::from_member(r.id, m).expect("test member names are valid")
-            })
+            r.units
+                .keys()
+                .map(String::as_str)
+                .chain(std::iter::once(r.remote_app.as_str()))
+                .map(|m| Owner::from_member(r.id, m).expect("test member names are valid"))
         })
         .collect();
     let raw_of = |owner: &Owner| -> Option<&str> {
