@@ -1,6 +1,7 @@
 //! The driver: a tiny single-machine "controller + unit agents" that runs a charm's hooks the
 //! way Juju's uniter does, one at a time, in a deterministic order.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -94,6 +95,17 @@ pub struct Sim {
     max_rounds: u32,
     copy_mode: CopyMode,
     extra_env: BTreeMap<String, String>,
+    /// The model as last saved or loaded, with the identity of the file it came from; reused
+    /// while model.json is unchanged (tools rewrite it only for immediate writes).
+    cache: RefCell<Option<(Model, FileStamp)>>,
+}
+
+type FileStamp = (u64, std::time::SystemTime, u64);
+
+fn file_stamp(p: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(p).ok()?;
+    Some((md.ino(), md.modified().ok()?, md.len()))
 }
 
 fn find_binary() -> anyhow::Result<PathBuf> {
@@ -254,6 +266,7 @@ impl Sim {
             max_rounds: 100,
             copy_mode: CopyMode::Copy,
             extra_env: BTreeMap::new(),
+            cache: RefCell::new(None),
         };
         sim.install_tools(true)?;
         Ok(sim)
@@ -328,15 +341,42 @@ impl Sim {
 
     fn read(&self) -> anyhow::Result<Model> {
         let _l = ModelLock::acquire(&self.paths)?;
-        model::load_model(&self.paths)
+        self.refresh()?;
+        Ok(self.cache.borrow().as_ref().unwrap().0.clone())
+    }
+
+    /// Loads model.json into the cache unless the cached copy is current. Lock held.
+    fn refresh(&self) -> anyhow::Result<()> {
+        let stamp = file_stamp(&self.paths.model());
+        let mut cache = self.cache.borrow_mut();
+        if let (Some((_, cached)), Some(now)) = (cache.as_ref(), stamp) {
+            if *cached == now {
+                return Ok(());
+            }
+        }
+        let m = model::load_model(&self.paths)?;
+        let stamp = file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
+        *cache = Some((m, stamp));
+        Ok(())
     }
 
     fn write<R>(&self, f: impl FnOnce(&mut Model) -> anyhow::Result<R>) -> anyhow::Result<R> {
         let _l = ModelLock::acquire(&self.paths)?;
-        let mut m = model::load_model(&self.paths)?;
-        let r = f(&mut m)?;
-        model::save_model(&self.paths, &m)?;
-        Ok(r)
+        self.refresh()?;
+        let mut cache = self.cache.borrow_mut();
+        let (m, stamp) = cache.as_mut().unwrap();
+        match f(m) {
+            Ok(r) => {
+                model::save_model(&self.paths, m)?;
+                *stamp = file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
+                Ok(r)
+            }
+            Err(e) => {
+                // The closure may have half-modified the cached copy: drop it.
+                *cache = None;
+                Err(e)
+            }
+        }
     }
 
     /// A snapshot of the whole model (for assertions not covered by the helpers).
@@ -961,7 +1001,7 @@ impl Sim {
 
     /// Runs an action (defaults from actions.yaml applied) and waits for it.
     pub fn run_action(&mut self, unit: &str, name: &str, params: Value) -> anyhow::Result<ActionResult> {
-        let (ctx, charm_dir) = self.write(|m| {
+        let (ctx, charm_dir, mut vars) = self.write(|m| {
             let u = m.units.get(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
             let a = &m.apps[&u.app];
             let spec = a.meta.actions.get(name).ok_or_else(|| anyhow!("action {name:?} not defined on unit {unit:?}"))?;
@@ -982,10 +1022,10 @@ impl Sim {
                 ..Default::default()
             };
             model::save_context(&self.paths, &ctx)?;
-            Ok((ctx, charm_dir))
+            let vars = self.base_env(m, &ctx, &charm_dir, "");
+            Ok((ctx, charm_dir, vars))
         })?;
         let action_id = ctx.action.as_ref().unwrap().id.clone();
-        let mut vars = self.base_env(&ctx, &charm_dir, "")?;
         vars.insert("JUJU_DISPATCH_PATH".into(), format!("actions/{name}"));
         vars.insert("JUJU_ACTION_NAME".into(), name.into());
         vars.insert("JUJU_ACTION_UUID".into(), action_id.clone());
@@ -1054,31 +1094,11 @@ impl Sim {
 
     /// Runs queued hooks until only units in error hold any.
     fn settle(&mut self) -> anyhow::Result<()> {
-        loop {
-            let next = self.write(|m| {
-                let idx = m.queue.iter().position(|e| m.units.get(&e.unit).is_some_and(|u| u.error.is_none()));
-                let Some(idx) = idx else {
-                    // Drop events of units that no longer exist.
-                    m.queue.retain(|e| m.units.contains_key(&e.unit));
-                    return Ok(None);
-                };
-                Ok(Some(m.queue.remove(idx)))
-            })?;
-            let Some(ev) = next else { return Ok(()) };
-            if ev.depth > self.max_rounds {
-                bail!(
-                    "relation data never settled: still firing {} on {} after {} rounds of relation-changed",
-                    ev.kind,
-                    ev.unit,
-                    self.max_rounds
-                );
-            }
-            self.run_event(ev)?;
-        }
+        while self.run_next()? {}
+        Ok(())
     }
 
-    fn base_env(&self, ctx: &HookContext, charm_dir: &Path, hook_name: &str) -> anyhow::Result<BTreeMap<String, String>> {
-        let m = self.read()?;
+    fn base_env(&self, m: &Model, ctx: &HookContext, charm_dir: &Path, hook_name: &str) -> BTreeMap<String, String> {
         let u = &m.units[&ctx.unit];
         let dir = charm_dir.display().to_string();
         let mut v = BTreeMap::new();
@@ -1113,7 +1133,7 @@ impl Sim {
         for (k, val) in &self.extra_env {
             v.insert(k.clone(), val.clone());
         }
-        Ok(v)
+        v
     }
 
     /// Runs `dispatch` (if present and executable) or `<dir>/<name>`.
@@ -1164,23 +1184,20 @@ impl Sim {
             let _ = err_pipe.read_to_end(&mut b);
             b
         });
+        // Wait in a thread so the common case costs no polling; kill on timeout.
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let s = child.wait();
+            let _ = tx.send(());
+            s
+        });
         let mut timed_out = false;
-        let mut sleep = Duration::from_micros(200);
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(s)) => break Some(s),
-                Ok(None) => {
-                    if start.elapsed() > self.hook_timeout {
-                        let _ = child.kill();
-                        timed_out = true;
-                        break child.wait().ok();
-                    }
-                    std::thread::sleep(sleep);
-                    sleep = (sleep * 2).min(Duration::from_millis(5));
-                }
-                Err(_) => break None,
-            }
-        };
+        if rx.recv_timeout(self.hook_timeout).is_err() {
+            timed_out = true;
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+        let status = waiter.join().ok().and_then(|r| r.ok());
         let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
         let stderr = String::from_utf8_lossy(&t_err.join().unwrap_or_default()).into_owned();
         use std::os::unix::process::ExitStatusExt;
@@ -1198,35 +1215,53 @@ impl Sim {
         }
     }
 
-    fn run_event(&mut self, ev: Event) -> anyhow::Result<()> {
-        // Prepare: membership changes that Juju applies before the hook, the context file.
+    /// Runs the next runnable queued hook; false when there is none.
+    fn run_next(&mut self) -> anyhow::Result<bool> {
+        let max_rounds = self.max_rounds;
+        // Pop the event and prepare it: membership changes that Juju applies before the
+        // hook, the context file, the environment.
         let prepared = self.write(|m| {
-            let Some(u) = m.units.get(&ev.unit) else { return Ok(None) };
+            let idx = m.queue.iter().position(|e| m.units.get(&e.unit).is_some_and(|u| u.error.is_none()));
+            let Some(idx) = idx else {
+                // Drop events of units that no longer exist.
+                m.queue.retain(|e| m.units.contains_key(&e.unit));
+                return Ok(Err(()));
+            };
+            let ev = m.queue.remove(idx);
+            if ev.depth > max_rounds {
+                bail!(
+                    "relation data never settled: still firing {} on {} after {} rounds of relation-changed",
+                    ev.kind,
+                    ev.unit,
+                    max_rounds
+                );
+            }
+            let Some(u) = m.units.get(&ev.unit) else { return Ok(Ok(None)) };
             let charm_dir = u.charm_dir.clone();
             let app = u.app.clone();
             let mut hook_name = ev.kind.clone();
             let mut relation_name = None;
             if let Some(id) = ev.relation_id {
-                let Some(r) = m.relations.get_mut(&id) else { return Ok(None) };
+                let Some(r) = m.relations.get_mut(&id) else { return Ok(Ok(None)) };
                 if !r.scope.contains_key(&ev.unit) {
-                    return Ok(None);
+                    return Ok(Ok(None));
                 }
                 let ep = r.local_endpoint(&app).unwrap().endpoint.clone();
                 match ev.kind.as_str() {
                     "relation-joined" => {
                         let remote = ev.remote_unit.clone().unwrap();
                         if r.dying || !r.scope.contains_key(&remote) {
-                            return Ok(None);
+                            return Ok(Ok(None));
                         }
                         r.scope.get_mut(&ev.unit).unwrap().insert(remote);
                     }
                     "relation-changed" => {
                         if let Some(remote) = &ev.remote_unit {
                             if !r.scope[&ev.unit].contains(remote) {
-                                return Ok(None);
+                                return Ok(Ok(None));
                             }
                         } else if r.dying {
-                            return Ok(None);
+                            return Ok(Ok(None));
                         }
                     }
                     "relation-departed" => {
@@ -1250,11 +1285,14 @@ impl Sim {
             };
             model::save_context(&self.paths, &ctx)?;
             let leader_before = m.apps[&app].leader_settings.clone();
-            Ok(Some((ctx, charm_dir, relation_name, leader_before, app)))
+            let vars = self.base_env(m, &ctx, &charm_dir, &hook_name);
+            Ok(Ok(Some((ev, ctx, charm_dir, relation_name, leader_before, app, vars))))
         })?;
-        let Some((ctx, charm_dir, relation_name, leader_before, app)) = prepared else { return Ok(()) };
-
-        let mut vars = self.base_env(&ctx, &charm_dir, &ctx.hook_name)?;
+        let (ev, ctx, charm_dir, relation_name, leader_before, app, mut vars) = match prepared {
+            Err(()) => return Ok(false),
+            Ok(None) => return Ok(true),
+            Ok(Some(p)) => p,
+        };
         vars.insert("JUJU_DISPATCH_PATH".into(), format!("hooks/{}", ctx.hook_name));
         if let Some((ep, id)) = &relation_name {
             vars.insert("JUJU_RELATION".into(), ep.clone());
@@ -1321,7 +1359,7 @@ impl Sim {
             })
         })?;
         model::append_record(&self.paths.hook_records(), &record)?;
-        Ok(())
+        Ok(true)
     }
 }
 
