@@ -226,6 +226,24 @@ impl LxdCluster {
         Ok(())
     }
 
+    /// Simulate a crash of member `i`: SIGKILL, no clean shutdown. Its tmpfs mounts are removed
+    /// so that [`start_member`](Self::start_member) can restart it from the same `LXD_DIR`.
+    pub fn kill_member(&mut self, i: usize) -> Result<()> {
+        let m = &mut self.members[i];
+        let Some(mut child) = m.child.take() else {
+            bail!("{} is not running", m.name)
+        };
+        let _ = child.kill();
+        child.wait().with_context(|| format!("reaping the lxd of {}", m.name))?;
+        proc::unmount_under(&m.dir);
+        Ok(())
+    }
+
+    /// PID of member `i`'s daemon, when running.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(Child::id)
+    }
+
     /// Restart member `i` from the same `LXD_DIR` and wait until the other members see it
     /// `Online`.
     pub fn start_member(&mut self, i: usize) -> Result<()> {

@@ -90,3 +90,37 @@ fn standalone_server_is_not_clustered() {
     let err = cluster.members().expect_err("members of a non-clustered server");
     assert!(format!("{err:#}").contains("not clustered"), "{err:#}");
 }
+
+#[test]
+fn stopping_the_first_member_keeps_the_cluster_usable() {
+    let mut cluster = LxdCluster::start(3).expect("starting a 3-member LXD cluster");
+    // node1 bootstrapped the cluster and is the database leader.
+    let t = Instant::now();
+    cluster.stop_member(0).expect("stop node1");
+    let client = certs::client_cert("after-leader-loss").expect("cert");
+    let fp = cluster.trust_add("after-leader-loss", &client.cert_pem).expect("trust add without node1");
+    eprintln!("trust add {:?} after stopping node1", t.elapsed());
+    assert!(cluster.trust_list().expect("list").iter().any(|c| c["fingerprint"] == fp.as_str()));
+    cluster.wait_member_status(0, "Offline", Duration::from_secs(60)).expect("node1 Offline");
+    cluster.start_member(0).expect("restart node1");
+    let seen = cluster.query_on(0, "GET", &format!("/1.0/certificates/{fp}"), None).expect("get on node1");
+    assert_eq!(seen["name"], "after-leader-loss");
+}
+
+#[test]
+fn crash_restart_and_cleanup_on_panic() {
+    let mut holder = None;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut cluster = LxdCluster::start(1).expect("starting a 1-member LXD cluster");
+        cluster.kill_member(0).expect("crash node1");
+        cluster.start_member(0).expect("restart node1 after a crash");
+        assert_eq!(status_of(&cluster, "node1"), "Online");
+        let pid = cluster.pid(0).expect("running");
+        holder = Some((cluster.run_dir().to_path_buf(), pid));
+        panic!("deliberate panic with a live cluster");
+    }));
+    assert!(result.is_err());
+    let (run_dir, pid) = holder.expect("cluster was started");
+    assert!(!run_dir.exists(), "{} left behind after a panic", run_dir.display());
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "lxd {pid} still running");
+}
