@@ -476,7 +476,9 @@ impl LxdCluster {
             .map_err(|e| anyhow!("{e:#}\n{}", self.diagnostics(0)))
             .context("bootstrapping the first member")?;
         if self.clustered {
-            // Not in the preseed: on 5.0.2 setting it there made the daemon drop the request (EOF).
+            // Not in the preseed: LXD 5.0.2 answers any PUT of cluster.offline_threshold on a server
+            // that is not clustered yet with a dropped connection (EOF), and the preseed's config
+            // is applied before clustering is enabled.
             let threshold = OFFLINE_THRESHOLD_SECS.to_string();
             self.lxc_on(0, &["config", "set", "cluster.offline_threshold", &threshold], None)?;
         }
