@@ -8,7 +8,7 @@ pub mod certs;
 mod cluster;
 mod proc;
 
-pub use cluster::{LxdCluster, remove_stale_runs};
+pub use cluster::{LxdCluster, OFFLINE_THRESHOLD_SECS, PORT, remove_stale_runs};
 
 /// 64 bits from the kernel's random source, with a time-based fallback.
 pub(crate) fn random_u64() -> u64 {
