@@ -97,7 +97,15 @@ pub struct Sim {
     extra_env: BTreeMap<String, String>,
     /// The model as last saved or loaded, with the identity of the file it came from; reused
     /// while model.json is unchanged (tools rewrite it only for immediate writes).
-    cache: RefCell<Option<(Model, FileStamp)>>,
+    cache: RefCell<Option<Cached>>,
+}
+
+struct Cached {
+    model: Model,
+    stamp: FileStamp,
+    /// Changed in memory and not yet saved. While no hook runs, nothing else writes the
+    /// model, so the in-memory copy is authoritative; it is saved before every hook process.
+    dirty: bool,
 }
 
 type FileStamp = (u64, std::time::SystemTime, u64);
@@ -318,14 +326,16 @@ impl Sim {
         self.write(|m| {
             m.juju_version = v.into();
             Ok(())
-        })
+        })?;
+        self.flush()
     }
     /// What `credential-get` returns to trusted applications (the model's cloud spec).
     pub fn set_cloud_spec(&mut self, spec: Value) -> anyhow::Result<()> {
         self.write(|m| {
             m.cloud_spec = Some(spec);
             Ok(())
-        })
+        })?;
+        self.flush()
     }
     /// Makes `credential-get` absent from the hook tools (as on a Juju without it).
     pub fn set_credential_get_available(&mut self, available: bool) -> anyhow::Result<()> {
@@ -333,6 +343,7 @@ impl Sim {
             m.credential_get_available = available;
             Ok(())
         })?;
+        self.flush()?;
         self.install_tools(available)
     }
 
@@ -342,21 +353,20 @@ impl Sim {
     fn read(&self) -> anyhow::Result<Model> {
         let _l = ModelLock::acquire(&self.paths)?;
         self.refresh()?;
-        Ok(self.cache.borrow().as_ref().unwrap().0.clone())
+        Ok(self.cache.borrow().as_ref().unwrap().model.clone())
     }
 
     /// Loads model.json into the cache unless the cached copy is current. Lock held.
     fn refresh(&self) -> anyhow::Result<()> {
-        let stamp = file_stamp(&self.paths.model());
         let mut cache = self.cache.borrow_mut();
-        if let (Some((_, cached)), Some(now)) = (cache.as_ref(), stamp) {
-            if *cached == now {
+        if let Some(c) = cache.as_ref() {
+            if c.dirty || file_stamp(&self.paths.model()) == Some(c.stamp) {
                 return Ok(());
             }
         }
-        let m = model::load_model(&self.paths)?;
+        let model = model::load_model(&self.paths)?;
         let stamp = file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
-        *cache = Some((m, stamp));
+        *cache = Some(Cached { model, stamp, dirty: false });
         Ok(())
     }
 
@@ -364,11 +374,10 @@ impl Sim {
         let _l = ModelLock::acquire(&self.paths)?;
         self.refresh()?;
         let mut cache = self.cache.borrow_mut();
-        let (m, stamp) = cache.as_mut().unwrap();
-        match f(m) {
+        let c = cache.as_mut().unwrap();
+        match f(&mut c.model) {
             Ok(r) => {
-                model::save_model(&self.paths, m)?;
-                *stamp = file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
+                c.dirty = true;
                 Ok(r)
             }
             Err(e) => {
@@ -377,6 +386,21 @@ impl Sim {
                 Err(e)
             }
         }
+    }
+
+    /// Saves the in-memory model if it changed (before any hook process, and at the end of
+    /// every public call).
+    fn flush(&self) -> anyhow::Result<()> {
+        let _l = ModelLock::acquire(&self.paths)?;
+        let mut cache = self.cache.borrow_mut();
+        if let Some(c) = cache.as_mut() {
+            if c.dirty {
+                model::save_model(&self.paths, &c.model)?;
+                c.stamp = file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
+                c.dirty = false;
+            }
+        }
+        Ok(())
     }
 
     /// A snapshot of the whole model (for assertions not covered by the helpers).
@@ -590,7 +614,8 @@ impl Sim {
             m.queue.retain(|e| model::unit_app(&e.unit) != app);
             m.relations.retain(|_, r| !r.involves(app));
             Ok(())
-        })
+        })?;
+        self.flush()
     }
 
     // -----------------------------------------------------------------------------------
@@ -1094,8 +1119,12 @@ impl Sim {
 
     /// Runs queued hooks until only units in error hold any.
     fn settle(&mut self) -> anyhow::Result<()> {
-        while self.run_next()? {}
-        Ok(())
+        let r = (|| {
+            while self.run_next()? {}
+            Ok(())
+        })();
+        self.flush()?;
+        r
     }
 
     fn base_env(&self, m: &Model, ctx: &HookContext, charm_dir: &Path, hook_name: &str) -> BTreeMap<String, String> {
@@ -1159,6 +1188,10 @@ impl Sim {
                 return skip(Some(format!("fork/exec {}: permission denied", program.display())), 126);
             }
             Ok(_) => {}
+        }
+        // The tools read the model from disk.
+        if let Err(e) = self.flush() {
+            return skip(Some(format!("cannot save the model: {e}")), 1);
         }
         let child = Command::new(&program)
             .env_clear()
@@ -1360,6 +1393,12 @@ impl Sim {
         })?;
         model::append_record(&self.paths.hook_records(), &record)?;
         Ok(true)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 
