@@ -57,6 +57,9 @@ pub struct ToolCall {
     pub exit_code: i32,
     pub duration_us: u64,
     pub stderr: String,
+    /// What the tool read from stdin (`--file -`), first 64 KiB.
+    #[serde(default)]
+    pub stdin: Option<String>,
 }
 
 /// One line of `records/logs.jsonl` (juju-log).
@@ -99,6 +102,8 @@ pub struct Env {
     pub cwd: PathBuf,
     pub logs: Vec<LogLine>,
     pub stdin: Option<Box<dyn Read>>,
+    /// A copy of what was read from stdin, for the record.
+    pub stdin_seen: Option<Vec<u8>>,
 }
 
 impl Env {
@@ -126,6 +131,7 @@ impl Env {
         if let Some(r) = self.stdin.as_mut() {
             r.read_to_end(&mut buf).map_err(|e| fail(format!("read /dev/stdin: {e}")))?;
         }
+        self.stdin_seen = Some(buf.clone());
         Ok(buf)
     }
     /// `cmd.FileVar.Read`: `-` is stdin, other paths are relative to the cwd.
@@ -1312,6 +1318,7 @@ fn run_in_process(
         cwd: std::env::current_dir().unwrap_or_default(),
         logs: Vec::new(),
         stdin: Some(Box::new(std::io::stdin())),
+        stdin_seen: None,
     };
     let code = match run_tool(&mut env, tool, argv) {
         Ok(()) => 0,
@@ -1338,6 +1345,7 @@ fn run_in_process(
         exit_code: code,
         duration_us: start.elapsed().as_micros() as u64,
         stderr: String::from_utf8_lossy(&env.stderr).into_owned(),
+        stdin: env.stdin_seen.as_ref().map(|b| String::from_utf8_lossy(&b[..b.len().min(65536)]).into_owned()),
     };
     model::append_record(&paths.tool_records(), &call)?;
     Ok((env.stdout, env.stderr, code))
