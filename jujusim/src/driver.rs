@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::charm::{self, CharmMeta};
 use crate::model::{
-    self, ActionContext, App, Databag, Event, HookContext, MAX_DATABAG_BYTES, Model, ModelLock, Paths,
-    RelEndpoint, Relation, Status, Unit, UnitError,
+    self, ActionContext, App, Databag, Event, HookContext, MAX_DATABAG_BYTES, Model, ModelLock,
+    Paths, RelEndpoint, Relation, Status, Unit, UnitError,
 };
 use crate::tools::{self, LogLine, ToolCall};
 
@@ -117,20 +117,14 @@ fn file_stamp(p: &Path) -> Option<FileStamp> {
 }
 
 fn find_binary() -> anyhow::Result<PathBuf> {
-    if let Ok(p) = std::env::var(BIN_ENV) {
-        if !p.is_empty() {
-            let p = PathBuf::from(p);
-            if p.is_file() {
-                return Ok(p);
-            }
-            bail!("{BIN_ENV}={} does not exist", p.display());
-        }
-    }
-    if let Some(p) = option_env!("CARGO_BIN_EXE_jujusim") {
+    if let Ok(p) = std::env::var(BIN_ENV)
+        && !p.is_empty()
+    {
         let p = PathBuf::from(p);
         if p.is_file() {
             return Ok(p);
         }
+        bail!("{BIN_ENV}={} does not exist", p.display());
     }
     let exe = std::env::current_exe().context("current_exe")?;
     // target/<profile>/deps/test-xxxx → target/<profile>/jujusim
@@ -146,7 +140,7 @@ fn find_binary() -> anyhow::Result<PathBuf> {
         dir = d.parent();
     }
     bail!(
-        "cannot find the jujusim binary next to {} (run `cargo build --workspace --bins` first, or set {BIN_ENV})",
+        "cannot find the jujusim binary in the directories above {} up to target/ (run `cargo build -p jujusim --bin jujusim` or `cargo build --workspace --bins` first, or set {BIN_ENV})",
         exe.display()
     )
 }
@@ -165,7 +159,8 @@ fn copy_tree(src: &Path, dst: &Path, mode: CopyMode) -> anyhow::Result<()> {
         let to = dst.join(entry.file_name());
         if ft.is_symlink() {
             let target = std::fs::read_link(&from)?;
-            std::os::unix::fs::symlink(&target, &to).with_context(|| format!("symlink {}", to.display()))?;
+            std::os::unix::fs::symlink(&target, &to)
+                .with_context(|| format!("symlink {}", to.display()))?;
         } else if ft.is_dir() {
             copy_tree(&from, &to, mode)?;
             let perms = std::fs::metadata(&from)?.permissions();
@@ -178,7 +173,8 @@ fn copy_tree(src: &Path, dst: &Path, mode: CopyMode) -> anyhow::Result<()> {
                     }
                 }
                 CopyMode::Copy => {
-                    std::fs::copy(&from, &to).with_context(|| format!("copy {}", from.display()))?;
+                    std::fs::copy(&from, &to)
+                        .with_context(|| format!("copy {}", from.display()))?;
                 }
             }
         }
@@ -188,7 +184,9 @@ fn copy_tree(src: &Path, dst: &Path, mode: CopyMode) -> anyhow::Result<()> {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Where an `app:endpoint` spec may omit the endpoint.
@@ -214,7 +212,14 @@ fn push_event(m: &mut Model, ev: Event) {
     m.queue.push(ev);
 }
 
-fn rel_event(unit: &str, kind: &str, rel: u32, remote_unit: Option<&str>, remote_app: &str, depth: u32) -> Event {
+fn rel_event(
+    unit: &str,
+    kind: &str,
+    rel: u32,
+    remote_unit: Option<&str>,
+    remote_app: &str,
+    depth: u32,
+) -> Event {
     Event {
         unit: unit.into(),
         kind: kind.into(),
@@ -244,7 +249,11 @@ impl Sim {
     }
 
     /// Like `new`, with an explicit path to the `jujusim` binary.
-    pub fn with_binary(root: impl AsRef<Path>, model_name: &str, bin: impl Into<PathBuf>) -> anyhow::Result<Sim> {
+    pub fn with_binary(
+        root: impl AsRef<Path>,
+        model_name: &str,
+        bin: impl Into<PathBuf>,
+    ) -> anyhow::Result<Sim> {
         let root = root.as_ref();
         std::fs::create_dir_all(root).with_context(|| format!("mkdir {}", root.display()))?;
         let root = root.canonicalize()?;
@@ -252,12 +261,19 @@ impl Sim {
         if paths.model().exists() {
             bail!("{} already holds a simulated model", root.display());
         }
-        for d in [paths.contexts(), paths.tools(), paths.units(), paths.records()] {
+        for d in [
+            paths.contexts(),
+            paths.tools(),
+            paths.units(),
+            paths.records(),
+        ] {
             std::fs::create_dir_all(&d)?;
         }
         std::fs::write(paths.socket(), b"jujusim agent socket placeholder\n")?;
         let bin: PathBuf = bin.into();
-        let bin = bin.canonicalize().with_context(|| format!("jujusim binary {}", bin.display()))?;
+        let bin = bin
+            .canonicalize()
+            .with_context(|| format!("jujusim binary {}", bin.display()))?;
         let model = Model {
             name: model_name.into(),
             uuid: model::random_uuid(),
@@ -359,14 +375,19 @@ impl Sim {
     /// Loads model.json into the cache unless the cached copy is current. Lock held.
     fn refresh(&self) -> anyhow::Result<()> {
         let mut cache = self.cache.borrow_mut();
-        if let Some(c) = cache.as_ref() {
-            if c.dirty || file_stamp(&self.paths.model()) == Some(c.stamp) {
-                return Ok(());
-            }
+        if let Some(c) = cache.as_ref()
+            && (c.dirty || file_stamp(&self.paths.model()) == Some(c.stamp))
+        {
+            return Ok(());
         }
         let model = model::load_model(&self.paths)?;
-        let stamp = file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
-        *cache = Some(Cached { model, stamp, dirty: false });
+        let stamp =
+            file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
+        *cache = Some(Cached {
+            model,
+            stamp,
+            dirty: false,
+        });
         Ok(())
     }
 
@@ -393,12 +414,13 @@ impl Sim {
     fn flush(&self) -> anyhow::Result<()> {
         let _l = ModelLock::acquire(&self.paths)?;
         let mut cache = self.cache.borrow_mut();
-        if let Some(c) = cache.as_mut() {
-            if c.dirty {
-                model::save_model(&self.paths, &c.model)?;
-                c.stamp = file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
-                c.dirty = false;
-            }
+        if let Some(c) = cache.as_mut()
+            && c.dirty
+        {
+            model::save_model(&self.paths, &c.model)?;
+            c.stamp =
+                file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
+            c.dirty = false;
         }
         Ok(())
     }
@@ -414,13 +436,21 @@ impl Sim {
     /// Deploys `charm_dir` as application `app` with `units` units and runs their
     /// install → (relation-created) → leader-elected / leader-settings-changed →
     /// config-changed → start hooks.
-    pub fn deploy(&mut self, app: &str, charm_dir: impl AsRef<Path>, units: u32) -> anyhow::Result<Vec<String>> {
-        let charm_dir = charm_dir.as_ref().canonicalize().with_context(|| format!("charm dir {}", charm_dir.as_ref().display()))?;
+    pub fn deploy(
+        &mut self,
+        app: &str,
+        charm_dir: impl AsRef<Path>,
+        units: u32,
+    ) -> anyhow::Result<Vec<String>> {
+        let charm_dir = charm_dir
+            .as_ref()
+            .canonicalize()
+            .with_context(|| format!("charm dir {}", charm_dir.as_ref().display()))?;
         if !model::is_valid_application(app) {
             bail!("invalid application name {app:?}");
         }
         let meta = charm::read_charm(&charm_dir)?;
-        let names = self.write(|m| {
+        self.write(|m| {
             if m.apps.contains_key(app) {
                 bail!("application {app:?} already exists");
             }
@@ -461,7 +491,6 @@ impl Sim {
             }
             Ok(())
         })?;
-        let _ = names;
         let mut out = Vec::new();
         for _ in 0..units {
             out.push(self.add_unit_queued(app)?);
@@ -479,7 +508,10 @@ impl Sim {
 
     fn add_unit_queued(&mut self, app: &str) -> anyhow::Result<String> {
         let (name, charm_src, dir) = self.write(|m| {
-            let a = m.apps.get_mut(app).ok_or_else(|| anyhow!("application {app:?} not found"))?;
+            let a = m
+                .apps
+                .get_mut(app)
+                .ok_or_else(|| anyhow!("application {app:?} not found"))?;
             let n = a.next_unit;
             a.next_unit += 1;
             let name = format!("{app}/{n}");
@@ -509,14 +541,21 @@ impl Sim {
                 },
             );
             push_event(m, Event::simple(&name, "install"));
-            let rel_ids: Vec<u32> =
-                m.relations.values().filter(|r| r.involves(app) && !r.dying).map(|r| r.id).collect();
+            let rel_ids: Vec<u32> = m
+                .relations
+                .values()
+                .filter(|r| r.involves(app) && !r.dying)
+                .map(|r| r.id)
+                .collect();
             for id in &rel_ids {
                 let r = m.relations.get_mut(id).unwrap();
                 r.scope.insert(name.clone(), BTreeSet::new());
                 r.unit_data.insert(name.clone(), unit_addresses(&address));
                 let remote_app = r.remote_app(app).unwrap().to_string();
-                push_event(m, rel_event(&name, "relation-created", *id, None, &remote_app, 0));
+                push_event(
+                    m,
+                    rel_event(&name, "relation-created", *id, None, &remote_app, 0),
+                );
             }
             let a = m.apps.get_mut(app).unwrap();
             if a.leader.is_none() {
@@ -537,10 +576,22 @@ impl Sim {
                     .cloned()
                     .collect();
                 for o in others {
-                    push_event(m, rel_event(&name, "relation-joined", *id, Some(&o), &remote_app, 0));
-                    push_event(m, rel_event(&name, "relation-changed", *id, Some(&o), &remote_app, 0));
-                    push_event(m, rel_event(&o, "relation-joined", *id, Some(&name), app, 0));
-                    push_event(m, rel_event(&o, "relation-changed", *id, Some(&name), app, 0));
+                    push_event(
+                        m,
+                        rel_event(&name, "relation-joined", *id, Some(&o), &remote_app, 0),
+                    );
+                    push_event(
+                        m,
+                        rel_event(&name, "relation-changed", *id, Some(&o), &remote_app, 0),
+                    );
+                    push_event(
+                        m,
+                        rel_event(&o, "relation-joined", *id, Some(&name), app, 0),
+                    );
+                    push_event(
+                        m,
+                        rel_event(&o, "relation-changed", *id, Some(&name), app, 0),
+                    );
                 }
             }
             Ok(())
@@ -553,19 +604,30 @@ impl Sim {
     /// A removed leader is replaced by the lowest-numbered remaining unit (leader-elected).
     pub fn remove_unit(&mut self, unit: &str) -> anyhow::Result<()> {
         self.write(|m| {
-            let u = m.units.get_mut(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
+            let u = m
+                .units
+                .get_mut(unit)
+                .ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
             u.dying = true;
             // Like `--force` for a unit stuck in error: its pending hooks are dropped.
             u.error = None;
             m.queue.retain(|e| e.unit != unit);
             let app = model::unit_app(unit).to_string();
-            let rel_ids: Vec<u32> =
-                m.relations.values().filter(|r| r.scope.contains_key(unit)).map(|r| r.id).collect();
+            let rel_ids: Vec<u32> = m
+                .relations
+                .values()
+                .filter(|r| r.scope.contains_key(unit))
+                .map(|r| r.id)
+                .collect();
             for id in rel_ids {
                 let r = &m.relations[&id];
                 let remote_app = r.remote_app(&app).unwrap().to_string();
-                let watchers: Vec<String> =
-                    r.scope.iter().filter(|(v, seen)| *v != unit && seen.contains(unit)).map(|(v, _)| v.clone()).collect();
+                let watchers: Vec<String> = r
+                    .scope
+                    .iter()
+                    .filter(|(v, seen)| *v != unit && seen.contains(unit))
+                    .map(|(v, _)| v.clone())
+                    .collect();
                 let members: Vec<String> = r.scope[unit].iter().cloned().collect();
                 for v in watchers {
                     let mut ev = rel_event(&v, "relation-departed", id, Some(unit), &app, 0);
@@ -573,11 +635,13 @@ impl Sim {
                     m.queue.push(ev);
                 }
                 for mem in members {
-                    let mut ev = rel_event(unit, "relation-departed", id, Some(&mem), &remote_app, 0);
+                    let mut ev =
+                        rel_event(unit, "relation-departed", id, Some(&mem), &remote_app, 0);
                     ev.departing_unit = Some(unit.into());
                     m.queue.push(ev);
                 }
-                m.queue.push(rel_event(unit, "relation-broken", id, None, &remote_app, 0));
+                m.queue
+                    .push(rel_event(unit, "relation-broken", id, None, &remote_app, 0));
             }
             m.queue.push(Event::simple(unit, "stop"));
             m.queue.push(Event::simple(unit, "remove"));
@@ -593,11 +657,21 @@ impl Sim {
             if !m.apps.contains_key(app) {
                 bail!("application {app:?} not found");
             }
-            let rel_ids: Vec<u32> = m.relations.values().filter(|r| r.involves(app) && !r.dying).map(|r| r.id).collect();
+            let rel_ids: Vec<u32> = m
+                .relations
+                .values()
+                .filter(|r| r.involves(app) && !r.dying)
+                .map(|r| r.id)
+                .collect();
             for id in rel_ids {
                 queue_relation_removal(m, id);
             }
-            let units: Vec<String> = m.units.values().filter(|u| u.app == app).map(|u| u.name.clone()).collect();
+            let units: Vec<String> = m
+                .units
+                .values()
+                .filter(|u| u.app == app)
+                .map(|u| u.name.clone())
+                .collect();
             for u in &units {
                 let unit = m.units.get_mut(u).unwrap();
                 unit.dying = true;
@@ -695,7 +769,10 @@ impl Sim {
     /// then relation-broken.
     pub fn unrelate(&mut self, rel: RelationId) -> anyhow::Result<()> {
         self.write(|m| {
-            let r = m.relations.get(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
+            let r = m
+                .relations
+                .get(&rel)
+                .ok_or_else(|| anyhow!("relation {rel} not found"))?;
             if r.dying {
                 bail!("relation {rel} is already being removed");
             }
@@ -708,9 +785,18 @@ impl Sim {
     /// Writes (or with `None` deletes) a key in a databag as if `member` (a unit, or an
     /// application name for its app databag) had committed it, bypassing every check, and
     /// fires relation-changed on the other side. For garbage/robustness tests.
-    pub fn write_relation_data(&mut self, rel: RelationId, member: &str, key: &str, value: Option<&str>) -> anyhow::Result<()> {
+    pub fn write_relation_data(
+        &mut self,
+        rel: RelationId,
+        member: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> anyhow::Result<()> {
         self.write(|m| {
-            let r = m.relations.get_mut(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
+            let r = m
+                .relations
+                .get_mut(&rel)
+                .ok_or_else(|| anyhow!("relation {rel} not found"))?;
             let is_unit = member.contains('/');
             let bag = if is_unit {
                 if !r.involves(model::unit_app(member)) {
@@ -740,28 +826,44 @@ impl Sim {
     /// The committed unit databag of `unit` in `rel` (includes Juju's address keys).
     pub fn relation_data(&self, rel: RelationId, unit: &str) -> anyhow::Result<Databag> {
         let m = self.read()?;
-        let r = m.relations.get(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
+        let r = m
+            .relations
+            .get(&rel)
+            .ok_or_else(|| anyhow!("relation {rel} not found"))?;
         Ok(r.unit_data.get(unit).cloned().unwrap_or_default())
     }
 
     /// The committed application databag of `app` in `rel`.
     pub fn relation_app_data(&self, rel: RelationId, app: &str) -> anyhow::Result<Databag> {
         let m = self.read()?;
-        let r = m.relations.get(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
+        let r = m
+            .relations
+            .get(&rel)
+            .ok_or_else(|| anyhow!("relation {rel} not found"))?;
         Ok(r.app_data.get(app).cloned().unwrap_or_default())
     }
 
     /// Ids of the live relations of `app` (on any endpoint), ascending.
     pub fn relation_ids(&self, app: &str) -> anyhow::Result<Vec<RelationId>> {
         let m = self.read()?;
-        Ok(m.relations.values().filter(|r| r.involves(app) && !r.dying).map(|r| r.id).collect())
+        Ok(m.relations
+            .values()
+            .filter(|r| r.involves(app) && !r.dying)
+            .map(|r| r.id)
+            .collect())
     }
 
     /// The remote units `unit` currently sees in `rel` (what relation-list prints).
     pub fn relation_units(&self, rel: RelationId, unit: &str) -> anyhow::Result<Vec<String>> {
         let m = self.read()?;
-        let r = m.relations.get(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
-        Ok(r.scope.get(unit).map(|s| s.iter().cloned().collect()).unwrap_or_default())
+        let r = m
+            .relations
+            .get(&rel)
+            .ok_or_else(|| anyhow!("relation {rel} not found"))?;
+        Ok(r.scope
+            .get(unit)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
     // -----------------------------------------------------------------------------------
@@ -769,18 +871,30 @@ impl Sim {
 
     /// Sets (`Some`) or resets (`None`) config options, type-checked against config.yaml;
     /// fires config-changed on every unit when the effective config changed.
-    pub fn set_config(&mut self, app: &str, changes: &[(&str, Option<Value>)]) -> anyhow::Result<()> {
+    pub fn set_config(
+        &mut self,
+        app: &str,
+        changes: &[(&str, Option<Value>)],
+    ) -> anyhow::Result<()> {
         self.write(|m| {
             let before = tools::effective_config(m, app);
-            let a = m.apps.get_mut(app).ok_or_else(|| anyhow!("application {app:?} not found"))?;
+            let a = m
+                .apps
+                .get_mut(app)
+                .ok_or_else(|| anyhow!("application {app:?} not found"))?;
             for (k, v) in changes {
-                let opt = a.meta.config.get(*k).ok_or_else(|| anyhow!("unknown option {k:?}"))?;
+                let opt = a
+                    .meta
+                    .config
+                    .get(*k)
+                    .ok_or_else(|| anyhow!("unknown option {k:?}"))?;
                 match v {
                     None => {
                         a.config.remove(*k);
                     }
                     Some(v) => {
-                        let v = charm::coerce_config(&opt.ty, v).map_err(|e| anyhow!("option {k:?}: {e}"))?;
+                        let v = charm::coerce_config(&opt.ty, v)
+                            .map_err(|e| anyhow!("option {k:?}: {e}"))?;
                         a.config.insert(k.to_string(), v);
                     }
                 }
@@ -805,7 +919,10 @@ impl Sim {
     /// `juju trust app` / `juju trust app --remove`: fires config-changed when it changes.
     pub fn trust(&mut self, app: &str, trusted: bool) -> anyhow::Result<()> {
         self.write(|m| {
-            let a = m.apps.get_mut(app).ok_or_else(|| anyhow!("application {app:?} not found"))?;
+            let a = m
+                .apps
+                .get_mut(app)
+                .ok_or_else(|| anyhow!("application {app:?} not found"))?;
             if a.trusted != trusted {
                 a.trusted = trusted;
                 queue_for_app(m, app, "config-changed");
@@ -829,10 +946,10 @@ impl Sim {
             }
             let old = a.leader.replace(unit.to_string());
             push_event(m, Event::simple(unit, "leader-elected"));
-            if let Some(old) = old {
-                if m.units.contains_key(&old) {
-                    push_event(m, Event::simple(&old, "leader-settings-changed"));
-                }
+            if let Some(old) = old
+                && m.units.contains_key(&old)
+            {
+                push_event(m, Event::simple(&old, "leader-settings-changed"));
             }
             Ok(())
         })?;
@@ -841,12 +958,24 @@ impl Sim {
 
     /// The application's leader unit.
     pub fn leader(&self, app: &str) -> anyhow::Result<Option<String>> {
-        Ok(self.read()?.apps.get(app).ok_or_else(|| anyhow!("application {app:?} not found"))?.leader.clone())
+        Ok(self
+            .read()?
+            .apps
+            .get(app)
+            .ok_or_else(|| anyhow!("application {app:?} not found"))?
+            .leader
+            .clone())
     }
 
     /// Leader settings (leader-get) of an application.
     pub fn leader_settings(&self, app: &str) -> anyhow::Result<Databag> {
-        Ok(self.read()?.apps.get(app).ok_or_else(|| anyhow!("application {app:?} not found"))?.leader_settings.clone())
+        Ok(self
+            .read()?
+            .apps
+            .get(app)
+            .ok_or_else(|| anyhow!("application {app:?} not found"))?
+            .leader_settings
+            .clone())
     }
 
     /// Runs update-status on every unit of `app`.
@@ -895,7 +1024,10 @@ impl Sim {
     /// error, else its workload status.
     pub fn unit_status(&self, unit: &str) -> anyhow::Result<(String, String)> {
         let m = self.read()?;
-        let u = m.units.get(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
+        let u = m
+            .units
+            .get(unit)
+            .ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
         if let Some(e) = &u.error {
             return Ok(("error".into(), e.message.clone()));
         }
@@ -905,7 +1037,10 @@ impl Sim {
     /// `(status, message)` set with `status-set --application`.
     pub fn app_status(&self, app: &str) -> anyhow::Result<(String, String)> {
         let m = self.read()?;
-        let a = m.apps.get(app).ok_or_else(|| anyhow!("application {app:?} not found"))?;
+        let a = m
+            .apps
+            .get(app)
+            .ok_or_else(|| anyhow!("application {app:?} not found"))?;
         Ok((a.status.status.clone(), a.status.message.clone()))
     }
 
@@ -913,19 +1048,31 @@ impl Sim {
     /// any unit, as `juju status` shows it).
     pub fn app_version(&self, app: &str) -> anyhow::Result<String> {
         let m = self.read()?;
-        let a = m.apps.get(app).ok_or_else(|| anyhow!("application {app:?} not found"))?;
-        if let Some(l) = a.leader.as_ref().and_then(|l| m.units.get(l)) {
-            if !l.workload_version.is_empty() {
-                return Ok(l.workload_version.clone());
-            }
+        let a = m
+            .apps
+            .get(app)
+            .ok_or_else(|| anyhow!("application {app:?} not found"))?;
+        if let Some(l) = a.leader.as_ref().and_then(|l| m.units.get(l))
+            && !l.workload_version.is_empty()
+        {
+            return Ok(l.workload_version.clone());
         }
-        Ok(m.units.values().filter(|u| u.app == app).map(|u| u.workload_version.clone()).find(|v| !v.is_empty()).unwrap_or_default())
+        Ok(m.units
+            .values()
+            .filter(|u| u.app == app)
+            .map(|u| u.workload_version.clone())
+            .find(|v| !v.is_empty())
+            .unwrap_or_default())
     }
 
     /// The unit's charm directory (its cwd and `JUJU_CHARM_DIR`).
     pub fn unit_dir(&self, unit: &str) -> anyhow::Result<PathBuf> {
         let m = self.read()?;
-        Ok(m.units.get(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?.charm_dir.clone())
+        Ok(m.units
+            .get(unit)
+            .ok_or_else(|| anyhow!("unit {unit:?} not found"))?
+            .charm_dir
+            .clone())
     }
 
     /// Units of an application, in name order.
@@ -935,7 +1082,15 @@ impl Sim {
             .units
             .values()
             .filter(|u| u.app == app)
-            .map(|u| (u.name.rsplit_once('/').and_then(|(_, n)| n.parse().ok()).unwrap_or(0), u.name.clone()))
+            .map(|u| {
+                (
+                    u.name
+                        .rsplit_once('/')
+                        .and_then(|(_, n)| n.parse().ok())
+                        .unwrap_or(0),
+                    u.name.clone(),
+                )
+            })
             .collect();
         v.sort();
         Ok(v.into_iter().map(|(_, n)| n).collect())
@@ -944,7 +1099,11 @@ impl Sim {
     /// Committed charm state (state-get) of a unit.
     pub fn unit_state(&self, unit: &str) -> anyhow::Result<Databag> {
         let m = self.read()?;
-        Ok(m.units.get(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?.state.clone())
+        Ok(m.units
+            .get(unit)
+            .ok_or_else(|| anyhow!("unit {unit:?} not found"))?
+            .state
+            .clone())
     }
 
     /// Hooks still waiting to run (only units in error hold any after a call returns).
@@ -959,9 +1118,13 @@ impl Sim {
     pub fn hooks(&self) -> anyhow::Result<Vec<HookRecord>> {
         model::read_records(&self.paths.hook_records())
     }
-    /// The hooks (and actions) that failed.
+    /// The hooks that failed (failed actions are in `actions()`; they do not error the unit).
     pub fn failed_hooks(&self) -> anyhow::Result<Vec<HookRecord>> {
-        Ok(self.hooks()?.into_iter().filter(|h| h.kind == "hook" && h.failed()).collect())
+        Ok(self
+            .hooks()?
+            .into_iter()
+            .filter(|h| h.kind == "hook" && h.failed())
+            .collect())
     }
     /// Errors unless every hook so far exited 0 (the message lists the failures).
     pub fn assert_no_failed_hooks(&self) -> anyhow::Result<()> {
@@ -1002,8 +1165,14 @@ impl Sim {
     /// `juju resolved`: retries the failed hook, then carries on with the unit's queue.
     pub fn resolve(&mut self, unit: &str) -> anyhow::Result<()> {
         self.write(|m| {
-            let u = m.units.get_mut(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
-            let e = u.error.take().ok_or_else(|| anyhow!("unit {unit:?} is not in an error state"))?;
+            let u = m
+                .units
+                .get_mut(unit)
+                .ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
+            let e = u
+                .error
+                .take()
+                .ok_or_else(|| anyhow!("unit {unit:?} is not in an error state"))?;
             m.queue.insert(0, e.event);
             Ok(())
         })?;
@@ -1013,8 +1182,14 @@ impl Sim {
     /// `juju resolved --no-retry`: skips the failed hook.
     pub fn resolve_no_retry(&mut self, unit: &str) -> anyhow::Result<()> {
         self.write(|m| {
-            let u = m.units.get_mut(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
-            let e = u.error.take().ok_or_else(|| anyhow!("unit {unit:?} is not in an error state"))?;
+            let u = m
+                .units
+                .get_mut(unit)
+                .ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
+            let e = u
+                .error
+                .take()
+                .ok_or_else(|| anyhow!("unit {unit:?} is not in an error state"))?;
             after_hook_bookkeeping(m, &e.event, true);
             Ok(())
         })?;
@@ -1025,11 +1200,23 @@ impl Sim {
     // actions
 
     /// Runs an action (defaults from actions.yaml applied) and waits for it.
-    pub fn run_action(&mut self, unit: &str, name: &str, params: Value) -> anyhow::Result<ActionResult> {
+    pub fn run_action(
+        &mut self,
+        unit: &str,
+        name: &str,
+        params: Value,
+    ) -> anyhow::Result<ActionResult> {
         let (ctx, charm_dir, mut vars) = self.write(|m| {
-            let u = m.units.get(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
+            let u = m
+                .units
+                .get(unit)
+                .ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
             let a = &m.apps[&u.app];
-            let spec = a.meta.actions.get(name).ok_or_else(|| anyhow!("action {name:?} not defined on unit {unit:?}"))?;
+            let spec = a
+                .meta
+                .actions
+                .get(name)
+                .ok_or_else(|| anyhow!("action {name:?} not defined on unit {unit:?}"))?;
             let params = apply_action_params(spec, params)?;
             let charm_dir = u.charm_dir.clone();
             let id = m.next_action_id;
@@ -1065,16 +1252,16 @@ impl Sim {
                 error = Some(format!("action {name:?} not implemented on unit {unit:?}"));
             }
             let ok = outcome.exit_code == 0 && error.is_none();
-            if ok {
-                if let Err(e) = commit(m, &ctx, 0) {
-                    error = Some(e.to_string());
-                }
+            if ok && let Err(e) = commit(m, &ctx, 0) {
+                error = Some(e.to_string());
             }
             let failed = !ok || error.is_some() || act.failed;
             let message = if let Some(e) = &error {
                 Some(e.clone())
             } else if outcome.exit_code != 0 {
-                act.message.clone().or(Some(format!("exit status {}", outcome.exit_code)))
+                act.message
+                    .clone()
+                    .or(Some(format!("exit status {}", outcome.exit_code)))
             } else {
                 act.message.clone()
             };
@@ -1082,7 +1269,11 @@ impl Sim {
                 id: act.id.clone(),
                 unit: unit.into(),
                 name: name.into(),
-                status: if failed { "failed".into() } else { "completed".into() },
+                status: if failed {
+                    "failed".into()
+                } else {
+                    "completed".into()
+                },
                 results: Value::Object(act.results.clone()),
                 message,
                 logs: act.logs.clone(),
@@ -1127,7 +1318,13 @@ impl Sim {
         r
     }
 
-    fn base_env(&self, m: &Model, ctx: &HookContext, charm_dir: &Path, hook_name: &str) -> BTreeMap<String, String> {
+    fn base_env(
+        &self,
+        m: &Model,
+        ctx: &HookContext,
+        charm_dir: &Path,
+        hook_name: &str,
+    ) -> BTreeMap<String, String> {
         let u = &m.units[&ctx.unit];
         let dir = charm_dir.display().to_string();
         let mut v = BTreeMap::new();
@@ -1138,7 +1335,10 @@ impl Sim {
         set("JUJU_CHARM_DIR", dir);
         set("JUJU_CONTEXT_ID", ctx.id.clone());
         set("JUJU_HOOK_NAME", hook_name.into());
-        set("JUJU_AGENT_SOCKET_ADDRESS", self.paths.socket().display().to_string());
+        set(
+            "JUJU_AGENT_SOCKET_ADDRESS",
+            self.paths.socket().display().to_string(),
+        );
         set("JUJU_AGENT_SOCKET_NETWORK", "unix".into());
         set("JUJU_UNIT_NAME", ctx.unit.clone());
         set("JUJU_MODEL_UUID", m.uuid.clone());
@@ -1158,7 +1358,10 @@ impl Sim {
         set("DEBIAN_FRONTEND", "noninteractive".into());
         set("LANG", "C.UTF-8".into());
         set("TERM", "tmux-256color".into());
-        set("PATH", format!("{}:{AGENT_PATH}", self.paths.tools().display()));
+        set(
+            "PATH",
+            format!("{}:{AGENT_PATH}", self.paths.tools().display()),
+        );
         for (k, val) in &self.extra_env {
             v.insert(k.clone(), val.clone());
         }
@@ -1166,10 +1369,20 @@ impl Sim {
     }
 
     /// Runs `dispatch` (if present and executable) or `<dir>/<name>`.
-    fn run_process(&self, charm_dir: &Path, dir: &str, name: &str, vars: &BTreeMap<String, String>) -> ProcOutcome {
+    fn run_process(
+        &self,
+        charm_dir: &Path,
+        dir: &str,
+        name: &str,
+        vars: &BTreeMap<String, String>,
+    ) -> ProcOutcome {
         let start = Instant::now();
         let dispatch = charm_dir.join("dispatch");
-        let program = if is_executable(&dispatch) { dispatch } else { charm_dir.join(dir).join(name) };
+        let program = if is_executable(&dispatch) {
+            dispatch
+        } else {
+            charm_dir.join(dir).join(name)
+        };
         let skip = |error: Option<String>, code: i32| ProcOutcome {
             ran: false,
             exit_code: code,
@@ -1185,7 +1398,13 @@ impl Sim {
             Err(_) => return skip(None, 0),
             Ok(_) if !program.exists() => return skip(None, 0),
             Ok(_) if !is_executable(&program) => {
-                return skip(Some(format!("fork/exec {}: permission denied", program.display())), 126);
+                return skip(
+                    Some(format!(
+                        "fork/exec {}: permission denied",
+                        program.display()
+                    )),
+                    126,
+                );
             }
             Ok(_) => {}
         }
@@ -1243,7 +1462,11 @@ impl Sim {
             exit_code,
             stdout,
             stderr,
-            error: if timed_out { Some(format!("hook timed out after {:?}", self.hook_timeout)) } else { None },
+            error: if timed_out {
+                Some(format!("hook timed out after {:?}", self.hook_timeout))
+            } else {
+                None
+            },
             duration: start.elapsed(),
         }
     }
@@ -1326,12 +1549,21 @@ impl Sim {
             Ok(None) => return Ok(true),
             Ok(Some(p)) => p,
         };
-        vars.insert("JUJU_DISPATCH_PATH".into(), format!("hooks/{}", ctx.hook_name));
+        vars.insert(
+            "JUJU_DISPATCH_PATH".into(),
+            format!("hooks/{}", ctx.hook_name),
+        );
         if let Some((ep, id)) = &relation_name {
             vars.insert("JUJU_RELATION".into(), ep.clone());
             vars.insert("JUJU_RELATION_ID".into(), format!("{ep}:{id}"));
-            vars.insert("JUJU_REMOTE_UNIT".into(), ev.remote_unit.clone().unwrap_or_default());
-            vars.insert("JUJU_REMOTE_APP".into(), ev.remote_app.clone().unwrap_or_default());
+            vars.insert(
+                "JUJU_REMOTE_UNIT".into(),
+                ev.remote_unit.clone().unwrap_or_default(),
+            );
+            vars.insert(
+                "JUJU_REMOTE_APP".into(),
+                ev.remote_app.clone().unwrap_or_default(),
+            );
             if let Some(d) = &ev.departing_unit {
                 vars.insert("JUJU_DEPARTING_UNIT".into(), d.clone());
             }
@@ -1343,33 +1575,34 @@ impl Sim {
             let _ = std::fs::remove_file(self.paths.context(&ctx.id));
             let mut error = outcome.error.clone();
             let ok = outcome.exit_code == 0 && error.is_none();
-            if ok {
-                if let Err(e) = commit(m, &ctx, ev.depth + 1) {
-                    error = Some(e.to_string());
-                }
+            if ok && let Err(e) = commit(m, &ctx, ev.depth + 1) {
+                error = Some(e.to_string());
             }
             // leader-set is immediate: minions hear about it even if the hook failed.
-            if let Some(a) = m.apps.get(&app) {
-                if a.leader_settings != leader_before {
-                    let minions: Vec<String> = m
-                        .units
-                        .values()
-                        .filter(|u| u.app == app && u.name != ev.unit && !u.dying)
-                        .map(|u| u.name.clone())
-                        .collect();
-                    for mu in minions {
-                        let mut e = Event::simple(&mu, "leader-settings-changed");
-                        e.depth = ev.depth + 1;
-                        if !m.queue.iter().any(|q| q.same_as(&e)) {
-                            m.queue.push(e);
-                        }
+            if let Some(a) = m.apps.get(&app)
+                && a.leader_settings != leader_before
+            {
+                let minions: Vec<String> = m
+                    .units
+                    .values()
+                    .filter(|u| u.app == app && u.name != ev.unit && !u.dying)
+                    .map(|u| u.name.clone())
+                    .collect();
+                for mu in minions {
+                    let mut e = Event::simple(&mu, "leader-settings-changed");
+                    e.depth = ev.depth + 1;
+                    if !m.queue.iter().any(|q| q.same_as(&e)) {
+                        m.queue.push(e);
                     }
                 }
             }
             let failed = !ok || error.is_some();
             if failed {
                 if let Some(u) = m.units.get_mut(&ev.unit) {
-                    u.error = Some(UnitError { message: format!("hook failed: \"{}\"", ctx.hook_name), event: ev.clone() });
+                    u.error = Some(UnitError {
+                        message: format!("hook failed: \"{}\"", ctx.hook_name),
+                        event: ev.clone(),
+                    });
                 }
             } else {
                 after_hook_bookkeeping(m, &ev, true);
@@ -1411,20 +1644,20 @@ fn after_hook_bookkeeping(m: &mut Model, ev: &Event, _ok: bool) {
             }
         }
         "relation-departed" => {
-            if let Some(r) = ev.relation_id.and_then(|id| m.relations.get_mut(&id)) {
-                if let Some(s) = r.scope.get_mut(&ev.unit) {
-                    s.remove(ev.remote_unit.as_deref().unwrap_or_default());
-                }
+            if let Some(r) = ev.relation_id.and_then(|id| m.relations.get_mut(&id))
+                && let Some(s) = r.scope.get_mut(&ev.unit)
+            {
+                s.remove(ev.remote_unit.as_deref().unwrap_or_default());
             }
         }
         "relation-broken" => {
-            if let Some(id) = ev.relation_id {
-                if let Some(r) = m.relations.get_mut(&id) {
-                    r.scope.remove(&ev.unit);
-                    r.created.remove(&ev.unit);
-                    if r.dying && r.scope.is_empty() {
-                        m.relations.remove(&id);
-                    }
+            if let Some(id) = ev.relation_id
+                && let Some(r) = m.relations.get_mut(&id)
+            {
+                r.scope.remove(&ev.unit);
+                r.created.remove(&ev.unit);
+                if r.dying && r.scope.is_empty() {
+                    m.relations.remove(&id);
                 }
             }
         }
@@ -1436,32 +1669,38 @@ fn after_hook_bookkeeping(m: &mut Model, ev: &Event, _ok: bool) {
                 }
             }
         }
-        "remove" => {
-            if m.units.get(&ev.unit).is_some_and(|u| u.dying) {
-                m.units.remove(&ev.unit);
-                for r in m.relations.values_mut() {
-                    r.scope.remove(&ev.unit);
-                    for s in r.scope.values_mut() {
-                        s.remove(&ev.unit);
-                    }
+        "remove" if m.units.get(&ev.unit).is_some_and(|u| u.dying) => {
+            m.units.remove(&ev.unit);
+            for r in m.relations.values_mut() {
+                r.scope.remove(&ev.unit);
+                for s in r.scope.values_mut() {
+                    s.remove(&ev.unit);
                 }
-                m.relations.retain(|_, r| !(r.dying && r.scope.is_empty()));
-                let app = model::unit_app(&ev.unit).to_string();
-                if let Some(a) = m.apps.get_mut(&app) {
-                    if a.leader.as_deref() == Some(ev.unit.as_str()) {
-                        a.leader = None;
-                        let mut rest: Vec<(u32, String)> = m
-                            .units
-                            .values()
-                            .filter(|u| u.app == app && !u.dying)
-                            .map(|u| (u.name.rsplit_once('/').and_then(|(_, n)| n.parse().ok()).unwrap_or(0), u.name.clone()))
-                            .collect();
-                        rest.sort();
-                        if let Some((_, new)) = rest.into_iter().next() {
-                            m.apps.get_mut(&app).unwrap().leader = Some(new.clone());
-                            m.queue.push(Event::simple(&new, "leader-elected"));
-                        }
-                    }
+            }
+            m.relations.retain(|_, r| !(r.dying && r.scope.is_empty()));
+            let app = model::unit_app(&ev.unit).to_string();
+            if let Some(a) = m.apps.get_mut(&app)
+                && a.leader.as_deref() == Some(ev.unit.as_str())
+            {
+                a.leader = None;
+                let mut rest: Vec<(u32, String)> = m
+                    .units
+                    .values()
+                    .filter(|u| u.app == app && !u.dying)
+                    .map(|u| {
+                        (
+                            u.name
+                                .rsplit_once('/')
+                                .and_then(|(_, n)| n.parse().ok())
+                                .unwrap_or(0),
+                            u.name.clone(),
+                        )
+                    })
+                    .collect();
+                rest.sort();
+                if let Some((_, new)) = rest.into_iter().next() {
+                    m.apps.get_mut(&app).unwrap().leader = Some(new.clone());
+                    m.queue.push(Event::simple(&new, "leader-elected"));
                 }
             }
         }
@@ -1481,39 +1720,54 @@ fn commit(m: &mut Model, ctx: &HookContext, depth: u32) -> anyhow::Result<()> {
         }
     }
     for (id, bag) in &ctx.staged_unit {
-        let Some(r) = m.relations.get_mut(id) else { continue };
+        let Some(r) = m.relations.get_mut(id) else {
+            continue;
+        };
         if r.unit_data.get(&ctx.unit) != Some(bag) {
             r.unit_data.insert(ctx.unit.clone(), bag.clone());
             queue_unit_data_changed(m, *id, &ctx.unit, depth);
         }
     }
     for (id, bag) in &ctx.staged_app {
-        let Some(r) = m.relations.get_mut(id) else { continue };
+        let Some(r) = m.relations.get_mut(id) else {
+            continue;
+        };
         if r.app_data.get(&app) != Some(bag) {
             r.app_data.insert(app.clone(), bag.clone());
             queue_app_data_changed(m, *id, &app, Some(&ctx.unit), depth);
         }
     }
-    if let Some(state) = &ctx.staged_state {
-        if let Some(u) = m.units.get_mut(&ctx.unit) {
-            u.state = state.clone();
-        }
+    if let Some(state) = &ctx.staged_state
+        && let Some(u) = m.units.get_mut(&ctx.unit)
+    {
+        u.state = state.clone();
     }
     Ok(())
 }
 
 fn queue_unit_data_changed(m: &mut Model, rel: u32, writer: &str, depth: u32) {
-    let Some(r) = m.relations.get(&rel) else { return };
+    let Some(r) = m.relations.get(&rel) else {
+        return;
+    };
     let app = model::unit_app(writer).to_string();
-    let targets: Vec<String> =
-        r.scope.iter().filter(|(v, seen)| *v != writer && seen.contains(writer)).map(|(v, _)| v.clone()).collect();
+    let targets: Vec<String> = r
+        .scope
+        .iter()
+        .filter(|(v, seen)| *v != writer && seen.contains(writer))
+        .map(|(v, _)| v.clone())
+        .collect();
     for v in targets {
-        push_event(m, rel_event(&v, "relation-changed", rel, Some(writer), &app, depth));
+        push_event(
+            m,
+            rel_event(&v, "relation-changed", rel, Some(writer), &app, depth),
+        );
     }
 }
 
 fn queue_app_data_changed(m: &mut Model, rel: u32, app: &str, writer: Option<&str>, depth: u32) {
-    let Some(r) = m.relations.get(&rel) else { return };
+    let Some(r) = m.relations.get(&rel) else {
+        return;
+    };
     if r.dying {
         return;
     }
@@ -1521,7 +1775,13 @@ fn queue_app_data_changed(m: &mut Model, rel: u32, app: &str, writer: Option<&st
     let targets: Vec<String> = r
         .scope
         .keys()
-        .filter(|v| if peer { Some(v.as_str()) != writer } else { model::unit_app(v) != app })
+        .filter(|v| {
+            if peer {
+                Some(v.as_str()) != writer
+            } else {
+                model::unit_app(v) != app
+            }
+        })
         .cloned()
         .collect();
     for v in targets {
@@ -1530,7 +1790,12 @@ fn queue_app_data_changed(m: &mut Model, rel: u32, app: &str, writer: Option<&st
 }
 
 fn queue_for_app(m: &mut Model, app: &str, kind: &str) {
-    let units: Vec<String> = m.units.values().filter(|u| u.app == app && !u.dying).map(|u| u.name.clone()).collect();
+    let units: Vec<String> = m
+        .units
+        .values()
+        .filter(|u| u.app == app && !u.dying)
+        .map(|u| u.name.clone())
+        .collect();
     for u in units {
         push_event(m, Event::simple(&u, kind));
     }
@@ -1551,15 +1816,24 @@ fn queue_relation_removal(m: &mut Model, rel: u32) {
             ev.departing_unit = Some(mem.clone());
             m.queue.push(ev);
         }
-        m.queue.push(rel_event(u, "relation-broken", rel, None, &remote_app, 0));
+        m.queue
+            .push(rel_event(u, "relation-broken", rel, None, &remote_app, 0));
     }
 }
 
 fn resolve_endpoints(m: &Model, a: &str, b: &str) -> anyhow::Result<(RelEndpoint, RelEndpoint)> {
     let (app_a, ep_a) = split_endpoint(a);
     let (app_b, ep_b) = split_endpoint(b);
-    let meta_a: &CharmMeta = &m.apps.get(app_a).ok_or_else(|| anyhow!("application {app_a:?} not found"))?.meta;
-    let meta_b: &CharmMeta = &m.apps.get(app_b).ok_or_else(|| anyhow!("application {app_b:?} not found"))?.meta;
+    let meta_a: &CharmMeta = &m
+        .apps
+        .get(app_a)
+        .ok_or_else(|| anyhow!("application {app_a:?} not found"))?
+        .meta;
+    let meta_b: &CharmMeta = &m
+        .apps
+        .get(app_b)
+        .ok_or_else(|| anyhow!("application {app_b:?} not found"))?
+        .meta;
     let mut candidates = Vec::new();
     for (na, sa) in &meta_a.endpoints {
         if ep_a.is_some_and(|e| e != na) {
@@ -1569,11 +1843,22 @@ fn resolve_endpoints(m: &Model, a: &str, b: &str) -> anyhow::Result<(RelEndpoint
             if ep_b.is_some_and(|e| e != nb) {
                 continue;
             }
-            let roles_ok = (sa.role == "provider" && sb.role == "requirer") || (sa.role == "requirer" && sb.role == "provider");
+            let roles_ok = (sa.role == "provider" && sb.role == "requirer")
+                || (sa.role == "requirer" && sb.role == "provider");
             if roles_ok && sa.interface == sb.interface {
                 candidates.push((
-                    RelEndpoint { app: app_a.into(), endpoint: na.clone(), interface: sa.interface.clone(), role: sa.role.clone() },
-                    RelEndpoint { app: app_b.into(), endpoint: nb.clone(), interface: sb.interface.clone(), role: sb.role.clone() },
+                    RelEndpoint {
+                        app: app_a.into(),
+                        endpoint: na.clone(),
+                        interface: sa.interface.clone(),
+                        role: sa.role.clone(),
+                    },
+                    RelEndpoint {
+                        app: app_b.into(),
+                        endpoint: nb.clone(),
+                        interface: sb.interface.clone(),
+                        role: sb.role.clone(),
+                    },
                 ));
             }
         }
@@ -1593,15 +1878,18 @@ fn apply_action_params(spec: &charm::ActionSpec, params: Value) -> anyhow::Resul
         other => bail!("action params must be a map, got {other}"),
     };
     for (name, schema) in &spec.params {
-        if !p.contains_key(name) {
-            if let Some(d) = schema.get("default") {
-                p.insert(name.clone(), d.clone());
-            }
+        if !p.contains_key(name)
+            && let Some(d) = schema.get("default")
+        {
+            p.insert(name.clone(), d.clone());
         }
     }
     for r in &spec.required {
         if !p.contains_key(r) {
-            bail!("validation failed: (root) : \"{r}\" property is missing and required, given {}", Value::Object(p.clone()));
+            bail!(
+                "validation failed: (root) : \"{r}\" property is missing and required, given {}",
+                Value::Object(p.clone())
+            );
         }
     }
     for (k, v) in &p {

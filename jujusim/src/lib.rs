@@ -33,11 +33,13 @@
 //! Every mutating call runs the resulting hooks to completion before returning (hooks run
 //! one at a time; a unit in a hook error holds its remaining hooks until [`Sim::resolve`]).
 //!
-//! **Finding the binary**: [`Sim::new`] uses `$JUJUSIM_BIN` if set, else the
-//! `CARGO_BIN_EXE_jujusim` of this crate's own tests, else looks for `jujusim` in the
-//! directories above the running executable up to `target/` (so `target/<profile>/jujusim`
-//! for any workspace test). Build it first: `cargo build --workspace --bins`.
-//! [`Sim::with_binary`] takes an explicit path.
+//! **Finding the binary**: [`Sim::new`] uses `$JUJUSIM_BIN` if set, else looks for
+//! `jujusim` in the directories above the running executable up to `target/` (so
+//! `target/<profile>/jujusim` for any workspace test binary in `target/<profile>/deps/`).
+//! Build it first (`cargo build --workspace --bins`, or `cargo build -p jujusim --bin
+//! jujusim`): `cargo test -p other-crate` alone does not build another package's binaries.
+//! [`Sim::with_binary`] takes an explicit path (this crate's own tests pass
+//! `env!("CARGO_BIN_EXE_jujusim")`).
 //!
 //! The model lives on disk under the root directory (JSON, see [`model`]); tool calls are
 //! atomic under a file lock; records are JSON lines under `<root>/records/`.
