@@ -67,7 +67,6 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let got = collect_requests(&relations, NOW);
-    assert_eq!(got, collect_requests(&relations, NOW), "deterministic");
 
     for problem in &got.problems {
         assert!(members.contains(&problem.owner), "problem for a member that sent nothing: {problem:?}");
