@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -1419,6 +1420,8 @@ impl Sim {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Own process group, so a timeout kills the hook's children too.
+            .process_group(0)
             .spawn();
         let mut child = match child {
             Ok(c) => c,
@@ -1447,7 +1450,11 @@ impl Sim {
         let mut timed_out = false;
         if rx.recv_timeout(self.hook_timeout).is_err() {
             timed_out = true;
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-9")
+                .arg("--")
+                .arg(format!("-{pid}"))
+                .status();
         }
         let status = waiter.join().ok().and_then(|r| r.ok());
         let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();

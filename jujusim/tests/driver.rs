@@ -652,3 +652,18 @@ fn hundred_remote_units() {
     );
     assert!(took.as_secs() < 60, "relating 100 units took {took:?}");
 }
+
+#[test]
+fn hung_hook_is_killed_and_fails() {
+    let tmp = TempDir::new("timeout");
+    let mut sim = new_sim(&tmp);
+    let c = CharmBuilder::new(tmp.path(), "slow", "").on("install", "sleep 30 & sleep 30\n");
+    sim.set_hook_timeout(std::time::Duration::from_millis(500));
+    let t = std::time::Instant::now();
+    sim.deploy("slow", c.path(), 1).unwrap();
+    assert!(t.elapsed().as_secs() < 10);
+    let failed = sim.failed_hooks().unwrap();
+    assert_eq!(failed[0].hook, "install");
+    assert!(failed[0].error.as_deref().unwrap().contains("timed out"));
+    assert_eq!(sim.unit_status("slow/0").unwrap().0, "error");
+}
