@@ -5,6 +5,9 @@
 //! some stop members. If LXD cannot start, every scenario fails: there is no silent skip.
 
 mod bed;
+mod faults;
+mod operator;
+mod packed;
 mod scenarios;
 
 use bed::Bed;
@@ -30,7 +33,8 @@ fn main() {
     let mut args = Arguments::from_args();
     // One cluster, one scenario at a time.
     args.test_threads = Some(1);
-    let trials = scenarios::all().into_iter().map(|(name, f)| trial(name, f)).collect();
+    let scenarios = [scenarios::all(), operator::all(), faults::all(), packed::all()];
+    let trials = scenarios.into_iter().flatten().map(|(name, f)| trial(name, f)).collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // Stop the daemons before exiting: statics are never dropped.
     drop(BED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take());
