@@ -88,6 +88,9 @@ impl Endpoint {
 }
 
 fn parse_port(p: &str, raw: &str) -> Result<u16, EndpointError> {
+    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || (p.len() > 1 && p.starts_with('0')) {
+        return Err(EndpointError::Port(raw.into()));
+    }
     match p.parse::<u16>() {
         Ok(0) | Err(_) => Err(EndpointError::Port(raw.into())),
         Ok(n) => Ok(n),
@@ -137,6 +140,8 @@ mod tests {
         assert!(matches!(Endpoint::parse("x:0"), Err(EndpointError::Port(..))));
         assert!(matches!(Endpoint::parse("x:99999"), Err(EndpointError::Port(..))));
         assert!(matches!(Endpoint::parse("x:"), Err(EndpointError::Port(..))));
+        assert!(matches!(Endpoint::parse("x:+5"), Err(EndpointError::Port(..))));
+        assert!(matches!(Endpoint::parse("[::1]:08443"), Err(EndpointError::Port(..))));
         assert!(matches!(Endpoint::parse("not a url"), Err(EndpointError::Host(..))));
         assert!(matches!(Endpoint::parse("user@host"), Err(EndpointError::Host(..))));
         assert!(matches!(Endpoint::parse("[zz::1]"), Err(EndpointError::Host(..))));

@@ -238,7 +238,11 @@ impl<'a> Juju<'a> {
 
 /// `api:3` or `3` → 3 (Juju uses the number after the last `:`).
 pub fn parse_relation_id(id: &str) -> Option<u32> {
-    id.rsplit(':').next()?.parse().ok()
+    let n = id.rsplit(':').next()?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
 }
 
 #[cfg(test)]
@@ -285,6 +289,7 @@ mod tests {
         assert_eq!(parse_relation_id("api:3"), Some(3));
         assert_eq!(parse_relation_id("12"), Some(12));
         assert_eq!(parse_relation_id("api:x"), None);
+        assert_eq!(parse_relation_id("api:+3"), None);
     }
 
     #[test]

@@ -51,6 +51,13 @@ impl fmt::Display for Owner {
     }
 }
 
+/// A number as Juju writes one: ASCII digits, no sign, no leading zero. Anything else would
+/// let two spellings name one owner.
+fn canonical_number(s: &str) -> Option<u32> {
+    let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    if digits { s.parse().ok() } else { None }
+}
+
 fn is_name_part(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
@@ -71,10 +78,10 @@ impl Scope {
         if *prefix != PREFIX || *model != self.model_uuid || *app != self.app || !is_name_part(remote_app) {
             return None;
         }
-        let relation_id = rel.parse().ok()?;
+        let relation_id = canonical_number(rel)?;
         let unit = match *unit {
             "app" => None,
-            n => Some(n.parse().ok()?),
+            n => Some(canonical_number(n)?),
         };
         Some(Owner { relation_id, remote_app: remote_app.to_string(), unit })
     }
@@ -122,6 +129,8 @@ mod tests {
             "juju.0f6d3b1a-1c2b-4f5e-8a9b-123456789abc.lxd-integrator.7.req.zero",
             "juju.0f6d3b1a-1c2b-4f5e-8a9b-123456789abc.lxd-integrator.7..0",
             "juju.0f6d3b1a-1c2b-4f5e-8a9b-123456789abc.lxd-integrator.7.req.0.extra",
+            "juju.0f6d3b1a-1c2b-4f5e-8a9b-123456789abc.lxd-integrator.+7.req.7",
+            "juju.0f6d3b1a-1c2b-4f5e-8a9b-123456789abc.lxd-integrator.7.req.007",
         ] {
             assert_eq!(scope().owner_of(foreign), None, "{foreign}");
         }
