@@ -15,6 +15,8 @@ use testbed::certs::{self, Pem};
 pub const INTEGRATOR: &str = "lxd-integrator";
 pub const REQUIRER: &str = "req";
 pub const MEMBERS: usize = 3;
+/// The integrator's first unit, the leader unless a scenario moves leadership.
+pub const I0: &str = "lxd-integrator/0";
 
 pub type Databag = BTreeMap<String, String>;
 
@@ -70,7 +72,7 @@ impl Bed {
         let identity = certs::client_cert(&format!("integrator-{name}"))?;
         let identity_name = format!("e2e-integrator-{}", self.next_world);
         self.cluster.trust_add(&identity_name, &identity.cert_pem)?;
-        Ok(World { bed: self, sim, identity, endpoint: 0 })
+        Ok(World { bed: self, sim, identity, endpoint: 0, charm_override: None })
     }
 }
 
@@ -87,6 +89,8 @@ pub struct World<'a> {
     pub identity: Pem,
     /// Which member the cloud credential names.
     pub endpoint: usize,
+    /// Deploy this charm directory instead of the one assembled from the test binary.
+    pub charm_override: Option<PathBuf>,
 }
 
 impl World<'_> {
@@ -111,7 +115,7 @@ impl World<'_> {
     pub fn deploy_integrator(&mut self, units: u32, trusted: bool) -> Result<()> {
         let spec = self.cloud_spec();
         self.sim.set_cloud_spec(spec)?;
-        let dir = self.bed.charm_dir.clone();
+        let dir = self.charm_override.clone().unwrap_or_else(|| self.bed.charm_dir.clone());
         self.sim.deploy(INTEGRATOR, &dir, units)?;
         if trusted {
             self.sim.trust(INTEGRATOR, true)?;

@@ -1,7 +1,7 @@
 //! The scenarios of the test-bed issue, each asserting only what Juju and LXD can observe:
 //! statuses, relation data, the trust store, exit codes and logs.
 
-use crate::bed::{Bed, INTEGRATOR, MEMBERS, REQUIRER, unit};
+use crate::bed::{Bed, I0, INTEGRATOR, MEMBERS, REQUIRER, unit};
 use anyhow::{Result, ensure};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -21,8 +21,6 @@ pub fn all() -> Vec<(&'static str, crate::Scenario)> {
         ("s9_only_the_leader_writes_and_a_new_leader_carries_on", s9_leadership),
     ]
 }
-
-const I0: &str = "lxd-integrator/0";
 
 fn s1_without_trust_blocks(bed: &mut Bed) -> Result<()> {
     let mut w = bed.world("no-trust")?;
