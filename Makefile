@@ -55,9 +55,13 @@ charmcraft-check: $(CHARMCRAFT)
 	$(CHARMCRAFT) expand-extensions >/dev/null
 	$(CHARMCRAFT_VENV)/bin/python scripts/charmcraft-plan charmcraft.yaml
 
-test: setup
+# Unit, simulator, fixture and end-to-end tests (the packed static charm included), then
+# charmcraft's linter on that artifact, then a short fuzzing pass over every parser.
+test: setup charm
 	$(CARGO) build --workspace --bins
-	$(CARGO) test --workspace
+	LXD_INTEGRATOR_CHARM=$(abspath $(CHARM)) $(CARGO) test --workspace
+	$(MAKE) --no-print-directory analyse
+	scripts/fuzz 10
 
 # The main job. The demo program lives in testbed/ (maintained with the tests).
 demo: setup charm
