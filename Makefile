@@ -60,7 +60,7 @@ charmcraft-check: $(CHARMCRAFT)
 test: setup charm
 	$(CARGO) build --workspace --bins
 	LXD_INTEGRATOR_CHARM=$(abspath $(CHARM)) $(CARGO) test --workspace
-	$(MAKE) --no-print-directory analyse
+	$(MAKE) --no-print-directory analyse charmcraft-check
 	scripts/fuzz 10
 
 # The main job. The demo program lives in testbed/ (maintained with the tests).
