@@ -13,6 +13,9 @@ use std::collections::BTreeSet;
 /// for `trust-projects`.
 pub const NEEDED_EXTENSIONS: &[&str] = &["clustering", EXT_CERTIFICATE_PROJECT];
 
+/// Every action this charm implements (actions.yaml declares the same).
+pub const ACTIONS: &[&str] = &["list-nodes", "list-trusted-clients", "reconcile", "check-connection"];
+
 type Results = Vec<(String, String)>;
 
 pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector) -> anyhow::Result<()> {
