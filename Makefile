@@ -67,9 +67,15 @@ test: setup charm
 demo: setup charm
 	$(CARGO) run -p testbed --bin demo --release -- $(CHARM)
 
-# Benchmarks: placeholder until the benchmark harness lands.
-bench: setup
-	@echo "bench: no benchmarks yet"
+# Benchmarks (bench/, docs/benchmarks.md): hook wall time, peak RSS, hook-tool calls and LXD
+# requests per hook against a real 3-member LXD cluster, compared with the raw-request limit.
+# Full run ~10 min, rewrites the generated part of docs/benchmarks.md; BENCH_ARGS=--quick: ~1 min,
+# prints only.
+BENCH_ARGS ?=
+bench: setup build
+	$(CARGO) build --locked --release --package jujusim --bin jujusim
+	JUJUSIM_BIN=$(abspath target/release/jujusim) $(CARGO) run --locked --release --package bench -- \
+	  --binary $(BINARY) $(if $(filter --quick,$(BENCH_ARGS)),,--doc docs/benchmarks.md) $(BENCH_ARGS)
 
 clean:
 	rm -rf build

@@ -1,0 +1,810 @@
+//! `make bench`: how fast a hook of lxd-integrator is, how it grows, and how close it is to the
+//! limit (the same LXD requests made by a raw HTTP/1.1 client on one kept-alive TLS connection,
+//! plus the same hook-tool calls made by a shell loop). See docs/benchmarks.md.
+//!
+//! Usage: bench --binary PATH [--quick] [--doc PATH]
+
+mod monitor;
+mod raw;
+
+use anyhow::{Context, Result, bail, ensure};
+use jujusim::{CopyMode, HookRecord, RelationId, Sim, ToolCall};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, Read, Seek};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use testbed::LxdCluster;
+use testbed::certs::{self, Pem};
+
+const APP: &str = "lxd-integrator";
+const UNIT: &str = "lxd-integrator/0";
+const REQ: &str = "req";
+const MEMBER: usize = 0;
+
+struct Opts {
+    quick: bool,
+    binary: PathBuf,
+    doc: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Opts> {
+    let mut quick = false;
+    let mut binary = None;
+    let mut doc = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--binary" => binary = args.next().map(PathBuf::from),
+            "--doc" => doc = args.next().map(PathBuf::from),
+            "-h" | "--help" => {
+                println!("bench --binary target/<musl>/release/lxd-integrator [--quick] [--doc docs/benchmarks.md]");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    let binary = binary.context("--binary PATH (the static release build, `make build`) is required")?;
+    Ok(Opts { quick, binary, doc })
+}
+
+/// median, min, max
+fn stat(v: &[f64]) -> (f64, f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = s.len();
+    let med = if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 };
+    (med, s[0], s[n - 1])
+}
+
+fn fmt_stat(v: &[f64], prec: usize) -> String {
+    let (m, lo, hi) = stat(v);
+    if v.is_empty() {
+        return "–".into();
+    }
+    if v.len() == 1 {
+        return format!("{m:.prec$}");
+    }
+    format!("{m:.prec$} ({lo:.prec$}–{hi:.prec$})")
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One measured hook.
+struct Sample {
+    wall_ms: f64,
+    calls: Vec<ToolCall>,
+}
+
+/// Everything measured for one row of the table.
+#[derive(Default)]
+struct Row {
+    name: String,
+    wall: Vec<f64>,
+    tools: Vec<f64>,
+    rel_gets: Vec<f64>,
+    tool_names: String,
+    lxd_reqs: Vec<f64>,
+    rss_kib: Vec<f64>,
+    /// The limit: raw LXD requests, and the same tool calls through sh.
+    raw_lxd: Vec<f64>,
+    sh_tools: Vec<f64>,
+}
+
+impl Row {
+    fn new(name: &str) -> Row {
+        Row { name: name.into(), ..Default::default() }
+    }
+    fn limit(&self) -> f64 {
+        stat(&self.raw_lxd).0 + stat(&self.sh_tools).0
+    }
+    fn ratio(&self) -> f64 {
+        stat(&self.wall).0 / self.limit()
+    }
+}
+
+struct Bench {
+    opts: Opts,
+    cluster: LxdCluster,
+    work: PathBuf,
+    charm_dir: PathBuf,
+    req_dir: PathBuf,
+    identity: Pem,
+    tls: Arc<rustls::ClientConfig>,
+    pool: Vec<Pem>,
+    monitor: monitor::Monitor,
+    rss_file: PathBuf,
+    model_uuids: Vec<String>,
+    replays: usize,
+}
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let opts = parse_args()?;
+    let binary = std::fs::canonicalize(&opts.binary).with_context(|| format!("{}", opts.binary.display()))?;
+    let binary_size = std::fs::metadata(&binary)?.len();
+    let t_all = Instant::now();
+    let work = std::env::temp_dir().join(format!("lxd-integrator-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let charm_dir = work.join("charm");
+    xtask::assemble_charm_dir(&binary, &charm_dir).context("assembling the charm")?;
+    let req_dir = work.join("req-charm");
+    write_requirer(&req_dir)?;
+
+    eprintln!("bench: starting a 3-member LXD cluster");
+    let cluster = LxdCluster::start(3).context("starting the LXD cluster")?;
+    eprintln!("bench: cluster up in {:.1?}", cluster.startup_time());
+    let identity = certs::client_cert("bench-integrator")?;
+    cluster.trust_add("bench-integrator", &identity.cert_pem)?;
+    let tls = raw::config(&identity.cert_pem, &identity.key_pem, certs::pem_to_der(cluster.cluster_cert_pem())?)?;
+    let monitor = monitor::Monitor::start(&cluster, MEMBER, &identity.fingerprint)?;
+    let max_n = if opts.quick { 100 } else { 1000 };
+    let t = Instant::now();
+    let pool: Vec<Pem> = (0..max_n).map(|i| certs::client_cert(&format!("bench-client-{i}"))).collect::<Result<_>>()?;
+    eprintln!("bench: {} client certificates generated in {:.1?}", pool.len(), t.elapsed());
+    let rss_file = work.join("rss.txt");
+    let mut b = Bench {
+        opts,
+        cluster,
+        work: work.clone(),
+        charm_dir,
+        req_dir,
+        identity,
+        tls,
+        pool,
+        monitor,
+        rss_file,
+        model_uuids: Vec::new(),
+        replays: 0,
+    };
+    let result = b.run(binary_size, t_all);
+    let cleanup = b.cleanup();
+    drop(b);
+    let _ = std::fs::remove_dir_all(&work);
+    result.and(cleanup)
+}
+
+fn write_requirer(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(
+        dir.join("metadata.yaml"),
+        "name: bench-requirer\nsummary: no-op requirer for benchmarks\ndescription: every hook does nothing\nrequires:\n  lxd:\n    interface: lxd\n",
+    )?;
+    let d = dir.join("dispatch");
+    std::fs::write(&d, "#!/bin/sh\nexit 0\n")?;
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+impl Bench {
+    fn reps(&self) -> usize {
+        if self.opts.quick { 3 } else { 5 }
+    }
+    fn instrumented_reps(&self) -> usize {
+        if self.opts.quick { 1 } else { 3 }
+    }
+
+    fn new_world(&mut self, name: &str, req_units: u32) -> Result<(Sim, RelationId)> {
+        let root = self.work.join(name);
+        let mut sim = Sim::new(&root, name)?;
+        sim.set_copy_mode(CopyMode::HardLink);
+        sim.set_hook_timeout(Duration::from_secs(900));
+        self.model_uuids.push(sim.model_uuid());
+        sim.set_cloud_spec(json!({
+            "type": "lxd", "name": "localhost", "region": "localhost",
+            "endpoint": format!("https://{}", self.cluster.endpoint(MEMBER)),
+            "credential": {"auth-type": "certificate", "attrs": {
+                "client-cert": self.identity.cert_pem,
+                "client-key": self.identity.key_pem,
+                "server-cert": self.cluster.cluster_cert_pem(),
+            }},
+            "is-controller-cloud": false
+        }))?;
+        sim.deploy(APP, &self.charm_dir, 1)?;
+        sim.trust(APP, true)?;
+        sim.deploy(REQ, &self.req_dir, req_units)?;
+        let rel = sim.relate(&format!("{APP}:api"), &format!("{REQ}:lxd"))?;
+        sim.assert_no_failed_hooks()?;
+        let st = sim.unit_status(UNIT)?;
+        ensure!(st.0 == "active", "integrator not active after relating: {st:?}");
+        Ok((sim, rel))
+    }
+
+    /// Runs `act`, which must run `hook` on the integrator unit; returns that hook's record and
+    /// its tool calls.
+    fn measured(&mut self, sim: &mut Sim, hook: &str, act: impl FnOnce(&mut Sim) -> Result<()>) -> Result<Sample> {
+        let before = sim.hooks()?.len();
+        let tools_path = sim.root().join("records/tool-calls.jsonl");
+        let off = std::fs::metadata(&tools_path).map(|m| m.len()).unwrap_or(0);
+        act(sim)?;
+        let hooks: Vec<HookRecord> = sim.hooks()?.split_off(before);
+        let failed: Vec<String> = hooks.iter().filter(|h| h.failed()).map(|h| format!("{} {}: {}", h.unit, h.hook, h.stderr.trim())).collect();
+        ensure!(failed.is_empty(), "hooks failed: {failed:?}");
+        let mine: Vec<&HookRecord> = hooks.iter().filter(|h| h.unit == UNIT && h.hook == hook && h.ran).collect();
+        ensure!(mine.len() == 1, "expected one {hook} on {UNIT}, got {} (hooks: {:?})", mine.len(), hooks.iter().map(|h| format!("{} {}", h.unit, h.hook)).collect::<Vec<_>>());
+        let rec = mine[0];
+        let mut f = std::fs::File::open(&tools_path)?;
+        f.seek(std::io::SeekFrom::Start(off))?;
+        let mut calls = Vec::new();
+        for line in std::io::BufReader::new(f).lines() {
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let c: ToolCall = serde_json::from_str(&line)?;
+            if c.context_id == rec.context_id {
+                calls.push(c);
+            }
+        }
+        Ok(Sample { wall_ms: rec.duration_ms, calls })
+    }
+
+    /// Runs the measurement `reps` times plain (wall time, tool calls) and
+    /// `instrumented_reps` times with LXD-request counting and RSS sampling on.
+    #[allow(clippy::too_many_arguments)]
+    fn measure_hook(
+        &mut self,
+        sim: &mut Sim,
+        row: &mut Row,
+        hook: &str,
+        act: &mut dyn FnMut(&mut Sim) -> Result<()>,
+        undo: &mut dyn FnMut(&mut Sim) -> Result<()>,
+        replay_trigger: &mut dyn FnMut(&mut Sim, usize) -> Result<()>,
+        rel: RelationId,
+    ) -> Result<()> {
+        for _ in 0..self.reps() {
+            let s = self.measured(sim, hook, &mut *act)?;
+            row.wall.push(s.wall_ms);
+            row.tools.push(s.calls.len() as f64);
+            row.rel_gets.push(s.calls.iter().filter(|c| c.tool == "relation-get").count() as f64);
+            if row.tool_names.is_empty() {
+                let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+                for c in &s.calls {
+                    *by.entry(c.tool.as_str()).or_default() += 1;
+                }
+                row.tool_names = by.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(", ");
+            }
+            // The same tool calls through sh, in a hook of the same kind.
+            let r = self.replay(sim, hook, &s.calls, rel, &mut *replay_trigger)?;
+            row.sh_tools.push(r);
+            undo(sim)?;
+        }
+        for _ in 0..self.instrumented_reps() {
+            wrap_tools(sim, &self.rss_file, true)?;
+            let _ = std::fs::remove_file(&self.rss_file);
+            let c0 = self.monitor.sync(&self.cluster, MEMBER)?;
+            let res = self.measured(sim, hook, &mut *act);
+            let c1 = self.monitor.sync(&self.cluster, MEMBER)?;
+            wrap_tools(sim, &self.rss_file, false)?;
+            res?;
+            row.lxd_reqs.push((c1 - c0) as f64);
+            let text = std::fs::read_to_string(&self.rss_file).unwrap_or_default();
+            let peak = text.lines().filter_map(|l| l.trim().parse::<f64>().ok()).fold(0.0, f64::max);
+            row.rss_kib.push(peak);
+            undo(sim)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the unit's dispatch by a shell script making `calls` (same argv, same stdin),
+    /// fires a hook of the same kind, and returns its wall time.
+    fn replay(
+        &mut self,
+        sim: &mut Sim,
+        hook: &str,
+        calls: &[ToolCall],
+        rel: RelationId,
+        trigger: &mut dyn FnMut(&mut Sim, usize) -> Result<()>,
+    ) -> Result<f64> {
+        self.replays += 1;
+        let dir = self.work.join(format!("replay-{}", self.replays));
+        std::fs::create_dir_all(&dir)?;
+        let mut script = String::from("#!/bin/sh\nexec >/dev/null 2>&1\n");
+        for (i, c) in calls.iter().enumerate() {
+            let argv: Vec<String> = std::iter::once(c.tool.as_str()).chain(c.args.iter().map(String::as_str)).map(shell_quote).collect();
+            let input = match &c.stdin {
+                Some(s) if s.len() >= 60 * 1024 => {
+                    // Recorded stdin is cut at 64 KiB: rebuild it from what the call committed.
+                    let p = dir.join(format!("stdin-{i}"));
+                    std::fs::write(&p, full_stdin(sim, c, rel)?)?;
+                    p
+                }
+                Some(s) => {
+                    let p = dir.join(format!("stdin-{i}"));
+                    std::fs::write(&p, s)?;
+                    p
+                }
+                None => PathBuf::from("/dev/null"),
+            };
+            writeln!(script, "{} < {}", argv.join(" "), shell_quote(&input.to_string_lossy()))?;
+        }
+        script.push_str("exit 0\n");
+        let unit_dir = sim.unit_dir(UNIT)?;
+        let dispatch = unit_dir.join("dispatch");
+        let saved = unit_dir.join("dispatch.bench-orig");
+        std::fs::rename(&dispatch, &saved)?;
+        std::fs::write(&dispatch, script)?;
+        std::fs::set_permissions(&dispatch, std::fs::Permissions::from_mode(0o755))?;
+        let n = self.replays;
+        let res = self.measured(sim, hook, |s| trigger(s, n));
+        std::fs::rename(&saved, &dispatch)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = res?;
+        ensure!(s.calls.len() == calls.len(), "replay made {} tool calls, the hook {}", s.calls.len(), calls.len());
+        ensure!(s.calls.iter().all(|c| c.exit_code == 0) || calls.iter().any(|c| c.exit_code != 0), "a replayed tool call failed");
+        Ok(s.wall_ms)
+    }
+
+    fn raw_conn(&self) -> Result<raw::Conn> {
+        raw::Conn::open(&self.tls, &self.cluster.endpoint(MEMBER))
+    }
+
+    /// The raw limit of adding then removing `n` certificates: (add ms, remove ms).
+    fn raw_add_remove(&self, n: usize) -> Result<(f64, f64)> {
+        let certs: Vec<(String, String, String)> =
+            self.pool[..n].iter().enumerate().map(|(i, p)| (format!("bench-raw-{i}"), p.cert_base64(), p.fingerprint.clone())).collect();
+        let t = Instant::now();
+        let mut c = self.raw_conn()?;
+        raw::observe(&mut c)?;
+        for (name, b64, _) in &certs {
+            raw::add(&mut c, name, b64)?;
+        }
+        let add = ms(t.elapsed());
+        drop(c);
+        let t = Instant::now();
+        let mut c = self.raw_conn()?;
+        raw::observe(&mut c)?;
+        for (_, _, fp) in &certs {
+            raw::remove(&mut c, fp)?;
+        }
+        Ok((add, ms(t.elapsed())))
+    }
+
+    fn raw_observe(&self) -> Result<f64> {
+        let t = Instant::now();
+        let mut c = self.raw_conn()?;
+        raw::observe(&mut c)?;
+        Ok(ms(t.elapsed()))
+    }
+
+    /// `n` adds over `k` connections at once (each its own handshake): ms.
+    fn raw_parallel_add(&self, n: usize, k: usize) -> Result<f64> {
+        let certs: Vec<(String, String)> = self.pool[..n].iter().enumerate().map(|(i, p)| (format!("bench-par-{i}"), p.cert_base64())).collect();
+        let t = Instant::now();
+        std::thread::scope(|s| -> Result<()> {
+            let handles: Vec<_> = (0..k)
+                .map(|j| {
+                    let mine: Vec<&(String, String)> = certs.iter().skip(j).step_by(k).collect();
+                    s.spawn(move || -> Result<()> {
+                        let mut c = self.raw_conn()?;
+                        for (name, b64) in mine {
+                            raw::add(&mut c, name, b64)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().map_err(|_| anyhow::anyhow!("thread panicked"))??;
+            }
+            Ok(())
+        })?;
+        let took = ms(t.elapsed());
+        let mut c = self.raw_conn()?;
+        for p in &self.pool[..n] {
+            raw::remove(&mut c, &p.fingerprint)?;
+        }
+        Ok(took)
+    }
+
+    fn cert_json(&self, range: std::ops::Range<usize>) -> String {
+        serde_json::to_string(&self.pool[range].iter().map(|p| p.cert_pem.as_str()).collect::<Vec<_>>()).unwrap()
+    }
+
+    fn run(&mut self, binary_size: u64, t_all: Instant) -> Result<()> {
+        let mut rows: Vec<Row> = Vec::new();
+        let ns: Vec<usize> = if self.opts.quick { vec![1, 10, 100] } else { vec![1, 10, 100, 1000] };
+        let us: Vec<u32> = if self.opts.quick { vec![1, 10] } else { vec![1, 10, 100] };
+
+        // --- steady-state update-status with U requirer units, one certificate each.
+        for &u in &us {
+            eprintln!("bench: steady-state update-status, {u} requirer unit(s)");
+            let (mut sim, rel) = self.new_world(&format!("units-{u}"), u)?;
+            for i in 0..u as usize {
+                let j = self.cert_json(i..i + 1);
+                sim.write_relation_data(rel, &format!("{REQ}/{i}"), "client_certificates", Some(&j))?;
+            }
+            sim.assert_no_failed_hooks()?;
+            let mut row = Row::new(&format!("update-status, steady, {u} unit(s) × 1 cert"));
+            self.measure_hook(
+                &mut sim,
+                &mut row,
+                "update-status",
+                &mut |s| s.run_hook(UNIT, "update-status"),
+                &mut |_| Ok(()),
+                &mut |s, _| s.run_hook(UNIT, "update-status"),
+                rel,
+            )?;
+            for _ in 0..self.reps() {
+                row.raw_lxd.push(self.raw_observe()?);
+            }
+            rows.push(row);
+            sim.unrelate(rel)?;
+            sim.assert_no_failed_hooks()?;
+        }
+
+        // --- relation-changed adding / removing N certificates from one unit.
+        let (mut sim, rel) = self.new_world("certs", 1)?;
+        let unit0 = format!("{REQ}/0");
+        for &n in &ns {
+            eprintln!("bench: api-relation-changed adding/removing {n} certificate(s)");
+            let json_n = self.cert_json(0..n);
+            let mut add = Row::new(&format!("api-relation-changed, add {n}"));
+            let mut rm = Row::new(&format!("api-relation-changed, remove {n}"));
+            let replay_trigger = |s: &mut Sim, k: usize| s.write_relation_data(rel, &unit0, "bench-replay", Some(&k.to_string()));
+            // Add rows: act = send N, undo = withdraw them.
+            self.measure_hook(
+                &mut sim,
+                &mut add,
+                "api-relation-changed",
+                &mut |s| s.write_relation_data(rel, &unit0, "client_certificates", Some(&json_n)),
+                &mut |s| s.write_relation_data(rel, &unit0, "client_certificates", None),
+                &mut { replay_trigger },
+                rel,
+            )?;
+            // Remove rows: set up N first, act = withdraw, undo = send again.
+            sim.write_relation_data(rel, &unit0, "client_certificates", Some(&json_n))?;
+            self.measure_hook(
+                &mut sim,
+                &mut rm,
+                "api-relation-changed",
+                &mut |s| s.write_relation_data(rel, &unit0, "client_certificates", None),
+                &mut |s| s.write_relation_data(rel, &unit0, "client_certificates", Some(&json_n)),
+                &mut { replay_trigger },
+                rel,
+            )?;
+            sim.write_relation_data(rel, &unit0, "client_certificates", None)?;
+            sim.assert_no_failed_hooks()?;
+            let raw_reps = if n >= 1000 { 3 } else { self.reps() };
+            for _ in 0..raw_reps {
+                let (a, r) = self.raw_add_remove(n)?;
+                add.raw_lxd.push(a);
+                rm.raw_lxd.push(r);
+            }
+            rows.push(add);
+            rows.push(rm);
+        }
+        sim.unrelate(rel)?;
+        sim.assert_no_failed_hooks()?;
+
+        // --- one connection vs bounded parallel requests, N=100 adds.
+        eprintln!("bench: raw adds, one connection vs parallel");
+        let par_n = 100;
+        let mut par: Vec<(usize, Vec<f64>)> = Vec::new();
+        for k in [1usize, 2, 4, 8] {
+            let mut v = Vec::new();
+            for _ in 0..self.reps() {
+                v.push(self.raw_parallel_add(par_n, k)?);
+            }
+            par.push((k, v));
+        }
+
+        // --- cold start.
+        eprintln!("bench: cold start");
+        let (cold, baseline) = self.cold_start()?;
+
+        let report = render(self, &rows, &par, par_n, &cold, &baseline, binary_size, t_all.elapsed());
+        println!("{report}");
+        if let Some(doc) = &self.opts.doc {
+            write_doc(doc, &report)?;
+            eprintln!("bench: wrote {}", doc.display());
+        }
+        Ok(())
+    }
+
+    /// Spawn → first hook-tool exec, for the charm binary and (baseline) for the tool alone.
+    fn cold_start(&self) -> Result<(Vec<f64>, Vec<f64>)> {
+        let dir = self.work.join("cold");
+        std::fs::create_dir_all(&dir)?;
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes())?;
+        // SAFETY: plain libc call with a valid NUL-terminated path.
+        ensure!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0, "mkfifo failed");
+        let tool = dir.join("credential-get");
+        std::fs::write(&tool, format!("#!/bin/sh\necho x > {}\necho 'ERROR permission denied' >&2\nexit 1\n", shell_quote(&fifo.to_string_lossy())))?;
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755))?;
+        let dispatch = self.charm_dir.join("dispatch");
+        let mut cold = Vec::new();
+        let mut base = Vec::new();
+        let n = if self.opts.quick { 10 } else { 30 };
+        for i in 0..2 * n {
+            let charm = i % 2 == 0;
+            let f2 = fifo.clone();
+            let reader = std::thread::spawn(move || -> Result<Instant> {
+                let mut f = std::fs::File::open(&f2)?;
+                let mut b = [0u8; 1];
+                f.read_exact(&mut b)?;
+                let t = Instant::now();
+                let mut rest = Vec::new();
+                f.read_to_end(&mut rest)?;
+                Ok(t)
+            });
+            std::thread::sleep(Duration::from_millis(5));
+            let mut cmd = if charm { std::process::Command::new(&dispatch) } else { std::process::Command::new(&tool) };
+            cmd.env_clear()
+                .env("PATH", &dir)
+                .env("JUJU_DISPATCH_PATH", "hooks/update-status")
+                .env("JUJU_UNIT_NAME", UNIT)
+                .env("JUJU_MODEL_UUID", "00000000-0000-4000-8000-000000000000")
+                .env("JUJU_CONTEXT_ID", "cold:1")
+                .env("CHARM_DIR", &self.charm_dir)
+                .current_dir(&self.charm_dir)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            let t0 = Instant::now();
+            let mut child = cmd.spawn()?;
+            let t1 = reader.join().map_err(|_| anyhow::anyhow!("reader panicked"))??;
+            child.wait()?;
+            let d = ms(t1.duration_since(t0));
+            if charm { cold.push(d) } else { base.push(d) }
+        }
+        Ok((cold, base))
+    }
+
+    /// Removes every trust entry the bench added (charm-made ones of every model, raw ones,
+    /// and the integrator identity).
+    fn cleanup(&mut self) -> Result<()> {
+        let mut c = self.raw_conn()?;
+        let mut removed = 0;
+        for (name, fp) in raw::list(&mut c)? {
+            let ours = name.starts_with("bench-raw-")
+                || name.starts_with("bench-par-")
+                || self.model_uuids.iter().any(|u| name.contains(u.as_str()));
+            if ours {
+                raw::remove(&mut c, &fp)?;
+                removed += 1;
+            }
+        }
+        drop(c);
+        self.cluster.trust_remove(&self.identity.fingerprint)?;
+        let left: Vec<String> = self
+            .cluster
+            .trust_list()?
+            .iter()
+            .filter_map(|e| e["name"].as_str().map(String::from))
+            .filter(|n| n.starts_with("bench-") || self.model_uuids.iter().any(|u| n.contains(u.as_str())))
+            .collect();
+        ensure!(left.is_empty(), "trust entries left behind: {left:?}");
+        eprintln!("bench: cleanup removed {removed} leftover trust entr(ies) and the bench identity; none of ours remain");
+        Ok(())
+    }
+}
+
+/// Rebuilds a relation-set/state-set input the record truncated, from what was committed.
+fn full_stdin(sim: &Sim, c: &ToolCall, rel: RelationId) -> Result<String> {
+    let bag: BTreeMap<String, String> = match c.tool.as_str() {
+        "relation-set" if c.args.iter().any(|a| a == "--app") => sim.relation_app_data(rel, APP)?.into_iter().collect(),
+        "relation-set" => sim
+            .relation_data(rel, UNIT)?
+            .into_iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "private-address" | "ingress-address" | "egress-subnets"))
+            .collect(),
+        "state-set" => sim.unit_state(UNIT)?.into_iter().collect(),
+        other => bail!("cannot rebuild the stdin of {other}"),
+    };
+    Ok(serde_json::to_string(&bag)?)
+}
+
+/// Puts (or takes away) a shell shim before every hook tool that appends the caller's (the
+/// charm's) VmHWM to `file`, then execs the real tool.
+fn wrap_tools(sim: &Sim, file: &Path, on: bool) -> Result<()> {
+    let tools = sim.root().join("tools");
+    for e in std::fs::read_dir(&tools)? {
+        let e = e?;
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".bench-real") {
+            continue;
+        }
+        let real = tools.join(format!("{name}.bench-real"));
+        if on {
+            std::fs::rename(&p, &real)?;
+            let script = format!(
+                "#!/bin/sh\nwhile read -r k v _; do [ \"$k\" = VmHWM: ] && echo \"$v\" >> {f}; done < /proc/$PPID/status\nexec {real} \"$@\"\n",
+                f = shell_quote(&file.to_string_lossy()),
+                real = shell_quote(&real.to_string_lossy()),
+            );
+            std::fs::write(&p, script)?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+        } else if real.exists() {
+            std::fs::remove_file(&p)?;
+            std::fs::rename(&real, &p)?;
+        }
+    }
+    Ok(())
+}
+
+fn sh(cmd: &str) -> String {
+    std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into());
+    format!(
+        "- date: {}\n- nproc: {}\n- CPU: {}\n- kernel: {}\n- LXD: {} (3-member cluster on loopback, `testbed::LxdCluster`)\n",
+        sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
+        sh("nproc"),
+        cpu,
+        sh("uname -srm"),
+        sh("lxd --version"),
+    )
+}
+
+fn yes(ok: bool) -> &'static str {
+    if ok { "✅" } else { "❌" }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold: &[f64], base: &[f64], size: u64, took: Duration) -> String {
+    let mut o = String::new();
+    let reps = b.reps();
+    let ireps = b.instrumented_reps();
+    let _ = writeln!(o, "### Machine\n\n{}", machine());
+    let _ = writeln!(
+        o,
+        "Run: `make bench{}` ({:.0} s). Times in ms, median (min–max) of {reps} runs; LXD requests and peak RSS from {ireps} separate instrumented run(s).\n",
+        if b.opts.quick { " -- --quick" } else { "" },
+        took.as_secs_f64()
+    );
+    let _ = writeln!(o, "### Per hook\n");
+    let _ = writeln!(o, "| hook | wall ms | limit ms (raw LXD + sh tools) | ratio | hook-tool calls (relation-get) | LXD requests | peak RSS MiB |");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|");
+    for r in rows {
+        let rss: Vec<f64> = r.rss_kib.iter().map(|k| k / 1024.0).collect();
+        let _ = writeln!(
+            o,
+            "| {} | {} | {:.1} = {} + {} | {:.2}× | {} ({}) | {} | {} |",
+            r.name,
+            fmt_stat(&r.wall, 1),
+            r.limit(),
+            fmt_stat(&r.raw_lxd, 1),
+            fmt_stat(&r.sh_tools, 1),
+            r.ratio(),
+            fmt_stat(&r.tools, 0),
+            fmt_stat(&r.rel_gets, 0),
+            fmt_stat(&r.lxd_reqs, 0),
+            fmt_stat(&rss, 1),
+        );
+    }
+    let _ = writeln!(o, "\nTool calls by tool:\n");
+    for r in rows {
+        let _ = writeln!(o, "- {}: {}", r.name, r.tool_names);
+    }
+
+    // Marginal costs.
+    let med = |name: &str, f: fn(&Row) -> f64| rows.iter().find(|r| r.name == name).map(f);
+    let wall = |r: &Row| stat(&r.wall).0;
+    let rawl = |r: &Row| stat(&r.raw_lxd).0;
+    let _ = writeln!(o, "\n### Growth (marginal cost, ms)\n");
+    let _ = writeln!(o, "| step | charm | raw LXD |\n|---|---|---|");
+    let ns: Vec<usize> = rows.iter().filter_map(|r| r.name.strip_prefix("api-relation-changed, add ").and_then(|n| n.parse().ok())).collect();
+    for verb in ["add", "remove"] {
+        for w in ns.windows(2) {
+            let (a, z) = (w[0], w[1]);
+            let ra = format!("api-relation-changed, {verb} {a}");
+            let rz = format!("api-relation-changed, {verb} {z}");
+            if let (Some(ca), Some(cz), Some(la), Some(lz)) = (med(&ra, wall), med(&rz, wall), med(&ra, rawl), med(&rz, rawl)) {
+                let d = (z - a) as f64;
+                let _ = writeln!(o, "| per cert, {verb} {a}→{z} | {:.2} | {:.2} |", (cz - ca) / d, (lz - la) / d);
+            }
+        }
+    }
+    let us: Vec<(u32, f64)> = rows
+        .iter()
+        .filter_map(|r| r.name.strip_prefix("update-status, steady, ").and_then(|s| s.split(' ').next()).and_then(|u| u.parse().ok()).map(|u| (u, wall(r))))
+        .collect();
+    for w in us.windows(2) {
+        let _ = writeln!(o, "| per requirer unit, update-status {}→{} units | {:.2} | – |", w[0].0, w[1].0, (w[1].1 - w[0].1) / (w[1].0 - w[0].0) as f64);
+    }
+
+    let _ = writeln!(o, "\n### {par_n} raw adds: one connection vs bounded parallel connections\n");
+    let _ = writeln!(o, "| connections | ms | per add ms |\n|---|---|---|");
+    for (k, v) in par {
+        let _ = writeln!(o, "| {k} | {} | {:.2} |", fmt_stat(v, 1), stat(v).0 / par_n as f64);
+    }
+    let best = par.iter().min_by(|a, b| stat(&a.1).0.partial_cmp(&stat(&b.1).0).unwrap());
+    if let (Some(best), Some(one)) = (best, par.first()) {
+        let _ = writeln!(
+            o,
+            "\nFastest: {} connection(s), {:.2}× the time of one kept-alive connection.",
+            best.0,
+            stat(&best.1).0 / stat(&one.1).0
+        );
+    }
+
+    let (cm, _, _) = stat(cold);
+    let (bm, _, _) = stat(base);
+    let _ = writeln!(o, "\n### Binary\n");
+    let _ = writeln!(o, "| measure | value |\n|---|---|");
+    let _ = writeln!(o, "| static musl binary size | {size} bytes ({:.2} MiB) |", size as f64 / 1048576.0);
+    let _ = writeln!(o, "| spawn → first hook-tool exec (charm) | {} ms |", fmt_stat(cold, 2));
+    let _ = writeln!(o, "| spawn → same point, the fake tool run directly (baseline) | {} ms |", fmt_stat(base, 2));
+    let _ = writeln!(o, "| cold start of the binary (difference of medians) | {:.2} ms |", cm - bm);
+
+    // Targets.
+    let _ = writeln!(o, "\n### Targets\n");
+    let _ = writeln!(o, "| target | measured | met |\n|---|---|---|");
+    let steady: Vec<&Row> = rows.iter().filter(|r| r.name.starts_with("update-status")).collect();
+    for r in &steady {
+        let req = stat(&r.lxd_reqs).2;
+        let w = stat(&r.wall).0;
+        let _ = writeln!(o, "| {}: ≤ 3 LXD requests | {req:.0} | {} |", r.name, yes(req <= 3.0));
+        let _ = writeln!(o, "| {}: < 25 ms wall | {w:.1} ms | {} |", r.name, yes(w < 25.0));
+    }
+    if let (Some(first), Some(last)) = (steady.first(), steady.last())
+        && first.name != last.name
+    {
+        let u = |r: &Row| r.name.strip_prefix("update-status, steady, ").and_then(|s| s.split(' ').next()).and_then(|u| u.parse::<f64>().ok()).unwrap_or(1.0);
+        let (u1, u2) = (u(first), u(last));
+        let (t1, t2) = (stat(&first.tools).0, stat(&last.tools).0);
+        let (g1, g2) = (stat(&first.rel_gets).0, stat(&last.rel_gets).0);
+        let per_unit = (t2 - t1) / (u2 - u1);
+        let gets_per_unit = (g2 - g1) / (u2 - u1);
+        let constant = t1 - per_unit * u1;
+        let _ = writeln!(
+            o,
+            "| steady-state tool calls = constant + 1 relation-get per remote unit | {constant:.0} + {per_unit:.2}·U (relation-get: {gets_per_unit:.2}·U) | {} |",
+            yes((per_unit - 1.0).abs() < 0.01 && constant <= 12.0)
+        );
+    }
+    for n in [100usize, 1000] {
+        if let Some(r) = rows.iter().find(|r| r.name == format!("api-relation-changed, add {n}")) {
+            let lxd_only = stat(&r.wall).0 / stat(&r.raw_lxd).0;
+            let _ = writeln!(o, "| add {n}: ≤ 1.2× the limit | {:.2}× (vs raw LXD alone {lxd_only:.2}×) | {} |", r.ratio(), yes(r.ratio() <= 1.2));
+        }
+    }
+    let peak = rows.iter().flat_map(|r| r.rss_kib.iter().copied()).fold(0.0, f64::max) / 1024.0;
+    let _ = writeln!(o, "| peak RSS < 16 MiB (max over all hooks) | {peak:.1} MiB | {} |", yes(peak < 16.0));
+    let _ = writeln!(o, "| binary < 8 MiB | {:.2} MiB | {} |", size as f64 / 1048576.0, yes((size as f64) < 8.0 * 1048576.0));
+    o
+}
+
+const BEGIN: &str = "<!-- bench:begin (generated by `make bench`; text outside these markers is kept) -->";
+const END: &str = "<!-- bench:end -->";
+
+fn write_doc(path: &Path, report: &str) -> Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let body = format!("{BEGIN}\n\n{report}\n{END}");
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(a), Some(z)) if z > a => format!("{}{}{}", &old[..a], body, &old[z + END.len()..]),
+        _ => format!("# Benchmarks\n\n{body}\n"),
+    };
+    std::fs::write(path, new)?;
+    Ok(())
+}
