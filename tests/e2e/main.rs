@@ -5,6 +5,7 @@
 //! some stop members. If LXD cannot start, every scenario fails: there is no silent skip.
 
 mod bed;
+mod fake_lxd;
 mod faults;
 mod operator;
 mod packed;
