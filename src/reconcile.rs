@@ -134,7 +134,7 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     log_once(juju, &state, &mut new_state, STATE_PROBLEMS, LogLevel::Warning, &problem_lines.join("\n"))?;
 
     let known: Vec<String> = state.get(STATE_ENDPOINTS).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
-    let (mut lxd, server) = match connect(&creds, &known, connector) {
+    let (mut lxd, Observed { server, members, store }) = match connect(&creds, &known, connector) {
         Ok(pair) => pair,
         Err((error, tried)) => {
             let st = status::connection(&error, tried);
@@ -144,17 +144,6 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
         }
     };
     report.endpoint_used = Some(lxd.endpoint().clone());
-
-    let observed = observe(lxd.as_mut(), &server).and_then(|members| Ok((members, lxd.trust_store()?)));
-    let (members, store) = match observed {
-        Ok(pair) => pair,
-        Err(error) => {
-            let st = status::connection(&error, 1);
-            juju_log_change(juju, &state, &st, &error.to_string())?;
-            report.error = Some(error.to_string());
-            return finish(juju, mode, report, st, &state, new_state);
-        }
-    };
     report.server = Some(server.clone());
     report.members = members;
     report.store = store;
@@ -242,10 +231,19 @@ fn read_relations(ctx: &HookContext, juju: &mut Juju) -> Result<Vec<RelationView
     Ok(out)
 }
 
+/// What one member told us: the server, the members, the trust store.
+struct Observed {
+    server: ServerInfo,
+    members: Vec<Member>,
+    store: Vec<TrustEntry>,
+}
+
 /// Tries the configured endpoint, then every member seen before: all present the same cluster
 /// certificate, so the pin holds for each. Only "unreachable" moves on to the next one; any
-/// other answer is the truth about these credentials.
-fn connect(creds: &Credentials, known: &[String], connector: &dyn Connector) -> Result<(Box<dyn Lxd>, ServerInfo), (LxdError, usize)> {
+/// other answer is the truth about these credentials. A member counts as reachable only once
+/// it has answered every read of the pass: one that answers `GET /1.0` and then drops (dies
+/// mid-hook, a proxy cuts the connection) is skipped like one that never answered.
+fn connect(creds: &Credentials, known: &[String], connector: &dyn Connector) -> Result<(Box<dyn Lxd>, Observed), (LxdError, usize)> {
     let mut candidates = vec![creds.endpoint.clone()];
     for url in known {
         if let Ok(ep) = Endpoint::parse(url) {
@@ -261,7 +259,9 @@ fn connect(creds: &Credentials, known: &[String], connector: &dyn Connector) -> 
             if !server.trusted {
                 return Err(LxdError::Untrusted { endpoint: ep.url() });
             }
-            Ok((lxd, server))
+            let members = observe(lxd.as_mut(), &server)?;
+            let store = lxd.trust_store()?;
+            Ok((lxd, Observed { server, members, store }))
         });
         match attempt {
             Ok(pair) => return Ok(pair),

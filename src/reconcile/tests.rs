@@ -84,6 +84,8 @@ struct Cluster {
     store: Vec<TrustEntry>,
     extensions: Vec<String>,
     requests: usize,
+    /// endpoint urls that answer `GET /1.0`, then drop the connection
+    drop_after_server: BTreeSet<String>,
 }
 
 struct FakeLxd {
@@ -112,6 +114,9 @@ impl Lxd for FakeLxd {
     }
     fn members(&mut self) -> Result<Vec<Member>, LxdError> {
         let c = self.hit()?;
+        if c.drop_after_server.contains(&self.ep.url()) {
+            return Err(LxdError::Unreachable { endpoint: self.ep.url(), detail: "connection closed".into() });
+        }
         Ok(c.up.iter().enumerate().map(|(i, (url, up))| Member {
             name: format!("node{}", i + 1),
             url: url.clone(),
@@ -261,6 +266,27 @@ fn the_configured_member_down_fails_over_to_a_known_member() {
     let report = w.hook("update-status");
     assert_eq!(report.endpoint_used.map(|e| e.url()), Some(N2.to_string()));
     assert_eq!(w.agent.status, ("active".into(), "1/2 members online, 0 clients trusted".into()));
+}
+
+#[test]
+fn a_member_that_drops_after_answering_fails_over_too() {
+    let mut w = World::new();
+    let a = test_certs::client("a");
+    w.send(3, "req/0", &[&a.cert_pem]);
+    w.hook("api-relation-changed");
+    let before = w.published(3);
+    w.cluster.borrow_mut().drop_after_server.insert(N1.into());
+    let report = w.hook("update-status");
+    assert_eq!(report.endpoint_used.map(|e| e.url()), Some(N2.to_string()));
+    assert_eq!(w.agent.status, ("active".into(), "2/2 members online, 1 client trusted".into()));
+    assert_eq!(w.published(3), before);
+    // Every member doing it: waiting, naming all it tried, still nothing removed.
+    w.cluster.borrow_mut().drop_after_server.insert(N2.into());
+    w.hook("update-status");
+    assert_eq!(w.agent.status.0, "waiting");
+    assert!(w.agent.status.1.starts_with("LXD unreachable at https://127.0.0.1:8443 and 1 other known members"), "{}", w.agent.status.1);
+    assert_eq!(w.published(3), before);
+    assert_eq!(w.store_fps().len(), 1);
 }
 
 #[test]
