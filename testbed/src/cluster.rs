@@ -256,6 +256,27 @@ impl LxdCluster {
         Ok(())
     }
 
+    /// Restart several stopped members at once and wait until all are `Online`. Needed after
+    /// a full outage: a clustered member is not ready before a quorum of database members
+    /// runs, so [`start_member`](Self::start_member) on the first of them alone would time out.
+    pub fn start_members(&mut self, which: &[usize]) -> Result<()> {
+        for &i in which {
+            ensure!(self.members[i].child.is_none(), "{} is already running", self.members[i].name);
+        }
+        for &i in which {
+            self.spawn_daemon(i)?;
+        }
+        for &i in which {
+            self.wait_ready(i)?;
+        }
+        if self.clustered {
+            for &i in which {
+                self.wait_member_status(i, "Online", ONLINE_TIMEOUT)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Poll until member `i`'s `status` (as seen by another running member, when there is one)
     /// equals `status` (`Online`, `Offline`, `Evacuated`...).
     pub fn wait_member_status(&self, i: usize, status: &str, timeout: Duration) -> Result<()> {
