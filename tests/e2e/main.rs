@@ -7,6 +7,7 @@
 mod bed;
 mod fake_lxd;
 mod faults;
+mod proxy;
 mod operator;
 mod packed;
 mod scenarios;
