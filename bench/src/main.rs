@@ -85,12 +85,17 @@ struct Sample {
     calls: Vec<ToolCall>,
 }
 
+/// One action of a measured cycle; it runs the measured hook once.
+type Step<'a> = dyn FnMut(&mut Sim) -> Result<()> + 'a;
+
 /// Everything measured for one row of the table.
 #[derive(Default)]
 struct Row {
     name: String,
     wall: Vec<f64>,
     tools: Vec<f64>,
+    /// Sum of the hook-tool calls' own durations (as the simulator records them).
+    tool_ms: Vec<f64>,
     rel_gets: Vec<f64>,
     tool_names: String,
     lxd_reqs: Vec<f64>,
@@ -121,7 +126,7 @@ struct Bench {
     identity: Pem,
     tls: Arc<rustls::ClientConfig>,
     pool: Vec<Pem>,
-    monitor: monitor::Monitor,
+    proxy: monitor::Proxy,
     rss_file: PathBuf,
     model_uuids: Vec<String>,
     replays: usize,
@@ -152,8 +157,14 @@ fn real_main() -> Result<()> {
     let identity = certs::client_cert("bench-integrator")?;
     cluster.trust_add("bench-integrator", &identity.cert_pem)?;
     let tls = raw::config(&identity.cert_pem, &identity.key_pem, certs::pem_to_der(cluster.cluster_cert_pem())?)?;
-    let monitor = monitor::Monitor::start(&cluster, MEMBER, &identity.fingerprint)?;
-    let max_n = if opts.quick { 100 } else { 1000 };
+    let member_dir = cluster.lxd_dir(MEMBER).to_path_buf();
+    let proxy = monitor::Proxy::start(
+        &std::fs::read_to_string(member_dir.join("cluster.crt"))?,
+        &std::fs::read_to_string(member_dir.join("cluster.key"))?,
+        cluster.endpoint(MEMBER),
+        tls.clone(),
+    )?;
+    let max_n = if opts.quick { 10 } else { 1000 };
     let t = Instant::now();
     let pool: Vec<Pem> = (0..max_n).map(|i| certs::client_cert(&format!("bench-client-{i}"))).collect::<Result<_>>()?;
     eprintln!("bench: {} client certificates generated in {:.1?}", pool.len(), t.elapsed());
@@ -167,7 +178,7 @@ fn real_main() -> Result<()> {
         identity,
         tls,
         pool,
-        monitor,
+        proxy,
         rss_file,
         model_uuids: Vec::new(),
         replays: 0,
@@ -203,22 +214,26 @@ impl Bench {
         if self.opts.quick { 1 } else { 3 }
     }
 
-    fn new_world(&mut self, name: &str, req_units: u32) -> Result<(Sim, RelationId)> {
-        let root = self.work.join(name);
-        let mut sim = Sim::new(&root, name)?;
-        sim.set_copy_mode(CopyMode::HardLink);
-        sim.set_hook_timeout(Duration::from_secs(900));
-        self.model_uuids.push(sim.model_uuid());
-        sim.set_cloud_spec(json!({
+    fn cloud_spec(&self, endpoint: &str) -> serde_json::Value {
+        json!({
             "type": "lxd", "name": "localhost", "region": "localhost",
-            "endpoint": format!("https://{}", self.cluster.endpoint(MEMBER)),
+            "endpoint": format!("https://{endpoint}"),
             "credential": {"auth-type": "certificate", "attrs": {
                 "client-cert": self.identity.cert_pem,
                 "client-key": self.identity.key_pem,
                 "server-cert": self.cluster.cluster_cert_pem(),
             }},
             "is-controller-cloud": false
-        }))?;
+        })
+    }
+
+    fn new_world(&mut self, name: &str, req_units: u32) -> Result<(Sim, RelationId)> {
+        let root = self.work.join(name);
+        let mut sim = Sim::new(&root, name)?;
+        sim.set_copy_mode(CopyMode::HardLink);
+        sim.set_hook_timeout(Duration::from_secs(900));
+        self.model_uuids.push(sim.model_uuid());
+        sim.set_cloud_spec(self.cloud_spec(&self.cluster.endpoint(MEMBER)))?;
         sim.deploy(APP, &self.charm_dir, 1)?;
         sim.trust(APP, true)?;
         sim.deploy(REQ, &self.req_dir, req_units)?;
@@ -258,49 +273,55 @@ impl Bench {
         Ok(Sample { wall_ms: rec.duration_ms, calls })
     }
 
-    /// Runs the measurement `reps` times plain (wall time, tool calls) and
-    /// `instrumented_reps` times with LXD-request counting and RSS sampling on.
+    /// Runs a cycle of steps (each: a row and the action that runs `hook` once) `reps` times
+    /// plain (wall time, tool calls, and the sh replay of those calls), then `ireps` times
+    /// instrumented (LXD requests through the counting proxy, RSS through the tool shims).
     #[allow(clippy::too_many_arguments)]
-    fn measure_hook(
+    fn measure_cycle(
         &mut self,
         sim: &mut Sim,
-        row: &mut Row,
+        rows: &mut [Row],
         hook: &str,
-        act: &mut dyn FnMut(&mut Sim) -> Result<()>,
-        undo: &mut dyn FnMut(&mut Sim) -> Result<()>,
+        steps: &mut [&mut Step<'_>],
         replay_trigger: &mut dyn FnMut(&mut Sim, usize) -> Result<()>,
         rel: RelationId,
+        (reps, ireps): (usize, usize),
     ) -> Result<()> {
-        for _ in 0..self.reps() {
-            let s = self.measured(sim, hook, &mut *act)?;
-            row.wall.push(s.wall_ms);
-            row.tools.push(s.calls.len() as f64);
-            row.rel_gets.push(s.calls.iter().filter(|c| c.tool == "relation-get").count() as f64);
-            if row.tool_names.is_empty() {
-                let mut by: BTreeMap<&str, usize> = BTreeMap::new();
-                for c in &s.calls {
-                    *by.entry(c.tool.as_str()).or_default() += 1;
+        for _ in 0..reps {
+            for (row, act) in rows.iter_mut().zip(steps.iter_mut()) {
+                let s = self.measured(sim, hook, &mut **act)?;
+                row.wall.push(s.wall_ms);
+                row.tools.push(s.calls.len() as f64);
+                row.tool_ms.push(s.calls.iter().map(|c| c.duration_us as f64 / 1000.0).sum());
+                row.rel_gets.push(s.calls.iter().filter(|c| c.tool == "relation-get").count() as f64);
+                if row.tool_names.is_empty() {
+                    let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+                    for c in &s.calls {
+                        *by.entry(c.tool.as_str()).or_default() += 1;
+                    }
+                    row.tool_names = by.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(", ");
                 }
-                row.tool_names = by.iter().map(|(k, v)| format!("{k}×{v}")).collect::<Vec<_>>().join(", ");
+                // The same tool calls through sh, in a hook of the same kind.
+                let r = self.replay(sim, hook, &s.calls, rel, &mut *replay_trigger)?;
+                row.sh_tools.push(r);
             }
-            // The same tool calls through sh, in a hook of the same kind.
-            let r = self.replay(sim, hook, &s.calls, rel, &mut *replay_trigger)?;
-            row.sh_tools.push(r);
-            undo(sim)?;
         }
-        for _ in 0..self.instrumented_reps() {
-            wrap_tools(sim, &self.rss_file, true)?;
-            let _ = std::fs::remove_file(&self.rss_file);
-            let c0 = self.monitor.sync(&self.cluster, MEMBER)?;
-            let res = self.measured(sim, hook, &mut *act);
-            let c1 = self.monitor.sync(&self.cluster, MEMBER)?;
-            wrap_tools(sim, &self.rss_file, false)?;
-            res?;
-            row.lxd_reqs.push((c1 - c0) as f64);
-            let text = std::fs::read_to_string(&self.rss_file).unwrap_or_default();
-            let peak = text.lines().filter_map(|l| l.trim().parse::<f64>().ok()).fold(0.0, f64::max);
-            row.rss_kib.push(peak);
-            undo(sim)?;
+        for _ in 0..ireps {
+            for (row, act) in rows.iter_mut().zip(steps.iter_mut()) {
+                sim.set_cloud_spec(self.cloud_spec(&self.proxy.addr))?;
+                wrap_tools(sim, &self.rss_file, true)?;
+                let _ = std::fs::remove_file(&self.rss_file);
+                let c0 = self.proxy.count();
+                let res = self.measured(sim, hook, &mut **act);
+                let c1 = self.proxy.count();
+                wrap_tools(sim, &self.rss_file, false)?;
+                sim.set_cloud_spec(self.cloud_spec(&self.cluster.endpoint(MEMBER)))?;
+                res?;
+                row.lxd_reqs.push((c1 - c0) as f64);
+                let text = std::fs::read_to_string(&self.rss_file).unwrap_or_default();
+                let peak = text.lines().filter_map(|l| l.trim().parse::<f64>().ok()).fold(0.0, f64::max);
+                row.rss_kib.push(peak);
+            }
         }
         Ok(())
     }
@@ -422,7 +443,7 @@ impl Bench {
 
     fn run(&mut self, binary_size: u64, t_all: Instant) -> Result<()> {
         let mut rows: Vec<Row> = Vec::new();
-        let ns: Vec<usize> = if self.opts.quick { vec![1, 10, 100] } else { vec![1, 10, 100, 1000] };
+        let ns: Vec<usize> = if self.opts.quick { vec![1, 10] } else { vec![1, 10, 100, 1000] };
         let us: Vec<u32> = if self.opts.quick { vec![1, 10] } else { vec![1, 10, 100] };
 
         // --- steady-state update-status with U requirer units, one certificate each.
@@ -434,16 +455,18 @@ impl Bench {
                 sim.write_relation_data(rel, &format!("{REQ}/{i}"), "client_certificates", Some(&j))?;
             }
             sim.assert_no_failed_hooks()?;
-            let mut row = Row::new(&format!("update-status, steady, {u} unit(s) × 1 cert"));
-            self.measure_hook(
+            let mut row = [Row::new(&format!("update-status, steady, {u} unit(s) × 1 cert"))];
+            let counts = (self.reps(), self.instrumented_reps());
+            self.measure_cycle(
                 &mut sim,
                 &mut row,
                 "update-status",
-                &mut |s| s.run_hook(UNIT, "update-status"),
-                &mut |_| Ok(()),
+                &mut [&mut |s: &mut Sim| s.run_hook(UNIT, "update-status")],
                 &mut |s, _| s.run_hook(UNIT, "update-status"),
                 rel,
+                counts,
             )?;
+            let [mut row] = row;
             for _ in 0..self.reps() {
                 row.raw_lxd.push(self.raw_observe()?);
             }
@@ -458,33 +481,25 @@ impl Bench {
         for &n in &ns {
             eprintln!("bench: api-relation-changed adding/removing {n} certificate(s)");
             let json_n = self.cert_json(0..n);
-            let mut add = Row::new(&format!("api-relation-changed, add {n}"));
-            let mut rm = Row::new(&format!("api-relation-changed, remove {n}"));
-            let replay_trigger = |s: &mut Sim, k: usize| s.write_relation_data(rel, &unit0, "bench-replay", Some(&k.to_string()));
-            // Add rows: act = send N, undo = withdraw them.
-            self.measure_hook(
+            let mut pair = [Row::new(&format!("api-relation-changed, add {n}")), Row::new(&format!("api-relation-changed, remove {n}"))];
+            let mut replay_trigger = |s: &mut Sim, k: usize| s.write_relation_data(rel, &unit0, "bench-replay", Some(&k.to_string()));
+            // Each cycle: send N (the add row), withdraw them (the remove row).
+            let counts = if n >= 1000 { (1, 1) } else if n >= 100 { (3, 1) } else { (self.reps(), self.instrumented_reps()) };
+            self.measure_cycle(
                 &mut sim,
-                &mut add,
+                &mut pair,
                 "api-relation-changed",
-                &mut |s| s.write_relation_data(rel, &unit0, "client_certificates", Some(&json_n)),
-                &mut |s| s.write_relation_data(rel, &unit0, "client_certificates", None),
-                &mut { replay_trigger },
+                &mut [
+                    &mut |s: &mut Sim| s.write_relation_data(rel, &unit0, "client_certificates", Some(&json_n)),
+                    &mut |s: &mut Sim| s.write_relation_data(rel, &unit0, "client_certificates", None),
+                ],
+                &mut replay_trigger,
                 rel,
+                counts,
             )?;
-            // Remove rows: set up N first, act = withdraw, undo = send again.
-            sim.write_relation_data(rel, &unit0, "client_certificates", Some(&json_n))?;
-            self.measure_hook(
-                &mut sim,
-                &mut rm,
-                "api-relation-changed",
-                &mut |s| s.write_relation_data(rel, &unit0, "client_certificates", None),
-                &mut |s| s.write_relation_data(rel, &unit0, "client_certificates", Some(&json_n)),
-                &mut { replay_trigger },
-                rel,
-            )?;
-            sim.write_relation_data(rel, &unit0, "client_certificates", None)?;
+            let [mut add, mut rm] = pair;
             sim.assert_no_failed_hooks()?;
-            let raw_reps = if n >= 1000 { 3 } else { self.reps() };
+            let raw_reps = if n >= 1000 { 1 } else if n >= 100 { 3 } else { self.reps() };
             for _ in 0..raw_reps {
                 let (a, r) = self.raw_add_remove(n)?;
                 add.raw_lxd.push(a);
@@ -498,11 +513,11 @@ impl Bench {
 
         // --- one connection vs bounded parallel requests, N=100 adds.
         eprintln!("bench: raw adds, one connection vs parallel");
-        let par_n = 100;
+        let par_n = if self.opts.quick { 10 } else { 100 };
         let mut par: Vec<(usize, Vec<f64>)> = Vec::new();
-        for k in [1usize, 2, 4, 8] {
+        for k in [1usize, 4, 8] {
             let mut v = Vec::new();
-            for _ in 0..self.reps() {
+            for _ in 0..(if self.opts.quick { 1 } else { 2 }) {
                 v.push(self.raw_parallel_add(par_n, k)?);
             }
             par.push((k, v));
@@ -618,14 +633,17 @@ fn full_stdin(sim: &Sim, c: &ToolCall, rel: RelationId) -> Result<String> {
 /// charm's) VmHWM to `file`, then execs the real tool.
 fn wrap_tools(sim: &Sim, file: &Path, on: bool) -> Result<()> {
     let tools = sim.root().join("tools");
-    for e in std::fs::read_dir(&tools)? {
+    // The real tools move to a subdirectory under their own names: jujusim is a multi-call
+    // binary that picks the tool from argv[0]'s basename.
+    let real_dir = tools.join(".bench-real");
+    std::fs::create_dir_all(&real_dir)?;
+    for e in std::fs::read_dir(if on { &tools } else { &real_dir })? {
         let e = e?;
-        let p = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".bench-real") {
+        if name.starts_with('.') {
             continue;
         }
-        let real = tools.join(format!("{name}.bench-real"));
+        let (p, real) = (tools.join(&name), real_dir.join(&name));
         if on {
             std::fs::rename(&p, &real)?;
             let script = format!(
@@ -635,7 +653,7 @@ fn wrap_tools(sim: &Sim, file: &Path, on: bool) -> Result<()> {
             );
             std::fs::write(&p, script)?;
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
-        } else if real.exists() {
+        } else {
             std::fs::remove_file(&p)?;
             std::fs::rename(&real, &p)?;
         }
@@ -678,18 +696,18 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
     let _ = writeln!(o, "### Machine\n\n{}", machine());
     let _ = writeln!(
         o,
-        "Run: `make bench{}` ({:.0} s). Times in ms, median (min–max) of {reps} runs; LXD requests and peak RSS from {ireps} separate instrumented run(s).\n",
-        if b.opts.quick { " -- --quick" } else { "" },
+        "Run: `make bench{}` ({:.0} s). Times in ms, median (min–max) of {reps} runs (3 for N=100, 1 for N=1000); LXD requests and peak RSS from {ireps} separate instrumented run(s) (1 for N≥100).\n",
+        if b.opts.quick { " BENCH_ARGS=--quick" } else { "" },
         took.as_secs_f64()
     );
     let _ = writeln!(o, "### Per hook\n");
-    let _ = writeln!(o, "| hook | wall ms | limit ms (raw LXD + sh tools) | ratio | hook-tool calls (relation-get) | LXD requests | peak RSS MiB |");
-    let _ = writeln!(o, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(o, "| hook | wall ms | limit ms (raw LXD + sh tools) | ratio | hook-tool calls (relation-get) | ms inside tools | LXD requests | peak RSS MiB |");
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
     for r in rows {
         let rss: Vec<f64> = r.rss_kib.iter().map(|k| k / 1024.0).collect();
         let _ = writeln!(
             o,
-            "| {} | {} | {:.1} = {} + {} | {:.2}× | {} ({}) | {} | {} |",
+            "| {} | {} | {:.1} = {} + {} | {:.2}× | {} ({}) | {} | {} | {} |",
             r.name,
             fmt_stat(&r.wall, 1),
             r.limit(),
@@ -698,6 +716,7 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
             r.ratio(),
             fmt_stat(&r.tools, 0),
             fmt_stat(&r.rel_gets, 0),
+            fmt_stat(&r.tool_ms, 1),
             fmt_stat(&r.lxd_reqs, 0),
             fmt_stat(&rss, 1),
         );

@@ -1,117 +1,105 @@
-//! Counts the LXD API requests a given client certificate makes, from LXD's own log.
+//! Counts the LXD API requests a hook makes: a TLS-terminating counting proxy in front of the
+//! member the integrator uses.
 //!
-//! LXD logs `Handling API request` at debug level with the caller's certificate fingerprint as
-//! `username`. The test cluster's daemons do not run with `--debug`, but `lxc monitor
-//! --type=logging --loglevel=debug` streams debug records to a listener anyway, so nothing
-//! in the request path changes (no proxy, no extra hop). Counting is synchronised with a
-//! sentinel request: after a hook, a `GET /1.0?bench-sentinel=K` over the unix socket is sent and
-//! the count is read once the monitor has seen it.
+//! Why not a byte pass-through: the requests travel inside one TLS session, so a TCP proxy
+//! sees records, not requests. Why not LXD's log: the test daemons run without `--debug`, and
+//! LXD 5.0 only logs `Handling API request` at debug level (`lxc monitor --loglevel=debug`
+//! then shows nothing). So the proxy presents the cluster certificate (the charm's pin holds),
+//! reads each HTTP/1.1 request, replays it upstream over one kept-alive [`raw::Conn`] with the
+//! same client identity, and answers with LXD's status and body. It is used only in the
+//! instrumented runs (its hop would distort wall time).
 
+use crate::raw;
 use anyhow::{Context, Result, bail};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
-use testbed::LxdCluster;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::pem::PemObject;
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-#[derive(Default)]
-struct State {
-    /// Requests by the watched fingerprint.
-    count: usize,
-    /// Highest sentinel seen.
-    sentinel: u64,
+pub struct Proxy {
+    pub addr: String,
+    count: Arc<AtomicUsize>,
 }
 
-pub struct Monitor {
-    child: Child,
-    state: Arc<(Mutex<State>, Condvar)>,
-    next_sentinel: u64,
-}
-
-impl Monitor {
-    pub fn start(cluster: &LxdCluster, member: usize, fingerprint: &str) -> Result<Monitor> {
-        let home = cluster.run_dir().join("home");
-        let mut child = Command::new("lxc")
-            .args(["monitor", "--type=logging", "--loglevel=debug"])
-            .env("LXD_DIR", cluster.lxd_dir(member))
-            .env("HOME", &home)
-            .env("LXD_CONF", home.join(".config/lxc"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting `lxc monitor`")?;
-        let stdout = child.stdout.take().context("monitor stdout")?;
-        let state = Arc::new((Mutex::new(State::default()), Condvar::new()));
-        let st = state.clone();
-        let fp = fingerprint.to_string();
+impl Proxy {
+    pub fn start(cert_pem: &str, key_pem: &str, upstream: String, client: Arc<rustls::ClientConfig>) -> Result<Proxy> {
+        let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("cluster key")?;
+        let cfg = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+        let cfg = Arc::new(cfg);
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?.to_string();
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
         std::thread::spawn(move || {
-            // One YAML document per record; `type: logging` is its last top-level line.
-            let mut doc = String::new();
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let end = line.starts_with("type:");
-                doc.push_str(&line);
-                doc.push('\n');
-                if !end {
-                    continue;
-                }
-                if doc.contains("Handling API request") {
-                    let (lock, cv) = &*st;
-                    let mut s = lock.lock().unwrap();
-                    if doc.contains(&fp) {
-                        s.count += 1;
+            for tcp in listener.incoming().flatten() {
+                let (cfg, c, up, client) = (cfg.clone(), c.clone(), upstream.clone(), client.clone());
+                std::thread::spawn(move || {
+                    // A hook exits without TLS close_notify: that EOF is the normal end.
+                    if let Err(e) = serve(tcp, cfg, &c, &up, &client)
+                        && !e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof))
+                    {
+                        eprintln!("bench proxy: {e:#}");
                     }
-                    if let Some(i) = doc.find("bench-sentinel=") {
-                        let digits: String = doc[i + 15..].chars().take_while(char::is_ascii_digit).collect();
-                        if let Ok(n) = digits.parse::<u64>() {
-                            s.sentinel = s.sentinel.max(n);
-                        }
-                        cv.notify_all();
-                    }
-                }
-                doc.clear();
+                });
             }
         });
-        let mut m = Monitor { child, state, next_sentinel: 0 };
-        // The monitor's own event-listener connection takes a moment to be registered.
-        let t = Instant::now();
-        loop {
-            match m.sync_timeout(cluster, member, Duration::from_millis(500)) {
-                Ok(_) => break,
-                Err(_) if t.elapsed() < Duration::from_secs(15) => continue,
-                Err(e) => return Err(e.context("`lxc monitor` never showed a debug request record")),
-            }
-        }
-        Ok(m)
+        Ok(Proxy { addr, count })
     }
 
-    /// The number of requests counted so far, once everything sent before this call is in.
-    pub fn sync(&mut self, cluster: &LxdCluster, member: usize) -> Result<usize> {
-        self.sync_timeout(cluster, member, Duration::from_secs(20))
-    }
-
-    fn sync_timeout(&mut self, cluster: &LxdCluster, member: usize, timeout: Duration) -> Result<usize> {
-        self.next_sentinel += 1;
-        let n = self.next_sentinel;
-        cluster.query_on(member, "GET", &format!("/1.0?bench-sentinel={n}"), None)?;
-        let (lock, cv) = &*self.state;
-        let deadline = Instant::now() + timeout;
-        let mut s = lock.lock().unwrap();
-        while s.sentinel < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                bail!("sentinel {n} not seen in LXD's debug log within {timeout:?}");
-            }
-            s = cv.wait_timeout(s, left).unwrap().0;
-        }
-        Ok(s.count)
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
     }
 }
 
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn serve(tcp: TcpStream, cfg: Arc<ServerConfig>, count: &AtomicUsize, upstream: &str, client: &Arc<rustls::ClientConfig>) -> Result<()> {
+    tcp.set_nodelay(true)?;
+    let mut io = BufReader::new(StreamOwned::new(ServerConnection::new(cfg)?, tcp));
+    let mut up: Option<raw::Conn> = None;
+    loop {
+        let mut line = String::new();
+        if io.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(method), Some(path)) = (parts.next().map(String::from), parts.next().map(String::from)) else {
+            bail!("bad request line {line:?}");
+        };
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if io.read_line(&mut h)? == 0 {
+                bail!("closed in headers");
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':')
+                && k.trim().eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse()?;
+            }
+        }
+        let mut body = vec![0u8; length];
+        io.read_exact(&mut body)?;
+        if up.is_none() {
+            up = Some(raw::Conn::open(client, upstream)?);
+        }
+        let conn = up.as_mut().unwrap();
+        let body = (length > 0).then(|| String::from_utf8_lossy(&body).into_owned());
+        let (status, answer) = conn.call(&method, &path, body.as_deref())?;
+        count.fetch_add(1, Ordering::SeqCst);
+        let head = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", answer.len());
+        let s = io.get_mut();
+        s.write_all(head.as_bytes())?;
+        s.write_all(&answer)?;
+        s.flush()?;
     }
 }
