@@ -159,7 +159,7 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     }
     report.in_store = report.store.iter().map(|e| e.fingerprint.clone()).collect();
     if writer && mode.apply {
-        report.changes = apply(juju, lxd.as_mut(), &planned, projects.as_deref(), &mut report.in_store, &mut report.refusal)?;
+        report.changes = apply(juju, lxd.as_mut(), &planned, projects.as_deref(), &report.store, &mut report.in_store, &mut report.refusal)?;
     } else {
         report.changes = planned_changes(&planned);
     }
@@ -288,9 +288,12 @@ fn apply(
     lxd: &mut dyn Lxd,
     plan: &Plan,
     projects: Option<&[String]>,
+    store: &[TrustEntry],
     in_store: &mut BTreeSet<String>,
     refusal: &mut Option<String>,
 ) -> Result<Vec<Change>, ToolError> {
+    // Projects LXD certainly has: `default`, and any a trust entry is restricted to.
+    let existing: BTreeSet<&str> = store.iter().flat_map(|e| e.projects.iter().map(String::as_str)).chain(["default"]).collect();
     let mut changes = Vec::new();
     let mut lines = Vec::new();
     // Add before removing, so a rotating client always has one trusted certificate.
@@ -304,10 +307,8 @@ fn apply(
             }
             Err(e) => Some(e.to_string()),
         };
-        if let Err(LxdError::Api { status: 404, message, .. }) = &result {
-            if message.to_ascii_lowercase().contains("project") {
-                *refusal = Some(format!("trust-projects names a project LXD does not have ({message})"));
-            }
+        if let Err(e) = &result {
+            note_unknown_project(e, projects, &existing, refusal);
         }
         let verb = match result {
             Ok(AddOutcome::Added) => "added",
@@ -327,10 +328,17 @@ fn apply(
         changes.push(Change { action: "remove", fingerprint: rm.fingerprint.clone(), owner: rm.owner.member(), error });
     }
     for r in &plan.restrict {
-        let error = lxd.restrict_trust(&r.fingerprint, r.projects.as_deref()).err().map(|e| e.to_string());
+        let result = lxd.restrict_trust(&r.fingerprint, r.projects.as_deref());
+        if let Err(e) = &result {
+            note_unknown_project(e, projects, &existing, refusal);
+        }
+        let error = result.err().map(|e| e.to_string());
         let verb = if error.is_none() { "updated restrictions of" } else { "failed to update" };
         lines.push(line(verb, &r.fingerprint, &r.owner.to_string(), error.as_deref()));
         changes.push(Change { action: "restrict", fingerprint: r.fingerprint.clone(), owner: r.owner.member(), error });
+    }
+    if let Some(refusal) = refusal.as_ref().filter(|r| r.starts_with(UNKNOWN_PROJECT)) {
+        lines.push((true, format!("trust: {refusal}")));
     }
     // One juju-log per level and hook: each call is a round trip to the agent.
     let (failed, done): (Vec<_>, Vec<_>) = lines.into_iter().partition(|(failed, _)| *failed);
@@ -341,6 +349,28 @@ fn apply(
         }
     }
     Ok(changes)
+}
+
+const UNKNOWN_PROJECT: &str = "trust-projects names a project LXD does not have";
+
+/// LXD answers an add or a re-restriction naming a missing project with 404 `Project not
+/// found`, without saying which. The refusal names the configured projects not known to exist
+/// (`existing`), so the operator sees in the status and the log what to create or unset.
+fn note_unknown_project(error: &LxdError, projects: Option<&[String]>, existing: &BTreeSet<&str>, refusal: &mut Option<String>) {
+    let LxdError::Api { status: 404, message, .. } = error else { return };
+    if !message.to_ascii_lowercase().contains("project") {
+        return;
+    }
+    let configured = projects.unwrap_or_default();
+    let mut suspects: Vec<&str> = configured.iter().map(String::as_str).filter(|p| !existing.contains(p)).collect();
+    if suspects.is_empty() {
+        suspects = configured.iter().map(String::as_str).collect();
+    }
+    let named = match suspects.as_slice() {
+        [one] => one.to_string(),
+        many => format!("one of {}", many.join(", ")),
+    };
+    *refusal = Some(format!("{UNKNOWN_PROJECT}: {named} ({message})"));
 }
 
 fn line(verb: &str, fp: &str, owner: &str, error: Option<&str>) -> (bool, String) {
@@ -426,3 +456,36 @@ fn finish(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod unknown_project_tests {
+    use super::*;
+
+    fn not_found() -> LxdError {
+        LxdError::Api { method: "PATCH".into(), path: "/1.0/certificates/x".into(), status: 404, message: "Project not found".into() }
+    }
+
+    fn refusal_for(error: &LxdError, configured: &[&str], existing: &[&str]) -> Option<String> {
+        let configured: Vec<String> = configured.iter().map(|p| p.to_string()).collect();
+        let existing: BTreeSet<&str> = existing.iter().copied().collect();
+        let mut refusal = None;
+        note_unknown_project(error, Some(&configured), &existing, &mut refusal);
+        refusal
+    }
+
+    #[test]
+    fn the_unknown_project_is_named() {
+        let r = refusal_for(&not_found(), &["default", "p1", "nope"], &["default", "p1"]);
+        assert_eq!(r.as_deref(), Some("trust-projects names a project LXD does not have: nope (Project not found)"));
+        let r = refusal_for(&not_found(), &["a", "b"], &["default"]);
+        assert_eq!(r.as_deref(), Some("trust-projects names a project LXD does not have: one of a, b (Project not found)"));
+    }
+
+    #[test]
+    fn other_failures_are_no_project_refusal() {
+        let other = LxdError::Api { method: "POST".into(), path: "/1.0/certificates".into(), status: 404, message: "not found".into() };
+        assert_eq!(refusal_for(&other, &["p"], &[]), None);
+        let forbidden = LxdError::Api { method: "POST".into(), path: "/1.0/certificates".into(), status: 400, message: "Project x is bad".into() };
+        assert_eq!(refusal_for(&forbidden, &["p"], &[]), None);
+    }
+}

@@ -14,6 +14,7 @@ pub fn all() -> Vec<(&'static str, crate::Scenario)> {
     vec![
         ("o1_actions_list_nodes_clients_and_check_the_connection_and_only_the_leader_writes", o1_actions),
         ("o2_reconcile_dry_run_shows_the_plan_and_leaves_lxd_unchanged", o2_dry_run),
+        ("o3_trust_projects_restrict_entries_and_converge_both_ways", o3_trust_projects),
         ("o4_trust_projects_on_an_lxd_without_certificate_project_adds_nothing", o4_no_certificate_project),
     ]
 }
@@ -80,6 +81,17 @@ fn logs(w: &World, unit: &str, level: &str) -> Result<Vec<String>> {
 
 fn trust_lines(w: &World) -> Result<usize> {
     Ok(w.sim.logs()?.iter().map(|l| l.message.lines().filter(|m| m.starts_with("trust: ")).count()).sum())
+}
+
+/// LXD's own record of a fingerprint.
+fn entry(w: &World, fp: &str) -> Result<Option<Value>> {
+    Ok(w.bed.cluster.trust_list()?.into_iter().find(|e| e["fingerprint"] == json!(fp)))
+}
+
+fn restriction(w: &World, fp: &str) -> Result<(bool, BTreeSet<String>)> {
+    let e = entry(w, fp)?.with_context(|| format!("{} not in LXD's trust store", short(fp)))?;
+    let projects = e["projects"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(String::from)).collect();
+    Ok((e["restricted"] == json!(true), projects))
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {
@@ -211,6 +223,82 @@ fn o2_dry_run(bed: &mut Bed) -> Result<()> {
     // And now there is nothing left to do.
     let r = act(&mut w, I0, "reconcile", json!({"dry-run": true}))?;
     ensure!(get(&r, "added.count")? == "0" && get(&r, "removed.count")? == "0", "{r:#?}");
+    w.check()
+}
+
+const PROJECTS: [&str; 2] = ["op-p1", "op-p2"];
+
+fn o3_trust_projects(bed: &mut Bed) -> Result<()> {
+    for p in PROJECTS {
+        bed.cluster.lxc(&["project", "create", p])?;
+    }
+    let result = o3_inner(bed);
+    for p in PROJECTS {
+        let deleted = bed.cluster.lxc(&["project", "delete", p]);
+        if result.is_ok() {
+            deleted.with_context(|| format!("deleting project {p}"))?;
+        }
+    }
+    result
+}
+
+fn o3_inner(bed: &mut Bed) -> Result<()> {
+    let [p1, p2] = PROJECTS;
+    let mut w = bed.world("op-projects")?;
+    w.deploy_integrator(1, true)?;
+    w.sim.set_config(INTEGRATOR, &[("trust-projects", Some(json!(format!("{p1}, {p2}"))))])?;
+    w.deploy_requirer(1)?;
+    let rel = w.relate()?;
+    let a = certs::client_cert("op-proj-a")?;
+    w.send(&unit(REQUIRER, 0), &[&a.cert_pem])?;
+    let fp = a.fingerprint.clone();
+    ensure!(restriction(&w, &fp)? == (true, set(&[p1, p2])), "added restricted: {:?}", entry(&w, &fp));
+    let r = act(&mut w, I0, "list-trusted-clients", json!({}))?;
+    ensure!(get(&r, "clients.0.restricted")? == "yes", "{r:#?}");
+    ensure!(get(&r, "clients.0.projects")?.split(',').collect::<BTreeSet<_>>() == [p1, p2].into(), "{r:#?}");
+    let owner = format!("req/0 (relation {rel})");
+    let updated = format!("trust: updated restrictions of {} for {owner}", short(&fp));
+
+    // Restricted → other projects → unrestricted → restricted again, each by the config alone.
+    w.sim.set_config(INTEGRATOR, &[("trust-projects", Some(json!(p2)))])?;
+    ensure!(restriction(&w, &fp)? == (true, set(&[p2])), "{:?}", entry(&w, &fp));
+    w.sim.set_config(INTEGRATOR, &[("trust-projects", None)])?;
+    ensure!(restriction(&w, &fp)? == (false, set(&[])), "{:?}", entry(&w, &fp));
+    ensure!(act(&mut w, I0, "list-trusted-clients", json!({}))?.get("clients.0.restricted").map(String::as_str) == Some("no"));
+    w.sim.set_config(INTEGRATOR, &[("trust-projects", Some(json!(p1)))])?;
+    ensure!(restriction(&w, &fp)? == (true, set(&[p1])), "{:?}", entry(&w, &fp));
+    let info = logs(&w, I0, "INFO")?;
+    let n = info.iter().flat_map(|l| l.lines()).filter(|l| *l == updated).count();
+    ensure!(n == 3, "{n} x {updated:?} in {info:#?}");
+    ensure!(w.owned()?.len() == 1, "converged in place, no new entries: {:?}", w.owned());
+    ensure!(w.status(I0)?.0 == "active");
+
+    // A project LXD does not have: named in the status and the log; nothing created or changed,
+    // whether LXD refuses re-restricting an owned entry or adding a new one.
+    w.sim.set_config(INTEGRATOR, &[("trust-projects", Some(json!(format!("{p1},op-nope"))))])?;
+    let (status, message) = w.status(I0)?;
+    ensure!(status == "blocked" && message.contains(": op-nope"), "{status}: {message}");
+    ensure!(restriction(&w, &fp)? == (true, set(&[p1])), "the existing entry kept its projects: {:?}", entry(&w, &fp));
+    let b = certs::client_cert("op-proj-b")?;
+    w.send(&unit(REQUIRER, 0), &[&a.cert_pem, &b.cert_pem])?;
+    let (status, message) = w.status(I0)?;
+    ensure!(status == "blocked" && message == "trust-projects names a project LXD does not have: op-nope (Project not found)", "{status}: {message}");
+    ensure!(!w.store_fps()?.contains(&b.fingerprint), "nothing created for an unknown project");
+    ensure!(restriction(&w, &fp)? == (true, set(&[p1])), "{:?}", entry(&w, &fp));
+    let errors: Vec<String> = logs(&w, I0, "ERROR")?.iter().flat_map(|l| l.lines().map(String::from).collect::<Vec<_>>()).collect();
+    ensure!(errors.iter().any(|l| l.contains("op-nope")), "the unknown project in the log: {errors:#?}");
+    let add_failed = format!("trust: failed to add {} for {owner}: LXD POST /1.0/certificates failed (404): Project not found", short(&b.fingerprint));
+    ensure!(errors.contains(&add_failed), "LXD's answer in the log: {errors:#?}");
+    ensure!(errors.iter().any(|l| l.starts_with(&format!("trust: failed to update {} for {owner}: ", short(&fp))) && l.ends_with("Project not found")), "{errors:#?}");
+    let r = act(&mut w, I0, "list-trusted-clients", json!({}))?;
+    // The action observes without writing, so it cannot know LXD's answer: it points to the log.
+    ensure!(get(&r, "missing.0.fingerprint")? == b.fingerprint && get(&r, "missing.0.reason")?.contains("debug-log"), "{r:#?}");
+
+    // Fixed: the new certificate goes in, restricted.
+    w.sim.set_config(INTEGRATOR, &[("trust-projects", Some(json!(p1)))])?;
+    let (status, message) = w.status(I0)?;
+    ensure!(status == "active" && message.ends_with("2 clients trusted"), "{status}: {message}");
+    ensure!(restriction(&w, &b.fingerprint)? == (true, set(&[p1])), "{:?}", entry(&w, &b.fingerprint));
     w.check()
 }
 
