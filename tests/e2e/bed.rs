@@ -272,7 +272,8 @@ impl World<'_> {
             let (_, message) = self.status(&unit)?;
             ensure!(!leaks(&message) && !message.contains("BEGIN"), "key material in the status of {unit}");
             let dir = self.sim.unit_dir(&unit)?;
-            scan_dir_for_keys(&dir, &dir, &self.bed.charm_dir, probe)?;
+            let shipped = self.charm_override.as_ref().unwrap_or(&self.bed.charm_dir);
+            scan_dir_for_keys(&dir, &dir, shipped, probe)?;
         }
         for action in self.sim.actions()? {
             if action.unit.starts_with(INTEGRATOR) {
