@@ -2,6 +2,7 @@
 //! with keys Juju accepts (lowercase, digits, `-`, `.`), readable in `juju run` output.
 
 use crate::certs::short_fp;
+use crate::endpoint::Endpoint;
 use crate::hook_tools::Juju;
 use crate::lxd::Connector;
 use crate::ownership::Scope;
@@ -68,7 +69,8 @@ pub fn list_nodes(report: &Report) -> Results {
         out.push((format!("{k}.endpoint"), m.url.clone()));
         out.push((format!("{k}.status"), m.status.clone()));
         out.push((format!("{k}.message"), m.message.clone()));
-        out.push((format!("{k}.published"), yes(m.status == "Online")));
+        let answering = report.endpoint_used.as_ref().is_some_and(|e| Endpoint::parse(&m.url).is_ok_and(|u| &u == e));
+        out.push((format!("{k}.published"), yes(m.status == "Online" || answering)));
     }
     out
 }

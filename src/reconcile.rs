@@ -165,8 +165,16 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     }
     report.plan = planned;
 
-    let online: relation::OnlineMembers =
-        report.members.iter().filter(|m| m.status == "Online").map(|m| (m.name.clone(), m.url.clone())).collect();
+    // The member that just answered every read is up, whatever the cluster database says of it
+    // (a busy or re-electing cluster can briefly report every member offline); listing it
+    // keeps requirers from seeing an empty cluster that is in fact serving them.
+    let answering = lxd.endpoint().url();
+    let online: relation::OnlineMembers = report
+        .members
+        .iter()
+        .filter(|m| m.status == "Online" || Endpoint::parse(&m.url).map(|e| e.url()).as_deref() == Ok(answering.as_str()))
+        .map(|m| (m.name.clone(), m.url.clone()))
+        .collect();
     if mode.publish {
         for rel in &relations {
             let bag = relation::payload(rel.id, &online, &report.requests, &report.in_store);

@@ -86,6 +86,8 @@ struct Cluster {
     requests: usize,
     /// endpoint urls that answer `GET /1.0`, then drop the connection
     drop_after_server: BTreeSet<String>,
+    /// The cluster database says every member is offline (seen while it re-elects a leader).
+    all_reported_offline: bool,
 }
 
 struct FakeLxd {
@@ -120,7 +122,7 @@ impl Lxd for FakeLxd {
         Ok(c.up.iter().enumerate().map(|(i, (url, up))| Member {
             name: format!("node{}", i + 1),
             url: url.clone(),
-            status: if *up { "Online".into() } else { "Offline".into() },
+            status: if *up && !c.all_reported_offline { "Online".into() } else { "Offline".into() },
             message: String::new(),
         }).collect())
     }
@@ -367,4 +369,14 @@ fn garbage_is_logged_once_not_every_update_status() {
     assert_eq!(warnings.len(), 1);
     assert!(w.agent.status.1.ends_with("invalid client_certificates from req/1"), "{}", w.agent.status.1);
     assert_eq!(w.store_fps().len(), 1, "the good certificate is still trusted");
+}
+
+#[test]
+fn the_member_that_answers_is_published_even_when_the_cluster_calls_everyone_offline() {
+    let mut w = World::new();
+    w.agent.remote.insert(3, ("req".into(), BTreeMap::new(), Databag::new()));
+    w.cluster.borrow_mut().all_reported_offline = true;
+    w.hook("update-status");
+    let nodes: Vec<serde_json::Value> = serde_json::from_str(&w.published(3)["nodes"]).expect("json");
+    assert_eq!(nodes.iter().map(|n| n["endpoint"].as_str().unwrap_or("")).collect::<Vec<_>>(), [N1]);
 }

@@ -323,10 +323,10 @@ impl Drop for World<'_> {
             }
         }
         let _ = self.bed.cluster.trust_remove(&self.identity.fingerprint);
-        for i in 0..self.bed.cluster.len() {
-            if !self.bed.cluster.is_running(i) {
-                let _ = self.bed.cluster.start_member(i);
-            }
+        // Together: after a full outage a member waits for the others before it is ready.
+        let stopped: Vec<usize> = (0..self.bed.cluster.len()).filter(|&i| !self.bed.cluster.is_running(i)).collect();
+        if !stopped.is_empty() {
+            let _ = self.bed.cluster.start_members(&stopped);
         }
     }
 }
