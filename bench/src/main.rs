@@ -27,29 +27,33 @@ const MEMBER: usize = 0;
 
 struct Opts {
     quick: bool,
+    /// Also the N=1,000 point (LXD 5.0 makes each add/delete cost O(store size); ~25 min here).
+    with_1000: bool,
     binary: PathBuf,
     doc: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Opts> {
     let mut quick = false;
+    let mut with_1000 = false;
     let mut binary = None;
     let mut doc = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
+            "--with-1000" => with_1000 = true,
             "--binary" => binary = args.next().map(PathBuf::from),
             "--doc" => doc = args.next().map(PathBuf::from),
             "-h" | "--help" => {
-                println!("bench --binary target/<musl>/release/lxd-integrator [--quick] [--doc docs/benchmarks.md]");
+                println!("bench --binary target/<musl>/release/lxd-integrator [--quick | --with-1000] [--doc docs/benchmarks.md]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?}"),
         }
     }
     let binary = binary.context("--binary PATH (the static release build, `make build`) is required")?;
-    Ok(Opts { quick, binary, doc })
+    Ok(Opts { quick, with_1000, binary, doc })
 }
 
 /// median, min, max
@@ -164,7 +168,7 @@ fn real_main() -> Result<()> {
         cluster.endpoint(MEMBER),
         tls.clone(),
     )?;
-    let max_n = if opts.quick { 10 } else { 1000 };
+    let max_n = if opts.quick { 10 } else if opts.with_1000 { 1000 } else { 100 };
     let t = Instant::now();
     let pool: Vec<Pem> = (0..max_n).map(|i| certs::client_cert(&format!("bench-client-{i}"))).collect::<Result<_>>()?;
     eprintln!("bench: {} client certificates generated in {:.1?}", pool.len(), t.elapsed());
@@ -443,7 +447,13 @@ impl Bench {
 
     fn run(&mut self, binary_size: u64, t_all: Instant) -> Result<()> {
         let mut rows: Vec<Row> = Vec::new();
-        let ns: Vec<usize> = if self.opts.quick { vec![1, 10] } else { vec![1, 10, 100, 1000] };
+        let ns: Vec<usize> = if self.opts.quick {
+            vec![1, 10]
+        } else if self.opts.with_1000 {
+            vec![1, 10, 100, 1000]
+        } else {
+            vec![1, 10, 100]
+        };
         let us: Vec<u32> = if self.opts.quick { vec![1, 10] } else { vec![1, 10, 100] };
 
         // --- steady-state update-status with U requirer units, one certificate each.
@@ -697,7 +707,13 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
     let _ = writeln!(
         o,
         "Run: `make bench{}` ({:.0} s). Times in ms, median (min–max) of {reps} runs (3 for N=100, 1 for N=1000); LXD requests and peak RSS from {ireps} separate instrumented run(s) (1 for N≥100).\n",
-        if b.opts.quick { " BENCH_ARGS=--quick" } else { "" },
+        if b.opts.quick {
+            " BENCH_ARGS=--quick"
+        } else if b.opts.with_1000 {
+            " BENCH_ARGS=--with-1000"
+        } else {
+            ""
+        },
         took.as_secs_f64()
     );
     let _ = writeln!(o, "### Per hook\n");
