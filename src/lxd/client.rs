@@ -128,9 +128,7 @@ impl HttpLxd {
                 detail: format!("answer larger than {MAX_BODY} bytes"),
             });
         }
-        let envelope = serde_json::from_slice::<Envelope>(&bytes)
-            .map_err(|e| format!("HTTP {status} with a body that is not an LXD envelope ({e}): {}", snippet(&bytes)));
-        Ok(Answer { status, envelope })
+        Ok(Answer::parse(status, &bytes))
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> LxdError {
@@ -147,32 +145,13 @@ impl HttpLxd {
 
     /// The error for an answer that is not a success.
     fn failure(&self, method: &Method, path: &str, answer: Answer) -> LxdError {
-        if answer.status == 403 {
-            return LxdError::Untrusted { endpoint: self.base.clone() };
-        }
-        match answer.envelope {
-            Ok(env) => {
-                let status = if (200..300).contains(&answer.status) {
-                    env.error_code.unwrap_or(answer.status)
-                } else {
-                    answer.status
-                };
-                let message = env.error.filter(|m| !m.is_empty()).unwrap_or_else(|| format!("HTTP {status}"));
-                LxdError::Api { method: method.to_string(), path: path.into(), status, message }
-            }
-            Err(detail) => LxdError::Protocol { path: path.into(), detail },
-        }
+        failure(&self.base, method, path, answer)
     }
 
     /// A synchronous call whose `metadata` is decoded as `T`.
     fn sync<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>) -> Result<T, LxdError> {
         let answer = self.call(method.clone(), path, body)?;
-        if !is_success(&answer) {
-            return Err(self.failure(&method, path, answer));
-        }
-        let metadata = answer.envelope.ok().and_then(|e| e.metadata).unwrap_or(Value::Null);
-        serde_json::from_value(metadata)
-            .map_err(|e| LxdError::Protocol { path: path.into(), detail: format!("unexpected metadata: {e}") })
+        decode(&self.base, &method, path, answer)
     }
 
     /// A call whose answer carries nothing we need beyond success.
@@ -182,6 +161,62 @@ impl HttpLxd {
             return Ok(());
         }
         Err(self.failure(&method, path, answer))
+    }
+}
+
+impl Answer {
+    fn parse(status: u16, bytes: &[u8]) -> Answer {
+        let envelope = serde_json::from_slice::<Envelope>(bytes)
+            .map_err(|e| format!("HTTP {status} with a body that is not an LXD envelope ({e}): {}", snippet(bytes)));
+        Answer { status, envelope }
+    }
+}
+
+/// The `metadata` of a successful answer decoded as `T`, or the error the answer means.
+fn decode<T: DeserializeOwned>(base: &str, method: &Method, path: &str, answer: Answer) -> Result<T, LxdError> {
+    if !is_success(&answer) {
+        return Err(failure(base, method, path, answer));
+    }
+    let metadata = answer.envelope.ok().and_then(|e| e.metadata).unwrap_or(Value::Null);
+    serde_json::from_value(metadata)
+        .map_err(|e| LxdError::Protocol { path: path.into(), detail: format!("unexpected metadata: {e}") })
+}
+
+/// What LXD's answers mean, without a connection: the same decoding the client applies to
+/// `GET /1.0`, the member list and the trust store, for fuzzing and tests.
+pub mod answers {
+    use super::*;
+
+    const BASE: &str = "https://lxd.invalid:8443";
+
+    pub fn server(status: u16, body: &[u8]) -> Result<ServerInfo, LxdError> {
+        decode(BASE, &Method::GET, "/1.0", Answer::parse(status, body)).map(server_info)
+    }
+
+    pub fn members(status: u16, body: &[u8]) -> Result<Vec<Member>, LxdError> {
+        decode(BASE, &Method::GET, "/1.0/cluster/members?recursion=1", Answer::parse(status, body)).map(member_list)
+    }
+
+    pub fn trust_store(status: u16, body: &[u8]) -> Result<Vec<TrustEntry>, LxdError> {
+        decode(BASE, &Method::GET, "/1.0/certificates?recursion=1", Answer::parse(status, body)).map(trust_entries)
+    }
+}
+
+fn failure(base: &str, method: &Method, path: &str, answer: Answer) -> LxdError {
+    if answer.status == 403 {
+        return LxdError::Untrusted { endpoint: base.to_string() };
+    }
+    match answer.envelope {
+        Ok(env) => {
+            let status = if (200..300).contains(&answer.status) {
+                env.error_code.unwrap_or(answer.status)
+            } else {
+                answer.status
+            };
+            let message = env.error.filter(|m| !m.is_empty()).unwrap_or_else(|| format!("HTTP {status}"));
+            LxdError::Api { method: method.to_string(), path: path.into(), status, message }
+        }
+        Err(detail) => LxdError::Protocol { path: path.into(), detail },
     }
 }
 
@@ -250,6 +285,43 @@ struct RawCertificate {
     fingerprint: Option<String>,
 }
 
+fn server_info(raw: RawServer) -> ServerInfo {
+    let env = raw.environment;
+    ServerInfo {
+        trusted: raw.auth.as_deref() == Some("trusted"),
+        api_extensions: raw.api_extensions.unwrap_or_default(),
+        server_name: env.as_ref().and_then(|e| e.server_name.clone()).unwrap_or_default(),
+        server_version: env.as_ref().and_then(|e| e.server_version.clone()).unwrap_or_default(),
+        clustered: env.as_ref().and_then(|e| e.server_clustered).unwrap_or(false),
+        addresses: env.and_then(|e| e.addresses).unwrap_or_default(),
+    }
+}
+
+fn member_list(raw: Option<Vec<RawMember>>) -> Vec<Member> {
+    raw.unwrap_or_default()
+        .into_iter()
+        .map(|m| Member {
+            name: m.server_name.unwrap_or_default(),
+            url: m.url.unwrap_or_default(),
+            status: m.status.unwrap_or_default(),
+            message: m.message.unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn trust_entries(raw: Option<Vec<RawCertificate>>) -> Vec<TrustEntry> {
+    raw.unwrap_or_default()
+        .into_iter()
+        .map(|c| TrustEntry {
+            name: c.name.unwrap_or_default(),
+            fingerprint: c.fingerprint.unwrap_or_default().to_ascii_lowercase(),
+            kind: c.kind.unwrap_or_default(),
+            restricted: c.restricted.unwrap_or(false),
+            projects: c.projects.unwrap_or_default(),
+        })
+        .collect()
+}
+
 impl Lxd for HttpLxd {
     fn endpoint(&self) -> &Endpoint {
         &self.endpoint
@@ -258,45 +330,15 @@ impl Lxd for HttpLxd {
     /// `auth: untrusted` is not an error here: the answer says `trusted: false` and carries no
     /// `environment` fields. Calls that need trust fail with `Untrusted` (LXD answers 403).
     fn server(&mut self) -> Result<ServerInfo, LxdError> {
-        let raw: RawServer = self.sync(Method::GET, "/1.0", None)?;
-        let env = raw.environment;
-        Ok(ServerInfo {
-            trusted: raw.auth.as_deref() == Some("trusted"),
-            api_extensions: raw.api_extensions.unwrap_or_default(),
-            server_name: env.as_ref().and_then(|e| e.server_name.clone()).unwrap_or_default(),
-            server_version: env.as_ref().and_then(|e| e.server_version.clone()).unwrap_or_default(),
-            clustered: env.as_ref().and_then(|e| e.server_clustered).unwrap_or(false),
-            addresses: env.and_then(|e| e.addresses).unwrap_or_default(),
-        })
+        self.sync(Method::GET, "/1.0", None).map(server_info)
     }
 
     fn members(&mut self) -> Result<Vec<Member>, LxdError> {
-        let raw: Option<Vec<RawMember>> = self.sync(Method::GET, "/1.0/cluster/members?recursion=1", None)?;
-        Ok(raw
-            .unwrap_or_default()
-            .into_iter()
-            .map(|m| Member {
-                name: m.server_name.unwrap_or_default(),
-                url: m.url.unwrap_or_default(),
-                status: m.status.unwrap_or_default(),
-                message: m.message.unwrap_or_default(),
-            })
-            .collect())
+        self.sync(Method::GET, "/1.0/cluster/members?recursion=1", None).map(member_list)
     }
 
     fn trust_store(&mut self) -> Result<Vec<TrustEntry>, LxdError> {
-        let raw: Option<Vec<RawCertificate>> = self.sync(Method::GET, "/1.0/certificates?recursion=1", None)?;
-        Ok(raw
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| TrustEntry {
-                name: c.name.unwrap_or_default(),
-                fingerprint: c.fingerprint.unwrap_or_default().to_ascii_lowercase(),
-                kind: c.kind.unwrap_or_default(),
-                restricted: c.restricted.unwrap_or(false),
-                projects: c.projects.unwrap_or_default(),
-            })
-            .collect())
+        self.sync(Method::GET, "/1.0/certificates?recursion=1", None).map(trust_entries)
     }
 
     fn add_trust(&mut self, entry: &NewTrustEntry) -> Result<AddOutcome, LxdError> {
@@ -707,6 +749,17 @@ mod tests {
         let b1: Value = serde_json::from_str(&log.requests[1].body).unwrap();
         assert_eq!(b0, json!({"restricted": true, "projects": ["p1", "p2"]}));
         assert_eq!(b1, json!({"restricted": false, "projects": []}));
+    }
+
+    #[test]
+    fn answers_decode_without_a_connection_as_the_client_does() {
+        let body = br#"{"type":"sync","metadata":[{"name":"a","type":"client","fingerprint":"ABCD","projects":null}]}"#;
+        let store = answers::trust_store(200, body).expect("decodes");
+        assert_eq!((store[0].fingerprint.as_str(), store[0].restricted), ("abcd", false));
+        assert!(matches!(answers::server(403, b"{}"), Err(LxdError::Untrusted { .. })));
+        let dup = br#"{"type":"error","error":"Certificate already in trust store","error_code":409}"#;
+        assert!(matches!(answers::members(409, dup), Err(LxdError::Api { status: 409, .. })));
+        assert!(matches!(answers::server(200, b"<html>"), Err(LxdError::Protocol { .. })));
     }
 
     #[test]
