@@ -28,29 +28,101 @@ pub enum ToolError {
     Io { tool: String, source: std::io::Error },
 }
 
+/// One read-only hook-tool call (no stdin), for `HookTools::run_reads`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    pub tool: &'static str,
+    pub args: Vec<String>,
+}
+
+impl Read {
+    fn new(tool: &'static str, args: &[&str]) -> Read {
+        Read { tool, args: args.iter().map(|a| a.to_string()).collect() }
+    }
+}
+
 pub trait HookTools {
     /// Runs `tool args...`, feeding `stdin` if given. A non-zero exit is an `Ok` with that code.
     fn run(&mut self, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError>;
+
+    /// Runs reads that do not depend on each other; answers come in the order asked. The unit
+    /// agent runs one command at a time whatever the caller does, so doing them at once only
+    /// overlaps the tools' process start-up, which is most of their cost. Writes never go
+    /// through here: their order is part of what they mean.
+    fn run_reads(&mut self, reads: &[Read]) -> Vec<Result<ToolOutput, ToolError>> {
+        reads
+            .iter()
+            .map(|r| {
+                let args: Vec<&str> = r.args.iter().map(String::as_str).collect();
+                self.run(r.tool, &args, None)
+            })
+            .collect()
+    }
 }
+
+/// At most this many hook tools run at once: enough to hide process start-up, few enough not
+/// to flood the agent (or a small machine) when a relation has hundreds of units.
+const MAX_PARALLEL_READS: usize = 8;
 
 /// Runs the real tools from PATH, as Juju provides them.
 #[derive(Debug, Default)]
 pub struct ProcessTools;
 
+fn run_process(tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
+    let mut cmd = Command::new(tool);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ToolError::Missing(tool.to_string()),
+        _ => ToolError::Io { tool: tool.to_string(), source: e },
+    })?;
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(data).map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
+    }
+    let out = child.wait_with_output().map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
+    Ok(ToolOutput { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
+}
+
 impl HookTools for ProcessTools {
     fn run(&mut self, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
-        let mut cmd = Command::new(tool);
-        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        let mut child = cmd.spawn().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ToolError::Missing(tool.to_string()),
-            _ => ToolError::Io { tool: tool.to_string(), source: e },
-        })?;
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(data).map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
+        run_process(tool, args, stdin)
+    }
+
+    fn run_reads(&mut self, reads: &[Read]) -> Vec<Result<ToolOutput, ToolError>> {
+        if reads.len() < 2 {
+            return reads.iter().map(|r| run_process(r.tool, &r.args.iter().map(String::as_str).collect::<Vec<_>>(), None)).collect();
         }
-        let out = child.wait_with_output().map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
-        Ok(ToolOutput { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
+        // Workers take the next read in turn; each answer goes back to its slot.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let workers = reads.len().min(MAX_PARALLEL_READS);
+        let mut slots: Vec<Option<Result<ToolOutput, ToolError>>> = (0..reads.len()).map(|_| None).collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(r) = reads.get(i) else { break };
+                            let args: Vec<&str> = r.args.iter().map(String::as_str).collect();
+                            done.push((i, run_process(r.tool, &args, None)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            for h in handles {
+                // A worker only runs `run_process`, which does not panic on any answer.
+                for (i, out) in h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
+                    slots[i] = Some(out);
+                }
+            }
+        });
+        slots
+            .into_iter()
+            .zip(reads)
+            .map(|(slot, r)| slot.unwrap_or_else(|| Err(ToolError::Output { tool: r.tool.to_string(), detail: "not run".into() })))
+            .collect()
     }
 }
 
@@ -83,35 +155,61 @@ pub enum CredentialAnswer {
     Unsupported,
 }
 
-/// Typed hook-tool calls over any `HookTools`.
-pub struct Juju<'a> {
-    tools: &'a mut dyn HookTools,
+/// The reads every pass starts with.
+#[derive(Debug)]
+pub struct HookInputs {
+    pub credentials: CredentialAnswer,
+    pub config: BTreeMap<String, serde_json::Value>,
+    pub leader: bool,
+    pub state: BTreeMap<String, String>,
+    pub relation_ids: Vec<u32>,
 }
 
-impl<'a> Juju<'a> {
-    pub fn new(tools: &'a mut dyn HookTools) -> Self {
-        Juju { tools }
-    }
+/// The argv of each read, in the shapes Juju documents.
+mod reads {
+    use super::Read;
 
-    fn call(&mut self, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, ToolError> {
-        let out = self.tools.run(tool, args, stdin)?;
-        if out.code != 0 {
-            return Err(ToolError::Failed {
-                tool: tool.to_string(),
-                code: out.code,
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
+    pub fn credential_get() -> Read {
+        Read::new("credential-get", &["--format=json"])
+    }
+    pub fn config_get() -> Read {
+        Read::new("config-get", &["--format=json"])
+    }
+    pub fn is_leader() -> Read {
+        Read::new("is-leader", &["--format=json"])
+    }
+    pub fn state_get() -> Read {
+        Read::new("state-get", &["--format=json"])
+    }
+    pub fn relation_ids(endpoint: &str) -> Read {
+        Read::new("relation-ids", &[endpoint, "--format=json"])
+    }
+    pub fn relation_list(rel: u32) -> Read {
+        Read::new("relation-list", &["-r", &rel.to_string(), "--format=json"])
+    }
+    pub fn relation_get(rel: u32, member: &str, app: bool) -> Read {
+        let r = rel.to_string();
+        let mut args = vec!["-r", r.as_str(), "--format=json"];
+        if app {
+            args.push("--app");
         }
-        Ok(out.stdout)
+        args.extend(["-", member]);
+        Read::new("relation-get", &args)
+    }
+}
+
+/// What each read's answer means.
+mod decode {
+    use super::{CredentialAnswer, Databag, ToolError, ToolOutput, checked, parse_relation_id};
+    use std::collections::BTreeMap;
+
+    pub fn json<T: serde::de::DeserializeOwned>(tool: &str, out: Result<ToolOutput, ToolError>) -> Result<T, ToolError> {
+        let stdout = checked(tool, out?)?;
+        serde_json::from_slice(&stdout).map_err(|e| ToolError::Output { tool: tool.to_string(), detail: e.to_string() })
     }
 
-    fn json<T: serde::de::DeserializeOwned>(&mut self, tool: &str, args: &[&str]) -> Result<T, ToolError> {
-        let out = self.call(tool, args, None)?;
-        serde_json::from_slice(&out).map_err(|e| ToolError::Output { tool: tool.to_string(), detail: e.to_string() })
-    }
-
-    pub fn credential_get(&mut self) -> Result<CredentialAnswer, ToolError> {
-        let out = match self.tools.run("credential-get", &["--format=json"], None) {
+    pub fn credentials(out: Result<ToolOutput, ToolError>) -> Result<CredentialAnswer, ToolError> {
+        let out = match out {
             Err(ToolError::Missing(_)) => return Ok(CredentialAnswer::Unsupported),
             other => other?,
         };
@@ -127,43 +225,38 @@ impl<'a> Juju<'a> {
             .map_err(|e| ToolError::Output { tool: "credential-get".into(), detail: e.to_string() })
     }
 
-    /// Set options only (unset options without default are omitted by Juju).
-    pub fn config_get(&mut self) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
-        let v: Option<BTreeMap<String, serde_json::Value>> = self.json("config-get", &["--format=json"])?;
+    pub fn config(out: Result<ToolOutput, ToolError>) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
+        let v: Option<BTreeMap<String, serde_json::Value>> = json("config-get", out)?;
         Ok(v.unwrap_or_default())
     }
 
-    pub fn is_leader(&mut self) -> Result<bool, ToolError> {
-        self.json("is-leader", &["--format=json"])
+    pub fn leader(out: Result<ToolOutput, ToolError>) -> Result<bool, ToolError> {
+        json("is-leader", out)
     }
 
-    /// `["api:0", "api:3"]` → `[0, 3]`.
-    pub fn relation_ids(&mut self, endpoint: &str) -> Result<Vec<u32>, ToolError> {
-        let ids: Option<Vec<String>> = self.json("relation-ids", &[endpoint, "--format=json"])?;
+    pub fn state(out: Result<ToolOutput, ToolError>) -> Result<BTreeMap<String, String>, ToolError> {
+        let v: Option<BTreeMap<String, serde_json::Value>> = json("state-get", out)?;
+        Ok(v.unwrap_or_default()
+            .into_iter()
+            .filter_map(|(k, v)| match v {
+                serde_json::Value::String(s) => Some((k, s)),
+                _ => None,
+            })
+            .collect())
+    }
+
+    pub fn relation_ids(out: Result<ToolOutput, ToolError>) -> Result<Vec<u32>, ToolError> {
+        let ids: Option<Vec<String>> = json("relation-ids", out)?;
         Ok(ids.unwrap_or_default().iter().filter_map(|id| parse_relation_id(id)).collect())
     }
 
-    pub fn relation_list(&mut self, rel: u32) -> Result<Vec<String>, ToolError> {
-        let r = rel.to_string();
-        let units: Option<Vec<String>> = self.json("relation-list", &["-r", &r, "--format=json"])?;
+    pub fn units(out: Result<ToolOutput, ToolError>) -> Result<Vec<String>, ToolError> {
+        let units: Option<Vec<String>> = json("relation-list", out)?;
         Ok(units.unwrap_or_default())
     }
 
-    pub fn relation_list_app(&mut self, rel: u32) -> Result<Option<String>, ToolError> {
-        let r = rel.to_string();
-        let app: Option<String> = self.json("relation-list", &["-r", &r, "--app", "--format=json"])?;
-        Ok(app.filter(|a| !a.is_empty()))
-    }
-
-    /// The whole databag of `member` (a unit or, with `app`, an application).
-    pub fn relation_get(&mut self, rel: u32, member: &str, app: bool) -> Result<Databag, ToolError> {
-        let r = rel.to_string();
-        let mut args = vec!["-r", r.as_str(), "--format=json"];
-        if app {
-            args.push("--app");
-        }
-        args.extend(["-", member]);
-        let bag: Option<BTreeMap<String, serde_json::Value>> = self.json("relation-get", &args)?;
+    pub fn databag(out: Result<ToolOutput, ToolError>) -> Result<Databag, ToolError> {
+        let bag: Option<BTreeMap<String, serde_json::Value>> = json("relation-get", out)?;
         // Juju only stores strings; anything else is coerced for robustness, not trusted.
         Ok(bag
             .unwrap_or_default()
@@ -173,6 +266,99 @@ impl<'a> Juju<'a> {
                 other => (k, other.to_string()),
             })
             .collect())
+    }
+}
+
+/// A tool's stdout, or its failure as an error.
+fn checked(tool: &str, out: ToolOutput) -> Result<Vec<u8>, ToolError> {
+    if out.code != 0 {
+        return Err(ToolError::Failed { tool: tool.to_string(), code: out.code, stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+    }
+    Ok(out.stdout)
+}
+
+/// Typed hook-tool calls over any `HookTools`.
+pub struct Juju<'a> {
+    tools: &'a mut dyn HookTools,
+}
+
+impl<'a> Juju<'a> {
+    pub fn new(tools: &'a mut dyn HookTools) -> Self {
+        Juju { tools }
+    }
+
+    fn call(&mut self, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, ToolError> {
+        checked(tool, self.tools.run(tool, args, stdin)?)
+    }
+
+    fn read<T>(&mut self, read: Read, decode: fn(Result<ToolOutput, ToolError>) -> Result<T, ToolError>) -> Result<T, ToolError> {
+        let args: Vec<&str> = read.args.iter().map(String::as_str).collect();
+        decode(self.tools.run(read.tool, &args, None))
+    }
+
+    /// Runs `reads` at once and decodes every answer with `decode`.
+    fn read_all<T>(&mut self, reads: &[Read], decode: fn(Result<ToolOutput, ToolError>) -> Result<T, ToolError>) -> Result<Vec<T>, ToolError> {
+        self.tools.run_reads(reads).into_iter().map(decode).collect()
+    }
+
+    pub fn credential_get(&mut self) -> Result<CredentialAnswer, ToolError> {
+        self.read(reads::credential_get(), decode::credentials)
+    }
+
+    /// Set options only (unset options without default are omitted by Juju).
+    pub fn config_get(&mut self) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
+        self.read(reads::config_get(), decode::config)
+    }
+
+    pub fn is_leader(&mut self) -> Result<bool, ToolError> {
+        self.read(reads::is_leader(), decode::leader)
+    }
+
+    /// `["api:0", "api:3"]` → `[0, 3]`.
+    pub fn relation_ids(&mut self, endpoint: &str) -> Result<Vec<u32>, ToolError> {
+        self.read(reads::relation_ids(endpoint), decode::relation_ids)
+    }
+
+    pub fn relation_list(&mut self, rel: u32) -> Result<Vec<String>, ToolError> {
+        self.read(reads::relation_list(rel), decode::units)
+    }
+
+    pub fn relation_list_app(&mut self, rel: u32) -> Result<Option<String>, ToolError> {
+        let r = rel.to_string();
+        let app: Option<String> = self.read(Read::new("relation-list", &["-r", &r, "--app", "--format=json"]), |out| decode::json("relation-list", out))?;
+        Ok(app.filter(|a| !a.is_empty()))
+    }
+
+    /// The whole databag of `member` (a unit or, with `app`, an application).
+    pub fn relation_get(&mut self, rel: u32, member: &str, app: bool) -> Result<Databag, ToolError> {
+        self.read(reads::relation_get(rel, member, app), decode::databag)
+    }
+
+    /// What every pass reads first, read at once: credentials, config, leadership, the state
+    /// cache and the ids of `endpoint`'s relations.
+    pub fn hook_inputs(&mut self, endpoint: &str) -> Result<HookInputs, ToolError> {
+        let reads = [reads::credential_get(), reads::config_get(), reads::is_leader(), reads::state_get(), reads::relation_ids(endpoint)];
+        let mut answers = self.tools.run_reads(&reads).into_iter();
+        let mut next = || answers.next().unwrap_or_else(|| Err(ToolError::Output { tool: "hook tools".into(), detail: "missing answer".into() }));
+        Ok(HookInputs {
+            credentials: decode::credentials(next())?,
+            config: decode::config(next())?,
+            leader: decode::leader(next())?,
+            state: decode::state(next())?,
+            relation_ids: decode::relation_ids(next())?,
+        })
+    }
+
+    /// The remote units of each relation in `rels`, read at once.
+    pub fn relation_lists(&mut self, rels: &[u32]) -> Result<Vec<Vec<String>>, ToolError> {
+        let reads: Vec<Read> = rels.iter().map(|r| reads::relation_list(*r)).collect();
+        self.read_all(&reads, decode::units)
+    }
+
+    /// The databags of `(relation, member, is-app)`, read at once.
+    pub fn relation_gets(&mut self, bags: &[(u32, String, bool)]) -> Result<Vec<Databag>, ToolError> {
+        let reads: Vec<Read> = bags.iter().map(|(rel, member, app)| reads::relation_get(*rel, member, *app)).collect();
+        self.read_all(&reads, decode::databag)
     }
 
     /// Writes `pairs` in one call through `--file -`, so values may hold anything (newlines,
@@ -197,14 +383,7 @@ impl<'a> Juju<'a> {
     }
 
     pub fn state_get(&mut self) -> Result<BTreeMap<String, String>, ToolError> {
-        let v: Option<BTreeMap<String, serde_json::Value>> = self.json("state-get", &["--format=json"])?;
-        Ok(v.unwrap_or_default()
-            .into_iter()
-            .filter_map(|(k, v)| match v {
-                serde_json::Value::String(s) => Some((k, s)),
-                _ => None,
-            })
-            .collect())
+        self.read(reads::state_get(), decode::state)
     }
 
     pub fn state_set(&mut self, pairs: &BTreeMap<String, String>) -> Result<(), ToolError> {
@@ -217,8 +396,7 @@ impl<'a> Juju<'a> {
     }
 
     pub fn action_get(&mut self) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
-        let v: Option<BTreeMap<String, serde_json::Value>> = self.json("action-get", &["--format=json"])?;
-        Ok(v.unwrap_or_default())
+        self.read(Read::new("action-get", &["--format=json"]), decode::config)
     }
 
     /// `pairs` are `key=value` with keys already valid for Juju (lowercase, digits, `-`, `.`).
@@ -325,5 +503,27 @@ mod tests {
         t.answers.push(("is-leader".into(), fail(1, "ERROR boom\n")));
         let err = Juju::new(&mut t).is_leader().expect_err("fails");
         assert_eq!(err.to_string(), "hook tool is-leader failed (exit 1): ERROR boom");
+    }
+}
+
+#[cfg(test)]
+mod process_tests {
+    use super::*;
+
+    #[test]
+    fn parallel_reads_answer_in_the_order_asked() {
+        let reads: Vec<Read> = (0..20).map(|i| Read { tool: "echo", args: vec![i.to_string()] }).collect();
+        let answers = ProcessTools.run_reads(&reads);
+        let got: Vec<String> = answers.into_iter().map(|a| String::from_utf8_lossy(&a.expect("echo runs").stdout).trim().to_string()).collect();
+        let want: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_missing_tool_fails_only_its_own_read() {
+        let reads = [Read { tool: "echo", args: vec!["a".into()] }, Read { tool: "no-such-hook-tool", args: vec![] }];
+        let answers = ProcessTools.run_reads(&reads);
+        assert!(matches!(answers[0], Ok(ToolOutput { code: 0, .. })));
+        assert!(matches!(answers[1], Err(ToolError::Missing(_))));
     }
 }

@@ -100,8 +100,12 @@ pub trait Lxd {
     fn restrict_trust(&mut self, fingerprint: &str, projects: Option<&[String]>) -> Result<(), LxdError>;
 }
 
+/// A connection the reconcile can hand to another thread: it talks to LXD while the hook
+/// tools are read.
+pub type Connection = Box<dyn Lxd + Send>;
+
 /// Opens connections; a trait so the reconcile can fail over between members and be tested
 /// without sockets.
-pub trait Connector {
-    fn connect(&self, endpoint: &Endpoint, tls: &TlsCredentials) -> Result<Box<dyn Lxd>, LxdError>;
+pub trait Connector: Sync {
+    fn connect(&self, endpoint: &Endpoint, tls: &TlsCredentials) -> Result<Connection, LxdError>;
 }

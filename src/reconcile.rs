@@ -8,8 +8,8 @@
 use crate::certs::{self, short_fp};
 use crate::credentials::{self, Credentials};
 use crate::endpoint::Endpoint;
-use crate::hook_tools::{Juju, LogLevel, ToolError};
-use crate::lxd::{AddOutcome, Connector, Lxd, LxdError, Member, ServerInfo, TrustEntry};
+use crate::hook_tools::{HookInputs, Juju, LogLevel, ToolError};
+use crate::lxd::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, ServerInfo, TrustEntry};
 use crate::ownership::Scope;
 use crate::plan::{self, Plan};
 use crate::relation::{self, Databag, InputProblem, RelationView, Request};
@@ -97,10 +97,8 @@ pub struct Report {
 /// not an error; an `Err` means a hook tool itself failed, and Juju should retry the hook.
 pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: Mode) -> Result<Report, ToolError> {
     let mut report = Report::default();
-    let answer = juju.credential_get()?;
-    let config = juju.config_get()?;
-    report.leader = juju.is_leader()?;
-    let state = juju.state_get()?;
+    let HookInputs { credentials: answer, config, leader, state, relation_ids } = juju.hook_inputs(relation::ENDPOINT)?;
+    report.leader = leader;
     let mut new_state = state.clone();
 
     // A unit being removed sees its own name as the departing unit; from then on it must not
@@ -126,15 +124,23 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     };
     report.credentials = Some(creds.clone());
 
-    let relations = read_relations(ctx, juju)?;
+    // LXD is observed on its own thread while the relations are read: neither waits on the
+    // other, and a hook costs the longer of the two instead of their sum.
+    let known: Vec<String> = state.get(STATE_ENDPOINTS).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+    let own = OwnBags { unit: mode.publish, app: mode.publish && writer };
+    let (connected, read) = std::thread::scope(|s| {
+        let observer = s.spawn(|| connect(&creds, &known, connector));
+        let read = read_relations(ctx, juju, &relation_ids, own);
+        (observer.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), read)
+    });
+    let Relations { views: relations, ours } = read?;
     let collected = relation::collect_requests(&relations, certs::now_unix());
     report.requests = collected.requests;
     report.problems = collected.problems;
     let problem_lines: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
     log_once(juju, &state, &mut new_state, STATE_PROBLEMS, LogLevel::Warning, &problem_lines.join("\n"))?;
 
-    let known: Vec<String> = state.get(STATE_ENDPOINTS).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
-    let (mut lxd, Observed { server, members, store }) = match connect(&creds, &known, connector) {
+    let (mut lxd, Observed { server, members, store }) = match connected {
         Ok(pair) => pair,
         Err((error, tried)) => {
             let st = status::connection(&error, tried);
@@ -178,9 +184,9 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     if mode.publish {
         for rel in &relations {
             let bag = relation::payload(rel.id, &online, &report.requests, &report.in_store);
-            publish(juju, rel.id, &ctx.unit, false, &bag)?;
+            publish(juju, rel.id, false, ours.get(&(rel.id, false)), &bag)?;
             if writer {
-                publish(juju, rel.id, ctx.app(), true, &bag)?;
+                publish(juju, rel.id, true, ours.get(&(rel.id, true)), &bag)?;
             }
         }
         // Remember every member so the next hook can fail over if the configured one is down.
@@ -208,35 +214,72 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     finish(juju, mode, report, st, &state, new_state)
 }
 
-/// Reads every live `api` relation: the breaking one and departing units are left out.
-fn read_relations(ctx: &HookContext, juju: &mut Juju) -> Result<Vec<RelationView>, ToolError> {
+/// Which of this unit's own databags to read along with the remote ones (to diff before
+/// publishing). Only the leader may read its application's bag.
+#[derive(Debug, Clone, Copy)]
+struct OwnBags {
+    unit: bool,
+    app: bool,
+}
+
+/// The live relations, and what this unit last published on them (relation id, is-app).
+struct Relations {
+    views: Vec<RelationView>,
+    ours: BTreeMap<(u32, bool), Databag>,
+}
+
+/// Whose databag a read is for.
+enum Bag {
+    RemoteUnit(String),
+    RemoteApp,
+    Own { app: bool },
+}
+
+/// Reads every live `api` relation: the breaking one and departing units are left out. Reads
+/// that do not depend on each other go out together: all unit lists, then all databags.
+fn read_relations(ctx: &HookContext, juju: &mut Juju, ids: &[u32], own: OwnBags) -> Result<Relations, ToolError> {
     let breaking = if ctx.is_hook("api-relation-broken") { ctx.relation_id } else { None };
-    let mut out = Vec::new();
-    for id in juju.relation_ids(relation::ENDPOINT)? {
-        if Some(id) == breaking {
-            continue;
-        }
-        let units: Vec<String> = juju
-            .relation_list(id)?
-            .into_iter()
-            .filter(|u| ctx.departing_unit.as_deref() != Some(u.as_str()))
-            .collect();
+    let ids: Vec<u32> = ids.iter().copied().filter(|id| Some(*id) != breaking).collect();
+    let lists = juju.relation_lists(&ids)?;
+    let mut views = Vec::new();
+    let mut wanted: Vec<(usize, Bag, (u32, String, bool))> = Vec::new();
+    for (i, (id, units)) in ids.into_iter().zip(lists).enumerate() {
+        let units: Vec<String> = units.into_iter().filter(|u| ctx.departing_unit.as_deref() != Some(u.as_str())).collect();
         let remote_app = match units.first() {
             Some(u) => u.split('/').next().map(String::from),
             None if ctx.relation_id == Some(id) => ctx.remote_app.clone(),
             None => juju.relation_list_app(id)?,
         };
-        let mut view = RelationView { id, remote_app: remote_app.clone().unwrap_or_default(), ..Default::default() };
         for unit in units {
-            let bag = juju.relation_get(id, &unit, false)?;
-            view.units.insert(unit, bag);
+            wanted.push((i, Bag::RemoteUnit(unit.clone()), (id, unit, false)));
         }
-        if let Some(app) = remote_app.filter(|a| !a.is_empty()) {
-            view.app_data = juju.relation_get(id, &app, true)?;
+        if let Some(app) = remote_app.as_ref().filter(|a| !a.is_empty()) {
+            wanted.push((i, Bag::RemoteApp, (id, app.clone(), true)));
         }
-        out.push(view);
+        if own.unit {
+            wanted.push((i, Bag::Own { app: false }, (id, ctx.unit.clone(), false)));
+        }
+        if own.app {
+            wanted.push((i, Bag::Own { app: true }, (id, ctx.app().to_string(), true)));
+        }
+        views.push(RelationView { id, remote_app: remote_app.unwrap_or_default(), ..Default::default() });
     }
-    Ok(out)
+    let reads: Vec<(u32, String, bool)> = wanted.iter().map(|(_, _, read)| read.clone()).collect();
+    let bags = juju.relation_gets(&reads)?;
+    let mut ours = BTreeMap::new();
+    for ((i, whose, _), bag) in wanted.into_iter().zip(bags) {
+        let Some(view) = views.get_mut(i) else { continue };
+        match whose {
+            Bag::RemoteUnit(unit) => {
+                view.units.insert(unit, bag);
+            }
+            Bag::RemoteApp => view.app_data = bag,
+            Bag::Own { app } => {
+                ours.insert((view.id, app), bag);
+            }
+        }
+    }
+    Ok(Relations { views, ours })
 }
 
 /// What one member told us: the server, the members, the trust store.
@@ -251,7 +294,7 @@ struct Observed {
 /// other answer is the truth about these credentials. A member counts as reachable only once
 /// it has answered every read of the pass: one that answers `GET /1.0` and then drops (dies
 /// mid-hook, a proxy cuts the connection) is skipped like one that never answered.
-fn connect(creds: &Credentials, known: &[String], connector: &dyn Connector) -> Result<(Box<dyn Lxd>, Observed), (LxdError, usize)> {
+fn connect(creds: &Credentials, known: &[String], connector: &dyn Connector) -> Result<(Connection, Observed), (LxdError, usize)> {
     let mut candidates = vec![creds.endpoint.clone()];
     for url in known {
         if let Ok(ep) = Endpoint::parse(url) {
@@ -395,10 +438,10 @@ fn planned_changes(plan: &Plan) -> Vec<Change> {
     add.chain(rm).chain(rs).collect()
 }
 
-/// Writes only the keys that differ from what the databag already holds.
-fn publish(juju: &mut Juju, rel: u32, member: &str, app: bool, want: &Databag) -> Result<(), ToolError> {
-    let have = juju.relation_get(rel, member, app)?;
-    let diff = relation::changed_keys(&have, want);
+/// Writes only the keys that differ from what the databag held when the pass read it.
+fn publish(juju: &mut Juju, rel: u32, app: bool, have: Option<&Databag>, want: &Databag) -> Result<(), ToolError> {
+    let empty = Databag::new();
+    let diff = relation::changed_keys(have.unwrap_or(&empty), want);
     if diff.is_empty() {
         return Ok(());
     }

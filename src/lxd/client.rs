@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::{AddOutcome, Connector, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, TrustEntry};
+use super::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, TrustEntry};
 use crate::credentials::TlsCredentials;
 use crate::endpoint::Endpoint;
 use crate::pin::{self, PinHandle};
@@ -44,7 +44,7 @@ impl Default for HttpConnector {
 
 impl Connector for HttpConnector {
     /// Builds the client only (no network traffic); connection errors surface on the first call.
-    fn connect(&self, endpoint: &Endpoint, tls: &TlsCredentials) -> Result<Box<dyn Lxd>, LxdError> {
+    fn connect(&self, endpoint: &Endpoint, tls: &TlsCredentials) -> Result<Connection, LxdError> {
         Ok(Box::new(HttpLxd::with_timeouts(endpoint, tls, self.connect_timeout, self.request_timeout)?))
     }
 }

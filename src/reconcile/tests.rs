@@ -5,8 +5,7 @@ use super::*;
 use crate::certs::test_certs;
 use crate::hook_tools::{HookTools, ToolError, ToolOutput};
 use crate::lxd::NewTrustEntry;
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Default)]
 struct Agent {
@@ -92,12 +91,12 @@ struct Cluster {
 
 struct FakeLxd {
     ep: Endpoint,
-    cluster: Rc<RefCell<Cluster>>,
+    cluster: Arc<Mutex<Cluster>>,
 }
 
 impl FakeLxd {
-    fn hit(&self) -> Result<std::cell::RefMut<'_, Cluster>, LxdError> {
-        let mut c = self.cluster.borrow_mut();
+    fn hit(&self) -> Result<MutexGuard<'_, Cluster>, LxdError> {
+        let mut c = self.cluster.lock().expect("cluster lock");
         c.requests += 1;
         if !c.up.get(&self.ep.url()).copied().unwrap_or(false) {
             return Err(LxdError::Unreachable { endpoint: self.ep.url(), detail: "connection refused".into() });
@@ -152,10 +151,10 @@ impl Lxd for FakeLxd {
     }
 }
 
-struct FakeConnector(Rc<RefCell<Cluster>>);
+struct FakeConnector(Arc<Mutex<Cluster>>);
 
 impl Connector for FakeConnector {
-    fn connect(&self, endpoint: &Endpoint, _tls: &credentials::TlsCredentials) -> Result<Box<dyn Lxd>, LxdError> {
+    fn connect(&self, endpoint: &Endpoint, _tls: &credentials::TlsCredentials) -> Result<crate::lxd::Connection, LxdError> {
         Ok(Box::new(FakeLxd { ep: endpoint.clone(), cluster: self.0.clone() }))
     }
 }
@@ -165,7 +164,7 @@ const N2: &str = "https://127.0.0.2:8443";
 
 struct World {
     agent: Agent,
-    cluster: Rc<RefCell<Cluster>>,
+    cluster: Arc<Mutex<Cluster>>,
 }
 
 impl World {
@@ -176,7 +175,7 @@ impl World {
             extensions: vec!["clustering".into(), EXT_CERTIFICATE_PROJECT.into()],
             ..Default::default()
         };
-        World { agent: Agent { trusted: true, leader: true, ..Default::default() }, cluster: Rc::new(RefCell::new(cluster)) }
+        World { agent: Agent { trusted: true, leader: true, ..Default::default() }, cluster: Arc::new(Mutex::new(cluster)) }
     }
 
     fn send(&mut self, rel: u32, unit: &str, pems: &[&str]) {
@@ -194,8 +193,12 @@ impl World {
         run(&ctx, &mut juju, &connector, Mode::HOOK).expect("hook tools work")
     }
 
+    fn cluster(&self) -> MutexGuard<'_, Cluster> {
+        self.cluster.lock().expect("cluster lock")
+    }
+
     fn store_fps(&self) -> BTreeSet<String> {
-        self.cluster.borrow().store.iter().map(|e| e.fingerprint.clone()).collect()
+        self.cluster().store.iter().map(|e| e.fingerprint.clone()).collect()
     }
 
     fn published(&self, rel: u32) -> Databag {
@@ -209,7 +212,7 @@ fn no_trust_and_no_config_blocks_without_touching_lxd() {
     w.agent.trusted = false;
     w.hook("install");
     assert_eq!(w.agent.status, ("blocked".into(), "Missing credentials access; grant with: juju trust".into()));
-    assert_eq!(w.cluster.borrow().requests, 0);
+    assert_eq!(w.cluster().requests, 0);
 }
 
 #[test]
@@ -236,9 +239,9 @@ fn a_steady_state_hook_writes_nothing_and_asks_lxd_three_times() {
     w.send(3, "req/0", &[&a.cert_pem]);
     w.hook("api-relation-changed");
     w.agent.calls.clear();
-    w.cluster.borrow_mut().requests = 0;
+    w.cluster().requests = 0;
     w.hook("update-status");
-    assert_eq!(w.cluster.borrow().requests, 3, "GET /1.0, members, certificates");
+    assert_eq!(w.cluster().requests, 3, "GET /1.0, members, certificates");
     let writes: Vec<&String> = w.agent.calls.iter().filter(|c| c.ends_with("-set") || *c == "juju-log").collect();
     assert!(writes.is_empty(), "{:?}", w.agent.calls);
 }
@@ -250,7 +253,7 @@ fn an_outage_keeps_the_trust_store_and_the_published_data() {
     w.send(3, "req/0", &[&a.cert_pem]);
     w.hook("api-relation-changed");
     let before = w.published(3);
-    for up in w.cluster.borrow_mut().up.values_mut() {
+    for up in w.cluster().up.values_mut() {
         *up = false;
     }
     w.hook("update-status");
@@ -264,7 +267,7 @@ fn an_outage_keeps_the_trust_store_and_the_published_data() {
 fn the_configured_member_down_fails_over_to_a_known_member() {
     let mut w = World::new();
     w.hook("install");
-    w.cluster.borrow_mut().up.insert(N1.into(), false);
+    w.cluster().up.insert(N1.into(), false);
     let report = w.hook("update-status");
     assert_eq!(report.endpoint_used.map(|e| e.url()), Some(N2.to_string()));
     assert_eq!(w.agent.status, ("active".into(), "1/2 members online, 0 clients trusted".into()));
@@ -277,13 +280,13 @@ fn a_member_that_drops_after_answering_fails_over_too() {
     w.send(3, "req/0", &[&a.cert_pem]);
     w.hook("api-relation-changed");
     let before = w.published(3);
-    w.cluster.borrow_mut().drop_after_server.insert(N1.into());
+    w.cluster().drop_after_server.insert(N1.into());
     let report = w.hook("update-status");
     assert_eq!(report.endpoint_used.map(|e| e.url()), Some(N2.to_string()));
     assert_eq!(w.agent.status, ("active".into(), "2/2 members online, 1 client trusted".into()));
     assert_eq!(w.published(3), before);
     // Every member doing it: waiting, naming all it tried, still nothing removed.
-    w.cluster.borrow_mut().drop_after_server.insert(N2.into());
+    w.cluster().drop_after_server.insert(N2.into());
     w.hook("update-status");
     assert_eq!(w.agent.status.0, "waiting");
     assert!(w.agent.status.1.starts_with("LXD unreachable at https://127.0.0.1:8443 and 1 other known members"), "{}", w.agent.status.1);
@@ -347,7 +350,7 @@ fn a_departing_remote_unit_has_its_certificate_removed() {
 #[test]
 fn trust_projects_without_the_extension_is_refused_not_widened() {
     let mut w = World::new();
-    w.cluster.borrow_mut().extensions.retain(|e| e != EXT_CERTIFICATE_PROJECT);
+    w.cluster().extensions.retain(|e| e != EXT_CERTIFICATE_PROJECT);
     w.agent.config.insert(OPT_TRUST_PROJECTS.into(), serde_json::json!("p1"));
     let a = test_certs::client("a");
     w.send(3, "req/0", &[&a.cert_pem]);
@@ -375,7 +378,7 @@ fn garbage_is_logged_once_not_every_update_status() {
 fn the_member_that_answers_is_published_even_when_the_cluster_calls_everyone_offline() {
     let mut w = World::new();
     w.agent.remote.insert(3, ("req".into(), BTreeMap::new(), Databag::new()));
-    w.cluster.borrow_mut().all_reported_offline = true;
+    w.cluster().all_reported_offline = true;
     w.hook("update-status");
     let nodes: Vec<serde_json::Value> = serde_json::from_str(&w.published(3)["nodes"]).expect("json");
     assert_eq!(nodes.iter().map(|n| n["endpoint"].as_str().unwrap_or("")).collect::<Vec<_>>(), [N1]);
