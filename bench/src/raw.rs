@@ -54,16 +54,19 @@ impl ServerCertVerifier for Pin {
     }
 }
 
-/// TLS settings shared by every raw connection.
+/// TLS settings shared by every raw connection. Session resumption is off: a hook is a new
+/// process with no session cache, so every connection of the charm pays a full handshake
+/// (with LXD checking the client certificate); the limit must pay it too.
 pub fn config(client_cert_pem: &str, client_key_pem: &str, server_cert_der: Vec<u8>) -> Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certs = CertificateDer::pem_slice_iter(client_cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_slice(client_key_pem.as_bytes()).context("client key")?;
-    let cfg = ClientConfig::builder_with_provider(provider.clone())
+    let mut cfg = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Pin { der: server_cert_der, provider }))
         .with_client_auth_cert(certs, key)?;
+    cfg.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(cfg))
 }
 
