@@ -98,6 +98,17 @@ pub trait Lxd {
     fn remove_trust(&mut self, fingerprint: &str) -> Result<(), LxdError>;
     /// `PATCH /1.0/certificates/<fingerprint>` with `restricted` and `projects`.
     fn restrict_trust(&mut self, fingerprint: &str, projects: Option<&[String]>) -> Result<(), LxdError>;
+
+    /// Adds every entry; the answers come in the same order. An implementation may have a few
+    /// requests in flight at once (LXD serves concurrent adds faster than sequential ones).
+    fn add_trust_all(&mut self, entries: &[NewTrustEntry]) -> Vec<Result<AddOutcome, LxdError>> {
+        entries.iter().map(|e| self.add_trust(e)).collect()
+    }
+
+    /// Removes every entry; the answers come in the same order. May run requests at once.
+    fn remove_trust_all(&mut self, fingerprints: &[String]) -> Vec<Result<(), LxdError>> {
+        fingerprints.iter().map(|fp| self.remove_trust(fp)).collect()
+    }
 }
 
 /// A connection the reconcile can hand to another thread: it talks to LXD while the hook

@@ -9,7 +9,7 @@ use crate::certs::{self, short_fp};
 use crate::credentials::{self, Credentials};
 use crate::endpoint::Endpoint;
 use crate::hook_tools::{HookInputs, Juju, LogLevel, ToolError};
-use crate::lxd::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, ServerInfo, TrustEntry};
+use crate::lxd::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, TrustEntry};
 use crate::ownership::Scope;
 use crate::plan::{self, Plan};
 use crate::relation::{self, Databag, InputProblem, RelationView, Request};
@@ -348,9 +348,9 @@ fn apply(
     let mut changes = Vec::new();
     let mut lines = Vec::new();
     // Add before removing, so a rotating client always has one trusted certificate.
-    for add in &plan.add {
-        let entry = crate::lxd::NewTrustEntry { name: add.name.clone(), der: add.der.clone(), projects: projects.map(|p| p.to_vec()) };
-        let result = lxd.add_trust(&entry);
+    let entries: Vec<NewTrustEntry> =
+        plan.add.iter().map(|a| NewTrustEntry { name: a.name.clone(), der: a.der.clone(), projects: projects.map(|p| p.to_vec()) }).collect();
+    for (add, result) in plan.add.iter().zip(lxd.add_trust_all(&entries)) {
         let error = match &result {
             Ok(_) => {
                 in_store.insert(add.fingerprint.clone());
@@ -369,8 +369,9 @@ fn apply(
         lines.push(line(verb, &add.fingerprint, &add.owner.to_string(), error.as_deref()));
         changes.push(Change { action: "add", fingerprint: add.fingerprint.clone(), owner: add.owner.member(), error });
     }
-    for rm in &plan.remove {
-        let error = lxd.remove_trust(&rm.fingerprint).err().map(|e| e.to_string());
+    let fingerprints: Vec<String> = plan.remove.iter().map(|r| r.fingerprint.clone()).collect();
+    for (rm, result) in plan.remove.iter().zip(lxd.remove_trust_all(&fingerprints)) {
+        let error = result.err().map(|e| e.to_string());
         if error.is_none() {
             in_store.remove(&rm.fingerprint);
         }
