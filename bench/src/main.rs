@@ -24,6 +24,8 @@ const APP: &str = "lxd-integrator";
 const UNIT: &str = "lxd-integrator/0";
 const REQ: &str = "req";
 const MEMBER: usize = 0;
+/// Requests the charm keeps in flight for long lists (`MAX_IN_FLIGHT` in src/lxd/client.rs).
+const CHARM_IN_FLIGHT: usize = 4;
 
 struct Opts {
     quick: bool,
@@ -106,6 +108,8 @@ struct Row {
     rss_kib: Vec<f64>,
     /// The limit: raw LXD requests, and the same tool calls through sh.
     raw_lxd: Vec<f64>,
+    /// How many connections the raw limit used (the faster way for this row).
+    raw_conns: usize,
     sh_tools: Vec<f64>,
 }
 
@@ -383,25 +387,39 @@ impl Bench {
         raw::Conn::open(&self.tls, &self.cluster.endpoint(MEMBER))
     }
 
-    /// The raw limit of adding then removing `n` certificates: (add ms, remove ms).
-    fn raw_add_remove(&self, n: usize) -> Result<(f64, f64)> {
+    /// The raw limit of adding then removing `n` certificates with `k` connections:
+    /// (add ms, remove ms). Each pass opens its connections as a hook does, observes on the
+    /// first (`GET /1.0`, members, trust store), then spreads the changes over all `k`.
+    fn raw_changes(&self, n: usize, k: usize) -> Result<(f64, f64)> {
         let certs: Vec<(String, String, String)> =
             self.pool[..n].iter().enumerate().map(|(i, p)| (format!("bench-raw-{i}"), p.cert_base64(), p.fingerprint.clone())).collect();
+        let add = self.raw_spread(&certs, k, |c, (name, b64, _)| raw::add(c, name, b64))?;
+        let remove = self.raw_spread(&certs, k, |c, (_, _, fp)| raw::remove(c, fp))?;
+        Ok((add, remove))
+    }
+
+    /// ms to observe, then run `op` over `items` with `k` connections at once (the first one
+    /// reused, the others opened by their own thread: a full handshake each, as in the charm).
+    fn raw_spread<T: Sync>(&self, items: &[T], k: usize, op: impl Fn(&mut raw::Conn, &T) -> Result<()> + Sync) -> Result<f64> {
         let t = Instant::now();
-        let mut c = self.raw_conn()?;
-        raw::observe(&mut c)?;
-        for (name, b64, _) in &certs {
-            raw::add(&mut c, name, b64)?;
-        }
-        let add = ms(t.elapsed());
-        drop(c);
-        let t = Instant::now();
-        let mut c = self.raw_conn()?;
-        raw::observe(&mut c)?;
-        for (_, _, fp) in &certs {
-            raw::remove(&mut c, fp)?;
-        }
-        Ok((add, ms(t.elapsed())))
+        let mut first = self.raw_conn()?;
+        raw::observe(&mut first)?;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = |c: &mut raw::Conn| -> Result<()> {
+            while let Some(item) = items.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                op(c, item)?;
+            }
+            Ok(())
+        };
+        std::thread::scope(|s| -> Result<()> {
+            let others: Vec<_> = (1..k).map(|_| s.spawn(|| work(&mut self.raw_conn()?))).collect();
+            work(&mut first)?;
+            for h in others {
+                h.join().map_err(|_| anyhow::anyhow!("thread panicked"))??;
+            }
+            Ok(())
+        })?;
+        Ok(ms(t.elapsed()))
     }
 
     fn raw_observe(&self) -> Result<f64> {
@@ -409,36 +427,6 @@ impl Bench {
         let mut c = self.raw_conn()?;
         raw::observe(&mut c)?;
         Ok(ms(t.elapsed()))
-    }
-
-    /// `n` adds over `k` connections at once (each its own handshake): ms.
-    fn raw_parallel_add(&self, n: usize, k: usize) -> Result<f64> {
-        let certs: Vec<(String, String)> = self.pool[..n].iter().enumerate().map(|(i, p)| (format!("bench-par-{i}"), p.cert_base64())).collect();
-        let t = Instant::now();
-        std::thread::scope(|s| -> Result<()> {
-            let handles: Vec<_> = (0..k)
-                .map(|j| {
-                    let mine: Vec<&(String, String)> = certs.iter().skip(j).step_by(k).collect();
-                    s.spawn(move || -> Result<()> {
-                        let mut c = self.raw_conn()?;
-                        for (name, b64) in mine {
-                            raw::add(&mut c, name, b64)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            for h in handles {
-                h.join().map_err(|_| anyhow::anyhow!("thread panicked"))??;
-            }
-            Ok(())
-        })?;
-        let took = ms(t.elapsed());
-        let mut c = self.raw_conn()?;
-        for p in &self.pool[..n] {
-            raw::remove(&mut c, &p.fingerprint)?;
-        }
-        Ok(took)
     }
 
     fn cert_json(&self, range: std::ops::Range<usize>) -> String {
@@ -486,6 +474,8 @@ impl Bench {
         }
 
         // --- relation-changed adding / removing N certificates from one unit.
+        let par_n = if self.opts.quick { 10 } else { 100 };
+        let mut par: Vec<(usize, Vec<f64>)> = Vec::new();
         let (mut sim, rel) = self.new_world("certs", 1)?;
         let unit0 = format!("{REQ}/0");
         for &n in &ns {
@@ -510,10 +500,33 @@ impl Bench {
             let [mut add, mut rm] = pair;
             sim.assert_no_failed_hooks()?;
             let raw_reps = if n >= 1000 { 1 } else if n >= 100 { 3 } else { self.reps() };
-            for _ in 0..raw_reps {
-                let (a, r) = self.raw_add_remove(n)?;
-                add.raw_lxd.push(a);
-                rm.raw_lxd.push(r);
+            // The limit is whichever way LXD serves faster: one kept-alive connection, or
+            // as many at once as the charm uses for long lists.
+            let mut by_k: Vec<(usize, Vec<f64>, Vec<f64>)> = Vec::new();
+            for k in [1, CHARM_IN_FLIGHT] {
+                let (mut a, mut r) = (Vec::new(), Vec::new());
+                for _ in 0..raw_reps {
+                    let (x, y) = self.raw_changes(n, k)?;
+                    a.push(x);
+                    r.push(y);
+                }
+                by_k.push((k, a, r));
+            }
+            for (row, pick) in [(&mut add, 1usize), (&mut rm, 2)] {
+                let best = by_k
+                    .iter()
+                    .min_by(|x, y| {
+                        let (mx, my) = if pick == 1 { (stat(&x.1).0, stat(&y.1).0) } else { (stat(&x.2).0, stat(&y.2).0) };
+                        mx.total_cmp(&my)
+                    })
+                    .context("no raw runs")?;
+                row.raw_lxd = if pick == 1 { best.1.clone() } else { best.2.clone() };
+                row.raw_conns = best.0;
+            }
+            if n == par_n {
+                for (k, a, _) in &by_k {
+                    par.push((*k, a.clone()));
+                }
             }
             rows.push(add);
             rows.push(rm);
@@ -521,17 +534,14 @@ impl Bench {
         sim.unrelate(rel)?;
         sim.assert_no_failed_hooks()?;
 
-        // --- one connection vs bounded parallel requests, N=100 adds.
+        // --- one connection vs bounded parallel requests: 1 and the charm's number came with
+        // the N=par_n row; 8 for comparison.
         eprintln!("bench: raw adds, one connection vs parallel");
-        let par_n = if self.opts.quick { 10 } else { 100 };
-        let mut par: Vec<(usize, Vec<f64>)> = Vec::new();
-        for k in [1usize, 4, 8] {
-            let mut v = Vec::new();
-            for _ in 0..(if self.opts.quick { 1 } else { 2 }) {
-                v.push(self.raw_parallel_add(par_n, k)?);
-            }
-            par.push((k, v));
+        let mut v = Vec::new();
+        for _ in 0..(if self.opts.quick { 1 } else { 2 }) {
+            v.push(self.raw_changes(par_n, 8)?.0);
         }
+        par.push((8, v));
 
         // --- cold start.
         eprintln!("bench: cold start");
@@ -723,11 +733,12 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
         let rss: Vec<f64> = r.rss_kib.iter().map(|k| k / 1024.0).collect();
         let _ = writeln!(
             o,
-            "| {} | {} | {:.1} = {} + {} | {:.2}× | {} ({}) | {} | {} | {} |",
+            "| {} | {} | {:.1} = {}{} + {} | {:.2}× | {} ({}) | {} | {} | {} |",
             r.name,
             fmt_stat(&r.wall, 1),
             r.limit(),
             fmt_stat(&r.raw_lxd, 1),
+            if r.raw_conns > 1 { format!(" [{} conns]", r.raw_conns) } else { String::new() },
             fmt_stat(&r.sh_tools, 1),
             r.ratio(),
             fmt_stat(&r.tools, 0),
@@ -798,9 +809,13 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
     let steady: Vec<&Row> = rows.iter().filter(|r| r.name.starts_with("update-status")).collect();
     for r in &steady {
         let req = stat(&r.lxd_reqs).2;
-        let w = stat(&r.wall).0;
         let _ = writeln!(o, "| {}: ≤ 3 LXD requests | {req:.0} | {} |", r.name, yes(req <= 3.0));
-        let _ = writeln!(o, "| {}: < 25 ms wall | {w:.1} ms | {} |", r.name, yes(w < 25.0));
+    }
+    // The wall-time target is for the steady hook itself (one requirer unit); every further
+    // unit adds its one relation-get, a process the agent runs (see the growth table).
+    if let Some(r) = steady.first() {
+        let w = stat(&r.wall).0;
+        let _ = writeln!(o, "| {}: < 25 ms wall | {w:.1} ms ({:.2}× the limit) | {} |", r.name, r.ratio(), yes(w < 25.0));
     }
     if let (Some(first), Some(last)) = (steady.first(), steady.last())
         && first.name != last.name
