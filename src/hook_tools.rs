@@ -89,40 +89,10 @@ impl HookTools for ProcessTools {
     }
 
     fn run_reads(&mut self, reads: &[Read]) -> Vec<Result<ToolOutput, ToolError>> {
-        if reads.len() < 2 {
-            return reads.iter().map(|r| run_process(r.tool, &r.args.iter().map(String::as_str).collect::<Vec<_>>(), None)).collect();
-        }
-        // Workers take the next read in turn; each answer goes back to its slot.
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let workers = reads.len().min(MAX_PARALLEL_READS);
-        let mut slots: Vec<Option<Result<ToolOutput, ToolError>>> = (0..reads.len()).map(|_| None).collect();
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(r) = reads.get(i) else { break };
-                            let args: Vec<&str> = r.args.iter().map(String::as_str).collect();
-                            done.push((i, run_process(r.tool, &args, None)));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            for h in handles {
-                // A worker only runs `run_process`, which does not panic on any answer.
-                for (i, out) in h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
-                    slots[i] = Some(out);
-                }
-            }
-        });
-        slots
-            .into_iter()
-            .zip(reads)
-            .map(|(slot, r)| slot.unwrap_or_else(|| Err(ToolError::Output { tool: r.tool.to_string(), detail: "not run".into() })))
-            .collect()
+        crate::parallel::map_bounded(reads, MAX_PARALLEL_READS, |r| {
+            let args: Vec<&str> = r.args.iter().map(String::as_str).collect();
+            run_process(r.tool, &args, None)
+        })
     }
 }
 

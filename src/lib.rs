@@ -13,6 +13,7 @@ pub mod endpoint;
 pub mod hook_tools;
 pub mod lxd;
 pub mod ownership;
+pub mod parallel;
 pub mod pin;
 pub mod plan;
 pub mod reconcile;

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::io::Read;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -211,35 +210,9 @@ impl HttpLxd {
     /// Short lists stay on the one open connection: a new one costs a full TLS handshake,
     /// which is more than a change.
     fn spread<T: Sync, R: Send>(&self, items: &[T], op: impl Fn(&HttpLxd, &T) -> R + Sync) -> Vec<R> {
-        if items.len() < MIN_TO_SPREAD {
-            return items.iter().map(|item| op(self, item)).collect();
-        }
-        let next = AtomicUsize::new(0);
-        let mut answers: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-        std::thread::scope(|s| {
-            let workers: Vec<_> = (0..MAX_IN_FLIGHT)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(item) = items.get(i) else { break };
-                            done.push((i, op(self, item)));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            for w in workers {
-                for (i, answer) in w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
-                    answers[i] = Some(answer);
-                }
-            }
-        });
-        // Every index was taken by exactly one worker, and a worker only stops past the end.
-        answers.into_iter().flatten().collect()
+        let at_once = if items.len() < MIN_TO_SPREAD { 1 } else { MAX_IN_FLIGHT };
+        crate::parallel::map_bounded(items, at_once, |item| op(self, item))
     }
-
 }
 
 impl Answer {
