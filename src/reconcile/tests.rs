@@ -197,6 +197,19 @@ impl World {
         self.cluster.lock().expect("cluster lock")
     }
 
+    /// `api-relation-departed` on relation `rel`, with `unit` departing (a remote unit, or
+    /// this unit itself when it is being removed).
+    fn departed(&mut self, rel: u32, unit: &str) -> Report {
+        self.hook_ctx(HookContext {
+            name: "api-relation-departed".into(),
+            unit: "lxd-integrator/0".into(),
+            model_uuid: "m-uuid".into(),
+            relation_id: Some(rel),
+            departing_unit: Some(unit.into()),
+            ..Default::default()
+        })
+    }
+
     fn store_fps(&self) -> BTreeSet<String> {
         self.cluster().store.iter().map(|e| e.fingerprint.clone()).collect()
     }
@@ -312,16 +325,8 @@ fn a_departing_leader_unit_leaves_lxd_alone_from_then_on() {
     let a = test_certs::client("a");
     w.send(3, "req/0", &[&a.cert_pem]);
     w.hook("api-relation-changed");
-    let ctx = HookContext {
-        name: "api-relation-departed".into(),
-        unit: "lxd-integrator/0".into(),
-        model_uuid: "m-uuid".into(),
-        relation_id: Some(3),
-        departing_unit: Some("lxd-integrator/0".into()),
-        ..Default::default()
-    };
     w.agent.remote.clear();
-    w.hook_ctx(ctx);
+    w.departed(3, "lxd-integrator/0");
     w.hook("api-relation-broken");
     assert_eq!(w.store_fps().len(), 1, "the leaving unit removed nothing");
     assert_eq!(w.agent.status.0, "maintenance");
@@ -336,14 +341,7 @@ fn a_departing_remote_unit_has_its_certificate_removed() {
     w.send(3, "req/1", &[&b.cert_pem]);
     w.hook("api-relation-changed");
     assert_eq!(w.store_fps().len(), 2);
-    w.hook_ctx(HookContext {
-        name: "api-relation-departed".into(),
-        unit: "lxd-integrator/0".into(),
-        model_uuid: "m-uuid".into(),
-        relation_id: Some(3),
-        departing_unit: Some("req/1".into()),
-        ..Default::default()
-    });
+    w.departed(3, "req/1");
     assert_eq!(w.store_fps(), [certs::fingerprint(&a.der)].into());
 }
 
@@ -382,4 +380,17 @@ fn the_member_that_answers_is_published_even_when_the_cluster_calls_everyone_off
     w.hook("update-status");
     let nodes: Vec<serde_json::Value> = serde_json::from_str(&w.published(3)["nodes"]).expect("json");
     assert_eq!(nodes.iter().map(|n| n["endpoint"].as_str().unwrap_or("")).collect::<Vec<_>>(), [N1]);
+}
+
+#[test]
+fn many_certificates_are_added_in_one_pass_and_logged_in_one_call() {
+    let mut w = World::new();
+    let pems: Vec<String> = (0..20).map(|i| test_certs::client(&format!("c{i}")).cert_pem).collect();
+    let refs: Vec<&str> = pems.iter().map(String::as_str).collect();
+    w.send(3, "req/0", &refs);
+    let report = w.hook("api-relation-changed");
+    assert_eq!(w.store_fps().len(), 20);
+    assert_eq!(report.changes.iter().filter(|c| c.action == "add" && c.error.is_none()).count(), 20);
+    assert_eq!(w.agent.calls.iter().filter(|c| *c == "juju-log").count(), 1);
+    assert_eq!(w.agent.status.1, "2/2 members online, 20 clients trusted");
 }
