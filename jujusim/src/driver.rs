@@ -631,15 +631,10 @@ impl Sim {
                     .collect();
                 let members: Vec<String> = r.scope[unit].iter().cloned().collect();
                 for v in watchers {
-                    let mut ev = rel_event(&v, "relation-departed", id, Some(unit), &app, 0);
-                    ev.departing_unit = Some(unit.into());
-                    m.queue.push(ev);
+                    m.queue.push(departed_event(&v, id, unit, &app, unit));
                 }
                 for mem in members {
-                    let mut ev =
-                        rel_event(unit, "relation-departed", id, Some(&mem), &remote_app, 0);
-                    ev.departing_unit = Some(unit.into());
-                    m.queue.push(ev);
+                    m.queue.push(departed_event(unit, id, &mem, &remote_app, unit));
                 }
                 m.queue
                     .push(rel_event(unit, "relation-broken", id, None, &remote_app, 0));
@@ -742,22 +737,20 @@ impl Sim {
                 rel.unit_data.insert(u.clone(), unit_addresses(addr));
             }
             m.relations.insert(id, rel);
-            for (u, _) in &units_a {
-                push_event(m, rel_event(u, "relation-created", id, None, &eb.app, 0));
-            }
-            for (u, _) in &units_b {
-                push_event(m, rel_event(u, "relation-created", id, None, &ea.app, 0));
-            }
-            for (ua, _) in &units_a {
-                for (ub, _) in &units_b {
-                    push_event(m, rel_event(ua, "relation-joined", id, Some(ub), &eb.app, 0));
-                    push_event(m, rel_event(ua, "relation-changed", id, Some(ub), &eb.app, 0));
+            // Every unit of each side sees relation-created, then joined + changed per unit
+            // of the other side.
+            let sides = [(&units_a, &units_b, &eb.app), (&units_b, &units_a, &ea.app)];
+            for (mine, _, their_app) in sides {
+                for (u, _) in mine {
+                    push_event(m, rel_event(u, "relation-created", id, None, their_app, 0));
                 }
             }
-            for (ub, _) in &units_b {
-                for (ua, _) in &units_a {
-                    push_event(m, rel_event(ub, "relation-joined", id, Some(ua), &ea.app, 0));
-                    push_event(m, rel_event(ub, "relation-changed", id, Some(ua), &ea.app, 0));
+            for (mine, theirs, their_app) in sides {
+                for (u, _) in mine {
+                    for (v, _) in theirs {
+                        push_event(m, rel_event(u, "relation-joined", id, Some(v), their_app, 0));
+                        push_event(m, rel_event(u, "relation-changed", id, Some(v), their_app, 0));
+                    }
                 }
             }
             Ok(id)
@@ -1810,6 +1803,14 @@ fn queue_for_app(m: &mut Model, app: &str, kind: &str) {
 
 /// Queues relation-departed (per known remote unit) then relation-broken on every unit in
 /// scope, and marks the relation dying.
+/// relation-departed on `unit` for `member`, with `departing` (JUJU_DEPARTING_UNIT) the unit
+/// that is going away: `member` itself, or `unit` when it is the one being removed.
+fn departed_event(unit: &str, rel: u32, member: &str, remote_app: &str, departing: &str) -> Event {
+    let mut ev = rel_event(unit, "relation-departed", rel, Some(member), remote_app, 0);
+    ev.departing_unit = Some(departing.into());
+    ev
+}
+
 fn queue_relation_removal(m: &mut Model, rel: u32) {
     let r = m.relations.get_mut(&rel).unwrap();
     r.dying = true;
@@ -1819,9 +1820,7 @@ fn queue_relation_removal(m: &mut Model, rel: u32) {
         let app = model::unit_app(u);
         let remote_app = r.remote_app(app).unwrap_or_default().to_string();
         for mem in seen {
-            let mut ev = rel_event(u, "relation-departed", rel, Some(mem), &remote_app, 0);
-            ev.departing_unit = Some(mem.clone());
-            m.queue.push(ev);
+            m.queue.push(departed_event(u, rel, mem, &remote_app, mem));
         }
         m.queue
             .push(rel_event(u, "relation-broken", rel, None, &remote_app, 0));

@@ -346,6 +346,13 @@ fn parse_flags(
     Ok(Some(parsed.args))
 }
 
+/// Parses a tool whose only flags are `--format` and `-o/--output`; `None` after `--help`.
+fn parse_output_flags(env: &mut Env, tool: &str, argv: &[String]) -> Result<Option<(OutOpts, Vec<String>)>, ToolError> {
+    let mut out = OutOpts::default();
+    let args = parse_flags(env, tool, &FORMAT_FLAGS, argv, &mut |k, _n, v| out.set(k, &v).unwrap_or(Ok(())))?;
+    Ok(args.map(|args| (out, args)))
+}
+
 /// Runs one tool against an already loaded environment.
 pub fn run_tool(env: &mut Env, tool: &str, argv: &[String]) -> ToolResult {
     match tool {
@@ -610,12 +617,7 @@ fn relation_set(env: &mut Env, argv: &[String]) -> ToolResult {
 }
 
 fn relation_ids(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[]);
-    let mut out = OutOpts::default();
-    let Some(mut args) = parse_flags(env, "relation-ids", &defs, argv, &mut |k, _n, v| {
-        out.set(k, &v).unwrap_or(Ok(()))
-    })?
-    else {
+    let Some((out, mut args)) = parse_output_flags(env, "relation-ids", argv)? else {
         return Ok(());
     };
     let my_app = env.app_name();
@@ -749,12 +751,7 @@ fn config_get(env: &mut Env, argv: &[String]) -> ToolResult {
 }
 
 fn credential_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[]);
-    let mut out = OutOpts::default();
-    let Some(args) = parse_flags(env, "credential-get", &defs, argv, &mut |k, _n, v| {
-        out.set(k, &v).unwrap_or(Ok(()))
-    })?
-    else {
+    let Some((out, args)) = parse_output_flags(env, "credential-get", argv)? else {
         return Ok(());
     };
     check_empty(&args).map_err(usage)?;
@@ -959,12 +956,7 @@ fn juju_log(env: &mut Env, argv: &[String]) -> ToolResult {
 }
 
 fn is_leader(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[]);
-    let mut out = OutOpts::default();
-    let Some(args) = parse_flags(env, "is-leader", &defs, argv, &mut |k, _n, v| {
-        out.set(k, &v).unwrap_or(Ok(()))
-    })?
-    else {
+    let Some((out, args)) = parse_output_flags(env, "is-leader", argv)? else {
         return Ok(());
     };
     check_empty(&args).map_err(usage)?;
@@ -973,12 +965,7 @@ fn is_leader(env: &mut Env, argv: &[String]) -> ToolResult {
 }
 
 fn leader_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[]);
-    let mut out = OutOpts::default();
-    let Some(args) = parse_flags(env, "leader-get", &defs, argv, &mut |k, _n, v| {
-        out.set(k, &v).unwrap_or(Ok(()))
-    })?
-    else {
+    let Some((out, args)) = parse_output_flags(env, "leader-get", argv)? else {
         return Ok(());
     };
     let mut key = String::new();
@@ -1150,12 +1137,7 @@ fn not_in_action() -> ToolError {
 }
 
 fn action_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[]);
-    let mut out = OutOpts::default();
-    let Some(args) = parse_flags(env, "action-get", &defs, argv, &mut |k, _n, v| {
-        out.set(k, &v).unwrap_or(Ok(()))
-    })?
-    else {
+    let Some((out, args)) = parse_output_flags(env, "action-get", argv)? else {
         return Ok(());
     };
     let mut keys: Vec<String> = Vec::new();
@@ -1304,12 +1286,7 @@ fn application_version_set(env: &mut Env, argv: &[String]) -> ToolResult {
 }
 
 fn unit_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[]);
-    let mut out = OutOpts::default();
-    let Some(args) = parse_flags(env, "unit-get", &defs, argv, &mut |k, _n, v| {
-        out.set(k, &v).unwrap_or(Ok(()))
-    })?
-    else {
+    let Some((out, args)) = parse_output_flags(env, "unit-get", argv)? else {
         return Ok(());
     };
     if args.is_empty() {
