@@ -125,13 +125,19 @@ pub enum CredentialAnswer {
     Unsupported,
 }
 
-/// The reads every pass starts with.
+/// What a pass reads before it can connect to LXD.
 #[derive(Debug)]
-pub struct HookInputs {
+pub struct ConnectionInputs {
     pub credentials: CredentialAnswer,
     pub config: BTreeMap<String, serde_json::Value>,
-    pub leader: bool,
+    /// The state cache: known member endpoints (for failover), whether this unit is leaving.
     pub state: BTreeMap<String, String>,
+}
+
+/// What a pass reads, while LXD answers, to find the relations and who may write.
+#[derive(Debug)]
+pub struct RelationInputs {
+    pub leader: bool,
     pub relation_ids: Vec<u32>,
 }
 
@@ -239,6 +245,11 @@ mod decode {
     }
 }
 
+/// `run_reads` answers every read; this only stands in if an implementation did not.
+fn missing_answer() -> ToolError {
+    ToolError::Output { tool: "hook tools".into(), detail: "no answer to a read".into() }
+}
+
 /// A tool's stdout, or its failure as an error.
 fn checked(tool: &str, out: ToolOutput) -> Result<Vec<u8>, ToolError> {
     if out.code != 0 {
@@ -304,19 +315,20 @@ impl<'a> Juju<'a> {
         self.read(reads::relation_get(rel, member, app), decode::databag)
     }
 
-    /// What every pass reads first, read at once: credentials, config, leadership, the state
-    /// cache and the ids of `endpoint`'s relations.
-    pub fn hook_inputs(&mut self, endpoint: &str) -> Result<HookInputs, ToolError> {
-        let reads = [reads::credential_get(), reads::config_get(), reads::is_leader(), reads::state_get(), reads::relation_ids(endpoint)];
+    /// Credentials, config and the state cache, read at once.
+    pub fn connection_inputs(&mut self) -> Result<ConnectionInputs, ToolError> {
+        let reads = [reads::credential_get(), reads::config_get(), reads::state_get()];
         let mut answers = self.tools.run_reads(&reads).into_iter();
-        let mut next = || answers.next().unwrap_or_else(|| Err(ToolError::Output { tool: "hook tools".into(), detail: "missing answer".into() }));
-        Ok(HookInputs {
-            credentials: decode::credentials(next())?,
-            config: decode::config(next())?,
-            leader: decode::leader(next())?,
-            state: decode::state(next())?,
-            relation_ids: decode::relation_ids(next())?,
-        })
+        let mut next = || answers.next().unwrap_or_else(|| Err(missing_answer()));
+        Ok(ConnectionInputs { credentials: decode::credentials(next())?, config: decode::config(next())?, state: decode::state(next())? })
+    }
+
+    /// Leadership and the ids of `endpoint`'s relations, read at once.
+    pub fn relation_inputs(&mut self, endpoint: &str) -> Result<RelationInputs, ToolError> {
+        let reads = [reads::is_leader(), reads::relation_ids(endpoint)];
+        let mut answers = self.tools.run_reads(&reads).into_iter();
+        let mut next = || answers.next().unwrap_or_else(|| Err(missing_answer()));
+        Ok(RelationInputs { leader: decode::leader(next())?, relation_ids: decode::relation_ids(next())? })
     }
 
     /// The remote units of each relation in `rels`, read at once.

@@ -8,7 +8,7 @@
 use crate::certs::{self, short_fp};
 use crate::credentials::{self, Credentials};
 use crate::endpoint::Endpoint;
-use crate::hook_tools::{HookInputs, Juju, LogLevel, ToolError};
+use crate::hook_tools::{ConnectionInputs, Juju, LogLevel, RelationInputs, ToolError};
 use crate::lxd::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, TrustEntry};
 use crate::ownership::Scope;
 use crate::plan::{self, Plan};
@@ -97,8 +97,7 @@ pub struct Report {
 /// not an error; an `Err` means a hook tool itself failed, and Juju should retry the hook.
 pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: Mode) -> Result<Report, ToolError> {
     let mut report = Report::default();
-    let HookInputs { credentials: answer, config, leader, state, relation_ids } = juju.hook_inputs(relation::ENDPOINT)?;
-    report.leader = leader;
+    let ConnectionInputs { credentials: answer, config, state } = juju.connection_inputs()?;
     let mut new_state = state.clone();
 
     // A unit being removed sees its own name as the departing unit; from then on it must not
@@ -108,7 +107,6 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     if leaving {
         new_state.insert(STATE_LEAVING.into(), "true".into());
     }
-    let writer = report.leader && !leaving;
 
     let (creds, note) = credentials::resolve(&answer, &config);
     if let Some(note) = note {
@@ -117,6 +115,7 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     let creds = match creds.and_then(|c| credentials::check_validity(&c, certs::now_unix()).map(|()| c)) {
         Ok(c) => c,
         Err(problem) => {
+            report.leader = juju.is_leader()?;
             let st = status::credentials(&problem);
             report.error = Some(problem.to_string());
             return finish(juju, mode, report, st, &state, new_state);
@@ -124,16 +123,20 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     };
     report.credentials = Some(creds.clone());
 
-    // LXD is observed on its own thread while the relations are read: neither waits on the
-    // other, and a hook costs the longer of the two instead of their sum.
+    // LXD is observed on its own thread, started as soon as the credentials are known, while
+    // leadership and the relations are read: a hook costs the longer of the two, not their sum.
     let known: Vec<String> = state.get(STATE_ENDPOINTS).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
-    let own = OwnBags { unit: mode.publish, app: mode.publish && writer };
     let (connected, read) = std::thread::scope(|s| {
         let observer = s.spawn(|| connect(&creds, &known, connector));
-        let read = read_relations(ctx, juju, &relation_ids, own);
+        let read = juju.relation_inputs(relation::ENDPOINT).and_then(|RelationInputs { leader, relation_ids }| {
+            let own = OwnBags { unit: mode.publish, app: mode.publish && leader && !leaving };
+            Ok((leader, read_relations(ctx, juju, &relation_ids, own)?))
+        });
         (observer.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), read)
     });
-    let Relations { views: relations, ours } = read?;
+    let (leader, Relations { views: relations, ours }) = read?;
+    report.leader = leader;
+    let writer = leader && !leaving;
     let collected = relation::collect_requests(&relations, certs::now_unix());
     report.requests = collected.requests;
     report.problems = collected.problems;

@@ -31,6 +31,14 @@ fuzz_target!(|data: &[u8]| {
     let _ = juju.state_get();
     let _ = juju.action_get();
     let _ = juju.credential_get();
+    // The batched reads decode with the same functions, answer by answer.
+    if let Ok(inputs) = juju.relation_inputs("api") {
+        assert_eq!(Ok(inputs.leader), juju.is_leader().map_err(|e| e.to_string()));
+    }
+    let _ = juju.connection_inputs();
+    if let Ok(bags) = juju.relation_gets(&[(1, "req/0".into(), false), (1, "req".into(), true)]) {
+        assert_eq!(bags.len(), 2);
+    }
     let text = String::from_utf8_lossy(data);
     if let Some(id) = parse_relation_id(&text) {
         assert_eq!(text.rsplit(':').next().and_then(|t| t.parse().ok()), Some(id));
