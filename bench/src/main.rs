@@ -5,6 +5,7 @@
 //! Usage: bench --binary PATH [--quick] [--doc PATH]
 
 mod monitor;
+mod pure;
 mod raw;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -547,7 +548,17 @@ impl Bench {
         eprintln!("bench: cold start");
         let (cold, baseline) = self.cold_start()?;
 
-        let report = render(self, &rows, &par, par_n, &cold, &baseline, binary_size, t_all.elapsed());
+        // --- the charm's own steps, in process.
+        let pure_ns: Vec<usize> = if self.opts.quick { vec![10, 100] } else { vec![100, 1000, 10000] };
+        eprintln!("bench: the charm's pure steps at N = {pure_ns:?}");
+        let most = pure_ns.iter().copied().max().unwrap_or(0);
+        let mut pems: Vec<String> = self.pool.iter().map(|p| p.cert_pem.clone()).take(most).collect();
+        while pems.len() < most {
+            pems.push(certs::client_cert_p256(&format!("bench-pure-{}", pems.len()))?.cert_pem);
+        }
+        let pure: Vec<pure::Steps> = pure_ns.iter().map(|&n| pure::measure(&pems, n, 5)).collect::<Result<_>>()?;
+
+        let report = render(self, &rows, &par, par_n, &cold, &baseline, &pure, binary_size, t_all.elapsed());
         println!("{report}");
         if let Some(doc) = &self.opts.doc {
             write_doc(doc, &report)?;
@@ -709,7 +720,7 @@ fn yes(ok: bool) -> &'static str {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold: &[f64], base: &[f64], size: u64, took: Duration) -> String {
+fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold: &[f64], base: &[f64], pure: &[pure::Steps], size: u64, took: Duration) -> String {
     let mut o = String::new();
     let reps = b.reps();
     let ireps = b.instrumented_reps();
@@ -794,6 +805,13 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
         );
     }
 
+    let _ = writeln!(o, "\n### The charm's own work (its pure steps in process: no hook tools, no LXD)\n");
+    let _ = writeln!(o, "N requirer units with one certificate each; LXD holds half of them and N/2 entries of departed units.\n");
+    let _ = writeln!(o, "| N | read certificates ms | plan ms | payload ms | total ms | per certificate µs |\n|---|---|---|---|---|---|");
+    for p in pure {
+        let _ = writeln!(o, "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |", p.n, p.collect_ms, p.plan_ms, p.payload_ms, p.total_ms(), p.total_ms() * 1000.0 / p.n as f64);
+    }
+
     let (cm, _, _) = stat(cold);
     let (bm, _, _) = stat(base);
     let _ = writeln!(o, "\n### Binary\n");
@@ -838,6 +856,19 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
             let lxd_only = stat(&r.wall).0 / stat(&r.raw_lxd).0;
             let _ = writeln!(o, "| add {n}: ≤ 1.2× the limit | {:.2}× (vs raw LXD alone {lxd_only:.2}×) | {} |", r.ratio(), yes(r.ratio() <= 1.2));
         }
+    }
+    if let (Some(small), Some(large)) = (pure.first(), pure.last())
+        && small.n < large.n
+    {
+        let per = |p: &pure::Steps| p.total_ms() / p.n as f64;
+        let growth = per(large) / per(small);
+        let _ = writeln!(
+            o,
+            "| no quadratic step: the charm's own cost per certificate at N={} within 2× of N={} | {growth:.2}× | {} |",
+            large.n,
+            small.n,
+            yes(growth <= 2.0)
+        );
     }
     let peak = rows.iter().flat_map(|r| r.rss_kib.iter().copied()).fold(0.0, f64::max) / 1024.0;
     let _ = writeln!(o, "| peak RSS < 16 MiB (max over all hooks) | {peak:.1} MiB | {} |", yes(peak < 16.0));
