@@ -69,8 +69,8 @@ demo: setup charm
 
 # Benchmarks (bench/, docs/benchmarks.md): hook wall time, peak RSS, hook-tool calls and LXD
 # requests per hook against a real 3-member LXD cluster, compared with the raw-request limit.
-# Full run ~10 min, rewrites the generated part of docs/benchmarks.md; BENCH_ARGS=--quick: ~1 min,
-# prints only; BENCH_ARGS=--with-1000 adds the N=1,000 point (~40 min: LXD 5.0's adds slow down
+# Full run ~7 min, rewrites the generated part of docs/benchmarks.md; BENCH_ARGS=--quick: ~1 min,
+# prints only; BENCH_ARGS=--with-1000 adds the N=1,000 point (~32 min: LXD 5.0's adds slow down
 # as its trust store grows).
 BENCH_ARGS ?=
 bench: setup build
