@@ -6,6 +6,8 @@ use lxd_integrator::credentials::TlsCredentials;
 use lxd_integrator::endpoint::Endpoint;
 use lxd_integrator::lxd::Lxd;
 use std::time::Instant;
+// Only the connection and observe parts of the raw client are used here.
+#[allow(dead_code)]
 #[path = "../src/raw.rs"]
 mod raw;
 
