@@ -39,6 +39,11 @@ impl Read {
     fn new(tool: &'static str, args: &[&str]) -> Read {
         Read { tool, args: args.iter().map(|a| a.to_string()).collect() }
     }
+
+    /// The arguments as `HookTools::run` takes them.
+    pub fn argv(&self) -> Vec<&str> {
+        self.args.iter().map(String::as_str).collect()
+    }
 }
 
 pub trait HookTools {
@@ -50,13 +55,7 @@ pub trait HookTools {
     /// overlaps the tools' process start-up, which is most of their cost. Writes never go
     /// through here: their order is part of what they mean.
     fn run_reads(&mut self, reads: &[Read]) -> Vec<Result<ToolOutput, ToolError>> {
-        reads
-            .iter()
-            .map(|r| {
-                let args: Vec<&str> = r.args.iter().map(String::as_str).collect();
-                self.run(r.tool, &args, None)
-            })
-            .collect()
+        reads.iter().map(|r| self.run(r.tool, &r.argv(), None)).collect()
     }
 }
 
@@ -89,10 +88,7 @@ impl HookTools for ProcessTools {
     }
 
     fn run_reads(&mut self, reads: &[Read]) -> Vec<Result<ToolOutput, ToolError>> {
-        crate::parallel::map_bounded(reads, MAX_PARALLEL_READS, |r| {
-            let args: Vec<&str> = r.args.iter().map(String::as_str).collect();
-            run_process(r.tool, &args, None)
-        })
+        crate::parallel::map_bounded(reads, MAX_PARALLEL_READS, |r| run_process(r.tool, &r.argv(), None))
     }
 }
 
@@ -201,9 +197,18 @@ mod decode {
             .map_err(|e| ToolError::Output { tool: "credential-get".into(), detail: e.to_string() })
     }
 
-    pub fn config(out: Result<ToolOutput, ToolError>) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
-        let v: Option<BTreeMap<String, serde_json::Value>> = json("config-get", out)?;
+    /// A JSON object (or null) from `tool`.
+    fn object(tool: &str, out: Result<ToolOutput, ToolError>) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
+        let v: Option<BTreeMap<String, serde_json::Value>> = json(tool, out)?;
         Ok(v.unwrap_or_default())
+    }
+
+    pub fn config(out: Result<ToolOutput, ToolError>) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
+        object("config-get", out)
+    }
+
+    pub fn action_params(out: Result<ToolOutput, ToolError>) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
+        object("action-get", out)
     }
 
     pub fn leader(out: Result<ToolOutput, ToolError>) -> Result<bool, ToolError> {
@@ -273,8 +278,7 @@ impl<'a> Juju<'a> {
     }
 
     fn read<T>(&mut self, read: Read, decode: fn(Result<ToolOutput, ToolError>) -> Result<T, ToolError>) -> Result<T, ToolError> {
-        let args: Vec<&str> = read.args.iter().map(String::as_str).collect();
-        decode(self.tools.run(read.tool, &args, None))
+        decode(self.tools.run(read.tool, &read.argv(), None))
     }
 
     /// Runs `reads` at once and decodes every answer with `decode`.
@@ -378,7 +382,7 @@ impl<'a> Juju<'a> {
     }
 
     pub fn action_get(&mut self) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
-        self.read(Read::new("action-get", &["--format=json"]), decode::config)
+        self.read(Read::new("action-get", &["--format=json"]), decode::action_params)
     }
 
     /// `pairs` are `key=value` with keys already valid for Juju (lowercase, digits, `-`, `.`).
@@ -477,6 +481,14 @@ mod tests {
         assert_eq!(tool, "relation-set");
         assert_eq!(args, &["-r", "4", "--app", "--file", "-"]);
         assert_eq!(stdin.as_deref(), Some("{\"nodes\":\"[{\\\"a\\\":\\\"b=c\\\"}]\"}"));
+    }
+
+    #[test]
+    fn a_failing_action_get_is_named_as_itself() {
+        let mut t = ScriptedTools::default();
+        t.answers.push(("action-get".into(), fail(1, "ERROR not running an action\n")));
+        let err = Juju::new(&mut t).action_get().expect_err("fails");
+        assert_eq!(err.to_string(), "hook tool action-get failed (exit 1): ERROR not running an action");
     }
 
     #[test]
