@@ -245,7 +245,9 @@ fn read_relations(ctx: &HookContext, juju: &mut Juju, ids: &[u32], own: OwnBags)
     let ids: Vec<u32> = ids.iter().copied().filter(|id| Some(*id) != breaking).collect();
     let lists = juju.relation_lists(&ids)?;
     let mut views = Vec::new();
-    let mut wanted: Vec<(usize, Bag, (u32, String, bool))> = Vec::new();
+    // Side by side: whose bag each read is for (relation index, whose), and the read itself.
+    let mut whose: Vec<(usize, Bag)> = Vec::new();
+    let mut reads: Vec<(u32, String, bool)> = Vec::new();
     for (i, (id, units)) in ids.into_iter().zip(lists).enumerate() {
         let units: Vec<String> = units.into_iter().filter(|u| ctx.departing_unit.as_deref() != Some(u.as_str())).collect();
         let remote_app = match units.first() {
@@ -254,23 +256,26 @@ fn read_relations(ctx: &HookContext, juju: &mut Juju, ids: &[u32], own: OwnBags)
             None => juju.relation_list_app(id)?,
         };
         for unit in units {
-            wanted.push((i, Bag::RemoteUnit(unit.clone()), (id, unit, false)));
+            whose.push((i, Bag::RemoteUnit(unit.clone())));
+            reads.push((id, unit, false));
         }
         if let Some(app) = remote_app.as_ref().filter(|a| !a.is_empty()) {
-            wanted.push((i, Bag::RemoteApp, (id, app.clone(), true)));
+            whose.push((i, Bag::RemoteApp));
+            reads.push((id, app.clone(), true));
         }
         if own.unit {
-            wanted.push((i, Bag::Own { app: false }, (id, ctx.unit.clone(), false)));
+            whose.push((i, Bag::Own { app: false }));
+            reads.push((id, ctx.unit.clone(), false));
         }
         if own.app {
-            wanted.push((i, Bag::Own { app: true }, (id, ctx.app().to_string(), true)));
+            whose.push((i, Bag::Own { app: true }));
+            reads.push((id, ctx.app().to_string(), true));
         }
         views.push(RelationView { id, remote_app: remote_app.unwrap_or_default(), ..Default::default() });
     }
-    let reads: Vec<(u32, String, bool)> = wanted.iter().map(|(_, _, read)| read.clone()).collect();
     let bags = juju.relation_gets(&reads)?;
     let mut ours = BTreeMap::new();
-    for ((i, whose, _), bag) in wanted.into_iter().zip(bags) {
+    for ((i, whose), bag) in whose.into_iter().zip(bags) {
         let Some(view) = views.get_mut(i) else { continue };
         match whose {
             Bag::RemoteUnit(unit) => {

@@ -28,7 +28,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Larger answers than this are not something LXD sends to these calls; refuse rather than
 /// buffer without bound.
 /// Requests in flight at once when many entries change. LXD 5.0 served 100 adds over 4
-/// connections in 0.76x the time of one (bench/, docs/benchmarks.md); 8 gained little more.
+/// connections in 0.54-0.91x the time of one (bench/, docs/benchmarks.md); 8 were no faster.
 const MAX_IN_FLIGHT: usize = 4;
 /// From this many changes on, they are spread over `MAX_IN_FLIGHT` connections.
 const MIN_TO_SPREAD: usize = 8;
@@ -203,7 +203,6 @@ impl HttpLxd {
         let path = certificate_path(fingerprint)?;
         self.unit(Method::DELETE, &path, None, &[404])
     }
-
 
     /// Runs `op` over `items` with up to `MAX_IN_FLIGHT` requests at once, each on its own
     /// kept-alive connection from the client's pool; answers come back in `items`' order.
