@@ -64,8 +64,11 @@ test: setup charm
 	scripts/fuzz 10
 
 # The main job. The demo program lives in testbed/ (maintained with the tests).
+# The demo drives the charm through the simulator's own binary, so both are built here: on a
+# fresh clone nothing else has built jujusim yet.
 demo: setup charm
-	$(CARGO) run -p testbed --bin demo --release -- $(CHARM)
+	$(CARGO) build --locked --release -p jujusim --bin jujusim -p testbed --bin demo
+	JUJUSIM_BIN=$(abspath target/release/jujusim) target/release/demo $(CHARM)
 
 # Benchmarks (bench/, docs/benchmarks.md): hook wall time, peak RSS, hook-tool calls and LXD
 # requests per hook against a real 3-member LXD cluster, compared with the raw-request limit.
