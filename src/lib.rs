@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod dispatch;
 pub mod endpoint;
 pub mod hook_tools;
+pub mod limits;
 pub mod lxd;
 pub mod ownership;
 pub mod parallel;
