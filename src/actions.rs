@@ -6,9 +6,11 @@ use crate::endpoint::Endpoint;
 use crate::hook_tools::Juju;
 use crate::lxd::Connector;
 use crate::ownership::Scope;
-use crate::reconcile::{self, EXT_CERTIFICATE_PROJECT, HookContext, Mode, Report};
+use crate::limits;
+use crate::reconcile::{self, Change, ChangeKind, EXT_CERTIFICATE_PROJECT, HookContext, Mode, Report};
 use anyhow::Context as _;
-use std::collections::BTreeSet;
+use crate::lxd::TrustEntry;
+use std::collections::BTreeMap;
 
 /// API extensions the charm relies on: clustering to enumerate members, certificate_project
 /// for `trust-projects`.
@@ -79,7 +81,8 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
     let mut out = Vec::new();
     let owned: Vec<_> = report.store.iter().filter_map(|e| scope.owner_of(&e.name).map(|o| (e, o))).collect();
     out.push(("count".to_string(), owned.len().to_string()));
-    for (i, (entry, owner)) in owned.iter().enumerate() {
+    // Each list stops at `limits::ACTION_ITEMS`; its count says how many there are in all.
+    for (i, (entry, owner)) in owned.iter().take(limits::ACTION_ITEMS).enumerate() {
         let k = format!("clients.{i}");
         out.push((format!("{k}.fingerprint"), entry.fingerprint.clone()));
         out.push((format!("{k}.name"), entry.name.clone()));
@@ -88,17 +91,40 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
         out.push((format!("{k}.restricted"), yes(entry.restricted)));
         out.push((format!("{k}.projects"), entry.projects.join(",")));
     }
-    let present: BTreeSet<&String> = report.store.iter().map(|e| &e.fingerprint).collect();
-    let mut missing = 0;
-    for req in report.requests.iter().filter(|r| !present.contains(&r.cert.fingerprint)) {
-        let k = format!("missing.{missing}");
-        missing += 1;
+    let by_fp: BTreeMap<&String, &TrustEntry> = report.store.iter().map(|e| (&e.fingerprint, e)).collect();
+    let missing: Vec<_> = report.requests.iter().filter(|r| !by_fp.contains_key(&r.cert.fingerprint)).collect();
+    if !missing.is_empty() {
+        out.push(("missing.count".into(), missing.len().to_string()));
+    }
+    for (i, req) in missing.iter().take(limits::ACTION_ITEMS).enumerate() {
+        let k = format!("missing.{i}");
         let why = if report.leader { "not added yet; see debug-log for LXD's answer" } else { "this unit is not the leader" };
         out.push((format!("{k}.fingerprint"), req.cert.fingerprint.clone()));
         out.push((format!("{k}.unit"), req.owner.member()));
         out.push((format!("{k}.reason"), report.refusal.clone().unwrap_or_else(|| why.into())));
     }
-    for (i, p) in report.problems.iter().enumerate() {
+    // Requested certificates LXD already trusts under an entry this application did not make:
+    // the charm leaves such entries alone, so the operator should know whose grant is in force.
+    let elsewhere: Vec<_> = report
+        .requests
+        .iter()
+        .filter_map(|r| by_fp.get(&r.cert.fingerprint).filter(|e| scope.owner_of(&e.name).is_none()).map(|e| (r, *e)))
+        .collect();
+    if !elsewhere.is_empty() {
+        out.push(("held-elsewhere.count".into(), elsewhere.len().to_string()));
+    }
+    for (i, (req, entry)) in elsewhere.iter().take(limits::ACTION_ITEMS).enumerate() {
+        let k = format!("held-elsewhere.{i}");
+        out.push((format!("{k}.fingerprint"), req.cert.fingerprint.clone()));
+        out.push((format!("{k}.unit"), req.owner.member()));
+        out.push((format!("{k}.entry"), limits::cut(&entry.name, 256).into_owned()));
+        out.push((format!("{k}.restricted"), yes(entry.restricted)));
+        out.push((format!("{k}.counted-as-granted"), yes(report.in_store.contains(&req.cert.fingerprint))));
+    }
+    if !report.problems.is_empty() {
+        out.push(("invalid.count".into(), report.problems.len().to_string()));
+    }
+    for (i, p) in report.problems.iter().take(limits::ACTION_ITEMS).enumerate() {
         out.push((format!("invalid.{i}.unit"), p.owner.member()));
         out.push((format!("invalid.{i}.reason"), p.to_string()));
     }
@@ -107,28 +133,42 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
 
 pub fn reconcile_results(report: &Report, dry_run: bool) -> Results {
     let mut out = vec![("dry-run".to_string(), yes(dry_run))];
-    for action in ["add", "remove", "restrict"] {
-        let list: Vec<String> = report
-            .changes
-            .iter()
-            .filter(|c| c.action == action)
-            .map(|c| match &c.error {
-                Some(e) => format!("{} ({}) failed: {e}", short_fp(&c.fingerprint), c.owner),
-                None => format!("{} ({})", short_fp(&c.fingerprint), c.owner),
-            })
-            .collect();
-        let key = match action {
-            "add" => "added",
-            "remove" => "removed",
-            _ => "restricted",
-        };
-        out.push((format!("{key}.count"), list.len().to_string()));
-        if !list.is_empty() {
-            out.push((format!("{key}.entries"), list.join("; ")));
+    for (kind, key) in [(ChangeKind::Add, "added"), (ChangeKind::Remove, "removed"), (ChangeKind::Restrict, "restricted")] {
+        let changes: Vec<&Change> = report.changes.iter().filter(|c| c.kind == kind).collect();
+        out.push((format!("{key}.count"), changes.len().to_string()));
+        if !changes.is_empty() {
+            out.push((format!("{key}.entries"), listed(changes.iter().map(|c| change_text(c)), changes.len())));
         }
+    }
+    if report.deferred > 0 {
+        out.push(("deferred".into(), report.deferred.to_string()));
     }
     if let Some(st) = &report.status {
         out.push(("status".into(), format!("{}: {}", st.kind.as_str(), st.message)));
+    }
+    out
+}
+
+fn change_text(c: &Change) -> String {
+    match &c.error {
+        Some(e) => format!("{} ({}) failed: {e}", short_fp(&c.fingerprint), c.owner.member()),
+        None => format!("{} ({})", short_fp(&c.fingerprint), c.owner.member()),
+    }
+}
+
+/// Items joined with `; ` up to `limits::ACTION_VALUE_BYTES`, the rest counted: a value is
+/// an argv entry of `action-set`.
+fn listed(items: impl Iterator<Item = String>, total: usize) -> String {
+    let mut out = String::new();
+    for (shown, item) in items.enumerate() {
+        if out.len() + item.len() + 64 > limits::ACTION_VALUE_BYTES {
+            out.push_str(&format!("; … and {} more", total - shown));
+            break;
+        }
+        if !out.is_empty() {
+            out.push_str("; ");
+        }
+        out.push_str(&item);
     }
     out
 }

@@ -1,9 +1,11 @@
 //! Client certificates as requirers send them: strict PEM parsing, the checks LXD would make
 //! (and a few it would not), and the SHA-256 fingerprint LXD keys its trust store by.
 //!
-//! A value is accepted only when it is exactly one PEM `CERTIFICATE` block, a leaf (not a CA),
-//! currently valid, with an ECDSA key or an RSA key of at least 2048 bits. Anything else is
-//! rejected with a reason that is safe to log: it never quotes the input.
+//! A value is accepted only when it is exactly one PEM `CERTIFICATE` block, currently valid,
+//! with an ECDSA key or an RSA key of at least 2048 bits. `basicConstraints CA:TRUE` is no
+//! reason to refuse: LXD matches clients by fingerprint, and `openssl req -x509` (the way LXD's
+//! documentation makes client certificates) sets it by default. Anything else is rejected with a
+//! reason that is safe to log: it never quotes the input.
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
@@ -12,7 +14,8 @@ use std::fmt;
 /// A certificate a requirer asked us to trust, after validation.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCert {
-    /// Exactly what the requirer sent, so `registered_certificates` echoes it byte for byte.
+    /// Re-encoded from the DER (64-column base64, LF line ends), never the requirer's text: what
+    /// the charm publishes grows with the distinct certificates, not with the bytes sent.
     pub pem: String,
     pub der: Vec<u8>,
     pub fingerprint: String,
@@ -32,8 +35,8 @@ pub enum CertRejection {
     NotPem,
     #[error("a private key, not a certificate (the key was discarded, not logged)")]
     PrivateKey,
-    #[error("a PEM {0:?} block, not a CERTIFICATE")]
-    WrongBlock(String),
+    #[error("a PEM {0} block, not a CERTIFICATE")]
+    WrongBlock(BlockLabel),
     #[error("{0} certificates in one string; send one per list entry")]
     Several(usize),
     #[error("text outside the PEM block")]
@@ -42,8 +45,6 @@ pub enum CertRejection {
     BadBase64,
     #[error("not a valid X.509 certificate: {0}")]
     BadDer(String),
-    #[error("a CA certificate; LXD trusts client (leaf) certificates only")]
-    CertificateAuthority,
     #[error("expired")]
     Expired,
     #[error("not valid yet")]
@@ -55,6 +56,27 @@ pub enum CertRejection {
 }
 
 const CERT_LABEL: &str = "CERTIFICATE";
+
+/// The label of a PEM block that is not a certificate, as far as it is safe to repeat: a
+/// short run of capitals (`PUBLIC KEY`, `X509 CRL`); anything else is only called unexpected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockLabel(Option<String>);
+
+impl BlockLabel {
+    pub fn of(label: &str) -> BlockLabel {
+        let plain = label.len() <= 32 && label.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ');
+        BlockLabel(plain.then(|| label.to_string()))
+    }
+}
+
+impl fmt::Display for BlockLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(label) => write!(f, "{label:?}"),
+            None => f.write_str("(unexpected label)"),
+        }
+    }
+}
 
 /// SHA-256 of the DER bytes as 64 lowercase hex characters, the same as LXD's fingerprint.
 pub fn fingerprint(der: &[u8]) -> String {
@@ -133,16 +155,13 @@ pub fn parse_client_cert(text: &str, now: i64) -> Result<ClientCert, CertRejecti
     }
     let blocks = pem_blocks(text)?;
     if let Some(other) = blocks.iter().find(|b| b.label != CERT_LABEL) {
-        return Err(CertRejection::WrongBlock(other.label.clone()));
+        return Err(CertRejection::WrongBlock(BlockLabel::of(&other.label)));
     }
     if blocks.len() > 1 {
         return Err(CertRejection::Several(blocks.len()));
     }
     let der = blocks.into_iter().next().map(|b| b.der).ok_or(CertRejection::NotPem)?;
     let info = inspect_der(&der)?;
-    if info.is_ca {
-        return Err(CertRejection::CertificateAuthority);
-    }
     if now > info.not_after {
         return Err(CertRejection::Expired);
     }
@@ -155,7 +174,7 @@ pub fn parse_client_cert(text: &str, now: i64) -> Result<ClientCert, CertRejecti
         KeyKind::Rsa(bits) => return Err(CertRejection::WeakRsa(bits)),
         KeyKind::Other => return Err(CertRejection::UnsupportedKey),
     }
-    Ok(ClientCert { pem: text.to_string(), fingerprint: fingerprint(&der), der, common_name: info.common_name })
+    Ok(ClientCert { pem: to_pem(&der), fingerprint: fingerprint(&der), der, common_name: info.common_name })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,7 +292,7 @@ mod tests {
         assert_eq!(cert.fingerprint.len(), 64);
         assert!(cert.fingerprint.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         assert_eq!(cert.fingerprint, fingerprint(&made.der));
-        assert_eq!(cert.pem, made.cert_pem, "the original text is kept for the acknowledgement");
+        assert_eq!(cert.pem, to_pem(&made.der), "published as canonical PEM");
         assert_eq!(cert.common_name, "req-0");
     }
 
@@ -302,8 +321,7 @@ mod tests {
             (format!("{}trailing words", made.cert_pem), CertRejection::TrailingGarbage),
             ("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".into(), CertRejection::BadBase64),
             ("-----BEGIN CERTIFICATE-----\nAAAA\n".into(), CertRejection::NotPem),
-            ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into(), CertRejection::WrongBlock("PUBLIC KEY".into())),
-            (ca("ca").cert_pem, CertRejection::CertificateAuthority),
+            ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into(), CertRejection::WrongBlock(BlockLabel::of("PUBLIC KEY"))),
             (expired("old").cert_pem, CertRejection::Expired),
             (future("new").cert_pem, CertRejection::NotYetValid),
         ];
@@ -319,6 +337,25 @@ mod tests {
         let made = client("secret-holder");
         let err = parse_client_cert(&made.key_pem, now()).expect_err("a key");
         assert!(!err.to_string().contains("BEGIN"));
+        let odd = "-----BEGIN my password is hunter2-----\nAAAA\n-----END my password is hunter2-----\n";
+        let err = parse_client_cert(odd, now()).expect_err("not a certificate");
+        assert_eq!(err.to_string(), "a PEM (unexpected label) block, not a CERTIFICATE");
+        assert_eq!(parse_client_cert("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n", now()).expect_err("crl").to_string(), "a PEM \"X509 CRL\" block, not a CERTIFICATE");
+    }
+
+    #[test]
+    fn a_self_signed_ca_certificate_is_a_client_certificate_like_any_other() {
+        // LXD trusts clients by fingerprint; `openssl req -x509` marks its output CA:TRUE.
+        let made = ca("openssl-style");
+        let cert = parse_client_cert(&made.cert_pem, now()).expect("LXD would trust it");
+        assert_eq!(cert.fingerprint, fingerprint(&made.der));
+    }
+
+    #[test]
+    fn padding_and_line_endings_do_not_reach_the_published_text() {
+        let made = client("padded");
+        let padded = format!("\r\n   {}   \n\n\n", made.cert_pem.replace('\n', "\r\n   "));
+        assert_eq!(parse_client_cert(&padded, now()).expect("valid").pem, parse_client_cert(&made.cert_pem, now()).expect("valid").pem);
     }
 
     #[test]

@@ -31,6 +31,23 @@ pub enum Source {
     Config,
 }
 
+impl Source {
+    /// Where the endpoint of this source is set, as an operator would look for it.
+    fn endpoint_option(self) -> &'static str {
+        match self {
+            Source::Trust => "the cloud credential's endpoint",
+            Source::Config => OPT_ENDPOINT,
+        }
+    }
+}
+
+/// A short identifier from Juju (a cloud type, an auth type) is quoted; anything else is only
+/// called unexpected, so a status can never carry an arbitrary value.
+fn word(value: &str) -> String {
+    let plain = value.len() <= 32 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if plain && !value.is_empty() { format!("{value:?}") } else { "(unexpected value)".into() }
+}
+
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -55,7 +72,7 @@ pub enum CredentialProblem {
     /// Some `lxd_*` options set, others not.
     #[error("config incomplete: set {}", .0.join(", "))]
     IncompleteConfig(Vec<String>),
-    #[error("{origin} endpoint: {error}")]
+    #[error("{} {error}; set an https URL such as https://10.0.0.1:8443", origin.endpoint_option())]
     BadEndpoint { origin: Source, error: EndpointError },
     /// The trusted credential is not one we can use and there is no config fallback.
     #[error("cloud credential unusable ({0}); set the lxd_* config options")]
@@ -89,12 +106,12 @@ fn config_str<'a>(config: &'a BTreeMap<String, serde_json::Value>, key: &str) ->
 fn from_cloud(spec: &serde_json::Value, config: &BTreeMap<String, serde_json::Value>) -> Result<Credentials, String> {
     let kind = spec.get("type").and_then(|v| v.as_str()).unwrap_or("");
     if kind != "lxd" {
-        return Err(format!("cloud type {kind:?} is not lxd"));
+        return Err(format!("cloud type {} is not lxd", word(kind)));
     }
     let cred = spec.get("credential").ok_or("no credential")?;
     let auth = cred.get("auth-type").and_then(|v| v.as_str()).unwrap_or("");
     if auth != "certificate" {
-        return Err(format!("auth-type {auth:?} is not certificate"));
+        return Err(format!("auth-type {} is not certificate", word(auth)));
     }
     let attrs = cred.get("attrs").ok_or("no attrs")?;
     let attr = |k: &str| attrs.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty());
@@ -222,7 +239,9 @@ mod tests {
         let mut c = full_config();
         c.insert(OPT_ENDPOINT.into(), json!("ftp://x"));
         let (got, _) = resolve(&CredentialAnswer::NotTrusted, &c);
-        assert!(got.expect_err("bad").to_string().starts_with("config endpoint:"));
+        let said = got.expect_err("bad").to_string();
+        assert!(said.starts_with("lxd_endpoint uses a scheme other than https"), "{said}");
+        assert!(!said.contains("ftp"), "the value is never quoted: {said}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! calls in the argv shapes Juju documents. Every call is a process plus a round trip to the
 //! unit agent, so callers make as few as they can.
 
+use crate::limits;
 use crate::relation::Databag;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -361,11 +362,24 @@ impl<'a> Juju<'a> {
     }
 
     pub fn status_set(&mut self, status: &str, message: &str) -> Result<(), ToolError> {
-        self.call("status-set", &[status, "--", message], None).map(drop)
+        let message: String = message.chars().take(limits::STATUS_CHARS).collect();
+        self.call("status-set", &[status, "--", &message], None).map(drop)
     }
 
+    /// One `juju-log` call, its message cut to `limits::LOG_MESSAGE_BYTES`: a log line is an
+    /// argv entry, and Linux refuses one over 128 KiB, failing the hook.
     pub fn log(&mut self, level: LogLevel, message: &str) -> Result<(), ToolError> {
-        self.call("juju-log", &["--log-level", level.as_str(), "--", message], None).map(drop)
+        let message = limits::cut(message, limits::LOG_MESSAGE_BYTES);
+        self.call("juju-log", &["--log-level", level.as_str(), "--", &message], None).map(drop)
+    }
+
+    /// Logs `lines` in as few calls as fit `limits::LOG_MESSAGE_BYTES` each, at most
+    /// `limits::LOG_CALLS_PER_LIST` calls; lines past that are counted in the last call.
+    pub fn log_lines(&mut self, level: LogLevel, lines: &[String]) -> Result<(), ToolError> {
+        for message in pack_lines(lines, limits::LOG_MESSAGE_BYTES, limits::LOG_CALLS_PER_LIST) {
+            self.log(level, &message)?;
+        }
+        Ok(())
     }
 
     pub fn state_get(&mut self) -> Result<BTreeMap<String, String>, ToolError> {
@@ -386,11 +400,23 @@ impl<'a> Juju<'a> {
     }
 
     /// `pairs` are `key=value` with keys already valid for Juju (lowercase, digits, `-`, `.`).
+    /// Every value is cut to `limits::ACTION_VALUE_BYTES` and the results end, counted under
+    /// `results-not-shown`, once they would pass `limits::ACTION_RESULTS_BYTES`: they are one argv.
     pub fn action_set(&mut self, pairs: &[(String, String)]) -> Result<(), ToolError> {
         if pairs.is_empty() {
             return Ok(());
         }
-        let args: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args: Vec<String> = Vec::new();
+        let mut total = 0;
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            let arg = format!("{k}={}", limits::cut(v, limits::ACTION_VALUE_BYTES));
+            if total + arg.len() > limits::ACTION_RESULTS_BYTES {
+                args.push(format!("results-not-shown={}", pairs.len() - i));
+                break;
+            }
+            total += arg.len();
+            args.push(arg);
+        }
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         self.call("action-set", &refs, None).map(drop)
     }
@@ -398,6 +424,33 @@ impl<'a> Juju<'a> {
     pub fn action_fail(&mut self, message: &str) -> Result<(), ToolError> {
         self.call("action-fail", &[message], None).map(drop)
     }
+}
+
+/// Joins `lines` into messages of at most `max_bytes` (a longer line is cut), at most `calls`
+/// of them; what does not fit is counted at the end of the last one.
+fn pack_lines(lines: &[String], max_bytes: usize, calls: usize) -> Vec<String> {
+    const MORE: usize = 48;
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let line = limits::cut(line, max_bytes - MORE);
+        let fits = current.is_empty() || current.len() + 1 + line.len() <= max_bytes - MORE;
+        if !fits {
+            if out.len() + 1 == calls {
+                current.push_str(&format!("\n… and {} more lines not logged", lines.len() - i));
+                break;
+            }
+            out.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push('\n');
+        }
+        current.push_str(&line);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
 /// `api:3` or `3` → 3 (Juju uses the number after the last `:`).
@@ -489,6 +542,34 @@ mod tests {
         t.answers.push(("action-get".into(), fail(1, "ERROR not running an action\n")));
         let err = Juju::new(&mut t).action_get().expect_err("fails");
         assert_eq!(err.to_string(), "hook tool action-get failed (exit 1): ERROR not running an action");
+    }
+
+    #[test]
+    fn long_lists_are_logged_in_a_few_bounded_calls() {
+        let lines: Vec<String> = (0..100_000).map(|i| format!("problem number {i}")).collect();
+        let packed = pack_lines(&lines, limits::LOG_MESSAGE_BYTES, limits::LOG_CALLS_PER_LIST);
+        assert_eq!(packed.len(), limits::LOG_CALLS_PER_LIST);
+        assert!(packed.iter().all(|m| m.len() <= limits::LOG_MESSAGE_BYTES));
+        assert!(packed[3].ends_with("more lines not logged"), "{}", &packed[3][packed[3].len() - 60..]);
+        let one_huge = vec!["x".repeat(1 << 20)];
+        let packed = pack_lines(&one_huge, limits::LOG_MESSAGE_BYTES, limits::LOG_CALLS_PER_LIST);
+        assert_eq!(packed.len(), 1);
+        assert!(packed[0].len() <= limits::LOG_MESSAGE_BYTES);
+        assert_eq!(pack_lines(&["a".into(), "b".into()], 100, 4), ["a\nb"]);
+    }
+
+    #[test]
+    fn action_results_are_bounded_whatever_they_list() {
+        let mut t = ScriptedTools::default();
+        t.answers.push(("action-set".into(), ok("")));
+        let pairs: Vec<(String, String)> = (0..10_000).map(|i| (format!("k.{i}"), "v".repeat(100))).collect();
+        let mut pairs = pairs;
+        pairs.insert(0, ("huge".into(), "y".repeat(1 << 20)));
+        Juju::new(&mut t).action_set(&pairs).expect("set");
+        let (_, args, _) = &t.calls[0];
+        assert!(args.iter().all(|a| a.len() <= limits::ACTION_VALUE_BYTES + 8));
+        assert!(args.iter().map(String::len).sum::<usize>() <= limits::ACTION_RESULTS_BYTES + 64);
+        assert!(args.last().is_some_and(|a| a.starts_with("results-not-shown=")), "{:?}", args.last());
     }
 
     #[test]

@@ -19,4 +19,5 @@ pub mod pin;
 pub mod plan;
 pub mod reconcile;
 pub mod relation;
+pub mod requests;
 pub mod status;

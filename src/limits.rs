@@ -57,3 +57,30 @@ pub const LXD_REQUEST_DEADLINE: Duration = Duration::from_secs(15);
 pub const PASS_DEADLINE: Duration = Duration::from_secs(300);
 /// A leader that has run this long since `is-leader` asks again before writing to LXD.
 pub const LEADERSHIP_RECHECK_AFTER: Duration = Duration::from_secs(5);
+
+/// `text` cut to at most `max` bytes on a character boundary, saying how much was left out.
+pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    const NOTE: usize = 40;
+    let mut end = max.saturating_sub(NOTE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes cut)", &text[..end], text.len() - end).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_keeps_short_text_and_bounds_long_text() {
+        assert_eq!(cut("short", 10), "short");
+        let long = "é".repeat(10_000);
+        let got = cut(&long, 1000);
+        assert!(got.len() <= 1000, "{}", got.len());
+        assert!(got.ends_with("bytes cut)"));
+    }
+}

@@ -32,7 +32,7 @@ pub struct Member {
 }
 
 /// One entry of `GET /1.0/certificates?recursion=1`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustEntry {
     pub name: String,
     /// 64 lowercase hex characters.

@@ -8,7 +8,7 @@
 
 use crate::lxd::TrustEntry;
 use crate::ownership::{Owner, Scope};
-use crate::relation::Request;
+use crate::requests::Request;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +82,30 @@ pub fn plan(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects:
     plan
 }
 
+/// Requested certificates LXD trusts only under entries this application does not own
+/// (an operator's, another integrator's). Such an entry is left alone; with `trust-projects`
+/// set, it is a grant as configured only when it is restricted to exactly those projects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldElsewhere {
+    pub count: usize,
+    /// Fingerprints whose foreign entry grants something other than `trust-projects` asks.
+    pub not_as_configured: BTreeSet<String>,
+}
+
+pub fn held_elsewhere(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects: Option<&[String]>) -> HeldElsewhere {
+    let by_fp: BTreeMap<&str, &TrustEntry> = store.iter().map(|e| (e.fingerprint.as_str(), e)).collect();
+    let mut out = HeldElsewhere::default();
+    let wanted: BTreeSet<&str> = requests.iter().map(|r| r.cert.fingerprint.as_str()).collect();
+    for fp in wanted {
+        let Some(entry) = by_fp.get(fp).filter(|e| scope.owner_of(&e.name).is_none()) else { continue };
+        out.count += 1;
+        if projects.is_some() && !restrictions_match(entry, projects) {
+            out.not_as_configured.insert(fp.to_string());
+        }
+    }
+    out
+}
+
 fn restrictions_match(entry: &TrustEntry, projects: Option<&[String]>) -> bool {
     match projects {
         None => !entry.restricted,
@@ -109,7 +133,8 @@ pub fn parse_projects(raw: &str) -> Option<Vec<String>> {
 mod tests {
     use super::*;
     use crate::certs::{self, test_certs};
-    use crate::relation::{RelationView, collect_requests};
+    use crate::relation::RelationView;
+    use crate::requests::{Protected, collect};
 
     fn scope() -> Scope {
         Scope { model_uuid: "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc".into(), app: "lxd-integrator".into() }
@@ -127,7 +152,7 @@ mod tests {
                 .collect(),
             app_data: Default::default(),
         };
-        collect_requests(&[rel], certs::now_unix()).requests
+        collect(&[rel], certs::now_unix(), &Protected::default()).requests
     }
 
     fn entry(name: &str, fp: &str) -> TrustEntry {

@@ -5,16 +5,22 @@
 //! owner) and the relation databags are the record. The unit's state store only caches what
 //! saves hook-tool calls (last status, known member endpoints, last logged problems).
 
-use crate::certs::{self, short_fp};
+use crate::certs;
 use crate::credentials::{self, Credentials};
 use crate::endpoint::Endpoint;
 use crate::hook_tools::{ConnectionInputs, Juju, LogLevel, RelationInputs, ToolError};
-use crate::lxd::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, TrustEntry};
-use crate::ownership::Scope;
+use crate::lxd::{Connection, Connector, Lxd, LxdError, Member, ServerInfo, TrustEntry};
+use crate::ownership::{Owner, Scope};
 use crate::plan::{self, Plan};
-use crate::relation::{self, Databag, InputProblem, RelationView, Request};
+use crate::relation::{self, Databag, RelationView};
+use crate::requests::{self, MemberProblems, Protected, Request};
 use crate::status::{self, Status, Summary};
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+mod apply;
+pub use apply::ChangeKind;
+use apply::WriteGuard;
 
 /// The config option that restricts every added entry to some LXD projects.
 pub const OPT_TRUST_PROJECTS: &str = "trust-projects";
@@ -67,10 +73,12 @@ impl Mode {
 /// One change made (or, in a dry run, planned) to LXD.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    pub action: &'static str,
+    pub kind: ChangeKind,
     pub fingerprint: String,
-    pub owner: String,
+    pub owner: Owner,
     pub error: Option<String>,
+    /// An add LXD answered with "already there".
+    pub already_present: bool,
 }
 
 /// Everything a pass learned and did; actions report from it.
@@ -83,12 +91,16 @@ pub struct Report {
     pub members: Vec<Member>,
     pub store: Vec<TrustEntry>,
     pub requests: Vec<Request>,
-    pub problems: Vec<InputProblem>,
+    pub problems: Vec<MemberProblems>,
     pub plan: Plan,
     pub changes: Vec<Change>,
     /// Fingerprints LXD holds after the pass.
     pub in_store: BTreeSet<String>,
     pub refusal: Option<String>,
+    /// Trusted certificates left out of the relation data, which would have outgrown its bound.
+    pub withheld: usize,
+    /// Planned changes left for a later hook (deadline or leadership).
+    pub deferred: usize,
     pub status: Option<Status>,
     pub error: Option<String>,
 }
@@ -96,6 +108,7 @@ pub struct Report {
 /// Runs the pass. Expected faults (no credentials, LXD down, bad relation data) end in a status,
 /// not an error; an `Err` means a hook tool itself failed, and Juju should retry the hook.
 pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: Mode) -> Result<Report, ToolError> {
+    let started = Instant::now();
     let mut report = Report::default();
     let ConnectionInputs { credentials: answer, config, state } = juju.connection_inputs()?;
     let mut new_state = state.clone();
@@ -110,7 +123,7 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
 
     let (creds, note) = credentials::resolve(&answer, &config);
     if let Some(note) = note {
-        log_once(juju, &state, &mut new_state, "note", LogLevel::Info, &note)?;
+        log_once(juju, &state, &mut new_state, "note", LogLevel::Info, &[note])?;
     }
     let creds = match creds.and_then(|c| credentials::check_validity(&c, certs::now_unix()).map(|()| c)) {
         Ok(c) => c,
@@ -126,6 +139,7 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     // LXD is observed on its own thread, started as soon as the credentials are known, while
     // leadership and the relations are read: a hook costs the longer of the two, not their sum.
     let known: Vec<String> = state.get(STATE_ENDPOINTS).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+    let leadership_asked = Instant::now();
     let (connected, read) = std::thread::scope(|s| {
         let observer = s.spawn(|| connect(&creds, &known, connector));
         let read = juju.relation_inputs(relation::ENDPOINT).and_then(|RelationInputs { leader, relation_ids }| {
@@ -135,13 +149,14 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
         (observer.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), read)
     });
     let (leader, Relations { views: relations, ours }) = read?;
+    let mut guard = WriteGuard::new(started, leadership_asked);
     report.leader = leader;
     let writer = leader && !leaving;
-    let collected = relation::collect_requests(&relations, certs::now_unix());
+    let collected = requests::collect(&relations, certs::now_unix(), &protected(&creds));
     report.requests = collected.requests;
     report.problems = collected.problems;
     let problem_lines: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
-    log_once(juju, &state, &mut new_state, STATE_PROBLEMS, LogLevel::Warning, &problem_lines.join("\n"))?;
+    log_once(juju, &state, &mut new_state, STATE_PROBLEMS, LogLevel::Warning, &problem_lines)?;
 
     let (mut lxd, Observed { server, members, store }) = match connected {
         Ok(pair) => pair,
@@ -168,11 +183,25 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     }
     report.in_store = report.store.iter().map(|e| e.fingerprint.clone()).collect();
     if writer && mode.apply {
-        report.changes = apply(juju, lxd.as_mut(), &planned, projects.as_deref(), &report.store, &mut report.in_store, &mut report.refusal)?;
+        let applied = apply::apply(juju, lxd.as_mut(), &planned, projects.as_deref(), &report.store, &mut guard)?;
+        for c in applied.changes.iter().filter(|c| c.error.is_none()) {
+            match c.kind {
+                ChangeKind::Add => report.in_store.insert(c.fingerprint.clone()),
+                ChangeKind::Remove => report.in_store.remove(&c.fingerprint),
+                ChangeKind::Restrict => false,
+            };
+        }
+        report.deferred = applied.deferred;
+        report.refusal = report.refusal.take().or(applied.unknown_project);
+        report.changes = applied.changes;
     } else {
         report.changes = planned_changes(&planned);
     }
     report.plan = planned;
+    let elsewhere = plan::held_elsewhere(&scope, &report.requests, &report.store, projects.as_deref());
+    for fp in &elsewhere.not_as_configured {
+        report.in_store.remove(fp);
+    }
 
     // The member that just answered every read is up, whatever the cluster database says of it
     // (a busy or re-electing cluster can briefly report every member offline); listing it
@@ -186,10 +215,11 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
         .collect();
     if mode.publish {
         for rel in &relations {
-            let bag = relation::payload(rel.id, &online, &report.requests, &report.in_store);
-            publish(juju, rel.id, false, ours.get(&(rel.id, false)), &bag)?;
+            let payload = relation::payload(rel.id, &online, &report.requests, &report.in_store);
+            report.withheld += payload.withheld;
+            publish(juju, rel.id, false, ours.get(&(rel.id, false)), &payload.bag)?;
             if writer {
-                publish(juju, rel.id, true, ours.get(&(rel.id, true)), &bag)?;
+                publish(juju, rel.id, true, ours.get(&(rel.id, true)), &payload.bag)?;
             }
         }
         // Remember every member so the next hook can fail over if the configured one is down.
@@ -211,6 +241,9 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
         trusted: report.requests.iter().map(|r| &r.cert.fingerprint).filter(|fp| report.in_store.contains(*fp)).collect::<BTreeSet<_>>().len(),
         bad_input_from: bad_from,
         failed_changes: report.changes.iter().filter(|c| c.error.is_some()).count(),
+        deferred: report.deferred,
+        withheld: report.withheld,
+        held_elsewhere: elsewhere.count,
         refusal: report.refusal.clone(),
     };
     let st = if leaving { Status { kind: status::Kind::Maintenance, message: "unit is leaving; LXD left as it is".into() } } else { status::ready(&summary) };
@@ -342,108 +375,17 @@ fn observe(lxd: &mut dyn Lxd, server: &ServerInfo) -> Result<Vec<Member>, LxdErr
     Ok(vec![Member { name: server.server_name.clone(), url: lxd.endpoint().url(), status: "Online".into(), message: String::new() }])
 }
 
-fn apply(
-    juju: &mut Juju,
-    lxd: &mut dyn Lxd,
-    plan: &Plan,
-    projects: Option<&[String]>,
-    store: &[TrustEntry],
-    in_store: &mut BTreeSet<String>,
-    refusal: &mut Option<String>,
-) -> Result<Vec<Change>, ToolError> {
-    // Projects LXD certainly has: `default`, and any a trust entry is restricted to.
-    let existing: BTreeSet<&str> = store.iter().flat_map(|e| e.projects.iter().map(String::as_str)).chain(["default"]).collect();
-    let mut changes = Vec::new();
-    let mut lines = Vec::new();
-    // Add before removing, so a rotating client always has one trusted certificate.
-    let entries: Vec<NewTrustEntry> =
-        plan.add.iter().map(|a| NewTrustEntry { name: a.name.clone(), der: a.der.clone(), projects: projects.map(|p| p.to_vec()) }).collect();
-    for (add, result) in plan.add.iter().zip(lxd.add_trust_all(&entries)) {
-        let error = match &result {
-            Ok(_) => {
-                in_store.insert(add.fingerprint.clone());
-                None
-            }
-            Err(e) => Some(e.to_string()),
-        };
-        if let Err(e) = &result {
-            note_unknown_project(e, projects, &existing, refusal);
-        }
-        let verb = match result {
-            Ok(AddOutcome::Added) => "added",
-            Ok(AddOutcome::AlreadyPresent) => "already present",
-            Err(_) => "failed to add",
-        };
-        lines.push(line(verb, &add.fingerprint, &add.owner.to_string(), error.as_deref()));
-        changes.push(Change { action: "add", fingerprint: add.fingerprint.clone(), owner: add.owner.member(), error });
-    }
-    let fingerprints: Vec<String> = plan.remove.iter().map(|r| r.fingerprint.clone()).collect();
-    for (rm, result) in plan.remove.iter().zip(lxd.remove_trust_all(&fingerprints)) {
-        let error = result.err().map(|e| e.to_string());
-        if error.is_none() {
-            in_store.remove(&rm.fingerprint);
-        }
-        let verb = if error.is_none() { "removed" } else { "failed to remove" };
-        lines.push(line(verb, &rm.fingerprint, &rm.owner.to_string(), error.as_deref()));
-        changes.push(Change { action: "remove", fingerprint: rm.fingerprint.clone(), owner: rm.owner.member(), error });
-    }
-    for r in &plan.restrict {
-        let result = lxd.restrict_trust(&r.fingerprint, r.projects.as_deref());
-        if let Err(e) = &result {
-            note_unknown_project(e, projects, &existing, refusal);
-        }
-        let error = result.err().map(|e| e.to_string());
-        let verb = if error.is_none() { "updated restrictions of" } else { "failed to update" };
-        lines.push(line(verb, &r.fingerprint, &r.owner.to_string(), error.as_deref()));
-        changes.push(Change { action: "restrict", fingerprint: r.fingerprint.clone(), owner: r.owner.member(), error });
-    }
-    if let Some(refusal) = refusal.as_ref().filter(|r| r.starts_with(UNKNOWN_PROJECT)) {
-        lines.push((true, format!("trust: {refusal}")));
-    }
-    // One juju-log per level and hook: each call is a round trip to the agent.
-    let (failed, done): (Vec<_>, Vec<_>) = lines.into_iter().partition(|(failed, _)| *failed);
-    for (level, group) in [(LogLevel::Info, done), (LogLevel::Error, failed)] {
-        if !group.is_empty() {
-            let text: Vec<String> = group.into_iter().map(|(_, l)| l).collect();
-            juju.log(level, &text.join("\n"))?;
-        }
-    }
-    Ok(changes)
-}
-
-const UNKNOWN_PROJECT: &str = "trust-projects names a project LXD does not have";
-
-/// LXD answers an add or a re-restriction naming a missing project with 404 `Project not
-/// found`, without saying which. The refusal names the configured projects not known to exist
-/// (`existing`), so the operator sees in the status and the log what to create or unset.
-fn note_unknown_project(error: &LxdError, projects: Option<&[String]>, existing: &BTreeSet<&str>, refusal: &mut Option<String>) {
-    let LxdError::Api { status: 404, message, .. } = error else { return };
-    if !message.to_ascii_lowercase().contains("project") {
-        return;
-    }
-    let configured = projects.unwrap_or_default();
-    let mut suspects: Vec<&str> = configured.iter().map(String::as_str).filter(|p| !existing.contains(p)).collect();
-    if suspects.is_empty() {
-        suspects = configured.iter().map(String::as_str).collect();
-    }
-    let named = match suspects.as_slice() {
-        [one] => one.to_string(),
-        many => format!("one of {}", many.join(", ")),
-    };
-    *refusal = Some(format!("{UNKNOWN_PROJECT}: {named} ({message})"));
-}
-
-fn line(verb: &str, fp: &str, owner: &str, error: Option<&str>) -> (bool, String) {
-    match error {
-        Some(e) => (true, format!("trust: {verb} {} for {owner}: {e}", short_fp(fp))),
-        None => (false, format!("trust: {verb} {} for {owner}", short_fp(fp))),
-    }
-}
-
 fn planned_changes(plan: &Plan) -> Vec<Change> {
-    let add = plan.add.iter().map(|a| Change { action: "add", fingerprint: a.fingerprint.clone(), owner: a.owner.member(), error: None });
-    let rm = plan.remove.iter().map(|r| Change { action: "remove", fingerprint: r.fingerprint.clone(), owner: r.owner.member(), error: None });
-    let rs = plan.restrict.iter().map(|r| Change { action: "restrict", fingerprint: r.fingerprint.clone(), owner: r.owner.member(), error: None });
+    let change = |kind, fingerprint: &String, owner: &Owner| Change {
+        kind,
+        fingerprint: fingerprint.clone(),
+        owner: owner.clone(),
+        error: None,
+        already_present: false,
+    };
+    let add = plan.add.iter().map(|a| change(ChangeKind::Add, &a.fingerprint, &a.owner));
+    let rm = plan.remove.iter().map(|r| change(ChangeKind::Remove, &r.fingerprint, &r.owner));
+    let rs = plan.restrict.iter().map(|r| change(ChangeKind::Restrict, &r.fingerprint, &r.owner));
     add.chain(rm).chain(rs).collect()
 }
 
@@ -465,17 +407,31 @@ fn log_once(
     new_state: &mut BTreeMap<String, String>,
     key: &str,
     level: LogLevel,
-    text: &str,
+    lines: &[String],
 ) -> Result<(), ToolError> {
-    let digest = if text.is_empty() { String::new() } else { certs::fingerprint(text.as_bytes()) };
+    let digest = if lines.is_empty() { String::new() } else { certs::fingerprint(lines.join("\n").as_bytes()) };
     if state.get(key).map(String::as_str).unwrap_or("") == digest {
         return Ok(());
     }
-    if !text.is_empty() {
-        juju.log(level, text)?;
-    }
+    juju.log_lines(level, lines)?;
     new_state.insert(key.into(), digest);
     Ok(())
+}
+
+/// The certificates no requirer may have trusted or withdrawn on its behalf: the integrator's
+/// own credential (removing it would lock the charm out) and the server's certificate.
+fn protected(creds: &Credentials) -> Protected {
+    let mut out = Protected::default();
+    let named = [
+        (&creds.tls.client_cert_pem, "the integrator's own credential certificate"),
+        (&creds.tls.server_cert_pem, "the LXD server's certificate"),
+    ];
+    for (pem, what) in named {
+        for block in certs::pem_blocks(pem).unwrap_or_default() {
+            out.fingerprints.insert(certs::fingerprint(&block.der), what);
+        }
+    }
+    out
 }
 
 /// Logs a failure when the status it leads to is new.
@@ -516,36 +472,3 @@ fn finish(
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod unknown_project_tests {
-    use super::*;
-
-    fn not_found() -> LxdError {
-        LxdError::Api { method: "PATCH".into(), path: "/1.0/certificates/x".into(), status: 404, message: "Project not found".into() }
-    }
-
-    fn refusal_for(error: &LxdError, configured: &[&str], existing: &[&str]) -> Option<String> {
-        let configured: Vec<String> = configured.iter().map(|p| p.to_string()).collect();
-        let existing: BTreeSet<&str> = existing.iter().copied().collect();
-        let mut refusal = None;
-        note_unknown_project(error, Some(&configured), &existing, &mut refusal);
-        refusal
-    }
-
-    #[test]
-    fn the_unknown_project_is_named() {
-        let r = refusal_for(&not_found(), &["default", "p1", "nope"], &["default", "p1"]);
-        assert_eq!(r.as_deref(), Some("trust-projects names a project LXD does not have: nope (Project not found)"));
-        let r = refusal_for(&not_found(), &["a", "b"], &["default"]);
-        assert_eq!(r.as_deref(), Some("trust-projects names a project LXD does not have: one of a, b (Project not found)"));
-    }
-
-    #[test]
-    fn other_failures_are_no_project_refusal() {
-        let other = LxdError::Api { method: "POST".into(), path: "/1.0/certificates".into(), status: 404, message: "not found".into() };
-        assert_eq!(refusal_for(&other, &["p"], &[]), None);
-        let forbidden = LxdError::Api { method: "POST".into(), path: "/1.0/certificates".into(), status: 400, message: "Project x is bad".into() };
-        assert_eq!(refusal_for(&forbidden, &["p"], &[]), None);
-    }
-}

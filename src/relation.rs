@@ -1,8 +1,8 @@
 //! The `lxd` interface: what requirers send (`client_certificates`) and what we publish
 //! (`version`, `nodes`, `registered_certificates`). Pure functions over databag maps.
 
-use crate::certs::{self, CertRejection, ClientCert};
-use crate::ownership::Owner;
+use crate::limits::PUBLISHED_BYTES;
+use crate::requests::Request;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,116 +25,6 @@ pub struct RelationView {
     pub app_data: Databag,
 }
 
-/// A certificate a requirer wants trusted, and who wants it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub owner: Owner,
-    pub cert: ClientCert,
-}
-
-/// Something wrong with what a requirer sent. Safe to log: never quotes the value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputProblem {
-    pub owner: Owner,
-    /// Index in the list, when the problem is with one entry.
-    pub index: Option<usize>,
-    pub what: String,
-}
-
-impl std::fmt::Display for InputProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.index {
-            Some(i) => write!(f, "{}: {KEY_CLIENT_CERTS}[{i}]: {}", self.owner, self.what),
-            None => write!(f, "{}: {KEY_CLIENT_CERTS}: {}", self.owner, self.what),
-        }
-    }
-}
-
-/// Everything requested on all relations, plus what was wrong.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Requests {
-    pub requests: Vec<Request>,
-    pub problems: Vec<InputProblem>,
-}
-
-/// Reads `client_certificates` from every databag of every relation. Invalid entries are
-/// reported and skipped; valid entries beside them are kept.
-pub fn collect_requests(relations: &[RelationView], now: i64) -> Requests {
-    let mut out = Requests::default();
-    for rel in relations {
-        let members = rel
-            .units
-            .iter()
-            .map(|(unit, bag)| (unit.as_str(), bag))
-            .chain(std::iter::once((rel.remote_app.as_str(), &rel.app_data)));
-        for (member, bag) in members {
-            let Some(raw) = bag.get(KEY_CLIENT_CERTS) else { continue };
-            let Some(owner) = Owner::from_member(rel.id, member) else { continue };
-            parse_member(owner, raw, now, &mut out);
-        }
-    }
-    out
-}
-
-fn parse_member(owner: Owner, raw: &str, now: i64, out: &mut Requests) {
-    let problem = |index, what: String| InputProblem { owner: owner.clone(), index, what };
-    let values: Vec<serde_json::Value> = match serde_json::from_str(raw) {
-        Ok(serde_json::Value::Array(values)) => values,
-        Ok(serde_json::Value::Null) => return,
-        Ok(other) => {
-            out.problems.push(problem(None, format!("expected a JSON list of PEM strings, got {}", json_kind(&other))));
-            return;
-        }
-        Err(e) => {
-            out.problems.push(problem(None, format!("not JSON ({} bytes; {})", raw.len(), e.classify_name())));
-            return;
-        }
-    };
-    let mut seen = BTreeSet::new();
-    for (i, value) in values.iter().enumerate() {
-        let serde_json::Value::String(text) = value else {
-            out.problems.push(problem(Some(i), format!("expected a PEM string, got {}", json_kind(value))));
-            continue;
-        };
-        match certs::parse_client_cert(text, now) {
-            // The same certificate twice in one list is harmless; keep the first.
-            Ok(cert) if !seen.insert(cert.fingerprint.clone()) => {}
-            Ok(cert) => out.requests.push(Request { owner: owner.clone(), cert }),
-            Err(why) => out.problems.push(problem(Some(i), rejection_text(&why))),
-        }
-    }
-}
-
-fn rejection_text(why: &CertRejection) -> String {
-    why.to_string()
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "a list",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
-
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "I/O error",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "data error",
-            serde_json::error::Category::Eof => "unexpected end",
-        }
-    }
-}
-
 /// One entry of `nodes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Node {
@@ -146,20 +36,42 @@ pub struct Node {
 /// Online members as (name, endpoint URL).
 pub type OnlineMembers = Vec<(String, String)>;
 
+/// What to publish on one relation, and how many trusted certificates did not fit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    pub bag: Databag,
+    /// Trusted certificates left out of `registered_certificates` and `trusted_certs_fp`
+    /// because the databag would have grown past `limits::PUBLISHED_BYTES`.
+    pub withheld: usize,
+}
+
 /// The provider's databag for one relation. `in_store` holds fingerprints LXD really has.
-pub fn payload(relation_id: u32, members: &OnlineMembers, requests: &[Request], in_store: &BTreeSet<String>) -> Databag {
-    let mut fps = BTreeSet::new();
-    let mut registered = Vec::new();
-    let mut seen_pem = BTreeSet::new();
-    for req in requests.iter().filter(|r| r.owner.relation_id == relation_id) {
-        if in_store.contains(&req.cert.fingerprint) {
-            fps.insert(req.cert.fingerprint.clone());
-            if seen_pem.insert(req.cert.pem.as_str()) {
-                registered.push(req.cert.pem.clone());
-            }
-        }
+/// Certificates are published once each, by fingerprint, in canonical PEM; if they do not all
+/// fit in `PUBLISHED_BYTES`, the first ones by fingerprint are published and the rest counted.
+pub fn payload(relation_id: u32, members: &OnlineMembers, requests: &[Request], in_store: &BTreeSet<String>) -> Payload {
+    let trusted: BTreeMap<&str, &str> = requests
+        .iter()
+        .filter(|r| r.owner.relation_id == relation_id && in_store.contains(&r.cert.fingerprint))
+        .map(|r| (r.cert.fingerprint.as_str(), r.cert.pem.as_str()))
+        .collect();
+    let trusted: Vec<(&str, &str)> = trusted.into_iter().collect();
+    let bag = |n: usize| databag(members, &trusted[..n]);
+    let all = bag(trusted.len());
+    if bag_bytes(&all) <= PUBLISHED_BYTES {
+        return Payload { bag: all, withheld: 0 };
     }
-    let fps: Vec<String> = fps.into_iter().collect();
+    // The size grows with n: find the largest n that fits.
+    let (mut fits, mut too_many) = (0, trusted.len());
+    while too_many - fits > 1 {
+        let mid = fits + (too_many - fits) / 2;
+        if bag_bytes(&bag(mid)) <= PUBLISHED_BYTES { fits = mid } else { too_many = mid }
+    }
+    Payload { bag: bag(fits), withheld: trusted.len() - fits }
+}
+
+fn databag(members: &OnlineMembers, trusted: &[(&str, &str)]) -> Databag {
+    let fps: Vec<String> = trusted.iter().map(|(fp, _)| fp.to_string()).collect();
+    let registered: Vec<&str> = trusted.iter().map(|(_, pem)| *pem).collect();
     let nodes: Vec<Node> = members
         .iter()
         .map(|(name, endpoint)| Node { endpoint: endpoint.clone(), name: name.clone(), trusted_certs_fp: fps.clone() })
@@ -171,6 +83,11 @@ pub fn payload(relation_id: u32, members: &OnlineMembers, requests: &[Request], 
     bag
 }
 
+/// What Juju counts against a databag: its keys and values.
+pub fn bag_bytes(bag: &Databag) -> usize {
+    bag.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
 /// The keys of `want` whose values differ from `have`: what one `relation-set` must write.
 pub fn changed_keys(have: &Databag, want: &Databag) -> Databag {
     want.iter().filter(|(k, v)| have.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -179,7 +96,8 @@ pub fn changed_keys(have: &Databag, want: &Databag) -> Databag {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::certs::test_certs;
+    use crate::certs::{self, test_certs};
+    use crate::requests::{Protected, collect};
 
     fn bag(pairs: &[(&str, String)]) -> Databag {
         pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
@@ -199,80 +117,25 @@ mod tests {
     }
 
     #[test]
-    fn certificates_from_units_and_the_app_databag_are_requested() {
-        let a = test_certs::client("a");
-        let b = test_certs::client("b");
-        let c = test_certs::client("c");
-        let rel = view(
-            3,
-            vec![
-                ("req/0", bag(&[(KEY_CLIENT_CERTS, certs_json(&[&a.cert_pem]))])),
-                ("req/1", bag(&[(KEY_CLIENT_CERTS, certs_json(&[&b.cert_pem]))])),
-                ("req/2", bag(&[("private-address", "10.0.0.1".into())])),
-            ],
-            bag(&[(KEY_CLIENT_CERTS, certs_json(&[&c.cert_pem]))]),
-        );
-        let got = collect_requests(&[rel], certs::now_unix());
-        assert!(got.problems.is_empty(), "{:?}", got.problems);
-        let members: Vec<String> = got.requests.iter().map(|r| r.owner.member()).collect();
-        assert_eq!(members, ["req/0", "req/1", "req"]);
-    }
-
-    #[test]
-    fn garbage_is_named_per_unit_and_entry_while_good_certificates_still_count() {
-        let good = test_certs::client("good");
-        let other = test_certs::client("other");
-        let rel = view(
-            1,
-            vec![
-                ("req/0", bag(&[(KEY_CLIENT_CERTS, "this is not json".into())])),
-                ("req/1", bag(&[(KEY_CLIENT_CERTS, serde_json::json!(["nope", 42, good.cert_pem, other.key_pem]).to_string())])),
-                ("req/2", bag(&[(KEY_CLIENT_CERTS, "{\"a\": 1}".into())])),
-                ("req/3", bag(&[(KEY_CLIENT_CERTS, "[]".into())])),
-                ("req/4", bag(&[(KEY_CLIENT_CERTS, certs_json(&[&other.cert_pem, &other.cert_pem]))])),
-            ],
-            Databag::new(),
-        );
-        let got = collect_requests(&[rel], certs::now_unix());
-        let said: Vec<String> = got.problems.iter().map(|p| p.to_string()).collect();
-        assert_eq!(
-            said,
-            [
-                "req/0 (relation 1): client_certificates: not JSON (16 bytes; syntax error)",
-                "req/1 (relation 1): client_certificates[0]: not a PEM certificate",
-                "req/1 (relation 1): client_certificates[1]: expected a PEM string, got a number",
-                "req/1 (relation 1): client_certificates[3]: a private key, not a certificate (the key was discarded, not logged)",
-                "req/2 (relation 1): client_certificates: expected a JSON list of PEM strings, got an object",
-            ]
-        );
-        let fps: Vec<(String, String)> = got.requests.iter().map(|r| (r.owner.member(), r.cert.fingerprint.clone())).collect();
-        assert_eq!(
-            fps,
-            [
-                ("req/1".to_string(), certs::fingerprint(&good.der)),
-                ("req/4".to_string(), certs::fingerprint(&other.der)),
-            ]
-        );
-    }
-
-    #[test]
     fn the_payload_claims_only_what_lxd_holds() {
         let held = test_certs::client("held");
         let missing = test_certs::client("missing");
         let elsewhere = test_certs::client("elsewhere");
         let now = certs::now_unix();
-        let mut requests = collect_requests(
+        let mut requests = collect(
             &[view(5, vec![("req/0", bag(&[(KEY_CLIENT_CERTS, certs_json(&[&held.cert_pem, &missing.cert_pem]))]))], Databag::new())],
             now,
+            &Protected::default(),
         )
         .requests;
         requests.extend(
-            collect_requests(&[view(6, vec![("req/0", bag(&[(KEY_CLIENT_CERTS, certs_json(&[&elsewhere.cert_pem]))]))], Databag::new())], now)
+            collect(&[view(6, vec![("req/0", bag(&[(KEY_CLIENT_CERTS, certs_json(&[&elsewhere.cert_pem]))]))], Databag::new())], now, &Protected::default())
                 .requests,
         );
         let in_store: BTreeSet<String> = [&held, &elsewhere].iter().map(|m| certs::fingerprint(&m.der)).collect();
         let members = vec![("node1".to_string(), "https://127.0.0.1:8443".to_string()), ("node2".into(), "https://[::1]:8443".into())];
-        let bag = payload(5, &members, &requests, &in_store);
+        let Payload { bag, withheld } = payload(5, &members, &requests, &in_store);
+        assert_eq!(withheld, 0);
         assert_eq!(bag[KEY_VERSION], "1.0");
         let nodes: serde_json::Value = serde_json::from_str(&bag[KEY_NODES]).expect("json");
         let fp = certs::fingerprint(&held.der);
@@ -284,7 +147,7 @@ mod tests {
             ])
         );
         let registered: Vec<String> = serde_json::from_str(&bag[KEY_REGISTERED]).expect("json");
-        assert_eq!(registered, [held.cert_pem.clone()]);
+        assert_eq!(registered, [certs::to_pem(&held.der)]);
     }
 
     #[test]

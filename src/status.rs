@@ -40,7 +40,7 @@ impl Status {
     }
 }
 
-pub const MAX_LEN: usize = 120;
+pub const MAX_LEN: usize = crate::limits::STATUS_CHARS;
 
 pub fn credentials(problem: &CredentialProblem) -> Status {
     Status::new(Kind::Blocked, problem.to_string())
@@ -77,8 +77,18 @@ pub struct Summary {
     pub bad_input_from: Vec<String>,
     /// LXD refused some changes (details in the log).
     pub failed_changes: usize,
+    /// Changes left for a later hook (deadline or leadership).
+    pub deferred: usize,
+    /// Trusted certificates not published: the relation data would outgrow its bound.
+    pub withheld: usize,
+    /// Requested certificates trusted under entries this application does not own.
+    pub held_elsewhere: usize,
     /// A reason the leader must not add certificates at all (e.g. missing API extension).
     pub refusal: Option<String>,
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 pub fn ready(s: &Summary) -> Status {
@@ -93,6 +103,15 @@ pub fn ready(s: &Summary) -> Status {
     }
     if s.failed_changes > 0 {
         msg.push_str(&format!("; {} LXD change{} failed, see debug-log", s.failed_changes, if s.failed_changes == 1 { "" } else { "s" }));
+    }
+    if s.deferred > 0 {
+        msg.push_str(&format!("; {} change{} left for the next hook", s.deferred, plural(s.deferred)));
+    }
+    if s.withheld > 0 {
+        msg.push_str(&format!("; {} trusted but not published (too many)", s.withheld));
+    }
+    if s.held_elsewhere > 0 {
+        msg.push_str(&format!("; {} held by entries not ours", s.held_elsewhere));
     }
     if !s.bad_input_from.is_empty() {
         msg.push_str(&format!("; invalid client_certificates from {}", s.bad_input_from.join(", ")));

@@ -19,15 +19,22 @@ use lxd_integrator::lxd::{LxdError, TrustEntry};
 use lxd_integrator::ownership::{Owner, Scope};
 use lxd_integrator::pin::{self, PinError};
 use lxd_integrator::plan::plan;
-use lxd_integrator::relation::{
-    Databag, KEY_CLIENT_CERTS, KEY_NODES, KEY_REGISTERED, RelationView, Requests, collect_requests, payload,
-};
+use lxd_integrator::relation::{Databag, KEY_CLIENT_CERTS, KEY_NODES, KEY_REGISTERED, RelationView};
+use lxd_integrator::requests::{Protected, Requests};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
+
+fn collect_requests(relations: &[RelationView], now: i64) -> Requests {
+    lxd_integrator::requests::collect(relations, now, &Protected::default())
+}
+
+fn payload(rel: u32, members: &lxd_integrator::relation::OnlineMembers, requests: &[lxd_integrator::requests::Request], in_store: &BTreeSet<String>) -> Databag {
+    lxd_integrator::relation::payload(rel, members, requests, in_store).bag
+}
 
 struct Made {
     pem: String,
@@ -150,7 +157,9 @@ fn assert_owned_and_wanted_entries_stay(got: &Requests) {
 fn a_value_that_is_not_json_is_skipped_and_the_other_units_still_count() {
     let good = client("good");
     let got = collect_requests(&req(&[(0, "this is not json".into()), (1, list(&[&good.pem]))]), now());
-    assert_eq!(said(&got), ["req/0 (relation 1): client_certificates: not JSON (16 bytes; syntax error)"]);
+    assert_eq!(said(&got), [
+            "req/0 (relation 1): client_certificates: not valid JSON (16 bytes; syntax error)",
+        ]);
     assert_eq!(requested(&got), [member_fp("req/1", &good)]);
     assert_owned_and_wanted_entries_stay(&got);
 }
@@ -173,13 +182,9 @@ fn json_of_the_wrong_type_is_named_per_unit_and_per_entry() {
         [
             "req/0 (relation 1): client_certificates: expected a JSON list of PEM strings, got a number",
             "req/1 (relation 1): client_certificates: expected a JSON list of PEM strings, got an object",
-            "req/2 (relation 1): client_certificates[0]: expected a PEM string, got a number",
-            "req/2 (relation 1): client_certificates[1]: expected a PEM string, got a number",
+            "req/2 (relation 1): client_certificates: 2 entries refused: 2 expected a PEM string, got a number ([0], [1])",
             "req/4 (relation 1): client_certificates: expected a JSON list of PEM strings, got a string",
-            "req/5 (relation 1): client_certificates[0]: expected a PEM string, got null",
-            "req/5 (relation 1): client_certificates[1]: expected a PEM string, got a list",
-            "req/5 (relation 1): client_certificates[2]: expected a PEM string, got an object",
-            "req/5 (relation 1): client_certificates[3]: expected a PEM string, got a boolean",
+            "req/5 (relation 1): client_certificates: 4 entries refused: 1 expected a PEM string, got null ([0]); 1 expected a PEM string, got a list ([1]); 1 expected a PEM string, got an object ([2]); 1 expected a PEM string, got a boolean ([3])",
         ],
         "null means 'nothing requested' (req/3), not a problem"
     );
@@ -205,11 +210,7 @@ fn strings_that_are_not_pem_are_skipped_entry_by_entry() {
     assert_eq!(
         said(&got),
         [
-            "req/0 (relation 1): client_certificates[0]: not a PEM certificate",
-            "req/0 (relation 1): client_certificates[1]: not a PEM certificate",
-            "req/0 (relation 1): client_certificates[2]: not a PEM certificate",
-            "req/0 (relation 1): client_certificates[3]: PEM body is not valid base64",
-            "req/0 (relation 1): client_certificates[4]: a PEM \"PUBLIC KEY\" block, not a CERTIFICATE",
+            "req/0 (relation 1): client_certificates: 5 entries refused: 3 not a PEM certificate ([0], [1], [2]); 1 PEM body is not valid base64 ([3]); 1 a PEM \"PUBLIC KEY\" block, not a CERTIFICATE ([4])",
         ]
     );
     assert_eq!(requested(&got), [member_fp("req/0", &good)]);
@@ -223,7 +224,8 @@ fn a_certificate_block_that_is_not_x509_is_skipped_with_the_parser_reason() {
     let got = collect_requests(&req(&[(0, list(&[not_x509, &good.pem]))]), now());
     assert_eq!(got.problems.len(), 1);
     let line = got.problems[0].to_string();
-    assert!(line.starts_with("req/0 (relation 1): client_certificates[0]: not a valid X.509 certificate: "), "{line}");
+    assert!(line.starts_with("req/0 (relation 1): client_certificates: 1 entry refused: 1 not a valid X.509 certificate: "), "{line}");
+    assert!(line.ends_with(" ([0])"), "{line}");
     assert_eq!(requested(&got), [member_fp("req/0", &good)]);
 }
 
@@ -236,8 +238,7 @@ fn pem_with_text_around_it_is_skipped() {
     assert_eq!(
         said(&got),
         [
-            "req/0 (relation 1): client_certificates[0]: text outside the PEM block",
-            "req/0 (relation 1): client_certificates[1]: not a PEM certificate",
+            "req/0 (relation 1): client_certificates: 2 entries refused: 1 text outside the PEM block ([0]); 1 not a PEM certificate ([1])",
         ]
     );
     assert_eq!(requested(&got), [member_fp("req/0", &good)]);
@@ -251,7 +252,8 @@ fn whitespace_and_crlf_around_a_certificate_are_not_garbage() {
     let got = collect_requests(&req(&[(0, list(&[&padded]))]), now());
     assert!(got.problems.is_empty(), "{:?}", said(&got));
     assert_eq!(requested(&got), [member_fp("req/0", &a)]);
-    assert_eq!(got.requests[0].cert.pem, padded, "the text is kept byte for byte for registered_certificates");
+    // Published re-encoded: the padding a requirer sends never reaches what the charm writes.
+    assert_eq!(got.requests[0].cert.pem, certs::to_pem(&a.der), "registered_certificates carries canonical PEM");
 }
 
 #[test]
@@ -262,7 +264,9 @@ fn several_certificates_in_one_string_are_skipped_not_split() {
     let got = collect_requests(&req(&[(0, list(&[&bundle])), (1, list(&[&a.pem]))]), now());
     assert_eq!(
         said(&got),
-        ["req/0 (relation 1): client_certificates[0]: 2 certificates in one string; send one per list entry"]
+        [
+            "req/0 (relation 1): client_certificates: 1 entry refused: 1 2 certificates in one string; send one per list entry ([0])",
+        ]
     );
     assert_eq!(requested(&got), [member_fp("req/1", &a)], "neither half of the bundle is taken from req/0");
     // `a` was added earlier under req/0's name; req/1 still wants it, so it stays.
@@ -277,10 +281,11 @@ fn a_private_key_or_a_cert_and_key_bundle_is_skipped_and_never_echoed() {
     let cert_and_key = format!("{}{}", a.pem, a.key_pem);
     let key_and_cert = format!("{}{}", a.key_pem, a.pem);
     let got = collect_requests(&req(&[(0, list(&[&a.key_pem, &cert_and_key, &key_and_cert, &good.pem]))]), now());
-    let reason = "a private key, not a certificate (the key was discarded, not logged)";
     assert_eq!(
         said(&got),
-        [0, 1, 2].map(|i| format!("req/0 (relation 1): client_certificates[{i}]: {reason}")),
+        [
+            "req/0 (relation 1): client_certificates: 3 entries refused: 3 a private key, not a certificate (the key was discarded, not logged) ([0], [1], [2])",
+        ],
         "the certificate beside a key is not taken either"
     );
     assert_eq!(requested(&got), [member_fp("req/0", &good)]);
@@ -292,14 +297,12 @@ fn a_private_key_or_a_cert_and_key_bundle_is_skipped_and_never_echoed() {
 }
 
 #[test]
-fn a_ca_certificate_is_skipped() {
+fn a_self_signed_ca_certificate_is_taken_like_any_client_certificate() {
+    // LXD matches clients by fingerprint; `openssl req -x509` marks its certificates CA:TRUE.
     let (ca, good) = (make("Operator CA", |p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained)), client("good"));
     let got = collect_requests(&req(&[(0, list(&[&ca.pem, &good.pem]))]), now());
-    assert_eq!(
-        said(&got),
-        ["req/0 (relation 1): client_certificates[0]: a CA certificate; LXD trusts client (leaf) certificates only"]
-    );
-    assert_eq!(requested(&got), [member_fp("req/0", &good)]);
+    assert!(got.problems.is_empty(), "{:?}", said(&got));
+    assert_eq!(requested(&got), [member_fp("req/0", &ca), member_fp("req/0", &good)]);
     assert_owned_and_wanted_entries_stay(&got);
 }
 
@@ -318,8 +321,7 @@ fn expired_and_not_yet_valid_certificates_are_skipped() {
     assert_eq!(
         said(&got),
         [
-            "req/0 (relation 1): client_certificates[0]: expired",
-            "req/0 (relation 1): client_certificates[1]: not valid yet"
+            "req/0 (relation 1): client_certificates: 2 entries refused: 1 expired ([0]); 1 not valid yet ([1])",
         ]
     );
     assert_eq!(requested(&got), [member_fp("req/1", &good)]);
@@ -333,7 +335,9 @@ fn an_rsa_key_under_2048_bits_is_skipped() {
     let got = collect_requests(&req(&[(0, list(&[&weak, &good.pem]))]), now());
     assert_eq!(
         said(&got),
-        ["req/0 (relation 1): client_certificates[0]: RSA key of 1024 bits is too weak (LXD requires at least 2048)"]
+        [
+            "req/0 (relation 1): client_certificates: 1 entry refused: 1 RSA key of 1024 bits is too weak (LXD requires at least 2048) ([0])",
+        ]
     );
     assert_eq!(requested(&got), [member_fp("req/0", &good)]);
     assert_owned_and_wanted_entries_stay(&got);
@@ -393,7 +397,11 @@ fn a_certificate_another_application_also_sends_stays_while_either_relation_want
     // Both relations are told the shared certificate is trusted.
     let in_store: BTreeSet<String> = [shared.fp(), own.fp()].into();
     let members = vec![("node1".to_string(), "https://10.0.0.1:8443".to_string())];
-    for (rel, want) in [(1, vec![shared.pem.clone(), own.pem.clone()]), (2, vec![shared.pem.clone()])] {
+    // Published once per certificate, ordered by fingerprint.
+    let mut both = vec![(shared.fp(), certs::to_pem(&shared.der)), (own.fp(), certs::to_pem(&own.der))];
+    both.sort();
+    let both: Vec<String> = both.into_iter().map(|(_, pem)| pem).collect();
+    for (rel, want) in [(1, both), (2, vec![certs::to_pem(&shared.der)])] {
         let bag = payload(rel, &members, &got.requests, &in_store);
         let registered: Vec<String> = serde_json::from_str(&bag[KEY_REGISTERED]).expect("json");
         assert_eq!(registered, want, "relation {rel}");
@@ -448,15 +456,14 @@ fn a_one_mebibyte_value_is_skipped_with_a_short_reason_and_the_rest_still_counts
     let huge_block = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", "QUFB".repeat(MIB / 4));
     let got = collect_requests(&req(&[(0, not_json), (1, list(&[&junk_entry, &huge_block, &good.pem]))]), now());
     let lines = said(&got);
-    assert_eq!(lines.len(), 3, "{lines:?}");
-    assert_eq!(lines[0], "req/0 (relation 1): client_certificates: not JSON (1048576 bytes; syntax error)");
-    assert_eq!(lines[1], "req/1 (relation 1): client_certificates[0]: not a PEM certificate");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0], "req/0 (relation 1): client_certificates: not valid JSON (1,048,576 bytes; syntax error)");
     assert!(
-        lines[2].starts_with("req/1 (relation 1): client_certificates[1]: not a valid X.509 certificate: "),
+        lines[1].starts_with("req/1 (relation 1): client_certificates: 2 entries refused: 1 not a PEM certificate ([0]); 1 not a valid X.509 certificate: "),
         "{}",
-        lines[2]
+        lines[1]
     );
-    assert!(lines.iter().all(|l| l.len() < 200), "reasons never grow with the value");
+    assert!(lines.iter().all(|l| l.len() < 300), "reasons never grow with the value");
     assert_eq!(requested(&got), [member_fp("req/1", &good)]);
     assert_owned_and_wanted_entries_stay(&got);
 }
@@ -485,9 +492,9 @@ fn non_utf8_bytes_arrive_lossy_and_are_skipped_for_what_they_became() {
     assert_eq!(
         said(&got),
         [
-            "req/0 (relation 1): client_certificates: not JSON (9 bytes; syntax error)",
-            "req/1 (relation 1): client_certificates[0]: not a PEM certificate",
-            "req/2 (relation 1): client_certificates[0]: PEM body is not valid base64",
+            "req/0 (relation 1): client_certificates: not valid JSON (9 bytes; syntax error)",
+            "req/1 (relation 1): client_certificates: 1 entry refused: 1 not a PEM certificate ([0])",
+            "req/2 (relation 1): client_certificates: 1 entry refused: 1 PEM body is not valid base64 ([0])",
         ]
     );
     assert_eq!(requested(&got), [member_fp("req/2", &good)]);
@@ -508,9 +515,8 @@ fn control_characters_are_refused_in_the_armour_and_stripped_from_names() {
     assert_eq!(
         said(&got),
         [
-            "req/0 (relation 1): client_certificates[0]: text outside the PEM block",
-            "req/0 (relation 1): client_certificates[1]: PEM body is not valid base64",
-            "req/1 (relation 1): client_certificates: not JSON (5 bytes; syntax error)",
+            "req/0 (relation 1): client_certificates: 2 entries refused: 1 text outside the PEM block ([0]); 1 PEM body is not valid base64 ([1])",
+            "req/1 (relation 1): client_certificates: not valid JSON (5 bytes; syntax error)",
         ]
     );
     assert_eq!(requested(&got), [member_fp("req/0", &escapes), member_fp("req/0", &good)]);
@@ -556,32 +562,13 @@ fn connect_error(creds: &Credentials) -> Option<String> {
 #[test]
 fn a_config_endpoint_that_is_not_a_url_is_named() {
     let t = tls();
+    // The message names the option and what is wrong, never the value: it could be a key.
     let cases = [
-        (
-            "not a url",
-            EndpointError::Host("not a url".into()),
-            r#"config endpoint: endpoint "not a url" has no valid host"#,
-        ),
-        (
-            "ftp://lxd",
-            EndpointError::Scheme("ftp://lxd".into(), "ftp".into()),
-            r#"config endpoint: endpoint "ftp://lxd" uses scheme "ftp"; LXD speaks https"#,
-        ),
-        (
-            "lxd:99999",
-            EndpointError::Port("lxd:99999".into()),
-            r#"config endpoint: endpoint "lxd:99999" has an invalid port"#,
-        ),
-        (
-            "admin@lxd",
-            EndpointError::Host("admin@lxd".into()),
-            r#"config endpoint: endpoint "admin@lxd" has no valid host"#,
-        ),
-        (
-            "[zz::1]:8443",
-            EndpointError::Host("[zz::1]:8443".into()),
-            r#"config endpoint: endpoint "[zz::1]:8443" has no valid host"#,
-        ),
+        ("not a url", EndpointError::Host, "lxd_endpoint has no valid host; set an https URL such as https://10.0.0.1:8443"),
+        ("ftp://lxd", EndpointError::Scheme, "lxd_endpoint uses a scheme other than https (LXD speaks https); set an https URL such as https://10.0.0.1:8443"),
+        ("lxd:99999", EndpointError::Port, "lxd_endpoint has an invalid port; set an https URL such as https://10.0.0.1:8443"),
+        ("admin@lxd", EndpointError::Host, "lxd_endpoint has no valid host; set an https URL such as https://10.0.0.1:8443"),
+        ("[zz::1]:8443", EndpointError::Host, "lxd_endpoint has no valid host; set an https URL such as https://10.0.0.1:8443"),
     ];
     for (endpoint, error, text) in cases {
         let got = from_config(&full_config(&t, endpoint)).expect_err(endpoint);
@@ -600,7 +587,8 @@ fn a_cloud_endpoint_that_is_not_a_url_falls_back_to_config_or_says_why() {
         "credential": {"auth-type": "certificate", "attrs": {
             "client-cert": t.client.pem, "client-key": t.client.key_pem, "server-cert": t.server.pem}}});
     let answer = CredentialAnswer::Granted(spec);
-    let why = r#"endpoint: endpoint "ftp://10.0.0.1" uses scheme "ftp"; LXD speaks https"#;
+    // The endpoint is named, not quoted: only its kind of defect is said.
+    let why = "endpoint: uses a scheme other than https (LXD speaks https)";
 
     let (got, note) = credentials::resolve(&answer, &config(&[]));
     assert_eq!(

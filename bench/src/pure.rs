@@ -8,6 +8,7 @@ use lxd_integrator::lxd::TrustEntry;
 use lxd_integrator::ownership::{Owner, Scope};
 use lxd_integrator::plan;
 use lxd_integrator::relation::{self, RelationView};
+use lxd_integrator::requests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
@@ -36,7 +37,7 @@ pub fn measure(pems: &[String], n: usize, reps: usize) -> Result<Steps> {
     }
     let relations = [view];
     let now = lxd_integrator::certs::now_unix();
-    let requests = relation::collect_requests(&relations, now).requests;
+    let requests = requests::collect(&relations, now, &requests::Protected::default()).requests;
     anyhow::ensure!(requests.len() == n, "{} of {n} certificates read", requests.len());
     let entry = |name: String, fingerprint: String| TrustEntry { name, fingerprint, kind: "client".into(), restricted: false, projects: vec![] };
     let mut store: Vec<TrustEntry> = requests.iter().step_by(2).map(|r| entry(scope.entry_name(&r.owner), r.cert.fingerprint.clone())).collect();
@@ -51,7 +52,7 @@ pub fn measure(pems: &[String], n: usize, reps: usize) -> Result<Steps> {
     let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for _ in 0..reps {
         let t = Instant::now();
-        let collected = relation::collect_requests(&relations, now);
+        let collected = requests::collect(&relations, now, &requests::Protected::default());
         times.entry("collect").or_default().push(crate::ms(t.elapsed()));
         let t = Instant::now();
         let p = plan::plan(&scope, &collected.requests, &store, None);
@@ -60,7 +61,7 @@ pub fn measure(pems: &[String], n: usize, reps: usize) -> Result<Steps> {
         let t = Instant::now();
         let bag = relation::payload(7, &members, &collected.requests, &in_store);
         times.entry("payload").or_default().push(crate::ms(t.elapsed()));
-        anyhow::ensure!(bag.contains_key(relation::KEY_NODES));
+        anyhow::ensure!(bag.bag.contains_key(relation::KEY_NODES));
     }
     let med = |k: &str| crate::stat(&times[k]).0;
     Ok(Steps { n, collect_ms: med("collect"), plan_ms: med("plan"), payload_ms: med("payload") })

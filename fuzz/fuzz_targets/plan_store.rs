@@ -13,7 +13,7 @@ use lxd_integrator::certs::ClientCert;
 use lxd_integrator::lxd::TrustEntry;
 use lxd_integrator::ownership::{Owner, Scope};
 use lxd_integrator::plan::{Plan, plan};
-use lxd_integrator::relation::Request;
+use lxd_integrator::requests::Request;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Arbitrary)]

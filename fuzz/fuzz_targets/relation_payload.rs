@@ -1,4 +1,4 @@
-//! `client_certificates` as requirers send it, through `collect_requests`, `payload` and `plan`.
+//! `client_certificates` as requirers send it, through `requests::collect`, `payload` and `plan`.
 //!
 //! Input: one flag byte, then up to four NUL-separated values (lossy UTF-8) placed as
 //! `req/0`, `req/1`, the `req` application databag and `other/0` on a second relation.
@@ -14,7 +14,8 @@ use libfuzzer_sys::fuzz_target;
 use lxd_integrator::certs;
 use lxd_integrator::ownership::Owner;
 use lxd_integrator::plan::plan;
-use lxd_integrator::relation::{KEY_CLIENT_CERTS, KEY_NODES, KEY_REGISTERED, RelationView, collect_requests, payload};
+use lxd_integrator::relation::{KEY_CLIENT_CERTS, KEY_NODES, KEY_REGISTERED, RelationView, payload};
+use lxd_integrator::requests::{Protected, collect};
 use std::collections::{BTreeMap, BTreeSet};
 
 fn bag(value: &str) -> BTreeMap<String, String> {
@@ -66,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
         bag.get(KEY_CLIENT_CERTS).map(String::as_str)
     };
 
-    let got = collect_requests(&relations, NOW);
+    let got = collect(&relations, NOW, &Protected::default());
 
     for problem in &got.problems {
         assert!(members.contains(&problem.owner), "problem for a member that sent nothing: {problem:?}");
@@ -88,15 +89,18 @@ fuzz_target!(|data: &[u8]| {
     // Every entry of a list is either requested, a duplicate, or reported with its index.
     for owner in &members {
         let Some(raw) = raw_of(owner) else { continue };
-        let indexed = got.problems.iter().filter(|p| &p.owner == owner && p.index.is_some()).count();
-        let whole = got.problems.iter().filter(|p| &p.owner == owner && p.index.is_none()).count();
+        let mine: Vec<_> = got.problems.iter().filter(|p| &p.owner == owner).collect();
+        assert!(mine.len() <= 1, "one summary per member");
+        let indexed: usize = mine.iter().flat_map(|p| &p.entries).map(|r| r.count).sum();
+        let whole = mine.iter().filter(|p| p.whole.is_some()).count();
         let accepted = per_owner.get(owner).map_or(0, BTreeSet::len);
         match serde_json::from_str::<serde_json::Value>(raw) {
             Ok(serde_json::Value::Array(list)) => {
                 assert_eq!(whole, 0);
                 assert!(indexed + accepted <= list.len());
-                for p in got.problems.iter().filter(|p| &p.owner == owner) {
-                    assert!(p.index.is_some_and(|i| i < list.len()));
+                for r in mine.iter().flat_map(|p| &p.entries) {
+                    assert!(r.first.iter().all(|i| *i < list.len()));
+                    assert!(!r.first.is_empty() && r.first.len() <= r.count);
                 }
             }
             Ok(serde_json::Value::Null) => assert_eq!((whole, indexed, accepted), (0, 0, 0)),
@@ -104,11 +108,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    // What we publish is valid JSON and echoes exactly the accepted PEM text of that relation.
+    // What we publish is valid JSON and carries each accepted certificate of that relation once.
     let in_store: BTreeSet<String> = got.requests.iter().map(|r| r.cert.fingerprint.clone()).collect();
     let online = vec![("node1".to_string(), "https://10.0.0.1:8443".to_string())];
     for rel in &relations {
-        let bag = payload(rel.id, &online, &got.requests, &in_store);
+        let bag = payload(rel.id, &online, &got.requests, &in_store).bag;
         let nodes: serde_json::Value = serde_json::from_str(&bag[KEY_NODES]).expect("nodes is JSON");
         assert!(nodes.is_array());
         let registered: Vec<String> = serde_json::from_str(&bag[KEY_REGISTERED]).expect("registered is JSON");

@@ -4,7 +4,7 @@
 use super::*;
 use crate::certs::test_certs;
 use crate::hook_tools::{HookTools, ToolError, ToolOutput};
-use crate::lxd::NewTrustEntry;
+use crate::lxd::{AddOutcome, NewTrustEntry};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Default)]
@@ -366,7 +366,7 @@ fn garbage_is_logged_once_not_every_update_status() {
     w.agent.remote.get_mut(&3).map(|r| r.1.insert("req/1".into(), [("client_certificates".to_string(), "garbage".to_string())].into()));
     w.hook("api-relation-changed");
     w.hook("update-status");
-    let warnings: Vec<&String> = w.agent.logs.iter().filter(|l| l.contains("not JSON")).collect();
+    let warnings: Vec<&String> = w.agent.logs.iter().filter(|l| l.contains("not valid JSON")).collect();
     assert_eq!(warnings.len(), 1);
     assert!(w.agent.status.1.ends_with("invalid client_certificates from req/1"), "{}", w.agent.status.1);
     assert_eq!(w.store_fps().len(), 1, "the good certificate is still trusted");
@@ -390,7 +390,7 @@ fn many_certificates_are_added_in_one_pass_and_logged_in_one_call() {
     w.send(3, "req/0", &refs);
     let report = w.hook("api-relation-changed");
     assert_eq!(w.store_fps().len(), 20);
-    assert_eq!(report.changes.iter().filter(|c| c.action == "add" && c.error.is_none()).count(), 20);
+    assert_eq!(report.changes.iter().filter(|c| c.kind == ChangeKind::Add && c.error.is_none()).count(), 20);
     assert_eq!(w.agent.calls.iter().filter(|c| *c == "juju-log").count(), 1);
     assert_eq!(w.agent.status.1, "2/2 members online, 20 clients trusted");
 }

@@ -1,0 +1,260 @@
+//! The leader's changes to LXD, in batches, each started only while the pass is inside its
+//! deadline and this unit is known to lead.
+
+use super::Change;
+use crate::certs::short_fp;
+use crate::hook_tools::{Juju, LogLevel, ToolError};
+use crate::limits;
+use crate::lxd::{AddOutcome, Lxd, LxdError, NewTrustEntry, TrustEntry};
+use crate::ownership::Owner;
+use crate::plan::Plan;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// Changes per batch: enough to keep the client's parallel connections busy, few enough that
+/// the time between two leadership checks stays short.
+const BATCH: usize = 64;
+
+/// What kind of change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Add,
+    Remove,
+    Restrict,
+}
+
+/// Whether the pass may still write to LXD: inside its deadline, and leading. `is-leader`
+/// guarantees leadership for 30 s from the call; a pass that has run longer than
+/// `limits::LEADERSHIP_RECHECK_AFTER` since then asks again before the next batch.
+pub struct WriteGuard {
+    started: Instant,
+    confirmed: Instant,
+    deadline: Duration,
+}
+
+/// Why writing stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Deadline,
+    LostLeadership,
+}
+
+impl WriteGuard {
+    /// `started`: when the pass began; `confirmed`: just before `is-leader` answered true.
+    pub fn new(started: Instant, confirmed: Instant) -> WriteGuard {
+        WriteGuard { started, confirmed, deadline: limits::PASS_DEADLINE }
+    }
+
+    #[cfg(test)]
+    pub fn with_deadline(mut self, deadline: Duration) -> WriteGuard {
+        self.deadline = deadline;
+        self
+    }
+
+    fn check(&mut self, juju: &mut Juju) -> Result<Option<Stop>, ToolError> {
+        if self.started.elapsed() >= self.deadline {
+            return Ok(Some(Stop::Deadline));
+        }
+        if self.confirmed.elapsed() >= limits::LEADERSHIP_RECHECK_AFTER {
+            let asked = Instant::now();
+            if !juju.is_leader()? {
+                return Ok(Some(Stop::LostLeadership));
+            }
+            self.confirmed = asked;
+        }
+        Ok(None)
+    }
+}
+
+/// What the leader did to LXD.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub changes: Vec<Change>,
+    /// Changes not started: the pass ran out of time or leadership. The next hook does them.
+    pub deferred: usize,
+    pub stopped: Option<Stop>,
+    /// A configured project LXD does not have, named from LXD's refusal.
+    pub unknown_project: Option<String>,
+}
+
+/// Adds, then removes (so a rotating client always has one trusted certificate), then
+/// re-restricts. `store` is the trust store as observed, to name missing projects.
+pub fn apply(juju: &mut Juju, lxd: &mut dyn Lxd, plan: &Plan, projects: Option<&[String]>, store: &[TrustEntry], guard: &mut WriteGuard) -> Result<Applied, ToolError> {
+    let mut applied = Applied::default();
+    let total = plan.add.len() + plan.remove.len() + plan.restrict.len();
+    let adds: Vec<NewTrustEntry> =
+        plan.add.iter().map(|a| NewTrustEntry { name: a.name.clone(), der: a.der.clone(), projects: projects.map(|p| p.to_vec()) }).collect();
+    let removes: Vec<String> = plan.remove.iter().map(|r| r.fingerprint.clone()).collect();
+    let mut errors: Vec<LxdError> = Vec::new();
+
+    'all: {
+        for (batch, plans) in adds.chunks(BATCH).zip(plan.add.chunks(BATCH)) {
+            if let Some(stop) = guard.check(juju)? {
+                applied.stopped = Some(stop);
+                break 'all;
+            }
+            for (add, result) in plans.iter().zip(lxd.add_trust_all(batch)) {
+                let outcome = result.as_ref().ok().copied();
+                applied.changes.push(Change::new(ChangeKind::Add, &add.fingerprint, add.owner.clone(), result.as_ref().err(), outcome));
+                errors.extend(result.err());
+            }
+        }
+        for (batch, plans) in removes.chunks(BATCH).zip(plan.remove.chunks(BATCH)) {
+            if let Some(stop) = guard.check(juju)? {
+                applied.stopped = Some(stop);
+                break 'all;
+            }
+            for (rm, result) in plans.iter().zip(lxd.remove_trust_all(batch)) {
+                applied.changes.push(Change::new(ChangeKind::Remove, &rm.fingerprint, rm.owner.clone(), result.as_ref().err(), None));
+                errors.extend(result.err());
+            }
+        }
+        for r in &plan.restrict {
+            if let Some(stop) = guard.check(juju)? {
+                applied.stopped = Some(stop);
+                break 'all;
+            }
+            let result = lxd.restrict_trust(&r.fingerprint, r.projects.as_deref());
+            applied.changes.push(Change::new(ChangeKind::Restrict, &r.fingerprint, r.owner.clone(), result.as_ref().err(), None));
+            errors.extend(result.err());
+        }
+    }
+    applied.deferred = total - applied.changes.len();
+    applied.unknown_project = errors.iter().find_map(|e| unknown_project(e, projects, store));
+    log(juju, &applied)?;
+    Ok(applied)
+}
+
+/// Few `juju-log` calls per level: each is a round trip to the agent, and each is bounded.
+fn log(juju: &mut Juju, applied: &Applied) -> Result<(), ToolError> {
+    let (failed, done): (Vec<&Change>, Vec<&Change>) = applied.changes.iter().partition(|c| c.error.is_some());
+    let mut failed: Vec<String> = failed.iter().map(|c| c.log_line()).collect();
+    if let Some(refusal) = &applied.unknown_project {
+        failed.push(format!("trust: {refusal}"));
+    }
+    let mut done: Vec<String> = done.iter().map(|c| c.log_line()).collect();
+    if let Some(stop) = applied.stopped {
+        let why = match stop {
+            Stop::Deadline => "the pass reached its deadline",
+            Stop::LostLeadership => "this unit is no longer the leader",
+        };
+        done.push(format!("trust: {} changes left for a later hook: {why}", applied.deferred));
+    }
+    juju.log_lines(LogLevel::Info, &done)?;
+    juju.log_lines(LogLevel::Error, &failed)
+}
+
+impl Change {
+    fn new(kind: ChangeKind, fingerprint: &str, owner: Owner, error: Option<&LxdError>, outcome: Option<AddOutcome>) -> Change {
+        Change { kind, fingerprint: fingerprint.to_string(), owner, error: error.map(|e| e.to_string()), already_present: outcome == Some(AddOutcome::AlreadyPresent) }
+    }
+
+    fn log_line(&self) -> String {
+        let verb = match (self.kind, self.error.is_some(), self.already_present) {
+            (ChangeKind::Add, false, false) => "added",
+            (ChangeKind::Add, false, true) => "already present",
+            (ChangeKind::Add, true, _) => "failed to add",
+            (ChangeKind::Remove, false, _) => "removed",
+            (ChangeKind::Remove, true, _) => "failed to remove",
+            (ChangeKind::Restrict, false, _) => "updated restrictions of",
+            (ChangeKind::Restrict, true, _) => "failed to update",
+        };
+        match &self.error {
+            Some(e) => format!("trust: {verb} {} for {}: {e}", short_fp(&self.fingerprint), self.owner),
+            None => format!("trust: {verb} {} for {}", short_fp(&self.fingerprint), self.owner),
+        }
+    }
+}
+
+pub const UNKNOWN_PROJECT: &str = "trust-projects names a project LXD does not have";
+
+/// LXD answers an add or a re-restriction naming a missing project with 404 `Project not
+/// found`, without saying which. The refusal names the configured projects not known to exist
+/// (`default`, and any an entry is restricted to), so the operator sees what to create or unset.
+pub fn unknown_project(error: &LxdError, projects: Option<&[String]>, store: &[TrustEntry]) -> Option<String> {
+    let LxdError::Api { status: 404, message, .. } = error else { return None };
+    if !message.to_ascii_lowercase().contains("project") {
+        return None;
+    }
+    let existing: BTreeSet<&str> = store.iter().flat_map(|e| e.projects.iter().map(String::as_str)).chain(["default"]).collect();
+    let configured = projects.unwrap_or_default();
+    let mut suspects: Vec<&str> = configured.iter().map(String::as_str).filter(|p| !existing.contains(p)).collect();
+    if suspects.is_empty() {
+        suspects = configured.iter().map(String::as_str).collect();
+    }
+    let named = match suspects.as_slice() {
+        [one] => one.to_string(),
+        many => format!("one of {}", many.join(", ")),
+    };
+    Some(format!("{UNKNOWN_PROJECT}: {named} ({})", limits::cut(message, 200)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hook_tools::fake::{ScriptedTools, ok};
+    use crate::lxd::TrustEntry;
+
+    fn not_found() -> LxdError {
+        LxdError::Api { method: "PATCH".into(), path: "/1.0/certificates/x".into(), status: 404, message: "Project not found".into() }
+    }
+
+    fn store_with_projects(projects: &[&str]) -> Vec<TrustEntry> {
+        vec![TrustEntry { projects: projects.iter().map(|p| p.to_string()).collect(), ..Default::default() }]
+    }
+
+    fn refusal_for(error: &LxdError, configured: &[&str], existing: &[&str]) -> Option<String> {
+        let configured: Vec<String> = configured.iter().map(|p| p.to_string()).collect();
+        unknown_project(error, Some(&configured), &store_with_projects(existing))
+    }
+
+    fn ago(secs: u64) -> Instant {
+        Instant::now().checked_sub(Duration::from_secs(secs)).unwrap_or_else(Instant::now)
+    }
+
+    #[test]
+    fn a_pass_past_its_deadline_starts_no_change() {
+        let mut tools = ScriptedTools::default();
+        let mut guard = WriteGuard::new(Instant::now(), Instant::now()).with_deadline(Duration::ZERO);
+        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("no tool fails"), Some(Stop::Deadline));
+        assert!(tools.calls.is_empty());
+    }
+
+    #[test]
+    fn a_late_pass_asks_for_leadership_again_before_writing() {
+        let mut tools = ScriptedTools::default();
+        tools.answers.push(("is-leader".into(), ok("false")));
+        let mut guard = WriteGuard::new(ago(20), ago(20));
+        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("asked"), Some(Stop::LostLeadership));
+        let mut tools = ScriptedTools::default();
+        tools.answers.push(("is-leader".into(), ok("true")));
+        let mut guard = WriteGuard::new(ago(20), ago(20));
+        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("asked"), None);
+        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("not asked again"), None, "confirmed just now");
+        assert_eq!(tools.calls.len(), 1);
+    }
+
+    #[test]
+    fn a_fresh_pass_trusts_the_leadership_it_just_read() {
+        let mut tools = ScriptedTools::default();
+        let mut guard = WriteGuard::new(Instant::now(), Instant::now());
+        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("no call"), None);
+        assert!(tools.calls.is_empty());
+    }
+
+    #[test]
+    fn the_unknown_project_is_named() {
+        let r = refusal_for(&not_found(), &["default", "p1", "nope"], &["p1"]);
+        assert_eq!(r.as_deref(), Some("trust-projects names a project LXD does not have: nope (Project not found)"));
+        let r = refusal_for(&not_found(), &["a", "b"], &[]);
+        assert_eq!(r.as_deref(), Some("trust-projects names a project LXD does not have: one of a, b (Project not found)"));
+    }
+
+    #[test]
+    fn other_failures_are_no_project_refusal() {
+        let other = LxdError::Api { method: "POST".into(), path: "/1.0/certificates".into(), status: 404, message: "not found".into() };
+        assert_eq!(refusal_for(&other, &["p"], &[]), None);
+        let forbidden = LxdError::Api { method: "POST".into(), path: "/1.0/certificates".into(), status: 400, message: "Project x is bad".into() };
+        assert_eq!(refusal_for(&forbidden, &["p"], &[]), None);
+    }
+}
