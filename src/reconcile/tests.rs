@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::certs::test_certs;
+use crate::lxd::TrustEntry;
 use crate::memory::{Agent, Call, Cluster, MemoryConnector};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -233,4 +234,58 @@ fn many_certificates_are_added_in_one_pass_and_logged_in_one_call() {
     assert_eq!(report.changes.iter().filter(|c| c.kind == ChangeKind::Add && c.error.is_none()).count(), 20);
     assert_eq!(w.agent.calls.iter().filter(|c| c.tool == "juju-log").count(), 1);
     assert_eq!(w.agent.status.1, "2/2 members online, 20 clients trusted");
+}
+
+#[test]
+fn a_certificate_held_by_someone_elses_entry_is_reported_and_not_counted_as_a_restricted_grant() {
+    let mut w = World::new();
+    let a = test_certs::client("a");
+    let fp = certs::fingerprint(&a.der);
+    // An operator trusted the same certificate by hand, unrestricted.
+    w.cluster().store.push(TrustEntry { name: "operator-added".into(), fingerprint: fp.clone(), kind: "client".into(), restricted: false, projects: vec![] });
+    w.agent.config.insert(OPT_TRUST_PROJECTS.into(), serde_json::json!("default"));
+    w.send(3, "req/0", &[&a.cert_pem]);
+    let report = w.hook("api-relation-changed");
+    assert!(report.changes.is_empty(), "the operator's entry is left alone: {:?}", report.changes);
+    let nodes: Vec<serde_json::Value> = serde_json::from_str(&w.published(3)["nodes"]).expect("json");
+    assert_eq!(nodes[0]["trusted_certs_fp"], serde_json::json!([]), "an unrestricted grant is not the restricted one configured");
+    assert!(w.agent.status.1.contains("1 held by entries not ours"), "{}", w.agent.status.1);
+
+    // Without trust-projects the operator's unrestricted entry is the grant asked for.
+    w.agent.config.remove(OPT_TRUST_PROJECTS);
+    w.hook("config-changed");
+    let nodes: Vec<serde_json::Value> = serde_json::from_str(&w.published(3)["nodes"]).expect("json");
+    assert_eq!(nodes[0]["trusted_certs_fp"], serde_json::json!([fp]));
+    assert!(w.agent.status.1.contains("1 held by entries not ours"), "still reported: {}", w.agent.status.1);
+}
+
+#[test]
+fn ten_thousand_bad_entries_from_one_unit_do_not_stop_another_relations_departure() {
+    let mut w = World::new();
+    let (good, leaving) = (test_certs::client("good"), test_certs::client("leaving"));
+    let garbage: Vec<String> = (0..10_000).map(|i| format!("-----BEGIN CERTIFICATE-----\nAAAA{i}\n-----END CERTIFICATE-----\n")).collect();
+    let mut noisy: Vec<&str> = garbage.iter().map(String::as_str).collect();
+    noisy.push(&good.cert_pem);
+    w.send(3, "req/0", &noisy);
+    w.send(4, "req/5", &[&leaving.cert_pem]);
+    w.hook("api-relation-changed");
+    assert_eq!(w.store_fps().len(), 2);
+    assert_eq!(w.agent.refused().count(), 0, "no tool call hit a limit");
+    assert!(w.agent.logs.iter().all(|l| l.len() <= crate::limits::LOG_MESSAGE_BYTES));
+    w.departed(4, "req/5");
+    assert_eq!(w.store_fps(), [certs::fingerprint(&good.der)].into(), "the departed unit's entry is gone");
+}
+
+#[test]
+fn padded_copies_of_one_certificate_are_published_once_and_small() {
+    let mut w = World::new();
+    let a = test_certs::client("a");
+    let padded = format!("{}{}{}", "\n".repeat(100_000), a.cert_pem.replace('\n', "\r\n"), " ".repeat(100_000));
+    let copies: Vec<&str> = std::iter::repeat_n(padded.as_str(), 20).collect();
+    w.send(3, "req/0", &copies);
+    w.hook("api-relation-changed");
+    let bag = w.published(3);
+    let registered: Vec<String> = serde_json::from_str(&bag["registered_certificates"]).expect("json");
+    assert_eq!(registered, [certs::to_pem(&a.der)]);
+    assert!(w.agent.bytes_sent() < 64 * 1024, "{} bytes written for 4 MB read", w.agent.bytes_sent());
 }
