@@ -2,12 +2,12 @@
 //! with keys Juju accepts (lowercase, digits, `-`, `.`), readable in `juju run` output.
 
 use crate::certs::short_fp;
-use crate::endpoint::Endpoint;
 use crate::hook_tools::Juju;
 use crate::lxd::Connector;
 use crate::ownership::Scope;
 use crate::limits;
-use crate::reconcile::{self, Change, ChangeKind, EXT_CERTIFICATE_PROJECT, HookContext, Mode, Report};
+use crate::dispatch::HookContext;
+use crate::reconcile::{self, Change, ChangeKind, EXT_CERTIFICATE_PROJECT, Mode, Report};
 use anyhow::Context as _;
 use crate::lxd::TrustEntry;
 use std::collections::BTreeMap;
@@ -45,11 +45,11 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector) -> any
         return Ok(());
     }
     if let Some(error) = &report.error {
-        let message = report.status.as_ref().map(|s| s.message.clone()).unwrap_or_else(|| error.clone());
+        let message = report.status.as_ref().map(|s| s.message.clone()).unwrap_or_else(|| error.to_string());
         juju.action_fail(&message)?;
         return Ok(());
     }
-    let scope = Scope { model_uuid: ctx.model_uuid.clone(), app: ctx.app().to_string() };
+    let scope = ctx.scope();
     let results = match ctx.name.as_str() {
         "list-nodes" => list_nodes(&report),
         "list-trusted-clients" => list_trusted_clients(&report, &scope),
@@ -71,8 +71,8 @@ pub fn list_nodes(report: &Report) -> Results {
         out.push((format!("{k}.endpoint"), m.url.clone()));
         out.push((format!("{k}.status"), m.status.clone()));
         out.push((format!("{k}.message"), m.message.clone()));
-        let answering = report.endpoint_used.as_ref().is_some_and(|e| Endpoint::parse(&m.url).is_ok_and(|u| &u == e));
-        out.push((format!("{k}.published"), yes(m.status == "Online" || answering)));
+        let published = report.endpoint_used.as_ref().is_some_and(|answering| reconcile::is_published(m, answering));
+        out.push((format!("{k}.published"), yes(published)));
     }
     out
 }
@@ -119,7 +119,7 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
         out.push((format!("{k}.unit"), req.owner.member()));
         out.push((format!("{k}.entry"), limits::cut(&entry.name, 256).into_owned()));
         out.push((format!("{k}.restricted"), yes(entry.restricted)));
-        out.push((format!("{k}.counted-as-granted"), yes(report.in_store.contains(&req.cert.fingerprint))));
+        out.push((format!("{k}.counted-as-granted"), yes(report.held.contains(&req.cert.fingerprint))));
     }
     if !report.problems.is_empty() {
         out.push(("invalid.count".into(), report.problems.len().to_string()));
@@ -194,7 +194,7 @@ pub fn check_connection(report: &Report) -> Results {
         None => out.push(("trusted".into(), "unknown".into())),
     }
     if let Some(e) = &report.error {
-        out.push(("error".into(), e.clone()));
+        out.push(("error".into(), e.to_string()));
     }
     out
 }

@@ -4,9 +4,9 @@
 //! is an LXD certificate credential; otherwise the four `lxd_*` config options, which must then
 //! be set together. Both are re-read on every hook, so rotation and revocation are noticed.
 
+use crate::config::Config;
 use crate::endpoint::{Endpoint, EndpointError};
 use crate::hook_tools::CredentialAnswer;
-use std::collections::BTreeMap;
 
 /// The TLS material for one LXD: kept in memory only, never logged (Debug redacts it).
 #[derive(Clone, PartialEq, Eq)]
@@ -93,17 +93,10 @@ pub fn check_validity(creds: &Credentials, now: i64) -> Result<(), CredentialPro
     Ok(())
 }
 
-pub const OPT_ENDPOINT: &str = "lxd_endpoint";
-pub const OPT_CERT: &str = "lxd_client_cert";
-pub const OPT_KEY: &str = "lxd_client_key";
-pub const OPT_SERVER_CERT: &str = "lxd_server_cert";
-
-fn config_str<'a>(config: &'a BTreeMap<String, serde_json::Value>, key: &str) -> Option<&'a str> {
-    config.get(key).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty())
-}
+pub use crate::config::{OPT_CERT, OPT_ENDPOINT, OPT_KEY, OPT_SERVER_CERT};
 
 /// Reads the cloud credential (`credential-get --format=json`), returning why it is unusable.
-fn from_cloud(spec: &serde_json::Value, config: &BTreeMap<String, serde_json::Value>) -> Result<Credentials, String> {
+fn from_cloud(spec: &serde_json::Value, config: &Config) -> Result<Credentials, String> {
     let kind = spec.get("type").and_then(|v| v.as_str()).unwrap_or("");
     if kind != "lxd" {
         return Err(format!("cloud type {} is not lxd", word(kind)));
@@ -124,7 +117,7 @@ fn from_cloud(spec: &serde_json::Value, config: &BTreeMap<String, serde_json::Va
         .get("endpoint")
         .and_then(|v| v.as_str())
         .filter(|s| !s.trim().is_empty())
-        .or_else(|| config_str(config, OPT_ENDPOINT))
+        .or(config.endpoint.as_deref())
         .ok_or("no endpoint; set lxd_endpoint")?;
     let endpoint = Endpoint::parse(raw_endpoint).map_err(|e| format!("endpoint: {e}"))?;
     Ok(Credentials {
@@ -138,9 +131,10 @@ fn from_cloud(spec: &serde_json::Value, config: &BTreeMap<String, serde_json::Va
     })
 }
 
-fn from_config(config: &BTreeMap<String, serde_json::Value>) -> Result<Option<Credentials>, CredentialProblem> {
+fn from_config(config: &Config) -> Result<Option<Credentials>, CredentialProblem> {
     let opts = [OPT_ENDPOINT, OPT_CERT, OPT_KEY, OPT_SERVER_CERT];
-    let set: Vec<Option<&str>> = opts.iter().map(|k| config_str(config, k)).collect();
+    let set: Vec<Option<&str>> =
+        [&config.endpoint, &config.client_cert, &config.client_key, &config.server_cert].into_iter().map(|v| v.as_deref()).collect();
     if set.iter().all(Option::is_none) {
         return Ok(None);
     }
@@ -160,10 +154,7 @@ fn from_config(config: &BTreeMap<String, serde_json::Value>) -> Result<Option<Cr
 }
 
 /// What the charm should use, and a note for the log when the cloud credential was passed over.
-pub fn resolve(
-    answer: &CredentialAnswer,
-    config: &BTreeMap<String, serde_json::Value>,
-) -> (Result<Credentials, CredentialProblem>, Option<String>) {
+pub fn resolve(answer: &CredentialAnswer, config: &Config) -> (Result<Credentials, CredentialProblem>, Option<String>) {
     let cloud = match answer {
         CredentialAnswer::Granted(spec) => Some(from_cloud(spec, config)),
         CredentialAnswer::NotTrusted | CredentialAnswer::Unsupported => None,
@@ -194,11 +185,12 @@ mod tests {
                    "client-cert": "CERT", "client-key": "KEY", "server-cert": "SERVER"}}})
     }
 
-    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, serde_json::Value> {
-        pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        let values: std::collections::BTreeMap<String, serde_json::Value> = pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        Config::from_values(&values)
     }
 
-    fn full_config() -> BTreeMap<String, serde_json::Value> {
+    fn full_config() -> Config {
         config(&[(OPT_ENDPOINT, "10.0.0.9:9443"), (OPT_CERT, "C"), (OPT_KEY, "K"), (OPT_SERVER_CERT, "S")])
     }
 
@@ -236,8 +228,7 @@ mod tests {
 
     #[test]
     fn a_bad_config_endpoint_is_named() {
-        let mut c = full_config();
-        c.insert(OPT_ENDPOINT.into(), json!("ftp://x"));
+        let c = Config { endpoint: Some("ftp://x".into()), ..full_config() };
         let (got, _) = resolve(&CredentialAnswer::NotTrusted, &c);
         let said = got.expect_err("bad").to_string();
         assert!(said.starts_with("lxd_endpoint uses a scheme other than https"), "{said}");

@@ -3,7 +3,36 @@
 
 use crate::hook_tools::{Juju, LogLevel, ProcessTools};
 use crate::lxd::client::HttpConnector;
-use crate::reconcile::{self, HookContext, Mode};
+use crate::ownership::{Scope, app_of};
+use crate::reconcile::{self, Mode};
+
+/// Who and where this hook runs, from Juju's environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookContext {
+    /// The hook name (`update-status`), or the action name for actions.
+    pub name: String,
+    pub is_action: bool,
+    pub unit: String,
+    pub model_uuid: String,
+    pub relation_id: Option<u32>,
+    pub remote_app: Option<String>,
+    pub departing_unit: Option<String>,
+}
+
+impl HookContext {
+    pub fn app(&self) -> &str {
+        app_of(&self.unit)
+    }
+
+    /// The trust entries this application owns: one model, one application.
+    pub fn scope(&self) -> Scope {
+        Scope { model_uuid: self.model_uuid.clone(), app: self.app().to_string() }
+    }
+
+    pub fn is_hook(&self, name: &str) -> bool {
+        !self.is_action && self.name == name
+    }
+}
 
 /// Hooks that run the reconcile. `stop` and `remove` are deliberately quiet: the relations are
 /// torn down before them (and their departed/broken hooks already reconciled), and a unit on

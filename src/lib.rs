@@ -7,6 +7,7 @@
 
 pub mod actions;
 pub mod certs;
+pub mod config;
 pub mod credentials;
 pub mod dispatch;
 pub mod endpoint;

@@ -27,6 +27,12 @@ pub struct Owner {
     pub unit: Option<u32>,
 }
 
+/// The application of a Juju unit name: `req/3` → `req`; an application name is itself.
+/// Every split of a unit name in the charm goes through here.
+pub fn app_of(member: &str) -> &str {
+    member.split_once('/').map_or(member, |(app, _)| app)
+}
+
 impl Owner {
     /// `req/3`, or `req` for the application databag.
     pub fn member(&self) -> String {

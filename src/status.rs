@@ -42,6 +42,14 @@ impl Status {
 
 pub const MAX_LEN: usize = crate::limits::STATUS_CHARS;
 
+/// LXD 4.0 would store a restricted certificate unrestricted; the charm then adds nothing.
+pub const LACKS_CERTIFICATE_PROJECT: &str = "LXD lacks certificate_project; cannot honour trust-projects (unset it or upgrade LXD)";
+
+/// A unit being removed changes nothing in LXD from then on.
+pub fn leaving() -> Status {
+    Status::new(Kind::Maintenance, "unit is leaving; LXD left as it is")
+}
+
 pub fn credentials(problem: &CredentialProblem) -> Status {
     Status::new(Kind::Blocked, problem.to_string())
 }

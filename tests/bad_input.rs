@@ -12,6 +12,7 @@ use lxd_integrator::certs;
 use lxd_integrator::credentials::{
     self, CredentialProblem, Credentials, OPT_CERT, OPT_ENDPOINT, OPT_KEY, OPT_SERVER_CERT, Source,
 };
+use lxd_integrator::config::Config;
 use lxd_integrator::endpoint::EndpointError;
 use lxd_integrator::hook_tools::CredentialAnswer;
 use lxd_integrator::lxd::client::HttpLxd;
@@ -528,8 +529,10 @@ fn control_characters_are_refused_in_the_armour_and_stripped_from_names() {
 // ---------------------------------------------------------------------------------------------
 // Config and credentials
 
-fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, serde_json::Value> {
-    pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect()
+/// The options as `config-get` gives them, parsed as the charm parses them.
+fn config(pairs: &[(&str, &str)]) -> Config {
+    let values: BTreeMap<String, serde_json::Value> = pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    Config::from_values(&values)
 }
 
 struct Tls {
@@ -541,7 +544,16 @@ fn tls() -> Tls {
     Tls { client: client("lxd-integrator"), server: client("root@lxd") }
 }
 
-fn full_config(t: &Tls, endpoint: &str) -> BTreeMap<String, serde_json::Value> {
+fn option_mut<'a>(cfg: &'a mut Config, option: &str) -> &'a mut Option<String> {
+    match option {
+        OPT_ENDPOINT => &mut cfg.endpoint,
+        OPT_CERT => &mut cfg.client_cert,
+        OPT_KEY => &mut cfg.client_key,
+        _ => &mut cfg.server_cert,
+    }
+}
+
+fn full_config(t: &Tls, endpoint: &str) -> Config {
     config(&[
         (OPT_ENDPOINT, endpoint),
         (OPT_CERT, t.client.pem.as_str()),
@@ -550,7 +562,7 @@ fn full_config(t: &Tls, endpoint: &str) -> BTreeMap<String, serde_json::Value> {
     ])
 }
 
-fn from_config(cfg: &BTreeMap<String, serde_json::Value>) -> Result<Credentials, CredentialProblem> {
+fn from_config(cfg: &Config) -> Result<Credentials, CredentialProblem> {
     credentials::resolve(&CredentialAnswer::NotTrusted, cfg).0
 }
 
@@ -625,7 +637,7 @@ fn malformed_pem_in_config_is_refused_when_the_tls_client_is_built() {
     ];
     for (option, value, want) in cases {
         let mut cfg = full_config(&t, "10.0.0.9");
-        cfg.insert(option.into(), json!(value));
+        *option_mut(&mut cfg, option) = Some(value.to_string());
         // resolve only checks presence; the material is judged where it is used.
         let creds = from_config(&cfg).expect("resolve does not parse PEM");
         let got = pin::client_config(&creds.tls).map(drop).expect_err(option);
@@ -640,8 +652,7 @@ fn malformed_pem_in_config_is_refused_when_the_tls_client_is_built() {
 fn a_key_that_does_not_match_the_certificate_is_refused_when_the_tls_client_is_built() {
     let t = tls();
     let stranger = client("stranger");
-    let mut cfg = full_config(&t, "10.0.0.9");
-    cfg.insert(OPT_KEY.into(), json!(stranger.key_pem));
+    let cfg = Config { client_key: Some(stranger.key_pem.clone()), ..full_config(&t, "10.0.0.9") };
     let creds = from_config(&cfg).expect("resolve cannot tell");
     assert_eq!(pin::client_config(&creds.tls).map(drop), Err(PinError::KeyMismatch));
     let err = HttpLxd::new(&creds.endpoint, &creds.tls).expect_err("mismatch");

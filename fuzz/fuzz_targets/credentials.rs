@@ -65,8 +65,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(config) = juju.config_get() else { return };
 
-    let (resolved, note) = credentials::resolve(&answer, &config);
-    assert_eq!((resolved.clone(), note.clone()), credentials::resolve(&answer, &config), "deterministic");
+    let parsed = lxd_integrator::config::Config::from_values(&config);
+    let (resolved, note) = credentials::resolve(&answer, &parsed);
+    assert_eq!((resolved.clone(), note.clone()), credentials::resolve(&answer, &parsed), "deterministic");
     let opt = |k: &str| config.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty());
     match resolved {
         Ok(creds) => {

@@ -75,6 +75,24 @@ pub struct Applied {
     pub stopped: Option<Stop>,
     /// A configured project LXD does not have, named from LXD's refusal.
     pub unknown_project: Option<String>,
+    /// `changes` is the plan, not what was done.
+    pub planned_only: bool,
+}
+
+impl Applied {
+    /// A dry run: the plan as changes, none made.
+    pub fn planned(plan: &Plan) -> Applied {
+        let change = |kind, fingerprint: &str, owner: &Owner| Change::new(kind, fingerprint, owner.clone(), None, None);
+        let add = plan.add.iter().map(|a| change(ChangeKind::Add, &a.fingerprint, &a.owner));
+        let rm = plan.remove.iter().map(|r| change(ChangeKind::Remove, &r.fingerprint, &r.owner));
+        let rs = plan.restrict.iter().map(|r| change(ChangeKind::Restrict, &r.fingerprint, &r.owner));
+        Applied { changes: add.chain(rm).chain(rs).collect(), planned_only: true, ..Applied::default() }
+    }
+
+    /// The changes LXD confirmed: none in a dry run.
+    pub fn confirmed(&self) -> &[Change] {
+        if self.planned_only { &[] } else { &self.changes }
+    }
 }
 
 /// Adds, then removes (so a rotating client always has one trusted certificate), then

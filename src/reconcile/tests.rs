@@ -3,6 +3,8 @@
 
 use super::*;
 use crate::certs::test_certs;
+use crate::config::OPT_TRUST_PROJECTS;
+use crate::relation::Databag;
 use crate::lxd::TrustEntry;
 use crate::memory::{Agent, Call, Cluster, MemoryConnector};
 use std::sync::{Arc, Mutex, MutexGuard};

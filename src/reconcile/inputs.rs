@@ -1,0 +1,127 @@
+//! Everything a pass reads from Juju, in a few batched rounds, each thing read once.
+
+use super::state::Cache;
+use crate::certs;
+use crate::config::Config;
+use crate::credentials::{self, CredentialProblem, Credentials};
+use crate::dispatch::HookContext;
+use crate::hook_tools::{ConnectionInputs, Juju, RelationInputs, ToolError};
+use crate::ownership::app_of;
+use crate::relation::{self, Databag, RelationView};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// What is read before LXD can be reached: credentials, config, the state cache.
+#[derive(Debug)]
+pub struct Inputs {
+    pub credentials: Result<Credentials, CredentialProblem>,
+    /// Why the cloud credential was passed over for config, for the log.
+    pub note: Option<String>,
+    pub config: Config,
+    pub cache: Cache,
+    /// This unit is being removed: from now on it leaves LXD alone.
+    pub leaving: bool,
+}
+
+pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
+    let ConnectionInputs { credentials: answer, config, state } = juju.connection_inputs()?;
+    let config = Config::from_values(&config);
+    let (resolved, note) = credentials::resolve(&answer, &config);
+    let credentials = resolved.and_then(|c| credentials::check_validity(&c, certs::now_unix()).map(|()| c));
+    let mut cache = Cache::new(state);
+    // A unit being removed sees its own name as the departing unit; from then on it must not
+    // act on LXD, or a departing leader would withdraw every certificate on its way out.
+    let leaving = cache.leaving() || (ctx.is_hook("api-relation-departed") && ctx.departing_unit.as_deref() == Some(ctx.unit.as_str()));
+    if leaving {
+        cache.mark_leaving();
+    }
+    Ok(Inputs { credentials, note, config, cache, leaving })
+}
+
+/// Leadership and the live relations, read while LXD is observed.
+#[derive(Debug)]
+pub struct Relations {
+    pub leader: bool,
+    /// Just before `is-leader` answered: leadership is guaranteed for 30 s from here.
+    pub leadership_asked: Instant,
+    pub views: Vec<RelationView>,
+    /// What this unit last published: (relation id, is-app) → databag.
+    pub ours: BTreeMap<(u32, bool), Databag>,
+}
+
+/// Reads leadership, then every live `api` relation: the breaking one and departing units are
+/// left out. With `publish`, this unit's own databags are read too (to write only what
+/// changed); only a leader that stays may read its application's bag.
+pub fn read_relations(ctx: &HookContext, juju: &mut Juju, publish: bool, leaving: bool) -> Result<Relations, ToolError> {
+    let leadership_asked = Instant::now();
+    let RelationInputs { leader, relation_ids } = juju.relation_inputs(relation::ENDPOINT)?;
+    let own = OwnBags { unit: publish, app: publish && leader && !leaving };
+    let (views, ours) = read_bags(ctx, juju, &relation_ids, own)?;
+    Ok(Relations { leader, leadership_asked, views, ours })
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OwnBags {
+    unit: bool,
+    app: bool,
+}
+
+/// Whose databag a read is for.
+enum Bag {
+    RemoteUnit(String),
+    RemoteApp,
+    Own { app: bool },
+}
+
+type Bags = (Vec<RelationView>, BTreeMap<(u32, bool), Databag>);
+
+/// Reads that do not depend on each other go out together: all unit lists, then all databags.
+fn read_bags(ctx: &HookContext, juju: &mut Juju, ids: &[u32], own: OwnBags) -> Result<Bags, ToolError> {
+    let breaking = if ctx.is_hook("api-relation-broken") { ctx.relation_id } else { None };
+    let ids: Vec<u32> = ids.iter().copied().filter(|id| Some(*id) != breaking).collect();
+    let lists = juju.relation_lists(&ids)?;
+    let mut views = Vec::new();
+    // Side by side: whose bag each read is for (relation index, whose), and the read itself.
+    let mut whose: Vec<(usize, Bag)> = Vec::new();
+    let mut reads: Vec<(u32, String, bool)> = Vec::new();
+    for (i, (id, units)) in ids.into_iter().zip(lists).enumerate() {
+        let units: Vec<String> = units.into_iter().filter(|u| ctx.departing_unit.as_deref() != Some(u.as_str())).collect();
+        let remote_app = match units.first() {
+            Some(u) => Some(app_of(u).to_string()),
+            None if ctx.relation_id == Some(id) => ctx.remote_app.clone(),
+            None => juju.relation_list_app(id)?,
+        };
+        for unit in units {
+            whose.push((i, Bag::RemoteUnit(unit.clone())));
+            reads.push((id, unit, false));
+        }
+        if let Some(app) = remote_app.as_ref().filter(|a| !a.is_empty()) {
+            whose.push((i, Bag::RemoteApp));
+            reads.push((id, app.clone(), true));
+        }
+        if own.unit {
+            whose.push((i, Bag::Own { app: false }));
+            reads.push((id, ctx.unit.clone(), false));
+        }
+        if own.app {
+            whose.push((i, Bag::Own { app: true }));
+            reads.push((id, ctx.app().to_string(), true));
+        }
+        views.push(RelationView { id, remote_app: remote_app.unwrap_or_default(), ..Default::default() });
+    }
+    let bags = juju.relation_gets(&reads)?;
+    let mut ours = BTreeMap::new();
+    for ((i, whose), bag) in whose.into_iter().zip(bags) {
+        let Some(view) = views.get_mut(i) else { continue };
+        match whose {
+            Bag::RemoteUnit(unit) => {
+                view.units.insert(unit, bag);
+            }
+            Bag::RemoteApp => view.app_data = bag,
+            Bag::Own { app } => {
+                ours.insert((view.id, app), bag);
+            }
+        }
+    }
+    Ok((views, ours))
+}

@@ -1,0 +1,226 @@
+//! The one pass every hook runs, as typed stages:
+//! `inputs` (read once) → `observe` LXD → `decide` (pure) → `apply` (leader only) → `publish`
+//! → status.
+//!
+//! It is idempotent and keeps no state that matters: LXD's trust store (entry names carry their
+//! owner) and the relation databags are the record. The unit's state cache (`state`) only
+//! saves hook-tool calls and repeated log lines.
+
+use crate::certs;
+use crate::credentials::{CredentialProblem, Credentials};
+use crate::dispatch::HookContext;
+use crate::endpoint::Endpoint;
+use crate::hook_tools::{Juju, LogLevel, ToolError};
+use crate::lxd::{Connector, LxdError, Member, ServerInfo, TrustEntry};
+use crate::ownership::Owner;
+use crate::plan::Plan;
+use crate::requests::{self, MemberProblems, Protected, Request};
+use crate::status::{self, Status};
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+mod apply;
+mod decide;
+mod inputs;
+mod observe;
+mod publish;
+mod state;
+
+pub use apply::ChangeKind;
+pub use decide::{EXT_CERTIFICATE_PROJECT, is_published};
+use apply::{Applied, WriteGuard};
+use decide::{Decision, Outcome};
+use inputs::{Inputs, Relations};
+use observe::{NotObserved, Observed};
+use state::Cache;
+
+/// What the caller wants from this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    /// Change LXD (still only on the leader).
+    pub apply: bool,
+    /// Write relation data, status and the state cache.
+    pub publish: bool,
+}
+
+impl Mode {
+    pub const HOOK: Mode = Mode { apply: true, publish: true };
+    pub const DRY_RUN: Mode = Mode { apply: false, publish: false };
+}
+
+/// One change made (or, in a dry run, planned) to LXD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub fingerprint: String,
+    pub owner: Owner,
+    pub error: Option<String>,
+    /// An add LXD answered with "already there".
+    pub already_present: bool,
+}
+
+/// Why a pass could not use LXD.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PassError {
+    #[error(transparent)]
+    Credentials(#[from] CredentialProblem),
+    #[error(transparent)]
+    Lxd(#[from] LxdError),
+}
+
+/// What a pass found and did, built from its stages; actions report from it.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub leader: bool,
+    pub credentials: Option<Credentials>,
+    pub endpoint_used: Option<Endpoint>,
+    pub server: Option<ServerInfo>,
+    pub members: Vec<Member>,
+    pub store: Vec<TrustEntry>,
+    pub requests: Vec<Request>,
+    pub problems: Vec<MemberProblems>,
+    pub plan: Plan,
+    pub changes: Vec<Change>,
+    /// Fingerprints LXD holds after the pass, as far as the pass may claim them.
+    pub held: BTreeSet<String>,
+    pub refusal: Option<String>,
+    /// Trusted certificates left out of the relation data, which would have outgrown its bound.
+    pub withheld: usize,
+    /// Planned changes left for a later hook (deadline or leadership).
+    pub deferred: usize,
+    pub status: Option<Status>,
+    pub error: Option<PassError>,
+}
+
+/// Runs the pass: inputs → observe LXD (while the relations are read) → decide → apply
+/// (leader only) → publish → status. Expected faults (no credentials, LXD down, bad relation
+/// data) end in a status, not an error; an `Err` means a hook tool itself failed, and Juju
+/// should retry the hook.
+pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: Mode) -> Result<Report, ToolError> {
+    let started = Instant::now();
+    let mut inputs = inputs::read(ctx, juju)?;
+    if let Some(note) = inputs.note.take() {
+        inputs.cache.log_once(juju, state::LOGGED_NOTE, LogLevel::Info, &[note])?;
+    }
+    let creds = match &inputs.credentials {
+        Ok(creds) => creds.clone(),
+        Err(problem) => return without_credentials(juju, mode, inputs.cache, problem.clone()),
+    };
+    // LXD is observed on its own thread as soon as the credentials are known, while leadership
+    // and the relations are read: a hook costs the longer of the two, not their sum.
+    let known = inputs.cache.known_endpoints();
+    let (observed, relations) = std::thread::scope(|s| {
+        let observer = s.spawn(|| observe::observe(&creds, &known, connector));
+        let relations = inputs::read_relations(ctx, juju, mode.publish, inputs.leaving);
+        (observer.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), relations)
+    });
+    let relations = relations?;
+    let asked = requests::collect(&relations.views, certs::now_unix(), &protected(&creds));
+    let problem_lines: Vec<String> = asked.problems.iter().map(|p| p.to_string()).collect();
+    inputs.cache.log_once(juju, state::LOGGED_PROBLEMS, LogLevel::Warning, &problem_lines)?;
+    let report = Report { leader: relations.leader, credentials: Some(creds), requests: asked.requests, problems: asked.problems, ..Report::default() };
+    let read = Read { inputs, relations, report, started };
+    match observed {
+        Ok(observed) => with_lxd(ctx, juju, mode, read, observed),
+        Err(not) => without_lxd(juju, mode, read.inputs.cache, read.report, not),
+    }
+}
+
+/// All the pass read from Juju, and the report so far.
+struct Read {
+    inputs: Inputs,
+    relations: Relations,
+    report: Report,
+    started: Instant,
+}
+
+/// The pass once LXD answered: decide, apply, publish, status.
+fn with_lxd(ctx: &HookContext, juju: &mut Juju, mode: Mode, read: Read, mut observed: Observed) -> Result<Report, ToolError> {
+    let Read { mut inputs, relations, mut report, started } = read;
+    let decision = decide::decide(&ctx.scope(), &inputs.config, &observed.server, &observed.store, &report.requests, relations.leader, inputs.leaving);
+    let applied = if decision.writer && mode.apply {
+        let mut guard = WriteGuard::new(started, relations.leadership_asked);
+        apply::apply(juju, observed.lxd.as_mut(), &decision.plan, decision.projects.as_deref(), &observed.store, &mut guard)?
+    } else {
+        Applied::planned(&decision.plan)
+    };
+    let held = decide::held_after(&observed.store, applied.confirmed(), &decision.held_elsewhere);
+    let answering = observed.lxd.endpoint().clone();
+    let online: Vec<(String, String)> =
+        observed.members.iter().filter(|m| is_published(m, &answering)).map(|m| (m.name.clone(), m.url.clone())).collect();
+    let withheld = if mode.publish {
+        publish::lxd_facts(juju, &mut inputs.cache, &observed.members, &observed.server)?;
+        publish::relation_data(juju, &relations, &online, &report.requests, &held, decision.writer)?
+    } else {
+        0
+    };
+    let refusal = decision.refusal.clone().or(applied.unknown_project.clone());
+    let status = decide::status(&Outcome {
+        decision: &decision,
+        members: &observed.members,
+        published: online.len(),
+        requests: &report.requests,
+        problems: &report.problems,
+        held: &held,
+        changes: applied.confirmed(),
+        deferred: applied.deferred,
+        withheld,
+        refusal: refusal.as_deref(),
+        leaving: inputs.leaving,
+    });
+    publish::finish(juju, mode, &mut inputs.cache, &status)?;
+    let Decision { plan, .. } = decision;
+    report.endpoint_used = Some(answering);
+    report.server = Some(observed.server);
+    report.members = observed.members;
+    report.store = observed.store;
+    report.plan = plan;
+    report.changes = applied.changes;
+    report.held = held;
+    report.refusal = refusal;
+    report.withheld = withheld;
+    report.deferred = applied.deferred;
+    report.status = Some(status);
+    Ok(report)
+}
+
+/// No usable credentials: say so, touch nothing.
+fn without_credentials(juju: &mut Juju, mode: Mode, mut cache: Cache, problem: CredentialProblem) -> Result<Report, ToolError> {
+    let status = status::credentials(&problem);
+    publish::finish(juju, mode, &mut cache, &status)?;
+    Ok(Report { leader: juju.is_leader()?, status: Some(status), error: Some(problem.into()), ..Report::default() })
+}
+
+/// LXD could not be used: say so, and leave LXD and the relation data as they are (an outage
+/// never removes an entry nor withdraws a fingerprint).
+fn without_lxd(juju: &mut Juju, mode: Mode, mut cache: Cache, mut report: Report, not: NotObserved) -> Result<Report, ToolError> {
+    let status = status::connection(&not.error, not.tried);
+    // Logged when the status it leads to is new, not every five minutes.
+    if !cache.is_last_status(&status) {
+        let level = if status.kind == status::Kind::Blocked { LogLevel::Error } else { LogLevel::Warning };
+        juju.log(level, &not.error.to_string())?;
+    }
+    publish::finish(juju, mode, &mut cache, &status)?;
+    report.status = Some(status);
+    report.error = Some(not.error.into());
+    Ok(report)
+}
+
+/// The certificates no requirer may have trusted or withdrawn on its behalf: the integrator's
+/// own credential (removing it would lock the charm out) and the server's certificate.
+fn protected(creds: &Credentials) -> Protected {
+    let mut out = Protected::default();
+    let named = [
+        (&creds.tls.client_cert_pem, "the integrator's own credential certificate"),
+        (&creds.tls.server_cert_pem, "the LXD server's certificate"),
+    ];
+    for (pem, what) in named {
+        for block in certs::pem_blocks(pem).unwrap_or_default() {
+            out.fingerprints.insert(certs::fingerprint(&block.der), what);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,66 @@
+//! What LXD says: the server, its members, its trust store, from the first member that
+//! answers all of it.
+
+use crate::credentials::Credentials;
+use crate::endpoint::Endpoint;
+use crate::lxd::{Connection, Connector, Lxd, LxdError, Member, ServerInfo, TrustEntry};
+
+/// What one member told us, and the connection it told us on.
+pub struct Observed {
+    pub lxd: Connection,
+    pub server: ServerInfo,
+    pub members: Vec<Member>,
+    pub store: Vec<TrustEntry>,
+}
+
+/// LXD could not be used this pass: the error that says why, and how many endpoints were tried.
+#[derive(Debug)]
+pub struct NotObserved {
+    pub error: LxdError,
+    pub tried: usize,
+}
+
+/// Tries the configured endpoint, then every member seen before: all present the same cluster
+/// certificate, so the pin holds for each. Only "unreachable" moves on to the next one; any
+/// other answer is the truth about these credentials. A member counts as reachable only once
+/// it has answered every read of the pass: one that answers `GET /1.0` and then drops (dies
+/// mid-hook, a proxy cuts the connection) is skipped like one that never answered.
+pub fn observe(creds: &Credentials, known: &[String], connector: &dyn Connector) -> Result<Observed, NotObserved> {
+    let mut candidates = vec![creds.endpoint.clone()];
+    for ep in known.iter().filter_map(|url| Endpoint::parse(url).ok()) {
+        if !candidates.contains(&ep) {
+            candidates.push(ep);
+        }
+    }
+    let mut first_error = None;
+    for (tried, ep) in candidates.iter().enumerate() {
+        match read_all(connector, ep, creds) {
+            Ok(observed) => return Ok(observed),
+            Err(e @ LxdError::Unreachable { .. }) => {
+                first_error.get_or_insert(e);
+            }
+            Err(error) => return Err(NotObserved { error, tried: tried + 1 }),
+        }
+    }
+    let fallback = LxdError::Unreachable { endpoint: creds.endpoint.url(), detail: "no endpoint".into() };
+    Err(NotObserved { error: first_error.unwrap_or(fallback), tried: candidates.len() })
+}
+
+fn read_all(connector: &dyn Connector, ep: &Endpoint, creds: &Credentials) -> Result<Observed, LxdError> {
+    let mut lxd = connector.connect(ep, &creds.tls)?;
+    let server = lxd.server()?;
+    if !server.trusted {
+        return Err(LxdError::Untrusted { endpoint: ep.url() });
+    }
+    let members = members(lxd.as_mut(), &server)?;
+    let store = lxd.trust_store()?;
+    Ok(Observed { lxd, server, members, store })
+}
+
+fn members(lxd: &mut dyn Lxd, server: &ServerInfo) -> Result<Vec<Member>, LxdError> {
+    if server.clustered {
+        return lxd.members();
+    }
+    // A standalone server has no member list (LXD answers 500); it is its own only member.
+    Ok(vec![Member { name: server.server_name.clone(), url: lxd.endpoint().url(), status: "Online".into(), message: String::new() }])
+}

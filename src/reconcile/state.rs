@@ -1,0 +1,87 @@
+//! The unit's state cache (`state-get`/`state-set`). Nothing in it matters for correctness: it
+//! saves hook-tool calls and repeated log lines. It holds digests and short values only, far
+//! inside the controller's `max-charm-state-size` (`limits::UNIT_STATE_BYTES`).
+
+use crate::certs;
+use crate::hook_tools::{Juju, LogLevel, ToolError};
+use crate::status::Status;
+use std::collections::BTreeMap;
+
+const STATUS: &str = "status";
+const ENDPOINTS: &str = "known-endpoints";
+const VERSION: &str = "app-version";
+const LEAVING: &str = "leaving";
+/// Digests of what was logged last, so the same lines are not logged every five minutes.
+pub const LOGGED_PROBLEMS: &str = "logged-problems";
+pub const LOGGED_NOTE: &str = "note";
+
+/// The cache as read at the start of the pass, and as it should be at the end.
+#[derive(Debug, Clone, Default)]
+pub struct Cache {
+    before: BTreeMap<String, String>,
+    after: BTreeMap<String, String>,
+}
+
+impl Cache {
+    pub fn new(read: BTreeMap<String, String>) -> Cache {
+        Cache { after: read.clone(), before: read }
+    }
+
+    pub fn leaving(&self) -> bool {
+        self.before.contains_key(LEAVING)
+    }
+
+    pub fn mark_leaving(&mut self) {
+        self.after.insert(LEAVING.into(), "true".into());
+    }
+
+    /// Member endpoints seen before, for failover when the configured one is down.
+    pub fn known_endpoints(&self) -> Vec<String> {
+        self.before.get(ENDPOINTS).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default()
+    }
+
+    pub fn remember_endpoints(&mut self, urls: &[&String]) {
+        self.after.insert(ENDPOINTS.into(), serde_json::to_string(urls).unwrap_or_default());
+    }
+
+    /// True when `version` differs from the one last set, and remembers it.
+    pub fn version_changed(&mut self, version: &str) -> bool {
+        let changed = self.before.get(VERSION).map(String::as_str) != Some(version);
+        self.after.insert(VERSION.into(), version.into());
+        changed
+    }
+
+    /// True when `status` differs from the one last set, and remembers it.
+    pub fn status_changed(&mut self, status: &Status) -> bool {
+        let key = format!("{}:{}", status.kind.as_str(), status.message);
+        let changed = self.before.get(STATUS) != Some(&key);
+        self.after.insert(STATUS.into(), key);
+        changed
+    }
+
+    /// Whether `status` is the one the last pass set.
+    pub fn is_last_status(&self, status: &Status) -> bool {
+        self.before.get(STATUS) == Some(&format!("{}:{}", status.kind.as_str(), status.message))
+    }
+
+    /// Logs `lines` at `level` only when they differ from what was logged last time under
+    /// `key`, so a requirer's garbage is reported once, not every five minutes.
+    pub fn log_once(&mut self, juju: &mut Juju, key: &str, level: LogLevel, lines: &[String]) -> Result<(), ToolError> {
+        let digest = if lines.is_empty() { String::new() } else { certs::fingerprint(lines.join("\n").as_bytes()) };
+        if self.before.get(key).map(String::as_str).unwrap_or("") == digest {
+            return Ok(());
+        }
+        juju.log_lines(level, lines)?;
+        self.after.insert(key.into(), digest);
+        Ok(())
+    }
+
+    /// Writes the keys that changed, in one `state-set`.
+    pub fn save(&self, juju: &mut Juju) -> Result<(), ToolError> {
+        let changed: BTreeMap<String, String> = self.after.iter().filter(|(k, v)| self.before.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        juju.state_set(&changed)
+    }
+}
