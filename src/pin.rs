@@ -504,6 +504,8 @@ pub(crate) mod testing {
         }
     }
 
+    const BOTH: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+
     impl TestServer {
         /// Serves TLS 1.3 and 1.2.
         pub fn start(
@@ -511,7 +513,7 @@ pub(crate) mod testing {
             key_pkcs8: &[u8],
             handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
         ) -> TestServer {
-            Self::start_with(chain, key_pkcs8, &[&rustls::version::TLS13, &rustls::version::TLS12], handler)
+            Self::start_with(chain, key_pkcs8, BOTH, handler)
         }
 
         pub fn start_with(
@@ -531,33 +533,17 @@ pub(crate) mod testing {
             versions: &[&'static SupportedProtocolVersion],
             handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
         ) -> TestServer {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let algs = provider.signature_verification_algorithms;
-            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pkcs8.to_vec()));
-            let signer = provider.key_provider.load_private_key(key).expect("server key");
-            let certified = Arc::new(CertifiedKey::new(chain, signer));
-            let config = Arc::new(
-                ServerConfig::builder_with_provider(provider)
-                    .with_protocol_versions(versions)
-                    .expect("versions")
-                    .with_client_cert_verifier(Arc::new(AnyClientCert(algs)))
-                    .with_cert_resolver(Arc::new(Fixed(certified))),
-            );
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-            let addr = listener.local_addr().unwrap();
-            let log = Arc::new(Mutex::new(Log::default()));
-            let handler: Arc<Handler> = Arc::new(handler);
-            let thread_log = log.clone();
-            // Detached: the accept loop ends with the test process.
-            std::thread::spawn(move || {
-                for sock in listener.incoming() {
-                    let Ok(sock) = sock else { continue };
-                    thread_log.lock().unwrap().connections += 1;
-                    let (config, log, handler) = (config.clone(), thread_log.clone(), handler.clone());
-                    std::thread::spawn(move || serve(config, sock, &log, &*handler));
-                }
-            });
-            TestServer { addr, log }
+            launch(certified(chain, key_pkcs8), versions, None, Arc::new(handler))
+        }
+
+        /// Sends each answer's head at once, then its body one byte every `every`: an answer
+        /// that never stalls long enough for a per-read timeout, and takes its time in total.
+        pub fn start_trickling(
+            id: &Identity,
+            every: Duration,
+            handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+        ) -> TestServer {
+            launch(certified(id.chain(), &id.key_der), BOTH, Some(every), Arc::new(handler))
         }
 
         pub fn endpoint(&self) -> Endpoint {
@@ -582,7 +568,67 @@ pub(crate) mod testing {
         }
     }
 
-    fn serve(config: Arc<ServerConfig>, sock: TcpStream, log: &Mutex<Log>, handler: &Handler) {
+    fn certified(chain: Vec<CertificateDer<'static>>, key_pkcs8: &[u8]) -> Arc<CertifiedKey> {
+        let provider = rustls::crypto::ring::default_provider();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pkcs8.to_vec()));
+        let signer = provider.key_provider.load_private_key(key).expect("server key");
+        Arc::new(CertifiedKey::new(chain, signer))
+    }
+
+    fn launch(
+        cert: Arc<CertifiedKey>,
+        versions: &[&'static SupportedProtocolVersion],
+        trickle: Option<Duration>,
+        handler: Arc<Handler>,
+    ) -> TestServer {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let algs = provider.signature_verification_algorithms;
+        let config = Arc::new(
+            ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(versions)
+                .expect("versions")
+                .with_client_cert_verifier(Arc::new(AnyClientCert(algs)))
+                .with_cert_resolver(Arc::new(Fixed(cert))),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Log::default()));
+        let thread_log = log.clone();
+        // Detached: the accept loop ends with the test process.
+        std::thread::spawn(move || {
+            for sock in listener.incoming() {
+                let Ok(sock) = sock else { continue };
+                thread_log.lock().unwrap().connections += 1;
+                let (config, log, handler) = (config.clone(), thread_log.clone(), handler.clone());
+                std::thread::spawn(move || serve(config, sock, &log, &*handler, trickle));
+            }
+        });
+        TestServer { addr, log }
+    }
+
+    /// Writes one answer; with `trickle`, the body goes one byte at a time, that far apart.
+    fn answer(tls: &mut impl Write, head: &str, body: &str, trickle: Option<Duration>) -> std::io::Result<()> {
+        tls.write_all(head.as_bytes())?;
+        let Some(every) = trickle else {
+            tls.write_all(body.as_bytes())?;
+            return tls.flush();
+        };
+        tls.flush()?;
+        for byte in body.as_bytes() {
+            std::thread::sleep(every);
+            tls.write_all(&[*byte])?;
+            tls.flush()?;
+        }
+        Ok(())
+    }
+
+    fn serve(
+        config: Arc<ServerConfig>,
+        sock: TcpStream,
+        log: &Mutex<Log>,
+        handler: &Handler,
+        trickle: Option<Duration>,
+    ) {
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let conn = ServerConnection::new(config).expect("server connection");
         let mut tls = rustls::StreamOwned::new(conn, sock);
@@ -617,12 +663,7 @@ pub(crate) mod testing {
                     "HTTP/1.1 {status} Canned\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                     body.len()
                 );
-                if tls
-                    .write_all(head.as_bytes())
-                    .and_then(|_| tls.write_all(body.as_bytes()))
-                    .and_then(|_| tls.flush())
-                    .is_err()
-                {
+                if answer(&mut tls, &head, &body, trickle).is_err() {
                     break;
                 }
             }
