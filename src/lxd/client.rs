@@ -16,7 +16,7 @@ use super::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, NewTrustEn
 use crate::credentials::TlsCredentials;
 use crate::endpoint::Endpoint;
 use crate::limits::LXD_REQUEST_DEADLINE;
-use crate::pin::{self, PinHandle};
+use crate::pin;
 
 /// TCP connect plus TLS handshake budget. LXD answers a handshake in milliseconds on any network
 /// a cluster can live on; a member that does not is down or filtered, and the reconcile should
@@ -59,7 +59,6 @@ pub struct HttpLxd {
     base: String,
     client: Client,
     deadline: Duration,
-    pin: PinHandle,
 }
 
 impl fmt::Debug for HttpLxd {
@@ -98,7 +97,7 @@ impl HttpLxd {
         connect_timeout: Duration,
         request_timeout: Duration,
     ) -> Result<HttpLxd, LxdError> {
-        let (config, pin) = pin::client_config(tls).map_err(|e| LxdError::BadCredentials(e.to_string()))?;
+        let (config, _) = pin::client_config(tls).map_err(|e| LxdError::BadCredentials(e.to_string()))?;
         let client = Client::builder()
             .tls_backend_preconfigured(config)
             // LXD is reached directly; an HTTPS_PROXY meant for the charm's downloads must not
@@ -111,11 +110,10 @@ impl HttpLxd {
             .user_agent(concat!("lxd-integrator/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| LxdError::BadCredentials(format!("cannot set up the HTTPS client: {}", error_chain(&e))))?;
-        Ok(HttpLxd { endpoint: endpoint.clone(), base: endpoint.url(), client, deadline: request_timeout, pin })
+        Ok(HttpLxd { endpoint: endpoint.clone(), base: endpoint.url(), client, deadline: request_timeout })
     }
 
     fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Answer, LxdError> {
-        self.pin.take_rejection();
         let started = Instant::now();
         // The deadline is set on the request, not with `ClientBuilder::timeout`: in reqwest 0.13's
         // blocking client that one restarts on every read of the body (`blocking::Response`'s
@@ -146,8 +144,10 @@ impl HttpLxd {
         Ok(Answer::parse(status, &bytes))
     }
 
+    /// The refusal is read from this request's own error: the verifier is shared by every
+    /// connection of the client, and `spread` runs several handshakes at once.
     fn transport_error(&self, e: &reqwest::Error, path: &str, started: Instant) -> LxdError {
-        if let Some(rejection) = self.pin.take_rejection() {
+        if let Some(rejection) = pin::rejection_in(e) {
             return LxdError::ServerCertMismatch { endpoint: self.base.clone(), detail: rejection.to_string() };
         }
         if self.past_deadline(started) {
@@ -917,6 +917,48 @@ mod tests {
         assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(5), "{took:?}");
         assert!(!err.to_string().contains("sync"), "{err}");
         assert_eq!(server.log().requests.len(), 1);
+    }
+
+    #[test]
+    fn every_item_of_a_batch_refused_by_the_pin_is_a_mismatch() {
+        let f = fixture(&lxd_server(), &lxd_server().cert_pem, |_| sync("{}"));
+        let mut lxd = f.lxd;
+        let fps: Vec<String> = (0..4 * MIN_TO_SPREAD).map(|i| format!("{i:064x}")).collect();
+        for answer in lxd.remove_trust_all(&fps) {
+            let err = answer.unwrap_err();
+            assert!(
+                matches!(&err, LxdError::ServerCertMismatch { detail, .. } if detail.contains("the pin is")),
+                "{err:?}"
+            );
+        }
+        let log = f.server.log();
+        assert!(log.connections > 1 && log.requests.is_empty(), "{log:?}");
+    }
+
+    #[test]
+    fn a_certificate_replaced_mid_batch_is_named_on_the_connections_that_saw_it() {
+        let (old, new) = (lxd_server(), lxd_server());
+        // A little delay per answer keeps the open connection busy, so the batch opens more.
+        let server = TestServer::start_switching(&old, &new, |_| {
+            std::thread::sleep(Duration::from_millis(20));
+            sync("{}")
+        });
+        let mut lxd =
+            HttpConnector::default().connect(&server.endpoint(), &creds(&self_signed("c"), &old.cert_pem)).unwrap();
+        lxd.remove_trust(&"0".repeat(64)).expect("the first connection presents the pinned certificate");
+        let fps: Vec<String> = (0..4 * MIN_TO_SPREAD).map(|i| format!("{i:064x}")).collect();
+        let (mut served, mut refused) = (0, 0);
+        for answer in lxd.remove_trust_all(&fps) {
+            match answer {
+                Ok(()) => served += 1,
+                Err(LxdError::ServerCertMismatch { detail, .. }) if detail.contains("the pin is") => refused += 1,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert!(served >= 1 && refused >= 1, "{served} served, {refused} refused");
+        let log = server.log();
+        assert_eq!(log.handshakes_ok, 1, "{log:?}");
+        assert_eq!(log.requests.len(), 1 + served);
     }
 
     #[test]
