@@ -54,7 +54,9 @@ pub const PUBLISHED_BYTES: usize = DATABAG_BYTES / 2;
 
 // --- Time.
 
-/// One request to LXD, from connecting to the last byte of its answer.
+/// One request to LXD, from connecting to the last byte of its answer. LXD serves the charm's
+/// small reads and writes in well under a second even on a busy cluster; this leaves room for a
+/// slow leader election.
 pub const LXD_REQUEST_DEADLINE: Duration = Duration::from_secs(15);
 /// A whole pass: past this, no further change is started and the rest waits for the next hook.
 /// Above the benchmark's 1,000 adds (~190 s on LXD 5.0), far below "forever".

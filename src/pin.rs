@@ -14,8 +14,10 @@
 //!   so a server that merely replays the pinned certificate without its key is refused.
 //!
 //! A rejection aborts the handshake (rustls sends a fatal alert), so not a single byte of the
-//! HTTP request is written. Because reqwest wraps handshake failures opaquely, the verifier also
-//! records why it refused in a [`PinHandle`] shared with the caller.
+//! HTTP request is written. Why it refused travels inside the handshake's own error, however
+//! deeply the HTTP stack wraps it: [`rejection_in`] finds it there. That ties the reason to the
+//! connection that was refused; a slot shared by every connection of a client (the
+//! [`PinHandle`]) cannot, once several handshakes run at once.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -61,7 +63,9 @@ pub enum PinRejection {
     BadSignature(String),
 }
 
-/// Shared with the verifier inside a [`ClientConfig`]: the reason of the last refusal.
+/// Shared with the verifier inside a [`ClientConfig`]: the reason of the last refusal, on
+/// whichever connection it happened. For callers that drive one handshake at a time; see
+/// [`rejection_in`] for the reason of a given connection.
 #[derive(Clone, Default)]
 pub struct PinHandle {
     slot: Arc<Mutex<Option<PinRejection>>>,
@@ -163,12 +167,47 @@ impl PinVerifier {
             .map_err(|e| PinRejection::Chain { fingerprint: hex(&presented), reason: e.to_string() })
     }
 
+    /// The error rustls aborts the handshake with. It carries the rejection itself, so
+    /// [`rejection_in`] can read it back from that connection's error. A bad handshake signature
+    /// keeps rustls' own `BadSignature`, whose alert (`decrypt_error`) says what went wrong.
     fn reject(&self, rejection: PinRejection) -> rustls::Error {
         self.handle.record(rejection.clone());
         match rejection {
             PinRejection::BadSignature(_) => rustls::Error::InvalidCertificate(CertificateError::BadSignature),
             other => rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(other)))),
         }
+    }
+}
+
+/// Why a [`PinVerifier`] refused the handshake behind `error`, if it did: the rejection is looked
+/// for in a rustls error anywhere in `error`'s chain.
+pub fn rejection_in(error: &(dyn std::error::Error + 'static)) -> Option<PinRejection> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<rustls::Error>().and_then(rejection_of) {
+            return Some(found);
+        }
+        // reqwest hands the rustls error up inside an `io::Error`, whose `source()` skips the
+        // error it wraps: step into that one instead.
+        next = match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            Some(inner) => Some(inner),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+fn rejection_of(error: &rustls::Error) -> Option<PinRejection> {
+    match error {
+        rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(reason))) => {
+            reason.downcast_ref::<PinRejection>().cloned()
+        }
+        // Only the verifier judges the server's certificate on a client connection, so this is
+        // its refusal of the handshake signature (see `reject`).
+        rustls::Error::InvalidCertificate(CertificateError::BadSignature) => {
+            Some(PinRejection::BadSignature(error.to_string()))
+        }
+        _ => None,
     }
 }
 
@@ -308,6 +347,7 @@ fn hex(bytes: &[u8]) -> String {
 pub(crate) mod testing {
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, MutexGuard};
     use std::time::{Duration, Instant};
 
@@ -495,14 +535,21 @@ pub(crate) mod testing {
         }
     }
 
+    /// Presents its certificates in turn, one per handshake, then the last one for good.
     #[derive(Debug)]
-    struct Fixed(Arc<CertifiedKey>);
+    struct InTurn {
+        certs: Vec<Arc<CertifiedKey>>,
+        handshakes: AtomicUsize,
+    }
 
-    impl ResolvesServerCert for Fixed {
+    impl ResolvesServerCert for InTurn {
         fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-            Some(self.0.clone())
+            let n = self.handshakes.fetch_add(1, Ordering::SeqCst);
+            self.certs.get(n).or(self.certs.last()).cloned()
         }
     }
+
+    const BOTH: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
 
     impl TestServer {
         /// Serves TLS 1.3 and 1.2.
@@ -511,7 +558,7 @@ pub(crate) mod testing {
             key_pkcs8: &[u8],
             handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
         ) -> TestServer {
-            Self::start_with(chain, key_pkcs8, &[&rustls::version::TLS13, &rustls::version::TLS12], handler)
+            Self::start_with(chain, key_pkcs8, BOTH, handler)
         }
 
         pub fn start_with(
@@ -531,33 +578,28 @@ pub(crate) mod testing {
             versions: &[&'static SupportedProtocolVersion],
             handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
         ) -> TestServer {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let algs = provider.signature_verification_algorithms;
-            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pkcs8.to_vec()));
-            let signer = provider.key_provider.load_private_key(key).expect("server key");
-            let certified = Arc::new(CertifiedKey::new(chain, signer));
-            let config = Arc::new(
-                ServerConfig::builder_with_provider(provider)
-                    .with_protocol_versions(versions)
-                    .expect("versions")
-                    .with_client_cert_verifier(Arc::new(AnyClientCert(algs)))
-                    .with_cert_resolver(Arc::new(Fixed(certified))),
-            );
-            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-            let addr = listener.local_addr().unwrap();
-            let log = Arc::new(Mutex::new(Log::default()));
-            let handler: Arc<Handler> = Arc::new(handler);
-            let thread_log = log.clone();
-            // Detached: the accept loop ends with the test process.
-            std::thread::spawn(move || {
-                for sock in listener.incoming() {
-                    let Ok(sock) = sock else { continue };
-                    thread_log.lock().unwrap().connections += 1;
-                    let (config, log, handler) = (config.clone(), thread_log.clone(), handler.clone());
-                    std::thread::spawn(move || serve(config, sock, &log, &*handler));
-                }
-            });
-            TestServer { addr, log }
+            launch(vec![certified(chain, key_pkcs8)], versions, None, Arc::new(handler))
+        }
+
+        /// Sends each answer's head at once, then its body one byte every `every`: an answer
+        /// that never stalls long enough for a per-read timeout, and takes its time in total.
+        pub fn start_trickling(
+            id: &Identity,
+            every: Duration,
+            handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+        ) -> TestServer {
+            launch(vec![certified(id.chain(), &id.key_der)], BOTH, Some(every), Arc::new(handler))
+        }
+
+        /// Presents `first` in the first handshake and `then` in every later one: a server
+        /// whose certificate is replaced while a client holds a connection open.
+        pub fn start_switching(
+            first: &Identity,
+            then: &Identity,
+            handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
+        ) -> TestServer {
+            let certs = vec![certified(first.chain(), &first.key_der), certified(then.chain(), &then.key_der)];
+            launch(certs, BOTH, None, Arc::new(handler))
         }
 
         pub fn endpoint(&self) -> Endpoint {
@@ -582,7 +624,67 @@ pub(crate) mod testing {
         }
     }
 
-    fn serve(config: Arc<ServerConfig>, sock: TcpStream, log: &Mutex<Log>, handler: &Handler) {
+    fn certified(chain: Vec<CertificateDer<'static>>, key_pkcs8: &[u8]) -> Arc<CertifiedKey> {
+        let provider = rustls::crypto::ring::default_provider();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pkcs8.to_vec()));
+        let signer = provider.key_provider.load_private_key(key).expect("server key");
+        Arc::new(CertifiedKey::new(chain, signer))
+    }
+
+    fn launch(
+        certs: Vec<Arc<CertifiedKey>>,
+        versions: &[&'static SupportedProtocolVersion],
+        trickle: Option<Duration>,
+        handler: Arc<Handler>,
+    ) -> TestServer {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let algs = provider.signature_verification_algorithms;
+        let config = Arc::new(
+            ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(versions)
+                .expect("versions")
+                .with_client_cert_verifier(Arc::new(AnyClientCert(algs)))
+                .with_cert_resolver(Arc::new(InTurn { certs, handshakes: AtomicUsize::new(0) })),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let log = Arc::new(Mutex::new(Log::default()));
+        let thread_log = log.clone();
+        // Detached: the accept loop ends with the test process.
+        std::thread::spawn(move || {
+            for sock in listener.incoming() {
+                let Ok(sock) = sock else { continue };
+                thread_log.lock().unwrap().connections += 1;
+                let (config, log, handler) = (config.clone(), thread_log.clone(), handler.clone());
+                std::thread::spawn(move || serve(config, sock, &log, &*handler, trickle));
+            }
+        });
+        TestServer { addr, log }
+    }
+
+    /// Writes one answer; with `trickle`, the body goes one byte at a time, that far apart.
+    fn answer(tls: &mut impl Write, head: &str, body: &str, trickle: Option<Duration>) -> std::io::Result<()> {
+        tls.write_all(head.as_bytes())?;
+        let Some(every) = trickle else {
+            tls.write_all(body.as_bytes())?;
+            return tls.flush();
+        };
+        tls.flush()?;
+        for byte in body.as_bytes() {
+            std::thread::sleep(every);
+            tls.write_all(&[*byte])?;
+            tls.flush()?;
+        }
+        Ok(())
+    }
+
+    fn serve(
+        config: Arc<ServerConfig>,
+        sock: TcpStream,
+        log: &Mutex<Log>,
+        handler: &Handler,
+        trickle: Option<Duration>,
+    ) {
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let conn = ServerConnection::new(config).expect("server connection");
         let mut tls = rustls::StreamOwned::new(conn, sock);
@@ -617,12 +719,7 @@ pub(crate) mod testing {
                     "HTTP/1.1 {status} Canned\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                     body.len()
                 );
-                if tls
-                    .write_all(head.as_bytes())
-                    .and_then(|_| tls.write_all(body.as_bytes()))
-                    .and_then(|_| tls.flush())
-                    .is_err()
-                {
+                if answer(&mut tls, &head, &body, trickle).is_err() {
                     break;
                 }
             }
@@ -714,6 +811,20 @@ rR3vre7YLmjlNsrn8FaqefI=
         assert_eq!(handle.take_rejection(), None);
         assert!(v.verify_server_cert(&server.der, &[], &name, &[], now()).is_ok());
         assert_eq!(handle.last_rejection(), None);
+    }
+
+    #[test]
+    fn a_rejection_is_found_in_the_error_of_its_own_handshake() {
+        let server = self_signed("root@lxd");
+        let (v, _) = verifier(&server.cert_pem);
+        let name = ServerName::try_from("127.0.0.1").unwrap();
+        let refused = v.verify_server_cert(&self_signed("root@lxd").der, &[], &name, &[], now()).unwrap_err();
+        // As an HTTP stack hands it up: an io::Error in an io::Error.
+        let wrapped = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, refused));
+        assert!(matches!(rejection_in(&wrapped), Some(PinRejection::Mismatch { .. })));
+        assert_eq!(rejection_in(&std::io::Error::other("connection refused")), None);
+        let other_tls = rustls::Error::InvalidCertificate(CertificateError::Expired);
+        assert_eq!(rejection_in(&other_tls), None);
     }
 
     #[test]

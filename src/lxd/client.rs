@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use reqwest::Method;
@@ -15,36 +15,34 @@ use serde_json::{Value, json};
 use super::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, TrustEntry};
 use crate::credentials::TlsCredentials;
 use crate::endpoint::Endpoint;
-use crate::pin::{self, PinHandle};
+use crate::limits::LXD_REQUEST_DEADLINE;
+use crate::pin;
 
 /// TCP connect plus TLS handshake budget. LXD answers a handshake in milliseconds on any network
 /// a cluster can live on; a member that does not is down or filtered, and the reconcile should
 /// move on to the next one instead of holding the hook (and so the Juju agent) hostage.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Whole-request budget (send, wait, read the body). The calls made here are small database
-/// reads and writes that LXD serves in well under a second even on a busy cluster; 15 s leaves
-/// room for a slow leader election while guaranteeing a hook never hangs the agent.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-/// Larger answers than this are not something LXD sends to these calls; refuse rather than
-/// buffer without bound.
 /// Requests in flight at once when many entries change. LXD 5.0 served 100 adds over 4
 /// connections in 0.54-0.91x the time of one (bench/, docs/benchmarks.md); 8 were no faster.
 const MAX_IN_FLIGHT: usize = 4;
 /// From this many changes on, they are spread over `MAX_IN_FLIGHT` connections.
 const MIN_TO_SPREAD: usize = 8;
 
+/// Larger answers than this are not something LXD sends to these calls; refuse rather than
+/// buffer without bound.
 const MAX_BODY: u64 = 32 * 1024 * 1024;
 
 /// Opens [`HttpLxd`] connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpConnector {
     pub connect_timeout: Duration,
+    /// Each request, from connecting to the last byte of its answer, ends by then.
     pub request_timeout: Duration,
 }
 
 impl Default for HttpConnector {
     fn default() -> Self {
-        HttpConnector { connect_timeout: CONNECT_TIMEOUT, request_timeout: REQUEST_TIMEOUT }
+        HttpConnector { connect_timeout: CONNECT_TIMEOUT, request_timeout: LXD_REQUEST_DEADLINE }
     }
 }
 
@@ -60,7 +58,7 @@ pub struct HttpLxd {
     endpoint: Endpoint,
     base: String,
     client: Client,
-    pin: PinHandle,
+    deadline: Duration,
 }
 
 impl fmt::Debug for HttpLxd {
@@ -90,7 +88,7 @@ struct Answer {
 
 impl HttpLxd {
     pub fn new(endpoint: &Endpoint, tls: &TlsCredentials) -> Result<HttpLxd, LxdError> {
-        HttpLxd::with_timeouts(endpoint, tls, CONNECT_TIMEOUT, REQUEST_TIMEOUT)
+        HttpLxd::with_timeouts(endpoint, tls, CONNECT_TIMEOUT, LXD_REQUEST_DEADLINE)
     }
 
     pub fn with_timeouts(
@@ -99,7 +97,7 @@ impl HttpLxd {
         connect_timeout: Duration,
         request_timeout: Duration,
     ) -> Result<HttpLxd, LxdError> {
-        let (config, pin) = pin::client_config(tls).map_err(|e| LxdError::BadCredentials(e.to_string()))?;
+        let (config, _) = pin::client_config(tls).map_err(|e| LxdError::BadCredentials(e.to_string()))?;
         let client = Client::builder()
             .tls_backend_preconfigured(config)
             // LXD is reached directly; an HTTPS_PROXY meant for the charm's downloads must not
@@ -107,28 +105,36 @@ impl HttpLxd {
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect_timeout)
-            .timeout(request_timeout)
             // One per request in flight, or `spread` would close and reopen connections.
             .pool_max_idle_per_host(MAX_IN_FLIGHT)
             .user_agent(concat!("lxd-integrator/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| LxdError::BadCredentials(format!("cannot set up the HTTPS client: {}", error_chain(&e))))?;
-        Ok(HttpLxd { endpoint: endpoint.clone(), base: endpoint.url(), client, pin })
+        Ok(HttpLxd { endpoint: endpoint.clone(), base: endpoint.url(), client, deadline: request_timeout })
     }
 
     fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Answer, LxdError> {
-        self.pin.take_rejection();
-        let mut request = self.client.request(method, format!("{}{}", self.base, path));
+        let started = Instant::now();
+        // The deadline is set on the request, not with `ClientBuilder::timeout`: in reqwest 0.13's
+        // blocking client that one restarts on every read of the body (`blocking::Response`'s
+        // `Read` waits up to the whole timeout per call), so a server sending a byte every few
+        // seconds holds the hook for as long as it likes. A request's own timeout also becomes
+        // the async client's total timeout: one timer started before connecting, which keeps
+        // running into the body (`TotalTimeoutBody`) and fails the read that outlives it.
+        let mut request = self.client.request(method, format!("{}{}", self.base, path)).timeout(self.deadline);
         if let Some(body) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
         }
-        let response = request.send().map_err(|e| self.transport_error(&e))?;
+        let response = request.send().map_err(|e| self.transport_error(&e, path, started))?;
         let status = response.status().as_u16();
         let mut bytes = Vec::new();
-        response
-            .take(MAX_BODY + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| self.unreachable(format!("reading the answer to {path}: {}", error_chain(&e))))?;
+        response.take(MAX_BODY + 1).read_to_end(&mut bytes).map_err(|e| {
+            if self.past_deadline(started) {
+                self.timed_out(path)
+            } else {
+                self.unreachable(format!("reading the answer to {path}: {}", error_chain(&e)))
+            }
+        })?;
         if bytes.len() as u64 > MAX_BODY {
             return Err(LxdError::Protocol {
                 path: path.into(),
@@ -138,12 +144,27 @@ impl HttpLxd {
         Ok(Answer::parse(status, &bytes))
     }
 
-    fn transport_error(&self, e: &reqwest::Error) -> LxdError {
-        if let Some(rejection) = self.pin.take_rejection() {
+    /// The refusal is read from this request's own error: the verifier is shared by every
+    /// connection of the client, and `spread` runs several handshakes at once.
+    fn transport_error(&self, e: &reqwest::Error, path: &str, started: Instant) -> LxdError {
+        if let Some(rejection) = pin::rejection_in(e) {
             return LxdError::ServerCertMismatch { endpoint: self.base.clone(), detail: rejection.to_string() };
+        }
+        if self.past_deadline(started) {
+            return self.timed_out(path);
         }
         let detail = error_chain(e);
         if e.is_timeout() { self.unreachable(format!("timed out: {detail}")) } else { self.unreachable(detail) }
+    }
+
+    /// reqwest's timer starts after `started`, so an error once the deadline has passed is that
+    /// timer's (or comes too late to matter).
+    fn past_deadline(&self, started: Instant) -> bool {
+        started.elapsed() >= self.deadline
+    }
+
+    fn timed_out(&self, path: &str) -> LxdError {
+        self.unreachable(format!("timed out after {} on {path}", duration_text(self.deadline)))
     }
 
     fn unreachable(&self, detail: String) -> LxdError {
@@ -433,6 +454,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
+/// `15 s`, `200 ms`.
+fn duration_text(d: Duration) -> String {
+    if d.subsec_nanos() == 0 { format!("{} s", d.as_secs()) } else { format!("{} ms", d.as_millis()) }
+}
+
 fn snippet(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut s: String = text.chars().take(200).collect();
@@ -444,7 +470,7 @@ fn snippet(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use super::*;
     use crate::pin::testing::*;
@@ -872,6 +898,67 @@ mod tests {
         let mut lxd = connector.connect(&server.endpoint(), &creds(&self_signed("c"), &id.cert_pem)).unwrap();
         let err = lxd.server().unwrap_err();
         assert!(matches!(&err, LxdError::Unreachable { detail, .. } if detail.starts_with("timed out")), "{err:?}");
+    }
+
+    #[test]
+    fn an_answer_trickled_past_the_deadline_is_unreachable_at_the_deadline() {
+        let id = lxd_server();
+        let metadata = format!("\"{}\"", "x".repeat(1000));
+        // Headers at once, then 1 byte per 200 ms: every read gets a byte well within a second.
+        let server = TestServer::start_trickling(&id, Duration::from_millis(200), move |_| sync(&metadata));
+        let connector = HttpConnector { connect_timeout: CONNECT_TIMEOUT, request_timeout: Duration::from_secs(1) };
+        let mut lxd = connector.connect(&server.endpoint(), &creds(&self_signed("c"), &id.cert_pem)).unwrap();
+        let start = Instant::now();
+        let err = lxd.server().unwrap_err();
+        let took = start.elapsed();
+        let LxdError::Unreachable { detail, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(detail, "timed out after 1 s on /1.0");
+        // The whole body would take ~200 s; the bound only has to tell the deadline from that.
+        assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(5), "{took:?}");
+        assert!(!err.to_string().contains("sync"), "{err}");
+        assert_eq!(server.log().requests.len(), 1);
+    }
+
+    #[test]
+    fn every_item_of_a_batch_refused_by_the_pin_is_a_mismatch() {
+        let f = fixture(&lxd_server(), &lxd_server().cert_pem, |_| sync("{}"));
+        let mut lxd = f.lxd;
+        let fps: Vec<String> = (0..4 * MIN_TO_SPREAD).map(|i| format!("{i:064x}")).collect();
+        for answer in lxd.remove_trust_all(&fps) {
+            let err = answer.unwrap_err();
+            assert!(
+                matches!(&err, LxdError::ServerCertMismatch { detail, .. } if detail.contains("the pin is")),
+                "{err:?}"
+            );
+        }
+        let log = f.server.log();
+        assert!(log.connections > 1 && log.requests.is_empty(), "{log:?}");
+    }
+
+    #[test]
+    fn a_certificate_replaced_mid_batch_is_named_on_the_connections_that_saw_it() {
+        let (old, new) = (lxd_server(), lxd_server());
+        // A little delay per answer keeps the open connection busy, so the batch opens more.
+        let server = TestServer::start_switching(&old, &new, |_| {
+            std::thread::sleep(Duration::from_millis(20));
+            sync("{}")
+        });
+        let mut lxd =
+            HttpConnector::default().connect(&server.endpoint(), &creds(&self_signed("c"), &old.cert_pem)).unwrap();
+        lxd.remove_trust(&"0".repeat(64)).expect("the first connection presents the pinned certificate");
+        let fps: Vec<String> = (0..4 * MIN_TO_SPREAD).map(|i| format!("{i:064x}")).collect();
+        let (mut served, mut refused) = (0, 0);
+        for answer in lxd.remove_trust_all(&fps) {
+            match answer {
+                Ok(()) => served += 1,
+                Err(LxdError::ServerCertMismatch { detail, .. }) if detail.contains("the pin is") => refused += 1,
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert!(served >= 1 && refused >= 1, "{served} served, {refused} refused");
+        let log = server.log();
+        assert_eq!(log.handshakes_ok, 1, "{log:?}");
+        assert_eq!(log.requests.len(), 1 + served);
     }
 
     #[test]

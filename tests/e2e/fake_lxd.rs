@@ -2,7 +2,8 @@
 //! 127.0.0.1 with a `testbed::certs` server certificate the charm pins), answers as a trusted,
 //! non-clustered server with the version and API extensions it was started with, keeps a tiny
 //! trust store (`GET`/`POST`/`DELETE` on `/1.0/certificates`, stored the way LXD 4.0 does:
-//! unrestricted, whatever the request said) and records every request it receives.
+//! unrestricted, whatever the request said) and records every request it receives. It can also
+//! trickle one path's answer for ever: headers at once, then a byte now and then.
 
 use anyhow::{Context, Result};
 use rustls::ServerConfig;
@@ -41,7 +42,12 @@ pub struct Request {
 struct State {
     requests: Vec<Request>,
     store: Vec<Value>,
+    /// This path's answer is trickled, one byte per interval.
+    trickle: Option<(String, Duration)>,
 }
+
+/// What a trickled answer is made of; scenarios check that none of it shows anywhere.
+pub const TRICKLED: &[u8] = b"trickled-";
 
 pub struct FakeLxd {
     pub addr: SocketAddr,
@@ -88,8 +94,9 @@ impl FakeLxd {
                     break;
                 }
                 let Ok(sock) = sock else { continue };
-                let (config, state, server) = (config.clone(), thread_state.clone(), server.clone());
-                std::thread::spawn(move || serve(config, sock, &state, &server));
+                let (config, state, server, stop) =
+                    (config.clone(), thread_state.clone(), server.clone(), thread_stop.clone());
+                std::thread::spawn(move || serve(config, sock, &state, &server, &stop));
             }
         });
         Ok(FakeLxd { addr, cert, state, stop })
@@ -99,12 +106,33 @@ impl FakeLxd {
         format!("https://{}", self.addr)
     }
 
+    /// A cloud spec naming this fake, its certificate pinned, `identity` as the client.
+    pub fn cloud_spec(&self, identity: &Pem) -> Value {
+        json!({
+            "type": "lxd", "name": "old-lxd", "region": "default",
+            "endpoint": self.endpoint(),
+            "credential": {"auth-type": "certificate", "attrs": {
+                "client-cert": identity.cert_pem,
+                "client-key": identity.key_pem,
+                "server-cert": self.cert.cert_pem,
+            }},
+            "is-controller-cloud": false
+        })
+    }
+
     pub fn requests(&self) -> Vec<Request> {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).requests.clone()
     }
 
     pub fn store(&self) -> Vec<Value> {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).store.clone()
+    }
+
+    /// From now on, `path` (with its query) is answered 200 with a 1 GiB body announced, of
+    /// which one byte of [`TRICKLED`] is sent every `every` until the client hangs up: never
+    /// silent long enough for a per-read timeout, never done.
+    pub fn trickle(&self, path: &str, every: Duration) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).trickle = Some((path.into(), every));
     }
 }
 
@@ -116,7 +144,7 @@ impl Drop for FakeLxd {
     }
 }
 
-fn serve(config: Arc<ServerConfig>, sock: TcpStream, state: &Mutex<State>, server: &Server) {
+fn serve(config: Arc<ServerConfig>, sock: TcpStream, state: &Mutex<State>, server: &Server, stop: &AtomicBool) {
     let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(conn) = rustls::ServerConnection::new(config) else { return };
     let mut tls = rustls::StreamOwned::new(conn, sock);
@@ -124,6 +152,11 @@ fn serve(config: Arc<ServerConfig>, sock: TcpStream, state: &Mutex<State>, serve
     loop {
         while let Some((request, used)) = parse_request(&buf) {
             buf.drain(..used);
+            let trickle = state.lock().unwrap_or_else(|p| p.into_inner()).trickle.clone();
+            if let Some((_, every)) = trickle.filter(|(path, _)| *path == request.path) {
+                state.lock().unwrap_or_else(|p| p.into_inner()).requests.push(request);
+                return trickle_for_ever(&mut tls, every, stop);
+            }
             let (status, body) = answer(&request, state, server);
             state.lock().unwrap_or_else(|p| p.into_inner()).requests.push(request);
             let head = format!(
@@ -138,6 +171,21 @@ fn serve(config: Arc<ServerConfig>, sock: TcpStream, state: &Mutex<State>, serve
         match tls.read(&mut chunk) {
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// The head at once, then one byte of [`TRICKLED`] every `every` until the client hangs up or the
+/// fake is dropped.
+fn trickle_for_ever(tls: &mut impl Write, every: Duration, stop: &AtomicBool) {
+    let head = "HTTP/1.1 200 Fake\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n";
+    if tls.write_all(head.as_bytes()).and_then(|_| tls.flush()).is_err() {
+        return;
+    }
+    for byte in TRICKLED.iter().cycle() {
+        std::thread::sleep(every);
+        if stop.load(Ordering::SeqCst) || tls.write_all(&[*byte]).and_then(|_| tls.flush()).is_err() {
+            return;
         }
     }
 }

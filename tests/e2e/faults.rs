@@ -1,12 +1,14 @@
 //! Hostile conditions: crashed members up to a full outage, a slow or broken LXD behind a
-//! proxy, rotated and revoked credentials, a man in the middle. Each scenario ends with
-//! `World::check()` (no failed hook, schema-valid payloads, no key material anywhere).
+//! proxy, an LXD that trickles its answer, rotated and revoked credentials, a man in the middle.
+//! Each scenario ends with `World::check()` (no failed hook, schema-valid payloads, no key
+//! material anywhere).
 //!
 //! The invariants every fault must keep: hooks end in bounded time, the charm fails over to
 //! members it learned or says `waiting`, and an outage never removes a trust entry nor
 //! unpublishes anything.
 
 use crate::bed::{Bed, Databag, INTEGRATOR, MEMBERS, REQUIRER, World, unit};
+use crate::fake_lxd::{FakeLxd, LXD_4_0_EXTENSIONS, TRICKLED};
 use crate::proxy::{Mode, Proxy};
 use anyhow::{Context, Result, anyhow, ensure};
 use jujusim::RelationId;
@@ -29,6 +31,7 @@ pub fn all() -> Vec<(&'static str, crate::Scenario)> {
         ("f2_a_black_holed_or_cut_endpoint_keeps_hooks_bounded_and_fails_over", f2_slow_or_broken_lxd),
         ("f3_rotated_credentials_keep_working_and_revoked_trust_blocks_removing_nothing", f3_rotated_and_revoked),
         ("f4_a_man_in_the_middle_is_refused_before_any_request_is_sent", f4_man_in_the_middle),
+        ("f5_an_answer_trickled_for_ever_ends_each_hook_at_the_request_deadline", f5_trickled_answer),
     ]
 }
 
@@ -492,5 +495,46 @@ fn f4_man_in_the_middle(bed: &mut Bed) -> Result<()> {
     w.update_status()?;
     ensure!(w.owned_fps()? == fps(&[&a, &b]), "{:?}", w.owned());
     ensure!(w.status(I0)?.0 == "active");
+    w.check()
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. An answer trickled for ever
+
+/// `GET /1.0` answers at once; the trust store's answer starts at once and then comes a byte a
+/// second for ever, so no read ever waits long. Only a deadline on the whole request ends it.
+fn f5_trickled_answer(bed: &mut Bed) -> Result<()> {
+    const TRICKLED_PATH: &str = "/1.0/certificates?recursion=1";
+    let deadline = lxd_integrator::limits::LXD_REQUEST_DEADLINE;
+    let fake = FakeLxd::start("4.0.9", LXD_4_0_EXTENSIONS)?;
+    let mut w = bed.world("trickling-lxd")?;
+    // A charm without the deadline would hang until the simulator's 300 s: fail sooner.
+    w.sim.set_hook_timeout(HOOK_BOUND + Duration::from_secs(20));
+    w.deploy_integrator(1, false)?;
+    let spec = fake.cloud_spec(&w.identity);
+    w.sim.set_cloud_spec(spec)?;
+    w.sim.trust(INTEGRATOR, true)?;
+    expect_status(&w, "active", "1/1 members online, 0 clients trusted")?;
+
+    fake.trickle(TRICKLED_PATH, Duration::from_secs(1));
+    let waiting = format!("LXD unreachable at {}; retrying", fake.endpoint());
+    for round in 1..=2 {
+        let asked = fake.requests().iter().filter(|r| r.path == TRICKLED_PATH).count();
+        let mark = w.sim.hooks()?.len();
+        w.update_status()?;
+        let longest = bounded(&w, mark, "trickled answer")?;
+        // Shorter would mean something other than the deadline ended the hook.
+        ensure!(longest >= deadline, "update-status {round} took {longest:.1?}, under the {deadline:?} deadline");
+        expect_status(&w, "waiting", &waiting).with_context(|| format!("update-status {round}"))?;
+        let now_asked = fake.requests().iter().filter(|r| r.path == TRICKLED_PATH).count();
+        ensure!(now_asked == asked + 1, "update-status {round} asked for the trust store {} times", now_asked - asked);
+        eprintln!("f5: update-status {round}: waiting after {longest:.1?}");
+    }
+    let want = format!("timed out after {} s on {TRICKLED_PATH}", deadline.as_secs());
+    let logs = w.sim.logs()?;
+    ensure!(logs.iter().any(|l| l.message.contains(&want)), "no {want:?} in the log: {logs:#?}");
+    let marker = String::from_utf8_lossy(TRICKLED).into_owned();
+    ensure!(!logs.iter().any(|l| l.message.contains(&marker)), "the trickled bytes reached the log");
+    ensure!(!w.status(I0)?.1.contains(&marker), "the trickled bytes reached the status");
     w.check()
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail, ensure};
 use jujusim::ActionResult;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use testbed::certs::{self, Pem};
+use testbed::certs;
 
 pub fn all() -> Vec<(&'static str, crate::Scenario)> {
     vec![
@@ -302,24 +302,11 @@ fn o3_inner(bed: &mut Bed) -> Result<()> {
     w.check()
 }
 
-fn fake_spec(fake: &FakeLxd, identity: &Pem) -> Value {
-    json!({
-        "type": "lxd", "name": "old-lxd", "region": "default",
-        "endpoint": fake.endpoint(),
-        "credential": {"auth-type": "certificate", "attrs": {
-            "client-cert": identity.cert_pem,
-            "client-key": identity.key_pem,
-            "server-cert": fake.cert.cert_pem,
-        }},
-        "is-controller-cloud": false
-    })
-}
-
 fn o4_no_certificate_project(bed: &mut Bed) -> Result<()> {
     let fake = FakeLxd::start("4.0.9", LXD_4_0_EXTENSIONS)?;
     let mut w = bed.world("op-lxd4")?;
     w.deploy_integrator(1, false)?;
-    let spec = fake_spec(&fake, &w.identity);
+    let spec = fake.cloud_spec(&w.identity);
     w.sim.set_cloud_spec(spec)?;
     w.sim.set_config(INTEGRATOR, &[("trust-projects", Some(json!("default")))])?;
     w.deploy_requirer(1)?;
