@@ -21,6 +21,8 @@ pub struct ClientCert {
     pub fingerprint: String,
     /// Subject common name, for logs; never key material.
     pub common_name: String,
+    /// End of validity, Unix seconds: past it the certificate is no longer requested.
+    pub not_after: i64,
 }
 
 impl fmt::Debug for ClientCert {
@@ -174,7 +176,7 @@ pub fn parse_client_cert(text: &str, now: i64) -> Result<ClientCert, CertRejecti
         KeyKind::Rsa(bits) => return Err(CertRejection::WeakRsa(bits)),
         KeyKind::Other => return Err(CertRejection::UnsupportedKey),
     }
-    Ok(ClientCert { pem: to_pem(&der), fingerprint: fingerprint(&der), der, common_name: info.common_name })
+    Ok(ClientCert { pem: to_pem(&der), fingerprint: fingerprint(&der), der, common_name: info.common_name, not_after: info.not_after })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

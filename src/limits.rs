@@ -61,6 +61,9 @@ pub const LXD_REQUEST_DEADLINE: Duration = Duration::from_secs(15);
 /// A whole pass: past this, no further change is started and the rest waits for the next hook.
 /// Above the benchmark's 1,000 adds (~190 s on LXD 5.0), far below "forever".
 pub const PASS_DEADLINE: Duration = Duration::from_secs(300);
+/// A quiet `update-status` (nothing changed since a steady pass) still runs the full pass this
+/// often, so that nothing its digest might miss stays wrong for longer.
+pub const FULL_PASS_EVERY: Duration = Duration::from_secs(3600);
 /// A leader that has run this long since `is-leader` asks again before writing to LXD.
 pub const LEADERSHIP_RECHECK_AFTER: Duration = Duration::from_secs(5);
 

@@ -140,7 +140,7 @@ fuzz_target!(|input: Input| {
         .take(32)
         .map(|(o, f)| Request {
             owner: owner(*o),
-            cert: ClientCert { pem: String::new(), der: vec![*f], fingerprint: fp(*f), common_name: String::new() },
+            cert: ClientCert { pem: String::new(), der: vec![*f], fingerprint: fp(*f), common_name: String::new(), not_after: i64::MAX },
         })
         .collect();
     let projects: Option<Vec<String>> = input.projects.map(|p| {

@@ -49,15 +49,35 @@ pub struct Relations {
     pub ours: BTreeMap<(u32, bool), Databag>,
 }
 
-/// Reads leadership, then every live `api` relation: the breaking one and departing units are
-/// left out. With `publish`, this unit's own databags are read too (to write only what
-/// changed); only a leader that stays may read its application's bag.
-pub fn read_relations(ctx: &HookContext, juju: &mut Juju, publish: bool, leaving: bool) -> Result<Relations, ToolError> {
-    let leadership_asked = Instant::now();
+/// Leadership and the ids of the live relations: all a quiet `update-status` reads of them.
+#[derive(Debug, Clone)]
+pub struct Leadership {
+    pub leader: bool,
+    /// Just before `is-leader` answered: leadership is guaranteed for 30 s from here.
+    pub asked: Instant,
+    pub relation_ids: Vec<u32>,
+}
+
+pub fn read_leadership(juju: &mut Juju) -> Result<Leadership, ToolError> {
+    let asked = Instant::now();
     let RelationInputs { leader, relation_ids } = juju.relation_inputs(relation::ENDPOINT)?;
+    Ok(Leadership { leader, asked, relation_ids })
+}
+
+/// Reads leadership, then every live `api` relation.
+pub fn read_relations(ctx: &HookContext, juju: &mut Juju, publish: bool, leaving: bool) -> Result<Relations, ToolError> {
+    let leadership = read_leadership(juju)?;
+    read_databags(ctx, juju, leadership, publish, leaving)
+}
+
+/// Reads every live relation's databags: the breaking relation and departing units are left
+/// out. With `publish`, this unit's own databags are read too (to write only what changed);
+/// only a leader that stays may read its application's bag.
+pub fn read_databags(ctx: &HookContext, juju: &mut Juju, leadership: Leadership, publish: bool, leaving: bool) -> Result<Relations, ToolError> {
+    let Leadership { leader, asked, relation_ids } = leadership;
     let own = OwnBags { unit: publish, app: publish && leader && !leaving };
     let (views, ours) = read_bags(ctx, juju, &relation_ids, own)?;
-    Ok(Relations { leader, leadership_asked, views, ours })
+    Ok(Relations { leader, leadership_asked: asked, views, ours })
 }
 
 #[derive(Debug, Clone, Copy)]

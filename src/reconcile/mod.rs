@@ -24,6 +24,7 @@ mod decide;
 mod inputs;
 mod observe;
 mod publish;
+mod quiet;
 mod state;
 
 pub use apply::ChangeKind;
@@ -109,11 +110,27 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     // LXD is observed on its own thread as soon as the credentials are known, while leadership
     // and the relations are read: a hook costs the longer of the two, not their sum.
     let known = inputs.cache.known_endpoints();
-    let (observed, relations) = std::thread::scope(|s| {
-        let observer = s.spawn(|| observe::observe(&creds, &known, connector));
-        let relations = inputs::read_relations(ctx, juju, mode.publish, inputs.leaving);
-        (observer.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), relations)
-    });
+    let (observed, relations) = if mode == Mode::HOOK && ctx.is_hook("update-status") {
+        let (observed, leadership) = std::thread::scope(|s| {
+            let observer = s.spawn(|| observe::observe(&creds, &known, connector));
+            let leadership = inputs::read_leadership(juju);
+            (observer.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), leadership)
+        });
+        let leadership = leadership?;
+        if let Ok(seen) = &observed {
+            let world = quiet::World { creds: &creds, config: &inputs.config, leader: leadership.leader, leaving: inputs.leaving, relation_ids: &leadership.relation_ids, server: &seen.server, members: &seen.members, store: &seen.store };
+            if quiet::may_skip(inputs.cache.steady().as_ref(), &quiet::digest(&world), certs::now_unix()) {
+                return Ok(Report { leader: leadership.leader, credentials: Some(creds), ..Report::default() });
+            }
+        }
+        (observed, inputs::read_databags(ctx, juju, leadership, mode.publish, inputs.leaving))
+    } else {
+        std::thread::scope(|s| {
+            let observer = s.spawn(|| observe::observe(&creds, &known, connector));
+            let relations = inputs::read_relations(ctx, juju, mode.publish, inputs.leaving);
+            (observer.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), relations)
+        })
+    };
     let relations = relations?;
     let asked = requests::collect(&relations.views, certs::now_unix(), &protected(&creds));
     let problem_lines: Vec<String> = asked.problems.iter().map(|p| p.to_string()).collect();
@@ -168,6 +185,10 @@ fn with_lxd(ctx: &HookContext, juju: &mut Juju, mode: Mode, read: Read, mut obse
         refusal: refusal.as_deref(),
         leaving: inputs.leaving,
     });
+    if mode == Mode::HOOK {
+        let steady = steady(&inputs, &relations, &observed, &report.requests, &decision, &applied, &report.credentials);
+        inputs.cache.remember_steady(steady.as_ref());
+    }
     publish::finish(juju, mode, &mut inputs.cache, &status)?;
     let Decision { plan, .. } = decision;
     report.endpoint_used = Some(answering);
@@ -182,6 +203,29 @@ fn with_lxd(ctx: &HookContext, juju: &mut Juju, mode: Mode, read: Read, mut obse
     report.deferred = applied.deferred;
     report.status = Some(status);
     Ok(report)
+}
+
+/// What a full pass leaves for the next `update-status` to compare with, when it found nothing
+/// to change (a pass that changed LXD is followed by a full one, which then sees the result).
+fn steady(inputs: &Inputs, relations: &Relations, observed: &Observed, requests: &[Request], decision: &Decision, applied: &Applied, creds: &Option<Credentials>) -> Option<quiet::Steady> {
+    let creds = creds.as_ref()?;
+    let settled = applied.confirmed().is_empty() && applied.deferred == 0 && (decision.plan.is_empty() || !decision.writer);
+    if !settled {
+        return None;
+    }
+    let relation_ids: Vec<u32> = relations.views.iter().map(|v| v.id).collect();
+    let world = quiet::World {
+        creds,
+        config: &inputs.config,
+        leader: relations.leader,
+        leaving: inputs.leaving,
+        relation_ids: &relation_ids,
+        server: &observed.server,
+        members: &observed.members,
+        store: &observed.store,
+    };
+    let first_expiry = requests.iter().map(|r| r.cert.not_after).min().unwrap_or(i64::MAX);
+    Some(quiet::Steady { digest: quiet::digest(&world), at: certs::now_unix(), first_expiry })
 }
 
 /// No usable credentials: say so, touch nothing.

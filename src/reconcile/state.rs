@@ -2,6 +2,7 @@
 //! saves hook-tool calls and repeated log lines. It holds digests and short values only, far
 //! inside the controller's `max-charm-state-size` (`limits::UNIT_STATE_BYTES`).
 
+use super::quiet::Steady;
 use crate::certs;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
 use crate::status::Status;
@@ -11,6 +12,7 @@ const STATUS: &str = "status";
 const ENDPOINTS: &str = "known-endpoints";
 const VERSION: &str = "app-version";
 const LEAVING: &str = "leaving";
+const STEADY: &str = "steady";
 /// Digests of what was logged last, so the same lines are not logged every five minutes.
 pub const LOGGED_PROBLEMS: &str = "logged-problems";
 pub const LOGGED_NOTE: &str = "note";
@@ -51,6 +53,23 @@ impl Cache {
         changed
     }
 
+    /// What the last steady full pass left, if the last full pass was steady.
+    pub fn steady(&self) -> Option<Steady> {
+        let text = self.before.get(STEADY)?;
+        let mut parts = text.split(' ');
+        let digest = parts.next()?.to_string();
+        let at = parts.next()?.parse().ok()?;
+        let first_expiry = parts.next()?.parse().ok()?;
+        Some(Steady { digest, at, first_expiry })
+    }
+
+    pub fn remember_steady(&mut self, steady: Option<&Steady>) {
+        match steady {
+            Some(s) => self.after.insert(STEADY.into(), format!("{} {} {}", s.digest, s.at, s.first_expiry)),
+            None => self.after.remove(STEADY),
+        };
+    }
+
     /// True when `status` differs from the one last set, and remembers it.
     pub fn status_changed(&mut self, status: &Status) -> bool {
         let key = format!("{}:{}", status.kind.as_str(), status.message);
@@ -76,9 +95,13 @@ impl Cache {
         Ok(())
     }
 
-    /// Writes the keys that changed, in one `state-set`.
+    /// Writes the keys that changed, in one `state-set`; a removed key is written empty.
     pub fn save(&self, juju: &mut Juju) -> Result<(), ToolError> {
-        let changed: BTreeMap<String, String> = self.after.iter().filter(|(k, v)| self.before.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut changed: BTreeMap<String, String> =
+            self.after.iter().filter(|(k, v)| self.before.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        for gone in self.before.keys().filter(|k| !self.after.contains_key(*k) && !self.before[*k].is_empty()) {
+            changed.insert(gone.clone(), String::new());
+        }
         if changed.is_empty() {
             return Ok(());
         }

@@ -6,6 +6,7 @@ use crate::certs::test_certs;
 use crate::config::OPT_TRUST_PROJECTS;
 use crate::relation::Databag;
 use crate::lxd::TrustEntry;
+use crate::ownership::{Owner, Scope};
 use crate::memory::{Agent, Call, Cluster, MemoryConnector};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -94,12 +95,111 @@ fn a_steady_state_hook_writes_nothing_and_asks_lxd_three_times() {
     let a = test_certs::client("a");
     w.send(3, "req/0", &[&a.cert_pem]);
     w.hook("api-relation-changed");
+    // The first update-status after a change runs the full pass and remembers it was steady.
+    w.hook("update-status");
     w.agent.calls.clear();
     w.cluster().requests = 0;
     w.hook("update-status");
     assert_eq!(w.cluster().requests, 3, "GET /1.0, members, certificates");
     let writes: Vec<&Call> = w.agent.calls.iter().filter(|c| c.tool.ends_with("-set") || c.tool == "juju-log").collect();
     assert!(writes.is_empty(), "{:?}", w.agent.calls);
+}
+
+/// A unit whose last full pass was steady, with `units` requirer units on one relation.
+fn quiet_world(units: usize, leader: bool) -> (World, Vec<test_certs::Made>) {
+    let mut w = World::new();
+    w.agent.leader = leader;
+    let made: Vec<test_certs::Made> = (0..units).map(|i| test_certs::client(&format!("u{i}"))).collect();
+    for (i, m) in made.iter().enumerate() {
+        w.send(3, &format!("req/{i}"), &[&m.cert_pem]);
+    }
+    if !leader {
+        // The leader (elsewhere) trusted them.
+        let scope = Scope { model_uuid: "m-uuid".into(), app: "lxd-integrator".into() };
+        for (i, m) in made.iter().enumerate() {
+            let owner = Owner { relation_id: 3, remote_app: "req".into(), unit: Some(i as u32) };
+            w.cluster().store.push(TrustEntry { name: scope.entry_name(&owner), fingerprint: certs::fingerprint(&m.der), kind: "client".into(), ..Default::default() });
+        }
+    }
+    w.hook("api-relation-changed");
+    w.hook("update-status");
+    w.agent.calls.clear();
+    w.cluster().requests = 0;
+    (w, made)
+}
+
+#[test]
+fn a_quiet_update_status_costs_the_same_for_one_or_a_hundred_units() {
+    for leader in [true, false] {
+        for units in [1, 100] {
+            let (mut w, _) = quiet_world(units, leader);
+            w.hook("update-status");
+            let tools: Vec<&str> = w.agent.calls.iter().map(|c| c.tool.as_str()).collect();
+            assert_eq!(tools, ["credential-get", "config-get", "state-get", "is-leader", "relation-ids"], "leader {leader}, {units} units");
+            assert_eq!(w.cluster().requests, 3);
+        }
+    }
+}
+
+#[test]
+fn drift_after_a_steady_pass_runs_the_full_pass() {
+    // An owned entry deleted by hand is re-added.
+    let (mut w, made) = quiet_world(2, true);
+    let gone = certs::fingerprint(&made[0].der);
+    w.cluster().store.retain(|e| e.fingerprint != gone);
+    w.hook("update-status");
+    assert!(w.store_fps().contains(&gone));
+
+    // An extra owned entry (a departed unit's, left behind) is removed.
+    let (mut w, _) = quiet_world(1, true);
+    let scope = Scope { model_uuid: "m-uuid".into(), app: "lxd-integrator".into() };
+    let stray = Owner { relation_id: 3, remote_app: "req".into(), unit: Some(9) };
+    w.cluster().store.push(TrustEntry { name: scope.entry_name(&stray), fingerprint: "ab".repeat(32), kind: "client".into(), ..Default::default() });
+    w.hook("update-status");
+    assert!(!w.store_fps().contains(&"ab".repeat(32)));
+
+    // A member that failed is no longer published; when it comes back it is again.
+    let (mut w, _) = quiet_world(1, true);
+    w.cluster().up.insert(N2.into(), false);
+    w.hook("update-status");
+    let nodes: Vec<serde_json::Value> = serde_json::from_str(&w.published(3)["nodes"]).expect("json");
+    assert_eq!(nodes.len(), 1);
+    w.cluster().up.insert(N2.into(), true);
+    w.hook("update-status");
+    let nodes: Vec<serde_json::Value> = serde_json::from_str(&w.published(3)["nodes"]).expect("json");
+    assert_eq!(nodes.len(), 2);
+
+    // A revoked credential is noticed.
+    let (mut w, _) = quiet_world(1, true);
+    w.cluster().trusted = false;
+    w.hook("update-status");
+    assert_eq!(w.agent.status.0, "blocked");
+
+    // A rotated credential (another endpoint) reaches the full pass too.
+    let (mut w, _) = quiet_world(1, true);
+    w.agent.credential = crate::memory::cloud_credential(N2);
+    w.agent.calls.clear();
+    w.hook("update-status");
+    assert!(w.agent.calls.iter().any(|c| c.tool == "relation-get"), "full pass after rotation");
+
+    // Leadership moving here makes the new leader do the full pass.
+    let (mut w, _) = quiet_world(1, false);
+    w.agent.leader = true;
+    w.hook("update-status");
+    assert!(w.agent.calls.iter().any(|c| c.tool == "relation-get"));
+}
+
+#[test]
+fn a_certificate_that_expired_since_the_steady_pass_is_handled() {
+    let (mut w, made) = quiet_world(1, true);
+    // Pretend the steady pass saw a certificate expiring a second ago.
+    let steady = w.agent.state.get("steady").cloned().unwrap_or_default();
+    let parts: Vec<&str> = steady.split(' ').collect();
+    assert_eq!(parts.len(), 3, "{steady}");
+    w.agent.state.insert("steady".into(), format!("{} {} {}", parts[0], parts[1], certs::now_unix() - 1));
+    w.hook("update-status");
+    assert!(w.agent.calls.iter().any(|c| c.tool == "relation-get"), "full pass once a certificate may have expired");
+    assert!(w.store_fps().contains(&certs::fingerprint(&made[0].der)), "still valid here, so still trusted");
 }
 
 #[test]

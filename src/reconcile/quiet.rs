@@ -1,0 +1,83 @@
+//! A quiet `update-status`: when nothing it could learn has changed since the last steady full
+//! pass, it reads no databag and writes nothing.
+//!
+//! Relation data cannot change without Juju running a relation hook on this unit, and every
+//! relation hook runs the full pass. What an `update-status` can learn comes from elsewhere:
+//! LXD (server, members, trust store), the credentials, the config, leadership, the set of
+//! relations, the clock (a requested certificate expiring). Those are digested; the unit
+//! remembers the digest of its last full pass that found nothing to change, and a later
+//! `update-status` that computes the same digest has nothing to do. Anything else — a
+//! hand-deleted entry, a member down, a rotated credential, a new leader — changes the digest
+//! and runs the full pass. A full pass every `limits::FULL_PASS_EVERY` bounds how stale
+//! anything can get, whatever the digest misses.
+
+use crate::certs;
+use crate::config::Config;
+use crate::credentials::Credentials;
+use crate::limits;
+use crate::lxd::{Member, ServerInfo, TrustEntry};
+use std::fmt::Write as _;
+
+/// Everything an `update-status` can learn without reading relation data.
+pub struct World<'a> {
+    pub creds: &'a Credentials,
+    pub config: &'a Config,
+    pub leader: bool,
+    pub leaving: bool,
+    pub relation_ids: &'a [u32],
+    pub server: &'a ServerInfo,
+    pub members: &'a [Member],
+    pub store: &'a [TrustEntry],
+}
+
+/// SHA-256 over a canonical rendering of `world`. Only the digest is kept: the key inside the
+/// credentials never reaches the state store.
+pub fn digest(world: &World) -> String {
+    let mut text = String::new();
+    let tls = &world.creds.tls;
+    for part in [&world.creds.endpoint.url(), &tls.client_cert_pem, &tls.client_key_pem, &tls.server_cert_pem] {
+        let _ = write!(text, "{}\n{part}\n", part.len());
+    }
+    let _ = write!(text, "{:?}\n{}\n{}\n{:?}\n", world.config.trust_projects, world.leader, world.leaving, world.relation_ids);
+    let _ = write!(text, "{:?}\n{:?}\n{:?}\n", world.server, world.members, world.store);
+    certs::fingerprint(text.as_bytes())
+}
+
+/// What a steady full pass left for the next `update-status` to compare with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Steady {
+    pub digest: String,
+    /// When that full pass ran, Unix seconds.
+    pub at: i64,
+    /// The first time one of the requested certificates expires, Unix seconds.
+    pub first_expiry: i64,
+}
+
+/// Whether an `update-status` that sees `digest` at `now` may skip the full pass.
+pub fn may_skip(steady: Option<&Steady>, digest: &str, now: i64) -> bool {
+    steady.is_some_and(|s| s.digest == digest && now < s.first_expiry && now - s.at < limits::FULL_PASS_EVERY.as_secs() as i64 && now >= s.at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steady(at: i64, first_expiry: i64) -> Steady {
+        Steady { digest: "d".into(), at, first_expiry }
+    }
+
+    #[test]
+    fn the_same_world_soon_after_a_steady_pass_is_quiet() {
+        assert!(may_skip(Some(&steady(1000, 5000)), "d", 1300));
+    }
+
+    #[test]
+    fn anything_else_runs_the_full_pass() {
+        let every = limits::FULL_PASS_EVERY.as_secs() as i64;
+        assert!(!may_skip(None, "d", 1300), "no steady pass remembered");
+        assert!(!may_skip(Some(&steady(1000, 5000)), "other", 1300), "the world changed");
+        assert!(!may_skip(Some(&steady(1000, 1200)), "d", 1300), "a certificate expired meanwhile");
+        assert!(!may_skip(Some(&steady(1000, i64::MAX)), "d", 1000 + every), "the periodic full pass is due");
+        assert!(!may_skip(Some(&steady(1000, i64::MAX)), "d", 900), "the clock went back");
+    }
+}
