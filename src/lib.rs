@@ -1,9 +1,25 @@
 //! lxd-integrator: a Juju machine charm that keeps an LXD cluster's trust store in step with
 //! the certificates its related charms send, and tells them where the cluster's members are.
 //!
-//! The flow of every hook is one reconcile pass (see `reconcile`):
-//! credentials → connect → observe LXD → desired trust → apply → publish → status.
-//! `hook_tools` and `lxd` are the only modules that touch the outside world; the rest are pure.
+//! Every hook runs one pass (`reconcile`), as typed stages:
+//!
+//! ```text
+//! dispatch ─ HookContext ─▶ reconcile::inputs   credentials, config, state cache (read once)
+//!                           reconcile::observe  LXD: server, members, trust store    ┐ at once
+//!                           reconcile::inputs   leadership, relations, databags     ┘
+//!                           requests            what requirers ask for (bounded)
+//!                           reconcile::decide   pure: plan, policy, what is held, status
+//!                           reconcile::apply    leader only: changes, in batches, under a deadline
+//!                           reconcile::publish  relation data, state cache, status
+//! ```
+//!
+//! Only two boundaries do I/O: `hook_tools` (Juju's tools, as processes) and `lxd` (HTTPS with
+//! a pinned server certificate, `pin`). Everything between them is plain data and pure
+//! functions: `config`, `credentials`, `certs`, `endpoint`, `ownership` (who owns a trust
+//! entry, from its name), `plan`, `relation` (the `lxd` interface payload), `status`, and
+//! `limits`, which names every bound on what crosses a process boundary. `memory` holds the
+//! in-memory unit agent and LXD the tests, the fuzz targets and the property checks run
+//! the pass against.
 
 pub mod actions;
 pub mod certs;
