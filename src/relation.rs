@@ -97,24 +97,8 @@ pub fn changed_keys(have: &Databag, want: &Databag) -> Databag {
 mod tests {
     use super::*;
     use crate::certs::{self, test_certs};
+    use crate::requests::fixtures::{bag, certs_json, view};
     use crate::requests::{Protected, collect};
-
-    fn bag(pairs: &[(&str, String)]) -> Databag {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
-    }
-
-    fn certs_json(pems: &[&str]) -> String {
-        serde_json::to_string(pems).expect("json")
-    }
-
-    fn view(id: u32, units: Vec<(&str, Databag)>, app_data: Databag) -> RelationView {
-        RelationView {
-            id,
-            remote_app: "req".into(),
-            units: units.into_iter().map(|(u, b)| (u.to_string(), b)).collect(),
-            app_data,
-        }
-    }
 
     #[test]
     fn the_payload_claims_only_what_lxd_holds() {

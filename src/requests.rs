@@ -310,23 +310,31 @@ impl<'de> Visitor<'de> for ListVisitor<'_, '_> {
     }
 }
 
+/// Databags and relations as tests build them.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::certs::test_certs;
-    use crate::relation::Databag;
+pub(crate) mod fixtures {
+    use crate::relation::{Databag, RelationView};
 
-    fn bag(pairs: &[(&str, String)]) -> Databag {
+    pub fn bag(pairs: &[(&str, String)]) -> Databag {
         pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     }
 
-    fn certs_json(pems: &[&str]) -> String {
+    pub fn certs_json(pems: &[&str]) -> String {
         serde_json::to_string(pems).expect("json")
     }
 
-    fn view(id: u32, units: Vec<(&str, Databag)>, app_data: Databag) -> RelationView {
+    /// Relation `id` with the remote application `req`.
+    pub fn view(id: u32, units: Vec<(&str, Databag)>, app_data: Databag) -> RelationView {
         RelationView { id, remote_app: "req".into(), units: units.into_iter().map(|(u, b)| (u.to_string(), b)).collect(), app_data }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+    use crate::certs::test_certs;
+    use crate::relation::Databag;
 
     fn one_unit(value: String) -> Requests {
         collect(&[view(1, vec![("req/0", bag(&[(KEY_CLIENT_CERTS, value)]))], Databag::new())], certs::now_unix(), &Protected::default())
