@@ -3,7 +3,8 @@
 //!
 //! The flow of every hook is one reconcile pass (see `reconcile`):
 //! credentials → connect → observe LXD → desired trust → apply → publish → status.
-//! `hook_tools` and `lxd` are the only modules that touch the outside world; the rest are pure.
+//! `hook_tools` and `lxd` are the only modules that touch the outside world, with `legacy`, which
+//! removes the files the Python charm left in the charm dir; the rest are pure.
 
 pub mod actions;
 pub mod certs;
@@ -11,6 +12,7 @@ pub mod credentials;
 pub mod dispatch;
 pub mod endpoint;
 pub mod hook_tools;
+pub mod legacy;
 pub mod limits;
 pub mod lxd;
 /// An in-memory unit agent and LXD for tests, fuzzing and property checks; never used by the binary.
