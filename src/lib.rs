@@ -7,6 +7,7 @@
 //! removes the files the Python charm left in the charm dir; the rest are pure.
 
 pub mod actions;
+pub mod adopt;
 pub mod certs;
 pub mod credentials;
 pub mod dispatch;
