@@ -17,12 +17,15 @@ use std::collections::BTreeMap;
 pub const NEEDED_EXTENSIONS: &[&str] = &["clustering", EXT_CERTIFICATE_PROJECT];
 
 /// Every action this charm implements (actions.yaml declares the same).
-pub const ACTIONS: &[&str] = &["list-nodes", "list-trusted-clients", "reconcile", "check-connection"];
+pub const ACTIONS: &[&str] = &["list-nodes", "list-trusted-clients", "reconcile", "check-connection", "adopt"];
 
 type Results = Vec<(String, String)>;
 
 pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector) -> anyhow::Result<()> {
     let params = juju.action_get().context("reading action parameters")?;
+    if ctx.name == "adopt" {
+        return crate::adopt::run(ctx, juju, connector, &params).map_err(anyhow::Error::from);
+    }
     let dry_run = params.get("dry-run").and_then(|v| v.as_bool()).unwrap_or(false);
     let mode = match ctx.name.as_str() {
         "reconcile" if !dry_run => {

@@ -99,6 +99,14 @@ pub fn main() -> i32 {
     let mut tools = ProcessTools;
     let mut juju = Juju::new(&mut tools);
     let connector = HttpConnector::default();
+    // Before the pass, and whatever it then does: the Python charm's key files go even when
+    // LXD is down or the credentials are missing.
+    if let Invocation::Hook(h) = &inv
+        && crate::legacy::CLEAN_ON.contains(&h.as_str())
+        && let Some(dir) = std::env::var_os("JUJU_CHARM_DIR").filter(|d| !d.is_empty())
+    {
+        crate::legacy::clean(&mut juju, std::path::Path::new(&dir));
+    }
     let result = match &inv {
         Invocation::Action(_) => crate::actions::run(&ctx, &mut juju, &connector),
         Invocation::Hook(h) if RECONCILE_HOOKS.contains(&h.as_str()) => {

@@ -14,7 +14,9 @@
 //! ```
 //!
 //! Only two boundaries do I/O: `hook_tools` (Juju's tools, as processes) and `lxd` (HTTPS with
-//! a pinned server certificate, `pin`). Everything between them is plain data and pure
+//! a pinned server certificate, `pin`), besides `legacy`, which removes the files the Python
+//! charm left in the charm directory on `install` and `upgrade-charm`. The `adopt` action takes
+//! over that charm's trust entries. Everything between them is plain data and pure
 //! functions: `config`, `credentials`, `certs`, `endpoint`, `ownership` (who owns a trust
 //! entry, from its name), `plan`, `relation` (the `lxd` interface payload), `status`, and
 //! `limits`, which names every bound on what crosses a process boundary. `memory` holds the
@@ -22,12 +24,14 @@
 //! the pass against.
 
 pub mod actions;
+pub mod adopt;
 pub mod certs;
 pub mod config;
 pub mod credentials;
 pub mod dispatch;
 pub mod endpoint;
 pub mod hook_tools;
+pub mod legacy;
 pub mod limits;
 pub mod lxd;
 /// An in-memory unit agent and LXD for tests, fuzzing and property checks; never used by the binary.

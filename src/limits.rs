@@ -36,6 +36,13 @@ pub const ACTION_VALUE_BYTES: usize = 16 * 1024;
 pub const ACTION_RESULTS_BYTES: usize = 256 * 1024;
 /// Items listed one by one in an action's results before the rest is only counted.
 pub const ACTION_ITEMS: usize = 500;
+/// Entries the `adopt` action lists one by one, its two lists together. An entry takes up to
+/// ~900 bytes of results (two names of `ENTRY_NAME_SHOWN`, an LXD error), so 200 stay well
+/// inside `ACTION_RESULTS_BYTES`; the rest are counted.
+pub const ADOPT_ITEMS: usize = 200;
+/// Bytes of a trust entry's name (or of LXD's error text) shown in results and logs: names
+/// are chosen by whoever adds the entry, and LXD puts no bound on them.
+pub const ENTRY_NAME_SHOWN: usize = 256;
 /// Problems named one by one (per kind) in a summary before the rest is only counted.
 pub const PROBLEMS_NAMED: usize = 3;
 

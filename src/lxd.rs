@@ -98,6 +98,11 @@ pub trait Lxd {
     fn remove_trust(&mut self, fingerprint: &str) -> Result<(), LxdError>;
     /// `PATCH /1.0/certificates/<fingerprint>` with `restricted` and `projects`.
     fn restrict_trust(&mut self, fingerprint: &str, projects: Option<&[String]>) -> Result<(), LxdError>;
+    /// `PATCH /1.0/certificates/<fingerprint>` with `name` alone. LXD (5.0 `certificatePatch`
+    /// and after) decodes a PATCH over the stored entry, so the type, restrictions, projects
+    /// and certificate stay as they are. An entry that is gone is an error (404): the caller
+    /// meant that entry, not "nothing to do".
+    fn rename_trust(&mut self, fingerprint: &str, name: &str) -> Result<(), LxdError>;
 
     /// Adds every entry; the answers come in the same order. An implementation may have a few
     /// requests in flight at once (LXD serves concurrent adds faster than sequential ones).

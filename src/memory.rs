@@ -674,6 +674,22 @@ impl Lxd for MemoryLxd {
         }
         Ok(())
     }
+
+    fn rename_trust(&mut self, fp: &str, name: &str) -> Result<(), LxdError> {
+        let mut c = self.hit()?;
+        match c.store.iter_mut().find(|x| x.fingerprint == fp) {
+            Some(x) => {
+                x.name = name.to_string();
+                Ok(())
+            }
+            None => Err(LxdError::Api {
+                method: "PATCH".into(),
+                path: format!("/1.0/certificates/{fp}"),
+                status: 404,
+                message: "Certificate not found".into(),
+            }),
+        }
+    }
 }
 
 /// Opens `MemoryLxd` connections to the shared `Cluster`, whatever the credentials.

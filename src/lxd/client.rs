@@ -436,6 +436,13 @@ impl Lxd for HttpLxd {
         };
         self.unit(Method::PATCH, &path, Some(body), &[])
     }
+
+    fn rename_trust(&mut self, fingerprint: &str, name: &str) -> Result<(), LxdError> {
+        let path = certificate_path(fingerprint)?;
+        // Only `name`: PUT would replace every field (and LXD >= 5.21.7 refuses a PUT without
+        // `type`); PATCH keeps what is not sent.
+        self.unit(Method::PATCH, &path, Some(json!({ "name": name })), &[])
+    }
 }
 
 /// An error with all its sources, the only way to see e.g. "connection refused" under reqwest's
@@ -822,6 +829,7 @@ mod tests {
         for bad in ["", "abc", &"g".repeat(64), &"a".repeat(65)] {
             assert!(matches!(f.lxd.remove_trust(bad), Err(LxdError::Protocol { .. })), "{bad:?}");
             assert!(matches!(f.lxd.restrict_trust(bad, None), Err(LxdError::Protocol { .. })), "{bad:?}");
+            assert!(matches!(f.lxd.rename_trust(bad, "juju.x"), Err(LxdError::Protocol { .. })), "{bad:?}");
         }
         assert_eq!(f.server.log().connections, 0);
     }
@@ -840,6 +848,33 @@ mod tests {
         let b1: Value = serde_json::from_str(&log.requests[1].body).unwrap();
         assert_eq!(b0, json!({"restricted": true, "projects": ["p1", "p2"]}));
         assert_eq!(b1, json!({"restricted": false, "projects": []}));
+    }
+
+    #[test]
+    fn rename_trust_patches_the_name_alone_and_a_missing_entry_is_an_error() {
+        let id = lxd_server();
+        let fp = "ef".repeat(32);
+        let gone = "01".repeat(32);
+        let gone_path = format!("/1.0/certificates/{gone}");
+        let mut f = fixture(&id, &id.cert_pem, move |r| {
+            if r.path == gone_path { error(404, "Certificate not found") } else { sync("{}") }
+        });
+        let name = "juju.0f6d3b1a-1c2b-4f5e-8a9b-123456789abc.lxd-integrator.7.req.0";
+        f.lxd.rename_trust(&fp.to_uppercase(), name).unwrap();
+        assert_eq!(
+            f.lxd.rename_trust(&gone, name).unwrap_err(),
+            LxdError::Api {
+                method: "PATCH".into(),
+                path: format!("/1.0/certificates/{gone}"),
+                status: 404,
+                message: "Certificate not found".into()
+            }
+        );
+        let log = f.server.log();
+        assert_eq!((log.requests[0].method.as_str(), log.requests[0].path.as_str()), ("PATCH", format!("/1.0/certificates/{fp}").as_str()));
+        let body: Value = serde_json::from_str(&log.requests[0].body).unwrap();
+        // Nothing but the name: restrictions, projects and type are LXD's to keep.
+        assert_eq!(body, json!({ "name": name }));
     }
 
     #[test]

@@ -27,7 +27,7 @@ fn short(fp: &str) -> &str {
 
 /// An action's results flattened to `a.b.c = value`, after checking that every key is one Juju
 /// accepts and every value is a readable one-line string.
-fn flat(r: &ActionResult) -> Result<BTreeMap<String, String>> {
+pub fn flat(r: &ActionResult) -> Result<BTreeMap<String, String>> {
     fn walk(v: &Value, prefix: &str, out: &mut BTreeMap<String, String>) -> Result<()> {
         match v {
             Value::Object(map) => {
@@ -56,13 +56,13 @@ fn flat(r: &ActionResult) -> Result<BTreeMap<String, String>> {
 }
 
 /// Runs an action that must complete; returns its flattened results.
-fn act(w: &mut World, unit: &str, name: &str, params: Value) -> Result<BTreeMap<String, String>> {
+pub fn act(w: &mut World, unit: &str, name: &str, params: Value) -> Result<BTreeMap<String, String>> {
     let r = w.sim.run_action(unit, name, params)?;
     ensure!(r.status == "completed", "{name} on {unit}: {} {:?} {}", r.status, r.message, r.stderr);
     flat(&r)
 }
 
-fn get<'a>(m: &'a BTreeMap<String, String>, k: &str) -> Result<&'a str> {
+pub fn get<'a>(m: &'a BTreeMap<String, String>, k: &str) -> Result<&'a str> {
     m.get(k).map(String::as_str).with_context(|| format!("no {k} in {m:#?}"))
 }
 

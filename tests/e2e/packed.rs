@@ -16,7 +16,7 @@ pub fn all() -> Vec<(&'static str, crate::Scenario)> {
     vec![("p1_the_packed_charm_unzips_with_its_modes_and_works_end_to_end", p1_packed_charm_works)]
 }
 
-fn artifact(bed: &Bed) -> Result<PathBuf> {
+pub fn artifact(bed: &Bed) -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("LXD_INTEGRATOR_CHARM").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         ensure!(path.is_file(), "LXD_INTEGRATOR_CHARM={} does not exist (run `make charm`)", path.display());

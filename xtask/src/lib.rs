@@ -433,10 +433,10 @@ mod tests {
     }
 
     #[test]
-    fn actions_are_the_four_declared_ones() {
+    fn actions_are_the_five_declared_ones() {
         assert_eq!(
             action_names(),
-            vec!["list-nodes", "list-trusted-clients", "reconcile", "check-connection"]
+            vec!["list-nodes", "list-trusted-clients", "reconcile", "check-connection", "adopt"]
         );
     }
 
