@@ -44,8 +44,8 @@ fn p1_packed_charm_works(bed: &mut Bed) -> Result<()> {
         ensure!(link == Path::new("../dispatch"), "hooks/{hook} -> {}", link.display());
     }
     let manifest = std::fs::read_to_string(dir.join("manifest.yaml"))?;
-    for channel in ["20.04", "22.04", "24.04"] {
-        ensure!(manifest.contains(channel), "manifest.yaml lacks ubuntu {channel}");
+    for channel in xtask::BASES {
+        ensure!(manifest.contains(&format!("channel: '{channel}'")), "manifest.yaml lacks ubuntu {channel}");
     }
 
     // Deploy what was unpacked, through dispatch (Juju >= 2.8) ...
