@@ -29,6 +29,45 @@ pub const AGENT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:
 /// Environment variable naming the `jujusim` binary (overrides the search).
 pub const BIN_ENV: &str = "JUJUSIM_BIN";
 
+/// `JUJU_VERSION` of the default agent, a Juju 3.6.
+pub const JUJU_3: &str = "3.6.4";
+/// `JUJU_VERSION` of a Juju 2.9 agent (a released 2.9: tag `v2.9.47`). 2.9 is the LTS that
+/// still runs machines on Ubuntu 16.04 and 18.04.
+pub const JUJU_2_9: &str = "2.9.47";
+
+/// The generations of Juju's unit agent the simulator answers as, chosen by the model's
+/// `JUJU_VERSION` ([`Sim::set_juju_version`]). Where they differ in what a charm can observe,
+/// the driver and tools ask [`Agent::of`].
+///
+/// For a machine charm 2.9 and 3.x mostly agree: every hook tool jujusim implements exists in
+/// 2.9 with the same flags, output and error texts (`state-*` since 2.8, `credential-get`
+/// since 2.4), and the hook environment is the same set of variables (2.8's `HookVars` already
+/// sets `JUJU_HOOK_NAME`, `JUJU_REMOTE_APP`, `JUJU_DEPARTING_UNIT`, the `JUJU_ACTION_*` trio,
+/// and its runner `JUJU_DISPATCH_PATH`). What differs is the version string and the results
+/// of every action (see [`Sim::run_action`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agent {
+    /// Juju 2.9.x.
+    Juju29,
+    /// Juju 3.x (the default).
+    Juju3,
+}
+
+impl Agent {
+    /// The agent a `JUJU_VERSION` belongs to (`2.9.47`, `2.9.47.1`, `3.6.4`, `3.6-beta2`), or
+    /// `None` for a version the simulator does not model: before 2.9, and 4.x.
+    pub fn of(version: &str) -> Option<Agent> {
+        let mut parts = version.split('.');
+        let major = parts.next()?;
+        let minor: String = parts.next()?.chars().take_while(char::is_ascii_digit).collect();
+        match (major, minor.as_str()) {
+            ("2", "9") => Some(Agent::Juju29),
+            ("3", m) if !m.is_empty() => Some(Agent::Juju3),
+            _ => None,
+        }
+    }
+}
+
 /// One hook (or action) run, as recorded in `records/hooks.jsonl`.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct HookRecord {
@@ -67,7 +106,8 @@ pub struct ActionResult {
     pub name: String,
     /// `completed` or `failed`.
     pub status: String,
-    /// What the action set with `action-set` (nested maps of strings).
+    /// What the action set with `action-set` (nested maps of strings); from a Juju 2.9 agent
+    /// also `Code`, `Stdout`, `Stderr`, which 2.9 adds to every action's results.
     pub results: Value,
     /// `action-fail`'s message, or `exit status N`.
     pub message: Option<String>,
@@ -278,7 +318,7 @@ impl Sim {
         let model = Model {
             name: model_name.into(),
             uuid: model::random_uuid(),
-            juju_version: "3.6.4".into(),
+            juju_version: JUJU_3.into(),
             credential_get_available: true,
             next_action_id: 1,
             ..Default::default()
@@ -338,13 +378,27 @@ impl Sim {
     pub fn set_extra_env(&mut self, key: &str, value: &str) {
         self.extra_env.insert(key.into(), value.into());
     }
-    /// `JUJU_VERSION` for hooks (default 3.6.4).
+    /// `JUJU_VERSION` for hooks, and with it the agent whose behaviour the simulator follows
+    /// (see [`Agent`]): default [`JUJU_3`]; [`JUJU_2_9`] for a Juju 2.9 agent. A version of an
+    /// agent the simulator does not model is refused, rather than answered as another one.
     pub fn set_juju_version(&mut self, v: &str) -> anyhow::Result<()> {
+        if Agent::of(v).is_none() {
+            bail!("jujusim answers as a Juju 2.9 or 3.x agent; {v:?} is neither");
+        }
         self.write(|m| {
             m.juju_version = v.into();
             Ok(())
         })?;
         self.flush()
+    }
+    /// `JUJU_VERSION` as hooks see it.
+    pub fn juju_version(&self) -> anyhow::Result<String> {
+        Ok(self.read()?.juju_version)
+    }
+    /// The agent the simulator answers as.
+    pub fn agent(&self) -> anyhow::Result<Agent> {
+        let v = self.juju_version()?;
+        Agent::of(&v).ok_or_else(|| anyhow!("model.json names an unmodelled Juju {v:?}"))
     }
     /// What `credential-get` returns to trusted applications (the model's cloud spec).
     pub fn set_cloud_spec(&mut self, spec: Value) -> anyhow::Result<()> {
@@ -1259,6 +1313,21 @@ impl Sim {
             } else {
                 act.message.clone()
             };
+            let mut results = act.results.clone();
+            if outcome.ran && Agent::of(&m.juju_version) == Some(Agent::Juju29) {
+                // Juju 2.9's runner adds the process's exit code and output to every action's
+                // results, capitalised, after the charm's own (worker/uniter/runner/runner.go,
+                // runCharmProcessOnLocal -> updateActionResults; "TODO(juju3) - use lower
+                // case here": Juju 3 names them return-code/stdout/stderr). Not when no
+                // process ran. Output that is not UTF-8 (base64 and "StdoutEncoding" in Juju)
+                // is kept here as read, lossily.
+                results.insert("Code".into(), Value::String(outcome.exit_code.to_string()));
+                for (key, text) in [("Stdout", &outcome.stdout), ("Stderr", &outcome.stderr)] {
+                    if !text.is_empty() {
+                        results.insert(key.into(), Value::String(text.clone()));
+                    }
+                }
+            }
             let result = ActionResult {
                 id: act.id.clone(),
                 unit: unit.into(),
@@ -1268,7 +1337,7 @@ impl Sim {
                 } else {
                     "completed".into()
                 },
-                results: Value::Object(act.results.clone()),
+                results: Value::Object(results),
                 message,
                 logs: act.logs.clone(),
                 exit_code: outcome.exit_code,

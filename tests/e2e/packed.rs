@@ -16,6 +16,7 @@ pub fn all() -> Vec<(&'static str, crate::Scenario)> {
     vec![("p1_the_packed_charm_unzips_with_its_modes_and_works_end_to_end", p1_packed_charm_works)]
 }
 
+/// The `.charm` under test: `LXD_INTEGRATOR_CHARM`, or the test binary packed by xtask.
 pub fn artifact(bed: &Bed) -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("LXD_INTEGRATOR_CHARM").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
@@ -26,14 +27,20 @@ pub fn artifact(bed: &Bed) -> Result<PathBuf> {
     Ok(xtask::pack(Path::new(env!("CARGO_BIN_EXE_lxd-integrator")), &out)?)
 }
 
-fn p1_packed_charm_works(bed: &mut Bed) -> Result<()> {
-    let charm = artifact(bed)?;
-    let dir = bed.work.join("unpacked");
+/// Unzips `charm` into `<work>/<name>` (emptied first) with Info-ZIP's `unzip`.
+pub fn unpack(bed: &Bed, charm: &Path, name: &str) -> Result<PathBuf> {
+    let dir = bed.work.join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new("unzip").arg("-q").arg(&charm).arg("-d").arg(&dir).output().context("running unzip (apt-get install unzip)")?;
+    let out = Command::new("unzip").arg("-q").arg(charm).arg("-d").arg(&dir).output().context("running unzip (apt-get install unzip)")?;
     if !out.status.success() {
         bail!("unzip {}: {}", charm.display(), String::from_utf8_lossy(&out.stderr));
     }
+    Ok(dir)
+}
+
+fn p1_packed_charm_works(bed: &mut Bed) -> Result<()> {
+    let charm = artifact(bed)?;
+    let dir = unpack(bed, &charm, "unpacked")?;
     for file in ["metadata.yaml", "config.yaml", "actions.yaml", "manifest.yaml", "README.md", "LICENSE", "dispatch"] {
         ensure!(dir.join(file).is_file(), "{file} missing from {}", charm.display());
     }
@@ -44,8 +51,8 @@ fn p1_packed_charm_works(bed: &mut Bed) -> Result<()> {
         ensure!(link == Path::new("../dispatch"), "hooks/{hook} -> {}", link.display());
     }
     let manifest = std::fs::read_to_string(dir.join("manifest.yaml"))?;
-    for channel in ["20.04", "22.04", "24.04"] {
-        ensure!(manifest.contains(channel), "manifest.yaml lacks ubuntu {channel}");
+    for channel in xtask::BASES {
+        ensure!(manifest.contains(&format!("channel: '{channel}'")), "manifest.yaml lacks ubuntu {channel}");
     }
 
     // Deploy what was unpacked, through dispatch (Juju >= 2.8) ...

@@ -37,8 +37,11 @@ pub const README_MD: &str = include_str!("../../README.md");
 /// LICENSE (Apache-2.0), embedded.
 pub const LICENSE: &str = include_str!("../../LICENSE");
 
-/// Ubuntu releases the charm runs on. The binary is static, so one package serves all.
-pub const BASES: &[&str] = &["20.04", "22.04", "24.04"];
+/// Ubuntu releases the charm runs on. The binary is static (musl), so one package serves all:
+/// the releases the original Python charm supported (xenial, bionic, focal) and the later LTSs.
+/// Juju 2.9 maps each channel to a series (16.04 -> xenial, 18.04 -> bionic, ...); Juju 3.x
+/// deploys only on 20.04 and later and passes over the older two.
+pub const BASES: &[&str] = &["16.04", "18.04", "20.04", "22.04", "24.04"];
 
 /// The charmcraft release whose `manifest.yaml` format this crate reproduces. Written as
 /// `charmcraft-version`, with a comment saying the file was not written by charmcraft.
@@ -467,14 +470,15 @@ mod tests {
     }
 
     #[test]
-    fn manifest_has_three_bases_and_attributes() {
+    fn manifest_has_every_base_and_attributes() {
         let m = manifest_yaml("2026-01-01T00:00:00.000000+00:00", "amd64");
         assert!(m.contains("charmcraft-version: "));
         assert!(m.contains("charmcraft-started-at: '2026-01-01"));
+        // Quoted: an unquoted 16.04 is a YAML float, which Juju's manifest schema refuses.
         for c in BASES {
             assert!(m.contains(&format!("channel: '{c}'")));
         }
-        assert_eq!(m.matches("  - amd64").count(), 3);
+        assert_eq!(m.matches("  - amd64").count(), BASES.len());
         assert!(m.contains("analysis:\n  attributes:\n  - name: language\n"));
     }
 
