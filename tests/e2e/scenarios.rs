@@ -249,9 +249,9 @@ fn s8_garbage_loses_nothing(bed: &mut Bed) -> Result<()> {
     let (status, message) = w.status(I0)?;
     ensure!(status == "active" && message.contains("invalid client_certificates from req/1, req/2"), "{status}: {message}");
     let warnings: Vec<String> = w.sim.logs()?.into_iter().filter(|l| l.unit == I0 && l.level == "WARNING").map(|l| l.message).collect();
-    ensure!(warnings.iter().any(|m| m.contains("req/2 (relation") && m.contains("client_certificates[1]: not a PEM certificate")), "{warnings:?}");
+    ensure!(warnings.iter().any(|m| m.contains("req/2 (relation") && m.contains("1 not a PEM certificate ([1])")), "{warnings:?}");
     ensure!(warnings.iter().any(|m| m.contains("a private key, not a certificate")), "{warnings:?}");
-    ensure!(warnings.iter().any(|m| m.contains("not JSON")), "{warnings:?}");
+    ensure!(warnings.iter().any(|m| m.contains("not valid JSON")), "{warnings:?}");
     // The requirer fixes its data: the status heals by itself.
     w.send(&unit(REQUIRER, 1), &[])?;
     w.send(&unit(REQUIRER, 2), &[&also_good.cert_pem])?;
