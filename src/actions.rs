@@ -72,7 +72,7 @@ pub fn list_nodes(report: &Report) -> Results {
         let k = format!("nodes.{i}");
         out.push((format!("{k}.name"), m.name.clone()));
         out.push((format!("{k}.endpoint"), m.url.clone()));
-        out.push((format!("{k}.status"), m.status.clone()));
+        out.push((format!("{k}.status"), m.status.to_string()));
         out.push((format!("{k}.message"), m.message.clone()));
         let published = report.endpoint_used.as_ref().is_some_and(|answering| reconcile::is_published(m, answering));
         out.push((format!("{k}.published"), yes(published)));

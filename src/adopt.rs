@@ -17,7 +17,7 @@
 use crate::certs::short_fp;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
 use crate::limits;
-use crate::lxd::{Connector, Lxd, TrustEntry};
+use crate::lxd::{Connector, Lxd, TrustEntry, TrustKind};
 use crate::ownership::{Owner, Scope};
 use crate::dispatch::HookContext;
 use crate::reconcile::{self, Mode};
@@ -77,7 +77,7 @@ pub fn choose(scope: &Scope, requests: &[Request], store: &[TrustEntry]) -> Choi
         }
         // Not in LXD: the reconcile adds it under our name. Ours already: nothing to do.
         let Some(entry) = by_fp.get(fp).filter(|e| scope.owner_of(&e.name).is_none()) else { continue };
-        let reason = if entry.kind != "client" {
+        let reason = if entry.kind != TrustKind::Client {
             Some("not a client entry")
         } else {
             CLAIMED_PREFIXES.iter().find(|(prefix, _)| entry.name.starts_with(prefix)).map(|(_, why)| *why)

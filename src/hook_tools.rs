@@ -4,6 +4,7 @@
 
 use crate::limits;
 use crate::relation::Databag;
+use crate::status::Status;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -361,9 +362,10 @@ impl<'a> Juju<'a> {
         self.call("relation-set", &args, Some(&body)).map(drop)
     }
 
-    pub fn status_set(&mut self, status: &str, message: &str) -> Result<(), ToolError> {
-        let message: String = message.chars().take(limits::STATUS_CHARS).collect();
-        self.call("status-set", &[status, "--", &message], None).map(drop)
+    /// The unit's workload status; the message is cut to `limits::STATUS_CHARS`.
+    pub fn status_set(&mut self, status: &Status) -> Result<(), ToolError> {
+        let message: String = status.message.chars().take(limits::STATUS_CHARS).collect();
+        self.call("status-set", &[status.kind.as_str(), "--", &message], None).map(drop)
     }
 
     /// One `juju-log` call, its message cut to `limits::LOG_MESSAGE_BYTES`: a log line is an

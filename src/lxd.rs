@@ -20,14 +20,68 @@ pub struct ServerInfo {
     pub addresses: Vec<String>,
 }
 
+/// A cluster member's status as LXD (or Incus) spells it. Only `Online` members are published;
+/// a status a future server adds is kept as it was said, and is not `Online`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum MemberStatus {
+    #[default]
+    Online,
+    Offline,
+    Evacuated,
+    Other(String),
+}
+
+impl From<&str> for MemberStatus {
+    fn from(s: &str) -> MemberStatus {
+        match s {
+            "Online" => MemberStatus::Online,
+            "Offline" => MemberStatus::Offline,
+            "Evacuated" => MemberStatus::Evacuated,
+            other => MemberStatus::Other(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for MemberStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MemberStatus::Online => "Online",
+            MemberStatus::Offline => "Offline",
+            MemberStatus::Evacuated => "Evacuated",
+            MemberStatus::Other(s) => s,
+        })
+    }
+}
+
+/// The type of a trust entry. Only `client` entries are ever added, changed or removed;
+/// `server` and `metrics` entries (and any type a future server adds) are left alone.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TrustKind {
+    #[default]
+    Client,
+    Server,
+    Metrics,
+    Other(String),
+}
+
+impl From<&str> for TrustKind {
+    fn from(s: &str) -> TrustKind {
+        match s {
+            "client" => TrustKind::Client,
+            "server" => TrustKind::Server,
+            "metrics" => TrustKind::Metrics,
+            other => TrustKind::Other(other.to_string()),
+        }
+    }
+}
+
 /// One entry of `GET /1.0/cluster/members?recursion=1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub name: String,
     /// `https://addr:port`, as LXD publishes it.
     pub url: String,
-    /// `Online`, `Offline`, `Evacuated`, `Blocked`, `Broken`, ...
-    pub status: String,
+    pub status: MemberStatus,
     pub message: String,
 }
 
@@ -37,8 +91,7 @@ pub struct TrustEntry {
     pub name: String,
     /// 64 lowercase hex characters.
     pub fingerprint: String,
-    /// `client`, `server`, `metrics`.
-    pub kind: String,
+    pub kind: TrustKind,
     pub restricted: bool,
     pub projects: Vec<String>,
 }

@@ -774,7 +774,7 @@ mod tests {
     fn what_the_charm_sends_is_recorded_and_searchable() {
         let mut agent = Agent::leader();
         let mut juju = Juju::new(&mut agent);
-        juju.status_set("active", "all good").expect("status");
+        juju.status_set(&crate::status::Status { kind: crate::status::Kind::Active, message: "all good".into() }).expect("status");
         juju.log(crate::hook_tools::LogLevel::Warning, "needle in a log").expect("log");
         assert_eq!(agent.status, ("active".into(), "all good".into()));
         assert_eq!(agent.logs, ["needle in a log"]);

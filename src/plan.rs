@@ -6,7 +6,7 @@
 //! - a certificate already in the store counts as present, whoever added it;
 //! - an owned entry stays while any live relation of this application still asks for it.
 
-use crate::lxd::TrustEntry;
+use crate::lxd::{TrustEntry, TrustKind};
 use crate::ownership::{Owner, Scope};
 use crate::requests::Request;
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,7 +67,7 @@ pub fn plan(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects:
         });
     }
 
-    for entry in store.iter().filter(|e| e.kind == "client") {
+    for entry in store.iter().filter(|e| e.kind == TrustKind::Client) {
         let Some(owner) = scope.owner_of(&entry.name) else { continue };
         if !wanted.contains(entry.fingerprint.as_str()) {
             plan.remove.push(Remove { fingerprint: entry.fingerprint.clone(), name: entry.name.clone(), owner });

@@ -10,7 +10,7 @@ use arbitrary::Arbitrary;
 use common::*;
 use libfuzzer_sys::fuzz_target;
 use lxd_integrator::certs::ClientCert;
-use lxd_integrator::lxd::TrustEntry;
+use lxd_integrator::lxd::{TrustEntry, TrustKind};
 use lxd_integrator::ownership::{Owner, Scope};
 use lxd_integrator::plan::{Plan, plan};
 use lxd_integrator::requests::Request;
@@ -82,7 +82,7 @@ fn check(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects: Op
     let p = plan(scope, requests, store, projects);
     let wanted: BTreeSet<&str> = requests.iter().map(|r| r.cert.fingerprint.as_str()).collect();
     let present: BTreeSet<&str> = store.iter().map(|e| e.fingerprint.as_str()).collect();
-    let mine = |e: &TrustEntry| e.kind == "client" && scope.owner_of(&e.name).is_some();
+    let mine = |e: &TrustEntry| e.kind == TrustKind::Client && scope.owner_of(&e.name).is_some();
 
     let mut added = BTreeSet::new();
     for a in &p.add {
@@ -123,7 +123,7 @@ fuzz_target!(|input: Input| {
             Name::Foreign(i) => foreign.entry_name(&owner(*i)),
             Name::Raw(s) => s.clone(),
         };
-        let kind = ["client", "server", "metrics", ""][usize::from(e.kind % 4)].to_string();
+        let kind: TrustKind = ["client", "server", "metrics", ""][usize::from(e.kind % 4)].into();
         let projects = e.projects.iter().take(4).map(project).collect();
         by_fp.entry(fp(e.fp)).or_insert(TrustEntry {
             name,
@@ -155,7 +155,7 @@ fuzz_target!(|input: Input| {
     assert!(second.is_empty(), "one pass converges: {second:?}");
     // Entries we do not own are exactly as they were.
     let foreign_before: Vec<&TrustEntry> =
-        before.iter().filter(|e| !(e.kind == "client" && scope.owner_of(&e.name).is_some())).collect();
+        before.iter().filter(|e| !(e.kind == TrustKind::Client && scope.owner_of(&e.name).is_some())).collect();
     for e in foreign_before {
         assert!(store.contains(e), "touched {e:?}");
     }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, TrustEntry};
+use super::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, MemberStatus, NewTrustEntry, ServerInfo, TrustEntry, TrustKind};
 use crate::credentials::TlsCredentials;
 use crate::endpoint::Endpoint;
 use crate::limits::LXD_REQUEST_DEADLINE;
@@ -374,7 +374,7 @@ fn member_list(raw: Option<Vec<RawMember>>) -> Vec<Member> {
         .map(|m| Member {
             name: m.server_name.unwrap_or_default(),
             url: m.url.unwrap_or_default(),
-            status: m.status.unwrap_or_default(),
+            status: MemberStatus::from(m.status.unwrap_or_default().as_str()),
             message: m.message.unwrap_or_default(),
         })
         .collect()
@@ -386,7 +386,7 @@ fn trust_entries(raw: Option<Vec<RawCertificate>>) -> Vec<TrustEntry> {
         .map(|c| TrustEntry {
             name: c.name.unwrap_or_default(),
             fingerprint: c.fingerprint.unwrap_or_default().to_ascii_lowercase(),
-            kind: c.kind.unwrap_or_default(),
+            kind: TrustKind::from(c.kind.unwrap_or_default().as_str()),
             restricted: c.restricted.unwrap_or(false),
             projects: c.projects.unwrap_or_default(),
         })
@@ -720,7 +720,7 @@ mod tests {
         );
         assert!(store[1].restricted);
         assert_eq!(store[1].projects, vec!["default".to_string(), "p2".into()]);
-        assert_eq!(store[2].kind, "server");
+        assert_eq!(store[2].kind, TrustKind::Server);
         let members = f.lxd.members().unwrap();
         assert_eq!(
             members,

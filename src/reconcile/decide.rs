@@ -5,7 +5,7 @@ use super::Change;
 use super::apply::ChangeKind;
 use crate::config::Config;
 use crate::endpoint::Endpoint;
-use crate::lxd::{Member, ServerInfo, TrustEntry};
+use crate::lxd::{Member, MemberStatus, ServerInfo, TrustEntry};
 use crate::ownership::Scope;
 use crate::plan::{self, HeldElsewhere, Plan};
 use crate::requests::{MemberProblems, Request};
@@ -64,7 +64,7 @@ pub fn held_after(store: &[TrustEntry], changes: &[Change], elsewhere: &HeldElse
 /// answered every read. A busy or re-electing cluster can briefly report every member offline;
 /// listing the one serving us keeps requirers from seeing an empty cluster that is in fact up.
 pub fn is_published(member: &Member, answering: &Endpoint) -> bool {
-    member.status == "Online" || Endpoint::parse(&member.url).is_ok_and(|e| &e == answering)
+    member.status == MemberStatus::Online || Endpoint::parse(&member.url).is_ok_and(|e| &e == answering)
 }
 
 /// What the pass ends with, once LXD was observed.

@@ -54,7 +54,7 @@ pub fn finish(juju: &mut Juju, mode: Mode, cache: &mut Cache, status: &Status) -
         return Ok(());
     }
     if cache.status_changed(status) {
-        juju.status_set(status.kind.as_str(), &status.message)?;
+        juju.status_set(status)?;
     }
     cache.save(juju)
 }
