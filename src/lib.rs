@@ -13,6 +13,8 @@ pub mod endpoint;
 pub mod hook_tools;
 pub mod limits;
 pub mod lxd;
+/// An in-memory unit agent and LXD for tests, fuzzing and property checks; never used by the binary.
+pub mod memory;
 pub mod ownership;
 pub mod parallel;
 pub mod pin;

@@ -15,6 +15,10 @@ pub const ARGV_TOTAL_BYTES: usize = 2 * 1024 * 1024;
 pub const DATABAG_BYTES: usize = 16 * 1024 * 1024;
 /// The controller's `max-charm-state-size` default: all of a unit's `state-set` data.
 pub const UNIT_STATE_BYTES: usize = 2 * 1024 * 1024;
+/// One `state-set` key (Juju's `quota.MaxCharmStateKeySize`).
+pub const STATE_KEY_BYTES: usize = 256;
+/// One `state-set` value (Juju's `quota.MaxCharmStateValueSize`).
+pub const STATE_VALUE_BYTES: usize = 64 * 1024;
 /// `is-leader` answering true guarantees leadership for this long from that call.
 pub const LEADERSHIP_GUARANTEE: Duration = Duration::from_secs(30);
 

@@ -1,0 +1,772 @@
+//! An in-memory unit agent and LXD, for tests, fuzzing and property checks; never used by the
+//! binary.
+//!
+//! `Agent` answers the hook tools the way a real unit does, limits included: an argument too
+//! long for `execve` fails as `E2BIG` before the tool runs, a databag or the unit state grown
+//! past what the controller stores fails the call. Every call the charm makes is kept, argv
+//! and stdin whole, so a test can measure what the charm wrote and look for what it must never
+//! repeat. `Cluster` is an LXD trust store behind `MemoryConnector`, with members that can be
+//! taken down one by one.
+
+use crate::certs;
+use crate::credentials::TlsCredentials;
+use crate::endpoint::Endpoint;
+use crate::hook_tools::{HookTools, ToolError, ToolOutput, parse_relation_id};
+use crate::limits;
+use crate::lxd::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, TrustEntry};
+use crate::reconcile::EXT_CERTIFICATE_PROJECT;
+use crate::relation::{self, Databag};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Linux's `E2BIG` ("Argument list too long"): what `Command::spawn` returns when `execve`
+/// refuses the argv, so the charm sees exactly what a real unit would show it.
+const E2BIG: i32 = 7;
+
+/// The application on the other side of one relation, as this unit sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remote {
+    pub app: String,
+    /// Unit name (`req/0`) → its databag.
+    pub units: BTreeMap<String, Databag>,
+    pub app_bag: Databag,
+}
+
+/// The action being run, when the charm runs as one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Action {
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// `action-set` results, keyed as given (`nodes.0.name`).
+    pub results: BTreeMap<String, String>,
+    /// The message of `action-fail`, once called.
+    pub failed: Option<String>,
+}
+
+/// One hook-tool call exactly as the charm made it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Call {
+    pub tool: String,
+    pub args: Vec<String>,
+    pub stdin: Option<Vec<u8>>,
+    /// Which limit of a real unit refused this call, if one did.
+    pub refused: Option<String>,
+}
+
+impl Call {
+    /// Bytes the charm handed over: every argv string with its NUL, and stdin.
+    pub fn bytes(&self) -> usize {
+        argv_bytes(&self.tool, &self.args) + self.stdin.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Whether `needle` occurs in any argument or in stdin.
+    pub fn contains(&self, needle: &[u8]) -> bool {
+        self.args.iter().any(|a| contains(a.as_bytes(), needle)) || self.stdin.as_deref().is_some_and(|s| contains(s, needle))
+    }
+}
+
+/// Short, whatever the call carried: a failing test prints calls, and one may be megabytes.
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.tool)?;
+        for a in &self.args {
+            write!(f, " {:?}", Excerpt(a.as_bytes()))?;
+        }
+        if let Some(s) = &self.stdin {
+            write!(f, " <stdin {:?}>", Excerpt(s))?;
+        }
+        if let Some(r) = &self.refused {
+            write!(f, " [refused: {r}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// The start of a value and its length, for messages.
+pub struct Excerpt<'a>(pub &'a [u8]);
+
+impl fmt::Debug for Excerpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 60;
+        let text = String::from_utf8_lossy(&self.0[..self.0.len().min(SHOWN)]);
+        if self.0.len() <= SHOWN {
+            write!(f, "{text:?}")
+        } else {
+            write!(f, "{text:?}…({} bytes)", self.0.len())
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// What `execve` counts against its limits: each string and its terminating NUL.
+fn argv_bytes(tool: &str, args: &[String]) -> usize {
+    tool.len() + 1 + args.iter().map(|a| a.len() + 1).sum::<usize>()
+}
+
+/// What Juju counts against a databag's or the unit state's limit.
+fn map_bytes(map: &BTreeMap<String, String>) -> usize {
+    map.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
+/// A unit agent in memory: the answers of a real one, its limits, and a record of every call.
+pub struct Agent {
+    /// This unit (`lxd-integrator/0`); its application is the part before the `/`.
+    pub unit: String,
+    /// Whether `juju trust` was granted, so `credential-get` answers `credential`.
+    pub trusted: bool,
+    /// What `credential-get` answers when trusted.
+    pub credential: serde_json::Value,
+    pub config: BTreeMap<String, serde_json::Value>,
+    pub leader: bool,
+    pub state: BTreeMap<String, String>,
+    /// Relation id of each `api` relation → the application on the other side.
+    pub remote: BTreeMap<u32, Remote>,
+    /// (relation id, this unit or its application) → what the charm published there.
+    pub ours: BTreeMap<(u32, String), Databag>,
+    /// The unit's workload status: (status, message).
+    pub status: (String, String),
+    pub app_status: Option<(String, String)>,
+    /// Every `juju-log` message, in order.
+    pub logs: Vec<String>,
+    pub version: Option<String>,
+    /// Set while the charm runs as an action.
+    pub action: Option<Action>,
+    /// Every call, refused ones included.
+    pub calls: Vec<Call>,
+}
+
+impl Default for Agent {
+    fn default() -> Agent {
+        Agent {
+            unit: "lxd-integrator/0".into(),
+            trusted: false,
+            credential: cloud_credential("127.0.0.1"),
+            config: BTreeMap::new(),
+            leader: false,
+            state: BTreeMap::new(),
+            remote: BTreeMap::new(),
+            ours: BTreeMap::new(),
+            status: (String::new(), String::new()),
+            app_status: None,
+            logs: Vec::new(),
+            version: None,
+            action: None,
+            calls: Vec::new(),
+        }
+    }
+}
+
+/// An LXD certificate credential as `credential-get` shows it, for `endpoint`.
+pub fn cloud_credential(endpoint: &str) -> serde_json::Value {
+    serde_json::json!({"type": "lxd", "name": "localhost", "endpoint": endpoint, "credential": {"auth-type": "certificate",
+        "attrs": {"client-cert": "C", "client-key": "K", "server-cert": "S"}}})
+}
+
+impl Agent {
+    /// A trusted leader: the usual starting point.
+    pub fn leader() -> Agent {
+        Agent { trusted: true, leader: true, ..Agent::default() }
+    }
+
+    pub fn app(&self) -> &str {
+        self.unit.split('/').next().unwrap_or(&self.unit)
+    }
+
+    /// Relation `rel` with application `app`, created empty if new.
+    pub fn relate(&mut self, rel: u32, app: &str) -> &mut Remote {
+        self.remote.entry(rel).or_insert_with(|| Remote { app: app.into(), ..Remote::default() })
+    }
+
+    /// Starts running an action with `params`.
+    pub fn start_action(&mut self, params: BTreeMap<String, serde_json::Value>) {
+        self.action = Some(Action { params, ..Action::default() });
+    }
+
+    /// What this unit published on relation `rel` (its application's bag with `app`).
+    pub fn published(&self, rel: u32, app: bool) -> Databag {
+        let member = if app { self.app().to_string() } else { self.unit.clone() };
+        self.ours.get(&(rel, member)).cloned().unwrap_or_default()
+    }
+
+    /// All bytes the charm handed to hook tools so far.
+    pub fn bytes_sent(&self) -> usize {
+        self.calls.iter().map(Call::bytes).sum()
+    }
+
+    /// Calls a real unit would have refused for a limit.
+    pub fn refused(&self) -> impl Iterator<Item = &Call> {
+        self.calls.iter().filter(|c| c.refused.is_some())
+    }
+
+    /// Calls that handed `needle` over, in an argument or on stdin.
+    pub fn calls_containing<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a Call> {
+        self.calls.iter().filter(move |c| c.contains(needle.as_bytes()))
+    }
+
+    fn refuse(&mut self, why: String) {
+        if let Some(call) = self.calls.last_mut() {
+            call.refused = Some(why);
+        }
+    }
+
+    fn limit_failure(&mut self, why: String) -> Result<ToolOutput, ToolError> {
+        let out = fail(1, &why);
+        self.refuse(why);
+        out
+    }
+
+    fn relation(&self, rel: &str) -> Result<(u32, &Remote), ToolOutput> {
+        let found = parse_relation_id(rel).and_then(|id| self.remote.get(&id).map(|r| (id, r)));
+        found.ok_or_else(|| output(2, &format!("invalid value {rel:?} for option -r: relation not found")))
+    }
+
+    fn dispatch(&mut self, tool: &str, args: &Args, stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
+        match tool {
+            "credential-get" if self.trusted => ok_json(&self.credential),
+            "credential-get" => fail(1, "cannot access cloud credentials: permission denied"),
+            "config-get" => match args.positional.first() {
+                Some(key) => ok_json(self.config.get(key).unwrap_or(&serde_json::Value::Null)),
+                None => ok_json(&self.config),
+            },
+            "is-leader" => ok_json(&self.leader),
+            "state-get" => match args.positional.first().filter(|k| *k != "-") {
+                Some(key) => ok_json(self.state.get(key).map_or("", String::as_str)),
+                None if self.state.is_empty() => ok_json(&serde_json::Value::Null),
+                None => ok_json(&self.state),
+            },
+            "state-set" => self.state_set(args, stdin),
+            "state-delete" => {
+                if let Some(key) = args.positional.first() {
+                    self.state.remove(key);
+                }
+                ok("")
+            }
+            "relation-ids" => {
+                let ids: Vec<String> = match args.positional.first().map(String::as_str) {
+                    Some(relation::ENDPOINT) => self.remote.keys().map(|id| format!("{}:{id}", relation::ENDPOINT)).collect(),
+                    Some(_) => vec![],
+                    None => return fail(2, "no endpoint name specified"),
+                };
+                ok_json(&ids)
+            }
+            "relation-list" => {
+                let (_, remote) = match self.relation(args.flag("-r").unwrap_or("")) {
+                    Ok(found) => found,
+                    Err(out) => return Ok(out),
+                };
+                if args.has("--app") {
+                    ok_json(&remote.app)
+                } else {
+                    ok_json(&remote.units.keys().collect::<Vec<_>>())
+                }
+            }
+            "relation-get" => self.relation_get(args),
+            "relation-set" => self.relation_set(args, stdin),
+            "status-set" => self.status_set(args),
+            "juju-log" => {
+                if args.positional.is_empty() {
+                    return fail(2, "no message specified");
+                }
+                self.logs.push(args.positional.join(" "));
+                ok("")
+            }
+            "application-version-set" => {
+                self.version = args.positional.first().cloned();
+                ok("")
+            }
+            "action-get" => match &self.action {
+                Some(action) => match args.positional.first() {
+                    Some(key) => ok_json(action.params.get(key).unwrap_or(&serde_json::Value::Null)),
+                    None => ok_json(&action.params),
+                },
+                None => fail(1, "not running an action"),
+            },
+            "action-set" => self.action_set(args),
+            "action-fail" => match &mut self.action {
+                Some(action) => {
+                    action.failed = Some(args.positional.first().cloned().unwrap_or_default());
+                    ok("")
+                }
+                None => fail(1, "not running an action"),
+            },
+            other => Err(ToolError::Missing(other.to_string())),
+        }
+    }
+
+    fn relation_get(&self, args: &Args) -> Result<ToolOutput, ToolError> {
+        let (rel, remote) = match self.relation(args.flag("-r").unwrap_or("")) {
+            Ok(found) => found,
+            Err(out) => return Ok(out),
+        };
+        let key = args.positional.first().map_or("-", String::as_str);
+        let member = args.positional.get(1).map_or("", String::as_str);
+        let bag = if member == remote.app {
+            remote.app_bag.clone()
+        } else if let Some(bag) = remote.units.get(member) {
+            bag.clone()
+        } else if member == self.app() && !self.leader {
+            return fail(1, "permission denied");
+        } else if member == self.unit || member == self.app() {
+            self.ours.get(&(rel, member.to_string())).cloned().unwrap_or_default()
+        } else {
+            return fail(1, &format!("cannot read settings for unit {member:?} in relation {rel}: unit not found"));
+        };
+        if key == "-" { ok_json(&bag) } else { ok_json(&bag.get(key)) }
+    }
+
+    /// Settings from `--file -` (JSON, which is YAML too) and `key=value` pairs after it.
+    fn settings(args: &Args, stdin: Option<&[u8]>) -> Result<BTreeMap<String, String>, ToolOutput> {
+        let mut pairs = BTreeMap::new();
+        if let Some(file) = args.flag("--file") {
+            if file != "-" {
+                return Err(output(1, &format!("open {file}: no such file or directory")));
+            }
+            let parsed: Option<BTreeMap<String, String>> =
+                serde_json::from_slice(stdin.unwrap_or_default()).map_err(|e| output(1, &format!("cannot parse settings: {e}")))?;
+            pairs.extend(parsed.unwrap_or_default());
+        }
+        for pair in &args.positional {
+            let (k, v) = pair.split_once('=').ok_or_else(|| output(2, &format!("expected \"key=value\", got {pair:?}")))?;
+            pairs.insert(k.to_string(), v.to_string());
+        }
+        Ok(pairs)
+    }
+
+    fn relation_set(&mut self, args: &Args, stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
+        let rel = match self.relation(args.flag("-r").unwrap_or("")) {
+            Ok((rel, _)) => rel,
+            Err(out) => return Ok(out),
+        };
+        let app = args.has("--app");
+        if app && !self.leader {
+            return fail(1, "cannot write relation settings");
+        }
+        let pairs = match Agent::settings(args, stdin) {
+            Ok(p) => p,
+            Err(out) => return Ok(out),
+        };
+        let member = if app { self.app().to_string() } else { self.unit.clone() };
+        let mut bag = self.ours.get(&(rel, member.clone())).cloned().unwrap_or_default();
+        for (k, v) in pairs {
+            if v.is_empty() {
+                bag.remove(&k);
+            } else {
+                bag.insert(k, v);
+            }
+        }
+        if map_bytes(&bag) > limits::DATABAG_BYTES {
+            return self.limit_failure(format!(
+                "cannot write relation settings for relation {rel}: settings exceed the {} byte limit",
+                limits::DATABAG_BYTES
+            ));
+        }
+        self.ours.insert((rel, member), bag);
+        ok("")
+    }
+
+    fn state_set(&mut self, args: &Args, stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
+        let pairs = match Agent::settings(args, stdin) {
+            Ok(p) => p,
+            Err(out) => return Ok(out),
+        };
+        let mut state = self.state.clone();
+        for (k, v) in pairs {
+            if k.len() > limits::STATE_KEY_BYTES {
+                return self.limit_failure(format!("max allowed key length ({}) exceeded", limits::STATE_KEY_BYTES));
+            }
+            if v.len() > limits::STATE_VALUE_BYTES {
+                return self.limit_failure(format!("max allowed value length ({}) exceeded", limits::STATE_VALUE_BYTES));
+            }
+            state.insert(k, v);
+        }
+        if map_bytes(&state) > limits::UNIT_STATE_BYTES {
+            return self.limit_failure(format!("max allowed charm state size ({}) exceeded", limits::UNIT_STATE_BYTES));
+        }
+        self.state = state;
+        ok("")
+    }
+
+    fn status_set(&mut self, args: &Args) -> Result<ToolOutput, ToolError> {
+        let application = args.bool_flag("--application");
+        let Some(status) = args.positional.first() else { return fail(2, "invalid args, require <status> [message] [data]") };
+        if !["maintenance", "blocked", "waiting", "active"].contains(&status.as_str()) {
+            return fail(2, &format!("invalid status {status:?}, expected one of [maintenance blocked waiting active]"));
+        }
+        let message = args.positional.get(1).cloned().unwrap_or_default();
+        if application {
+            if !self.leader {
+                return fail(1, "this unit is not the leader");
+            }
+            self.app_status = Some((status.clone(), message));
+        } else {
+            self.status = (status.clone(), message);
+        }
+        ok("")
+    }
+
+    fn action_set(&mut self, args: &Args) -> Result<ToolOutput, ToolError> {
+        let Some(action) = &mut self.action else { return fail(1, "not running an action") };
+        let mut pairs = Vec::new();
+        for arg in &args.positional {
+            let Some((key, value)) = arg.split_once('=') else {
+                return fail(2, &format!("argument {arg:?} must be of the form key...=value"));
+            };
+            if let Some(bad) = key.split('.').find(|k| !valid_action_key(k)) {
+                return fail(2, &format!("key {bad:?} must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric, hyphens and periods"));
+            }
+            if let Some(reserved) = key.split('.').find(|k| ["stdout", "stdout-encoding", "stderr", "stderr-encoding"].contains(k)) {
+                return fail(2, &format!("cannot set reserved action key \"{reserved}\""));
+            }
+            pairs.push((key.to_string(), value.to_string()));
+        }
+        action.results.extend(pairs);
+        ok("")
+    }
+}
+
+fn valid_action_key(k: &str) -> bool {
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let b = k.as_bytes();
+    b.first().is_some_and(|c| alnum(*c)) && b.last().is_some_and(|c| alnum(*c)) && b.iter().all(|c| alnum(*c) || *c == b'-')
+}
+
+impl HookTools for Agent {
+    fn run(&mut self, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
+        let argv: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        self.calls.push(Call { tool: tool.to_string(), args: argv.clone(), stdin: stdin.map(<[u8]>::to_vec), refused: None });
+        // Linux checks before the tool ever runs: the call fails as a spawn, not as an exit code.
+        let too_long = argv.iter().map(String::len).max().filter(|n| *n > limits::ARG_MAX_BYTES);
+        let total = argv_bytes(tool, &argv);
+        let refusal = match too_long {
+            Some(n) => Some(format!("E2BIG: one argument of {n} bytes (limit {})", limits::ARG_MAX_BYTES)),
+            None if total > limits::ARGV_TOTAL_BYTES => Some(format!("E2BIG: argv of {total} bytes (limit {})", limits::ARGV_TOTAL_BYTES)),
+            None => None,
+        };
+        if let Some(why) = refusal {
+            self.refuse(why);
+            return Err(ToolError::Io { tool: tool.to_string(), source: std::io::Error::from_raw_os_error(E2BIG) });
+        }
+        self.dispatch(tool, &Args::parse(&argv), stdin)
+    }
+}
+
+/// A hook tool's command line: flags (`-r 3`, `--format=json`, `--app`) and positionals.
+#[derive(Debug, Default)]
+struct Args {
+    flags: BTreeMap<String, String>,
+    positional: Vec<String>,
+}
+
+/// Flags that take a value as the next argument when not written `--flag=value`.
+const VALUE_FLAGS: &[&str] = &["-r", "--relation", "--file", "--format", "-l", "--log-level"];
+
+impl Args {
+    fn parse(argv: &[String]) -> Args {
+        let mut out = Args::default();
+        let mut it = argv.iter();
+        while let Some(a) = it.next() {
+            if a == "--" {
+                out.positional.extend(it.by_ref().cloned());
+                break;
+            }
+            if !a.starts_with('-') || a == "-" {
+                out.positional.push(a.clone());
+                continue;
+            }
+            let (name, value) = match a.split_once('=') {
+                Some((n, v)) => (n.to_string(), v.to_string()),
+                None if VALUE_FLAGS.contains(&a.as_str()) => (a.clone(), it.next().cloned().unwrap_or_default()),
+                None => (a.clone(), "true".to_string()),
+            };
+            let name = match name.as_str() {
+                "--relation" => "-r".to_string(),
+                "-l" => "--log-level".to_string(),
+                _ => name,
+            };
+            out.flags.insert(name, value);
+        }
+        out
+    }
+
+    fn flag(&self, name: &str) -> Option<&str> {
+        self.flags.get(name).map(String::as_str)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.flags.contains_key(name)
+    }
+
+    /// `--application`, `--application=true`, `=True`, `=1`; `=false` and friends are off.
+    fn bool_flag(&self, name: &str) -> bool {
+        self.flag(name).is_some_and(|v| matches!(v, "true" | "True" | "1"))
+    }
+}
+
+fn output(code: i32, error: &str) -> ToolOutput {
+    ToolOutput { code, stdout: vec![], stderr: format!("ERROR {error}\n").into_bytes() }
+}
+
+fn fail(code: i32, error: &str) -> Result<ToolOutput, ToolError> {
+    Ok(output(code, error))
+}
+
+fn ok(stdout: &str) -> Result<ToolOutput, ToolError> {
+    Ok(ToolOutput { code: 0, stdout: stdout.as_bytes().to_vec(), stderr: vec![] })
+}
+
+/// `--format=json` output: JSON and a newline, as Juju prints it.
+fn ok_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<ToolOutput, ToolError> {
+    let mut stdout = serde_json::to_vec(value).map_err(|e| ToolError::Output { tool: "memory agent".into(), detail: e.to_string() })?;
+    stdout.push(b'\n');
+    Ok(ToolOutput { code: 0, stdout, stderr: vec![] })
+}
+
+/// An LXD cluster in memory: members, the trust store, and faults to inject.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    /// Member endpoint URL → reachable.
+    pub up: BTreeMap<String, bool>,
+    /// Whether the charm's client certificate is trusted.
+    pub trusted: bool,
+    pub store: Vec<TrustEntry>,
+    pub extensions: Vec<String>,
+    /// Projects that exist; `None`: any project named exists.
+    pub projects: Option<BTreeSet<String>>,
+    /// Requests served (or refused for an unreachable member).
+    pub requests: usize,
+    /// Endpoint URLs that answer `GET /1.0`, then drop the connection.
+    pub drop_after_server: BTreeSet<String>,
+    /// The cluster database says every member is offline (seen while it re-elects a leader).
+    pub all_reported_offline: bool,
+}
+
+impl Cluster {
+    /// A healthy cluster of `members` (endpoint URLs) that trusts the charm and has the
+    /// extensions the charm uses.
+    pub fn new(members: &[&str]) -> Cluster {
+        Cluster {
+            up: members.iter().map(|m| (m.to_string(), true)).collect(),
+            trusted: true,
+            extensions: vec!["clustering".into(), EXT_CERTIFICATE_PROJECT.into()],
+            ..Cluster::default()
+        }
+    }
+
+    /// Shared with the connections the charm opens.
+    pub fn shared(self) -> Arc<Mutex<Cluster>> {
+        Arc::new(Mutex::new(self))
+    }
+
+    pub fn fingerprints(&self) -> BTreeSet<String> {
+        self.store.iter().map(|e| e.fingerprint.clone()).collect()
+    }
+
+    fn missing_project(&self, projects: Option<&[String]>) -> Option<LxdError> {
+        let known = self.projects.as_ref()?;
+        projects.unwrap_or_default().iter().any(|p| !known.contains(p)).then(|| LxdError::Api {
+            method: "POST".into(),
+            path: "/1.0/certificates".into(),
+            status: 404,
+            message: "Project not found".into(),
+        })
+    }
+}
+
+fn lock(cluster: &Mutex<Cluster>) -> MutexGuard<'_, Cluster> {
+    // A test that panicked while holding the lock already failed; its state is still readable.
+    cluster.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One connection to a member of a `Cluster`.
+pub struct MemoryLxd {
+    ep: Endpoint,
+    cluster: Arc<Mutex<Cluster>>,
+}
+
+impl MemoryLxd {
+    fn hit(&self) -> Result<MutexGuard<'_, Cluster>, LxdError> {
+        let mut c = lock(&self.cluster);
+        c.requests += 1;
+        if !c.up.get(&self.ep.url()).copied().unwrap_or(false) {
+            return Err(LxdError::Unreachable { endpoint: self.ep.url(), detail: "connection refused".into() });
+        }
+        Ok(c)
+    }
+}
+
+impl Lxd for MemoryLxd {
+    fn endpoint(&self) -> &Endpoint {
+        &self.ep
+    }
+
+    fn server(&mut self) -> Result<ServerInfo, LxdError> {
+        let c = self.hit()?;
+        Ok(ServerInfo {
+            trusted: c.trusted,
+            api_extensions: c.extensions.clone(),
+            server_name: "node1".into(),
+            server_version: "5.0.2".into(),
+            clustered: true,
+            addresses: vec![],
+        })
+    }
+
+    fn members(&mut self) -> Result<Vec<Member>, LxdError> {
+        let c = self.hit()?;
+        if c.drop_after_server.contains(&self.ep.url()) {
+            return Err(LxdError::Unreachable { endpoint: self.ep.url(), detail: "connection closed".into() });
+        }
+        Ok(c.up
+            .iter()
+            .enumerate()
+            .map(|(i, (url, up))| Member {
+                name: format!("node{}", i + 1),
+                url: url.clone(),
+                status: if *up && !c.all_reported_offline { "Online".into() } else { "Offline".into() },
+                message: String::new(),
+            })
+            .collect())
+    }
+
+    fn trust_store(&mut self) -> Result<Vec<TrustEntry>, LxdError> {
+        Ok(self.hit()?.store.clone())
+    }
+
+    fn add_trust(&mut self, e: &NewTrustEntry) -> Result<AddOutcome, LxdError> {
+        let mut c = self.hit()?;
+        // LXD parses what it is given; it does not care whether it is a CA or a leaf.
+        if let Err(why) = certs::inspect_der(&e.der) {
+            return Err(LxdError::Api { method: "POST".into(), path: "/1.0/certificates".into(), status: 400, message: why.to_string() });
+        }
+        if let Some(error) = c.missing_project(e.projects.as_deref()) {
+            return Err(error);
+        }
+        let fp = certs::fingerprint(&e.der);
+        if c.store.iter().any(|x| x.fingerprint == fp) {
+            return Ok(AddOutcome::AlreadyPresent);
+        }
+        c.store.push(TrustEntry {
+            name: e.name.clone(),
+            fingerprint: fp,
+            kind: "client".into(),
+            restricted: e.projects.is_some(),
+            projects: e.projects.clone().unwrap_or_default(),
+        });
+        Ok(AddOutcome::Added)
+    }
+
+    fn remove_trust(&mut self, fp: &str) -> Result<(), LxdError> {
+        self.hit()?.store.retain(|x| x.fingerprint != fp);
+        Ok(())
+    }
+
+    fn restrict_trust(&mut self, fp: &str, projects: Option<&[String]>) -> Result<(), LxdError> {
+        let mut c = self.hit()?;
+        if let Some(error) = c.missing_project(projects) {
+            return Err(error);
+        }
+        for x in c.store.iter_mut().filter(|x| x.fingerprint == fp) {
+            x.restricted = projects.is_some();
+            x.projects = projects.map(<[String]>::to_vec).unwrap_or_default();
+        }
+        Ok(())
+    }
+}
+
+/// Opens `MemoryLxd` connections to the shared `Cluster`, whatever the credentials.
+pub struct MemoryConnector(pub Arc<Mutex<Cluster>>);
+
+impl Connector for MemoryConnector {
+    fn connect(&self, endpoint: &Endpoint, _tls: &TlsCredentials) -> Result<Connection, LxdError> {
+        Ok(Box::new(MemoryLxd { ep: endpoint.clone(), cluster: self.0.clone() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hook_tools::Juju;
+
+    #[test]
+    fn an_argument_over_the_kernel_limit_fails_to_spawn_with_e2big() {
+        let mut agent = Agent::leader();
+        let err = Juju::new(&mut agent).log(crate::hook_tools::LogLevel::Info, &"x".repeat(limits::ARG_MAX_BYTES + 1)).expect_err("E2BIG");
+        let ToolError::Io { tool, source } = err else { panic!("not an I/O error: {err:?}") };
+        assert_eq!(tool, "juju-log");
+        assert_eq!(source.kind(), std::io::ErrorKind::ArgumentListTooLong);
+        assert_eq!(agent.refused().count(), 1);
+        assert!(agent.logs.is_empty(), "the tool never ran");
+        Juju::new(&mut agent).log(crate::hook_tools::LogLevel::Info, &"x".repeat(limits::ARG_MAX_BYTES)).expect("fits");
+    }
+
+    #[test]
+    fn many_arguments_over_the_total_fail_too() {
+        let mut agent = Agent::leader();
+        agent.start_action(BTreeMap::new());
+        let pairs: Vec<(String, String)> = (0..40).map(|i| (format!("k{i}"), "v".repeat(64 * 1024))).collect();
+        let err = Juju::new(&mut agent).action_set(&pairs).expect_err("E2BIG");
+        assert!(matches!(err, ToolError::Io { .. }), "{err:?}");
+        assert!(agent.action.as_ref().is_some_and(|a| a.results.is_empty()));
+    }
+
+    #[test]
+    fn a_databag_over_16_mib_is_refused_like_juju_does() {
+        let mut agent = Agent::leader();
+        agent.relate(3, "req");
+        let big: Databag = [("a".to_string(), "x".repeat(limits::DATABAG_BYTES))].into();
+        let err = Juju::new(&mut agent).relation_set(3, true, &big).expect_err("too big");
+        assert_eq!(
+            err.to_string(),
+            format!("hook tool relation-set failed (exit 1): ERROR cannot write relation settings for relation 3: settings exceed the {} byte limit", limits::DATABAG_BYTES)
+        );
+        assert!(agent.published(3, true).is_empty());
+        let fits: Databag = [("a".to_string(), "x".repeat(limits::DATABAG_BYTES - 1))].into();
+        Juju::new(&mut agent).relation_set(3, true, &fits).expect("fits");
+    }
+
+    #[test]
+    fn unit_state_has_juju_limits() {
+        let mut agent = Agent::leader();
+        let key: BTreeMap<String, String> = [("k".repeat(limits::STATE_KEY_BYTES + 1), "v".into())].into();
+        assert!(Juju::new(&mut agent).state_set(&key).is_err());
+        let value: BTreeMap<String, String> = [("k".into(), "v".repeat(limits::STATE_VALUE_BYTES + 1))].into();
+        assert!(Juju::new(&mut agent).state_set(&value).is_err());
+        for i in 0..limits::UNIT_STATE_BYTES / limits::STATE_VALUE_BYTES {
+            let one: BTreeMap<String, String> = [(format!("k{i}"), "v".repeat(limits::STATE_VALUE_BYTES - 8))].into();
+            Juju::new(&mut agent).state_set(&one).expect("fits");
+        }
+        let over: BTreeMap<String, String> = [("last".into(), "v".repeat(limits::STATE_VALUE_BYTES))].into();
+        assert!(Juju::new(&mut agent).state_set(&over).is_err());
+        assert_eq!(agent.refused().count(), 3);
+    }
+
+    #[test]
+    fn what_the_charm_sends_is_recorded_and_searchable() {
+        let mut agent = Agent::leader();
+        let mut juju = Juju::new(&mut agent);
+        juju.status_set("active", "all good").expect("status");
+        juju.log(crate::hook_tools::LogLevel::Warning, "needle in a log").expect("log");
+        assert_eq!(agent.status, ("active".into(), "all good".into()));
+        assert_eq!(agent.logs, ["needle in a log"]);
+        assert_eq!(agent.calls_containing("needle").count(), 1);
+        assert!(agent.bytes_sent() > "all good".len() + "needle in a log".len());
+    }
+
+    #[test]
+    fn actions_get_their_params_and_keep_results() {
+        let mut agent = Agent::leader();
+        assert!(Juju::new(&mut agent).action_get().is_err(), "not running an action");
+        agent.start_action([("dry-run".to_string(), serde_json::json!(true))].into());
+        let mut juju = Juju::new(&mut agent);
+        assert_eq!(juju.action_get().expect("params")["dry-run"], serde_json::json!(true));
+        juju.action_set(&[("nodes.0.name".into(), "node1".into())]).expect("set");
+        assert!(juju.action_set(&[("Bad_Key".into(), "x".into())]).is_err());
+        juju.action_fail("nope").expect("fail");
+        let action = agent.action.expect("action");
+        assert_eq!(action.results["nodes.0.name"], "node1");
+        assert_eq!(action.failed.as_deref(), Some("nope"));
+    }
+}
