@@ -60,8 +60,8 @@ impl Call {
     }
 
     /// Whether `needle` occurs in any argument or in stdin.
-    pub fn contains(&self, needle: &[u8]) -> bool {
-        self.args.iter().any(|a| contains(a.as_bytes(), needle)) || self.stdin.as_deref().is_some_and(|s| contains(s, needle))
+    pub fn contains(&self, needle: &str) -> bool {
+        self.args.iter().any(|a| a.contains(needle)) || self.stdin.as_deref().is_some_and(|s| contains(s, needle))
     }
 }
 
@@ -97,8 +97,13 @@ impl fmt::Debug for Excerpt<'_> {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    // `str::contains` is std's substring search, built optimised even in a debug test build:
+    // what the charm sends may be tens of megabytes when it misbehaves.
+    match std::str::from_utf8(haystack) {
+        Ok(text) => text.contains(needle),
+        Err(_) => needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle.as_bytes()),
+    }
 }
 
 /// What `execve` counts against its limits: each string and its terminating NUL.
@@ -203,7 +208,7 @@ impl Agent {
 
     /// Calls that handed `needle` over, in an argument or on stdin.
     pub fn calls_containing<'a>(&'a self, needle: &'a str) -> impl Iterator<Item = &'a Call> {
-        self.calls.iter().filter(move |c| c.contains(needle.as_bytes()))
+        self.calls.iter().filter(move |c| c.contains(needle))
     }
 
     fn refuse(&mut self, why: String) {

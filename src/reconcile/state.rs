@@ -4,6 +4,7 @@
 
 use super::quiet::Steady;
 use crate::certs;
+use crate::limits;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
 use crate::status::Status;
 use std::collections::BTreeMap;
@@ -63,11 +64,20 @@ impl Cache {
         Some(Steady { digest, at, first_expiry })
     }
 
+    /// Remembers `steady`, keeping the time of the one before when it said the same and is
+    /// less than half `limits::FULL_PASS_EVERY` old: a pass over the same input then writes
+    /// nothing, and the periodic full pass still comes within the hour.
     pub fn remember_steady(&mut self, steady: Option<&Steady>) {
-        match steady {
-            Some(s) => self.after.insert(STEADY.into(), format!("{} {} {}", s.digest, s.at, s.first_expiry)),
-            None => self.after.remove(STEADY),
+        let Some(new) = steady else {
+            self.after.remove(STEADY);
+            return;
         };
+        let half = limits::FULL_PASS_EVERY.as_secs() as i64 / 2;
+        let at = match self.steady() {
+            Some(old) if old.digest == new.digest && old.first_expiry == new.first_expiry && (0..half).contains(&(new.at - old.at)) => old.at,
+            _ => new.at,
+        };
+        self.after.insert(STEADY.into(), format!("{} {} {}", new.digest, at, new.first_expiry));
     }
 
     /// True when `status` differs from the one last set, and remembers it.
