@@ -214,8 +214,10 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
         .map(|m| (m.name.clone(), m.url.clone()))
         .collect();
     if mode.publish {
+        // The pin this pass just connected with: requirers authenticate LXD with it.
+        let pin = relation::ServerPin::from_pinned(&creds.tls.server_cert_pem);
         for rel in &relations {
-            let payload = relation::payload(rel.id, &online, &report.requests, &report.in_store);
+            let payload = relation::payload(rel.id, &online, &report.requests, &report.in_store, pin.as_ref());
             report.withheld += payload.withheld;
             publish(juju, rel.id, false, ours.get(&(rel.id, false)), &payload.bag)?;
             if writer {
