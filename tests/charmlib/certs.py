@@ -37,9 +37,11 @@ def make(
     server: bool = True,
     valid_days: int = 30,
     expired: bool = False,
+    key_ids: bool = True,
 ) -> Identity:
     """LXD's shape by default: self-signed, CA:FALSE, no key identifiers, keyUsage without
-    keyCertSign, serverAuth (or clientAuth) only, a SAN naming the host and loopback."""
+    keyCertSign, serverAuth (or clientAuth) only, a SAN naming the host. Issued certificates
+    name their issuer's key (authorityKeyIdentifier) unless `key_ids` is False."""
     key = ec.generate_private_key(ec.SECP384R1())
     now = datetime.datetime.now(datetime.timezone.utc)
     start, end = (now - 30 * DAY, now - DAY) if expired else (now - DAY, now + valid_days * DAY)
@@ -71,7 +73,7 @@ def make(
     if not ca:
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName("vm")]), critical=False)
-    if issuer is not None:
+    if issuer is not None and key_ids:
         builder = builder.add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
         )

@@ -137,6 +137,15 @@ def test_pki_mode_a_pinned_ca_accepts_its_servers_and_no_other(serve: List[Serve
         talk(context, bad.address)
 
 
+def test_pki_mode_without_key_identifiers_is_accepted(serve: List[Server], client: Identity) -> None:
+    # What VERIFY_X509_STRICT (Python >= 3.13's default contexts) would refuse.
+    ca = make("lxd-ca", ca=True)
+    server = start(serve, make("root@node1", issuer=ca, key_ids=False), client)
+    context = pinned_context(ca.cert_pem, client.cert_pem, client.key_pem)
+    assert not context.verify_flags & ssl.VERIFY_X509_STRICT
+    assert talk(context, server.address) == b"pong"
+
+
 def test_a_pinned_certificate_that_is_not_self_signed_is_its_own_anchor(serve: List[Server], client: Identity) -> None:
     # A PKI-mode server certificate pinned directly, its CA not given: a partial chain.
     leaf = make("root@node1", issuer=make("lxd-ca", ca=True))

@@ -128,8 +128,9 @@ def pinned_context(server_certificate: str, cert_pem: str, key_pem: str) -> ssl.
     context.check_hostname = False
     context.verify_mode = ssl.CERT_REQUIRED
     context.verify_flags |= _PARTIAL_CHAIN
-    # The pin is the trust decision; the RFC 5280 profile checks of VERIFY_X509_STRICT (on in
-    # Python >= 3.13's default contexts) refuse certificates LXD and private CAs do make.
+    # The pin is the trust decision. VERIFY_X509_STRICT (set by Python >= 3.13's
+    # create_default_context, kept off here whatever the caller's Python) adds RFC 5280 profile
+    # checks that refuse what private CAs commonly issue, e.g. no authorityKeyIdentifier.
     context.verify_flags &= ~ssl.VERIFY_X509_STRICT
     context.load_verify_locations(cadata=server_certificate)
     # `ssl` loads keys from files only: a private directory, removed as soon as they are read.
