@@ -10,6 +10,7 @@ mod faults;
 mod proxy;
 mod operator;
 mod packed;
+mod requirer_lib;
 mod scenarios;
 
 use bed::Bed;
@@ -35,7 +36,7 @@ fn main() {
     let mut args = Arguments::from_args();
     // One cluster, one scenario at a time.
     args.test_threads = Some(1);
-    let scenarios = [scenarios::all(), operator::all(), faults::all(), packed::all()];
+    let scenarios = [scenarios::all(), operator::all(), faults::all(), requirer_lib::all(), packed::all()];
     let trials = scenarios.into_iter().flatten().map(|(name, f)| trial(name, f)).collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // Stop the daemons before exiting: statics are never dropped.
