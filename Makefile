@@ -4,6 +4,7 @@
 #   make test     the test suite (what CI runs, via .ci/run)
 #   make charm    build/lxd-integrator_amd64.charm, without charmcraft
 #   make analyse  lint the packed charm with charmcraft's own analyser
+#   make lib-test type-check and test the requirers' charm library (lib/charms/lxd_integrator)
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := help
@@ -19,11 +20,16 @@ CHARM := build/lxd-integrator_$(JUJU_ARCH).charm
 # Throwaway virtualenv holding charmcraft from PyPI (analyse/validation only).
 CHARMCRAFT_VENV ?= /tmp/ccvenv
 CHARMCRAFT := $(CHARMCRAFT_VENV)/bin/charmcraft
+# Throwaway virtualenvs for the charm library's checks: ops 3 with mypy, and ops 2 (the library
+# supports both). `cryptography` makes the TLS tests' certificates; the library never needs it.
+LIB_VENV ?= /tmp/libvenv
+LIB_VENV_OPS2 ?= /tmp/libvenv-ops2
+LIB := lib/charms/lxd_integrator/v0/lxd.py
 
-.PHONY: help setup build charm analyse charmcraft-check test demo bench clean
+.PHONY: help setup build charm analyse charmcraft-check lib-test test demo bench clean
 
 help:
-	@echo "targets: setup build charm analyse charmcraft-check test demo bench clean"
+	@echo "targets: setup build charm analyse charmcraft-check lib-test test demo bench clean"
 
 setup:
 	scripts/setup
@@ -55,12 +61,31 @@ charmcraft-check: $(CHARMCRAFT)
 	$(CHARMCRAFT) expand-extensions >/dev/null
 	$(CHARMCRAFT_VENV)/bin/python scripts/charmcraft-plan charmcraft.yaml
 
-# Unit, simulator, fixture and end-to-end tests (the packed static charm included), then
-# charmcraft's linter on that artifact, then a short fuzzing pass over every parser.
+$(LIB_VENV)/bin/mypy:
+	python3 -m venv $(LIB_VENV)
+	$(LIB_VENV)/bin/pip install --quiet --upgrade pip
+	$(LIB_VENV)/bin/pip install --quiet 'ops[testing]>=3,<4' mypy pytest cryptography
+
+$(LIB_VENV_OPS2)/bin/pytest:
+	python3 -m venv $(LIB_VENV_OPS2)
+	$(LIB_VENV_OPS2)/bin/pip install --quiet --upgrade pip
+	$(LIB_VENV_OPS2)/bin/pip install --quiet 'ops[testing]>=2.17,<3' pytest cryptography
+
+# The library strictly type-checked (its tests too), then its tests under ops 3 and ops 2:
+# ops' state-transition testing for every event, real local TLS servers for the SSL context.
+lib-test: $(LIB_VENV)/bin/mypy $(LIB_VENV_OPS2)/bin/pytest
+	$(LIB_VENV)/bin/mypy --strict $(LIB)
+	MYPYPATH=lib:tests/charmlib $(LIB_VENV)/bin/mypy --strict --explicit-package-bases tests/charmlib
+	cd tests/charmlib && $(abspath $(LIB_VENV))/bin/python -m pytest -q -p no:cacheprovider
+	cd tests/charmlib && $(abspath $(LIB_VENV_OPS2))/bin/python -m pytest -q -p no:cacheprovider
+
+# Unit, simulator, fixture and end-to-end tests (the packed static charm included), the charm
+# library's tests, then charmcraft's linter on that artifact, then a short fuzzing pass over
+# every parser.
 test: setup charm
 	$(CARGO) build --workspace --bins
 	LXD_INTEGRATOR_CHARM=$(abspath $(CHARM)) $(CARGO) test --workspace
-	$(MAKE) --no-print-directory analyse charmcraft-check
+	$(MAKE) --no-print-directory lib-test analyse charmcraft-check
 	scripts/fuzz 10
 
 # The main job. The demo program lives in testbed/ (maintained with the tests).

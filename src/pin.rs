@@ -276,6 +276,13 @@ pub fn client_config(tls: &TlsCredentials) -> Result<(ClientConfig, PinHandle), 
     Ok((config, handle))
 }
 
+/// The DER of every certificate [`PinVerifier::new`] pins for `server_cert_pem`, in order (the
+/// same parser, so the same blocks: other blocks and text around them are skipped alike).
+/// What the charm tells requirers to pin (`relation::ServerPin`) is exactly this list.
+pub fn pinned_ders(server_cert_pem: &str) -> Option<Vec<Vec<u8>>> {
+    parse_certs(server_cert_pem).ok().map(|ders| ders.iter().map(|d| d.as_ref().to_vec()).collect())
+}
+
 fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let mut out = Vec::new();
     for item in CertificateDer::pem_slice_iter(pem.as_bytes()) {

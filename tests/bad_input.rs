@@ -34,7 +34,7 @@ fn collect_requests(relations: &[RelationView], now: i64) -> Requests {
 }
 
 fn payload(rel: u32, members: &lxd_integrator::relation::OnlineMembers, requests: &[lxd_integrator::requests::Request], in_store: &BTreeSet<String>) -> Databag {
-    lxd_integrator::relation::payload(rel, members, requests, in_store).bag
+    lxd_integrator::relation::payload(rel, members, requests, in_store, None).bag
 }
 
 struct Made {

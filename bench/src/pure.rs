@@ -59,7 +59,7 @@ pub fn measure(pems: &[String], n: usize, reps: usize) -> Result<Steps> {
         times.entry("plan").or_default().push(crate::ms(t.elapsed()));
         anyhow::ensure!(p.add.len() == n / 2 && p.remove.len() == n / 2, "plan: {} adds, {} removes", p.add.len(), p.remove.len());
         let t = Instant::now();
-        let bag = relation::payload(7, &members, &collected.requests, &in_store);
+        let bag = relation::payload(7, &members, &collected.requests, &in_store, None);
         times.entry("payload").or_default().push(crate::ms(t.elapsed()));
         anyhow::ensure!(bag.bag.contains_key(relation::KEY_NODES));
     }

@@ -12,6 +12,7 @@ use common::*;
 use libfuzzer_sys::fuzz_target;
 use lxd_integrator::credentials::TlsCredentials;
 use lxd_integrator::pin::{self, PinError, PinRejection, PinVerifier};
+use lxd_integrator::relation::ServerPin;
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 fuzz_target!(|data: &[u8]| {
@@ -38,6 +39,15 @@ fuzz_target!(|data: &[u8]| {
         assert!(matches!(built, Err(PinError::ServerCert(_))), "{built:?}");
         return;
     };
+    // What requirers are told to pin is exactly what was pinned, and reads back the same from
+    // the canonical PEM published.
+    let published = ServerPin::from_pinned(&server);
+    assert!(published.is_some(), "a pin the verifier took is published");
+    if let Some(p) = &published {
+        assert!(p.fingerprint.len() == 64 && !p.pem.contains("PRIVATE"));
+        assert_eq!(ServerPin::from_pinned(&p.pem).as_ref(), Some(p));
+        assert_eq!(pin::pinned_ders(&p.pem), pin::pinned_ders(&server));
+    }
     let now = UnixTime::since_unix_epoch(std::time::Duration::from_secs(NOW as u64));
     let end_entity = CertificateDer::from(presented);
     let first = verifier.check(&end_entity, &[], now);

@@ -14,6 +14,7 @@ use crate::hook_tools::{Juju, LogLevel, ToolError};
 use crate::lxd::{Connector, LxdError, Member, ServerInfo, TrustEntry};
 use crate::ownership::Owner;
 use crate::plan::Plan;
+use crate::relation;
 use crate::requests::{self, MemberProblems, Protected, Request};
 use crate::status::{self, Status};
 use std::collections::BTreeSet;
@@ -167,7 +168,9 @@ fn with_lxd(ctx: &HookContext, juju: &mut Juju, mode: Mode, read: Read, mut obse
         observed.members.iter().filter(|m| is_published(m, &answering)).map(|m| (m.name.clone(), m.url.clone())).collect();
     let withheld = if mode.publish {
         publish::lxd_facts(juju, &mut inputs.cache, &observed.members, &observed.server)?;
-        publish::relation_data(juju, &relations, &online, &report.requests, &held, decision.writer)?
+        // The pin this pass just connected with: requirers authenticate LXD with it.
+        let pin = report.credentials.as_ref().and_then(|c| relation::ServerPin::from_pinned(&c.tls.server_cert_pem));
+        publish::relation_data(juju, &relations, &online, &report.requests, &held, pin.as_ref(), decision.writer)?
     } else {
         0
     };

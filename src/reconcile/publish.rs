@@ -6,17 +6,17 @@ use super::state::Cache;
 use super::Mode;
 use crate::hook_tools::{Juju, ToolError};
 use crate::lxd::{Member, ServerInfo};
-use crate::relation::{self, Databag, OnlineMembers};
+use crate::relation::{self, Databag, OnlineMembers, ServerPin};
 use crate::requests::Request;
 use crate::status::Status;
 use std::collections::BTreeSet;
 
 /// Publishes to every live relation: this unit's databag, and the application's on the
 /// leader. Returns how many trusted certificates did not fit the relation data.
-pub fn relation_data(juju: &mut Juju, relations: &Relations, online: &OnlineMembers, requests: &[Request], held: &BTreeSet<String>, writer: bool) -> Result<usize, ToolError> {
+pub fn relation_data(juju: &mut Juju, relations: &Relations, online: &OnlineMembers, requests: &[Request], held: &BTreeSet<String>, pin: Option<&ServerPin>, writer: bool) -> Result<usize, ToolError> {
     let mut withheld = 0;
     for rel in &relations.views {
-        let payload = relation::payload(rel.id, online, requests, held);
+        let payload = relation::payload(rel.id, online, requests, held, pin);
         withheld += payload.withheld;
         changed_keys(juju, rel.id, false, relations.ours.get(&(rel.id, false)), &payload.bag)?;
         if writer {

@@ -391,3 +391,34 @@ fn padded_copies_of_one_certificate_are_published_once_and_small() {
     assert_eq!(registered, [certs::to_pem(&a.der)]);
     assert!(w.agent.bytes_sent() < 64 * 1024, "{} bytes written for 4 MB read", w.agent.bytes_sent());
 }
+
+#[test]
+fn the_server_certificate_is_published_only_after_connecting_with_it() {
+    let mut w = World::new();
+    let (first, rotated) = (test_certs::client("root@lxd"), test_certs::client("root@lxd"));
+    w.agent.credential["credential"]["attrs"]["server-cert"] = serde_json::json!(first.cert_pem);
+    w.send(3, "req/0", &[&test_certs::client("a").cert_pem]);
+    w.hook("api-relation-changed");
+    for app in [false, true] {
+        let bag = w.agent.published(3, app);
+        assert_eq!(bag["server_certificate"], certs::to_pem(&first.der));
+        assert_eq!(bag["server_certificate_fingerprint"], certs::fingerprint(&first.der));
+    }
+    // Rotated while LXD is down: not connected with the new pin, so nothing changes yet.
+    w.agent.credential["credential"]["attrs"]["server-cert"] = serde_json::json!(rotated.cert_pem);
+    for up in w.cluster().up.values_mut() {
+        *up = false;
+    }
+    w.hook("update-status");
+    assert_eq!(w.published(3)["server_certificate_fingerprint"], certs::fingerprint(&first.der));
+    // Reached again with the new pin: both keys follow it, in both databags.
+    for up in w.cluster().up.values_mut() {
+        *up = true;
+    }
+    w.hook("update-status");
+    for app in [false, true] {
+        let bag = w.agent.published(3, app);
+        assert_eq!(bag["server_certificate"], certs::to_pem(&rotated.der));
+        assert_eq!(bag["server_certificate_fingerprint"], certs::fingerprint(&rotated.der));
+    }
+}

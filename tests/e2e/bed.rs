@@ -181,6 +181,10 @@ impl World<'_> {
         if let Err(e) = self.bed.provider_schema.validate(&instance) {
             bail!("provider payload violates docs/schemas/provider.json: {e}\n{instance:#}");
         }
+        // What the schema cannot say: the fingerprint is the first certificate's.
+        if let (Some(pem), Some(fp)) = (bag.get("server_certificate"), bag.get("server_certificate_fingerprint")) {
+            ensure!(&certs::fingerprint_pem(pem)? == fp, "server_certificate_fingerprint is not server_certificate's");
+        }
         Ok(())
     }
 

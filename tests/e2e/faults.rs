@@ -351,23 +351,24 @@ fn f3_rotated_and_revoked(bed: &mut Bed) -> Result<()> {
 
 /// What a TLS server saw.
 #[derive(Debug, Default, Clone)]
-struct MitmLog {
-    connections: usize,
+pub(crate) struct MitmLog {
+    pub(crate) connections: usize,
     closed: usize,
-    handshakes_ok: usize,
+    pub(crate) handshakes_ok: usize,
     /// Plaintext bytes received after a handshake: an HTTP request would show here.
-    app_bytes: usize,
-    errors: Vec<String>,
+    pub(crate) app_bytes: usize,
+    pub(crate) errors: Vec<String>,
 }
 
-/// A TLS server on 127.0.0.1 presenting `identity`, counting what it receives.
-struct Mitm {
-    addr: SocketAddr,
+/// A TLS server on 127.0.0.1 presenting `identity`, counting what it receives. (The requirer
+/// library's scenarios point the test requirer at it too.)
+pub(crate) struct Mitm {
+    pub(crate) addr: SocketAddr,
     log: Arc<Mutex<MitmLog>>,
 }
 
 impl Mitm {
-    fn start(identity: &Pem) -> Result<Mitm> {
+    pub(crate) fn start(identity: &Pem) -> Result<Mitm> {
         use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let cert = CertificateDer::from(certs::pem_to_der(&identity.cert_pem)?);
@@ -416,7 +417,7 @@ impl Mitm {
     }
 
     /// The log once every connection has ended (up to 3 s).
-    fn settled_log(&self) -> MitmLog {
+    pub(crate) fn settled_log(&self) -> MitmLog {
         let deadline = Instant::now() + Duration::from_secs(3);
         loop {
             let log = self.log.lock().unwrap().clone();
@@ -429,7 +430,7 @@ impl Mitm {
 }
 
 /// The CN of the certificate the charm pins (LXD's cluster certificate): `root@<host>`.
-fn common_name(cert_pem: &str) -> Result<String> {
+pub(crate) fn common_name(cert_pem: &str) -> Result<String> {
     let der = certs::pem_to_der(cert_pem)?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing the cluster certificate: {e}"))?;
     let cn = cert.subject().iter_common_name().next().and_then(|c| c.as_str().ok()).map(String::from);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Behaviour check of the requirer charm with ops' Harness (no Juju needed).
 
-    ./setup.sh && PYTHONPATH=venv /usr/bin/python3 selfcheck.py
+    ./setup.sh && /usr/bin/python3 selfcheck.py
 """
 import json
 import os
@@ -12,7 +12,7 @@ import warnings
 warnings.simplefilter("ignore", DeprecationWarning)
 HERE = pathlib.Path(__file__).resolve().parent
 os.chdir(HERE)
-sys.path[:0] = [str(HERE / "venv"), str(HERE / "src")]
+sys.path[:0] = [str(HERE / "venv"), str(HERE / "lib"), str(HERE / "src")]
 import ops  # noqa: E402
 from ops.testing import Harness
 from charm import LxdRequirerCharm  # noqa: E402

@@ -1,8 +1,12 @@
 #!/bin/sh
-# Install ops into ./venv for the interpreter dispatch uses. Idempotent: a no-op when the same
-# spec is already installed for the same Python.
+# Copy the charm library into ./lib and install ops into ./venv for the interpreter dispatch
+# uses. Idempotent: a no-op when the same library and ops spec are already there.
 set -eu
 cd "$(dirname "$0")"
+# The charm library, where `charmcraft fetch-lib charms.lxd_integrator.v0.lxd` would put it.
+LIB=lib/charms/lxd_integrator/v0/lxd.py
+mkdir -p "$(dirname "$LIB")"
+cmp -s "../../$LIB" "$LIB" || cp "../../$LIB" "$LIB"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 SPEC='ops>=2.17,<4'

@@ -3,18 +3,28 @@
 
 Sends `client_certificates` (whatever the `set-certificates` action stored, verbatim) in its unit
 databag, or its app databag, and records what the provider publishes.
+
+Or, after `use-identity`, it is a charm built on the requirers' library
+(`charms.lxd_integrator.v0.lxd`): the library sends its certificate, and on `lxd_ready` the charm
+connects to every published node with its own key, pinning the published server certificate,
+and shows how many said `auth: trusted`.
 """
 
+import http.client
 import json
 import logging
+import ssl
+from typing import Dict, Optional
 
 import ops
+from charms.lxd_integrator.v0.lxd import LxdInfo, LxdRequirer, ServerCertificateUnknown
 
 logger = logging.getLogger(__name__)
 
 ENDPOINT = "lxd"
 SEND_KEY = "client_certificates"
-READ_KEYS = ("version", "nodes", "registered_certificates")
+READ_KEYS = ("version", "nodes", "registered_certificates", "server_certificate_fingerprint")
+PROBE_TIMEOUT = 5.0
 
 
 class LxdRequirerCharm(ops.CharmBase):
@@ -23,7 +33,13 @@ class LxdRequirerCharm(ops.CharmBase):
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         # value: None = never set / cleared (send nothing); app: write the app databag.
-        self._stored.set_default(value=None, app=False, received="{}")
+        # identity: {"cert", "key"} once use-identity ran (the library sends the certificate);
+        # reached: what the last lxd_ready probe found, {"node": "trusted" | reason}.
+        self._stored.set_default(value=None, app=False, received="{}", identity=None, reached="{}")
+        self.lxd = LxdRequirer(self, ENDPOINT)
+        framework.observe(self.lxd.on.lxd_ready, self._on_lxd_ready)
+        framework.observe(self.lxd.on.lxd_changed, self._on_lxd_changed)
+        framework.observe(self.lxd.on.lxd_gone, self._on_lxd_changed)
         on = self.on
         observe = framework.observe
         observe(on[ENDPOINT].relation_created, self._on_relation_created)
@@ -36,11 +52,15 @@ class LxdRequirerCharm(ops.CharmBase):
         observe(on.set_certificates_action, self._on_set_certificates)
         observe(on.clear_certificates_action, self._on_clear_certificates)
         observe(on.get_received_action, self._on_get_received)
+        observe(on.use_identity_action, self._on_use_identity)
+        observe(on.probe_action, self._on_probe)
 
     # --- what we send -----------------------------------------------------------------------
 
     def _write(self, relation: ops.Relation) -> None:
         """Put the stored value in the chosen databag and remove it from the other one."""
+        if self._stored.identity is not None:
+            return  # the library sends the identity's certificate
         value = self._stored.value
         unit_bag = relation.data[self.unit]
         app_bag = relation.data[self.app] if self.unit.is_leader() else None
@@ -96,7 +116,12 @@ class LxdRequirerCharm(ops.CharmBase):
         if nodes is None and registered is None:
             self.unit.status = ops.WaitingStatus("nothing received from the provider")
             return
-        self.unit.status = ops.ActiveStatus(f"nodes={_show(nodes)} registered={_show(registered)}")
+        message = f"nodes={_show(nodes)} registered={_show(registered)}"
+        if self._stored.identity is not None:
+            reached = json.loads(self._stored.reached)
+            trusted = sum(1 for v in reached.values() if v == "trusted")
+            message += f" reached={trusted}/{len(reached)}" if reached else " reached=none"
+        self.unit.status = ops.ActiveStatus(message)
 
     # --- handlers ---------------------------------------------------------------------------
 
@@ -118,12 +143,14 @@ class LxdRequirerCharm(ops.CharmBase):
         if app and not self.unit.is_leader():
             event.fail("app=true needs the leader unit")
             return
+        self._forget_identity()
         self._stored.value = str(event.params["value"])
         self._stored.app = app
         self._write_all()
         event.set_results({"relations": str(len(self.model.relations[ENDPOINT]))})
 
     def _on_clear_certificates(self, event: ops.ActionEvent) -> None:
+        self._forget_identity()
         self._stored.value = None
         self._stored.app = False
         self._write_all()
@@ -133,6 +160,74 @@ class LxdRequirerCharm(ops.CharmBase):
             "received": self._stored.received,
             "sent": json.dumps({"value": self._stored.value, "app": self._stored.app}),
         })
+
+
+    # --- the library's way: own key, pinned server ------------------------------------------
+
+    def _forget_identity(self) -> None:
+        if self._stored.identity is not None:
+            self._stored.identity = None
+            self._stored.reached = "{}"
+            self.lxd.clear_client_certificates()
+
+    def _on_use_identity(self, event: ops.ActionEvent) -> None:
+        cert, key = str(event.params["cert"]), str(event.params["key"])
+        try:
+            self.lxd.set_client_certificates([cert])
+        except ValueError:
+            event.fail("cert is not a PEM certificate")
+            return
+        self._stored.identity = {"cert": cert, "key": key}
+        self._stored.value = None
+        self._stored.app = False
+        self._refresh()
+        event.set_results({"fingerprint": sorted(self.lxd.client_fingerprints)[0]})
+
+    def _on_lxd_ready(self, event: ops.RelationEvent) -> None:
+        info = self.lxd.info(event.relation)
+        if info is not None and self._stored.identity is not None:
+            self._stored.reached = json.dumps(self._probe(event.relation, info, via=None))
+        self._refresh()
+
+    def _on_lxd_changed(self, event: ops.RelationEvent) -> None:
+        self._stored.reached = "{}"
+        self._refresh()
+
+    def _on_probe(self, event: ops.ActionEvent) -> None:
+        """Connect to every node now (or to VIA instead of each node's own address)."""
+        relation = self.model.get_relation(ENDPOINT)
+        info = self.lxd.info(relation) if relation is not None else None
+        if relation is None or info is None or self._stored.identity is None:
+            event.fail("no identity or nothing published")
+            return
+        via = str(event.params.get("via", "")) or None
+        results = self._probe(relation, info, via)
+        event.set_results({"pinned": str(info.pinned).lower(), "results": json.dumps(results, sort_keys=True)})
+
+    def _probe(self, relation: ops.Relation, info: LxdInfo, via: Optional[str]) -> Dict[str, str]:
+        """`GET /1.0` on every node through the library's pinned context: the node's `auth`
+        (`trusted` when our key is), or why the connection failed."""
+        identity = self._stored.identity
+        try:
+            context = self.lxd.ssl_context(identity["cert"], identity["key"], relation)
+        except ServerCertificateUnknown:
+            return {node.name: "no server certificate published" for node in info.nodes}
+        except ssl.SSLError:
+            return {node.name: "the key does not match the certificate" for node in info.nodes}
+        results = {}
+        for node in info.nodes:
+            host, port = (via.rsplit(":", 1)[0], int(via.rsplit(":", 1)[1])) if via else (node.host, node.port)
+            conn = http.client.HTTPSConnection(host, port, context=context, timeout=PROBE_TIMEOUT)
+            try:
+                conn.request("GET", "/1.0")
+                answer = json.loads(conn.getresponse().read(1 << 20))
+                results[node.name] = str(answer.get("metadata", {}).get("auth", "no auth field"))
+            except (OSError, ValueError, http.client.HTTPException) as e:
+                # ssl.SSLCertVerificationError is an OSError: a refused server lands here.
+                results[node.name] = f"failed: {type(e).__name__}: {e}"[:300]
+            finally:
+                conn.close()
+        return results
 
 
 def _pick(bag) -> dict:

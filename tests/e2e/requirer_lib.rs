@@ -1,0 +1,115 @@
+//! The requirers' charm library (lib/charms/lxd_integrator/v0/lxd.py) used by a real ops charm:
+//! the test requirer, given its own key (`use-identity`), connects to every published node
+//! on `lxd_ready`, pinning the server certificate the integrator published.
+
+use crate::bed::{Bed, I0, INTEGRATOR, MEMBERS, REQUIRER, World, unit};
+use crate::faults::{Mitm, common_name};
+use anyhow::{Context, Result, anyhow, ensure};
+use jujusim::RelationId;
+use serde_json::json;
+use std::collections::BTreeMap;
+use testbed::certs::{self, Pem};
+
+pub fn all() -> Vec<(&'static str, crate::Scenario)> {
+    vec![
+        ("r1_every_requirer_unit_reaches_every_node_pinning_the_published_certificate", r1_every_unit_reaches_every_node),
+        ("r2_the_librarys_pinned_context_refuses_a_man_in_the_middle_on_a_rewritten_endpoint", r2_man_in_the_middle),
+    ]
+}
+
+/// `unit` becomes a library-based requirer with `identity` as its own LXD client key.
+fn use_identity(w: &mut World, unit: &str, identity: &Pem) -> Result<()> {
+    let r = w.sim.run_action(unit, "use-identity", json!({"cert": identity.cert_pem, "key": identity.key_pem}))?;
+    ensure!(r.status == "completed", "use-identity on {unit}: {r:?}");
+    ensure!(r.results["fingerprint"] == json!(identity.fingerprint), "{r:?}");
+    Ok(())
+}
+
+/// The `probe` action's answer: node name → `trusted` or why it failed.
+fn probe(w: &mut World, unit: &str, via: Option<&str>) -> Result<(bool, BTreeMap<String, String>)> {
+    let r = w.sim.run_action(unit, "probe", json!({"via": via.unwrap_or("")}))?;
+    ensure!(r.status == "completed", "probe on {unit}: {r:?}");
+    let results = r.results["results"].as_str().ok_or_else(|| anyhow!("no results: {r:?}"))?;
+    Ok((r.results["pinned"] == json!("true"), serde_json::from_str(results).context("probe results")?))
+}
+
+/// The integrator publishes LXD's cluster certificate, canonical, with its fingerprint.
+fn published_pin(w: &World, rel: RelationId) -> Result<()> {
+    let cluster = w.bed.cluster.cluster_cert_pem();
+    let want_fp = certs::fingerprint_pem(cluster)?;
+    let unit_bag = w.payload(rel, I0)?;
+    let app_bag = w.sim.relation_app_data(rel, INTEGRATOR)?;
+    for bag in [unit_bag.get("server_certificate"), app_bag.get("server_certificate")] {
+        let pem = bag.ok_or_else(|| anyhow!("no server_certificate published"))?;
+        ensure!(certs::fingerprint_pem(pem)? == want_fp, "the published certificate is not the cluster's");
+        ensure!(!pem.contains('\r') && pem.ends_with("-----END CERTIFICATE-----\n"), "canonical PEM");
+    }
+    ensure!(unit_bag.get("server_certificate_fingerprint") == Some(&want_fp));
+    ensure!(app_bag.get("server_certificate_fingerprint") == Some(&want_fp));
+    Ok(())
+}
+
+/// Deploys, relates `units` requirer units and gives each its own identity.
+fn setup(w: &mut World, units: u32) -> Result<(RelationId, Vec<Pem>)> {
+    w.deploy_integrator(1, true)?;
+    w.deploy_requirer(units)?;
+    let rel = w.relate()?;
+    let mut identities = Vec::new();
+    for n in 0..units {
+        let identity = certs::client_cert(&format!("library-requirer-{n}"))?;
+        use_identity(w, &unit(REQUIRER, n), &identity)?;
+        identities.push(identity);
+    }
+    Ok((rel, identities))
+}
+
+fn r1_every_unit_reaches_every_node(bed: &mut Bed) -> Result<()> {
+    let mut w = bed.world("library")?;
+    let (rel, identities) = setup(&mut w, 2)?;
+    ensure!(w.owned_fps()? == identities.iter().map(|p| p.fingerprint.clone()).collect(), "{:?}", w.owned());
+    published_pin(&w, rel)?;
+    for n in 0..2 {
+        let u = unit(REQUIRER, n);
+        // lxd_ready fired and the charm's own connections, made then, all said `trusted`.
+        let (status, message) = w.status(&u)?;
+        ensure!(status == "active" && message.ends_with(&format!("reached={MEMBERS}/{MEMBERS}")), "{u}: {status}: {message}");
+        let (pinned, results) = probe(&mut w, &u, None)?;
+        ensure!(pinned && results.len() == MEMBERS, "{u}: {results:?}");
+        ensure!(results.values().all(|v| v == "trusted"), "{u}: {results:?}");
+    }
+    w.check()
+}
+
+fn r2_man_in_the_middle(bed: &mut Bed) -> Result<()> {
+    let mut w = bed.world("library-mitm")?;
+    setup(&mut w, 1)?;
+    let u = unit(REQUIRER, 0);
+    // Control: every node dialled at one real member's address: same cluster certificate,
+    // so the pin holds and the rewrite itself is not what fails.
+    let member = w.bed.cluster.endpoint(1).to_string();
+    let (_, results) = probe(&mut w, &u, Some(&member))?;
+    ensure!(results.len() == MEMBERS && results.values().all(|v| v == "trusted"), "control via {member}: {results:?}");
+
+    let cn = common_name(w.bed.cluster.cluster_cert_pem())?;
+    let impostors = [
+        ("a fresh self-signed certificate", certs::server_cert("impostor", &[])?),
+        ("the cluster certificate's CN with another key", certs::same_cn_other_keys(&cn, 1)?.remove(0)),
+    ];
+    for (what, identity) in impostors {
+        let mitm = Mitm::start(&identity)?;
+        let (pinned, results) = probe(&mut w, &u, Some(&mitm.addr.to_string()))?;
+        ensure!(pinned, "the provider's pin is used");
+        ensure!(results.len() == MEMBERS, "{what}: {results:?}");
+        for (node, outcome) in &results {
+            ensure!(outcome.contains("SSLCertVerificationError") && outcome.contains("CERTIFICATE_VERIFY_FAILED"), "{what}: {node}: {outcome}");
+        }
+        let log = mitm.settled_log();
+        ensure!(log.connections >= MEMBERS, "{what}: the requirer never dialled it: {log:?}");
+        ensure!(log.handshakes_ok == 0 && log.app_bytes == 0, "{what}: it got a handshake or a request: {log:?}");
+        eprintln!("r2: {what}: refused on {} connections, 0 handshakes, 0 bytes", log.connections);
+    }
+    // What lxd_ready found is untouched: the real nodes still answer.
+    let (status, message) = w.status(&u)?;
+    ensure!(status == "active" && message.ends_with(&format!("reached={MEMBERS}/{MEMBERS}")), "{status}: {message}");
+    w.check()
+}
