@@ -26,14 +26,20 @@ fn artifact(bed: &Bed) -> Result<PathBuf> {
     Ok(xtask::pack(Path::new(env!("CARGO_BIN_EXE_lxd-integrator")), &out)?)
 }
 
-fn p1_packed_charm_works(bed: &mut Bed) -> Result<()> {
-    let charm = artifact(bed)?;
-    let dir = bed.work.join("unpacked");
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new("unzip").arg("-q").arg(&charm).arg("-d").arg(&dir).output().context("running unzip (apt-get install unzip)")?;
+/// Unzips `charm` into `dir` (replacing it) with Info-ZIP's `unzip`.
+pub fn unzip(charm: &Path, dir: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    let out = Command::new("unzip").arg("-q").arg(charm).arg("-d").arg(dir).output().context("running unzip (apt-get install unzip)")?;
     if !out.status.success() {
         bail!("unzip {}: {}", charm.display(), String::from_utf8_lossy(&out.stderr));
     }
+    Ok(())
+}
+
+fn p1_packed_charm_works(bed: &mut Bed) -> Result<()> {
+    let charm = artifact(bed)?;
+    let dir = bed.work.join("unpacked");
+    unzip(&charm, &dir)?;
     for file in ["metadata.yaml", "config.yaml", "actions.yaml", "manifest.yaml", "README.md", "LICENSE", "dispatch"] {
         ensure!(dir.join(file).is_file(), "{file} missing from {}", charm.display());
     }
