@@ -11,6 +11,7 @@ mod proxy;
 mod operator;
 mod packed;
 mod scenarios;
+mod volume;
 
 use bed::Bed;
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -35,7 +36,7 @@ fn main() {
     let mut args = Arguments::from_args();
     // One cluster, one scenario at a time.
     args.test_threads = Some(1);
-    let scenarios = [scenarios::all(), operator::all(), faults::all(), packed::all()];
+    let scenarios = [scenarios::all(), operator::all(), faults::all(), packed::all(), volume::all()];
     let trials = scenarios.into_iter().flatten().map(|(name, f)| trial(name, f)).collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // Stop the daemons before exiting: statics are never dropped.
