@@ -214,9 +214,10 @@ fn client_certs(prefix: &str, n: usize) -> Result<Vec<Pem>> {
 // ---------------------------------------------------------------------------------------------
 // 1. Ten thousand invalid entries
 
-/// One unit of one requirer sends 10,000 entries that are not certificates. Before the fix the
-/// charm logged every problem in one `juju-log` argument (> 128 KiB: E2BIG), so the hook failed
-/// and so did every later hook: another application's departing unit kept its trust entry.
+/// One unit of one requirer sends 10,000 entries that are not certificates, beside a unit
+/// sending a good one. Before the fix the charm logged every problem in one `juju-log` argument
+/// (> 128 KiB: E2BIG), so the hook failed; a unit runs nothing else until its failed hook
+/// succeeds, and that one never would: another application's departing unit kept its entry.
 fn v1_flood(bed: &mut Bed) -> Result<()> {
     let mut w = bed.world("flood")?;
     deploy_artifact(&mut w)?;
@@ -317,10 +318,10 @@ fn padded_list(distinct: &[Pem], copies: usize, target: usize) -> Result<String>
 // ---------------------------------------------------------------------------------------------
 // 3. Many units of a MiB each
 
-/// Units in `v3`; `LXD_E2E_VOLUME_UNITS=100` runs the full size by hand. The default is
-/// what the simulator affords here: each hook-tool call re-reads the whole model (every
-/// databag), and unit k's write fires a hook that reads k databags, so the run grows with the
-/// cube of the units at 1 MiB each (10 units: ~40 s of hooks on two busy cores).
+/// Units in `v3`; `LXD_E2E_VOLUME_UNITS=100` asks for the full size by hand. The default
+/// is what the simulator affords here: each hook-tool call re-reads the whole model (every
+/// databag), and unit k's write fires a hook making k reads, so the run grows with the cube of
+/// the units at 1 MiB each (10 units: ~36 s of hooks on two cores shared with other builds).
 const UNITS: u32 = 8;
 const UNIT_BYTES: usize = MIB;
 
