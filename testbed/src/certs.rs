@@ -221,8 +221,21 @@ pub fn same_cn_other_keys(cn: &str, n: usize) -> Result<Vec<Pem>> {
 /// An RSA client certificate of `bits` bits, made by the `openssl` binary (rcgen with ring cannot
 /// generate RSA keys). 1024 gives a key LXD rejects as too weak.
 pub fn rsa_client_cert(cn: &str, bits: u32) -> Result<Pem> {
+    let newkey = format!("rsa:{bits}");
+    openssl_req_x509(cn, &["-newkey", &newkey, "-days", "365", "-addext", "extendedKeyUsage=clientAuth"])
+}
+
+/// An ECDSA P-256 client certificate made the way operators commonly make one by hand:
+/// `openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30`, nothing
+/// more. OpenSSL 3 applies its default `v3_ca` extensions, so it is marked `CA:TRUE`.
+pub fn openssl_ec_client_cert(cn: &str) -> Result<Pem> {
+    openssl_req_x509(cn, &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-days", "30"])
+}
+
+/// `openssl req -x509 -nodes -subj /CN=<cn> ARGS`, key and certificate read back.
+fn openssl_req_x509(cn: &str, args: &[&str]) -> Result<Pem> {
     let dir = std::env::temp_dir().join(format!(
-        "testbed-rsa-{}-{}",
+        "testbed-openssl-{}-{}",
         std::process::id(),
         crate::random_u64()
     ));
@@ -231,15 +244,10 @@ pub fn rsa_client_cert(cn: &str, bits: u32) -> Result<Pem> {
     let crt = dir.join("cert.pem");
     let result = (|| {
         let subj = format!("/CN={cn}");
-        let newkey = format!("rsa:{bits}");
-        run_openssl(
-            &[
-                "req", "-x509", "-newkey", &newkey, "-nodes", "-days", "365", "-subj", &subj,
-                "-addext", "extendedKeyUsage=clientAuth",
-                "-keyout", path_str(&key)?, "-out", path_str(&crt)?,
-            ],
-            None,
-        )?;
+        let mut all = vec!["req", "-x509", "-nodes", "-subj", &subj];
+        all.extend_from_slice(args);
+        all.extend(["-keyout", path_str(&key)?, "-out", path_str(&crt)?]);
+        run_openssl(&all, None)?;
         let cert_pem = std::fs::read_to_string(&crt).context("reading openssl's certificate")?;
         let key_pem = std::fs::read_to_string(&key).context("reading openssl's key")?;
         let der = pem_to_der(&cert_pem)?;

@@ -243,6 +243,13 @@ impl World<'_> {
     /// What every scenario must hold at its end: every hook exited 0, every payload matches the
     /// schema, every requirer payload too, and no key material leaked anywhere Juju shows.
     pub fn check(&self) -> Result<()> {
+        self.check_hiding(&[])
+    }
+
+    /// [`check`](Self::check), with more strings that must appear nowhere the integrator
+    /// writes: its logs, hook output, status, unit directory, action results, relation data,
+    /// unit state, and the arguments and stdin of every hook tool it called.
+    pub fn check_hiding(&self, secrets: &[&str]) -> Result<()> {
         let failed: Vec<String> = self
             .sim
             .failed_hooks()?
@@ -258,13 +265,15 @@ impl World<'_> {
                 }
             }
         }
-        self.assert_no_secrets()
+        self.assert_no_secrets(secrets)
     }
 
-    fn assert_no_secrets(&self) -> Result<()> {
+    fn assert_no_secrets(&self, secrets: &[&str]) -> Result<()> {
         let key_body: String = self.identity.key_pem.lines().filter(|l| !l.starts_with("-----")).collect();
         let probe = &key_body[key_body.len().saturating_sub(40)..];
-        let leaks = |text: &str| text.contains("PRIVATE KEY") || (!probe.is_empty() && text.contains(probe));
+        let leaks = |text: &str| {
+            text.contains("PRIVATE KEY") || (!probe.is_empty() && text.contains(probe)) || secrets.iter().any(|s| text.contains(s))
+        };
         for log in self.sim.logs()? {
             ensure!(!leaks(&log.message), "key material in a log line of {}: {}", log.unit, log.hook);
             ensure!(!log.message.contains("BEGIN CERTIFICATE"), "a full certificate in a log line of {}", log.unit);
@@ -277,7 +286,26 @@ impl World<'_> {
             ensure!(!leaks(&message) && !message.contains("BEGIN"), "key material in the status of {unit}");
             let dir = self.sim.unit_dir(&unit)?;
             let shipped = self.charm_override.as_ref().unwrap_or(&self.bed.charm_dir);
-            scan_dir_for_keys(&dir, &dir, shipped, probe)?;
+            scan_dir_for_keys(&dir, &dir, shipped, probe, secrets)?;
+            for (k, v) in self.sim.unit_state(&unit)? {
+                ensure!(!leaks(&k) && !leaks(&v), "key material in the state of {unit} ({k})");
+            }
+            for rel in self.sim.relation_ids(INTEGRATOR)? {
+                for (k, v) in self.sim.relation_data(rel, &unit)? {
+                    ensure!(!leaks(&v), "key material in {unit}'s databag on relation {rel} ({k})");
+                }
+            }
+        }
+        for rel in self.sim.relation_ids(INTEGRATOR)? {
+            for (k, v) in self.sim.relation_app_data(rel, INTEGRATOR)? {
+                ensure!(!leaks(&v), "key material in the application databag on relation {rel} ({k})");
+            }
+        }
+        for call in self.sim.tool_calls()? {
+            if call.unit.starts_with(INTEGRATOR) {
+                let sent = call.args.iter().any(|a| leaks(a)) || call.stdin.as_deref().is_some_and(leaks);
+                ensure!(!sent, "key material passed to {} by {} in {}", call.tool, call.unit, call.hook);
+            }
         }
         for action in self.sim.actions()? {
             if action.unit.starts_with(INTEGRATOR) {
@@ -291,7 +319,7 @@ impl World<'_> {
 /// The charm must keep credentials in memory: no file under its unit directory may hold them.
 /// Files shipped in the charm itself are skipped (the binary names "PRIVATE KEY" in its code);
 /// the identity's own key bytes are looked for everywhere.
-fn scan_dir_for_keys(top: &Path, dir: &Path, shipped: &Path, probe: &str) -> Result<()> {
+fn scan_dir_for_keys(top: &Path, dir: &Path, shipped: &Path, probe: &str, secrets: &[&str]) -> Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let ft = entry.file_type()?;
@@ -301,7 +329,7 @@ fn scan_dir_for_keys(top: &Path, dir: &Path, shipped: &Path, probe: &str) -> Res
             Some(std::fs::read(&twin).ok()? == std::fs::read(&path).ok()?)
         });
         if ft.is_dir() {
-            scan_dir_for_keys(top, &path, shipped, probe)?;
+            scan_dir_for_keys(top, &path, shipped, probe, secrets)?;
         } else if ft.is_file() && is_shipped == Some(true) {
             let text = String::from_utf8_lossy(&std::fs::read(&path)?).into_owned();
             ensure!(!text.contains(probe), "the integrator's key on disk in {}", path.display());
@@ -309,7 +337,7 @@ fn scan_dir_for_keys(top: &Path, dir: &Path, shipped: &Path, probe: &str) -> Res
             let data = std::fs::read(entry.path())?;
             let text = String::from_utf8_lossy(&data);
             ensure!(
-                !text.contains("PRIVATE KEY") && !text.contains(probe),
+                !text.contains("PRIVATE KEY") && !text.contains(probe) && !secrets.iter().any(|s| text.contains(s)),
                 "key material on disk in {}",
                 entry.path().display()
             );

@@ -14,6 +14,7 @@ mod packed;
 mod requirer_lib;
 mod scenarios;
 mod upgrade;
+mod volume;
 
 use bed::Bed;
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -38,7 +39,16 @@ fn main() {
     let mut args = Arguments::from_args();
     // One cluster, one scenario at a time.
     args.test_threads = Some(1);
-    let scenarios = [scenarios::all(), operator::all(), faults::all(), requirer_lib::all(), packed::all(), upgrade::all(), juju29::all()];
+    let scenarios = [
+        scenarios::all(),
+        operator::all(),
+        faults::all(),
+        requirer_lib::all(),
+        packed::all(),
+        upgrade::all(),
+        juju29::all(),
+        volume::all(),
+    ];
     let trials = scenarios.into_iter().flatten().map(|(name, f)| trial(name, f)).collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // Stop the daemons before exiting: statics are never dropped.

@@ -27,15 +27,21 @@ pub fn artifact(bed: &Bed) -> Result<PathBuf> {
     Ok(xtask::pack(Path::new(env!("CARGO_BIN_EXE_lxd-integrator")), &out)?)
 }
 
-/// Unzips `charm` into `<work>/<name>` (emptied first) with Info-ZIP's `unzip`.
+/// Unzips `charm` into `<work>/<name>` (emptied first).
 pub fn unpack(bed: &Bed, charm: &Path, name: &str) -> Result<PathBuf> {
     let dir = bed.work.join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    let out = Command::new("unzip").arg("-q").arg(charm).arg("-d").arg(&dir).output().context("running unzip (apt-get install unzip)")?;
+    unzip(charm, &dir)?;
+    Ok(dir)
+}
+
+/// Unzips `charm` into `dir` (replacing it) with Info-ZIP's `unzip`.
+pub fn unzip(charm: &Path, dir: &Path) -> Result<()> {
+    let _ = std::fs::remove_dir_all(dir);
+    let out = Command::new("unzip").arg("-q").arg(charm).arg("-d").arg(dir).output().context("running unzip (apt-get install unzip)")?;
     if !out.status.success() {
         bail!("unzip {}: {}", charm.display(), String::from_utf8_lossy(&out.stderr));
     }
-    Ok(dir)
+    Ok(())
 }
 
 fn p1_packed_charm_works(bed: &mut Bed) -> Result<()> {
