@@ -80,6 +80,9 @@ pub enum CredentialProblem {
     /// LXD would treat an expired client certificate as untrusted; say the real cause.
     #[error("{0} client certificate is expired or not yet valid; rotate the credential")]
     ClientCertOutsideValidity(Source),
+    /// TLS material that cannot be used, named by where it is set; the reason never quotes it.
+    #[error("{where_} is unusable: {why}")]
+    UnusableMaterial { where_: &'static str, why: String },
 }
 
 /// Refuses a client certificate outside its validity period. Unparsable material is left to
@@ -94,6 +97,26 @@ pub fn check_validity(creds: &Credentials, now: i64) -> Result<(), CredentialPro
 }
 
 pub use crate::config::{OPT_CERT, OPT_ENDPOINT, OPT_KEY, OPT_SERVER_CERT};
+
+/// Refuses TLS material the client could not be built from, naming the option (or the cloud
+/// credential's attribute) that holds it, so an operator who pasted the wrong thing knows
+/// where to look; the reason is the parser's and never quotes the value.
+pub fn check_material(creds: &Credentials) -> Result<(), CredentialProblem> {
+    use crate::pin::PinError;
+    let Err(e) = crate::pin::client_config(&creds.tls) else { return Ok(()) };
+    let (config, cloud) = match &e {
+        PinError::ServerCert(_) => (OPT_SERVER_CERT, "the cloud credential's server-cert"),
+        PinError::ClientCert(_) => (OPT_CERT, "the cloud credential's client-cert"),
+        PinError::ClientKey(_) | PinError::KeyMismatch => (OPT_KEY, "the cloud credential's client-key"),
+        PinError::Tls(_) => (OPT_CERT, "the cloud credential"),
+    };
+    let where_ = if creds.source == Source::Config { config } else { cloud };
+    let why = match e {
+        PinError::ServerCert(why) | PinError::ClientCert(why) | PinError::ClientKey(why) | PinError::Tls(why) => why,
+        PinError::KeyMismatch => "the key does not belong to the client certificate".into(),
+    };
+    Err(CredentialProblem::UnusableMaterial { where_, why })
+}
 
 /// Reads the cloud credential (`credential-get --format=json`), returning why it is unusable.
 fn from_cloud(spec: &serde_json::Value, config: &Config) -> Result<Credentials, String> {
@@ -178,6 +201,19 @@ pub fn resolve(answer: &CredentialAnswer, config: &Config) -> (Result<Credential
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn unusable_material_names_the_option_not_the_value() {
+        let secret = "-----BEGIN PRIVATE KEY-----\nTOPSECRET\n-----END PRIVATE KEY-----\n";
+        let creds = Credentials {
+            endpoint: Endpoint::parse("10.0.0.1").expect("endpoint"),
+            tls: TlsCredentials { client_cert_pem: secret.into(), client_key_pem: secret.into(), server_cert_pem: secret.into() },
+            source: Source::Config,
+        };
+        let said = check_material(&creds).expect_err("unusable").to_string();
+        assert!(said.starts_with("lxd_server_cert is unusable: "), "{said}");
+        assert!(!said.contains("TOPSECRET"), "{said}");
+    }
 
     fn spec() -> serde_json::Value {
         json!({"type": "lxd", "name": "localhost", "endpoint": "https://10.0.0.1",

@@ -164,10 +164,17 @@ impl Default for Agent {
     }
 }
 
+/// A throwaway credential for the in-memory LXD, made once with `openssl req -x509 -newkey ec`
+/// (valid to 2100): real PEM, so the pass builds its TLS client as it would against a server.
+/// It has never been trusted by any real LXD.
+pub const MEMORY_CLIENT_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBjzCCATWgAwIBAgIUdxloi0wnPois7pyA7fUPkBxts6UwCgYIKoZIzj0EAwIw\nHDEaMBgGA1UEAwwRbWVtb3J5LWNyZWRlbnRpYWwwIBcNMjYxMTI4MTkwMDAwWhgP\nMjEwMDEwMzExOTAwMDBaMBwxGjAYBgNVBAMMEW1lbW9yeS1jcmVkZW50aWFsMFkw\nEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAESU94xL5HT985x56XjBo+o0KsbKk9FFvg\nnKJ62OXOQVjC0Ff3amWnvBC0zjadf+d4oAWp/znKJllzylCwNnbQTKNTMFEwHQYD\nVR0OBBYEFAXojs5oUJglmlvQlHZNLQDX0zQGMB8GA1UdIwQYMBaAFAXojs5oUJgl\nmlvQlHZNLQDX0zQGMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIh\nAMJ3Omh4Uv0eTmRzRZ9XJUw+USszmhbyaF+0IqQ7UcPcAiBdug05YWh7l+ViCK9c\n8Gs7L8d0FmW3KU8A7d7cXiYcUA==\n-----END CERTIFICATE-----\n";
+pub const MEMORY_CLIENT_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgFKBWOOMq/iqNC3nK\nuRX5CTErh+Es7uxVNzxiFI7HUXyhRANCAARJT3jEvkdP3znHnpeMGj6jQqxsqT0U\nW+CconrY5c5BWMLQV/dqZae8ELTONp1/53igBan/OcomWXPKULA2dtBM\n-----END PRIVATE KEY-----\n";
+pub const MEMORY_SERVER_CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIBhjCCAS2gAwIBAgIUXMx+rMjSX+LGMCQ2pFeGXxsW6/UwCgYIKoZIzj0EAwIw\nGDEWMBQGA1UEAwwNbWVtb3J5LXNlcnZlcjAgFw0yNjExMjgxOTAwMDBaGA8yMTAw\nMTAzMTE5MDAwMFowGDEWMBQGA1UEAwwNbWVtb3J5LXNlcnZlcjBZMBMGByqGSM49\nAgEGCCqGSM49AwEHA0IABBvLtng6QWv6KkgMB7p+DBrOzronGSsL2Iqpc005TY2p\nrksSwbHznCThB3fqQZCSR6UkMT3ScvN8xu0OKhwyHxCjUzBRMB0GA1UdDgQWBBQs\nQjK38h30ya9vyHuxmQnlDjAy0zAfBgNVHSMEGDAWgBQsQjK38h30ya9vyHuxmQnl\nDjAy0zAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0cAMEQCIA3+Cx8dcpyR\nclDdwJUKULT3jOW1RWV510ZexirYjPUGAiAfbw2YJOZIPSfwkxwJ71TF6gTEQPcA\njI52smoEiP6oRw==\n-----END CERTIFICATE-----\n";
+
 /// An LXD certificate credential as `credential-get` shows it, for `endpoint`.
 pub fn cloud_credential(endpoint: &str) -> serde_json::Value {
     serde_json::json!({"type": "lxd", "name": "localhost", "endpoint": endpoint, "credential": {"auth-type": "certificate",
-        "attrs": {"client-cert": "C", "client-key": "K", "server-cert": "S"}}})
+        "attrs": {"client-cert": MEMORY_CLIENT_CERT, "client-key": MEMORY_CLIENT_KEY, "server-cert": MEMORY_SERVER_CERT}}})
 }
 
 impl Agent {

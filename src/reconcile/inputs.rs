@@ -27,7 +27,11 @@ pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
     let ConnectionInputs { credentials: answer, config, state } = juju.connection_inputs()?;
     let config = Config::from_values(&config);
     let (resolved, note) = credentials::resolve(&answer, &config);
-    let credentials = resolved.and_then(|c| credentials::check_validity(&c, certs::now_unix()).map(|()| c));
+    let credentials = resolved.and_then(|c| {
+        credentials::check_validity(&c, certs::now_unix())?;
+        credentials::check_material(&c)?;
+        Ok(c)
+    });
     let mut cache = Cache::new(state);
     // A unit being removed sees its own name as the departing unit; from then on it must not
     // act on LXD, or a departing leader would withdraw every certificate on its way out.

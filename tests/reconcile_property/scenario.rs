@@ -10,7 +10,7 @@
 use lxd_integrator::certs;
 use lxd_integrator::hook_tools::Juju;
 use lxd_integrator::limits;
-use lxd_integrator::memory::{Agent, Call, Cluster, Excerpt, MemoryConnector, cloud_credential};
+use lxd_integrator::memory::{Agent, Call, Cluster, Excerpt, MEMORY_CLIENT_KEY, MemoryConnector, cloud_credential};
 use lxd_integrator::dispatch::HookContext;
 use lxd_integrator::reconcile::{self, Mode};
 use lxd_integrator::relation::KEY_CLIENT_CERTS;
@@ -51,11 +51,13 @@ pub static POOL: LazyLock<Vec<PoolCert>> = LazyLock::new(|| {
 
 /// A real private key pasted into `lxd_client_key` (where it belongs) and one a requirer
 /// pasted into `client_certificates` (where it does not).
-pub static CONFIG_KEY: LazyLock<String> = LazyLock::new(p256_key);
 pub static RELATION_KEY: LazyLock<String> = LazyLock::new(p256_key);
-/// The charm's own client certificate for `lxd_client_cert`.
-pub static CONFIG_CERT: LazyLock<String> =
-    LazyLock::new(|| make_cert("lxd-integrator", false, &rcgen::PKCS_ECDSA_P256_SHA256).0);
+/// The charm's own client certificate and its key, for `lxd_client_cert` and `lxd_client_key`:
+/// a matching pair, as the charm checks.
+static CONFIG_PAIR: LazyLock<(String, Vec<u8>, String)> =
+    LazyLock::new(|| make_cert("lxd-integrator", false, &rcgen::PKCS_ECDSA_P256_SHA256));
+pub static CONFIG_CERT: LazyLock<String> = LazyLock::new(|| CONFIG_PAIR.0.clone());
+pub static CONFIG_KEY: LazyLock<String> = LazyLock::new(|| CONFIG_PAIR.2.clone());
 
 fn make_cert(cn: &str, ca: bool, alg: &'static rcgen::SignatureAlgorithm) -> (String, Vec<u8>, String) {
     let key = rcgen::KeyPair::generate_for(alg).expect("key generation");
@@ -373,7 +375,7 @@ impl Scenario {
 
     /// What must never appear in anything the charm sends.
     pub fn secrets(&self) -> Vec<String> {
-        vec![MARKER.to_string(), key_secret(&CONFIG_KEY), key_secret(&RELATION_KEY)]
+        vec![MARKER.to_string(), key_secret(&CONFIG_KEY), key_secret(&RELATION_KEY), key_secret(MEMORY_CLIENT_KEY)]
     }
 
     /// The unit agent and the cluster this scenario starts from.
@@ -381,9 +383,9 @@ impl Scenario {
         let mut agent = Agent::leader();
         agent.unit = UNIT.into();
         agent.trusted = self.trusted;
-        let mut credential = cloud_credential("127.0.0.1");
-        credential["credential"]["attrs"]["client-key"] = marker_key("EC PRIVATE KEY", "cloud-credential").into();
-        agent.credential = credential;
+        // The cloud credential is real TLS material (the charm refuses anything else); its key
+        // is one of the secrets scanned for.
+        agent.credential = cloud_credential("127.0.0.1");
         agent.config = self.config.render();
         for (i, unit, value, spelling, _) in self.values() {
             let app = app_name(i);
