@@ -10,7 +10,7 @@
 use lxd_integrator::certs;
 use lxd_integrator::hook_tools::Juju;
 use lxd_integrator::limits;
-use lxd_integrator::memory::{Agent, Call, Cluster, Excerpt, MEMORY_CLIENT_KEY, MemoryConnector, cloud_credential};
+use lxd_integrator::memory::{Agent, Call, Cluster, Excerpt, MEMORY_CLIENT_KEY, MEMORY_SERVER_CERT, MemoryConnector, cloud_credential};
 use lxd_integrator::dispatch::HookContext;
 use lxd_integrator::reconcile::{self, Mode};
 use lxd_integrator::relation::KEY_CLIENT_CERTS;
@@ -315,7 +315,8 @@ impl CharmConfig {
         set("lxd_endpoint", self.endpoint.render("lxd_endpoint", || N1.to_string()));
         set("lxd_client_cert", self.client_cert.render("lxd_client_cert", || CONFIG_CERT.clone()));
         set("lxd_client_key", self.client_key.render("lxd_client_key", || CONFIG_KEY.clone()));
-        set("lxd_server_cert", self.server_cert.render("lxd_server_cert", || POOL[0].pem.clone()));
+        // Not a pool certificate: the server's certificate is never trusted for a requirer.
+        set("lxd_server_cert", self.server_cert.render("lxd_server_cert", || MEMORY_SERVER_CERT.to_string()));
         set(
             "trust-projects",
             match self.projects {
