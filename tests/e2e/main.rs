@@ -9,13 +9,15 @@
 //! If a server cannot start, every scenario of that kind fails: there is no silent skip.
 //!
 //! Filters work as with any libtest harness: `-- s6` runs s6 on both kinds, `-- incus::` only
-//! the Incus suite, `-- lxd::s6_` one scenario on LXD. Scenarios that talk to a fake LXD only
-//! (see [`FAKE_SERVER_ONLY`]) run once, in the LXD suite.
+//! the Incus suite, `-- lxd::s6_` one scenario on LXD. Scenarios that talk to a fake server only
+//! (see [`FAKE_SERVER_ONLY`], and `newer`: LXD 5.21/6.9 and Incus 6.0.6 played from their
+//! source) run once, in the LXD suite.
 
 mod bed;
 mod fake_lxd;
 mod faults;
 mod juju29;
+mod newer;
 mod proxy;
 mod operator;
 mod packed;
@@ -74,12 +76,9 @@ fn run_suite(kind: ServerKind) -> ExitCode {
     // One cluster, one scenario at a time.
     args.test_threads = Some(1);
     let scenarios = [scenarios::all(), operator::all(), faults::all(), packed::all(), upgrade::all(), juju29::all()];
-    let trials = scenarios
-        .into_iter()
-        .flatten()
-        .filter(|(name, _)| kind == ServerKind::Lxd || !FAKE_SERVER_ONLY.contains(name))
-        .map(|(name, f)| trial(kind, name, f))
-        .collect();
+    let real = scenarios.into_iter().flatten().filter(|(name, _)| kind == ServerKind::Lxd || !FAKE_SERVER_ONLY.contains(name));
+    let fake = newer::all().into_iter().filter(|_| kind == ServerKind::Lxd);
+    let trials = real.chain(fake).map(|(name, f)| trial(kind, name, f)).collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // Stop the daemons before exiting: statics are never dropped.
     drop(BED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take());
