@@ -22,6 +22,7 @@ mod proxy;
 mod operator;
 mod packed;
 mod scenarios;
+mod servers;
 mod upgrade;
 
 use bed::Bed;
@@ -75,7 +76,8 @@ fn run_suite(kind: ServerKind) -> ExitCode {
     let mut args = Arguments::from_args();
     // One cluster, one scenario at a time.
     args.test_threads = Some(1);
-    let scenarios = [scenarios::all(), operator::all(), faults::all(), packed::all(), upgrade::all(), juju29::all()];
+    let scenarios =
+        [scenarios::all(), operator::all(), faults::all(), packed::all(), upgrade::all(), juju29::all(), servers::all()];
     let real = scenarios.into_iter().flatten().filter(|(name, _)| kind == ServerKind::Lxd || !FAKE_SERVER_ONLY.contains(name));
     let fake = newer::all().into_iter().filter(|_| kind == ServerKind::Lxd);
     let trials = real.chain(fake).map(|(name, f)| trial(kind, name, f)).collect();
