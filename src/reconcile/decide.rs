@@ -104,16 +104,11 @@ pub struct Decision {
     pub held_elsewhere: HeldElsewhere,
 }
 
-pub fn decide(scope: &Scope, config: &Config, server: &ServerInfo, access: &TrustAccess, store: &[TrustEntry], requests: &[Request], leader: bool, leaving: bool) -> Decision {
+pub fn decide(scope: &Scope, config: &Config, server: &ServerInfo, store: &[TrustEntry], requests: &[Request], leader: bool, leaving: bool) -> Decision {
     let projects = config.trust_projects.clone();
     let mut plan = plan::plan(scope, requests, store, projects.as_deref());
     let mut refusal = None;
-    if access.denied() {
-        // Every change would come back 403, which reads as "not trusted": say what is missing
-        // once, and send nothing.
-        refusal = status::cannot_manage_trust(access);
-        plan = Plan::default();
-    } else if projects.is_some() && !server.has_extension(EXT_CERTIFICATE_PROJECT) {
+    if projects.is_some() && !server.has_extension(EXT_CERTIFICATE_PROJECT) {
         // LXD 4.0 would store the certificate unrestricted: never grant more than asked.
         refusal = Some(status::LACKS_CERTIFICATE_PROJECT.to_string());
         plan.add.clear();
@@ -121,6 +116,16 @@ pub fn decide(scope: &Scope, config: &Config, server: &ServerInfo, access: &Trus
     }
     let held_elsewhere = plan::held_elsewhere(scope, requests, store, projects.as_deref());
     Decision { writer: leader && !leaving, plan, projects, refusal, held_elsewhere }
+}
+
+/// The decision as far as the credential's rights allow: one that may not manage trust plans
+/// nothing (every change would come back 403, which reads as "not trusted") and says what it
+/// lacks instead, before any other refusal.
+pub fn within(access: &TrustAccess, decision: Decision) -> Decision {
+    match status::cannot_manage_trust(access) {
+        Some(refusal) => Decision { plan: Plan::default(), refusal: Some(refusal), ..decision },
+        None => decision,
+    }
 }
 
 /// The fingerprints the pass may claim LXD holds: the store as read, with the changes LXD
@@ -214,7 +219,7 @@ mod tests {
 
     #[test]
     fn only_a_leader_that_stays_writes() {
-        let d = |leader, leaving| decide(&scope(), &Config::default(), &server(&[]), &TrustAccess::Full, &[], &[], leader, leaving).writer;
+        let d = |leader, leaving| decide(&scope(), &Config::default(), &server(&[]), &[], &[], leader, leaving).writer;
         assert!(d(true, false));
         assert!(!d(true, true) && !d(false, false) && !d(false, true));
     }
@@ -223,10 +228,10 @@ mod tests {
     fn without_certificate_project_trust_projects_adds_nothing_and_says_why() {
         let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
         let reqs = [request("a")];
-        let d = decide(&scope(), &config, &server(&[]), &TrustAccess::Full, &[], &reqs, true, false);
+        let d = decide(&scope(), &config, &server(&[]), &[], &reqs, true, false);
         assert!(d.plan.add.is_empty());
         assert_eq!(d.refusal.as_deref(), Some(status::LACKS_CERTIFICATE_PROJECT));
-        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &TrustAccess::Full, &[], &reqs, true, false);
+        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &[], &reqs, true, false);
         assert_eq!((d.plan.add.len(), d.refusal), (1, None));
     }
 
@@ -291,16 +296,21 @@ mod tests {
         let reqs = [request("a")];
         let theirs = scope().entry_name(&Owner { relation_id: 9, remote_app: "gone".into(), unit: Some(0) });
         let store = [TrustEntry { name: theirs, fingerprint: "aa".into(), kind: "client".into(), ..Default::default() }];
-        let full = decide(&scope(), &Config::default(), &server(&[]), &TrustAccess::Full, &store, &reqs, true, false);
-        assert_eq!((full.plan.add.len(), full.plan.remove.len()), (1, 1));
-        let missing = TrustAccess::Missing(vec!["can_create_identities"]);
-        let d = decide(&scope(), &Config::default(), &server(&[]), &missing, &store, &reqs, true, false);
-        assert!(d.plan.is_empty(), "{:?}", d.plan);
-        assert_eq!(d.refusal.as_deref(), Some("LXD identity lacks can_create_identities on server; grant them"));
-        let d = decide(&scope(), &Config::default(), &server(&[]), &TrustAccess::Restricted, &store, &reqs, true, false);
-        assert!(d.plan.is_empty() && d.refusal.is_some_and(|r| r.contains("restricted")));
-        let d = decide(&scope(), &Config::default(), &server(&[]), &TrustAccess::Unknown("?".into()), &store, &reqs, true, false);
-        assert_eq!((d.plan.add.len(), d.refusal), (1, None), "unknown rights: try, and let LXD answer");
+        // trust-projects on an LXD without certificate_project: the rights come first.
+        let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
+        let d = |access: &TrustAccess| within(access, decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &reqs, true, false));
+        let full = d(&TrustAccess::Full);
+        assert_eq!((full.plan.add.len(), full.plan.remove.len(), full.refusal), (1, 1, None));
+        let missing = d(&TrustAccess::Missing(vec!["can_create_identities"]));
+        assert!(missing.plan.is_empty(), "{:?}", missing.plan);
+        assert_eq!(missing.refusal.as_deref(), Some("LXD identity lacks can_create_identities on server; grant them"));
+        assert!(missing.writer, "still the writer: it just has nothing it may do");
+        let restricted = d(&TrustAccess::Restricted);
+        assert!(restricted.plan.is_empty() && restricted.refusal.is_some_and(|r| r.contains("restricted")));
+        let unknown = d(&TrustAccess::Unknown("?".into()));
+        assert_eq!((unknown.plan.add.len(), unknown.refusal), (1, None), "unknown rights: try, and let LXD answer");
+        let old = within(&TrustAccess::Restricted, decide(&scope(), &config, &server(&[]), &store, &reqs, true, false));
+        assert!(old.refusal.is_some_and(|r| r.contains("restricted")), "before the certificate_project refusal");
     }
 
     #[test]

@@ -158,7 +158,8 @@ fn with_lxd(ctx: &HookContext, juju: &mut Juju, mode: Mode, read: Read, mut obse
     let Read { mut inputs, relations, mut report, started } = read;
     let own = report.credentials.as_ref().map(own_fingerprint).unwrap_or_default();
     let access = decide::trust_access(&observed.server, observed.identity.as_ref(), &observed.store, &own);
-    let decision = decide::decide(&ctx.scope(), &inputs.config, &observed.server, &access, &observed.store, &report.requests, relations.leader, inputs.leaving);
+    let decided = decide::decide(&ctx.scope(), &inputs.config, &observed.server, &observed.store, &report.requests, relations.leader, inputs.leaving);
+    let decision = decide::within(&access, decided);
     let applied = if decision.writer && mode.apply {
         let mut guard = WriteGuard::new(started, relations.leadership_asked);
         apply::apply(juju, observed.lxd.as_mut(), &decision.plan, decision.projects.as_deref(), &observed.store, &mut guard)?
