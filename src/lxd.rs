@@ -3,9 +3,11 @@
 //!
 //! Incus, the Linux Containers fork of LXD, serves the same API and is driven the same way. Its
 //! differences that reach this charm: `environment.server` is `incus` ([`ServerKind`]), trust
-//! entries carry a `description` (ignored), names are not validated, member statuses
-//! `Evacuating` and `Restoring` exist from 6.0.6, and there is no `access_management` (so no
-//! [`Identity`]): whether a credential may manage trust is read from its own trust entry.
+//! entries carry a `description` (ignored), names are not validated (an operator's `a/b` is
+//! left alone like any entry not ours), member statuses `Evacuating` and `Restoring` exist from
+//! 6.0.6 (not `Online`, so not published), `metrics` entries exist as in LXD (only `client`
+//! entries are ever touched), and there is no `access_management` (so no [`Identity`]): whether
+//! a credential may manage trust is read from its own trust entry.
 
 pub mod client;
 
