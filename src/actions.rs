@@ -7,7 +7,7 @@ use crate::lxd::Connector;
 use crate::ownership::Scope;
 use crate::limits;
 use crate::dispatch::HookContext;
-use crate::reconcile::{self, Change, ChangeKind, EXT_CERTIFICATE_PROJECT, Mode, Report};
+use crate::reconcile::{self, Change, ChangeKind, EXT_CERTIFICATE_PROJECT, Mode, Report, TrustAccess};
 use anyhow::Context as _;
 use crate::lxd::TrustEntry;
 use std::collections::BTreeMap;
@@ -188,6 +188,8 @@ pub fn check_connection(report: &Report) -> Results {
     match &report.server {
         Some(s) => {
             out.push(("trusted".into(), yes(s.trusted)));
+            // `lxd` or `incus`: they answer alike, and an operator should know which is there.
+            out.push(("server".into(), s.kind.as_str().to_string()));
             out.push(("server-name".into(), s.server_name.clone()));
             out.push(("server-version".into(), s.server_version.clone()));
             out.push(("clustered".into(), yes(s.clustered)));
@@ -196,8 +198,63 @@ pub fn check_connection(report: &Report) -> Results {
         }
         None => out.push(("trusted".into(), "unknown".into())),
     }
+    if let Some(access) = &report.access {
+        let (can, detail) = match access {
+            TrustAccess::Full => ("yes", None),
+            TrustAccess::Restricted => ("no", Some("the credential is a certificate restricted to projects".to_string())),
+            TrustAccess::Missing(missing) => {
+                out.push(("missing-permissions".into(), missing.join(",")));
+                ("no", Some(format!("the identity lacks {} on the server", missing.join(", "))))
+            }
+            TrustAccess::Unknown(why) => ("unknown", Some(why.clone())),
+        };
+        out.push(("can-manage-trust".into(), can.into()));
+        if let Some(detail) = detail {
+            out.push(("trust-access".into(), limits::cut(&detail, 512).into_owned()));
+        }
+    }
     if let Some(e) = &report.error {
         out.push(("error".into(), e.to_string()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lxd::{ServerInfo, ServerKind};
+
+    fn value<'a>(results: &'a Results, key: &str) -> Option<&'a str> {
+        results.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn check_connection_names_the_server_its_version_its_rights_and_missing_extensions() {
+        let server = ServerInfo {
+            trusted: true,
+            api_extensions: vec!["clustering".into()],
+            kind: ServerKind::Incus,
+            server_version: "6.0.4".into(),
+            ..Default::default()
+        };
+        let report = Report { server: Some(server), access: Some(TrustAccess::Full), ..Report::default() };
+        let r = check_connection(&report);
+        assert_eq!(value(&r, "server"), Some("incus"));
+        assert_eq!(value(&r, "server-version"), Some("6.0.4"));
+        assert_eq!(value(&r, "can-manage-trust"), Some("yes"));
+        assert_eq!(value(&r, "trust-access"), None);
+        assert_eq!(value(&r, "missing-extensions"), Some("certificate_project"));
+
+        let lacking = TrustAccess::Missing(vec!["can_create_identities"]);
+        let report = Report { access: Some(lacking), ..report };
+        let r = check_connection(&report);
+        assert_eq!(value(&r, "can-manage-trust"), Some("no"));
+        assert_eq!(value(&r, "missing-permissions"), Some("can_create_identities"));
+        assert!(value(&r, "trust-access").is_some_and(|t| t.contains("can_create_identities")));
+        let report = Report { access: Some(TrustAccess::Unknown("not said".into())), ..report };
+        assert_eq!(value(&check_connection(&report), "can-manage-trust"), Some("unknown"));
+        // LXD not reached: nothing claimed.
+        let r = check_connection(&Report::default());
+        assert_eq!((value(&r, "trusted"), value(&r, "can-manage-trust")), (Some("unknown"), None));
+    }
 }

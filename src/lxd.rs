@@ -1,18 +1,62 @@
 //! The LXD REST API as this charm needs it: one trait (the boundary), plain data, and the
 //! HTTPS implementation in `lxd::client`.
+//!
+//! Incus, the Linux Containers fork of LXD, serves the same API and is driven the same way. Its
+//! differences that reach this charm: `environment.server` is `incus` ([`ServerKind`]), trust
+//! entries carry a `description` (ignored), names are not validated (an operator's `a/b` is
+//! left alone like any entry not ours), member statuses `Evacuating` and `Restoring` exist from
+//! 6.0.6 (not `Online`, so not published), `metrics` entries exist as in LXD (only `client`
+//! entries are ever touched), and there is no `access_management` (so no [`Identity`]): whether
+//! a credential may manage trust is read from its own trust entry.
 
 pub mod client;
 
 use crate::credentials::TlsCredentials;
 use crate::endpoint::Endpoint;
 
+/// Which server answers: `environment.server` of `GET /1.0` (`lxd/api_1.0.go` in canonical/lxd,
+/// `cmd/incusd/api_1.0.go` in lxc/incus).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ServerKind {
+    /// Not said: an untrusted caller gets no `environment`, and LXD 3.0 may omit it.
+    #[default]
+    Unknown,
+    Lxd,
+    Incus,
+    /// Another server speaking this API (a future fork), as it names itself.
+    Other(String),
+}
+
+impl ServerKind {
+    pub fn from_environment(server: &str) -> ServerKind {
+        match server {
+            "" => ServerKind::Unknown,
+            "lxd" => ServerKind::Lxd,
+            "incus" => ServerKind::Incus,
+            other => ServerKind::Other(crate::limits::cut(other, 64).into_owned()),
+        }
+    }
+
+    /// `lxd`, `incus`, `unknown`, or what another server calls itself.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ServerKind::Unknown => "unknown",
+            ServerKind::Lxd => "lxd",
+            ServerKind::Incus => "incus",
+            ServerKind::Other(name) => name,
+        }
+    }
+}
+
 /// What `GET /1.0` tells a caller.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServerInfo {
-    /// `auth == "trusted"`.
+    /// `auth == "trusted"`. On LXD 5.21+ with fine-grained authorization any authenticated
+    /// identity is `trusted`; it says nothing about what the caller may do.
     pub trusted: bool,
     pub api_extensions: Vec<String>,
     /// The following come from `environment`, which LXD only sends to trusted callers.
+    pub kind: ServerKind,
     pub server_name: String,
     pub server_version: String,
     pub clustered: bool,
@@ -75,12 +119,20 @@ impl From<&str> for TrustKind {
     }
 }
 
+impl ServerInfo {
+    pub fn has_extension(&self, name: &str) -> bool {
+        self.api_extensions.iter().any(|e| e == name)
+    }
+}
+
 /// One entry of `GET /1.0/cluster/members?recursion=1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
     pub name: String,
     /// `https://addr:port`, as LXD publishes it.
     pub url: String,
+    /// `Online`, `Offline`, `Evacuated`, `Blocked`; `Broken` (3.x/4.x); `Evacuating` and
+    /// `Restoring` (Incus 6.0.6+); whatever a later version adds. Only `Online` is serving.
     pub status: MemberStatus,
     pub message: String,
 }
@@ -96,6 +148,31 @@ pub struct TrustEntry {
     pub projects: Vec<String>,
 }
 
+/// What `GET /1.0/auth/identities/current` says about the caller (LXD 5.21.0+, with the
+/// `access_management` extension; `shared/api/auth.go` `IdentityInfo` in canonical/lxd).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// `type`: `Client certificate (unrestricted)`, `Client certificate (restricted)`,
+    /// `Client certificate` (fine-grained, 5.21.3+/6.2+), `OIDC client`, ...
+    pub kind: String,
+    pub name: String,
+    /// `fine_grained` (6.x; absent on 5.21): whether `permissions` decide what it may do.
+    pub fine_grained: Option<bool>,
+    /// `effective_permissions`.
+    pub permissions: Vec<Permission>,
+}
+
+/// One of an identity's effective permissions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permission {
+    /// `server`, `project`, `certificate`, `identity`, ...
+    pub entity_type: String,
+    /// The entity's URL, `/1.0` for the server.
+    pub url: String,
+    /// `admin`, `can_create_identities`, ...
+    pub entitlement: String,
+}
+
 /// A certificate to add to the trust store as a `client` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTrustEntry {
@@ -109,7 +186,8 @@ pub struct NewTrustEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddOutcome {
     Added,
-    /// LXD already held the certificate (its duplicate answer varies by version: 400/409/500).
+    /// LXD already held the certificate (its duplicate answer varies by version: 400/409/500,
+    /// and on 5.21+ 409 for a fingerprint a fine-grained identity holds; see `client.rs`).
     AlreadyPresent,
 }
 
@@ -145,6 +223,9 @@ pub trait Lxd {
     fn members(&mut self) -> Result<Vec<Member>, LxdError>;
     /// `GET /1.0/certificates?recursion=1`.
     fn trust_store(&mut self) -> Result<Vec<TrustEntry>, LxdError>;
+    /// `GET /1.0/auth/identities/current`. Only meaningful with the `access_management`
+    /// extension (LXD 5.21+); elsewhere the route does not exist (404).
+    fn current_identity(&mut self) -> Result<Identity, LxdError>;
     /// `POST /1.0/certificates`.
     fn add_trust(&mut self, entry: &NewTrustEntry) -> Result<AddOutcome, LxdError>;
     /// `DELETE /1.0/certificates/<fingerprint>`; an entry already gone (404) is success.

@@ -13,7 +13,7 @@ use crate::credentials::TlsCredentials;
 use crate::endpoint::Endpoint;
 use crate::hook_tools::{HookTools, ToolError, ToolOutput, parse_relation_id};
 use crate::limits;
-use crate::lxd::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, TrustEntry};
+use crate::lxd::{AddOutcome, Connection, Connector, Identity, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, ServerKind, TrustEntry};
 use crate::reconcile::EXT_CERTIFICATE_PROJECT;
 use crate::relation::{self, Databag};
 use std::collections::{BTreeMap, BTreeSet};
@@ -553,6 +553,9 @@ pub struct Cluster {
     pub drop_after_server: BTreeSet<String>,
     /// The cluster database says every member is offline (seen while it re-elects a leader).
     pub all_reported_offline: bool,
+    /// What `GET /1.0/auth/identities/current` answers; `None`: 404, as a server without
+    /// `access_management` does.
+    pub identity: Option<Identity>,
 }
 
 impl Cluster {
@@ -619,6 +622,7 @@ impl Lxd for MemoryLxd {
         Ok(ServerInfo {
             trusted: c.trusted,
             api_extensions: c.extensions.clone(),
+            kind: ServerKind::Lxd,
             server_name: "node1".into(),
             server_version: "5.0.2".into(),
             clustered: true,
@@ -645,6 +649,16 @@ impl Lxd for MemoryLxd {
 
     fn trust_store(&mut self) -> Result<Vec<TrustEntry>, LxdError> {
         Ok(self.hit()?.store.clone())
+    }
+
+    fn current_identity(&mut self) -> Result<Identity, LxdError> {
+        let c = self.hit()?;
+        c.identity.clone().ok_or_else(|| LxdError::Api {
+            method: "GET".into(),
+            path: "/1.0/auth/identities/current".into(),
+            status: 404,
+            message: "not found".into(),
+        })
     }
 
     fn add_trust(&mut self, e: &NewTrustEntry) -> Result<AddOutcome, LxdError> {

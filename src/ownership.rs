@@ -64,6 +64,15 @@ fn canonical_number(s: &str) -> Option<u32> {
     if digits { s.parse().ok() } else { None }
 }
 
+/// Whether LXD 5.21.3+ and 6.2+ accept `name` for a new trust entry: `certificatesPost`
+/// answers 400 `Invalid certificate name %q, name must not start with a hyphen or contain
+/// forward slashes` otherwise (`lxd/certificates.go` in canonical/lxd). Older LXD and Incus
+/// (6.0 and main: `cmd/incusd/certificates.go` in lxc/incus) check nothing, so entries named
+/// otherwise do exist in trust stores; `owner_of` never takes one for ours.
+pub fn lxd_accepts_name(name: &str) -> bool {
+    !name.starts_with('-') && !name.contains('/')
+}
+
 fn is_name_part(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
@@ -118,6 +127,45 @@ mod tests {
         let name = scope().entry_name(&owner(Some(3)));
         assert_eq!(name, "juju.0f6d3b1a-1c2b-4f5e-8a9b-123456789abc.lxd-integrator.7.anbox-ams.3");
         assert!(!name.contains('/') && !name.starts_with('-'));
+    }
+
+    #[test]
+    fn every_name_the_charm_makes_is_one_lxd_6_accepts() {
+        // Whatever Juju (or a broken agent) calls the remote side, the name starts `juju.` and
+        // carries no `/`: the application is the part of a unit name before its first `/`.
+        let members = ["req/0", "req/12", "req", "-req/0", "-", "a/b/c", "req/0/1", "/0", "réq/3", "a.b/1", ""];
+        for member in members {
+            let Some(owner) = Owner::from_member(4, member) else { continue };
+            for scope in [scope(), Scope { model_uuid: "-".into(), app: "-x".into() }] {
+                let name = scope.entry_name(&owner);
+                assert!(lxd_accepts_name(&name), "{member:?} -> {name:?}");
+            }
+        }
+        assert!(!lxd_accepts_name("-admin") && !lxd_accepts_name("juju-req/0") && lxd_accepts_name(""));
+    }
+
+    #[test]
+    fn odd_names_an_operator_or_an_older_server_left_are_never_ours() {
+        let ours = scope().entry_name(&owner(Some(1)));
+        let odd = [
+            format!("-{ours}"),
+            format!("{ours}/"),
+            format!("{ours}/x"),
+            ours.replace(".anbox-ams.", ".anbox/ams."),
+            ours.replace(".1", ".1/2"),
+            ours.replacen("juju", "-juju", 1),
+            ours.replacen("juju", "JUJU", 1),
+            format!("{ours}\n"),
+            format!(" {ours}"),
+            ours.replace('.', "/"),
+            "/".into(),
+            "-".into(),
+            "op/odd".into(),
+            "x".repeat(100_000),
+        ];
+        for name in &odd {
+            assert_eq!(scope().owner_of(name), None, "{:?}", crate::limits::cut(name, 120));
+        }
     }
 
     #[test]

@@ -201,6 +201,8 @@ mod tests {
             entry(&other_integrator.entry_name(&owner(0)), "bb"),
             TrustEntry { kind: "server".into(), ..entry(&scope().entry_name(&owner(0)), "cc") },
             entry("juju-relation-req/0", "dd"),
+            // A `metrics` certificate (LXD and Incus), even under one of our names.
+            TrustEntry { kind: "metrics".into(), ..entry(&scope().entry_name(&owner(1)), "ee") },
         ];
         let p = plan(&scope(), &[], &store, Some(&["default".to_string()]));
         assert!(p.is_empty(), "{p:?}");

@@ -3,6 +3,7 @@
 
 use crate::credentials::CredentialProblem;
 use crate::lxd::LxdError;
+use crate::reconcile::TrustAccess;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -44,6 +45,18 @@ pub const MAX_LEN: usize = crate::limits::STATUS_CHARS;
 
 /// LXD 4.0 would store a restricted certificate unrestricted; the charm then adds nothing.
 pub const LACKS_CERTIFICATE_PROJECT: &str = "LXD lacks certificate_project; cannot honour trust-projects (unset it or upgrade LXD)";
+
+/// The credential may not change LXD's trust store (LXD would answer every change 403): what it
+/// lacks and the fix. `None` when it may, or when the server does not say.
+pub fn cannot_manage_trust(access: &TrustAccess) -> Option<String> {
+    match access {
+        TrustAccess::Restricted => {
+            Some("LXD credential is restricted to projects and cannot manage trust; trust it unrestricted".into())
+        }
+        TrustAccess::Missing(missing) => Some(format!("LXD identity lacks {} on server; grant them", missing.join(", "))),
+        TrustAccess::Full | TrustAccess::Unknown(_) => None,
+    }
+}
 
 /// A unit being removed changes nothing in LXD from then on.
 pub fn leaving() -> Status {
@@ -130,6 +143,20 @@ pub fn ready(s: &Summary) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credential_that_cannot_manage_trust_names_what_it_lacks_within_one_line() {
+        let all = TrustAccess::Missing(crate::reconcile::NEEDED_ENTITLEMENTS.to_vec());
+        let text = cannot_manage_trust(&all).expect("blocked");
+        assert_eq!(text, "LXD identity lacks can_create_identities, can_edit_identities, can_delete_identities on server; grant them");
+        assert!(text.chars().count() <= MAX_LEN);
+        let one = cannot_manage_trust(&TrustAccess::Missing(vec!["can_delete_identities"])).expect("blocked");
+        assert_eq!(one, "LXD identity lacks can_delete_identities on server; grant them");
+        let restricted = cannot_manage_trust(&TrustAccess::Restricted).expect("blocked");
+        assert!(restricted.contains("restricted") && restricted.chars().count() <= MAX_LEN, "{restricted}");
+        assert_eq!(cannot_manage_trust(&TrustAccess::Full), None);
+        assert_eq!(cannot_manage_trust(&TrustAccess::Unknown("not said".into())), None);
+    }
 
     #[test]
     fn no_credentials_names_juju_trust() {

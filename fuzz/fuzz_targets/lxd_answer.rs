@@ -1,5 +1,5 @@
 //! LXD's answers: any status and body, decoded as the client decodes `GET /1.0`, the member
-//! list and the trust store. Never a panic; a success only for a real envelope; fingerprints
+//! list, the trust store and the caller's identity (5.21+). Never a panic; a success only for a real envelope; fingerprints
 //! come out lowercase; 403 always means untrusted.
 #![no_main]
 
@@ -13,14 +13,15 @@ fuzz_target!(|data: &[u8]| {
     let server = answers::server(status, body);
     let members = answers::members(status, body);
     let store = answers::trust_store(status, body);
+    let identity = answers::current_identity(status, body).err();
     if status == 403 {
-        for e in [server.err(), members.err(), store.err()] {
+        for e in [server.err(), members.err(), store.err(), identity] {
             assert!(matches!(e, Some(LxdError::Untrusted { .. })), "{e:?}");
         }
         return;
     }
     if !(200..300).contains(&status) {
-        assert!(server.is_err() && members.is_err() && store.is_err());
+        assert!(server.is_err() && members.is_err() && store.is_err() && identity.is_some());
     }
     if let Ok(entries) = store {
         assert!(entries.iter().all(|e| e.fingerprint == e.fingerprint.to_ascii_lowercase()));

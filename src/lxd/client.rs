@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::{AddOutcome, Connection, Connector, Lxd, LxdError, Member, MemberStatus, NewTrustEntry, ServerInfo, TrustEntry, TrustKind};
+use super::{AddOutcome, Connection, Connector, Identity, Lxd, LxdError, Member, MemberStatus, NewTrustEntry, Permission, ServerInfo, ServerKind, TrustEntry, TrustKind};
 use crate::credentials::TlsCredentials;
 use crate::endpoint::Endpoint;
 use crate::limits::LXD_REQUEST_DEADLINE;
@@ -195,25 +195,12 @@ impl HttpLxd {
 impl HttpLxd {
     fn add_one(&self, entry: &NewTrustEntry) -> Result<AddOutcome, LxdError> {
         const PATH: &str = "/1.0/certificates";
-        let mut body = json!({
-            "name": entry.name,
-            "type": "client",
-            // Base64 of the DER: LXD refuses the PEM armour lines (400).
-            "certificate": base64::engine::general_purpose::STANDARD.encode(&entry.der),
-        });
-        if let Some(projects) = &entry.projects {
-            body["restricted"] = json!(true);
-            body["projects"] = json!(projects);
-        }
-        let answer = self.call(Method::POST, PATH, Some(body))?;
+        let answer = self.call(Method::POST, PATH, Some(add_body(entry)))?;
         if is_success(&answer) {
             return Ok(AddOutcome::Added);
         }
-        // The duplicate answer moved between versions: 400 (3.x, 4.x, 5.0.0), 500 (5.0.1,
-        // 5.1-5.7), 409 (5.0.2+, 5.8+, 6.x, Incus). The text stayed the same.
-        if matches!(answer.status, 400 | 409 | 500)
-            && let Ok(env) = &answer.envelope
-            && env.error.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("already in trust store"))
+        if let Ok(env) = &answer.envelope
+            && is_duplicate(answer.status, env.error.as_deref().unwrap_or(""))
         {
             return Ok(AddOutcome::AlreadyPresent);
         }
@@ -233,6 +220,47 @@ impl HttpLxd {
         let at_once = if items.len() < MIN_TO_SPREAD { 1 } else { MAX_IN_FLIGHT };
         crate::parallel::map_bounded(items, at_once, |item| op(self, item))
     }
+}
+
+/// The body of `POST /1.0/certificates`, the same for every version: exactly `name`, `type`,
+/// `certificate`, and `restricted` with `projects` only together. Never anything else:
+/// - no `password`: LXD 6.2+ answers any non-empty one with 501 `Password authentication is no
+///   longer supported` (`lxd/certificates.go` `certificatesPost` in canonical/lxd);
+/// - no `projects` without `restricted: true`: LXD 6.7+ answers 400 `Projects can only be
+///   specified for restricted certificates. Set restricted=true or remove projects` (same
+///   function); LXD 4.0 would ignore both anyway;
+/// - the name is the caller's and is sent as it is: the planner's names never start with `-`
+///   nor contain `/`, which 5.21.3+ and 6.2+ refuse with 400 (`ownership::lxd_accepts_name`).
+fn add_body(entry: &NewTrustEntry) -> Value {
+    let mut body = json!({
+        "name": entry.name,
+        "type": "client",
+        // Base64 of the DER: LXD refuses the PEM armour lines (400).
+        "certificate": base64::engine::general_purpose::STANDARD.encode(&entry.der),
+    });
+    if let Some(projects) = &entry.projects {
+        body["restricted"] = json!(true);
+        body["projects"] = json!(projects);
+    }
+    body
+}
+
+/// Whether an add's refusal means LXD already holds the certificate.
+///
+/// The legacy duplicate check (a `client`/`server`/`metrics` entry with that fingerprint) kept
+/// its text while its status moved: 400 (3.x, 4.x, 5.0.0), 500 (5.0.1, 5.1-5.7), 409 (5.0.2+,
+/// 5.8+, 6.x, Incus; `lxd/certificates.go` `certificatesPost`). From 5.21 the fingerprint may
+/// instead belong to a fine-grained identity that `GET /1.0/certificates` does not list; the
+/// insert then conflicts with 409 `This "identity" entry already exists` (5.21.0-6.8,
+/// `lxd/db/cluster/identities.mapper.go` `CreateIdentity`) or 409 `Certificate already
+/// exists` (6.9+, `lxd/db/cluster/certificates_legacy.go` `CreateCertificateLegacy`). Either
+/// way LXD trusts that certificate: it counts as present.
+fn is_duplicate(status: u16, message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    let legacy = matches!(status, 400 | 409 | 500) && message.contains("already in trust store");
+    let identity = status == 409
+        && (message.contains("certificate already exists") || message.contains("\"identity\" entry already exists"));
+    legacy || identity
 }
 
 impl Answer {
@@ -270,6 +298,15 @@ pub mod answers {
 
     pub fn trust_store(status: u16, body: &[u8]) -> Result<Vec<TrustEntry>, LxdError> {
         decode(BASE, &Method::GET, "/1.0/certificates?recursion=1", Answer::parse(status, body)).map(trust_entries)
+    }
+
+    pub fn current_identity(status: u16, body: &[u8]) -> Result<Identity, LxdError> {
+        decode(BASE, &Method::GET, "/1.0/auth/identities/current", Answer::parse(status, body)).map(identity)
+    }
+
+    /// Whether an add answered `status` with `message` means "already present".
+    pub fn add_is_duplicate(status: u16, message: &str) -> bool {
+        is_duplicate(status, message)
     }
 }
 
@@ -322,6 +359,9 @@ struct RawServer {
 struct RawEnvironment {
     #[serde(default)]
     addresses: Option<Vec<String>>,
+    /// `lxd` or `incus`.
+    #[serde(default)]
+    server: Option<String>,
     #[serde(default)]
     server_name: Option<String>,
     #[serde(default)]
@@ -342,6 +382,31 @@ struct RawMember {
     message: Option<String>,
 }
 
+/// `IdentityInfo` of LXD 5.21+ (`shared/api/auth.go`): the identity's fields, its effective
+/// groups and permissions, and (6.x) `fine_grained`.
+#[derive(Deserialize)]
+struct RawIdentity {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    fine_grained: Option<bool>,
+    #[serde(default)]
+    effective_permissions: Option<Vec<RawPermission>>,
+}
+
+#[derive(Deserialize)]
+struct RawPermission {
+    #[serde(default)]
+    entity_type: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    entitlement: Option<String>,
+}
+
+/// Incus adds `description` to each entry (ignored here, like any unknown field).
 #[derive(Deserialize)]
 struct RawCertificate {
     #[serde(default)]
@@ -361,6 +426,7 @@ fn server_info(raw: RawServer) -> ServerInfo {
     ServerInfo {
         trusted: raw.auth.as_deref() == Some("trusted"),
         api_extensions: raw.api_extensions.unwrap_or_default(),
+        kind: ServerKind::from_environment(env.as_ref().and_then(|e| e.server.as_deref()).unwrap_or("")),
         server_name: env.as_ref().and_then(|e| e.server_name.clone()).unwrap_or_default(),
         server_version: env.as_ref().and_then(|e| e.server_version.clone()).unwrap_or_default(),
         clustered: env.as_ref().and_then(|e| e.server_clustered).unwrap_or(false),
@@ -378,6 +444,24 @@ fn member_list(raw: Option<Vec<RawMember>>) -> Vec<Member> {
             message: m.message.unwrap_or_default(),
         })
         .collect()
+}
+
+fn identity(raw: RawIdentity) -> Identity {
+    Identity {
+        kind: raw.kind.unwrap_or_default(),
+        name: raw.name.unwrap_or_default(),
+        fine_grained: raw.fine_grained,
+        permissions: raw
+            .effective_permissions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| Permission {
+                entity_type: p.entity_type.unwrap_or_default(),
+                url: p.url.unwrap_or_default(),
+                entitlement: p.entitlement.unwrap_or_default(),
+            })
+            .collect(),
+    }
 }
 
 fn trust_entries(raw: Option<Vec<RawCertificate>>) -> Vec<TrustEntry> {
@@ -412,6 +496,10 @@ impl Lxd for HttpLxd {
         self.sync(Method::GET, "/1.0/certificates?recursion=1", None).map(trust_entries)
     }
 
+    fn current_identity(&mut self) -> Result<Identity, LxdError> {
+        self.sync(Method::GET, "/1.0/auth/identities/current", None).map(identity)
+    }
+
     fn add_trust(&mut self, entry: &NewTrustEntry) -> Result<AddOutcome, LxdError> {
         self.add_one(entry)
     }
@@ -430,6 +518,10 @@ impl Lxd for HttpLxd {
 
     fn restrict_trust(&mut self, fingerprint: &str, projects: Option<&[String]>) -> Result<(), LxdError> {
         let path = certificate_path(fingerprint)?;
+        // Unrestricting sends `projects: []` as well: LXD's PATCH decodes over the stored entry,
+        // and 6.7+ refuses an unrestricted entry that keeps a project list (400 `Projects can
+        // only be specified for restricted certificates`, `lxd/certificates.go`
+        // `doCertificateUpdate`).
         let body = match projects {
             Some(p) => json!({ "restricted": true, "projects": p }),
             None => json!({ "restricted": false, "projects": [] }),
@@ -481,6 +573,8 @@ mod tests {
 
     use super::*;
     use crate::pin::testing::*;
+    // The test identity (certificate and key), not LXD's `Identity`.
+    use crate::pin::testing::Identity;
 
     const SERVER_UNTRUSTED: &str = r#"{"type":"sync","status":"Success","status_code":200,"operation":"","error_code":0,"error":"","metadata":{"api_extensions":["certificate_project"],"api_status":"stable","api_version":"1.0","auth":"untrusted","public":false,"auth_methods":["tls"]}}"#;
     const SERVER_TRUSTED: &str = r#"{"type":"sync","status":"Success","status_code":200,"error_code":0,"error":"","metadata":{"api_extensions":["clustering","certificate_project"],"auth":"trusted","environment":{"addresses":["127.0.77.1:8443"],"certificate":"-----BEGIN CERTIFICATE-----\n...","server":"lxd","server_name":"node1","server_clustered":true,"server_version":"5.0.2"}}}"#;
@@ -536,6 +630,7 @@ mod tests {
             ServerInfo {
                 trusted: true,
                 api_extensions: vec!["clustering".into(), "certificate_project".into()],
+                kind: ServerKind::Lxd,
                 server_name: "node1".into(),
                 server_version: "5.0.2".into(),
                 clustered: true,
@@ -875,6 +970,116 @@ mod tests {
         let body: Value = serde_json::from_str(&log.requests[0].body).unwrap();
         // Nothing but the name: restrictions, projects and type are LXD's to keep.
         assert_eq!(body, json!({ "name": name }));
+    }
+
+    /// `POST /1.0/certificates` as LXD 6.9 validates it, texts and statuses exact
+    /// (`lxd/certificates.go` `certificatesPost` in canonical/lxd, tag lxd-6.9; the name rule
+    /// since 5.21.3 and 6.2, the password refusal since 6.2, the projects rule since 6.7), then
+    /// the duplicate checks: a legacy entry (409 `Certificate already in trust store`) or a
+    /// fine-grained identity holding the fingerprint (409 `Certificate already exists`,
+    /// `lxd/db/cluster/certificates_legacy.go`).
+    fn lxd_6_9_post(body: &str, legacy: &[&str], identities: &[&str]) -> (u16, String) {
+        let Ok(req) = serde_json::from_str::<Value>(body) else { return error(400, "invalid JSON") };
+        if req.get("password").and_then(Value::as_str).is_some_and(|p| !p.is_empty()) {
+            return error(501, "Password authentication is no longer supported, please update your client");
+        }
+        let name = req["name"].as_str().unwrap_or("");
+        if name.starts_with('-') || name.contains('/') {
+            return error(400, &format!("Invalid certificate name \\\"{name}\\\", name must not start with a hyphen or contain forward slashes"));
+        }
+        let restricted = req["restricted"].as_bool().unwrap_or(false);
+        if req["projects"].as_array().is_some_and(|p| !p.is_empty()) && !restricted {
+            return error(400, "Projects can only be specified for restricted certificates. Set restricted=true or remove projects");
+        }
+        let cert = req["certificate"].as_str().unwrap_or("");
+        if legacy.contains(&cert) {
+            return error(409, "Certificate already in trust store");
+        }
+        if identities.contains(&cert) {
+            return error(409, "Certificate already exists");
+        }
+        (201, r#"{"type":"sync","status":"Success","status_code":200,"metadata":{}}"#.into())
+    }
+
+    #[test]
+    fn adds_keep_every_rule_of_lxd_6_and_its_duplicates_count_as_present() {
+        let id = lxd_server();
+        let (held_legacy, held_fine) = (self_signed("legacy").der.to_vec(), self_signed("fine").der.to_vec());
+        let b64 = |der: &[u8]| base64::engine::general_purpose::STANDARD.encode(der);
+        let (legacy, fine) = (b64(&held_legacy), b64(&held_fine));
+        let mut f = fixture(&id, &id.cert_pem, move |r| lxd_6_9_post(&r.body, &[&legacy], &[&fine]));
+        let scope = crate::ownership::Scope { model_uuid: "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc".into(), app: "lxd-integrator".into() };
+        let owners = [Some(0), Some(17), None].map(|unit| crate::ownership::Owner { relation_id: 3, remote_app: "anbox-ams".into(), unit });
+        for (i, owner) in owners.iter().enumerate() {
+            let der = self_signed(&format!("req-{i}")).der.to_vec();
+            let name = scope.entry_name(owner);
+            for projects in [None, Some(vec!["default".to_string()]), Some(vec![])] {
+                let entry = NewTrustEntry { name: name.clone(), der: der.clone(), projects };
+                assert_eq!(f.lxd.add_trust(&entry), Ok(AddOutcome::Added), "{entry:?}");
+            }
+        }
+        for der in [held_legacy, held_fine] {
+            let entry = NewTrustEntry { name: scope.entry_name(&owners[0]), der, projects: None };
+            assert_eq!(f.lxd.add_trust(&entry), Ok(AddOutcome::AlreadyPresent));
+        }
+        // The fake is LXD: a name it refuses comes back as LXD's own error.
+        let slash = NewTrustEntry { name: "juju-req/0".into(), der: vec![1], projects: None };
+        let err = f.lxd.add_trust(&slash).unwrap_err();
+        assert!(matches!(&err, LxdError::Api { status: 400, message, .. } if message.starts_with("Invalid certificate name")), "{err:?}");
+        // No body ever carried anything but these keys.
+        for r in &f.server.log().requests {
+            let body: Value = serde_json::from_str(&r.body).expect("JSON");
+            let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
+            assert!(keys.iter().all(|k| ["name", "type", "certificate", "restricted", "projects"].contains(&k.as_str())), "{keys:?}");
+            assert_eq!(body.get("projects").is_some(), body.get("restricted") == Some(&json!(true)), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_duplicate_answers_of_lxd_5_21_and_later_count_as_present_and_only_as_409() {
+        // 5.21.0-6.8: `lxd/db/cluster/identities.mapper.go` `CreateIdentity`; 6.9+:
+        // `lxd/db/cluster/certificates_legacy.go` `CreateCertificateLegacy`.
+        for text in ["This \"identity\" entry already exists", "Certificate already exists", "Certificate already in trust store"] {
+            assert!(answers::add_is_duplicate(409, text), "{text}");
+        }
+        for (status, text) in [(400, "Certificate already exists"), (500, "This \"identity\" entry already exists"), (409, "Client is already trusted"), (409, "An identity with name \"x\" already exists")] {
+            assert!(!answers::add_is_duplicate(status, text), "{status} {text}");
+        }
+    }
+
+    /// `GET /1.0` of a real Incus 6.0.4 member (Debian's `incus-base` from bookworm-backports, run
+    /// by the testbed), trimmed: `environment.server` is `incus`.
+    const INCUS_SERVER: &str = r#"{"type":"sync","status":"Success","status_code":200,"operation":"","error_code":0,"error":"","metadata":{"api_extensions":["clustering","certificate_project","certificate_token","cluster_member_state","oidc","auth_user"],"api_status":"stable","api_version":"1.0","auth":"trusted","public":false,"auth_methods":["tls"],"auth_user_method":"unix","auth_user_name":"root","config":{"cluster.https_address":"127.0.99.1:8443","core.https_address":"127.0.99.1:8443"},"environment":{"addresses":["127.0.99.1:8443"],"architectures":["x86_64","i686"],"certificate":"-----BEGIN CERTIFICATE-----\n...","certificate_fingerprint":"a94bbaf05f069456909538ef4c8535b5b84b96914ad61945b38dd10f1297f4a1","driver":"lxc","driver_version":"5.0.2","firewall":"nftables","kernel":"Linux","os_name":"Debian GNU/Linux","os_version":"12","project":"default","server":"incus","server_clustered":true,"server_event_mode":"full-mesh","server_name":"node1","server_pid":1662,"server_version":"6.0.4","storage":"dir","storage_version":"1"}}}"#;
+    /// Its member list and trust store (with Incus' `description`), as it answered them.
+    const INCUS_MEMBERS: &[u8] = br#"{"type":"sync","status":"Success","status_code":200,"metadata":[{"architecture":"x86_64","config":{},"database":true,"description":"","failure_domain":"default","groups":["default"],"message":"Fully operational","roles":["database-leader","database"],"server_name":"node1","status":"Online","url":"https://127.0.99.1:8443"},{"architecture":"x86_64","config":{},"database":true,"description":"","failure_domain":"default","groups":["default"],"message":"Unavailable due to maintenance","roles":["database-standby"],"server_name":"node2","status":"Evacuating","url":"https://127.0.99.2:8443"}]}"#;
+    const INCUS_TRUST: &[u8] = br#"{"type":"sync","status":"Success","status_code":200,"metadata":[{"certificate":"-----BEGIN CERTIFICATE-----\n...","description":"","fingerprint":"1b24f805e08231c93ab04dd1c9604c03b52d322a4aef851b233c5a8fe3961c9c","name":"node1","projects":[],"restricted":false,"type":"server"},{"certificate":"-----BEGIN CERTIFICATE-----\n...","description":"added by hand","fingerprint":"81b4a750ed07030541cfc4389a3ee26dd06a709fbd461043192408117226491e","name":"op/odd","projects":[],"restricted":false,"type":"client"}]}"#;
+
+    #[test]
+    fn incus_answers_decode_as_lxd_s_with_the_server_named() {
+        let info = answers::server(200, INCUS_SERVER.as_bytes()).expect("GET /1.0");
+        assert_eq!((info.kind.as_str(), info.server_version.as_str(), info.clustered), ("incus", "6.0.4", true));
+        assert_eq!(info.addresses, ["127.0.99.1:8443"]);
+        let members = answers::members(200, INCUS_MEMBERS).expect("members");
+        assert_eq!(members.iter().map(|m| m.status.to_string()).collect::<Vec<_>>(), ["Online", "Evacuating"]);
+        let store = answers::trust_store(200, INCUS_TRUST).expect("trust store");
+        assert_eq!((store[1].name.as_str(), store[1].kind.clone(), store[1].restricted), ("op/odd", TrustKind::Client, false));
+        let lxd = answers::server(200, SERVER_TRUSTED.as_bytes()).expect("GET /1.0");
+        assert_eq!(lxd.kind, ServerKind::Lxd);
+        assert_eq!(answers::server(200, SERVER_UNTRUSTED.as_bytes()).expect("untrusted").kind, ServerKind::Unknown);
+    }
+
+    #[test]
+    fn the_current_identity_of_lxd_5_21_and_6_decodes() {
+        // 5.21.0 `IdentityInfo` (`shared/api/auth.go`): no `fine_grained`.
+        let v521 = br#"{"type":"sync","status":"Success","status_code":200,"metadata":{"authentication_method":"tls","type":"Client certificate (unrestricted)","id":"ab","name":"juju","groups":null,"effective_groups":null,"effective_permissions":[]}}"#;
+        let id = answers::current_identity(200, v521).expect("5.21");
+        assert_eq!((id.kind.as_str(), id.fine_grained, id.permissions.len()), ("Client certificate (unrestricted)", None, 0));
+        // 6.x: `fine_grained`, `tls_certificate`, permissions with the entity URL.
+        let v6 = br#"{"type":"sync","status":"Success","status_code":200,"metadata":{"access_entitlements":null,"authentication_method":"tls","type":"Client certificate","id":"ab","name":"juju","groups":["trust-managers"],"tls_certificate":"-----BEGIN CERTIFICATE-----\n...","effective_groups":["trust-managers"],"effective_permissions":[{"entity_type":"server","url":"/1.0","entitlement":"can_create_identities"}],"fine_grained":true}}"#;
+        let id = answers::current_identity(200, v6).expect("6.x");
+        assert_eq!(id.fine_grained, Some(true));
+        assert_eq!(id.permissions, [Permission { entity_type: "server".into(), url: "/1.0".into(), entitlement: "can_create_identities".into() }]);
+        assert!(matches!(answers::current_identity(404, br#"{"type":"error","error":"not found","error_code":404}"#), Err(LxdError::Api { status: 404, .. })));
     }
 
     #[test]

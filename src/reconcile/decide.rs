@@ -5,7 +5,7 @@ use super::Change;
 use super::apply::ChangeKind;
 use crate::config::Config;
 use crate::endpoint::Endpoint;
-use crate::lxd::{Member, MemberStatus, ServerInfo, TrustEntry};
+use crate::lxd::{Identity, LxdError, Member, MemberStatus, ServerInfo, TrustEntry};
 use crate::ownership::Scope;
 use crate::plan::{self, HeldElsewhere, Plan};
 use crate::requests::{MemberProblems, Request};
@@ -14,6 +14,82 @@ use std::collections::BTreeSet;
 
 /// The LXD API extension that makes `restricted`/`projects` mean something.
 pub const EXT_CERTIFICATE_PROJECT: &str = "certificate_project";
+/// LXD 5.21+: identities, fine-grained authorization and `/1.0/auth/identities/current`.
+/// Incus has none of it.
+pub const EXT_ACCESS_MANAGEMENT: &str = "access_management";
+
+/// What the charm needs on the server to manage trust with fine-grained authorization: add,
+/// re-restrict or rename, and remove entries (`POST /1.0/certificates` checks
+/// `can_create_identities` on the server; `PATCH` and `DELETE` check `can_edit`/`can_delete` on
+/// the certificate, which the server's `can_edit_identities`/`can_delete_identities` grant:
+/// `lxd/certificates.go` and `lxd/auth/drivers/openfga_model.openfga` in canonical/lxd).
+pub const NEEDED_ENTITLEMENTS: &[&str] = &["can_create_identities", "can_edit_identities", "can_delete_identities"];
+/// Server entitlements that imply every one of `NEEDED_ENTITLEMENTS` (same model file).
+const IMPLYING_ENTITLEMENTS: &[&str] = &["admin", "permission_manager"];
+/// Identity types whose rights come from their permissions (`shared/api/auth.go`): TLS
+/// identities made through `/1.0/auth/identities/tls` (5.21.3+, 6.2+), OIDC, bearer tokens.
+const FINE_GRAINED_TYPES: &[&str] = &["Client certificate", "OIDC client", "Client token bearer"];
+const UNRESTRICTED_CERTIFICATE: &str = "Client certificate (unrestricted)";
+const RESTRICTED_CERTIFICATE: &str = "Client certificate (restricted)";
+
+/// Whether the charm's credential may manage LXD's trust store, as far as the server says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustAccess {
+    /// An unrestricted certificate, or an identity with every needed entitlement.
+    Full,
+    /// A certificate restricted to projects: LXD refuses it any change to the trust store.
+    Restricted,
+    /// A fine-grained identity without these server entitlements.
+    Missing(Vec<&'static str>),
+    /// The server does not say (why, for `check-connection`); LXD's answers will tell.
+    Unknown(String),
+}
+
+impl TrustAccess {
+    /// Whether the charm must not even try to change the trust store.
+    pub fn denied(&self) -> bool {
+        matches!(self, TrustAccess::Restricted | TrustAccess::Missing(_))
+    }
+}
+
+/// Reads the credential's rights from what the server said. With `access_management` (LXD
+/// 5.21+), from `identities/current`: an unrestricted certificate may do anything, a restricted
+/// one nothing to trust, a fine-grained identity what its server-wide permissions grant. Without
+/// it (LXD 5.0, Incus) a trusted certificate is an admin unless its own trust entry (found by
+/// `own_fingerprint`) is restricted.
+pub fn trust_access(server: &ServerInfo, identity: Option<&Result<Identity, LxdError>>, store: &[TrustEntry], own_fingerprint: &str) -> TrustAccess {
+    match identity {
+        Some(Ok(id)) => identity_access(id),
+        Some(Err(e)) => TrustAccess::Unknown(format!("{EXT_ACCESS_MANAGEMENT}: the current identity is unreadable: {e}")),
+        None if server.has_extension(EXT_ACCESS_MANAGEMENT) => TrustAccess::Unknown("the current identity was not read".into()),
+        None => match store.iter().find(|e| e.fingerprint == own_fingerprint) {
+            Some(e) if e.restricted => TrustAccess::Restricted,
+            Some(_) => TrustAccess::Full,
+            None => TrustAccess::Unknown("its certificate is not in the trust store (CA-signed?)".into()),
+        },
+    }
+}
+
+fn identity_access(id: &Identity) -> TrustAccess {
+    let fine_grained = id.fine_grained.unwrap_or_else(|| FINE_GRAINED_TYPES.contains(&id.kind.as_str()));
+    match id.kind.as_str() {
+        UNRESTRICTED_CERTIFICATE => return TrustAccess::Full,
+        RESTRICTED_CERTIFICATE => return TrustAccess::Restricted,
+        _ if !fine_grained => return TrustAccess::Unknown(format!("identity type {:?}", crate::limits::cut(&id.kind, 64))),
+        _ => {}
+    }
+    let on_server: Vec<&str> = id
+        .permissions
+        .iter()
+        .filter(|p| p.entity_type == "server" && p.url.trim_end_matches('/') == "/1.0")
+        .map(|p| p.entitlement.as_str())
+        .collect();
+    if on_server.iter().any(|e| IMPLYING_ENTITLEMENTS.contains(e)) {
+        return TrustAccess::Full;
+    }
+    let missing: Vec<&'static str> = NEEDED_ENTITLEMENTS.iter().copied().filter(|n| !on_server.contains(n)).collect();
+    if missing.is_empty() { TrustAccess::Full } else { TrustAccess::Missing(missing) }
+}
 
 /// What the pass decided before touching LXD.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,7 +108,7 @@ pub fn decide(scope: &Scope, config: &Config, server: &ServerInfo, store: &[Trus
     let projects = config.trust_projects.clone();
     let mut plan = plan::plan(scope, requests, store, projects.as_deref());
     let mut refusal = None;
-    if projects.is_some() && !server.api_extensions.iter().any(|e| e == EXT_CERTIFICATE_PROJECT) {
+    if projects.is_some() && !server.has_extension(EXT_CERTIFICATE_PROJECT) {
         // LXD 4.0 would store the certificate unrestricted: never grant more than asked.
         refusal = Some(status::LACKS_CERTIFICATE_PROJECT.to_string());
         plan.add.clear();
@@ -40,6 +116,16 @@ pub fn decide(scope: &Scope, config: &Config, server: &ServerInfo, store: &[Trus
     }
     let held_elsewhere = plan::held_elsewhere(scope, requests, store, projects.as_deref());
     Decision { writer: leader && !leaving, plan, projects, refusal, held_elsewhere }
+}
+
+/// The decision as far as the credential's rights allow: one that may not manage trust plans
+/// nothing (every change would come back 403, which reads as "not trusted") and says what it
+/// lacks instead, before any other refusal.
+pub fn within(access: &TrustAccess, decision: Decision) -> Decision {
+    match status::cannot_manage_trust(access) {
+        Some(refusal) => Decision { plan: Plan::default(), refusal: Some(refusal), ..decision },
+        None => decision,
+    }
 }
 
 /// The fingerprints the pass may claim LXD holds: the store as read, with the changes LXD
@@ -60,11 +146,19 @@ pub fn held_after(store: &[TrustEntry], changes: &[Change], elsewhere: &HeldElse
     held
 }
 
-/// Whether requirers are told about `member`: it is online, or it is the one that just
-/// answered every read. A busy or re-electing cluster can briefly report every member offline;
-/// listing the one serving us keeps requirers from seeing an empty cluster that is in fact up.
+/// Whether requirers are told about `member`: it is `Online`, or it is reported `Offline` but
+/// is the one that just answered every read. A busy or re-electing cluster can briefly report
+/// every member offline; listing the one serving us keeps requirers from seeing an empty
+/// cluster that is in fact up. Every other status is a state the operator or the cluster chose
+/// and is not published even for the member answering: `Evacuated`, `Blocked`, `Broken`,
+/// Incus 6.0.6+'s `Evacuating` and `Restoring` (`internal/server/db/node.go` in lxc/incus),
+/// and whatever a later version adds.
 pub fn is_published(member: &Member, answering: &Endpoint) -> bool {
-    member.status == MemberStatus::Online || Endpoint::parse(&member.url).is_ok_and(|e| &e == answering)
+    match member.status {
+        MemberStatus::Online => true,
+        MemberStatus::Offline => Endpoint::parse(&member.url).is_ok_and(|e| &e == answering),
+        _ => false,
+    }
 }
 
 /// What the pass ends with, once LXD was observed.
@@ -151,6 +245,85 @@ mod tests {
         assert_eq!(held_after(&store, &changes, &elsewhere), ["new".to_string()].into());
     }
 
+    fn identity(kind: &str, fine_grained: Option<bool>, server_entitlements: &[&str]) -> Identity {
+        let permissions = server_entitlements
+            .iter()
+            .map(|e| crate::lxd::Permission { entity_type: "server".into(), url: "/1.0".into(), entitlement: e.to_string() })
+            .collect();
+        Identity { kind: kind.into(), name: "juju".into(), fine_grained, permissions }
+    }
+
+    fn access_of(id: Identity) -> TrustAccess {
+        trust_access(&server(&[EXT_ACCESS_MANAGEMENT]), Some(&Ok(id)), &[], "ff")
+    }
+
+    #[test]
+    fn with_access_management_the_current_identity_says_what_the_credential_may_do() {
+        // Legacy certificates: unrestricted is an admin, restricted may change no trust.
+        assert_eq!(access_of(identity("Client certificate (unrestricted)", None, &[])), TrustAccess::Full);
+        assert_eq!(access_of(identity("Client certificate (restricted)", Some(false), &[])), TrustAccess::Restricted);
+        // Fine-grained (5.21 has no `fine_grained` field: the type says it).
+        for fine in [None, Some(true)] {
+            let none = access_of(identity("Client certificate", fine, &[]));
+            assert_eq!(none, TrustAccess::Missing(NEEDED_ENTITLEMENTS.to_vec()));
+            let create_only = access_of(identity("Client certificate", fine, &["can_create_identities", "can_view"]));
+            assert_eq!(create_only, TrustAccess::Missing(vec!["can_edit_identities", "can_delete_identities"]));
+            assert_eq!(access_of(identity("Client certificate", fine, NEEDED_ENTITLEMENTS)), TrustAccess::Full);
+            assert_eq!(access_of(identity("Client certificate", fine, &["permission_manager"])), TrustAccess::Full);
+            assert_eq!(access_of(identity("OIDC client", fine, &["admin"])), TrustAccess::Full);
+        }
+        // The entitlement on something other than the server grants nothing server-wide.
+        let mut on_project = identity("Client certificate", Some(true), &[]);
+        on_project.permissions.push(crate::lxd::Permission { entity_type: "project".into(), url: "/1.0/projects/p".into(), entitlement: "admin".into() });
+        assert!(access_of(on_project).denied());
+        // A type this charm does not know, not marked fine-grained: LXD's answers will tell.
+        assert!(matches!(access_of(identity("Quantum certificate", None, &[])), TrustAccess::Unknown(_)));
+        let unreadable = Err(LxdError::Api { method: "GET".into(), path: "/1.0/auth/identities/current".into(), status: 500, message: "boom".into() });
+        assert!(matches!(trust_access(&server(&[EXT_ACCESS_MANAGEMENT]), Some(&unreadable), &[], "ff"), TrustAccess::Unknown(_)));
+    }
+
+    #[test]
+    fn without_access_management_the_credential_s_own_entry_says_it() {
+        let own = |restricted| TrustEntry { fingerprint: "ff".into(), kind: "client".into(), restricted, ..Default::default() };
+        let lxd50 = server(&[EXT_CERTIFICATE_PROJECT]);
+        assert_eq!(trust_access(&lxd50, None, &[own(false)], "ff"), TrustAccess::Full);
+        assert_eq!(trust_access(&lxd50, None, &[own(true)], "ff"), TrustAccess::Restricted);
+        assert!(matches!(trust_access(&lxd50, None, &[own(true)], "ee"), TrustAccess::Unknown(_)), "not its entry");
+    }
+
+    #[test]
+    fn a_credential_that_cannot_manage_trust_plans_nothing_and_says_what_it_lacks() {
+        let reqs = [request("a")];
+        let theirs = scope().entry_name(&Owner { relation_id: 9, remote_app: "gone".into(), unit: Some(0) });
+        let store = [TrustEntry { name: theirs, fingerprint: "aa".into(), kind: "client".into(), ..Default::default() }];
+        // trust-projects on an LXD without certificate_project: the rights come first.
+        let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
+        let d = |access: &TrustAccess| within(access, decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &reqs, true, false));
+        let full = d(&TrustAccess::Full);
+        assert_eq!((full.plan.add.len(), full.plan.remove.len(), full.refusal), (1, 1, None));
+        let missing = d(&TrustAccess::Missing(vec!["can_create_identities"]));
+        assert!(missing.plan.is_empty(), "{:?}", missing.plan);
+        assert_eq!(missing.refusal.as_deref(), Some("LXD identity lacks can_create_identities on server; grant them"));
+        assert!(missing.writer, "still the writer: it just has nothing it may do");
+        let restricted = d(&TrustAccess::Restricted);
+        assert!(restricted.plan.is_empty() && restricted.refusal.is_some_and(|r| r.contains("restricted")));
+        let unknown = d(&TrustAccess::Unknown("?".into()));
+        assert_eq!((unknown.plan.add.len(), unknown.refusal), (1, None), "unknown rights: try, and let LXD answer");
+        let old = within(&TrustAccess::Restricted, decide(&scope(), &config, &server(&[]), &store, &reqs, true, false));
+        assert!(old.refusal.is_some_and(|r| r.contains("restricted")), "before the certificate_project refusal");
+    }
+
+    #[test]
+    fn only_online_members_are_published_whatever_else_a_version_reports() {
+        let answering = Endpoint::parse("https://10.0.0.1:8443").expect("url");
+        let member = |status: &str| Member { name: "m".into(), url: "https://10.0.0.2:8443".into(), status: status.into(), message: String::new() };
+        assert!(is_published(&member("Online"), &answering));
+        // Incus 6.0.6+ (`internal/server/db/node.go`), LXD's own, and a status yet to come.
+        for status in ["Evacuating", "Restoring", "Evacuated", "Offline", "Blocked", "Broken", "Upgrading", "", "online", "ONLINE"] {
+            assert!(!is_published(&member(status), &answering), "{status:?}");
+        }
+    }
+
     #[test]
     fn the_answering_member_is_published_whatever_the_cluster_says() {
         let answering = Endpoint::parse("https://10.0.0.1:8443").expect("url");
@@ -159,5 +332,8 @@ mod tests {
         assert!(is_published(&member("https://10.0.0.1:8443", "Offline"), &answering));
         assert!(!is_published(&member("https://10.0.0.2:8443", "Offline"), &answering));
         assert!(!is_published(&member("https://10.0.0.2:8443", "Evacuated"), &answering));
+        for chosen in ["Evacuated", "Evacuating", "Restoring", "Blocked", "Upgrading"] {
+            assert!(!is_published(&member("https://10.0.0.1:8443", chosen), &answering), "{chosen} though answering");
+        }
     }
 }

@@ -29,7 +29,7 @@ mod quiet;
 mod state;
 
 pub use apply::ChangeKind;
-pub use decide::{EXT_CERTIFICATE_PROJECT, is_published};
+pub use decide::{EXT_ACCESS_MANAGEMENT, EXT_CERTIFICATE_PROJECT, NEEDED_ENTITLEMENTS, TrustAccess, is_published};
 use apply::{Applied, WriteGuard};
 use decide::{Decision, Outcome};
 use inputs::{Inputs, Relations};
@@ -85,6 +85,8 @@ pub struct Report {
     pub changes: Vec<Change>,
     /// Fingerprints LXD holds after the pass, as far as the pass may claim them.
     pub held: BTreeSet<String>,
+    /// Whether the credential may manage LXD's trust store.
+    pub access: Option<TrustAccess>,
     pub refusal: Option<String>,
     /// Trusted certificates left out of the relation data, which would have outgrown its bound.
     pub withheld: usize,
@@ -119,7 +121,7 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
         });
         let leadership = leadership?;
         if let Ok(seen) = &observed {
-            let world = quiet::World { creds: &creds, config: &inputs.config, leader: leadership.leader, leaving: inputs.leaving, relation_ids: &leadership.relation_ids, server: &seen.server, members: &seen.members, store: &seen.store };
+            let world = quiet::World { creds: &creds, config: &inputs.config, leader: leadership.leader, leaving: inputs.leaving, relation_ids: &leadership.relation_ids, server: &seen.server, members: &seen.members, store: &seen.store, identity: seen.identity.as_ref() };
             if quiet::may_skip(inputs.cache.steady().as_ref(), &quiet::digest(&world), certs::now_unix()) {
                 return Ok(Report { leader: leadership.leader, credentials: Some(creds), ..Report::default() });
             }
@@ -155,7 +157,10 @@ struct Read {
 /// The pass once LXD answered: decide, apply, publish, status.
 fn with_lxd(ctx: &HookContext, juju: &mut Juju, mode: Mode, read: Read, mut observed: Observed) -> Result<Report, ToolError> {
     let Read { mut inputs, relations, mut report, started } = read;
-    let decision = decide::decide(&ctx.scope(), &inputs.config, &observed.server, &observed.store, &report.requests, relations.leader, inputs.leaving);
+    let own = report.credentials.as_ref().map(own_fingerprint).unwrap_or_default();
+    let access = decide::trust_access(&observed.server, observed.identity.as_ref(), &observed.store, &own);
+    let decided = decide::decide(&ctx.scope(), &inputs.config, &observed.server, &observed.store, &report.requests, relations.leader, inputs.leaving);
+    let decision = decide::within(&access, decided);
     let applied = if decision.writer && mode.apply {
         let mut guard = WriteGuard::new(started, relations.leadership_asked);
         apply::apply(juju, observed.lxd.as_mut(), &decision.plan, decision.projects.as_deref(), &observed.store, &mut guard)?
@@ -201,6 +206,7 @@ fn with_lxd(ctx: &HookContext, juju: &mut Juju, mode: Mode, read: Read, mut obse
     report.plan = plan;
     report.changes = applied.changes;
     report.held = held;
+    report.access = Some(access);
     report.refusal = refusal;
     report.withheld = withheld;
     report.deferred = applied.deferred;
@@ -226,6 +232,7 @@ fn steady(inputs: &Inputs, relations: &Relations, observed: &Observed, requests:
         server: &observed.server,
         members: &observed.members,
         store: &observed.store,
+        identity: observed.identity.as_ref(),
     };
     let first_expiry = requests.iter().map(|r| r.cert.not_after).min().unwrap_or(i64::MAX);
     Some(quiet::Steady { digest: quiet::digest(&world), at: certs::now_unix(), first_expiry })
@@ -251,6 +258,14 @@ fn without_lxd(juju: &mut Juju, mode: Mode, mut cache: Cache, mut report: Report
     report.status = Some(status);
     report.error = Some(not.error.into());
     Ok(report)
+}
+
+/// The fingerprint of the credential's own client certificate (its first PEM block).
+fn own_fingerprint(creds: &Credentials) -> String {
+    certs::pem_blocks(&creds.tls.client_cert_pem)
+        .ok()
+        .and_then(|blocks| blocks.first().map(|b| certs::fingerprint(&b.der)))
+        .unwrap_or_default()
 }
 
 /// The certificates no requirer may have trusted or withdrawn on its behalf: the integrator's

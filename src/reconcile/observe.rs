@@ -3,7 +3,8 @@
 
 use crate::credentials::Credentials;
 use crate::endpoint::Endpoint;
-use crate::lxd::{Connection, Connector, Lxd, LxdError, Member, ServerInfo, TrustEntry};
+use super::decide::EXT_ACCESS_MANAGEMENT;
+use crate::lxd::{Connection, Connector, Identity, Lxd, LxdError, Member, ServerInfo, TrustEntry};
 
 /// What one member told us, and the connection it told us on.
 pub struct Observed {
@@ -11,6 +12,9 @@ pub struct Observed {
     pub server: ServerInfo,
     pub members: Vec<Member>,
     pub store: Vec<TrustEntry>,
+    /// `GET /1.0/auth/identities/current`, read only where the server has `access_management`
+    /// (LXD 5.21+): there `auth: trusted` no longer means the caller may change trust.
+    pub identity: Option<Result<Identity, LxdError>>,
 }
 
 /// LXD could not be used this pass: the error that says why, and how many endpoints were tried.
@@ -54,7 +58,17 @@ fn read_all(connector: &dyn Connector, ep: &Endpoint, creds: &Credentials) -> Re
     }
     let members = members(lxd.as_mut(), &server)?;
     let store = lxd.trust_store()?;
-    Ok(Observed { lxd, server, members, store })
+    let identity = if server.has_extension(EXT_ACCESS_MANAGEMENT) {
+        match lxd.current_identity() {
+            // Failing over or giving up is the connection's business, as for the reads above.
+            Err(e @ (LxdError::Unreachable { .. } | LxdError::Untrusted { .. } | LxdError::ServerCertMismatch { .. })) => return Err(e),
+            // Any other answer leaves the rights unknown; LXD's answers to changes still tell.
+            other => Some(other),
+        }
+    } else {
+        None
+    };
+    Ok(Observed { lxd, server, members, store, identity })
 }
 
 fn members(lxd: &mut dyn Lxd, server: &ServerInfo) -> Result<Vec<Member>, LxdError> {

@@ -15,7 +15,7 @@ use crate::certs;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::limits;
-use crate::lxd::{Member, ServerInfo, TrustEntry};
+use crate::lxd::{Identity, LxdError, Member, ServerInfo, TrustEntry};
 use std::fmt::Write as _;
 
 /// Everything an `update-status` can learn without reading relation data.
@@ -28,6 +28,8 @@ pub struct World<'a> {
     pub server: &'a ServerInfo,
     pub members: &'a [Member],
     pub store: &'a [TrustEntry],
+    /// The caller's identity (LXD 5.21+): a permission granted or taken runs the full pass.
+    pub identity: Option<&'a Result<Identity, LxdError>>,
 }
 
 /// SHA-256 over a canonical rendering of `world`. Only the digest is kept: the key inside the
@@ -39,7 +41,7 @@ pub fn digest(world: &World) -> String {
         let _ = write!(text, "{}\n{part}\n", part.len());
     }
     let _ = write!(text, "{:?}\n{}\n{}\n{:?}\n", world.config.trust_projects, world.leader, world.leaving, world.relation_ids);
-    let _ = write!(text, "{:?}\n{:?}\n{:?}\n", world.server, world.members, world.store);
+    let _ = write!(text, "{:?}\n{:?}\n{:?}\n{:?}\n", world.server, world.members, world.store, world.identity);
     certs::fingerprint(text.as_bytes())
 }
 

@@ -422,3 +422,57 @@ fn the_server_certificate_is_published_only_after_connecting_with_it() {
         assert_eq!(bag["server_certificate_fingerprint"], certs::fingerprint(&rotated.der));
     }
 }
+
+/// An LXD 5.21+ identity with these server entitlements, fine-grained.
+fn fine_grained(entitlements: &[&str]) -> crate::lxd::Identity {
+    crate::lxd::Identity {
+        kind: "Client certificate".into(),
+        name: "juju".into(),
+        fine_grained: Some(true),
+        permissions: entitlements
+            .iter()
+            .map(|e| crate::lxd::Permission { entity_type: "server".into(), url: "/1.0".into(), entitlement: e.to_string() })
+            .collect(),
+    }
+}
+
+#[test]
+fn an_identity_that_cannot_create_identities_blocks_naming_it_and_changes_nothing() {
+    let mut w = World::new();
+    w.cluster().extensions.push(EXT_ACCESS_MANAGEMENT.into());
+    w.cluster().identity = Some(fine_grained(&["can_view", "can_delete_identities"]));
+    let a = test_certs::client("a");
+    w.send(3, "req/0", &[&a.cert_pem]);
+    let report = w.hook("api-relation-changed");
+    assert_eq!(
+        w.agent.status,
+        ("blocked".into(), "LXD identity lacks can_create_identities, can_edit_identities on server; grant them".into())
+    );
+    assert!(w.store_fps().is_empty(), "nothing sent to be refused");
+    assert!(report.changes.is_empty());
+    assert_eq!(report.access, Some(TrustAccess::Missing(vec!["can_create_identities", "can_edit_identities"])));
+    // The nodes are still published; no certificate is claimed.
+    assert_eq!(w.published(3).get("registered_certificates").map(String::as_str), Some("[]"));
+    // Granted: the next update-status sees a new identity (not a quiet one) and adds it.
+    w.hook("update-status");
+    w.cluster().identity = Some(fine_grained(&["permission_manager"]));
+    w.hook("update-status");
+    assert_eq!(w.store_fps(), [certs::fingerprint(&a.der)].into());
+    assert_eq!(w.agent.status, ("active".into(), "2/2 members online, 1 client trusted".into()));
+}
+
+#[test]
+fn a_restricted_certificate_as_credential_blocks_without_access_management_too() {
+    let mut w = World::new();
+    let me = test_certs::client("integrator");
+    w.agent.credential["credential"]["attrs"]["client-cert"] = serde_json::json!(me.cert_pem);
+    w.agent.credential["credential"]["attrs"]["client-key"] = serde_json::json!(me.key_pem);
+    let own = me.der.clone();
+    w.cluster().store.push(TrustEntry { name: "juju-controller".into(), fingerprint: certs::fingerprint(&own), kind: "client".into(), restricted: true, projects: vec!["default".into()] });
+    let a = test_certs::client("a");
+    w.send(3, "req/0", &[&a.cert_pem]);
+    w.hook("api-relation-changed");
+    assert_eq!(w.agent.status.0, "blocked");
+    assert!(w.agent.status.1.contains("restricted"), "{:?}", w.agent.status);
+    assert_eq!(w.store_fps().len(), 1, "only its own entry");
+}

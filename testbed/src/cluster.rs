@@ -1,13 +1,16 @@
-//! A real LXD cluster on loopback addresses, for integration tests.
+//! A real LXD or Incus cluster on loopback addresses, for integration tests. Both kinds go
+//! through the same code; what differs (binaries, variables, command spellings) is in
+//! [`ServerKind`](crate::ServerKind).
 //!
 //! Layout of one run (under `$TMPDIR/lxd-testbed/`):
 //! ```text
 //! 127.X.Y/            run dir; its name reserves the addresses 127.X.Y.1..N
 //!   owner             "<pid> <start time>" of the test process that owns the run
-//!   daemons           one "<pid> <start time> <member>" line per lxd daemon started
-//!   home/             HOME (and LXD_CONF) for every lxc/lxd command
-//!   n1/ n2/ ...       LXD_DIR of each member
-//!   n1.log n1.out     LXD's --logfile, and the daemon's stdout+stderr
+//!   kind              `lxd` or `incus`
+//!   daemons           one "<pid> <start time> <member>" line per daemon started
+//!   home/             HOME (and LXD_CONF / INCUS_CONF) for every client command
+//!   n1/ n2/ ...       LXD_DIR / INCUS_DIR of each member
+//!   n1.log n1.out     the daemon's --logfile, and its stdout+stderr
 //! ```
 //! Runs whose owner has died are cleaned up by the next [`LxdCluster::start`] (see
 //! [`remove_stale_runs`]).
@@ -25,6 +28,7 @@ use serde_json::{Value, json};
 
 use crate::certs::{self, Pem};
 use crate::proc;
+use crate::server::ServerKind;
 
 /// The port every member listens on (LXD's default).
 pub const PORT: u16 = 8443;
@@ -45,9 +49,10 @@ struct Member {
     child: Option<Child>,
 }
 
-/// A running LXD cluster (or single server) owned by this test. Dropping it stops the daemons it
-/// started and removes its directories.
+/// A running LXD or Incus cluster (or single server) owned by this test. Dropping it stops the
+/// daemons it started and removes its directories.
 pub struct LxdCluster {
+    kind: ServerKind,
     run_dir: PathBuf,
     home: PathBuf,
     members: Vec<Member>,
@@ -58,28 +63,32 @@ pub struct LxdCluster {
 }
 
 impl LxdCluster {
-    /// Start a real cluster of `n` members (`node1`..`nodeN`), all `Online`, with an admin client
-    /// certificate trusted.
+    /// Start a real LXD cluster of `n` members (`node1`..`nodeN`), all `Online`, with an admin
+    /// client certificate trusted.
     pub fn start(n: usize) -> Result<Self> {
-        Self::start_inner(n, true)
+        Self::start_kind(ServerKind::Lxd, n)
+    }
+
+    /// [`start`](Self::start) for either kind of server.
+    pub fn start_kind(kind: ServerKind, n: usize) -> Result<Self> {
+        Self::start_inner(kind, n, true)
     }
 
     /// Start one LXD server that is *not* clustered (`GET /1.0/cluster/members` gives 500
     /// `Server is not clustered`). Its member name is `node1`, but LXD reports its hostname as
     /// `server_name`; [`cluster_cert_pem`](Self::cluster_cert_pem) is its `server.crt`.
     pub fn start_standalone() -> Result<Self> {
-        Self::start_inner(1, false)
+        Self::start_standalone_kind(ServerKind::Lxd)
     }
 
-    fn start_inner(n: usize, clustered: bool) -> Result<Self> {
+    /// [`start_standalone`](Self::start_standalone) for either kind of server.
+    pub fn start_standalone_kind(kind: ServerKind) -> Result<Self> {
+        Self::start_inner(kind, 1, false)
+    }
+
+    fn start_inner(kind: ServerKind, n: usize, clustered: bool) -> Result<Self> {
         ensure!((1..=254).contains(&n), "a cluster needs 1..=254 members, not {n}");
-        for tool in ["lxd", "lxc"] {
-            ensure!(
-                which(tool).is_some(),
-                "`{tool}` is not on PATH; install LXD with \
-                 `apt-get install -y --no-install-recommends lxd lxd-client`"
-            );
-        }
+        kind.check_installed()?;
         if let Err(e) = remove_stale_runs() {
             eprintln!("testbed: cleaning up stale runs failed: {e:#}");
         }
@@ -98,6 +107,7 @@ impl LxdCluster {
             .collect();
         // From here on, Drop cleans up whatever happens.
         let mut cluster = LxdCluster {
+            kind,
             run_dir,
             home,
             members,
@@ -106,8 +116,9 @@ impl LxdCluster {
             admin: certs::client_cert("testbed-admin")?,
             startup: Duration::ZERO,
         };
-        std::fs::create_dir_all(cluster.home.join(".config/lxc"))
+        std::fs::create_dir_all(kind.conf_dir(&cluster.home))
             .with_context(|| format!("creating {}", cluster.home.display()))?;
+        std::fs::write(cluster.run_dir.join("kind"), kind.name()).context("writing the kind file")?;
         for i in 0..n {
             let dir = &cluster.members[i].dir;
             std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -138,6 +149,20 @@ impl LxdCluster {
         }
         cluster.startup = t0.elapsed();
         Ok(cluster)
+    }
+
+    /// Which server this cluster runs.
+    pub fn kind(&self) -> ServerKind {
+        self.kind
+    }
+
+    /// `environment.server_version` as the server reports it (`5.0.2`, `6.0.4`).
+    pub fn server_version(&self) -> Result<String> {
+        let info = self.query("GET", "/1.0", None)?;
+        info.pointer("/environment/server_version")
+            .and_then(Value::as_str)
+            .map(String::from)
+            .ok_or_else(|| anyhow!("GET /1.0 carries no environment.server_version: {info}"))
     }
 
     /// `"127.X.Y.i:8443"` of member `i` (0-based).
@@ -191,22 +216,23 @@ impl LxdCluster {
         &self.run_dir
     }
 
-    /// `LXD_DIR` of member `i`.
+    /// `LXD_DIR` (`INCUS_DIR`) of member `i`.
     pub fn lxd_dir(&self, i: usize) -> &Path {
         &self.members[i].dir
     }
 
-    /// LXD's log file of member `i`.
+    /// The daemon's log file of member `i`.
     pub fn log_path(&self, i: usize) -> &Path {
         &self.members[i].log
     }
 
-    /// Stop member `i` cleanly (`lxd shutdown`, then SIGTERM/SIGKILL if it hangs). Returns once
+    /// Stop member `i` cleanly (`lxd shutdown` / `incus admin shutdown`, then SIGTERM/SIGKILL if
+    /// it hangs). Returns once
     /// the process has exited; the others see it `Offline` only after ~11 s (use
     /// [`wait_member_status`](Self::wait_member_status)).
     pub fn stop_member(&mut self, i: usize) -> Result<()> {
         ensure!(self.members[i].child.is_some(), "{} is not running", self.members[i].name);
-        let shutdown = self.lxd(i, &["shutdown", "--timeout", "30"], None);
+        let shutdown = self.admin_cmd(i, &["shutdown", "--timeout", "30"], None);
         let m = &mut self.members[i];
         let Some(mut child) = m.child.take() else {
             bail!("{} is not running", m.name)
@@ -221,7 +247,7 @@ impl LxdCluster {
         }
         proc::unmount_under(&m.dir);
         if let Err(e) = shutdown {
-            eprintln!("testbed: `lxd shutdown` of {} failed ({e:#}); stopped it by signal", m.name);
+            eprintln!("testbed: the clean shutdown of {} failed ({e:#}); stopped it by signal", m.name);
         }
         Ok(())
     }
@@ -234,7 +260,7 @@ impl LxdCluster {
             bail!("{} is not running", m.name)
         };
         let _ = child.kill();
-        child.wait().with_context(|| format!("reaping the lxd of {}", m.name))?;
+        child.wait().with_context(|| format!("reaping the daemon of {}", m.name))?;
         proc::unmount_under(&m.dir);
         Ok(())
     }
@@ -322,24 +348,25 @@ impl LxdCluster {
     }
 
     /// Trust a client certificate as an operator would (`lxc config trust add FILE --name
-    /// NAME`). Returns its fingerprint.
+    /// NAME`, `incus config trust add-certificate FILE --name NAME`). Returns its fingerprint.
     pub fn trust_add(&self, name: &str, cert_pem: &str) -> Result<String> {
         let fp = certs::fingerprint_pem(cert_pem).context("trust_add: not a PEM certificate")?;
         let file = self.home.join(format!("trust-{fp}.crt"));
         std::fs::write(&file, cert_pem).with_context(|| format!("writing {}", file.display()))?;
         let file_arg = file.to_string_lossy().into_owned();
-        let result = self.lxc(&["config", "trust", "add", &file_arg, "--name", name]);
+        let result = self.lxc(&self.kind.trust_add_args(&file_arg, name));
         let _ = std::fs::remove_file(&file);
         result?;
         Ok(fp)
     }
 
-    /// Remove a trust entry as an operator would (`lxc config trust remove FINGERPRINT`).
+    /// Remove a trust entry as an operator would (`lxc|incus config trust remove FINGERPRINT`).
     pub fn trust_remove(&self, fingerprint: &str) -> Result<()> {
         self.lxc(&["config", "trust", "remove", fingerprint]).map(|_| ())
     }
 
-    /// Any API call, as admin over the unix socket of the first running member (`lxc query`).
+    /// Any API call, as admin over the unix socket of the first running member (`lxc query`,
+    /// `incus query`).
     /// Returns the response's `metadata` (`Null` when empty).
     pub fn query(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
         self.on_any_member(|i| self.query_on(i, method, path, body))
@@ -360,34 +387,39 @@ impl LxdCluster {
         serde_json::from_str(&out).with_context(|| format!("`lxc query {path}` printed non-JSON: {out}"))
     }
 
-    /// Run `lxc ARGS` against the first running member; returns stdout.
+    /// Run the client (`lxc ARGS` or `incus ARGS`) against the first running member; returns
+    /// stdout.
     pub fn lxc(&self, args: &[&str]) -> Result<String> {
         self.on_any_member(|i| self.lxc_on(i, args, None))
     }
 
-    /// Run `lxc ARGS` against member `i` (its unix socket, `LXD_DIR` set); returns stdout.
+    /// Run the client against member `i` (its unix socket, `LXD_DIR`/`INCUS_DIR` set); returns
+    /// stdout.
     pub fn lxc_on(&self, i: usize, args: &[&str], stdin: Option<&str>) -> Result<String> {
-        self.tool(i, "lxc", args, stdin)
+        self.tool(i, self.kind.client(), &[], args, stdin)
     }
 
-    /// Run `lxd ARGS` (e.g. `init --preseed`, `shutdown`) with member `i`'s `LXD_DIR`.
-    fn lxd(&self, i: usize, args: &[&str], stdin: Option<&str>) -> Result<String> {
-        self.tool(i, "lxd", args, stdin)
+    /// Run a daemon admin command (`lxd ARGS`, `incus admin ARGS`: `waitready`,
+    /// `init --preseed`, `shutdown`) with member `i`'s directory.
+    fn admin_cmd(&self, i: usize, args: &[&str], stdin: Option<&str>) -> Result<String> {
+        let (tool, lead) = self.kind.admin();
+        self.tool(i, tool, lead, args, stdin)
     }
 
-    fn tool(&self, i: usize, tool: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
+    fn tool(&self, i: usize, tool: &str, lead: &[&str], args: &[&str], stdin: Option<&str>) -> Result<String> {
         let m = &self.members[i];
         let mut cmd = Command::new(tool);
-        cmd.args(args)
-            .env("LXD_DIR", &m.dir)
+        cmd.args(lead)
+            .args(args)
+            .env(self.kind.dir_var(), &m.dir)
             .env("HOME", &self.home)
-            .env("LXD_CONF", self.home.join(".config/lxc"));
-        let out = proc::run(&mut cmd, stdin, CMD_TIMEOUT)
-            .with_context(|| format!("`{tool} {}` on {}", args.join(" "), m.name))?;
+            .env(self.kind.conf_var(), self.kind.conf_dir(&self.home));
+        let shown = lead.iter().chain(args).copied().collect::<Vec<&str>>().join(" ");
+        let out = proc::run(&mut cmd, stdin, CMD_TIMEOUT).with_context(|| format!("`{tool} {shown}` on {}", m.name))?;
         if !out.status.success() {
             bail!(
                 "`{tool} {}` on {} failed ({}): {}",
-                args.join(" "),
+                shown,
                 m.name,
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
@@ -423,6 +455,8 @@ impl LxdCluster {
 
     fn spawn_daemon(&mut self, i: usize) -> Result<()> {
         let home = self.home.clone();
+        let kind = self.kind;
+        let daemon = kind.daemon().ok_or_else(|| anyhow!("the {kind} daemon is not installed; {}", kind.install_hint()))?;
         let m = &mut self.members[i];
         let out = OpenOptions::new()
             .create(true)
@@ -430,12 +464,12 @@ impl LxdCluster {
             .open(&m.out)
             .with_context(|| format!("opening {}", m.out.display()))?;
         let err = out.try_clone().context("duplicating a file handle")?;
-        let mut cmd = Command::new("lxd");
+        let mut cmd = Command::new(&daemon);
         cmd.arg("--group")
             .arg("root")
             .arg("--logfile")
             .arg(&m.log)
-            .env("LXD_DIR", &m.dir)
+            .env(kind.dir_var(), &m.dir)
             .env("HOME", &home)
             .stdin(Stdio::null())
             .stdout(out)
@@ -450,7 +484,7 @@ impl LxdCluster {
                 Ok(())
             });
         }
-        let child = cmd.spawn().with_context(|| format!("spawning lxd for {}", m.name))?;
+        let child = cmd.spawn().with_context(|| format!("spawning {} for {}", daemon.display(), m.name))?;
         let pid = child.id();
         let start = proc::start_time(pid).unwrap_or(0);
         m.child = Some(child);
@@ -470,13 +504,15 @@ impl LxdCluster {
             if let Some(Ok(Some(status))) = m.child.as_mut().map(Child::try_wait) {
                 m.child = None;
                 let name = m.name.clone();
-                bail!("lxd for {name} exited during start-up ({status})\n{}", self.diagnostics(i));
+                let daemon = self.kind.daemon_name();
+                bail!("{daemon} for {name} exited during start-up ({status})\n{}", self.diagnostics(i));
             }
-            if self.lxd(i, &["waitready", "--timeout", "2"], None).is_ok() {
+            if self.admin_cmd(i, &["waitready", "--timeout", "2"], None).is_ok() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                bail!("lxd for {} was not ready after {READY_TIMEOUT:?}\n{}", self.members[i].name, self.diagnostics(i));
+                let daemon = self.kind.daemon_name();
+                bail!("{daemon} for {} was not ready after {READY_TIMEOUT:?}\n{}", self.members[i].name, self.diagnostics(i));
             }
         }
     }
@@ -493,13 +529,13 @@ impl LxdCluster {
             preseed["cluster"] = json!({"server_name": m.name, "enabled": true});
         }
         // Preseed is YAML; JSON is valid YAML.
-        self.lxd(0, &["init", "--preseed"], Some(&preseed.to_string()))
+        self.admin_cmd(0, &["init", "--preseed"], Some(&preseed.to_string()))
             .map_err(|e| anyhow!("{e:#}\n{}", self.diagnostics(0)))
             .context("bootstrapping the first member")?;
         if self.clustered {
-            // Not in the preseed: LXD 5.0.2 answers any PUT of cluster.offline_threshold on a server
-            // that is not clustered yet with a dropped connection (EOF), and the preseed's config
-            // is applied before clustering is enabled.
+            // Not in the preseed (Incus is driven the same way): LXD 5.0.2 answers any PUT of
+            // cluster.offline_threshold on a server that is not clustered yet with a dropped
+            // connection (EOF), and the preseed's config is applied before clustering is enabled.
             let threshold = OFFLINE_THRESHOLD_SECS.to_string();
             self.lxc_on(0, &["config", "set", "cluster.offline_threshold", &threshold], None)?;
         }
@@ -517,13 +553,13 @@ impl LxdCluster {
             "cluster_token": token.trim(),
             "member_config": [{"entity": "storage-pool", "name": "default", "key": "source", "value": ""}],
         }});
-        self.lxd(i, &["init", "--preseed"], Some(&preseed.to_string()))
+        self.admin_cmd(i, &["init", "--preseed"], Some(&preseed.to_string()))
             .map_err(|e| anyhow!("{e:#}\n{}\n{}", self.diagnostics(i), self.diagnostics(0)))
             .with_context(|| format!("joining {} to the cluster", m.name))?;
         Ok(())
     }
 
-    /// Tails of member `i`'s LXD log and daemon output, for error messages.
+    /// Tails of member `i`'s daemon log and output, for error messages.
     fn diagnostics(&self, i: usize) -> String {
         let m = &self.members[i];
         format!(
@@ -538,7 +574,7 @@ impl LxdCluster {
 
 impl Drop for LxdCluster {
     fn drop(&mut self) {
-        // SIGTERM everyone at once (a clean stop of each LXD; sequential `lxd shutdown` of the
+        // SIGTERM everyone at once (a clean stop of each daemon; sequential `lxd shutdown` of the
         // last member would wait ~10 s for a lost quorum), then reap, then SIGKILL stragglers.
         for m in &self.members {
             if let Some(child) = &m.child {
@@ -584,11 +620,6 @@ fn as_array(v: Value) -> Result<Vec<Value>> {
     }
 }
 
-fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file())
-}
-
 fn base_dir() -> PathBuf {
     std::env::temp_dir().join("lxd-testbed")
 }
@@ -619,12 +650,13 @@ fn allocate_run_dir(n: usize) -> Result<(PathBuf, u8, u8)> {
             Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
         }
     }
-    bail!("could not find free loopback addresses for {n} LXD members in 64 attempts")
+    bail!("could not find free loopback addresses for {n} members in 64 attempts")
 }
 
-/// Remove the runs of earlier test processes that died without cleaning up: stop their LXD
-/// daemons (only those recorded in the run's `daemons` file, or whose `LXD_DIR` lies in the run
-/// dir), unmount what they left, delete the directory. Runs whose owner is alive are left alone.
+/// Remove the runs of earlier test processes that died without cleaning up: stop their LXD or
+/// Incus daemons (only those recorded in the run's `daemons` file, or whose `LXD_DIR` /
+/// `INCUS_DIR` lies in the run dir), unmount what they left, delete the directory. Runs whose
+/// owner is alive are left alone.
 pub fn remove_stale_runs() -> Result<()> {
     let base = base_dir();
     let Ok(entries) = std::fs::read_dir(&base) else {
@@ -653,9 +685,9 @@ pub fn remove_stale_runs() -> Result<()> {
             .unwrap_or_default()
             .lines()
             .filter_map(parse_pid_start)
-            .filter(|&(pid, start)| proc::alive(pid, start) && is_lxd_in(pid, &dir))
+            .filter(|&(pid, start)| proc::alive(pid, start) && is_daemon_in(pid, &dir))
             .collect();
-        daemons.extend(lxd_daemons_in(&dir));
+        daemons.extend(daemons_in(&dir));
         daemons.sort();
         daemons.dedup();
         for &(pid, _) in &daemons {
@@ -675,28 +707,30 @@ fn parse_pid_start(line: &str) -> Option<(u32, u64)> {
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
 
-/// Whether `pid` is an `lxd` process whose `LXD_DIR` is inside `dir`.
-fn is_lxd_in(pid: u32, dir: &Path) -> bool {
+/// Whether `pid` is an `lxd` (`incusd`) process whose `LXD_DIR` (`INCUS_DIR`) is inside `dir`.
+/// Both kinds are checked whatever the run's `kind` file says: it may not have been written.
+fn is_daemon_in(pid: u32, dir: &Path) -> bool {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
-    if !(argv0 == b"lxd" || argv0.ends_with(b"/lxd")) {
-        return false;
-    }
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-    let prefix = format!("LXD_DIR={}/", dir.display());
-    environ.split(|&b| b == 0).any(|var| var.starts_with(prefix.as_bytes()))
+    ServerKind::ALL.iter().any(|kind| {
+        let name = kind.daemon_name().as_bytes();
+        let is_daemon = argv0 == name || (argv0.ends_with(name) && argv0[..argv0.len() - name.len()].ends_with(b"/"));
+        let prefix = format!("{}={}/", kind.dir_var(), dir.display());
+        is_daemon && environ.split(|&b| b == 0).any(|var| var.starts_with(prefix.as_bytes()))
+    })
 }
 
-/// Every live `lxd` process whose `LXD_DIR` is inside `dir` (catches a daemon that was spawned
+/// Every live daemon process whose directory is inside `dir` (catches a daemon that was spawned
 /// but not yet recorded when its owner died).
-fn lxd_daemons_in(dir: &Path) -> Vec<(u32, u64)> {
+fn daemons_in(dir: &Path) -> Vec<(u32, u64)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| is_lxd_in(pid, dir))
+        .filter(|&pid| is_daemon_in(pid, dir))
         .filter_map(|pid| Some((pid, proc::start_time(pid)?)))
         .collect()
 }

@@ -1,14 +1,17 @@
 //! Test fixtures for lxd-integrator.
 //!
-//! - [`LxdCluster`]: a real LXD cluster (Debian's `lxd` 5.0.x) of N members on loopback
-//!   addresses, run from a private directory, torn down on drop.
+//! - [`LxdCluster`]: a real cluster of N members on loopback addresses, run from a private
+//!   directory, torn down on drop: LXD (Debian's `lxd` 5.0.x) or Incus (Debian's `incus-base`
+//!   6.0.x from bookworm-backports), as [`ServerKind`] says.
 //! - [`certs`]: realistic client/server/CA certificates made with rcgen.
 
 pub mod certs;
 mod cluster;
 mod proc;
+mod server;
 
 pub use cluster::{LxdCluster, OFFLINE_THRESHOLD_SECS, PORT, remove_stale_runs};
+pub use server::ServerKind;
 
 /// 64 bits from the kernel's random source, with a time-based fallback.
 pub(crate) fn random_u64() -> u64 {

@@ -1,8 +1,8 @@
-//! Starts a real 3-member LXD cluster. Fails (never skips) when LXD cannot start.
+//! Starts real 3-member LXD and Incus clusters. Fails (never skips) when a server cannot start.
 
 use std::time::{Duration, Instant};
 
-use testbed::{LxdCluster, certs};
+use testbed::{LxdCluster, ServerKind, certs};
 
 fn status_of(cluster: &LxdCluster, name: &str) -> String {
     let members = cluster.members().expect("listing members");
@@ -16,7 +16,17 @@ fn status_of(cluster: &LxdCluster, name: &str) -> String {
 
 #[test]
 fn three_member_cluster_lifecycle() {
-    let mut cluster = LxdCluster::start(3).expect("starting a 3-member LXD cluster");
+    lifecycle(ServerKind::Lxd);
+}
+
+#[test]
+fn three_member_incus_cluster_lifecycle() {
+    lifecycle(ServerKind::Incus);
+}
+
+fn lifecycle(kind: ServerKind) {
+    let mut cluster = LxdCluster::start_kind(kind, 3).expect("starting a 3-member cluster");
+    assert_eq!(cluster.kind(), kind);
     eprintln!("start(3) took {:?}", cluster.startup_time());
     let run_dir = cluster.run_dir().to_path_buf();
 
@@ -36,7 +46,13 @@ fn three_member_cluster_lifecycle() {
     // The pinned certificate is the shared cluster cert, as GET /1.0 reports it.
     let info = cluster.query("GET", "/1.0", None).expect("GET /1.0");
     assert_eq!(info["environment"]["server_clustered"], true);
-    assert_eq!(info["environment"]["server_version"], "5.0.2");
+    assert_eq!(info["environment"]["server"], kind.name());
+    let version = cluster.server_version().expect("version");
+    let series = match kind {
+        ServerKind::Lxd => "5.0.",
+        ServerKind::Incus => "6.0.",
+    };
+    assert!(version.starts_with(series), "{kind} {version}");
     let reported = info["environment"]["certificate"].as_str().expect("certificate");
     assert_eq!(
         certs::fingerprint_pem(reported).expect("fp"),
@@ -83,7 +99,16 @@ fn three_member_cluster_lifecycle() {
 
 #[test]
 fn standalone_server_is_not_clustered() {
-    let cluster = LxdCluster::start_standalone().expect("starting a standalone LXD");
+    standalone(ServerKind::Lxd);
+}
+
+#[test]
+fn standalone_incus_server_is_not_clustered() {
+    standalone(ServerKind::Incus);
+}
+
+fn standalone(kind: ServerKind) {
+    let cluster = LxdCluster::start_standalone_kind(kind).expect("starting a standalone server");
     eprintln!("start_standalone() took {:?}", cluster.startup_time());
     let info = cluster.query("GET", "/1.0", None).expect("GET /1.0");
     assert_eq!(info["environment"]["server_clustered"], false);
@@ -109,9 +134,18 @@ fn stopping_the_first_member_keeps_the_cluster_usable() {
 
 #[test]
 fn crash_restart_and_cleanup_on_panic() {
+    crash_restart_and_cleanup(ServerKind::Lxd);
+}
+
+#[test]
+fn incus_crash_restart_and_cleanup_on_panic() {
+    crash_restart_and_cleanup(ServerKind::Incus);
+}
+
+fn crash_restart_and_cleanup(kind: ServerKind) {
     let mut holder = None;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut cluster = LxdCluster::start(1).expect("starting a 1-member LXD cluster");
+        let mut cluster = LxdCluster::start_kind(kind, 1).expect("starting a 1-member cluster");
         cluster.kill_member(0).expect("crash node1");
         cluster.start_member(0).expect("restart node1 after a crash");
         assert_eq!(status_of(&cluster, "node1"), "Online");
@@ -122,5 +156,5 @@ fn crash_restart_and_cleanup_on_panic() {
     assert!(result.is_err());
     let (run_dir, pid) = holder.expect("cluster was started");
     assert!(!run_dir.exists(), "{} left behind after a panic", run_dir.display());
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "lxd {pid} still running");
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "{kind} daemon {pid} still running");
 }

@@ -23,6 +23,6 @@ fn start_failure_reports_lxd_output() {
     };
     let _ = std::fs::remove_dir_all(&fake);
     eprintln!("{err}");
-    assert!(err.contains("exited during start-up"), "{err}");
+    assert!(err.contains("lxd for node1 exited during start-up"), "{err}");
     assert!(err.contains("cannot open the database"), "{err}");
 }

@@ -1,5 +1,6 @@
-//! The test bed every scenario shares: one real LXD cluster, the charm assembled from the
-//! binary cargo just built, and the Python `ops` requirer charm. Each scenario gets a `World`:
+//! The test bed every scenario of one suite shares: one real cluster (LXD or Incus, as the
+//! suite says), the charm assembled from the binary cargo just built, and the Python `ops`
+//! requirer charm. Each scenario gets a `World`:
 //! its own simulated Juju model (own model UUID, so its trust entries are its own) and its own
 //! integrator identity trusted in LXD.
 
@@ -9,7 +10,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use testbed::LxdCluster;
+use testbed::{LxdCluster, ServerKind};
 use testbed::certs::{self, Pem};
 
 pub const INTEGRATOR: &str = "lxd-integrator";
@@ -44,7 +45,7 @@ fn decoded_validator(file: &str) -> Result<jsonschema::Validator> {
 }
 
 impl Bed {
-    pub fn start() -> Result<Bed> {
+    pub fn start(kind: ServerKind) -> Result<Bed> {
         let work = std::env::temp_dir().join(format!("lxd-integrator-e2e-{}", std::process::id()));
         std::fs::create_dir_all(&work)?;
         let charm_dir = work.join("charm");
@@ -52,8 +53,9 @@ impl Bed {
         let requirer_dir = repo().join("tests/requirer-charm");
         let setup = std::process::Command::new("sh").arg(requirer_dir.join("setup.sh")).current_dir(&requirer_dir).status()?;
         ensure!(setup.success(), "tests/requirer-charm/setup.sh failed: {setup}");
-        let cluster = LxdCluster::start(MEMBERS).context("starting the LXD cluster (the e2e scenarios need a real one)")?;
-        eprintln!("e2e: LXD cluster of {MEMBERS} up in {:.1?} at {:?}", cluster.startup_time(), cluster.endpoints());
+        let cluster = LxdCluster::start_kind(kind, MEMBERS)
+            .with_context(|| format!("starting the {kind} cluster (the e2e scenarios need a real one)"))?;
+        eprintln!("e2e: {kind} cluster of {MEMBERS} up in {:.1?} at {:?}", cluster.startup_time(), cluster.endpoints());
         Ok(Bed {
             cluster,
             charm_dir,

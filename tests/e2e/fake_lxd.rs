@@ -1,9 +1,13 @@
-//! A fake LXD for what a real cluster cannot show: an older server. It speaks HTTPS (rustls, on
-//! 127.0.0.1 with a `testbed::certs` server certificate the charm pins), answers as a trusted,
-//! non-clustered server with the version and API extensions it was started with, keeps a tiny
-//! trust store (`GET`/`POST`/`DELETE` on `/1.0/certificates`, stored the way LXD 4.0 does:
-//! unrestricted, whatever the request said) and records every request it receives. It can also
-//! trickle one path's answer for ever: headers at once, then a byte now and then.
+//! A fake LXD for what a real cluster cannot show: an older or newer server than Debian's. It
+//! speaks HTTPS (rustls, on 127.0.0.1 with a `testbed::certs` server certificate the charm
+//! pins), answers as a trusted server with the version and API extensions it was started with,
+//! keeps a tiny trust store (`GET`/`POST`/`PATCH`/`DELETE` on `/1.0/certificates`) and records
+//! every request it receives with the status it answered. It can also trickle one path's answer
+//! for ever: headers at once, then a byte now and then.
+//!
+//! How it validates and answers follows the [`Era`] it plays, each rule copied from the
+//! server's source (file and tag named at the rule): LXD 4.0 (the default), LXD 5.21.3+,
+//! LXD 6.9, Incus 6.0.6.
 
 use anyhow::{Context, Result};
 use rustls::ServerConfig;
@@ -31,17 +35,76 @@ pub const LXD_4_0_EXTENSIONS: &[&str] = &[
     "candid_authentication",
 ];
 
+/// API extensions the charm looks at, as LXD 5.21.3 and 6.x have them (`shared/version/api.go`
+/// in canonical/lxd): fine-grained authorization among them.
+pub const LXD_5_21_EXTENSIONS: &[&str] = &[
+    "clustering",
+    "projects",
+    "certificate_project",
+    "certificate_token",
+    "auth_user",
+    "access_management",
+    "cluster_member_state",
+    "oidc",
+    "explicit_trust_token",
+    "access_management_tls",
+];
+pub const LXD_6_9_EXTENSIONS: &[&str] = &[
+    "clustering",
+    "projects",
+    "certificate_project",
+    "certificate_token",
+    "auth_user",
+    "access_management",
+    "cluster_member_state",
+    "oidc",
+    "explicit_trust_token",
+    "access_management_tls",
+    "auth_bearer",
+];
+/// Incus 6.0 (`internal/version/api.go` in lxc/incus): no `access_management`.
+pub const INCUS_6_0_EXTENSIONS: &[&str] =
+    &["clustering", "projects", "certificate_project", "certificate_token", "cluster_member_state", "oidc", "auth_user"];
+
+/// Which server the fake plays; it decides validation and answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// LXD 4.0: duplicates 400; `restricted`/`projects` ignored (stored unrestricted).
+    Lxd4_0,
+    /// LXD 5.21.3+: fine-grained authorization, the name rule, `identities/current` without
+    /// `fine_grained`, a fingerprint held by an identity → 409 `This "identity" entry already
+    /// exists`.
+    Lxd5_21,
+    /// LXD 6.9: as 5.21, plus `password` → 501, `projects` without `restricted` → 400, the
+    /// identity conflict reads `Certificate already exists`, `fine_grained` in the identity.
+    Lxd6_9,
+    /// Incus 6.0.6: `server: incus`, no identities and no name rule, `description` on entries.
+    Incus6_0_6,
+}
+
+impl Era {
+    fn fine_grained_auth(self) -> bool {
+        matches!(self, Era::Lxd5_21 | Era::Lxd6_9)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,
     pub path: String,
     pub body: String,
+    /// The HTTP status the fake answered (0 for a trickled answer).
+    pub status: u16,
 }
 
 #[derive(Default)]
 struct State {
     requests: Vec<Request>,
     store: Vec<Value>,
+    /// Fingerprints a fine-grained identity holds: not in `GET /1.0/certificates` (5.21+).
+    identities: Vec<String>,
+    /// What `GET /1.0/auth/identities/current` answers (LXD 5.21+ only).
+    identity: Option<Value>,
     /// This path's answer is trickled, one byte per interval.
     trickle: Option<(String, Duration)>,
 }
@@ -59,14 +122,24 @@ pub struct FakeLxd {
 
 struct Server {
     name: String,
+    era: Era,
     version: String,
     extensions: Vec<String>,
     cert_pem: String,
     addr: SocketAddr,
+    /// Other members and their statuses; empty: not clustered.
+    members: Vec<(String, String)>,
 }
 
 impl FakeLxd {
+    /// An LXD 4.0-like server of this version and extensions, not clustered.
     pub fn start(version: &str, extensions: &[&str]) -> Result<FakeLxd> {
+        FakeLxd::start_as(Era::Lxd4_0, version, extensions, &[])
+    }
+
+    /// A server of `era`; with `members` (name, status), a cluster whose first member is this
+    /// fake (`Online`) and whose others answer nothing.
+    pub fn start_as(era: Era, version: &str, extensions: &[&str], members: &[(&str, &str)]) -> Result<FakeLxd> {
         let cert = certs::server_cert("fake-lxd", &[])?;
         let chain = vec![CertificateDer::from(cert.cert_der()?)];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certs::pem_to_der(&cert.key_pem)?));
@@ -81,11 +154,13 @@ impl FakeLxd {
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let server = Arc::new(Server {
-            name: "fake-lxd".into(),
+            name: if members.is_empty() { "fake-lxd".into() } else { "node1".into() },
+            era,
             version: version.into(),
             extensions: extensions.iter().map(|e| e.to_string()).collect(),
             cert_pem: cert.cert_pem.clone(),
             addr,
+            members: members.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect(),
         });
         let (thread_state, thread_stop) = (state.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -128,6 +203,30 @@ impl FakeLxd {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).store.clone()
     }
 
+    /// An entry as an operator (or an older server) left it, any name.
+    pub fn seed(&self, name: &str, pem: &str, restricted: bool) -> Result<String> {
+        let fp = certs::fingerprint_pem(pem).context("seed: not a PEM")?;
+        let entry = json!({
+            "name": name, "type": "client", "restricted": restricted, "projects": if restricted { json!(["default"]) } else { json!([]) },
+            "certificate": pem, "fingerprint": fp, "description": "",
+        });
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).store.push(entry);
+        Ok(fp)
+    }
+
+    /// The certificate is held by a fine-grained identity (5.21+): trusted, not listed.
+    pub fn hold_as_identity(&self, pem: &str) -> Result<()> {
+        let fp = certs::fingerprint_pem(pem).context("not a PEM")?;
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).identities.push(fp);
+        Ok(())
+    }
+
+    /// What `GET /1.0/auth/identities/current` answers from now on; it also decides which
+    /// writes the fake allows, as LXD's authorizer would.
+    pub fn set_identity(&self, identity: Value) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).identity = Some(identity);
+    }
+
     /// From now on, `path` (with its query) is answered 200 with a 1 GiB body announced, of
     /// which one byte of [`TRICKLED`] is sent every `every` until the client hangs up: never
     /// silent long enough for a per-read timeout, never done.
@@ -158,7 +257,7 @@ fn serve(config: Arc<ServerConfig>, sock: TcpStream, state: &Mutex<State>, serve
                 return trickle_for_ever(&mut tls, every, stop);
             }
             let (status, body) = answer(&request, state, server);
-            state.lock().unwrap_or_else(|p| p.into_inner()).requests.push(request);
+            state.lock().unwrap_or_else(|p| p.into_inner()).requests.push(Request { status, ..request });
             let head = format!(
                 "HTTP/1.1 {status} Fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 body.len()
@@ -206,7 +305,7 @@ fn parse_request(buf: &[u8]) -> Option<(Request, usize)> {
         return None;
     }
     let body = String::from_utf8_lossy(&buf[end + 4..total]).into_owned();
-    Some((Request { method, path, body }, total))
+    Some((Request { method, path, body, status: 0 }, total))
 }
 
 fn sync(status: u16, metadata: Value) -> (u16, String) {
@@ -217,8 +316,34 @@ fn error(status: u16, text: &str) -> (u16, String) {
     (status, json!({"type": "error", "error": text, "error_code": status}).to_string())
 }
 
+/// Whether the caller may do `entitlement` on the server, as LXD's authorizer decides for a TLS
+/// identity (`lxd/auth/drivers/openfga_model.openfga`: `admin` and `permission_manager` imply
+/// the identity entitlements; an unrestricted certificate may do anything).
+fn allowed(state: &State, server: &Server, entitlement: &str) -> bool {
+    if !server.era.fine_grained_auth() {
+        return true;
+    }
+    let Some(id) = &state.identity else { return true };
+    match id["type"].as_str() {
+        Some("Client certificate (unrestricted)") => true,
+        Some("Client certificate (restricted)") => false,
+        _ => id["effective_permissions"].as_array().is_some_and(|perms| {
+            perms.iter().any(|p| {
+                p["entity_type"] == "server"
+                    && [entitlement, "admin", "permission_manager"].iter().any(|e| p["entitlement"] == json!(e))
+            })
+        }),
+    }
+}
+
+/// A 403 as LXD 5.21+ sends it for a denied caller (`response.Forbidden(nil)`).
+fn forbidden() -> (u16, String) {
+    error(403, "Forbidden")
+}
+
 fn answer(request: &Request, state: &Mutex<State>, server: &Server) -> (u16, String) {
     let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    let era = server.era;
     match (request.method.as_str(), request.path.as_str()) {
         ("GET", "/1.0") => sync(
             200,
@@ -232,33 +357,110 @@ fn answer(request: &Request, state: &Mutex<State>, server: &Server) -> (u16, Str
                 "environment": {
                     "addresses": [server.addr.to_string()],
                     "certificate": server.cert_pem,
-                    "server": "lxd",
+                    "server": if era == Era::Incus6_0_6 { "incus" } else { "lxd" },
                     "server_name": server.name,
-                    "server_clustered": false,
+                    "server_clustered": !server.members.is_empty(),
                     "server_version": server.version,
                     "project": "default",
                 },
             }),
         ),
+        ("GET", "/1.0/cluster/members?recursion=1") if !server.members.is_empty() => {
+            // Incus 6.0.6's messages (`internal/server/db/node.go`): maintenance states share one.
+            let members: Vec<Value> = server
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, (name, status))| {
+                    let url = if i == 0 { format!("https://{}", server.addr) } else { format!("https://127.0.0.1:{}", 9 + i) };
+                    let message = match status.as_str() {
+                        "Online" => "Fully operational",
+                        "Evacuated" | "Evacuating" | "Restoring" => "Unavailable due to maintenance",
+                        _ => "",
+                    };
+                    json!({"server_name": name, "url": url, "status": status, "message": message, "description": "", "roles": [], "database": i == 0})
+                })
+                .collect();
+            sync(200, Value::Array(members))
+        }
+        ("GET", "/1.0/cluster/members?recursion=1") => error(500, "Server is not clustered"),
         ("GET", "/1.0/certificates?recursion=1") => sync(200, Value::Array(state.store.clone())),
+        ("GET", "/1.0/auth/identities/current") if era.fine_grained_auth() => match &state.identity {
+            Some(id) => sync(200, id.clone()),
+            None => sync(200, json!({"type": "Client certificate (unrestricted)", "authentication_method": "tls", "name": "juju", "effective_permissions": []})),
+        },
         ("POST", "/1.0/certificates") => {
             let Ok(body) = serde_json::from_str::<Value>(&request.body) else { return error(400, "invalid JSON") };
+            let name = body["name"].as_str().unwrap_or("");
+            let restricted = body["restricted"].as_bool().unwrap_or(false);
+            let projects = body["projects"].as_array().cloned().unwrap_or_default();
+            // `lxd/certificates.go` `certificatesPost`, in this order (tag lxd-6.9).
+            if era == Era::Lxd6_9 && body["password"].as_str().is_some_and(|p| !p.is_empty()) {
+                return error(501, "Password authentication is no longer supported, please update your client");
+            }
+            if era.fine_grained_auth() && (name.starts_with('-') || name.contains('/')) {
+                let text = format!("Invalid certificate name {}, name must not start with a hyphen or contain forward slashes", json!(name));
+                return error(400, &text);
+            }
+            if era == Era::Lxd6_9 && !projects.is_empty() && !restricted {
+                return error(400, "Projects can only be specified for restricted certificates. Set restricted=true or remove projects");
+            }
+            if !allowed(&state, server, "can_create_identities") {
+                return forbidden();
+            }
             let b64 = body["certificate"].as_str().unwrap_or("");
             let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
             let Ok(der) = certs::pem_to_der(&pem) else { return error(400, "Invalid certificate material") };
             let fp = certs::fingerprint(&der);
             if state.store.iter().any(|e| e["fingerprint"] == json!(fp)) {
-                return error(400, "Certificate already in trust store");
+                let status = if era == Era::Lxd4_0 { 400 } else { 409 };
+                return error(status, "Certificate already in trust store");
             }
-            // LXD 4.0 ignores `restricted` and `projects`.
+            if state.identities.contains(&fp) {
+                return match era {
+                    // `lxd/db/cluster/identities.mapper.go` `CreateIdentity` (5.21.0-6.8).
+                    Era::Lxd5_21 => error(409, "This \"identity\" entry already exists"),
+                    // `lxd/db/cluster/certificates_legacy.go` (6.9+).
+                    _ => error(409, "Certificate already exists"),
+                };
+            }
+            // LXD 4.0 ignores `restricted` and `projects`; later versions store them.
+            let (restricted, projects) = if era == Era::Lxd4_0 { (false, vec![]) } else { (restricted, projects) };
             state.store.push(json!({
-                "name": body["name"], "type": "client", "restricted": false, "projects": [],
-                "certificate": pem, "fingerprint": fp,
+                "name": body["name"], "type": "client", "restricted": restricted, "projects": projects,
+                "certificate": pem, "fingerprint": fp, "description": "",
             }));
             sync(201, json!({}))
         }
+        ("PATCH", path) if path.starts_with("/1.0/certificates/") => {
+            let fp = path["/1.0/certificates/".len()..].to_string();
+            let Ok(patch) = serde_json::from_str::<Value>(&request.body) else { return error(400, "invalid JSON") };
+            if !allowed(&state, server, "can_edit_identities") {
+                return forbidden();
+            }
+            let Some(entry) = state.store.iter_mut().find(|e| e["fingerprint"] == json!(fp)) else {
+                return error(404, "Certificate not found");
+            };
+            // PATCH decodes over the stored entry (`certificatePatch`), then 6.7+ refuses an
+            // unrestricted entry with projects (`doCertificateUpdate`).
+            let mut merged = entry.clone();
+            if let (Some(m), Some(p)) = (merged.as_object_mut(), patch.as_object()) {
+                for (k, v) in p {
+                    m.insert(k.clone(), v.clone());
+                }
+            }
+            let has_projects = merged["projects"].as_array().is_some_and(|p| !p.is_empty());
+            if era == Era::Lxd6_9 && has_projects && merged["restricted"] != json!(true) {
+                return error(400, "Projects can only be specified for restricted certificates");
+            }
+            *entry = merged;
+            sync(200, json!({}))
+        }
         ("DELETE", path) if path.starts_with("/1.0/certificates/") => {
             let fp = &path["/1.0/certificates/".len()..];
+            if !allowed(&state, server, "can_delete_identities") {
+                return forbidden();
+            }
             let before = state.store.len();
             state.store.retain(|e| e["fingerprint"] != json!(fp));
             if state.store.len() == before { error(404, "not found") } else { sync(200, json!({})) }
