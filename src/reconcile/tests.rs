@@ -532,3 +532,32 @@ fn the_plain_key_option_suggests_a_secret_once() {
     let hints = w.agent.logs.iter().filter(|l| l.contains(crate::credentials::MOVE_KEY_TO_SECRET)).count();
     assert_eq!(hints, 1, "{:?}", w.agent.logs);
 }
+
+#[test]
+fn after_a_blocked_pass_the_next_update_status_runs_in_full_and_heals_the_status() {
+    let mut w = secret_world(N1);
+    w.hook("config-changed");
+    // Steady: the next update-status would be quiet.
+    w.hook("update-status");
+    assert_eq!(w.agent.status.0, "active");
+    w.agent.secrets.get_mut(SECRET_ID).expect("secret").granted = false;
+    w.hook("update-status");
+    assert_eq!(w.agent.status.0, "blocked");
+    // Granted again, nothing else changed: the pass must not be skipped as "steady".
+    w.agent.secrets.get_mut(SECRET_ID).expect("secret").granted = true;
+    w.hook("update-status");
+    assert_eq!(w.agent.status, ("active".into(), "2/2 members online, 0 clients trusted".into()));
+}
+
+#[test]
+fn after_an_outage_the_next_update_status_runs_in_full_and_heals_the_status() {
+    let (mut w, _) = quiet_world(1, true);
+    w.cluster().up.insert(N1.into(), false);
+    w.cluster().up.insert(N2.into(), false);
+    w.hook("update-status");
+    assert_eq!(w.agent.status.0, "waiting");
+    w.cluster().up.insert(N1.into(), true);
+    w.cluster().up.insert(N2.into(), true);
+    w.hook("update-status");
+    assert_eq!(w.agent.status.0, "active", "{}", w.agent.status.1);
+}
