@@ -12,6 +12,7 @@ mod proxy;
 mod operator;
 mod packed;
 mod scenarios;
+mod secrets;
 mod upgrade;
 
 use bed::Bed;
@@ -37,7 +38,7 @@ fn main() {
     let mut args = Arguments::from_args();
     // One cluster, one scenario at a time.
     args.test_threads = Some(1);
-    let scenarios = [scenarios::all(), operator::all(), faults::all(), packed::all(), upgrade::all(), juju29::all()];
+    let scenarios = [scenarios::all(), operator::all(), faults::all(), packed::all(), upgrade::all(), juju29::all(), secrets::all()];
     let trials = scenarios.into_iter().flatten().map(|(name, f)| trial(name, f)).collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // Stop the daemons before exiting: statics are never dropped.
