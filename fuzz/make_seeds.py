@@ -120,6 +120,7 @@ def main():
 
     full = json.dumps({"lxd_endpoint": "10.0.0.9:9443", "lxd_client_cert": pem(leaf2), "lxd_client_key": key_pem(leaf_key),
                        "lxd_server_cert": pem(server), "trust-projects": "default"})
+    with_secret = json.dumps(dict(json.loads(full), **{"lxd-credentials-secret": "secret:cn3q8gvmp25c7bt7nqkg"}))
     for name, (mode, cred, conf) in {
         "trusted": (0, spec(), "{}"),
         "trusted_and_config": (0, spec(), full),
@@ -129,6 +130,14 @@ def main():
         "no_endpoint": (0, spec(endpoint=""), json.dumps({"lxd_endpoint": "[fd00::1]"})),
         "bad_endpoint": (1, "", full.replace("10.0.0.9:9443", "ftp://x")),
         "other_failure": (3, "ERROR something else", "null"),
+        # Mode / 4 picks secret-get's answer; its content is the credential-get stdout.
+        "secret": (1, json.dumps({"endpoint": "10.0.0.7", "client-cert": pem(leaf), "client-key": key_pem(leaf_key),
+                                  "server-cert": pem(server)}), with_secret),
+        "secret_incomplete": (1, json.dumps({"endpoint": "10.0.0.7", "client-cert": pem(leaf)}), with_secret),
+        "secret_not_granted": (1 + 4, "", with_secret),
+        "secret_unsupported": (1 + 8, "", with_secret),
+        "secret_not_found": (1 + 12, "", with_secret),
+        "secret_malformed": (1, "", json.dumps({"lxd-credentials-secret": "my-creds"})),
     }.items():
         write("credentials", name, bytes([mode]) + cred.encode() + b"\0" + conf.encode())
 

@@ -1,12 +1,28 @@
 //! Where the LXD credentials come from.
 //!
-//! Precedence: the cloud credential Juju grants with `juju trust` (`credential-get`) wins when it
-//! is an LXD certificate credential; otherwise the four `lxd_*` config options, which must then
-//! be set together. Both are re-read on every hook, so rotation and revocation are noticed.
+//! Precedence, first usable wins:
+//! 1. the cloud credential Juju grants with `juju trust` (`credential-get`), when it is an LXD
+//!    certificate credential;
+//! 2. the Juju user secret named by `lxd-credentials-secret` (Juju >= 3.3), whose keys
+//!    `endpoint`, `client-cert`, `client-key` and `server-cert` must all be set. A secret that
+//!    is set but cannot be used (malformed URI, not granted, removed, a key missing) blocks:
+//!    it never falls through to the options below, which the operator meant to replace;
+//! 3. the four `lxd_*` config options, which must then be set together.
+//!
+//! All are re-read on every hook, so rotation and revocation are noticed.
 
-use crate::config::Config;
+use crate::config::{Config, OPT_SECRET, SecretSetting, SecretUri};
 use crate::endpoint::{Endpoint, EndpointError};
-use crate::hook_tools::CredentialAnswer;
+use crate::hook_tools::{CredentialAnswer, SecretAnswer};
+
+/// The keys of the credentials secret. They match Juju's secret key pattern
+/// `^([a-z](?:-?[a-z0-9]){2,})$` (juju/juju `core/secrets/createsecret.go` `keyRegExp`) and
+/// mirror `credential-get`'s attribute names.
+pub const SECRET_ENDPOINT: &str = "endpoint";
+pub const SECRET_CERT: &str = "client-cert";
+pub const SECRET_KEY: &str = "client-key";
+pub const SECRET_SERVER_CERT: &str = "server-cert";
+pub const SECRET_KEYS: [&str; 4] = [SECRET_ENDPOINT, SECRET_CERT, SECRET_KEY, SECRET_SERVER_CERT];
 
 /// The TLS material for one LXD: kept in memory only, never logged (Debug redacts it).
 #[derive(Clone, PartialEq, Eq)]
@@ -27,6 +43,8 @@ impl std::fmt::Debug for TlsCredentials {
 pub enum Source {
     /// `juju trust` and `credential-get`.
     Trust,
+    /// The Juju user secret named by `lxd-credentials-secret`.
+    Secret,
     /// The `lxd_*` config options.
     Config,
 }
@@ -36,6 +54,7 @@ impl Source {
     fn endpoint_option(self) -> &'static str {
         match self {
             Source::Trust => "the cloud credential's endpoint",
+            Source::Secret => "the secret's endpoint key",
             Source::Config => OPT_ENDPOINT,
         }
     }
@@ -52,6 +71,7 @@ impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Source::Trust => "juju trust",
+            Source::Secret => "secret",
             Source::Config => "config",
         })
     }
@@ -83,6 +103,24 @@ pub enum CredentialProblem {
     /// TLS material that cannot be used, named by where it is set; the reason never quotes it.
     #[error("{where_} is unusable: {why}")]
     UnusableMaterial { where_: &'static str, why: String },
+    /// `lxd-credentials-secret` is set to something that is not a secret URI (never quoted:
+    /// it may be a value pasted in the wrong place).
+    #[error("{OPT_SECRET} is not a secret URI; set it to the ID juju add-secret printed (secret:…)")]
+    BadSecretUri,
+    /// No `secret-get` here: a Juju before 3.0 (user secrets need 3.3).
+    #[error("{OPT_SECRET} needs Juju 3.3+ user secrets; unset it and use juju trust or the lxd_* options")]
+    SecretsUnsupported,
+    #[error("{secret} not granted; run: juju grant-secret {secret} {app}")]
+    SecretNotGranted { secret: SecretUri, app: String },
+    #[error("{0} not found; juju add-secret a new one and set {OPT_SECRET} to its ID")]
+    SecretNotFound(SecretUri),
+    /// Keys of the secret that are missing or blank, in `SECRET_KEYS` order.
+    #[error("{secret} lacks key{} {}; update it with all four keys", if .missing.len() == 1 { "" } else { "s" }, .missing.join(", "))]
+    SecretIncomplete { secret: SecretUri, missing: Vec<&'static str> },
+    /// The secret was not read although the config names it (a caller's mistake; the next
+    /// hook reads it).
+    #[error("{0} was not read; retrying")]
+    SecretUnread(SecretUri),
 }
 
 /// Refuses a client certificate outside its validity period. Unparsable material is left to
@@ -176,25 +214,104 @@ fn from_config(config: &Config) -> Result<Option<Credentials>, CredentialProblem
     }))
 }
 
-/// What the charm should use, and a note for the log when the cloud credential was passed over.
-pub fn resolve(answer: &CredentialAnswer, config: &Config) -> (Result<Credentials, CredentialProblem>, Option<String>) {
+/// The secret named by the config, as this application read it.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretRead<'a> {
+    /// This application, for the `juju grant-secret` a status names.
+    pub app: &'a str,
+    pub answer: &'a SecretAnswer,
+}
+
+/// The secret a pass must read, if any: the one the config names, only when the cloud
+/// credential is not usable (trust wins, so the secret is not even read then).
+pub fn secret_to_read<'c>(answer: &CredentialAnswer, config: &'c Config) -> Option<&'c SecretUri> {
+    if let CredentialAnswer::Granted(spec) = answer
+        && from_cloud(spec, config).is_ok()
+    {
+        return None;
+    }
+    match &config.credentials_secret {
+        Some(SecretSetting::Uri(uri)) => Some(uri),
+        _ => None,
+    }
+}
+
+/// Logged (once) when the private key sits in plain charm config.
+pub const MOVE_KEY_TO_SECRET: &str = "the LXD client key is plain charm config (lxd_client_key); with Juju 3.3+ keep the credentials in a user secret instead (lxd-credentials-secret, see the README, Credentials)";
+
+/// What the charm should use, and a note for the log: why the cloud credential was passed
+/// over, what was set but not used, that the key would be safer in a secret. `secret` is the
+/// answer for `secret_to_read`'s secret, when it asked for one.
+pub fn resolve(answer: &CredentialAnswer, secret: Option<SecretRead>, config: &Config) -> (Result<Credentials, CredentialProblem>, Option<String>) {
+    let mut notes: Vec<String> = Vec::new();
     let cloud = match answer {
         CredentialAnswer::Granted(spec) => Some(from_cloud(spec, config)),
         CredentialAnswer::NotTrusted | CredentialAnswer::Unsupported => None,
     };
-    match cloud {
-        Some(Ok(creds)) => (Ok(creds), None),
-        Some(Err(why)) => match from_config(config) {
-            Ok(Some(creds)) => (Ok(creds), Some(format!("cloud credential not usable ({why}); using config"))),
-            Ok(None) => (Err(CredentialProblem::UnusableCloudCredential(why)), None),
-            Err(e) => (Err(e), None),
-        },
+    let unusable_cloud = match cloud {
+        Some(Ok(creds)) => {
+            if config.credentials_secret.is_some() {
+                notes.push(format!("{OPT_SECRET} is set but not read: the juju trust credential is in use"));
+            }
+            return (Ok(creds), join(notes));
+        }
+        Some(Err(why)) => Some(why),
+        None => None,
+    };
+    let result = match &config.credentials_secret {
+        // Set: the secret or a status, never the plain options.
+        Some(setting) => {
+            if [&config.endpoint, &config.client_cert, &config.client_key, &config.server_cert].iter().any(|o| o.is_some()) {
+                notes.push(format!("the lxd_* options are ignored while {OPT_SECRET} is set"));
+            }
+            from_secret(setting, secret)
+        }
         None => match from_config(config) {
-            Ok(Some(creds)) => (Ok(creds), None),
-            Ok(None) => (Err(CredentialProblem::Missing), None),
-            Err(e) => (Err(e), None),
+            Ok(Some(creds)) => {
+                notes.push(MOVE_KEY_TO_SECRET.to_string());
+                Ok(creds)
+            }
+            Ok(None) => Err(match &unusable_cloud {
+                Some(why) => CredentialProblem::UnusableCloudCredential(why.clone()),
+                None => CredentialProblem::Missing,
+            }),
+            Err(e) => Err(e),
         },
+    };
+    if let (Some(why), Ok(creds)) = (&unusable_cloud, &result) {
+        notes.insert(0, format!("cloud credential not usable ({why}); using {}", creds.source));
     }
+    (result, join(notes))
+}
+
+fn join(notes: Vec<String>) -> Option<String> {
+    (!notes.is_empty()).then(|| notes.join("; "))
+}
+
+/// Credentials from the secret's content: all four keys, or a status naming what is wrong.
+fn from_secret(setting: &SecretSetting, read: Option<SecretRead>) -> Result<Credentials, CredentialProblem> {
+    let uri = match setting {
+        SecretSetting::Malformed => return Err(CredentialProblem::BadSecretUri),
+        SecretSetting::Uri(uri) => uri,
+    };
+    let Some(read) = read else { return Err(CredentialProblem::SecretUnread(uri.clone())) };
+    let content = match read.answer {
+        SecretAnswer::Unsupported => return Err(CredentialProblem::SecretsUnsupported),
+        SecretAnswer::NotGranted => return Err(CredentialProblem::SecretNotGranted { secret: uri.clone(), app: read.app.to_string() }),
+        SecretAnswer::NotFound => return Err(CredentialProblem::SecretNotFound(uri.clone())),
+        SecretAnswer::Content(content) => content,
+    };
+    let value = |k: &str| content.0.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let missing: Vec<&'static str> = SECRET_KEYS.into_iter().filter(|k| value(k).is_none()).collect();
+    let (Some(ep), Some(cert), Some(key), Some(server)) = (value(SECRET_ENDPOINT), value(SECRET_CERT), value(SECRET_KEY), value(SECRET_SERVER_CERT)) else {
+        return Err(CredentialProblem::SecretIncomplete { secret: uri.clone(), missing });
+    };
+    let endpoint = Endpoint::parse(ep).map_err(|error| CredentialProblem::BadEndpoint { origin: Source::Secret, error })?;
+    Ok(Credentials {
+        endpoint,
+        tls: TlsCredentials { client_cert_pem: cert.to_string(), client_key_pem: key.to_string(), server_cert_pem: server.to_string() },
+        source: Source::Secret,
+    })
 }
 
 #[cfg(test)]
@@ -232,7 +349,7 @@ mod tests {
 
     #[test]
     fn trust_wins_over_config() {
-        let (got, note) = resolve(&CredentialAnswer::Granted(spec()), &full_config());
+        let (got, note) = resolve(&CredentialAnswer::Granted(spec()), None, &full_config());
         let creds = got.expect("usable");
         assert_eq!(creds.source, Source::Trust);
         assert_eq!(creds.endpoint.url(), "https://10.0.0.1:8443");
@@ -243,7 +360,7 @@ mod tests {
     #[test]
     fn config_is_the_fallback_when_not_trusted_or_unsupported() {
         for answer in [CredentialAnswer::NotTrusted, CredentialAnswer::Unsupported] {
-            let creds = resolve(&answer, &full_config()).0.expect("usable");
+            let creds = resolve(&answer, None, &full_config()).0.expect("usable");
             assert_eq!(creds.source, Source::Config);
             assert_eq!(creds.endpoint.url(), "https://10.0.0.9:9443");
         }
@@ -251,21 +368,21 @@ mod tests {
 
     #[test]
     fn nothing_at_all_asks_for_juju_trust() {
-        let (got, _) = resolve(&CredentialAnswer::NotTrusted, &config(&[]));
+        let (got, _) = resolve(&CredentialAnswer::NotTrusted, None, &config(&[]));
         let err = got.expect_err("missing");
         assert_eq!(err.to_string(), "Missing credentials access; grant with: juju trust");
     }
 
     #[test]
     fn a_partial_config_names_what_is_missing() {
-        let (got, _) = resolve(&CredentialAnswer::NotTrusted, &config(&[(OPT_ENDPOINT, "x"), (OPT_KEY, " ")]));
+        let (got, _) = resolve(&CredentialAnswer::NotTrusted, None, &config(&[(OPT_ENDPOINT, "x"), (OPT_KEY, " ")]));
         assert_eq!(got.expect_err("partial").to_string(), "config incomplete: set lxd_client_cert, lxd_client_key, lxd_server_cert");
     }
 
     #[test]
     fn a_bad_config_endpoint_is_named() {
         let c = Config { endpoint: Some("ftp://x".into()), ..full_config() };
-        let (got, _) = resolve(&CredentialAnswer::NotTrusted, &c);
+        let (got, _) = resolve(&CredentialAnswer::NotTrusted, None, &c);
         let said = got.expect_err("bad").to_string();
         assert!(said.starts_with("lxd_endpoint uses a scheme other than https"), "{said}");
         assert!(!said.contains("ftp"), "the value is never quoted: {said}");
@@ -274,10 +391,10 @@ mod tests {
     #[test]
     fn a_non_lxd_cloud_falls_back_to_config_and_says_why() {
         let aws = json!({"type": "ec2", "credential": {"auth-type": "access-key", "attrs": {}}});
-        let (got, note) = resolve(&CredentialAnswer::Granted(aws.clone()), &full_config());
+        let (got, note) = resolve(&CredentialAnswer::Granted(aws.clone()), None, &full_config());
         assert_eq!(got.expect("config").source, Source::Config);
         assert!(note.expect("note").contains("\"ec2\""));
-        let (got, _) = resolve(&CredentialAnswer::Granted(aws), &config(&[]));
+        let (got, _) = resolve(&CredentialAnswer::Granted(aws), None, &config(&[]));
         assert!(matches!(got, Err(CredentialProblem::UnusableCloudCredential(_))));
     }
 
@@ -285,9 +402,9 @@ mod tests {
     fn a_cloud_without_endpoint_may_take_it_from_config() {
         let mut s = spec();
         s["endpoint"] = json!("");
-        let (got, _) = resolve(&CredentialAnswer::Granted(s.clone()), &config(&[(OPT_ENDPOINT, "[fd00::1]")]));
+        let (got, _) = resolve(&CredentialAnswer::Granted(s.clone()), None, &config(&[(OPT_ENDPOINT, "[fd00::1]")]));
         assert_eq!(got.expect("usable").endpoint.url(), "https://[fd00::1]:8443");
-        let (got, _) = resolve(&CredentialAnswer::Granted(s), &config(&[]));
+        let (got, _) = resolve(&CredentialAnswer::Granted(s), None, &config(&[]));
         assert!(matches!(got, Err(CredentialProblem::UnusableCloudCredential(_))));
     }
 
@@ -295,7 +412,7 @@ mod tests {
     fn an_expired_client_certificate_is_named_as_such() {
         let old = crate::certs::test_certs::expired("old");
         let fresh = crate::certs::test_certs::client("fresh");
-        let mut creds = resolve(&CredentialAnswer::Granted(spec()), &config(&[])).0.expect("usable");
+        let mut creds = resolve(&CredentialAnswer::Granted(spec()), None, &config(&[])).0.expect("usable");
         creds.tls.client_cert_pem = old.cert_pem;
         let err = check_validity(&creds, crate::certs::now_unix()).expect_err("expired");
         assert_eq!(err.to_string(), "juju trust client certificate is expired or not yet valid; rotate the credential");
@@ -303,9 +420,84 @@ mod tests {
         assert_eq!(check_validity(&creds, crate::certs::now_unix()), Ok(()));
     }
 
+    const URI: &str = "secret:cn3q8gvmp25c7bt7nqkg";
+
+    fn with_secret(mut c: Config) -> Config {
+        c.credentials_secret = crate::config::SecretUri::parse(URI).map(SecretSetting::Uri);
+        c
+    }
+
+    fn content(pairs: &[(&str, &str)]) -> SecretAnswer {
+        SecretAnswer::Content(crate::hook_tools::SecretContent(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    }
+
+    fn full_secret() -> SecretAnswer {
+        content(&[(SECRET_ENDPOINT, "10.0.0.7"), (SECRET_CERT, "SC"), (SECRET_KEY, "SK\n"), (SECRET_SERVER_CERT, "SS")])
+    }
+
+    fn read(answer: &SecretAnswer) -> Option<SecretRead<'_>> {
+        Some(SecretRead { app: "lxd-integrator", answer })
+    }
+
+    #[test]
+    fn the_secret_comes_between_trust_and_the_plain_options() {
+        let secret = full_secret();
+        // Trust wins, and the secret is not even read.
+        let trusted = CredentialAnswer::Granted(spec());
+        assert_eq!(secret_to_read(&trusted, &with_secret(full_config())), None);
+        let (got, note) = resolve(&trusted, None, &with_secret(full_config()));
+        assert_eq!(got.expect("usable").source, Source::Trust);
+        assert_eq!(note.as_deref(), Some("lxd-credentials-secret is set but not read: the juju trust credential is in use"));
+        // Without trust the secret wins over the plain options, which are said to be ignored.
+        let cfg = with_secret(full_config());
+        assert_eq!(secret_to_read(&CredentialAnswer::NotTrusted, &cfg).map(|u| u.as_str()), Some(URI));
+        let (got, note) = resolve(&CredentialAnswer::NotTrusted, read(&secret), &cfg);
+        let creds = got.expect("usable");
+        assert_eq!((creds.source, creds.endpoint.url(), creds.tls.client_key_pem.as_str()), (Source::Secret, "https://10.0.0.7:8443".to_string(), "SK"));
+        assert_eq!(note.as_deref(), Some("the lxd_* options are ignored while lxd-credentials-secret is set"));
+        // A cloud credential of another cloud is passed over for the secret, and said so.
+        let aws = CredentialAnswer::Granted(json!({"type": "ec2", "credential": {"auth-type": "access-key", "attrs": {}}}));
+        assert!(secret_to_read(&aws, &cfg).is_some());
+        let (got, note) = resolve(&aws, read(&secret), &with_secret(config(&[])));
+        assert_eq!(got.expect("usable").source, Source::Secret);
+        assert!(note.is_some_and(|n| n.starts_with("cloud credential not usable (cloud type \"ec2\" is not lxd); using secret")));
+        // No secret option: nothing to read.
+        assert_eq!(secret_to_read(&CredentialAnswer::NotTrusted, &full_config()), None);
+    }
+
+    #[test]
+    fn a_secret_that_cannot_be_used_blocks_naming_the_fix_and_never_falls_through() {
+        let config = with_secret(full_config());
+        let said = |answer: &SecretAnswer| resolve(&CredentialAnswer::NotTrusted, read(answer), &config).0.expect_err("blocked").to_string();
+        assert_eq!(said(&SecretAnswer::NotGranted), format!("{URI} not granted; run: juju grant-secret {URI} lxd-integrator"));
+        assert_eq!(said(&SecretAnswer::NotFound), format!("{URI} not found; juju add-secret a new one and set lxd-credentials-secret to its ID"));
+        assert_eq!(said(&SecretAnswer::Unsupported), "lxd-credentials-secret needs Juju 3.3+ user secrets; unset it and use juju trust or the lxd_* options");
+        assert_eq!(said(&content(&[(SECRET_ENDPOINT, "10.0.0.7"), (SECRET_CERT, "C"), (SECRET_KEY, " ")])), format!("{URI} lacks keys client-key, server-cert; update it with all four keys"));
+        assert_eq!(said(&content(&[(SECRET_ENDPOINT, "x"), (SECRET_CERT, "C"), (SECRET_KEY, "K")])), format!("{URI} lacks key server-cert; update it with all four keys"));
+        let bad_endpoint = said(&content(&[(SECRET_ENDPOINT, "ftp://x"), (SECRET_CERT, "C"), (SECRET_KEY, "K"), (SECRET_SERVER_CERT, "S")]));
+        assert!(bad_endpoint.starts_with("the secret's endpoint key uses a scheme other than https"), "{bad_endpoint}");
+        // Not a URI: said, never quoted, never read.
+        let mut malformed = full_config();
+        malformed.credentials_secret = Some(SecretSetting::Malformed);
+        assert_eq!(secret_to_read(&CredentialAnswer::NotTrusted, &malformed), None);
+        let err = resolve(&CredentialAnswer::NotTrusted, None, &malformed).0.expect_err("blocked");
+        assert_eq!(err, CredentialProblem::BadSecretUri);
+        // Every message fits juju status whole.
+        for answer in [SecretAnswer::NotGranted, SecretAnswer::NotFound, SecretAnswer::Unsupported, content(&[])] {
+            assert!(said(&answer).chars().count() <= crate::limits::STATUS_CHARS, "{}", said(&answer));
+        }
+    }
+
+    #[test]
+    fn plain_key_options_suggest_a_secret() {
+        let (got, note) = resolve(&CredentialAnswer::NotTrusted, None, &full_config());
+        assert_eq!(got.expect("usable").source, Source::Config);
+        assert_eq!(note.as_deref(), Some(MOVE_KEY_TO_SECRET));
+    }
+
     #[test]
     fn debug_never_shows_key_material() {
-        let creds = resolve(&CredentialAnswer::Granted(spec()), &config(&[])).0.expect("usable");
+        let creds = resolve(&CredentialAnswer::Granted(spec()), None, &config(&[])).0.expect("usable");
         let shown = format!("{creds:?}");
         assert!(!shown.contains("KEY") && !shown.contains("CERT"), "{shown}");
     }

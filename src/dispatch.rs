@@ -45,6 +45,8 @@ pub const RECONCILE_HOOKS: &[&str] = &[
     "update-status",
     "leader-elected",
     "leader-settings-changed",
+    // A new revision of the credentials secret: read it with --refresh and reconcile.
+    "secret-changed",
     "api-relation-created",
     "api-relation-joined",
     "api-relation-changed",

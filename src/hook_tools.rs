@@ -123,6 +123,32 @@ pub enum CredentialAnswer {
     Unsupported,
 }
 
+/// The content of a secret revision, key → value. It holds the client key: kept in memory,
+/// and Debug names the keys only.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretContent(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for SecretContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// What `secret-get` said about a user secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretAnswer {
+    Content(SecretContent),
+    /// `ERROR permission denied`: the secret is not granted to this application
+    /// (juju/juju `apiserver/facades/agent/secretsmanager/secrets.go`: `canRead` fails with
+    /// `apiservererrors.ErrPerm`).
+    NotGranted,
+    /// `ERROR secret "secret:<id>" not found`: no such secret, or it was removed
+    /// (`state/secrets.go` `GetSecret`: `errors.NotFoundf("secret %q", uri)`).
+    NotFound,
+    /// No `secret-get` on this Juju (before 3.0).
+    Unsupported,
+}
+
 /// What a pass reads before it can connect to LXD.
 #[derive(Debug)]
 pub struct ConnectionInputs {
@@ -155,6 +181,16 @@ mod reads {
     pub fn state_get() -> Read {
         Read::new("state-get", &["--format=json"])
     }
+    /// `secret-get <uri> --format=json [--refresh]`: every key of the revision this unit
+    /// tracks, or with `--refresh` of the latest revision, which it tracks from then on
+    /// (juju/juju `internal/worker/uniter/runner/jujuc/secret-get.go`).
+    pub fn secret_get(uri: &str, refresh: bool) -> Read {
+        let mut args = vec![uri, "--format=json"];
+        if refresh {
+            args.push("--refresh");
+        }
+        Read::new("secret-get", &args)
+    }
     pub fn relation_ids(endpoint: &str) -> Read {
         Read::new("relation-ids", &[endpoint, "--format=json"])
     }
@@ -174,7 +210,7 @@ mod reads {
 
 /// What each read's answer means.
 mod decode {
-    use super::{CredentialAnswer, Databag, ToolError, ToolOutput, checked, parse_relation_id};
+    use super::{CredentialAnswer, Databag, SecretAnswer, SecretContent, ToolError, ToolOutput, checked, parse_relation_id};
     use std::collections::BTreeMap;
 
     pub fn json<T: serde::de::DeserializeOwned>(tool: &str, out: Result<ToolOutput, ToolError>) -> Result<T, ToolError> {
@@ -197,6 +233,34 @@ mod decode {
         serde_json::from_slice(&out.stdout)
             .map(CredentialAnswer::Granted)
             .map_err(|e| ToolError::Output { tool: "credential-get".into(), detail: e.to_string() })
+    }
+
+    /// `secret-get`: the content, or why there is none that the operator can fix. Nothing it
+    /// printed is ever quoted in an error: it may hold the key.
+    pub fn secret(out: Result<ToolOutput, ToolError>) -> Result<SecretAnswer, ToolError> {
+        let out = match out {
+            Err(ToolError::Missing(_)) => return Ok(SecretAnswer::Unsupported),
+            other => other?,
+        };
+        if out.code != 0 {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if stderr.contains("permission denied") {
+                return Ok(SecretAnswer::NotGranted);
+            }
+            if stderr.contains(" not found") {
+                return Ok(SecretAnswer::NotFound);
+            }
+            return Err(ToolError::Failed { tool: "secret-get".into(), code: out.code, stderr: stderr.trim().to_string() });
+        }
+        let unexpected = || ToolError::Output { tool: "secret-get".into(), detail: "not a JSON object of strings".into() };
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| unexpected())?;
+        let serde_json::Value::Object(map) = value else { return Err(unexpected()) };
+        let mut content = BTreeMap::new();
+        for (k, v) in map {
+            let serde_json::Value::String(v) = v else { return Err(unexpected()) };
+            content.insert(k, v);
+        }
+        Ok(SecretAnswer::Content(SecretContent(content)))
     }
 
     /// A JSON object (or null) from `tool`.
@@ -319,6 +383,11 @@ impl<'a> Juju<'a> {
     /// The whole databag of `member` (a unit or, with `app`, an application).
     pub fn relation_get(&mut self, rel: u32, member: &str, app: bool) -> Result<Databag, ToolError> {
         self.read(reads::relation_get(rel, member, app), decode::databag)
+    }
+
+    /// The user secret at `uri` (`--refresh`: its latest revision, tracked from now on).
+    pub fn secret_get(&mut self, uri: &str, refresh: bool) -> Result<SecretAnswer, ToolError> {
+        self.read(reads::secret_get(uri, refresh), decode::secret)
     }
 
     /// Credentials, config and the state cache, read at once.
@@ -524,6 +593,29 @@ mod tests {
         let mut t = ScriptedTools::default();
         t.answers.push(("credential-get".into(), fail(1, "ERROR connection refused\n")));
         assert!(matches!(Juju::new(&mut t).credential_get(), Err(ToolError::Failed { .. })));
+    }
+
+    #[test]
+    fn secret_get_tells_content_from_what_the_operator_must_fix() {
+        let uri = "secret:cn3q8gvmp25c7bt7nqkg";
+        let get = |answer: Option<ToolOutput>| {
+            let mut t = ScriptedTools::default();
+            t.answers.extend(answer.map(|a| ("secret-get".to_string(), a)));
+            let got = Juju::new(&mut t).secret_get(uri, true);
+            (got, t.calls)
+        };
+        let (got, calls) = get(Some(ok("{\"client-key\":\"KEY\",\"endpoint\":\"https://x\"}\n")));
+        let Ok(SecretAnswer::Content(content)) = got else { panic!("{got:?}") };
+        assert_eq!(content.0["client-key"], "KEY");
+        assert_eq!(format!("{content:?}"), "{\"client-key\", \"endpoint\"}", "Debug names keys only");
+        assert_eq!(calls[0].1, [uri, "--format=json", "--refresh"]);
+        assert_eq!(get(Some(fail(1, "ERROR permission denied\n"))).0.ok(), Some(SecretAnswer::NotGranted));
+        assert_eq!(get(Some(fail(1, &format!("ERROR secret \"{uri}\" not found\n")))).0.ok(), Some(SecretAnswer::NotFound));
+        assert_eq!(get(None).0.ok(), Some(SecretAnswer::Unsupported), "no secret-get before Juju 3.0");
+        assert!(matches!(get(Some(fail(1, "ERROR connection is shut down\n"))).0, Err(ToolError::Failed { .. })));
+        // Output that is not a map of strings is refused without quoting it.
+        let Err(err) = get(Some(ok("{\"client-key\": 42, \"x\": \"KEY-MATERIAL\"}"))).0 else { panic!("accepted") };
+        assert!(!err.to_string().contains("KEY-MATERIAL") && !err.to_string().contains("42"), "{err}");
     }
 
     #[test]

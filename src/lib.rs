@@ -4,7 +4,8 @@
 //! Every hook runs one pass (`reconcile`), as typed stages:
 //!
 //! ```text
-//! dispatch ─ HookContext ─▶ reconcile::inputs   credentials, config, state cache (read once)
+//! dispatch ─ HookContext ─▶ reconcile::inputs   credentials, config, state cache (read once);
+//!                                               then the credentials secret, if one is named
 //!                           reconcile::observe  LXD: server, members, trust store    ┐ at once
 //!                           reconcile::inputs   leadership, relations, databags     ┘
 //!                           requests            what requirers ask for (bounded)

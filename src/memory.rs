@@ -43,6 +43,18 @@ pub struct Action {
     pub failed: Option<String>,
 }
 
+/// A user secret as the agent answers `secret-get` for it (juju/juju
+/// `apiserver/facades/agent/secretsmanager/secrets.go`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Secret {
+    /// The content of each revision, oldest first (revision n is `revisions[n - 1]`).
+    pub revisions: Vec<BTreeMap<String, String>>,
+    /// Granted to this unit's application (`juju grant-secret`).
+    pub granted: bool,
+    /// The revision this unit tracks, once it read the secret.
+    pub tracked: Option<usize>,
+}
+
 /// One hook-tool call exactly as the charm made it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Call {
@@ -141,6 +153,10 @@ pub struct Agent {
     pub action: Option<Action>,
     /// Every call, refused ones included.
     pub calls: Vec<Call>,
+    /// User secrets by ID (the part after `secret:`).
+    pub secrets: BTreeMap<String, Secret>,
+    /// Whether `secret-get` exists (Juju >= 3.0).
+    pub secrets_available: bool,
 }
 
 impl Default for Agent {
@@ -160,6 +176,8 @@ impl Default for Agent {
             version: None,
             action: None,
             calls: Vec::new(),
+            secrets: BTreeMap::new(),
+            secrets_available: true,
         }
     }
 }
@@ -195,6 +213,47 @@ impl Agent {
     /// Starts running an action with `params`.
     pub fn start_action(&mut self, params: BTreeMap<String, serde_json::Value>) {
         self.action = Some(Action { params, ..Action::default() });
+    }
+
+    /// A user secret `id` (20 characters of `0-9a-v`) granted to this application, at
+    /// revision 1; returns its URI, `secret:<id>`.
+    pub fn add_secret(&mut self, id: &str, content: &[(&str, &str)]) -> String {
+        let revision = content.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.secrets.insert(id.into(), Secret { revisions: vec![revision], granted: true, tracked: None });
+        format!("secret:{id}")
+    }
+
+    /// A new revision of secret `id` holding exactly `content`.
+    pub fn update_secret(&mut self, id: &str, content: &[(&str, &str)]) {
+        if let Some(s) = self.secrets.get_mut(id) {
+            s.revisions.push(content.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        }
+    }
+
+    /// `secret-get <uri> [key] [--peek|--refresh]`, as a consumer sees it: not found, then not
+    /// granted, then the tracked revision (the first read tracks the latest).
+    fn secret_get(&mut self, args: &Args) -> Result<ToolOutput, ToolError> {
+        let uri = args.positional.first().map_or("", String::as_str);
+        let id = uri.strip_prefix("secret:").unwrap_or(uri);
+        let id = id.rsplit('/').next().unwrap_or(id);
+        let Some(secret) = self.secrets.get_mut(id) else { return fail(1, &format!("secret \"secret:{id}\" not found")) };
+        if !secret.granted {
+            return fail(1, "permission denied");
+        }
+        let latest = secret.revisions.len();
+        let refresh = args.has("--refresh") || secret.tracked.is_none();
+        let revision = if refresh || args.has("--peek") { latest } else { secret.tracked.unwrap_or(latest) };
+        if refresh {
+            secret.tracked = Some(latest);
+        }
+        let content = secret.revisions.get(revision.saturating_sub(1)).cloned().unwrap_or_default();
+        match args.positional.get(1) {
+            Some(key) => match content.get(key) {
+                Some(v) => ok_json(v),
+                None => fail(1, &format!("secret key value {key:?} not found")),
+            },
+            None => ok_json(&content),
+        }
     }
 
     /// What this unit published on relation `rel` (its application's bag with `app`).
@@ -239,6 +298,7 @@ impl Agent {
         match tool {
             "credential-get" if self.trusted => ok_json(&self.credential),
             "credential-get" => fail(1, "cannot access cloud credentials: permission denied"),
+            "secret-get" if self.secrets_available => self.secret_get(args),
             "config-get" => match args.positional.first() {
                 Some(key) => ok_json(self.config.get(key).unwrap_or(&serde_json::Value::Null)),
                 None => ok_json(&self.config),
@@ -806,6 +866,30 @@ mod tests {
         assert_eq!(agent.logs, ["needle in a log"]);
         assert_eq!(agent.calls_containing("needle").count(), 1);
         assert!(agent.bytes_sent() > "all good".len() + "needle in a log".len());
+    }
+
+    #[test]
+    fn secrets_answer_like_a_consumer_unit() {
+        let mut agent = Agent::leader();
+        let uri = agent.add_secret("cn3q8gvmp25c7bt7nqkg", &[("client-key", "one")]);
+        let get = |agent: &mut Agent, args: &[&str]| {
+            let mut argv = vec![uri.as_str()];
+            argv.extend(args);
+            let out = agent.run("secret-get", &argv, None).expect("runs");
+            (out.code, String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).trim().to_string())
+        };
+        assert_eq!(get(&mut agent, &["client-key"]).1, "\"one\"");
+        agent.update_secret("cn3q8gvmp25c7bt7nqkg", &[("client-key", "two")]);
+        assert_eq!(get(&mut agent, &["client-key"]).1, "\"one\"", "the tracked revision");
+        assert_eq!(get(&mut agent, &["client-key", "--peek"]).1, "\"two\"");
+        assert_eq!(get(&mut agent, &["--refresh"]).1, "{\"client-key\":\"two\"}");
+        assert_eq!(get(&mut agent, &["nope"]), (1, String::new(), "ERROR secret key value \"nope\" not found".into()));
+        agent.secrets.values_mut().for_each(|s| s.granted = false);
+        assert_eq!(get(&mut agent, &[]).2, "ERROR permission denied");
+        agent.secrets.clear();
+        assert_eq!(get(&mut agent, &[]).2, format!("ERROR secret \"{uri}\" not found"));
+        agent.secrets_available = false;
+        assert!(matches!(agent.run("secret-get", &[&uri], None), Err(ToolError::Missing(_))));
     }
 
     #[test]

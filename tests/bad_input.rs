@@ -563,7 +563,7 @@ fn full_config(t: &Tls, endpoint: &str) -> Config {
 }
 
 fn from_config(cfg: &Config) -> Result<Credentials, CredentialProblem> {
-    credentials::resolve(&CredentialAnswer::NotTrusted, cfg).0
+    credentials::resolve(&CredentialAnswer::NotTrusted, None, cfg).0
 }
 
 /// What the charm gets when it builds its HTTPS client (no network traffic).
@@ -602,17 +602,19 @@ fn a_cloud_endpoint_that_is_not_a_url_falls_back_to_config_or_says_why() {
     // The endpoint is named, not quoted: only its kind of defect is said.
     let why = "endpoint: uses a scheme other than https (LXD speaks https)";
 
-    let (got, note) = credentials::resolve(&answer, &config(&[]));
+    let (got, note) = credentials::resolve(&answer, None, &config(&[]));
     assert_eq!(
         got.expect_err("unusable").to_string(),
         format!("cloud credential unusable ({why}); set the lxd_* config options")
     );
     assert_eq!(note, None);
 
-    let (got, note) = credentials::resolve(&answer, &full_config(&t, "10.0.0.9"));
+    let (got, note) = credentials::resolve(&answer, None, &full_config(&t, "10.0.0.9"));
     let creds = got.expect("config fallback");
     assert_eq!((creds.source, creds.endpoint.url()), (Source::Config, "https://10.0.0.9:8443".to_string()));
-    assert_eq!(note.as_deref(), Some(format!("cloud credential not usable ({why}); using config").as_str()));
+    // The key sits in plain config: the note also suggests a secret.
+    let expected = format!("cloud credential not usable ({why}); using config; {}", credentials::MOVE_KEY_TO_SECRET);
+    assert_eq!(note.as_deref(), Some(expected.as_str()));
 }
 
 #[test]

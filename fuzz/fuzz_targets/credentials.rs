@@ -1,10 +1,11 @@
-//! `credential-get --format=json` and `config-get --format=json` output, read through the real
-//! hook-tool wrappers (`Juju::credential_get`, `Juju::config_get`) and resolved by
-//! `credentials::resolve`.
+//! `credential-get --format=json`, `config-get --format=json` and `secret-get --format=json`
+//! output, read through the real hook-tool wrappers (`Juju::credential_get`,
+//! `Juju::config_get`, `Juju::secret_get`) and resolved by `credentials::resolve`.
 //!
 //! Input: one mode byte, then the credential-get stdout, NUL, the config-get stdout.
 //! Mode % 4: 0 granted (exit 0 with the stdout), 1 `permission denied`, 2 no credential-get
-//! on this Juju, 3 another failure.
+//! on this Juju, 3 another failure. Mode / 4 % 4, for the secret the config may name: 0 its
+//! content is the credential-get stdout, 1 `permission denied`, 2 no secret-get, 3 not found.
 #![no_main]
 
 #[path = "common.rs"]
@@ -12,9 +13,10 @@ mod common;
 
 use common::*;
 use libfuzzer_sys::fuzz_target;
-use lxd_integrator::credentials::{self, CredentialProblem, OPT_CERT, OPT_ENDPOINT, OPT_KEY, OPT_SERVER_CERT, Source};
+use lxd_integrator::config::SecretSetting;
+use lxd_integrator::credentials::{self, CredentialProblem, OPT_CERT, OPT_ENDPOINT, OPT_KEY, OPT_SERVER_CERT, SecretRead, Source};
 use lxd_integrator::endpoint::Endpoint;
-use lxd_integrator::hook_tools::{CredentialAnswer, HookTools, Juju, ToolError, ToolOutput};
+use lxd_integrator::hook_tools::{CredentialAnswer, HookTools, Juju, SecretAnswer, ToolError, ToolOutput};
 
 struct Canned<'a> {
     mode: u8,
@@ -35,6 +37,12 @@ impl HookTools for Canned<'_> {
             ("credential-get", 2) => Err(ToolError::Missing(tool.into())),
             ("credential-get", _) => Ok(ToolOutput { code: 1, stdout: vec![], stderr: self.credential.to_vec() }),
             ("config-get", _) => ok(self.config),
+            ("secret-get", _) => match self.mode / 4 % 4 {
+                0 => ok(self.credential),
+                1 => Ok(ToolOutput { code: 1, stdout: vec![], stderr: b"ERROR permission denied\n".to_vec() }),
+                2 => Err(ToolError::Missing(tool.into())),
+                _ => Ok(ToolOutput { code: 1, stdout: vec![], stderr: b"ERROR secret \"secret:cn3q8gvmp25c7bt7nqkg\" not found\n".to_vec() }),
+            },
             _ => Err(ToolError::Missing(tool.into())),
         }
     }
@@ -66,8 +74,29 @@ fuzz_target!(|data: &[u8]| {
     let Ok(config) = juju.config_get() else { return };
 
     let parsed = lxd_integrator::config::Config::from_values(&config);
-    let (resolved, note) = credentials::resolve(&answer, &parsed);
-    assert_eq!((resolved.clone(), note.clone()), credentials::resolve(&answer, &parsed), "deterministic");
+    let secret = match credentials::secret_to_read(&answer, &parsed).map(|uri| juju.secret_get(uri.as_str(), false)) {
+        Some(Ok(secret)) => Some(secret),
+        Some(Err(e)) => {
+            // The secret's output is never quoted in an error.
+            if let ToolError::Output { detail, .. } = &e {
+                assert_eq!(detail, "not a JSON object of strings");
+            }
+            return;
+        }
+        None => None,
+    };
+    match (mode / 4 % 4, &secret) {
+        (_, None) | (0, Some(SecretAnswer::Content(_))) | (1, Some(SecretAnswer::NotGranted)) => {}
+        (2, Some(SecretAnswer::Unsupported)) | (3, Some(SecretAnswer::NotFound)) => {}
+        (m, s) => panic!("secret mode {m} gave {s:?}"),
+    }
+    let read = || secret.as_ref().map(|answer| SecretRead { app: "lxd-integrator", answer });
+    let (resolved, note) = credentials::resolve(&answer, read(), &parsed);
+    assert_eq!((resolved.clone(), note.clone()), credentials::resolve(&answer, read(), &parsed), "deterministic");
+    let secret_key = match &secret {
+        Some(SecretAnswer::Content(c)) => c.0.get("client-key").map(|k| k.trim().to_string()).filter(|k| !k.is_empty()),
+        _ => None,
+    };
     let opt = |k: &str| config.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty());
     match resolved {
         Ok(creds) => {
@@ -79,14 +108,20 @@ fuzz_target!(|data: &[u8]| {
             match creds.source {
                 Source::Trust => {
                     assert!(matches!(answer, CredentialAnswer::Granted(_)));
-                    assert!(note.is_none());
+                    assert!(secret.is_none(), "trust wins: the secret is not read");
+                    assert_eq!(note.is_some(), parsed.credentials_secret.is_some());
+                }
+                Source::Secret => {
+                    assert!(matches!(parsed.credentials_secret, Some(SecretSetting::Uri(_))));
+                    assert_eq!(secret_key.as_deref(), Some(creds.tls.client_key_pem.as_str()));
                 }
                 Source::Config => {
+                    assert!(parsed.credentials_secret.is_none(), "a set secret never falls through");
                     assert_eq!(opt(OPT_CERT), Some(creds.tls.client_cert_pem.as_str()));
                     assert_eq!(opt(OPT_KEY), Some(creds.tls.client_key_pem.as_str()));
                     assert_eq!(opt(OPT_SERVER_CERT), Some(creds.tls.server_cert_pem.as_str()));
                     assert_eq!(opt(OPT_ENDPOINT).map(Endpoint::parse), Some(Ok(creds.endpoint.clone())));
-                    assert_eq!(note.is_some(), matches!(answer, CredentialAnswer::Granted(_)));
+                    assert!(note.as_deref().is_some_and(|n| n.ends_with(credentials::MOVE_KEY_TO_SECRET)));
                 }
             }
         }
@@ -99,7 +134,8 @@ fuzz_target!(|data: &[u8]| {
                     assert!(!missing.is_empty() && missing.len() < 4);
                     assert!(missing.iter().all(|k| opt(k).is_none()));
                 }
-                CredentialProblem::BadEndpoint { origin, .. } => assert_eq!(*origin, Source::Config),
+                CredentialProblem::BadEndpoint { origin, .. } => assert!(matches!(origin, Source::Config | Source::Secret)),
+                CredentialProblem::SecretIncomplete { missing, .. } => assert!(!missing.is_empty()),
                 CredentialProblem::UnusableCloudCredential(_) => {
                     assert!(matches!(answer, CredentialAnswer::Granted(_)));
                 }
@@ -107,6 +143,11 @@ fuzz_target!(|data: &[u8]| {
                 _ => {}
             }
             // Key material never appears in the message: only the endpoint text may be quoted.
+            if let Some(key) = secret_key.as_deref().filter(|k| k.len() >= 16) {
+                if !String::from_utf8_lossy(config.get("lxd-credentials-secret").and_then(|v| v.as_str()).unwrap_or("").as_bytes()).contains(key) {
+                    assert!(!text.contains(key), "the secret's key is quoted in {problem:?}");
+                }
+            }
             if let Some(key) = opt(OPT_KEY).filter(|k| k.len() >= 16) {
                 let elsewhere = opt(OPT_ENDPOINT).is_some_and(|e| e.contains(key))
                     || String::from_utf8_lossy(credential).contains(key);

@@ -218,9 +218,15 @@ pub fn read_charm(dir: &Path) -> anyhow::Result<CharmMeta> {
 /// Checks (and where Juju would, converts) a config value for an option type.
 pub fn coerce_config(ty: &str, v: &Value) -> Result<Value, String> {
     match ty {
-        "string" | "secret" => match v {
+        "string" => match v {
             Value::String(_) => Ok(v.clone()),
             other => Err(format!("expected string, got {other}")),
+        },
+        // A secret URI, or empty to unset (juju/juju `internal/charm/config.go` `secretC`, and
+        // the application facade's `validateSecretConfig`, which parses it with `ParseURI`).
+        "secret" => match v {
+            Value::String(s) if s.is_empty() || crate::secrets::Uri::parse(s).is_some() => Ok(v.clone()),
+            other => Err(format!("expected secret, got {other}")),
         },
         "int" => match v {
             Value::Number(n) if n.is_i64() || n.is_u64() => Ok(v.clone()),

@@ -68,6 +68,57 @@ impl Agent {
     }
 }
 
+/// `(major, minor)` of a `JUJU_VERSION` (`3.6.4` → `(3, 6)`, `3.6-beta2` → `(3, 6)`).
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor: String = parts.next()?.chars().take_while(char::is_ascii_digit).collect();
+    Some((major, minor.parse().ok()?))
+}
+
+/// Config options of type `secret` came with Juju 3.1 (canonical/charmcraft#1625: "Since
+/// Juju 3.1, the config.options section ... has supported a type value of secret"); older
+/// agents refuse the whole charm (juju/charm `config.go` `ReadConfig`: "invalid config:
+/// option %q has unknown type %q").
+fn accepts_secret_options(version: &str) -> bool {
+    major_minor(version).is_some_and(|v| v >= (3, 1))
+}
+
+/// User secrets (`juju add-secret`, `grant-secret`, ...) came with Juju 3.3.
+fn has_user_secrets(version: &str) -> bool {
+    major_minor(version).is_some_and(|v| v >= (3, 3))
+}
+
+/// Finds a user secret by URI (`secret:<id>`, bare `<id>`) or by name, as the `juju *-secret`
+/// commands take it.
+fn find_secret<'m>(m: &'m mut Model, secret: &str) -> anyhow::Result<&'m mut model::Secret> {
+    let id = match crate::secrets::Uri::parse(secret) {
+        Some(uri) => Some(uri.id),
+        None => m.secrets.values().find(|s| s.name == secret).map(|s| s.id.clone()),
+    };
+    id.and_then(|id| m.secrets.get_mut(&id)).ok_or_else(|| anyhow!("secret {secret:?} not found"))
+}
+
+/// Queues `secret-changed` for every unit that reads `id` and was not yet told about its
+/// latest revision; one pending hook per unit and secret, about the newest revision (the
+/// uniter's secrets resolver compares what it last told the charm with the latest).
+fn queue_secret_changed(m: &mut Model, id: &str) {
+    let Some(secret) = m.secrets.get(id) else { return };
+    let latest = secret.latest();
+    let units: Vec<String> = secret
+        .consumers
+        .iter()
+        .filter(|(u, c)| c.notified != latest && m.units.get(*u).is_some_and(|unit| !unit.dying))
+        .map(|(u, _)| u.clone())
+        .collect();
+    for u in units {
+        m.queue.retain(|e| !(e.unit == u && e.kind == "secret-changed" && e.secret.as_ref().is_some_and(|(s, _)| s == id)));
+        let mut e = Event::simple(&u, "secret-changed");
+        e.secret = Some((id.to_string(), latest));
+        m.queue.push(e);
+    }
+}
+
 /// One hook (or action) run, as recorded in `records/hooks.jsonl`.
 #[derive(Serialize, Deserialize, Clone, Debug)]
 pub struct HookRecord {
@@ -269,6 +320,7 @@ fn rel_event(
         remote_app: Some(remote_app.into()),
         departing_unit: None,
         depth,
+        secret: None,
     }
 }
 
@@ -333,15 +385,22 @@ impl Sim {
             extra_env: BTreeMap::new(),
             cache: RefCell::new(None),
         };
-        sim.install_tools(true)?;
+        sim.install_tools()?;
         Ok(sim)
     }
 
-    fn install_tools(&self, credential_get: bool) -> anyhow::Result<()> {
+    /// Links the tools this model's agent has: `credential-get` unless made absent, the
+    /// secret tools only from Juju 3.0 on.
+    fn install_tools(&self) -> anyhow::Result<()> {
+        let m = self.read()?;
+        let secrets = Agent::of(&m.juju_version) == Some(Agent::Juju3);
         for t in tools::TOOLS {
             let link = self.paths.tools().join(t);
             let _ = std::fs::remove_file(&link);
-            if *t == "credential-get" && !credential_get {
+            if *t == "credential-get" && !m.credential_get_available {
+                continue;
+            }
+            if tools::SECRET_TOOLS.contains(t) && !secrets {
                 continue;
             }
             std::os::unix::fs::symlink(&self.bin, &link)?;
@@ -389,7 +448,8 @@ impl Sim {
             m.juju_version = v.into();
             Ok(())
         })?;
-        self.flush()
+        self.flush()?;
+        self.install_tools()
     }
     /// `JUJU_VERSION` as hooks see it.
     pub fn juju_version(&self) -> anyhow::Result<String> {
@@ -415,7 +475,7 @@ impl Sim {
             Ok(())
         })?;
         self.flush()?;
-        self.install_tools(available)
+        self.install_tools()
     }
 
     // -----------------------------------------------------------------------------------
@@ -506,6 +566,11 @@ impl Sim {
         }
         let meta = charm::read_charm(&charm_dir)?;
         self.write(|m| {
+            if !accepts_secret_options(&m.juju_version)
+                && let Some((name, _)) = meta.config.iter().find(|(_, o)| o.ty == "secret")
+            {
+                bail!("invalid config: option {name:?} has unknown type \"secret\"");
+            }
             if m.apps.contains_key(app) {
                 bail!("application {app:?} already exists");
             }
@@ -735,6 +800,10 @@ impl Sim {
         self.write(|m| {
             m.apps.remove(app);
             m.units.retain(|_, u| u.app != app);
+            for s in m.secrets.values_mut() {
+                s.grants.remove(app);
+                s.consumers.retain(|u, _| model::unit_app(u) != app);
+            }
             m.queue.retain(|e| model::unit_app(&e.unit) != app);
             m.relations.retain(|_, r| !r.involves(app));
             Ok(())
@@ -978,6 +1047,90 @@ impl Sim {
             Ok(())
         })?;
         self.settle()
+    }
+
+    // -----------------------------------------------------------------------------------
+    // user secrets (Juju >= 3.3): what a model admin does with `juju *-secret`
+
+    /// `juju add-secret <name> key=value...`: a new secret owned by the model, revision 1.
+    /// Returns its URI (`secret:<id>`). Keys must match Juju's key pattern; values are kept
+    /// base64, as Juju stores them. No hook runs.
+    pub fn add_secret(&mut self, name: &str, content: &[(&str, &str)]) -> anyhow::Result<String> {
+        let uri = self.write(|m| {
+            if !has_user_secrets(&m.juju_version) {
+                bail!("user secrets need Juju 3.3 or later; this model runs {}", m.juju_version);
+            }
+            if !crate::secrets::is_valid_name(name) {
+                bail!("secret name {name:?} not valid");
+            }
+            if m.secrets.values().any(|s| s.name == name) {
+                bail!("secret with name {name:?} already exists");
+            }
+            let data = crate::secrets::encode_content(content).map_err(|e| anyhow!(e))?;
+            let id = crate::secrets::new_id();
+            let secret = model::Secret { id: id.clone(), name: name.into(), revisions: vec![data], ..Default::default() };
+            let uri = secret.uri();
+            m.secrets.insert(id, secret);
+            Ok(uri)
+        })?;
+        self.flush()?;
+        Ok(uri)
+    }
+
+    /// `juju update-secret <secret> key=value...`: a new revision holding exactly `content`;
+    /// every unit that reads the secret runs `secret-changed`.
+    pub fn update_secret(&mut self, secret: &str, content: &[(&str, &str)]) -> anyhow::Result<()> {
+        self.write(|m| {
+            let data = crate::secrets::encode_content(content).map_err(|e| anyhow!(e))?;
+            let s = find_secret(m, secret)?;
+            s.revisions.push(data);
+            let id = s.id.clone();
+            queue_secret_changed(m, &id);
+            Ok(())
+        })?;
+        self.settle()
+    }
+
+    /// `juju grant-secret <secret> <app>`: the application's units may read it. No hook runs:
+    /// a unit notices at its next hook.
+    pub fn grant_secret(&mut self, secret: &str, app: &str) -> anyhow::Result<()> {
+        self.write(|m| {
+            if !m.apps.contains_key(app) {
+                bail!("application {app:?} not found");
+            }
+            find_secret(m, secret)?.grants.insert(app.to_string());
+            Ok(())
+        })?;
+        self.flush()
+    }
+
+    /// `juju revoke-secret <secret> <app>`: only the permission goes (juju/juju
+    /// `state/secrets.go` `RevokeSecretAccess`); consumer records stay, so a later update
+    /// still runs `secret-changed`, whose `secret-get` is then denied. No hook runs.
+    pub fn revoke_secret(&mut self, secret: &str, app: &str) -> anyhow::Result<()> {
+        self.write(|m| {
+            find_secret(m, secret)?.grants.remove(app);
+            Ok(())
+        })?;
+        self.flush()
+    }
+
+    /// `juju remove-secret <secret>`: gone with every revision. Consumers run no hook (the
+    /// uniter only forgets it); their next `secret-get` finds nothing.
+    pub fn remove_secret(&mut self, secret: &str) -> anyhow::Result<()> {
+        self.write(|m| {
+            let id = find_secret(m, secret)?.id.clone();
+            m.secrets.remove(&id);
+            m.queue.retain(|e| e.secret.as_ref().is_none_or(|(s, _)| *s != id));
+            Ok(())
+        })?;
+        self.flush()
+    }
+
+    /// A user secret as the controller keeps it (revisions base64), by URI or name.
+    pub fn secret(&self, secret: &str) -> anyhow::Result<model::Secret> {
+        let mut m = self.read()?;
+        Ok(find_secret(&mut m, secret)?.clone())
     }
 
     /// Makes `unit` the leader of its application: it runs leader-elected; the deposed
@@ -1611,9 +1764,16 @@ impl Sim {
             model::save_context(&self.paths, &ctx)?;
             let leader_before = m.apps[&app].leader_settings.clone();
             let vars = self.base_env(m, &ctx, &charm_dir, &hook_name);
-            Ok(Ok(Some((ev, ctx, charm_dir, relation_name, leader_before, app, vars))))
+            let secret_env = match &ev.secret {
+                Some((id, _)) => {
+                    let Some(s) = m.secrets.get(id) else { return Ok(Ok(None)) };
+                    Some((id.clone(), s.consumers.get(&ev.unit).map(|c| c.label.clone()).unwrap_or_default()))
+                }
+                None => None,
+            };
+            Ok(Ok(Some((ev, ctx, charm_dir, relation_name, secret_env, leader_before, app, vars))))
         })?;
-        let (ev, ctx, charm_dir, relation_name, leader_before, app, mut vars) = match prepared {
+        let (ev, ctx, charm_dir, relation_name, secret_env, leader_before, app, mut vars) = match prepared {
             Err(()) => return Ok(false),
             Ok(None) => return Ok(true),
             Ok(Some(p)) => p,
@@ -1622,6 +1782,13 @@ impl Sim {
             "JUJU_DISPATCH_PATH".into(),
             format!("hooks/{}", ctx.hook_name),
         );
+        if let Some((id, label)) = &secret_env {
+            // Secret hooks: the URI and the consumer's label; secret-changed carries no
+            // revision (canonical/operator docs, "Secrets": only secret-expired, -rotate and
+            // -remove set JUJU_SECRET_REVISION).
+            vars.insert("JUJU_SECRET_ID".into(), format!("secret:{id}"));
+            vars.insert("JUJU_SECRET_LABEL".into(), label.clone());
+        }
         if let Some((ep, id)) = &relation_name {
             vars.insert("JUJU_RELATION".into(), ep.clone());
             vars.insert("JUJU_RELATION_ID".into(), format!("{ep}:{id}"));
@@ -1730,6 +1897,14 @@ fn after_hook_bookkeeping(m: &mut Model, ev: &Event, _ok: bool) {
                 }
             }
         }
+        "secret-changed" => {
+            // The uniter's CommitHook: it has told the charm about this revision.
+            if let Some((id, rev)) = &ev.secret
+                && let Some(c) = m.secrets.get_mut(id).and_then(|s| s.consumers.get_mut(&ev.unit))
+            {
+                c.notified = *rev;
+            }
+        }
         "start" => {
             if let Some(u) = m.units.get_mut(&ev.unit) {
                 u.started = true;
@@ -1740,6 +1915,9 @@ fn after_hook_bookkeeping(m: &mut Model, ev: &Event, _ok: bool) {
         }
         "remove" if m.units.get(&ev.unit).is_some_and(|u| u.dying) => {
             m.units.remove(&ev.unit);
+            for s in m.secrets.values_mut() {
+                s.consumers.remove(&ev.unit);
+            }
             for r in m.relations.values_mut() {
                 r.scope.remove(&ev.unit);
                 for s in r.scope.values_mut() {

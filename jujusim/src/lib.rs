@@ -49,8 +49,9 @@ pub mod driver;
 pub mod flags;
 pub mod format;
 pub mod model;
+pub mod secrets;
 pub mod tools;
 
 pub use driver::{ActionResult, Agent, CopyMode, HookRecord, JUJU_2_9, JUJU_3, RelationId, Sim};
-pub use model::Databag;
+pub use model::{Databag, Secret, SecretConsumer};
 pub use tools::{LogLine, ToolCall};

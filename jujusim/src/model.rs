@@ -61,8 +61,50 @@ pub struct Model {
     pub apps: BTreeMap<String, App>,
     pub units: BTreeMap<String, Unit>,
     pub relations: BTreeMap<u32, Relation>,
+    /// User secrets (`juju add-secret`, Juju >= 3.3), by their ID (the part after `secret:`).
+    #[serde(default)]
+    pub secrets: BTreeMap<String, Secret>,
     /// Hooks still to run (events for units in error wait here until resolved).
     pub queue: Vec<Event>,
+}
+
+/// A user secret: owned by the model, created and updated by the operator, readable by the
+/// applications it is granted to (juju/juju `state/secrets.go`, `apiserver/facades/agent/
+/// secretsmanager/secrets.go`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Secret {
+    /// The xid: 20 characters of `0-9a-v`; the URI is `secret:<id>`.
+    pub id: String,
+    /// The name `juju add-secret` was given (unique in the model).
+    pub name: String,
+    /// The content of each revision, oldest first: revision `n` is `revisions[n - 1]`. Values
+    /// are base64, as Juju stores them (`core/secrets/createsecret.go` `encodeBase64`).
+    pub revisions: Vec<BTreeMap<String, String>>,
+    /// Applications granted read access (`juju grant-secret`).
+    pub grants: BTreeSet<String>,
+    /// Every unit that has read it, with its consumer record.
+    pub consumers: BTreeMap<String, SecretConsumer>,
+}
+
+impl Secret {
+    /// The latest revision number (revisions start at 1).
+    pub fn latest(&self) -> u32 {
+        self.revisions.len() as u32
+    }
+    /// `secret:<id>`, as `juju add-secret` prints it.
+    pub fn uri(&self) -> String {
+        format!("secret:{}", self.id)
+    }
+}
+
+/// What Juju keeps for a unit that read a secret: the revision `secret-get` answers with
+/// (`CurrentRevision`), its own label for it, and the latest revision its unit agent last
+/// told the charm about with `secret-changed` (the uniter's `ConsumedSecretInfo`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretConsumer {
+    pub current: u32,
+    pub label: String,
+    pub notified: u32,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -182,6 +224,9 @@ pub struct Event {
     pub departing_unit: Option<String>,
     /// Propagation depth, to detect relation data that never settles.
     pub depth: u32,
+    /// Secret hooks: the secret's ID (without `secret:`) and the revision the hook is about.
+    #[serde(default)]
+    pub secret: Option<(String, u32)>,
 }
 
 impl Event {
@@ -194,6 +239,7 @@ impl Event {
             remote_app: None,
             departing_unit: None,
             depth: 0,
+            secret: None,
         }
     }
 
@@ -209,6 +255,7 @@ impl Event {
             && self.remote_unit == o.remote_unit
             && self.remote_app == o.remote_app
             && self.departing_unit == o.departing_unit
+            && self.secret == o.secret
     }
 }
 

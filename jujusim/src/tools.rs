@@ -44,7 +44,13 @@ pub const TOOLS: &[&str] = &[
     "application-version-set",
     "network-get",
     "unit-get",
+    "secret-get",
+    "secret-info-get",
 ];
+
+/// The secret tools: a Juju 2.9 agent has none of them (they came with Juju 3.0), so they
+/// are left out of its tools dir.
+pub const SECRET_TOOLS: &[&str] = &["secret-get", "secret-info-get"];
 
 /// One line of `records/tool-calls.jsonl`.
 #[derive(Serialize, Deserialize, Clone, Debug)]
@@ -378,6 +384,8 @@ pub fn run_tool(env: &mut Env, tool: &str, argv: &[String]) -> ToolResult {
         "application-version-set" => application_version_set(env, argv),
         "network-get" => network_get(env, argv),
         "unit-get" => unit_get(env, argv),
+        "secret-get" => secret_get(env, argv),
+        "secret-info-get" => secret_info_get(env, argv),
         other => Err(fail(format!("unknown command {}", go_quote(other)))),
     }
 }
@@ -1378,6 +1386,174 @@ fn single_network_value(k: &str, addr: &str, cidr: &str) -> Out {
         "ingress-address" => Out::Str(addr.to_string()),
         _ => Out::Str(addr.to_string()),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// secret-*: a consumer's view of user secrets (Juju >= 3.3)
+
+/// `--format` for the secret tools: cmd.Output with only yaml (the default) and json.
+fn secret_format(out: &mut OutOpts, key: &str, v: &FlagValue) -> Option<Result<(), String>> {
+    if let ("format", FlagValue::Str(s)) = (key, v)
+        && s == "smart"
+    {
+        return Some(Err("unknown format \"smart\"".into()));
+    }
+    out.set(key, v)
+}
+
+/// `secret-get <ID> [key[#base64]] [--label L] [--peek|--refresh] [--format yaml|json]`
+/// (juju/juju `internal/worker/uniter/runner/jujuc/secret-get.go`; the revision rules of
+/// `apiserver/facades/agent/secretsmanager/secrets.go` `getSecretContent` and
+/// `getConsumedRevision`).
+fn secret_get(env: &mut Env, argv: &[String]) -> ToolResult {
+    let defs = with_format(&[
+        value_flag("label", &["label"]),
+        bool_flag("peek", &["peek"]),
+        bool_flag("refresh", &["refresh"]),
+    ]);
+    let mut out = OutOpts { format: Format::Yaml, path: None };
+    let (mut label, mut peek, mut refresh) = (String::new(), false, false);
+    let Some(args) = parse_flags(env, "secret-get", &defs, argv, &mut |k, _n, v| {
+        if let Some(r) = secret_format(&mut out, k, &v) {
+            return r;
+        }
+        match (k, v) {
+            ("label", FlagValue::Str(s)) => label = s,
+            ("peek", FlagValue::Bool(b)) => peek = b,
+            ("refresh", FlagValue::Bool(b)) => refresh = b,
+            _ => {}
+        }
+        Ok(())
+    })?
+    else {
+        return Ok(());
+    };
+    // Init
+    let mut rest: &[String] = &args;
+    let mut uri = None;
+    if let Some(first) = rest.first() {
+        uri = Some(
+            crate::secrets::Uri::parse(first)
+                .ok_or_else(|| usage(format!("secret URI {} not valid", go_quote(first))))?,
+        );
+        rest = &rest[1..];
+    }
+    if uri.is_none() && label.is_empty() {
+        return Err(usage("require either a secret URI or label"));
+    }
+    if peek && refresh {
+        return Err(usage("specify one of --peek or --refresh but not both"));
+    }
+    let key = rest.first().cloned();
+    if !rest.is_empty() {
+        check_empty(&rest[1..]).map_err(usage)?;
+    }
+    // Run: which secret. A consumer's own label stands for the URI it was saved with.
+    let unit = env.ctx.unit.clone();
+    let uri = match uri {
+        Some(u) => u,
+        None => {
+            let found = env.model.secrets.values().find(|s| s.consumers.get(&unit).is_some_and(|c| c.label == label));
+            match found {
+                Some(s) => crate::secrets::Uri { source: None, id: s.id.clone() },
+                None => return Err(fail(format!("consumer label {} not found", go_quote(&label)))),
+            }
+        }
+    };
+    // Cross-model secrets are not modelled: a URI naming another model finds nothing.
+    let model_uuid = env.model.uuid.clone();
+    let not_found = || fail(format!("secret {} not found", go_quote(&uri.display())));
+    if !uri.is_local(&model_uuid) {
+        return Err(not_found());
+    }
+    let app = env.app_name();
+    let secret = env.model.secrets.get_mut(&uri.id).ok_or_else(not_found)?;
+    if !secret.grants.contains(&app) {
+        return Err(fail("permission denied"));
+    }
+    let latest = secret.latest();
+    let known = secret.consumers.get(&unit).cloned();
+    // The first read makes the unit a consumer that tracks the latest revision.
+    let refresh = refresh || known.is_none();
+    let mut consumer = known.unwrap_or(model::SecretConsumer { current: latest, label: String::new(), notified: latest });
+    let revision = if refresh || peek { latest } else { consumer.current };
+    if refresh {
+        consumer.current = latest;
+    }
+    // Saved on --refresh (and first read) or when a label comes with the URI.
+    if refresh || !label.is_empty() {
+        if !label.is_empty() {
+            consumer.label = label;
+        }
+        secret.consumers.insert(unit, consumer);
+        env.model_dirty = true;
+    }
+    let content = secret
+        .revisions
+        .get(revision.saturating_sub(1) as usize)
+        .cloned()
+        .ok_or_else(not_found)?;
+    let value = match key {
+        None => Out::Any(Value::Object(
+            crate::secrets::decode_content(&content).into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
+        )),
+        Some(k) => {
+            // `KeyValue`: `key#base64` gives the stored (encoded) value.
+            let (name, raw) = match k.strip_suffix("#base64") {
+                Some(n) => (n.to_string(), true),
+                None => (k.clone(), false),
+            };
+            let encoded = content
+                .get(&name)
+                .ok_or_else(|| fail(format!("secret key value {} not found", go_quote(&name))))?;
+            if raw {
+                Out::Str(encoded.clone())
+            } else {
+                let bytes = crate::secrets::b64_decode(encoded).unwrap_or_default();
+                Out::Str(String::from_utf8_lossy(&bytes).into_owned())
+            }
+        }
+    };
+    out.write(env, value)
+}
+
+/// `secret-info-get <ID> | --label L`: the metadata of a secret this unit or its application
+/// owns (`jujuc/secret-info-get.go`, which looks only in `SecretMetadata`, the owned
+/// secrets). A user secret is owned by the model, so a consumer always gets "not found".
+fn secret_info_get(env: &mut Env, argv: &[String]) -> ToolResult {
+    let defs = with_format(&[value_flag("label", &["label"])]);
+    let mut out = OutOpts { format: Format::Yaml, path: None };
+    let mut label = String::new();
+    let Some(args) = parse_flags(env, "secret-info-get", &defs, argv, &mut |k, _n, v| {
+        if let Some(r) = secret_format(&mut out, k, &v) {
+            return r;
+        }
+        if let ("label", FlagValue::Str(s)) = (k, v) {
+            label = s;
+        }
+        Ok(())
+    })?
+    else {
+        return Ok(());
+    };
+    let mut rest: &[String] = &args;
+    let mut uri = None;
+    if let Some(first) = rest.first() {
+        uri = Some(
+            crate::secrets::Uri::parse(first)
+                .ok_or_else(|| usage(format!("secret URI {} not valid", go_quote(first))))?,
+        );
+        rest = &rest[1..];
+    }
+    if uri.is_none() && label.is_empty() {
+        return Err(usage("require either a secret URI or label"));
+    }
+    if uri.is_some() && !label.is_empty() {
+        return Err(usage("specify either a secret URI or label but not both"));
+    }
+    check_empty(rest).map_err(usage)?;
+    let want = uri.map(|u| u.id).unwrap_or(label);
+    Err(fail(format!("secret {} not found", go_quote(&want))))
 }
 
 // ---------------------------------------------------------------------------------------

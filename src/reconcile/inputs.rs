@@ -26,7 +26,14 @@ pub struct Inputs {
 pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
     let ConnectionInputs { credentials: answer, config, state } = juju.connection_inputs()?;
     let config = Config::from_values(&config);
-    let (resolved, note) = credentials::resolve(&answer, &config);
+    // A second read, only when the config names a secret and trust gave nothing usable: its
+    // ID is known only now. In `secret-changed` the latest revision becomes the one tracked.
+    let secret = match credentials::secret_to_read(&answer, &config) {
+        Some(uri) => Some(juju.secret_get(uri.as_str(), ctx.is_hook("secret-changed"))?),
+        None => None,
+    };
+    let read = secret.as_ref().map(|answer| credentials::SecretRead { app: ctx.app(), answer });
+    let (resolved, note) = credentials::resolve(&answer, read, &config);
     let credentials = resolved.and_then(|c| {
         credentials::check_validity(&c, certs::now_unix())?;
         credentials::check_material(&c)?;

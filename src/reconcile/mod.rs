@@ -241,6 +241,9 @@ fn steady(inputs: &Inputs, relations: &Relations, observed: &Observed, requests:
 /// No usable credentials: say so, touch nothing.
 fn without_credentials(juju: &mut Juju, mode: Mode, mut cache: Cache, problem: CredentialProblem) -> Result<Report, ToolError> {
     let status = status::credentials(&problem);
+    // Not steady: once the credential is usable again (a secret granted: no hook runs), the
+    // next update-status must run in full and replace this status, not skip as unchanged.
+    cache.remember_steady(None);
     publish::finish(juju, mode, &mut cache, &status)?;
     Ok(Report { leader: juju.is_leader()?, status: Some(status), error: Some(problem.into()), ..Report::default() })
 }
@@ -249,6 +252,8 @@ fn without_credentials(juju: &mut Juju, mode: Mode, mut cache: Cache, problem: C
 /// never removes an entry nor withdraws a fingerprint).
 fn without_lxd(juju: &mut Juju, mode: Mode, mut cache: Cache, mut report: Report, not: NotObserved) -> Result<Report, ToolError> {
     let status = status::connection(&not.error, not.tried);
+    // Not steady either: when LXD answers again, the full pass restores the status.
+    cache.remember_steady(None);
     // Logged when the status it leads to is new, not every five minutes.
     if !cache.is_last_status(&status) {
         let level = if status.kind == status::Kind::Blocked { LogLevel::Error } else { LogLevel::Warning };

@@ -476,3 +476,177 @@ fn a_restricted_certificate_as_credential_blocks_without_access_management_too()
     assert!(w.agent.status.1.contains("restricted"), "{:?}", w.agent.status);
     assert_eq!(w.store_fps().len(), 1, "only its own entry");
 }
+
+// Credentials from a Juju user secret (`lxd-credentials-secret`): precedence, the statuses of
+// an unusable secret, rotation on `secret-changed`, and that the content goes nowhere.
+
+const SECRET_ID: &str = "cn3q8gvmp25c7bt7nqkg";
+use crate::memory::{MEMORY_CLIENT_CERT as CERT, MEMORY_CLIENT_KEY as KEY, MEMORY_SERVER_CERT as SERVER};
+
+/// A line of the secret's private key: nothing the pass sends may contain it.
+fn key_material() -> &'static str {
+    KEY.lines().nth(1).unwrap_or(KEY)
+}
+
+fn secret_content(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![("endpoint", endpoint.to_string()), ("client-cert", CERT.into()), ("client-key", KEY.into()), ("server-cert", SERVER.into())]
+}
+
+/// An untrusted leader whose config names a granted secret for member `endpoint`.
+fn secret_world(endpoint: &str) -> World {
+    let mut w = World::new();
+    w.agent.trusted = false;
+    let content = secret_content(endpoint);
+    let pairs: Vec<(&str, &str)> = content.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let uri = w.agent.add_secret(SECRET_ID, &pairs);
+    w.agent.config.insert(crate::config::OPT_SECRET.into(), serde_json::json!(uri));
+    w
+}
+
+fn secret_gets(w: &World) -> Vec<Vec<String>> {
+    w.agent.calls.iter().filter(|c| c.tool == "secret-get").map(|c| c.args.clone()).collect()
+}
+
+/// The key is in no argv, no stdin, no log, no status, no state.
+fn assert_secret_kept(w: &World) {
+    assert_eq!(w.agent.calls_containing(key_material()).count(), 0);
+    assert!(!w.agent.logs.iter().any(|l| l.contains(key_material()) || l.contains("PRIVATE KEY")));
+    assert!(!w.agent.status.1.contains(key_material()));
+    assert!(!w.agent.state.values().any(|v| v.contains(key_material())));
+}
+
+#[test]
+fn a_granted_secret_is_used_when_trust_is_not() {
+    let mut w = secret_world(N2);
+    let report = w.hook("config-changed");
+    let creds = report.credentials.expect("credentials");
+    assert_eq!((creds.source, creds.endpoint.url()), (crate::credentials::Source::Secret, N2.to_string()));
+    assert_eq!(w.agent.status, ("active".into(), "2/2 members online, 0 clients trusted".into()));
+    assert_eq!(secret_gets(&w), [vec![format!("secret:{SECRET_ID}"), "--format=json".to_string()]], "read once, no --refresh outside secret-changed");
+    assert_secret_kept(&w);
+}
+
+#[test]
+fn trust_wins_over_the_secret_which_wins_over_the_plain_options() {
+    let mut w = secret_world(N2);
+    w.agent.trusted = true;
+    let report = w.hook("config-changed");
+    assert_eq!(report.credentials.map(|c| c.source), Some(crate::credentials::Source::Trust));
+    assert!(secret_gets(&w).is_empty(), "trust wins: the secret is not even read");
+    assert!(w.agent.logs.iter().any(|l| l.contains("lxd-credentials-secret is set but not read")), "{:?}", w.agent.logs);
+    // Without trust, the secret beats complete plain options, which are said to be ignored.
+    w.agent.trusted = false;
+    for (k, v) in [("lxd_endpoint", N1), ("lxd_client_cert", CERT), ("lxd_client_key", KEY), ("lxd_server_cert", SERVER)] {
+        w.agent.config.insert(k.into(), serde_json::json!(v));
+    }
+    let report = w.hook("config-changed");
+    let creds = report.credentials.expect("credentials");
+    assert_eq!((creds.source, creds.endpoint.url()), (crate::credentials::Source::Secret, N2.to_string()));
+    assert!(w.agent.logs.iter().any(|l| l.contains("the lxd_* options are ignored")), "{:?}", w.agent.logs);
+}
+
+#[test]
+fn an_unusable_secret_blocks_naming_the_fix_and_leaves_lxd_alone() {
+    let a = test_certs::client("a");
+    let fp = certs::fingerprint(&a.der);
+    let mut w = secret_world(N1);
+    // Plain options that would work: never used while the secret is set.
+    for (k, v) in [("lxd_endpoint", N1), ("lxd_client_cert", CERT), ("lxd_client_key", KEY), ("lxd_server_cert", SERVER)] {
+        w.agent.config.insert(k.into(), serde_json::json!(v));
+    }
+    w.send(3, "req/0", &[&a.cert_pem]);
+    w.hook("api-relation-changed");
+    assert_eq!(w.store_fps(), [fp.clone()].into());
+    let uri = format!("secret:{SECRET_ID}");
+    // Revoked.
+    w.agent.secrets.get_mut(SECRET_ID).expect("secret").granted = false;
+    w.cluster().requests = 0;
+    let report = w.hook("update-status");
+    assert_eq!(w.agent.status, ("blocked".into(), format!("{uri} not granted; run: juju grant-secret {uri} lxd-integrator")));
+    assert!(report.credentials.is_none() && w.cluster().requests == 0, "LXD is not even asked");
+    assert_eq!(w.store_fps(), [fp.clone()].into(), "nothing removed");
+    // Granted again, but a new revision lacks the key; refreshed in secret-changed.
+    w.agent.secrets.get_mut(SECRET_ID).expect("secret").granted = true;
+    w.agent.update_secret(SECRET_ID, &[("endpoint", N1), ("client-cert", CERT), ("server-cert", SERVER)]);
+    w.hook("secret-changed");
+    assert_eq!(w.agent.status, ("blocked".into(), format!("{uri} lacks key client-key; update it with all four keys")));
+    // Removed.
+    w.agent.secrets.clear();
+    w.hook("update-status");
+    assert_eq!(w.agent.status.1, format!("{uri} not found; juju add-secret a new one and set lxd-credentials-secret to its ID"));
+    // An older Juju without secret-get.
+    w.agent.secrets_available = false;
+    w.hook("update-status");
+    assert!(w.agent.status.1.starts_with("lxd-credentials-secret needs Juju 3.3+"), "{}", w.agent.status.1);
+    // Not a URI at all: never passed to secret-get.
+    w.agent.secrets_available = true;
+    w.agent.config.insert(crate::config::OPT_SECRET.into(), serde_json::json!("my-lxd-creds"));
+    w.agent.calls.clear();
+    w.hook("update-status");
+    assert!(w.agent.status.1.starts_with("lxd-credentials-secret is not a secret URI"), "{}", w.agent.status.1);
+    assert!(secret_gets(&w).is_empty());
+    assert_eq!(w.agent.status.0, "blocked");
+    assert_eq!(w.store_fps(), [fp].into(), "nothing removed through all of it");
+    assert_secret_kept(&w);
+}
+
+#[test]
+fn a_new_revision_takes_effect_in_secret_changed() {
+    let mut w = secret_world(N1);
+    let endpoint = |r: &Report| r.credentials.as_ref().map(|c| c.endpoint.url());
+    assert_eq!(endpoint(&w.hook("config-changed")), Some(N1.to_string()));
+    let rotated = secret_content(N2);
+    let pairs: Vec<(&str, &str)> = rotated.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.agent.update_secret(SECRET_ID, &pairs);
+    // Until secret-changed, the unit keeps the revision it tracks.
+    assert_eq!(endpoint(&w.hook("update-status")), Some(N1.to_string()));
+    w.agent.calls.clear();
+    assert_eq!(endpoint(&w.hook("secret-changed")), Some(N2.to_string()));
+    assert_eq!(secret_gets(&w), [vec![format!("secret:{SECRET_ID}"), "--format=json".to_string(), "--refresh".to_string()]]);
+    assert_eq!(endpoint(&w.hook("update-status")), Some(N2.to_string()), "tracked from then on");
+    assert_secret_kept(&w);
+}
+
+#[test]
+fn the_plain_key_option_suggests_a_secret_once() {
+    let mut w = World::new();
+    w.agent.trusted = false;
+    for (k, v) in [("lxd_endpoint", N1), ("lxd_client_cert", CERT), ("lxd_client_key", KEY), ("lxd_server_cert", SERVER)] {
+        w.agent.config.insert(k.into(), serde_json::json!(v));
+    }
+    for _ in 0..3 {
+        w.hook("update-status");
+    }
+    assert_eq!(w.agent.status.0, "active");
+    let hints = w.agent.logs.iter().filter(|l| l.contains(crate::credentials::MOVE_KEY_TO_SECRET)).count();
+    assert_eq!(hints, 1, "{:?}", w.agent.logs);
+}
+
+#[test]
+fn after_a_blocked_pass_the_next_update_status_runs_in_full_and_heals_the_status() {
+    let mut w = secret_world(N1);
+    w.hook("config-changed");
+    // Steady: the next update-status would be quiet.
+    w.hook("update-status");
+    assert_eq!(w.agent.status.0, "active");
+    w.agent.secrets.get_mut(SECRET_ID).expect("secret").granted = false;
+    w.hook("update-status");
+    assert_eq!(w.agent.status.0, "blocked");
+    // Granted again, nothing else changed: the pass must not be skipped as "steady".
+    w.agent.secrets.get_mut(SECRET_ID).expect("secret").granted = true;
+    w.hook("update-status");
+    assert_eq!(w.agent.status, ("active".into(), "2/2 members online, 0 clients trusted".into()));
+}
+
+#[test]
+fn after_an_outage_the_next_update_status_runs_in_full_and_heals_the_status() {
+    let (mut w, _) = quiet_world(1, true);
+    w.cluster().up.insert(N1.into(), false);
+    w.cluster().up.insert(N2.into(), false);
+    w.hook("update-status");
+    assert_eq!(w.agent.status.0, "waiting");
+    w.cluster().up.insert(N1.into(), true);
+    w.cluster().up.insert(N2.into(), true);
+    w.hook("update-status");
+    assert_eq!(w.agent.status.0, "active", "{}", w.agent.status.1);
+}

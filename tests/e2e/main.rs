@@ -23,6 +23,7 @@ mod operator;
 mod packed;
 mod requirer_lib;
 mod scenarios;
+mod secrets;
 mod servers;
 mod upgrade;
 mod volume;
@@ -78,7 +79,7 @@ fn run_suite(kind: ServerKind) -> ExitCode {
     let mut args = Arguments::from_args();
     // One cluster, one scenario at a time.
     args.test_threads = Some(1);
-    let scenarios = [scenarios::all(), operator::all(), faults::all(), packed::all(), upgrade::all(), juju29::all(), servers::all()];
+    let scenarios = [scenarios::all(), operator::all(), faults::all(), packed::all(), upgrade::all(), juju29::all(), servers::all(), secrets::all()];
     let real = scenarios.into_iter().flatten().filter(|(name, _)| kind == ServerKind::Lxd || !FAKE_SERVER_ONLY.contains(name));
     // The requirer library's and the large-input scenarios prove the charm, not the server: once.
     let once = [requirer_lib::all(), volume::all(), newer::all()].into_iter().flatten().filter(|_| kind == ServerKind::Lxd);

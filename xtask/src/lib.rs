@@ -47,7 +47,8 @@ pub const BASES: &[&str] = &["16.04", "18.04", "20.04", "22.04", "24.04"];
 /// `charmcraft-version`, with a comment saying the file was not written by charmcraft.
 pub const CHARMCRAFT_FORMAT_VERSION: &str = "4.5.0";
 
-/// Hooks every machine charm may receive, besides relation hooks.
+/// Hooks every machine charm may receive, besides relation hooks. `secret-changed` comes when
+/// the operator updates the credentials secret (Juju >= 3.3; older agents never run it).
 const UNIT_HOOKS: &[&str] = &[
     "install",
     "start",
@@ -56,6 +57,7 @@ const UNIT_HOOKS: &[&str] = &[
     "update-status",
     "leader-elected",
     "leader-settings-changed",
+    "secret-changed",
     "stop",
     "remove",
 ];
@@ -429,8 +431,8 @@ mod tests {
     fn hooks_cover_the_api_endpoint() {
         assert_eq!(relation_endpoints(), vec!["api".to_string()]);
         let hooks = hook_names();
-        assert_eq!(hooks.len(), 14);
-        for h in ["install", "update-status", "api-relation-created", "api-relation-broken"] {
+        assert_eq!(hooks.len(), 15);
+        for h in ["install", "update-status", "secret-changed", "api-relation-created", "api-relation-broken"] {
             assert!(hooks.iter().any(|x| x == h), "{h} missing");
         }
     }
