@@ -122,3 +122,11 @@ fn the_setup_alone_converges() {
     holds(&[]);
 }
 
+/// Found by the model: a quiet `update-status` compared LXD with the last steady pass, which
+/// an outage left in place, so once LXD came back unchanged the unit skipped the pass and
+/// stayed `waiting` for up to an hour.
+#[test]
+fn outage_update_status_then_lxd_back_is_active_again() {
+    holds(&[Step::Outage(true), Step::UpdateStatus(0), Step::Hook(0)]);
+}
+
