@@ -123,6 +123,8 @@ pub struct Agent {
     pub unit: String,
     /// Whether `juju trust` was granted, so `credential-get` answers `credential`.
     pub trusted: bool,
+    /// Juju is removing this unit: `goal-state` shows it `dying`.
+    pub dying: bool,
     /// What `credential-get` answers when trusted.
     pub credential: serde_json::Value,
     pub config: BTreeMap<String, serde_json::Value>,
@@ -149,6 +151,7 @@ impl Default for Agent {
         Agent {
             unit: "lxd-integrator/0".into(),
             trusted: false,
+            dying: false,
             credential: cloud_credential("127.0.0.1"),
             config: BTreeMap::new(),
             leader: false,
@@ -238,6 +241,11 @@ impl Agent {
                 None => ok_json(&self.config),
             },
             "is-leader" => ok_json(&self.leader),
+            // This unit only: the agent knows no other.
+            "goal-state" => {
+                let status = if self.dying { "dying" } else if self.status.0.is_empty() { "waiting" } else { self.status.0.as_str() };
+                ok_json(&serde_json::json!({"units": {&self.unit: {"status": status, "since": "2026-01-01 00:00:00Z"}}, "relations": {}}))
+            }
             "state-get" => match args.positional.first().filter(|k| *k != "-") {
                 Some(key) => ok_json(self.state.get(key).map_or("", String::as_str)),
                 None if self.state.is_empty() => ok_json(&serde_json::Value::Null),

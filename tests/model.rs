@@ -130,3 +130,11 @@ fn outage_update_status_then_lxd_back_is_active_again() {
     holds(&[Step::Outage(true), Step::UpdateStatus(0), Step::Hook(0)]);
 }
 
+/// Found by the model: a leader being removed whose relation had no remote unit it had joined
+/// (here, a requirer with certificates in its application databag only) ran
+/// `-relation-broken` as its first hook of the removal, took it for the relation ending and
+/// removed the requirer's entries while the relation lived on.
+#[test]
+fn relate_add_unit_hook_remove_the_leader_leaves_lxd_alone() {
+    holds(&[Step::Relate(2), Step::AddUnit, Step::Hook(0), Step::RemoveUnit(2)]);
+}

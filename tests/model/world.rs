@@ -636,6 +636,7 @@ impl World {
         let mut agent = Agent {
             unit: unit_name(n),
             trusted: self.trusted,
+            dying: unit.dying,
             credential: self.credential(),
             config: [("trust-projects".to_string(), serde_json::Value::from(self.projects.value()))].into(),
             leader: self.leader == Some(n),
