@@ -138,3 +138,13 @@ fn outage_update_status_then_lxd_back_is_active_again() {
 fn relate_add_unit_hook_remove_the_leader_leaves_lxd_alone() {
     holds(&[Step::Relate(2), Step::AddUnit, Step::Hook(0), Step::RemoveUnit(2)]);
 }
+
+/// Found by the model: a requirer asked for a certificate, the integrator's credential was
+/// then rotated to that very certificate, and the leader removed the entry of ours that held
+/// it (no requirer may ask for the charm's own credential, so nothing asked for it any more),
+/// locking the charm out of LXD.
+#[test]
+fn relate_app_sends_the_next_credential_hook_rotate_keeps_the_charms_own_entry() {
+    let next_credential = Sent { value: scenario::Value::Absent, special: Some(Special::Identity(1)) };
+    holds(&[Step::Relate(2), Step::Send(2, Member::App, next_credential), Step::Hook(0), Step::RotateCredential]);
+}

@@ -8,7 +8,7 @@ use crate::endpoint::Endpoint;
 use crate::lxd::{Member, MemberStatus, ServerInfo, TrustEntry};
 use crate::ownership::Scope;
 use crate::plan::{self, HeldElsewhere, Plan};
-use crate::requests::{MemberProblems, Request};
+use crate::requests::{MemberProblems, Protected, Request};
 use crate::status::{self, Status, Summary};
 use std::collections::BTreeSet;
 
@@ -28,9 +28,17 @@ pub struct Decision {
     pub held_elsewhere: HeldElsewhere,
 }
 
-pub fn decide(scope: &Scope, config: &Config, server: &ServerInfo, store: &[TrustEntry], requests: &[Request], leader: bool, leaving: bool) -> Decision {
+/// `protected`: certificates no requirer may have added or removed on its behalf (see
+/// `requests::Protected`).
+#[allow(clippy::too_many_arguments)]
+pub fn decide(scope: &Scope, config: &Config, server: &ServerInfo, store: &[TrustEntry], requests: &[Request], protected: &Protected, leader: bool, leaving: bool) -> Decision {
     let projects = config.trust_projects.clone();
     let mut plan = plan::plan(scope, requests, store, projects.as_deref());
+    // Never asked for, yet never removed or re-restricted either, even under an entry of ours
+    // (a requirer once asked for the certificate the credential was later rotated to):
+    // removing or restricting the charm's own credential would lock it out of LXD.
+    plan.remove.retain(|r| !protected.fingerprints.contains_key(&r.fingerprint));
+    plan.restrict.retain(|r| !protected.fingerprints.contains_key(&r.fingerprint));
     let mut refusal = None;
     if projects.is_some() && !server.api_extensions.iter().any(|e| e == EXT_CERTIFICATE_PROJECT) {
         // LXD 4.0 would store the certificate unrestricted: never grant more than asked.
@@ -125,7 +133,7 @@ mod tests {
 
     #[test]
     fn only_a_leader_that_stays_writes() {
-        let d = |leader, leaving| decide(&scope(), &Config::default(), &server(&[]), &[], &[], leader, leaving).writer;
+        let d = |leader, leaving| decide(&scope(), &Config::default(), &server(&[]), &[], &[], &Protected::default(), leader, leaving).writer;
         assert!(d(true, false));
         assert!(!d(true, true) && !d(false, false) && !d(false, true));
     }
@@ -134,11 +142,25 @@ mod tests {
     fn without_certificate_project_trust_projects_adds_nothing_and_says_why() {
         let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
         let reqs = [request("a")];
-        let d = decide(&scope(), &config, &server(&[]), &[], &reqs, true, false);
+        let d = decide(&scope(), &config, &server(&[]), &[], &reqs, &Protected::default(), true, false);
         assert!(d.plan.add.is_empty());
         assert_eq!(d.refusal.as_deref(), Some(status::LACKS_CERTIFICATE_PROJECT));
-        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &[], &reqs, true, false);
+        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &[], &reqs, &Protected::default(), true, false);
         assert_eq!((d.plan.add.len(), d.refusal), (1, None));
+    }
+
+    #[test]
+    fn an_entry_of_ours_holding_the_charms_own_credential_is_never_removed_or_restricted() {
+        let credential = test_certs::client("integrator");
+        let fp = certs::fingerprint(&credential.der);
+        let owner = Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0) };
+        let store = [TrustEntry { name: scope().entry_name(&owner), fingerprint: fp.clone(), kind: "client".into(), ..Default::default() }];
+        let protected = Protected { fingerprints: [(fp, "the integrator's own credential certificate")].into() };
+        let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
+        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &[], &protected, true, false);
+        assert!(d.plan.is_empty(), "{:?}", d.plan);
+        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &[], &Protected::default(), true, false);
+        assert_eq!((d.plan.remove.len(), d.plan.restrict.len()), (1, 0), "any other certificate nobody asks for goes");
     }
 
     #[test]

@@ -132,11 +132,12 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
         })
     };
     let relations = relations?;
-    let asked = requests::collect(&relations.views, certs::now_unix(), &protected(&creds));
+    let protected = protected(&creds);
+    let asked = requests::collect(&relations.views, certs::now_unix(), &protected);
     let problem_lines: Vec<String> = asked.problems.iter().map(|p| p.to_string()).collect();
     inputs.cache.log_once(juju, state::LOGGED_PROBLEMS, LogLevel::Warning, &problem_lines)?;
     let report = Report { leader: relations.leader, credentials: Some(creds), requests: asked.requests, problems: asked.problems, ..Report::default() };
-    let read = Read { inputs, relations, report, started };
+    let read = Read { inputs, relations, report, protected, started };
     match observed {
         Ok(observed) => with_lxd(ctx, juju, mode, read, observed),
         Err(not) => without_lxd(juju, mode, read.inputs.cache, read.report, not),
@@ -148,13 +149,14 @@ struct Read {
     inputs: Inputs,
     relations: Relations,
     report: Report,
+    protected: Protected,
     started: Instant,
 }
 
 /// The pass once LXD answered: decide, apply, publish, status.
 fn with_lxd(ctx: &HookContext, juju: &mut Juju, mode: Mode, read: Read, mut observed: Observed) -> Result<Report, ToolError> {
-    let Read { mut inputs, relations, mut report, started } = read;
-    let decision = decide::decide(&ctx.scope(), &inputs.config, &observed.server, &observed.store, &report.requests, relations.leader, inputs.leaving);
+    let Read { mut inputs, relations, mut report, protected, started } = read;
+    let decision = decide::decide(&ctx.scope(), &inputs.config, &observed.server, &observed.store, &report.requests, &protected, relations.leader, inputs.leaving);
     let applied = if decision.writer && mode.apply {
         let mut guard = WriteGuard::new(started, relations.leadership_asked);
         apply::apply(juju, observed.lxd.as_mut(), &decision.plan, decision.projects.as_deref(), &observed.store, &mut guard)?

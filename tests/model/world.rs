@@ -941,7 +941,11 @@ impl World {
         let everything: BTreeSet<String> = asked_by.values().flatten().cloned().collect();
         let foreign: BTreeSet<String> = store.iter().filter(|e| owner(UUID, &e.name).is_none()).map(|e| e.fingerprint.clone()).collect();
         let held: BTreeSet<String> = owned(UUID, &store).map(|e| e.fingerprint.clone()).collect();
-        let want: BTreeSet<String> = everything.difference(&foreign).cloned().collect();
+        // An entry of ours that holds the charm's own credential (a requirer asked for it
+        // before the credential was rotated to it) stays, asked for or not.
+        let kept: BTreeSet<String> = held.intersection(&protected).cloned().collect();
+        let want: BTreeSet<String> = everything.difference(&foreign).chain(&kept).cloned().collect();
+        let everything: BTreeSet<String> = everything.union(&kept).cloned().collect();
         if self.projects.exist() && held != want {
             return Err(format!("LXD's entries of ours hold {}, the live relations ask for {}", short(&held), short(&want)));
         }
