@@ -157,6 +157,9 @@ pub struct World {
     /// What happened, step by step and hook by hook, for a failing history's report.
     pub log: Vec<String>,
     pub hooks: usize,
+    /// What the hooks did and met, for the figures: entries added, removed, re-restricted;
+    /// hooks run while LXD was wholly or partly down.
+    pub tally: Tally,
     /// Hook-tool calls that write (relation, state, status, log) and LXD writes, since the
     /// last `quiet_round`: what a steady round must not have.
     writes_seen: Vec<String>,
@@ -167,12 +170,22 @@ fn lock(cluster: &Mutex<Cluster>) -> MutexGuard<'_, Cluster> {
 }
 
 impl World {
-    /// One integrator unit, trusted, with no relation; three requirer applications (two with a
-    /// unit sending certificates, one with only its application databag); a 3-member cluster
-    /// whose trust store holds the integrator's identity, LXD's own `server` entry, another
-    /// model's integrator entry, another integrator application's and a name that only looks
-    /// like ours.
+    /// Two integrator units, trusted, related to `req0` and `req1` and settled; three requirer
+    /// applications (two with a unit sending certificates, one with only its application
+    /// databag); a 3-member cluster whose trust store holds the integrator's identity, LXD's
+    /// own `server` entry, another model's integrator entry, another integrator application's
+    /// and a name that only looks like ours.
     pub fn new() -> World {
+        let mut w = World::bare();
+        w.log = vec!["deployed: lxd-integrator (trusted, 2 units) related to req0 and req1; req0/0 sends [cert#0], req1/0 sends [cert#2, cert#5], req2 (no units) sends [cert#4] in its application databag".into()];
+        w.add_unit();
+        w.relate(0);
+        w.relate(1);
+        w
+    }
+
+    /// As `new`, with one integrator unit and no relation.
+    pub fn bare() -> World {
         let mut cluster = Cluster::new(&NODES);
         cluster.trust_from_store = true;
         cluster.projects = Some(["default".to_string(), "p1".to_string()].into());
@@ -206,8 +219,9 @@ impl World {
             trusted: true,
             rotation: 0,
             cluster: cluster.shared(),
-            log: vec!["deployed: lxd-integrator (trusted), req0/0 sends [cert#0], req1/0 sends [cert#2, cert#5], req2 (no units) sends [cert#4] in its application databag".into()],
+            log: vec!["deployed: lxd-integrator (trusted, 1 unit), no relation; req0/0 sends [cert#0], req1/0 sends [cert#2, cert#5], req2 (no units) sends [cert#4] in its application databag".into()],
             hooks: 0,
+            tally: Tally::default(),
             writes_seen: Vec::new(),
         };
         w.add_unit();
@@ -265,7 +279,9 @@ impl World {
             }
             Step::Hook(k) => {
                 let busy: Vec<u32> = self.units.iter().filter(|(_, u)| !u.queue.is_empty()).map(|(n, _)| *n).collect();
-                if !busy.is_empty() {
+                if busy.is_empty() {
+                    self.log.push("  (none queued)".into());
+                } else {
                     return self.run_next(busy[k % busy.len()]);
                 }
             }
@@ -742,6 +758,7 @@ impl World {
             (None, None) => ev.relation.map(|id| format!(" ({id})")).unwrap_or_default(),
         };
         let changes = store_diff(&store_before, &store_after);
+        self.tally.count(&store_before, &store_after, &up);
         self.log.push(format!(
             "    {}{} {hook}{shown}: {} {:?}{}",
             unit_name(n),
@@ -952,7 +969,9 @@ impl World {
         if !held.is_subset(&everything) {
             return Err(format!("LXD's entries of ours hold {}, more than the live relations ask for ({})", short(&held), short(&everything)));
         }
-        if let Some(e) = owned(UUID, &store).find(|e| self.projects.exist() && !as_configured(e, self.projects)) {
+        // The one holding the charm's own credential is left as it is: restricted, it would no
+        // longer let the charm manage the trust store.
+        if let Some(e) = owned(UUID, &store).find(|e| self.projects.exist() && !kept.contains(&e.fingerprint) && !as_configured(e, self.projects)) {
             return Err(format!("{:?} is restricted to {:?}, not as trust-projects says", e.name, e.projects));
         }
         let claimable = claimable(UUID, &store, self.projects);
@@ -968,7 +987,7 @@ impl World {
         // A missing project is refused to the leader when it tries to add or re-restrict an
         // entry, and only then; the others trust what LXD holds and say so.
         let in_store: BTreeSet<String> = store.iter().map(|e| e.fingerprint.clone()).collect();
-        let refused = !self.projects.exist() && (!want.is_subset(&in_store) || owned(UUID, &store).any(|e| !as_configured(e, self.projects)));
+        let refused = !self.projects.exist() && (!want.is_subset(&in_store) || owned(UUID, &store).any(|e| !kept.contains(&e.fingerprint) && !as_configured(e, self.projects)));
         let leader = self.leader.map(unit_name);
         for (unit, s) in &statuses {
             let expected = if refused && Some(unit) == leader.as_ref() { "blocked" } else { "active" };
@@ -977,6 +996,37 @@ impl World {
             }
         }
         Ok(true)
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub added: usize,
+    pub removed: usize,
+    pub restricted: usize,
+    pub hooks_lxd_down: usize,
+    pub hooks_member_down: usize,
+}
+
+impl Tally {
+    fn count(&mut self, before: &[TrustEntry], after: &[TrustEntry], up: &BTreeSet<(String, String)>) {
+        let has = |store: &[TrustEntry], e: &TrustEntry| store.iter().any(|x| x.fingerprint == e.fingerprint);
+        self.added += after.iter().filter(|e| !has(before, e)).count();
+        self.removed += before.iter().filter(|e| !has(after, e)).count();
+        self.restricted += after.iter().filter(|e| before.iter().any(|b| b.fingerprint == e.fingerprint && b.projects != e.projects)).count();
+        match up.len() {
+            0 => self.hooks_lxd_down += 1,
+            n if n < MEMBERS => self.hooks_member_down += 1,
+            _ => {}
+        }
+    }
+
+    pub fn add(&mut self, other: &Tally) {
+        self.added += other.added;
+        self.removed += other.removed;
+        self.restricted += other.restricted;
+        self.hooks_lxd_down += other.hooks_lxd_down;
+        self.hooks_member_down += other.hooks_member_down;
     }
 }
 
