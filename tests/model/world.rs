@@ -819,73 +819,22 @@ impl World {
                 return Err(format!("{} sent {secret:?}", call.tool));
             }
         }
-        let before: BTreeMap<&str, &TrustEntry> = ran.store_before.iter().map(|e| (e.fingerprint.as_str(), e)).collect();
-        let after: BTreeMap<&str, &TrustEntry> = ran.store_after.iter().map(|e| (e.fingerprint.as_str(), e)).collect();
-        let ours = |e: &TrustEntry| e.kind == TrustKind::Client && owner(UUID, &e.name).is_some();
-        // No entry the application does not own is ever changed or removed.
-        for e in ran.store_before.iter().filter(|e| !ours(e)) {
-            if after.get(e.fingerprint.as_str()) != Some(&e) {
-                return Err(format!("changed or removed {:?}, which is not ours", e.name));
-            }
-        }
-        // Only a leader that is not being removed writes to LXD.
-        if ran.writes > 0 && (!ran.leader || ran.dying) {
-            let who = if ran.dying { "a unit being removed" } else { "a non-leader" };
-            return Err(format!("{who} wrote to LXD {} time(s): {}", ran.writes, store_diff(&ran.store_before, &ran.store_after)));
-        }
-        let everywhere: BTreeSet<&String> = ran.asked.values().flat_map(|a| a.keys()).collect();
-        for (fp, e) in &after {
-            match before.get(fp) {
-                None => {
-                    let Some((rel, member)) = owner(UUID, &e.name).filter(|_| ours(e)) else {
-                        return Err(format!("added {:?}, which is not named as ours", e.name));
-                    };
-                    if ran.protected.contains(*fp) {
-                        return Err(format!("added {} for a requirer, a certificate nobody may ask for", name_of(fp)));
-                    }
-                    if !ran.asked.get(&rel).and_then(|a| a.get(*fp)).is_some_and(|m| m.contains(&member)) {
-                        return Err(format!("added {} as {:?}, which {member} on relation {rel} does not ask for", name_of(fp), e.name));
-                    }
-                    if !as_configured(e, self.projects) {
-                        return Err(format!("added {} restricted to {:?}, not as trust-projects says", name_of(fp), e.projects));
-                    }
-                }
-                Some(old) if old != e => {
-                    if old.name != e.name {
-                        return Err(format!("renamed {:?} to {:?}", old.name, e.name));
-                    }
-                    if !as_configured(e, self.projects) {
-                        return Err(format!("re-restricted {:?} to {:?}, not as trust-projects says", e.name, e.projects));
-                    }
-                }
-                Some(_) => {}
-            }
-        }
-        for (fp, e) in &before {
-            if after.contains_key(fp) {
-                continue;
-            }
-            if ran.protected.contains(*fp) {
-                return Err(format!("removed {:?}, {} (the charm's own credential or the server's)", e.name, name_of(fp)));
-            }
-            if everywhere.contains(&fp.to_string()) {
-                return Err(format!("removed {:?} ({}), which a live relation still asks for", e.name, name_of(fp)));
-            }
-        }
-        // What the hook published: only what LXD held, exactly what was asked and held; and
-        // nothing at all while LXD could not be reached.
-        let claimable = claimable(UUID, &ran.store_after, self.projects);
-        for (key @ (rel, member), bag) in &ran.agent.ours {
-            if ran.ours_before.get(key) == Some(bag) {
-                continue;
-            }
-            if ran.up.is_empty() {
-                return Err(format!("changed its {member} databag on relation {rel} while LXD was down"));
-            }
-            let want: BTreeSet<String> = ran.asked.get(rel).map(|a| a.keys().filter(|fp| claimable.contains(*fp)).cloned().collect()).unwrap_or_default();
-            check_bag(bag, &ran.up, &want).map_err(|e| format!("its {member} databag on relation {rel}: {e}"))?;
-        }
-        Ok(())
+        let written: Vec<(u32, &str, &Databag)> =
+            ran.agent.ours.iter().filter(|(key, bag)| ran.ours_before.get(*key) != Some(*bag)).map(|((rel, member), bag)| (*rel, member.as_str(), bag)).collect();
+        check_hook(&HookFacts {
+            uuid: UUID,
+            leader: ran.leader,
+            dying: ran.dying,
+            store_before: &ran.store_before,
+            store_after: &ran.store_after,
+            lxd_writes: ran.writes,
+            asked: &ran.asked,
+            protected: &ran.protected,
+            projects: self.projects,
+            written,
+            lxd_down: ran.up.is_empty(),
+            nodes: Some(&ran.up),
+        })
     }
 
     // --- The quiet period.
@@ -936,66 +885,35 @@ impl World {
     /// Checks the settled world: true when the charm could act (and did as it must), false
     /// when its credentials keep it from acting (and it says so).
     fn converged(&self) -> Result<bool, String> {
-        let store = lock(&self.cluster).store.clone();
-        let identity = &SPECIALS.identity(self.rotation).fingerprint;
-        let statuses: Vec<(String, &str)> = self.units.iter().map(|(n, u)| (unit_name(*n), u.status.0.as_str())).collect();
-        if !self.trusted || !store.iter().any(|e| &e.fingerprint == identity) {
-            return match statuses.iter().find(|(_, s)| *s != "blocked") {
-                Some((unit, s)) => Err(format!("{unit} is {s}, not blocked, though it cannot act")),
-                None => Ok(false),
-            };
-        }
-        let protected = SPECIALS.protected(self.rotation);
         if let Some(id) = self.relations.iter().find(|(_, r)| r.dying).map(|(id, _)| id) {
             return Err(format!("relation {id} is still being removed after every hook ran"));
         }
-        let mut asked_by: BTreeMap<u32, BTreeSet<String>> = BTreeMap::new();
+        let store = lock(&self.cluster).store.clone();
+        let identity = &SPECIALS.identity(self.rotation).fingerprint;
+        let protected = SPECIALS.protected(self.rotation);
+        let mut asked_by = BTreeMap::new();
+        let mut bags = Vec::new();
         for (id, r) in &self.relations {
             let app = requirer(r.app);
             let members = r.remote.iter().filter(|(_, u)| u.live).map(|(name, u)| (name.as_str(), &u.sent)).chain([(app.as_str(), &r.remote_app)]);
             asked_by.insert(*id, asked(members, &SPECIALS, &protected).into_keys().collect());
-        }
-        let everything: BTreeSet<String> = asked_by.values().flatten().cloned().collect();
-        let foreign: BTreeSet<String> = store.iter().filter(|e| owner(UUID, &e.name).is_none()).map(|e| e.fingerprint.clone()).collect();
-        let held: BTreeSet<String> = owned(UUID, &store).map(|e| e.fingerprint.clone()).collect();
-        // An entry of ours that holds the charm's own credential (a requirer asked for it
-        // before the credential was rotated to it) stays, asked for or not.
-        let kept: BTreeSet<String> = held.intersection(&protected).cloned().collect();
-        let want: BTreeSet<String> = everything.difference(&foreign).chain(&kept).cloned().collect();
-        let everything: BTreeSet<String> = everything.union(&kept).cloned().collect();
-        if self.projects.exist() && held != want {
-            return Err(format!("LXD's entries of ours hold {}, the live relations ask for {}", short(&held), short(&want)));
-        }
-        if !held.is_subset(&everything) {
-            return Err(format!("LXD's entries of ours hold {}, more than the live relations ask for ({})", short(&held), short(&everything)));
-        }
-        // The one holding the charm's own credential is left as it is: restricted, it would no
-        // longer let the charm manage the trust store.
-        if let Some(e) = owned(UUID, &store).find(|e| self.projects.exist() && !kept.contains(&e.fingerprint) && !as_configured(e, self.projects)) {
-            return Err(format!("{:?} is restricted to {:?}, not as trust-projects says", e.name, e.projects));
-        }
-        let claimable = claimable(UUID, &store, self.projects);
-        let up = self.up_nodes();
-        for (id, r) in &self.relations {
-            let fps: BTreeSet<String> = asked_by[id].intersection(&claimable).cloned().collect();
             for n in self.units.keys() {
-                let bag = r.ours.get(n).cloned().unwrap_or_default();
-                check_bag(&bag, &up, &fps).map_err(|e| format!("{} on relation {id}: {e}", unit_name(*n)))?;
+                bags.push((unit_name(*n), *id, r.ours.get(n).cloned().unwrap_or_default()));
             }
-            check_bag(&r.our_app, &up, &fps).map_err(|e| format!("the application databag on relation {id}: {e}"))?;
+            bags.push(("the application".to_string(), *id, r.our_app.clone()));
         }
-        // A missing project is refused to the leader when it tries to add or re-restrict an
-        // entry, and only then; the others trust what LXD holds and say so.
-        let in_store: BTreeSet<String> = store.iter().map(|e| e.fingerprint.clone()).collect();
-        let refused = !self.projects.exist() && (!want.is_subset(&in_store) || owned(UUID, &store).any(|e| !kept.contains(&e.fingerprint) && !as_configured(e, self.projects)));
-        let leader = self.leader.map(unit_name);
-        for (unit, s) in &statuses {
-            let expected = if refused && Some(unit) == leader.as_ref() { "blocked" } else { "active" };
-            if *s != expected {
-                return Err(format!("{unit} is {s}, not {expected}"));
-            }
-        }
-        Ok(true)
+        check_settled(&Settled {
+            uuid: UUID,
+            store: &store,
+            projects: self.projects,
+            protected: &protected,
+            can_act: self.trusted && store.iter().any(|e| &e.fingerprint == identity),
+            asked: &asked_by,
+            bags: &bags,
+            nodes: Some(&self.up_nodes()),
+            statuses: self.units.iter().map(|(n, u)| (unit_name(*n), u.status.0.clone())).collect(),
+            leader: self.leader.map(unit_name),
+        })
     }
 }
 
@@ -1028,19 +946,4 @@ impl Tally {
         self.hooks_lxd_down += other.hooks_lxd_down;
         self.hooks_member_down += other.hooks_member_down;
     }
-}
-
-/// The entries added, removed and changed between two stores, in a few words.
-fn store_diff(before: &[TrustEntry], after: &[TrustEntry]) -> String {
-    let mut out = Vec::new();
-    for e in after.iter().filter(|e| !before.iter().any(|b| b.fingerprint == e.fingerprint)) {
-        out.push(format!("+{} as {:?}{}", name_of(&e.fingerprint), e.name, if e.restricted { format!(" in {:?}", e.projects) } else { String::new() }));
-    }
-    for e in before.iter().filter(|e| !after.iter().any(|a| a.fingerprint == e.fingerprint)) {
-        out.push(format!("-{} ({:?})", name_of(&e.fingerprint), e.name));
-    }
-    for e in after.iter().filter(|e| before.iter().any(|b| b.fingerprint == e.fingerprint && b != *e)) {
-        out.push(format!("~{} now {:?}", name_of(&e.fingerprint), e.projects));
-    }
-    out.join(", ")
 }
