@@ -51,6 +51,6 @@ pub mod format;
 pub mod model;
 pub mod tools;
 
-pub use driver::{ActionResult, Agent, CopyMode, HookRecord, JUJU_2_9, JUJU_3, RelationId, Sim};
+pub use driver::{ActionResult, Agent, CopyMode, HookObserver, HookRecord, JUJU_2_9, JUJU_3, RelationId, Sim};
 pub use model::Databag;
 pub use tools::{LogLine, ToolCall};
