@@ -15,7 +15,6 @@
 //!
 //! Every hook is checked as it ends (`check_hook`); `quiet` ends a history and checks that the
 //! charm converged.
-#![allow(dead_code)]
 
 use crate::history::*;
 use crate::oracle::*;
@@ -170,7 +169,7 @@ fn lock(cluster: &Mutex<Cluster>) -> MutexGuard<'_, Cluster> {
 }
 
 impl World {
-    /// Two integrator units, trusted, related to `req0` and `req1` and settled; three requirer
+    /// Two integrator units, trusted, related to `req0` and `req1` (their hooks queued); three requirer
     /// applications (two with a unit sending certificates, one with only its application
     /// databag); a 3-member cluster whose trust store holds the integrator's identity, LXD's
     /// own `server` entry, another model's integrator entry, another integrator application's
