@@ -155,9 +155,7 @@ pub struct World {
     cluster: Arc<Mutex<Cluster>>,
     /// What happened, step by step and hook by hook, for a failing history's report.
     pub log: Vec<String>,
-    pub hooks: usize,
-    /// What the hooks did and met, for the figures: entries added, removed, re-restricted;
-    /// hooks run while LXD was wholly or partly down.
+    /// What the history did, for the figures.
     pub tally: Tally,
     /// Hook-tool calls that write (relation, state, status, log) and LXD writes, since the
     /// last `quiet_round`: what a steady round must not have.
@@ -219,7 +217,6 @@ impl World {
             rotation: 0,
             cluster: cluster.shared(),
             log: vec!["deployed: lxd-integrator (trusted, 1 unit), no relation; req0/0 sends [cert#0], req1/0 sends [cert#2, cert#5], req2 (no units) sends [cert#4] in its application databag".into()],
-            hooks: 0,
             tally: Tally::default(),
             writes_seen: Vec::new(),
         };
@@ -691,7 +688,7 @@ impl World {
     }
 
     fn run_hook(&mut self, n: u32, ev: &Event) -> Ran {
-        self.hooks += 1;
+        self.tally.hooks += 1;
         let hook = ev.hook();
         let ctx = HookContext {
             name: hook.clone(),
@@ -916,8 +913,12 @@ impl World {
     }
 }
 
+/// Steps of the history and hooks run; entries the hooks added, removed and re-restricted; hooks run while
+/// LXD was wholly or partly down.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {
+    pub steps: usize,
+    pub hooks: usize,
     pub added: usize,
     pub removed: usize,
     pub restricted: usize,
@@ -939,6 +940,8 @@ impl Tally {
     }
 
     pub fn add(&mut self, other: &Tally) {
+        self.steps += other.steps;
+        self.hooks += other.hooks;
         self.added += other.added;
         self.removed += other.removed;
         self.restricted += other.restricted;
