@@ -390,6 +390,27 @@ impl<'a> Juju<'a> {
         self.read(reads::secret_get(uri, refresh), decode::secret)
     }
 
+    /// Whether Juju is removing `unit`: `goal-state` (Juju >= 2.4) shows a unit whose life is
+    /// dying as `dying`. Without `goal-state`, nothing is known: false.
+    pub fn unit_dying(&mut self, unit: &str) -> Result<bool, ToolError> {
+        #[derive(serde::Deserialize)]
+        struct GoalState {
+            #[serde(default)]
+            units: Option<BTreeMap<String, UnitGoal>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct UnitGoal {
+            #[serde(default)]
+            status: String,
+        }
+        let out = match self.tools.run("goal-state", &["--format=json"], None) {
+            Err(ToolError::Missing(_)) => return Ok(false),
+            other => other,
+        };
+        let goal: Option<GoalState> = decode::json("goal-state", out)?;
+        Ok(goal.and_then(|g| g.units).and_then(|mut units| units.remove(unit)).is_some_and(|u| u.status == "dying"))
+    }
+
     /// Credentials, config and the state cache, read at once.
     pub fn connection_inputs(&mut self) -> Result<ConnectionInputs, ToolError> {
         let reads = [reads::credential_get(), reads::config_get(), reads::state_get()];
@@ -571,6 +592,20 @@ pub(crate) mod fake {
 mod tests {
     use super::fake::*;
     use super::*;
+
+    #[test]
+    fn goal_state_tells_a_unit_being_removed() {
+        let goal = r#"{"units":{"lxd-integrator/0":{"status":"dying","since":"2026-01-01 00:00:00Z"},"lxd-integrator/1":{"status":"active"}},"relations":{}}"#;
+        for (unit, dying) in [("lxd-integrator/0", true), ("lxd-integrator/1", false), ("lxd-integrator/2", false)] {
+            let mut tools = ScriptedTools::default();
+            tools.answers.push(("goal-state".into(), ok(goal)));
+            assert_eq!(Juju::new(&mut tools).unit_dying(unit).expect("read"), dying, "{unit}");
+        }
+        let mut tools = ScriptedTools::default();
+        assert!(!Juju::new(&mut tools).unit_dying("lxd-integrator/0").expect("no goal-state: nothing known"));
+        tools.answers.push(("goal-state".into(), fail(1, "ERROR connection refused")));
+        assert!(Juju::new(&mut tools).unit_dying("lxd-integrator/0").is_err(), "a failing agent fails the hook, which Juju retries");
+    }
 
     #[test]
     fn relation_ids_accept_both_forms() {

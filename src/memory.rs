@@ -6,7 +6,8 @@
 //! past what the controller stores fails the call. Every call the charm makes is kept, argv
 //! and stdin whole, so a test can measure what the charm wrote and look for what it must never
 //! repeat. `Cluster` is an LXD trust store behind `MemoryConnector`, with members that can be
-//! taken down one by one.
+//! taken down one by one; it trusts the charm by a flag or, as LXD does, by the charm's
+//! certificate being in the store, and counts every write so a test can tell who wrote.
 
 use crate::certs;
 use crate::credentials::TlsCredentials;
@@ -134,6 +135,8 @@ pub struct Agent {
     pub unit: String,
     /// Whether `juju trust` was granted, so `credential-get` answers `credential`.
     pub trusted: bool,
+    /// Juju is removing this unit: `goal-state` shows it `dying`.
+    pub dying: bool,
     /// What `credential-get` answers when trusted.
     pub credential: serde_json::Value,
     pub config: BTreeMap<String, serde_json::Value>,
@@ -164,6 +167,7 @@ impl Default for Agent {
         Agent {
             unit: "lxd-integrator/0".into(),
             trusted: false,
+            dying: false,
             credential: cloud_credential("127.0.0.1"),
             config: BTreeMap::new(),
             leader: false,
@@ -304,6 +308,11 @@ impl Agent {
                 None => ok_json(&self.config),
             },
             "is-leader" => ok_json(&self.leader),
+            // This unit only: the agent knows no other.
+            "goal-state" => {
+                let status = if self.dying { "dying" } else if self.status.0.is_empty() { "waiting" } else { self.status.0.as_str() };
+                ok_json(&serde_json::json!({"units": {&self.unit: {"status": status, "since": "2026-01-01 00:00:00Z"}}, "relations": {}}))
+            }
             "state-get" => match args.positional.first().filter(|k| *k != "-") {
                 Some(key) => ok_json(self.state.get(key).map_or("", String::as_str)),
                 None if self.state.is_empty() => ok_json(&serde_json::Value::Null),
@@ -601,14 +610,20 @@ fn ok_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<ToolOutput, ToolEr
 pub struct Cluster {
     /// Member endpoint URL → reachable.
     pub up: BTreeMap<String, bool>,
-    /// Whether the charm's client certificate is trusted.
+    /// Whether the charm's client certificate is trusted (unless `trust_from_store`).
     pub trusted: bool,
+    /// Trust the client as real LXD does: when its certificate's fingerprint is in `store`,
+    /// whoever put it there. `trusted` is then not used.
+    pub trust_from_store: bool,
     pub store: Vec<TrustEntry>,
     pub extensions: Vec<String>,
     /// Projects that exist; `None`: any project named exists.
     pub projects: Option<BTreeSet<String>>,
     /// Requests served (or refused for an unreachable member).
     pub requests: usize,
+    /// Requests that would change the trust store (add, remove, restrict, rename), counted
+    /// whether or not they reached a member: a unit that must not write must not even try.
+    pub writes: usize,
     /// Endpoint URLs that answer `GET /1.0`, then drop the connection.
     pub drop_after_server: BTreeSet<String>,
     /// The cluster database says every member is offline (seen while it re-elects a leader).
@@ -659,6 +674,8 @@ fn lock(cluster: &Mutex<Cluster>) -> MutexGuard<'_, Cluster> {
 pub struct MemoryLxd {
     ep: Endpoint,
     cluster: Arc<Mutex<Cluster>>,
+    /// Fingerprint of the client certificate the connection presents, if it is one.
+    client: Option<String>,
 }
 
 impl MemoryLxd {
@@ -670,6 +687,11 @@ impl MemoryLxd {
         }
         Ok(c)
     }
+
+    fn write(&self) -> Result<MutexGuard<'_, Cluster>, LxdError> {
+        lock(&self.cluster).writes += 1;
+        self.hit()
+    }
 }
 
 impl Lxd for MemoryLxd {
@@ -679,8 +701,9 @@ impl Lxd for MemoryLxd {
 
     fn server(&mut self) -> Result<ServerInfo, LxdError> {
         let c = self.hit()?;
+        let trusted = if c.trust_from_store { self.client.as_ref().is_some_and(|fp| c.store.iter().any(|e| &e.fingerprint == fp)) } else { c.trusted };
         Ok(ServerInfo {
-            trusted: c.trusted,
+            trusted,
             api_extensions: c.extensions.clone(),
             kind: ServerKind::Lxd,
             server_name: "node1".into(),
@@ -722,7 +745,7 @@ impl Lxd for MemoryLxd {
     }
 
     fn add_trust(&mut self, e: &NewTrustEntry) -> Result<AddOutcome, LxdError> {
-        let mut c = self.hit()?;
+        let mut c = self.write()?;
         // LXD parses what it is given; it does not care whether it is a CA or a leaf.
         if let Err(why) = certs::inspect_der(&e.der) {
             return Err(LxdError::Api { method: "POST".into(), path: "/1.0/certificates".into(), status: 400, message: why.to_string() });
@@ -745,12 +768,12 @@ impl Lxd for MemoryLxd {
     }
 
     fn remove_trust(&mut self, fp: &str) -> Result<(), LxdError> {
-        self.hit()?.store.retain(|x| x.fingerprint != fp);
+        self.write()?.store.retain(|x| x.fingerprint != fp);
         Ok(())
     }
 
     fn restrict_trust(&mut self, fp: &str, projects: Option<&[String]>) -> Result<(), LxdError> {
-        let mut c = self.hit()?;
+        let mut c = self.write()?;
         if let Some(error) = c.missing_project(projects) {
             return Err(error);
         }
@@ -762,7 +785,7 @@ impl Lxd for MemoryLxd {
     }
 
     fn rename_trust(&mut self, fp: &str, name: &str) -> Result<(), LxdError> {
-        let mut c = self.hit()?;
+        let mut c = self.write()?;
         match c.store.iter_mut().find(|x| x.fingerprint == fp) {
             Some(x) => {
                 x.name = name.to_string();
@@ -778,12 +801,14 @@ impl Lxd for MemoryLxd {
     }
 }
 
-/// Opens `MemoryLxd` connections to the shared `Cluster`, whatever the credentials.
+/// Opens `MemoryLxd` connections to the shared `Cluster`: any credentials connect; whether
+/// LXD trusts them is `Cluster::trusted`, or their certificate in the store.
 pub struct MemoryConnector(pub Arc<Mutex<Cluster>>);
 
 impl Connector for MemoryConnector {
-    fn connect(&self, endpoint: &Endpoint, _tls: &TlsCredentials) -> Result<Connection, LxdError> {
-        Ok(Box::new(MemoryLxd { ep: endpoint.clone(), cluster: self.0.clone() }))
+    fn connect(&self, endpoint: &Endpoint, tls: &TlsCredentials) -> Result<Connection, LxdError> {
+        let client = certs::pem_blocks(&tls.client_cert_pem).ok().and_then(|b| b.first().map(|b| certs::fingerprint(&b.der)));
+        Ok(Box::new(MemoryLxd { ep: endpoint.clone(), cluster: self.0.clone(), client }))
     }
 }
 
@@ -890,6 +915,26 @@ mod tests {
         assert_eq!(get(&mut agent, &[]).2, format!("ERROR secret \"{uri}\" not found"));
         agent.secrets_available = false;
         assert!(matches!(agent.run("secret-get", &[&uri], None), Err(ToolError::Missing(_))));
+    }
+
+    #[test]
+    fn lxd_can_trust_the_client_by_its_certificate_in_the_store_and_counts_every_write() {
+        let identity = crate::certs::test_certs::client("integrator");
+        let tls = TlsCredentials { client_cert_pem: identity.cert_pem.clone(), client_key_pem: "K".into(), server_cert_pem: "S".into() };
+        let mut cluster = Cluster::new(&["https://127.0.0.1:8443"]);
+        cluster.trust_from_store = true;
+        let cluster = cluster.shared();
+        let ep = Endpoint::parse("https://127.0.0.1:8443").expect("url");
+        let mut lxd = MemoryConnector(cluster.clone()).connect(&ep, &tls).expect("connects");
+        assert!(!lxd.server().expect("answers").trusted, "not in the store yet");
+        let entry = NewTrustEntry { name: "operator".into(), der: identity.der.clone(), projects: None };
+        assert_eq!(lxd.add_trust(&entry).expect("added"), AddOutcome::Added);
+        assert!(lxd.server().expect("answers").trusted);
+        lxd.remove_trust(&certs::fingerprint(&identity.der)).expect("removed");
+        assert!(!lxd.server().expect("answers").trusted);
+        lock(&cluster).up.insert(ep.url(), false);
+        assert!(lxd.restrict_trust("fp", None).is_err(), "down");
+        assert_eq!(lock(&cluster).writes, 3, "the refused write counts too");
     }
 
     #[test]

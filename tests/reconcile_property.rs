@@ -24,10 +24,13 @@
 
 #[path = "reconcile_property/scenario.rs"]
 mod scenario;
+#[path = "reconcile_property/strategies.rs"]
+mod strategies;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use scenario::*;
+use strategies::small_value;
 
 /// Enough cases to meet every kind of input several times, few enough for CI (each case runs
 /// two passes over up to a few MiB in a debug build).
@@ -67,26 +70,6 @@ fn large_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         4 => prop::collection::vec(large_item(), 1..4).prop_map(Value::List),
         1 => (1..=2 * MIB).prop_map(Value::NotJson),
-    ]
-}
-
-/// A few entries: what most units send, now and then with a little garbage.
-fn small_item() -> impl Strategy<Value = Item> {
-    prop_oneof![
-        4 => (0..POOL_SIZE).prop_map(Item::Cert),
-        1 => (0..POOL_SIZE, 1..=64usize).prop_map(|(cert, pad)| Item::Padded { cert, pad }),
-        1 => (1..=20usize).prop_map(Item::Numbers),
-        1 => (1..=20usize).prop_map(Item::Strings),
-        1 => (1..=3usize).prop_map(Item::FakePem),
-        1 => (1..=3usize).prop_map(Item::Keys),
-    ]
-}
-
-fn small_value() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        2 => Just(Value::Absent),
-        3 => prop::collection::vec(small_item(), 0..4).prop_map(Value::List),
-        1 => (1..=64usize).prop_map(Value::NotJson),
     ]
 }
 

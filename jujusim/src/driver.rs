@@ -190,7 +190,13 @@ pub struct Sim {
     /// The model as last saved or loaded, with the identity of the file it came from; reused
     /// while model.json is unchanged (tools rewrite it only for immediate writes).
     cache: RefCell<Option<Cached>>,
+    observer: Option<HookObserver>,
 }
+
+/// Called after every hook with its record and the model as the hook left it (its writes
+/// committed, or not if it failed): a test can check what each hook did, not only where a
+/// whole call ended.
+pub type HookObserver = Box<dyn FnMut(&HookRecord, &Model)>;
 
 struct Cached {
     model: Model,
@@ -384,6 +390,7 @@ impl Sim {
             copy_mode: CopyMode::Copy,
             extra_env: BTreeMap::new(),
             cache: RefCell::new(None),
+            observer: None,
         };
         sim.install_tools()?;
         Ok(sim)
@@ -434,6 +441,11 @@ impl Sim {
     }
     /// Adds a variable to every hook's environment. Real Juju sets none: use only for
     /// debugging/coverage instrumentation.
+    /// Calls `observer` after every hook from now on (see [`HookObserver`]).
+    pub fn set_hook_observer(&mut self, observer: impl FnMut(&HookRecord, &Model) + 'static) {
+        self.observer = Some(Box::new(observer));
+    }
+
     pub fn set_extra_env(&mut self, key: &str, value: &str) {
         self.extra_env.insert(key.into(), value.into());
     }
@@ -1861,6 +1873,11 @@ impl Sim {
             })
         })?;
         model::append_record(&self.paths.hook_records(), &record)?;
+        if let Some(observe) = self.observer.as_mut()
+            && let Some(c) = self.cache.borrow().as_ref()
+        {
+            observe(&record, &c.model);
+        }
         Ok(true)
     }
 }

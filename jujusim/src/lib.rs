@@ -52,6 +52,6 @@ pub mod model;
 pub mod secrets;
 pub mod tools;
 
-pub use driver::{ActionResult, Agent, CopyMode, HookRecord, JUJU_2_9, JUJU_3, RelationId, Sim};
+pub use driver::{ActionResult, Agent, CopyMode, HookObserver, HookRecord, JUJU_2_9, JUJU_3, RelationId, Sim};
 pub use model::{Databag, Secret, SecretConsumer};
 pub use tools::{LogLine, ToolCall};

@@ -46,6 +46,7 @@ pub const TOOLS: &[&str] = &[
     "unit-get",
     "secret-get",
     "secret-info-get",
+    "goal-state",
 ];
 
 /// The secret tools: a Juju 2.9 agent has none of them (they came with Juju 3.0), so they
@@ -386,6 +387,7 @@ pub fn run_tool(env: &mut Env, tool: &str, argv: &[String]) -> ToolResult {
         "unit-get" => unit_get(env, argv),
         "secret-get" => secret_get(env, argv),
         "secret-info-get" => secret_info_get(env, argv),
+        "goal-state" => goal_state(env, argv),
         other => Err(fail(format!("unknown command {}", go_quote(other)))),
     }
 }
@@ -1306,6 +1308,41 @@ fn unit_get(env: &mut Env, argv: &[String]) -> ToolResult {
     check_empty(&args[1..]).map_err(usage)?;
     let addr = env.unit().address.clone();
     out.write(env, Out::Str(addr))
+}
+
+/// `goal-state [--format yaml|json]`: every unit of this application with its workload
+/// status, or `dying` once it is being removed (as Juju's `goalStateUnits` has it), and per
+/// endpoint the remote applications (`joined`, or `dying` while the relation is removed) and
+/// their units. Juju's `since` times are left out.
+fn goal_state(env: &mut Env, argv: &[String]) -> ToolResult {
+    let Some((mut out, args)) = parse_output_flags(env, "goal-state", argv)? else {
+        return Ok(());
+    };
+    check_empty(&args).map_err(usage)?;
+    if out.format == Format::Smart {
+        // goal-state formats as yaml unless told json.
+        out.format = Format::Yaml;
+    }
+    let app = env.app_name();
+    let goal = |u: &model::Unit| {
+        let status = if u.dying { "dying" } else { u.status.status.as_str() };
+        serde_json::json!({ "status": status })
+    };
+    let units: serde_json::Map<String, Value> =
+        env.model.units.values().filter(|u| u.app == app).map(|u| (u.name.clone(), goal(u))).collect();
+    let mut relations = serde_json::Map::new();
+    for r in env.model.relations.values().filter(|r| !r.is_peer()) {
+        let (Some(local), Some(remote)) = (r.local_endpoint(&app), r.remote_app(&app)) else { continue };
+        let entry = relations.entry(local.endpoint.clone()).or_insert_with(|| Value::Object(Default::default()));
+        let Value::Object(entry) = entry else { continue };
+        let status = if r.dying { "dying" } else { "joined" };
+        entry.insert(remote.to_string(), serde_json::json!({ "status": status }));
+        for u in env.model.units.values().filter(|u| u.app == remote) {
+            entry.insert(u.name.clone(), goal(u));
+        }
+    }
+    let value = serde_json::json!({ "units": units, "relations": relations });
+    out.write(env, Out::Any(value))
 }
 
 fn network_get(env: &mut Env, argv: &[String]) -> ToolResult {

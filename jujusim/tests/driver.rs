@@ -667,3 +667,27 @@ fn hung_hook_is_killed_and_fails() {
     assert!(failed[0].error.as_deref().unwrap().contains("timed out"));
     assert_eq!(sim.unit_status("slow/0").unwrap().0, "error");
 }
+
+#[test]
+fn a_hook_observer_sees_every_hook_and_the_relation_data_it_committed() {
+    let tmp = TempDir::new("observer");
+    let p = CharmBuilder::new(tmp.path(), "prov", PROVIDER_META)
+        .on("api-relation-changed", "relation-set seen=\"$JUJU_REMOTE_UNIT\"\n");
+    let r = CharmBuilder::new(tmp.path(), "req", REQUIRER_META);
+    let mut sim = new_sim(&tmp);
+    sim.deploy("prov", p.path(), 1).unwrap();
+    sim.deploy("req", r.path(), 1).unwrap();
+    let before = sim.hooks().unwrap().len();
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = seen.clone();
+    sim.set_hook_observer(move |record, model| {
+        let committed = record.relation_id.and_then(|id| model.relations.get(&id)).and_then(|r| r.unit_data.get("prov/0")).and_then(|b| b.get("seen").cloned());
+        log.borrow_mut().push(format!("{} {} {}", record.unit, record.hook, committed.unwrap_or_default()));
+    });
+    sim.relate("prov:api", "req:lxd").unwrap();
+    let seen = seen.borrow().clone();
+    assert!(seen.contains(&"prov/0 api-relation-created ".to_string()), "{seen:?}");
+    let changed = seen.iter().position(|h| h.starts_with("prov/0 api-relation-changed")).expect("changed ran");
+    assert_eq!(seen[changed], "prov/0 api-relation-changed req/0", "the observer sees what the hook committed");
+    assert_eq!(seen.len(), sim.hooks().unwrap().len() - before, "every hook since, and only those: {seen:?}");
+}

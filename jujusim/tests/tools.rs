@@ -499,3 +499,29 @@ fn leader_settings() {
     run(&mut sim, "prov/0", "leader-set a=; exit 0");
     assert_eq!(sim.leader_settings("prov").unwrap().get("a"), None);
 }
+
+#[test]
+fn goal_state_lists_the_units_and_relations_and_shows_a_unit_being_removed_as_dying() {
+    let tmp = TempDir::new("goal");
+    let at_stop = tmp.path().join("goal-at-stop.json");
+    let p = CharmBuilder::new(tmp.path(), "prov", PROVIDER_META)
+        .on("stop", &format!("goal-state --format=json > {}\n", at_stop.display()));
+    let r = CharmBuilder::new(tmp.path(), "req", REQUIRER_META);
+    let mut sim = new_sim(&tmp);
+    sim.deploy("prov", p.path(), 2).unwrap();
+    sim.deploy("req", r.path(), 1).unwrap();
+    sim.relate("prov:api", "req:lxd").unwrap();
+    let out = run(&mut sim, "prov/0", "goal-state --format=json");
+    let (json, rc) = out.rsplit_once('|').unwrap();
+    assert_eq!(rc, "0");
+    let goal: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(goal["units"]["prov/0"]["status"], "unknown");
+    assert_eq!(goal["units"]["prov/1"]["status"], "unknown");
+    assert_eq!(goal["relations"]["api"]["req"]["status"], "joined");
+    assert_eq!(goal["relations"]["api"]["req/0"]["status"], "unknown");
+    assert!(run(&mut sim, "prov/0", "goal-state").starts_with("relations:"), "yaml unless told json");
+    sim.remove_unit("prov/1").unwrap();
+    let goal: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&at_stop).unwrap()).unwrap();
+    assert_eq!(goal["units"]["prov/1"]["status"], "dying", "{goal}");
+    assert_eq!(goal["units"]["prov/0"]["status"], "unknown");
+}

@@ -8,7 +8,7 @@ use crate::endpoint::Endpoint;
 use crate::lxd::{Identity, LxdError, Member, MemberStatus, ServerInfo, TrustEntry};
 use crate::ownership::Scope;
 use crate::plan::{self, HeldElsewhere, Plan};
-use crate::requests::{MemberProblems, Request};
+use crate::requests::{MemberProblems, Protected, Request};
 use crate::status::{self, Status, Summary};
 use std::collections::BTreeSet;
 
@@ -104,9 +104,17 @@ pub struct Decision {
     pub held_elsewhere: HeldElsewhere,
 }
 
-pub fn decide(scope: &Scope, config: &Config, server: &ServerInfo, store: &[TrustEntry], requests: &[Request], leader: bool, leaving: bool) -> Decision {
+/// `protected`: certificates no requirer may have added or removed on its behalf (see
+/// `requests::Protected`).
+#[allow(clippy::too_many_arguments)]
+pub fn decide(scope: &Scope, config: &Config, server: &ServerInfo, store: &[TrustEntry], requests: &[Request], protected: &Protected, leader: bool, leaving: bool) -> Decision {
     let projects = config.trust_projects.clone();
     let mut plan = plan::plan(scope, requests, store, projects.as_deref());
+    // Never asked for, yet never removed or re-restricted either, even under an entry of ours
+    // (a requirer once asked for the certificate the credential was later rotated to):
+    // removing or restricting the charm's own credential would lock it out of LXD.
+    plan.remove.retain(|r| !protected.fingerprints.contains_key(&r.fingerprint));
+    plan.restrict.retain(|r| !protected.fingerprints.contains_key(&r.fingerprint));
     let mut refusal = None;
     if projects.is_some() && !server.has_extension(EXT_CERTIFICATE_PROJECT) {
         // LXD 4.0 would store the certificate unrestricted: never grant more than asked.
@@ -219,7 +227,7 @@ mod tests {
 
     #[test]
     fn only_a_leader_that_stays_writes() {
-        let d = |leader, leaving| decide(&scope(), &Config::default(), &server(&[]), &[], &[], leader, leaving).writer;
+        let d = |leader, leaving| decide(&scope(), &Config::default(), &server(&[]), &[], &[], &Protected::default(), leader, leaving).writer;
         assert!(d(true, false));
         assert!(!d(true, true) && !d(false, false) && !d(false, true));
     }
@@ -228,11 +236,25 @@ mod tests {
     fn without_certificate_project_trust_projects_adds_nothing_and_says_why() {
         let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
         let reqs = [request("a")];
-        let d = decide(&scope(), &config, &server(&[]), &[], &reqs, true, false);
+        let d = decide(&scope(), &config, &server(&[]), &[], &reqs, &Protected::default(), true, false);
         assert!(d.plan.add.is_empty());
         assert_eq!(d.refusal.as_deref(), Some(status::LACKS_CERTIFICATE_PROJECT));
-        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &[], &reqs, true, false);
+        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &[], &reqs, &Protected::default(), true, false);
         assert_eq!((d.plan.add.len(), d.refusal), (1, None));
+    }
+
+    #[test]
+    fn an_entry_of_ours_holding_the_charms_own_credential_is_never_removed_or_restricted() {
+        let credential = test_certs::client("integrator");
+        let fp = certs::fingerprint(&credential.der);
+        let owner = Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0) };
+        let store = [TrustEntry { name: scope().entry_name(&owner), fingerprint: fp.clone(), kind: "client".into(), ..Default::default() }];
+        let protected = Protected { fingerprints: [(fp, "the integrator's own credential certificate")].into() };
+        let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
+        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &[], &protected, true, false);
+        assert!(d.plan.is_empty(), "{:?}", d.plan);
+        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &[], &Protected::default(), true, false);
+        assert_eq!((d.plan.remove.len(), d.plan.restrict.len()), (1, 0), "any other certificate nobody asks for goes");
     }
 
     #[test]
@@ -298,7 +320,7 @@ mod tests {
         let store = [TrustEntry { name: theirs, fingerprint: "aa".into(), kind: "client".into(), ..Default::default() }];
         // trust-projects on an LXD without certificate_project: the rights come first.
         let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
-        let d = |access: &TrustAccess| within(access, decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &reqs, true, false));
+        let d = |access: &TrustAccess| within(access, decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &reqs, &Protected::default(), true, false));
         let full = d(&TrustAccess::Full);
         assert_eq!((full.plan.add.len(), full.plan.remove.len(), full.refusal), (1, 1, None));
         let missing = d(&TrustAccess::Missing(vec!["can_create_identities"]));
@@ -309,7 +331,7 @@ mod tests {
         assert!(restricted.plan.is_empty() && restricted.refusal.is_some_and(|r| r.contains("restricted")));
         let unknown = d(&TrustAccess::Unknown("?".into()));
         assert_eq!((unknown.plan.add.len(), unknown.refusal), (1, None), "unknown rights: try, and let LXD answer");
-        let old = within(&TrustAccess::Restricted, decide(&scope(), &config, &server(&[]), &store, &reqs, true, false));
+        let old = within(&TrustAccess::Restricted, decide(&scope(), &config, &server(&[]), &store, &reqs, &Protected::default(), true, false));
         assert!(old.refusal.is_some_and(|r| r.contains("restricted")), "before the certificate_project refusal");
     }
 

@@ -41,8 +41,13 @@ pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
     });
     let mut cache = Cache::new(state);
     // A unit being removed sees its own name as the departing unit; from then on it must not
-    // act on LXD, or a departing leader would withdraw every certificate on its way out.
-    let leaving = cache.leaving() || (ctx.is_hook("api-relation-departed") && ctx.departing_unit.as_deref() == Some(ctx.unit.as_str()));
+    // act on LXD, or a departing leader would withdraw every certificate on its way out. A
+    // relation in which it had joined no remote unit has no departed hook: its first hook of
+    // the removal is `-relation-broken`, which alone cannot tell a unit leaving from a relation
+    // removed; Juju's goal state can.
+    let leaving = cache.leaving()
+        || (ctx.is_hook("api-relation-departed") && ctx.departing_unit.as_deref() == Some(ctx.unit.as_str()))
+        || (ctx.is_hook("api-relation-broken") && juju.unit_dying(&ctx.unit)?);
     if leaving {
         cache.mark_leaving();
     }

@@ -135,11 +135,12 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
         })
     };
     let relations = relations?;
-    let asked = requests::collect(&relations.views, certs::now_unix(), &protected(&creds));
+    let protected = protected(&creds);
+    let asked = requests::collect(&relations.views, certs::now_unix(), &protected);
     let problem_lines: Vec<String> = asked.problems.iter().map(|p| p.to_string()).collect();
     inputs.cache.log_once(juju, state::LOGGED_PROBLEMS, LogLevel::Warning, &problem_lines)?;
     let report = Report { leader: relations.leader, credentials: Some(creds), requests: asked.requests, problems: asked.problems, ..Report::default() };
-    let read = Read { inputs, relations, report, started };
+    let read = Read { inputs, relations, report, protected, started };
     match observed {
         Ok(observed) => with_lxd(ctx, juju, mode, read, observed),
         Err(not) => without_lxd(juju, mode, read.inputs.cache, read.report, not),
@@ -151,15 +152,16 @@ struct Read {
     inputs: Inputs,
     relations: Relations,
     report: Report,
+    protected: Protected,
     started: Instant,
 }
 
 /// The pass once LXD answered: decide, apply, publish, status.
 fn with_lxd(ctx: &HookContext, juju: &mut Juju, mode: Mode, read: Read, mut observed: Observed) -> Result<Report, ToolError> {
-    let Read { mut inputs, relations, mut report, started } = read;
+    let Read { mut inputs, relations, mut report, protected, started } = read;
     let own = report.credentials.as_ref().map(own_fingerprint).unwrap_or_default();
     let access = decide::trust_access(&observed.server, observed.identity.as_ref(), &observed.store, &own);
-    let decided = decide::decide(&ctx.scope(), &inputs.config, &observed.server, &observed.store, &report.requests, relations.leader, inputs.leaving);
+    let decided = decide::decide(&ctx.scope(), &inputs.config, &observed.server, &observed.store, &report.requests, &protected, relations.leader, inputs.leaving);
     let decision = decide::within(&access, decided);
     let applied = if decision.writer && mode.apply {
         let mut guard = WriteGuard::new(started, relations.leadership_asked);

@@ -27,7 +27,12 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(read: BTreeMap<String, String>) -> Cache {
-        Cache { after: read.clone(), before: read }
+        let mut after = read.clone();
+        // Only a pass that finds the unit steady again keeps it steady (`remember_steady`):
+        // one that could not reach LXD or had no credentials set another status, which a
+        // quiet `update-status` must not keep once the world looks as it did before.
+        after.remove(STEADY);
+        Cache { after, before: read }
     }
 
     pub fn leaving(&self) -> bool {
