@@ -18,7 +18,7 @@
 
 use crate::history::*;
 use crate::oracle::*;
-use crate::scenario::{MARKER, POOL, RELATION_KEY, key_secret, marker_key};
+use crate::scenario::{MARKER, POOL, RELATION_KEY, key_secret};
 use lxd_integrator::dispatch::{HookContext, RECONCILE_HOOKS};
 use lxd_integrator::hook_tools::Juju;
 use lxd_integrator::lxd::{TrustEntry, TrustKind};
