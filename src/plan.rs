@@ -132,6 +132,7 @@ pub fn parse_projects(raw: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ownership::Interface;
     use crate::certs::{self, test_certs};
     use crate::relation::RelationView;
     use crate::requests::{Protected, collect};
@@ -160,7 +161,7 @@ mod tests {
     }
 
     fn owner(unit: u32) -> Owner {
-        Owner { relation_id: 1, remote_app: "req".into(), unit: Some(unit) }
+        Owner { relation_id: 1, remote_app: "req".into(), unit: Some(unit), interface: Interface::Lxd }
     }
 
     #[test]
@@ -231,7 +232,7 @@ mod tests {
     fn orphans_of_a_lost_unit_or_relation_are_removed() {
         let store = [
             entry(&scope().entry_name(&owner(9)), "11"),
-            entry(&scope().entry_name(&Owner { relation_id: 42, remote_app: "gone".into(), unit: None }), "22"),
+            entry(&scope().entry_name(&Owner { relation_id: 42, remote_app: "gone".into(), unit: None, interface: Interface::LxdHttps }), "22"),
         ];
         let p = plan(&scope(), &[], &store, None);
         assert_eq!(p.remove.iter().map(|r| r.fingerprint.as_str()).collect::<Vec<_>>(), ["11", "22"]);

@@ -333,6 +333,7 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+    use crate::ownership::Interface;
     use crate::certs::test_certs;
     use crate::relation::Databag;
 
@@ -422,7 +423,7 @@ mod tests {
         let got = one_unit(certs_json(&pems));
         assert_eq!(got.requests.len(), 3);
         let mut reader = MemberReader {
-            owner: Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0) },
+            owner: Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Interface::Lxd },
             now: certs::now_unix(),
             protected: &Protected::default(),
             seen: (0..CERTS_PER_DATABAG).map(|i| format!("{i:064x}")).collect(),

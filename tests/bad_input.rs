@@ -17,7 +17,7 @@ use lxd_integrator::endpoint::EndpointError;
 use lxd_integrator::hook_tools::CredentialAnswer;
 use lxd_integrator::lxd::client::HttpLxd;
 use lxd_integrator::lxd::{LxdError, TrustEntry};
-use lxd_integrator::ownership::{Owner, Scope};
+use lxd_integrator::ownership::{Interface, Owner, Scope};
 use lxd_integrator::pin::{self, PinError};
 use lxd_integrator::plan::plan;
 use lxd_integrator::relation::{Databag, KEY_CLIENT_CERTS, KEY_NODES, KEY_REGISTERED, RelationView};
@@ -124,7 +124,7 @@ fn scope() -> Scope {
 }
 
 fn unit(rel: u32, app: &str, n: u32) -> Owner {
-    Owner { relation_id: rel, remote_app: app.into(), unit: Some(n) }
+    Owner { relation_id: rel, remote_app: app.into(), unit: Some(n), interface: Interface::Lxd }
 }
 
 fn entry(name: String, fingerprint: String) -> TrustEntry {

@@ -107,7 +107,7 @@ pub fn status(o: &Outcome) -> Status {
 mod tests {
     use super::*;
     use crate::certs::{self, test_certs};
-    use crate::ownership::Owner;
+    use crate::ownership::{Interface, Owner};
 
     fn scope() -> Scope {
         Scope { model_uuid: "m".into(), app: "lxd-integrator".into() }
@@ -116,7 +116,7 @@ mod tests {
     fn request(cn: &str) -> Request {
         let made = test_certs::client(cn);
         let cert = certs::parse_client_cert(&made.cert_pem, certs::now_unix()).expect("valid");
-        Request { owner: Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0) }, cert }
+        Request { owner: Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Interface::Lxd }, cert }
     }
 
     fn server(extensions: &[&str]) -> ServerInfo {
@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn what_is_held_follows_what_lxd_confirmed() {
         let store = [TrustEntry { fingerprint: "kept".into(), ..Default::default() }, TrustEntry { fingerprint: "gone".into(), ..Default::default() }];
-        let owner = Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0) };
+        let owner = Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Interface::Lxd };
         let change = |kind, fp: &str, error: Option<&str>| Change { kind, fingerprint: fp.into(), owner: owner.clone(), error: error.map(String::from), already_present: false };
         let changes = [change(ChangeKind::Add, "new", None), change(ChangeKind::Add, "refused", Some("400")), change(ChangeKind::Remove, "gone", None)];
         let elsewhere = HeldElsewhere { count: 1, not_as_configured: ["kept".to_string()].into() };

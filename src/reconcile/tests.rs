@@ -6,7 +6,7 @@ use crate::certs::test_certs;
 use crate::config::OPT_TRUST_PROJECTS;
 use crate::relation::Databag;
 use crate::lxd::TrustEntry;
-use crate::ownership::{Owner, Scope};
+use crate::ownership::{Interface, Owner, Scope};
 use crate::memory::{Agent, Call, Cluster, MemoryConnector};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -117,7 +117,7 @@ fn quiet_world(units: usize, leader: bool) -> (World, Vec<test_certs::Made>) {
         // The leader (elsewhere) trusted them.
         let scope = Scope { model_uuid: "m-uuid".into(), app: "lxd-integrator".into() };
         for (i, m) in made.iter().enumerate() {
-            let owner = Owner { relation_id: 3, remote_app: "req".into(), unit: Some(i as u32) };
+            let owner = Owner { relation_id: 3, remote_app: "req".into(), unit: Some(i as u32), interface: Interface::Lxd };
             w.cluster().store.push(TrustEntry { name: scope.entry_name(&owner), fingerprint: certs::fingerprint(&m.der), kind: "client".into(), ..Default::default() });
         }
     }
@@ -153,7 +153,7 @@ fn drift_after_a_steady_pass_runs_the_full_pass() {
     // An extra owned entry (a departed unit's, left behind) is removed.
     let (mut w, _) = quiet_world(1, true);
     let scope = Scope { model_uuid: "m-uuid".into(), app: "lxd-integrator".into() };
-    let stray = Owner { relation_id: 3, remote_app: "req".into(), unit: Some(9) };
+    let stray = Owner { relation_id: 3, remote_app: "req".into(), unit: Some(9), interface: Interface::Lxd };
     w.cluster().store.push(TrustEntry { name: scope.entry_name(&stray), fingerprint: "ab".repeat(32), kind: "client".into(), ..Default::default() });
     w.hook("update-status");
     assert!(!w.store_fps().contains(&"ab".repeat(32)));
