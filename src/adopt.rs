@@ -281,6 +281,7 @@ mod tests {
     /// Requests as the reconcile collects them: relation 3 with `req`, units in order.
     fn requests(units: &[(&str, &[&str])]) -> Vec<Request> {
         let rel = RelationView {
+            interface: Interface::Lxd,
             id: 3,
             remote_app: "req".into(),
             units: units

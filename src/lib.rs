@@ -31,6 +31,7 @@ pub mod credentials;
 pub mod dispatch;
 pub mod endpoint;
 pub mod hook_tools;
+pub mod https;
 pub mod legacy;
 pub mod limits;
 pub mod lxd;

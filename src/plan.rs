@@ -129,6 +129,12 @@ pub fn parse_projects(raw: &str) -> Option<Vec<String>> {
     if list.is_empty() { None } else { Some(list) }
 }
 
+/// A name short and plain enough to be an LXD project's, and so safe to repeat in a status or
+/// a log: a value from config or from a requirer may hold anything, a key included.
+pub fn plain_project_name(name: &str) -> bool {
+    name.len() <= 63 && !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +149,7 @@ mod tests {
 
     fn requests(units: &[(&str, &[&str])]) -> Vec<Request> {
         let rel = RelationView {
+            interface: Interface::Lxd,
             id: 1,
             remote_app: "req".into(),
             units: units

@@ -95,6 +95,7 @@ fn bag(value: impl Into<String>) -> Databag {
 fn relation(id: u32, app: &str, units: &[(u32, String)]) -> RelationView {
     RelationView {
         id,
+        interface: Interface::Lxd,
         remote_app: app.into(),
         units: units.iter().map(|(n, v)| (format!("{app}/{n}"), bag(v.clone()))).collect(),
         app_data: Databag::new(),

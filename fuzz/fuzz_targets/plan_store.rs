@@ -143,6 +143,7 @@ fuzz_target!(|input: Input| {
         .map(|(o, f)| Request {
             owner: owner(*o),
             cert: ClientCert { pem: String::new(), der: vec![*f], fingerprint: fp(*f), common_name: String::new(), not_after: i64::MAX },
+            projects: None,
         })
         .collect();
     let projects: Option<Vec<String>> = input.projects.map(|p| {

@@ -202,7 +202,7 @@ pub fn unknown_project(error: &LxdError, projects: Option<&[String]>, store: &[T
     }
     // Project names come from config: only a name LXD could hold is repeated, so a key pasted
     // into the option never reaches a status or a log.
-    let shown: Vec<&str> = suspects.iter().copied().filter(|p| plain_project_name(p)).collect();
+    let shown: Vec<&str> = suspects.iter().copied().filter(|p| crate::plan::plain_project_name(p)).collect();
     let named = match (shown.as_slice(), suspects.len()) {
         ([one], 1) => one.to_string(),
         ([], _) => "a name that is not shown (not a valid project name)".to_string(),
@@ -210,11 +210,6 @@ pub fn unknown_project(error: &LxdError, projects: Option<&[String]>, store: &[T
         (some, n) => format!("one of {} or {} name(s) not shown", some.join(", "), n - some.len()),
     };
     Some(format!("{UNKNOWN_PROJECT}: {named} ({})", limits::cut(message, 200)))
-}
-
-/// A name short and plain enough to be an LXD project's, and so safe to repeat.
-fn plain_project_name(name: &str) -> bool {
-    name.len() <= 63 && !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ mod tests {
     fn request(cn: &str) -> Request {
         let made = test_certs::client(cn);
         let cert = certs::parse_client_cert(&made.cert_pem, certs::now_unix()).expect("valid");
-        Request { owner: Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Interface::Lxd }, cert }
+        Request { owner: Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Interface::Lxd }, cert, projects: None }
     }
 
     fn server(extensions: &[&str]) -> ServerInfo {
