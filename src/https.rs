@@ -39,10 +39,20 @@ pub const PROVIDER_KEYS: [&str; 4] = [KEY_VERSION, KEY_CERTIFICATE, KEY_CERTIFIC
 /// passed over without a word, like the keys Juju itself puts in a unit's databag.
 const REQUIRER_KEYS: [&str; 3] = [KEY_VERSION, KEY_CERTIFICATE, KEY_PROJECTS];
 
+/// What bounds the projects a requirer may ask for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bounds<'a> {
+    /// `trust-projects`, when set: nothing outside it is granted.
+    pub ceiling: Option<&'a [String]>,
+    /// LXD has the `certificate_project` extension. Without it (LXD 4.0) an entry is stored
+    /// unrestricted whatever is sent, so a requirer asking for projects is not trusted at all.
+    pub cannot_restrict: bool,
+}
+
 /// Reads every `https` relation: the application's databag first (as charm-lxd does, so a
 /// requirer writing both bags has its entry named for the application), then each unit's.
-/// `ceiling` is `trust-projects`. What is wrong is reported per member and key, never quoted.
-pub fn collect(relations: &[RelationView], now: i64, protected: &Protected, ceiling: Option<&[String]>) -> Requests {
+/// What is wrong is reported per member and key, never quoted.
+pub fn collect(relations: &[RelationView], now: i64, protected: &Protected, bounds: Bounds) -> Requests {
     let mut out = Requests::default();
     for rel in relations.iter().filter(|r| r.interface == Interface::LxdHttps) {
         let app = std::iter::once((rel.remote_app.as_str(), &rel.app_data)).filter(|(app, _)| !app.is_empty());
@@ -52,14 +62,14 @@ pub fn collect(relations: &[RelationView], now: i64, protected: &Protected, ceil
                 continue;
             }
             let Some(owner) = Owner::from_member_on(Interface::LxdHttps, rel.id, member) else { continue };
-            read_member(owner, bag, now, protected, ceiling, &mut out);
+            read_member(owner, bag, now, protected, bounds, &mut out);
         }
     }
     out
 }
 
 /// One databag: the version, the certificate through the shared reader, the projects.
-fn read_member(owner: Owner, bag: &Databag, now: i64, protected: &Protected, ceiling: Option<&[String]>, out: &mut Requests) {
+fn read_member(owner: Owner, bag: &Databag, now: i64, protected: &Protected, bounds: Bounds, out: &mut Requests) {
     let problem = |key: &'static str, why: &str| MemberProblems { owner: owner.clone(), key, whole: Some(why.to_string()), entries: Vec::new() };
     // The value is never repeated: only whether it is the one version served.
     let unusable = match bag.get(KEY_VERSION).map(String::as_str) {
@@ -73,7 +83,7 @@ fn read_member(owner: Owner, bag: &Databag, now: i64, protected: &Protected, cei
     let Some(raw) = bag.get(KEY_CERTIFICATE).filter(|c| !c.trim().is_empty()) else {
         return out.problems.push(problem(KEY_CERTIFICATE, "missing"));
     };
-    let asked = projects(bag.get(KEY_PROJECTS).map(String::as_str), ceiling);
+    let asked = projects(bag.get(KEY_PROJECTS).map(String::as_str), bounds);
     if let Some(why) = asked.refusal() {
         out.problems.push(problem(KEY_PROJECTS, &why));
     }
@@ -117,7 +127,7 @@ pub struct Projects {
 /// splits on `,` after deleting spaces). A value that is only blanks counts as absent; one
 /// that is not blank but names no project, or names only what may not be granted, grants
 /// nothing.
-pub fn projects(raw: Option<&str>, ceiling: Option<&[String]>) -> Projects {
+pub fn projects(raw: Option<&str>, bounds: Bounds) -> Projects {
     let mut out = Projects { grant: Grant::AsConfigured, outside: Vec::new(), not_names: 0, whole: None };
     let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else { return out };
     if raw.len() > PROJECTS_BYTES {
@@ -130,7 +140,7 @@ pub fn projects(raw: Option<&str>, ceiling: Option<&[String]>) -> Projects {
     for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty() && seen.insert(*n)) {
         if !plan::plain_project_name(name) {
             out.not_names += 1;
-        } else if ceiling.is_some_and(|c| !c.iter().any(|p| p == name)) {
+        } else if bounds.ceiling.is_some_and(|c| !c.iter().any(|p| p == name)) {
             out.outside.push(name.to_string());
         } else {
             granted.push(name.to_string());
@@ -138,6 +148,9 @@ pub fn projects(raw: Option<&str>, ceiling: Option<&[String]>) -> Projects {
     }
     if seen.is_empty() {
         out.whole = Some("names no project".into());
+    } else if bounds.cannot_restrict {
+        out.whole = Some("LXD lacks the certificate_project extension, so no entry can be restricted to projects".into());
+        granted.clear();
     }
     out.grant = if granted.is_empty() { Grant::Nothing } else { Grant::Projects(granted) };
     out

@@ -303,10 +303,10 @@ mod tests {
         let plain = requests(&[("req/0", &[&a.cert_pem])]);
         let restricted = TrustEntry { restricted: true, projects: vec!["p1".into()], ..entry(&scope().entry_name(&owner(0)), &fp) };
         // Asked for p2 now: re-restricted.
-        let p = plan(&scope(), &asking(plain.clone(), &["p2"]), &[restricted.clone()], None);
+        let p = plan(&scope(), &asking(plain.clone(), &["p2"]), std::slice::from_ref(&restricted), None);
         assert_eq!(p.restrict, [Restrict { fingerprint: fp.clone(), owner: owner(0), projects: Some(vec!["p2".into()]) }]);
         // Stopped asking: what trust-projects says, here unrestricted.
-        let p = plan(&scope(), &plain, &[restricted.clone()], None);
+        let p = plan(&scope(), &plain, std::slice::from_ref(&restricted), None);
         assert_eq!(p.restrict, [Restrict { fingerprint: fp.clone(), owner: owner(0), projects: None }]);
         // As asked: nothing to do.
         assert!(plan(&scope(), &asking(plain, &["p1"]), &[restricted], None).is_empty());
@@ -327,7 +327,7 @@ mod tests {
         let fp = certs::fingerprint(&a.der);
         let reqs = asking(requests(&[("req/0", &[&a.cert_pem])]), &["p1"]);
         let open = entry("operator", &fp);
-        assert_eq!(held_elsewhere(&scope(), &reqs, &[open.clone()], None).not_as_configured, [fp.clone()].into());
+        assert_eq!(held_elsewhere(&scope(), &reqs, std::slice::from_ref(&open), None).not_as_configured, [fp.clone()].into());
         let as_asked = TrustEntry { restricted: true, projects: vec!["p1".into()], ..open };
         assert!(held_elsewhere(&scope(), &reqs, &[as_asked], None).not_as_configured.is_empty());
     }

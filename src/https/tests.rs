@@ -27,8 +27,12 @@ fn with_projects(pem: &str, projects: &str) -> Databag {
     bag(&[(KEY_VERSION, VERSION.into()), (KEY_CERTIFICATE, pem.into()), (KEY_PROJECTS, projects.into())])
 }
 
+fn within(ceiling: Option<&[String]>) -> Bounds<'_> {
+    Bounds { ceiling, cannot_restrict: false }
+}
+
 fn read(views: &[RelationView], limit: Option<&[String]>) -> Requests {
-    collect(views, certs::now_unix(), &Protected::default(), limit)
+    collect(views, certs::now_unix(), &Protected::default(), within(limit))
 }
 
 fn said(got: &Requests) -> Vec<String> {
@@ -103,7 +107,7 @@ fn certificate_problems_are_those_of_client_certificates_said_of_one_value() {
         ],
         Databag::new(),
     )];
-    let got = collect(&views, certs::now_unix(), &protected, None);
+    let got = collect(&views, certs::now_unix(), &protected, within(None));
     assert_eq!(
         said(&got),
         [
@@ -135,13 +139,13 @@ fn api_relations_are_not_read_here_nor_https_ones_as_client_certificates() {
 
 #[test]
 fn projects_are_read_as_charm_lxd_splits_them() {
-    let p = |raw: &str| projects(Some(raw), None).grant;
+    let p = |raw: &str| projects(Some(raw), within(None)).grant;
     assert_eq!(p("a, b,a,,c "), Grant::Projects(ceiling(&["a", "b", "c"])));
     assert_eq!(p("default"), Grant::Projects(ceiling(&["default"])));
-    assert_eq!(projects(None, None).grant, Grant::AsConfigured);
+    assert_eq!(projects(None, within(None)).grant, Grant::AsConfigured);
     assert_eq!(p("   "), Grant::AsConfigured, "blank is as if absent");
     // Not blank, yet naming nothing: never read as "unrestricted".
-    let none = projects(Some(" , ,"), None);
+    let none = projects(Some(" , ,"), within(None));
     assert_eq!(none.grant, Grant::Nothing);
     assert_eq!(none.refusal().as_deref(), Some("names no project; nothing left to grant, so the certificate is not trusted"));
 }
@@ -149,15 +153,15 @@ fn projects_are_read_as_charm_lxd_splits_them() {
 #[test]
 fn trust_projects_is_a_ceiling_never_widened() {
     let limit = ceiling(&["default", "sandboxes"]);
-    let within = projects(Some("sandboxes"), Some(&limit));
-    assert_eq!((within.grant.clone(), within.refusal()), (Grant::Projects(ceiling(&["sandboxes"])), None));
-    let partly = projects(Some("sandboxes,prod"), Some(&limit));
+    let inside = projects(Some("sandboxes"), within(Some(&limit)));
+    assert_eq!((inside.grant.clone(), inside.refusal()), (Grant::Projects(ceiling(&["sandboxes"])), None));
+    let partly = projects(Some("sandboxes,prod"), within(Some(&limit)));
     assert_eq!(partly.grant, Grant::Projects(ceiling(&["sandboxes"])));
     assert_eq!(partly.refusal().as_deref(), Some("prod not in trust-projects, refused"));
-    let outside = projects(Some("prod, staging"), Some(&limit));
+    let outside = projects(Some("prod, staging"), within(Some(&limit)));
     assert_eq!(outside.grant, Grant::Nothing);
     assert_eq!(outside.refusal().as_deref(), Some("prod, staging not in trust-projects, refused; nothing left to grant, so the certificate is not trusted"));
-    assert_eq!(projects(None, Some(&limit)).grant, Grant::AsConfigured, "no projects asked: trust-projects applies");
+    assert_eq!(projects(None, within(Some(&limit))).grant, Grant::AsConfigured, "no projects asked: trust-projects applies");
 }
 
 #[test]
@@ -165,17 +169,29 @@ fn a_project_value_that_is_not_a_project_name_is_counted_never_shown() {
     let key = test_certs::client("k").key_pem;
     let limit = ceiling(&["default"]);
     for bound in [None, Some(limit.as_slice())] {
-        let got = projects(Some(&format!("default,{key},has space")), bound);
+        let got = projects(Some(&format!("default,{key},has space")), within(bound));
         assert_eq!(got.grant, Grant::Projects(ceiling(&["default"])));
         let why = got.refusal().unwrap_or_default();
         assert_eq!(why, "2 names are not a project name, refused (not shown)");
     }
-    let only_bad = projects(Some(&key), None);
+    let only_bad = projects(Some(&key), within(None));
     assert_eq!(only_bad.grant, Grant::Nothing);
     assert!(!only_bad.refusal().unwrap_or_default().contains("PRIVATE"));
-    let huge = projects(Some(&"a,".repeat(PROJECTS_BYTES)), None);
+    let huge = projects(Some(&"a,".repeat(PROJECTS_BYTES)), within(None));
     assert_eq!(huge.grant, Grant::Nothing);
     assert!(huge.refusal().unwrap_or_default().starts_with("too large (131,072 bytes; at most 65,536 are read)"));
+}
+
+#[test]
+fn without_certificate_project_a_requirer_asking_for_projects_is_not_trusted_at_all() {
+    let old_lxd = Bounds { ceiling: None, cannot_restrict: true };
+    let got = projects(Some("sandboxes"), old_lxd);
+    assert_eq!(got.grant, Grant::Nothing);
+    assert_eq!(
+        got.refusal().as_deref(),
+        Some("LXD lacks the certificate_project extension, so no entry can be restricted to projects; nothing left to grant, so the certificate is not trusted")
+    );
+    assert_eq!(projects(None, old_lxd).grant, Grant::AsConfigured, "asking for none is served as on any LXD");
 }
 
 #[test]

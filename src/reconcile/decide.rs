@@ -6,7 +6,9 @@ use super::apply::ChangeKind;
 use crate::config::Config;
 use crate::endpoint::Endpoint;
 use crate::lxd::{Member, MemberStatus, ServerInfo, TrustEntry};
-use crate::ownership::Scope;
+use crate::https;
+use crate::ownership::{Interface, Scope};
+use crate::relation::KEY_CLIENT_CERTS;
 use crate::plan::{self, HeldElsewhere, Plan};
 use crate::requests::{MemberProblems, Request};
 use crate::status::{self, Status, Summary};
@@ -21,7 +23,8 @@ pub struct Decision {
     /// The leader, unless it is leaving: the only unit that changes LXD.
     pub writer: bool,
     pub plan: Plan,
-    /// `trust-projects`: what every added entry is restricted to.
+    /// `trust-projects`: what an entry is restricted to when its request names no projects, and
+    /// the ceiling of what one may name.
     pub projects: Option<Vec<String>>,
     /// Why nothing may be added at all, for the status.
     pub refusal: Option<String>,
@@ -86,15 +89,20 @@ pub fn status(o: &Outcome) -> Status {
     if o.leaving {
         return status::leaving();
     }
-    let mut bad_from: Vec<String> = o.problems.iter().map(|p| p.owner.member()).collect();
-    bad_from.dedup();
+    let from = |keys: &[&str], interface: Interface| {
+        let mut who: Vec<String> = o.problems.iter().filter(|p| p.owner.interface == interface && keys.contains(&p.key)).map(|p| p.owner.member()).collect();
+        who.dedup();
+        who
+    };
     let trusted: BTreeSet<&String> = o.requests.iter().map(|r| &r.cert.fingerprint).filter(|fp| o.held.contains(*fp)).collect();
     status::ready(&Summary {
         leader: o.decision.writer,
         online: o.published,
         members: o.members.len(),
         trusted: trusted.len(),
-        bad_input_from: bad_from,
+        bad_input_from: from(&[KEY_CLIENT_CERTS], Interface::Lxd),
+        bad_https_from: from(&[https::KEY_VERSION, https::KEY_CERTIFICATE], Interface::LxdHttps),
+        projects_refused_for: from(&[https::KEY_PROJECTS], Interface::LxdHttps),
         failed_changes: o.changes.iter().filter(|c| c.error.is_some()).count(),
         deferred: o.deferred,
         withheld: o.withheld,
@@ -107,7 +115,7 @@ pub fn status(o: &Outcome) -> Status {
 mod tests {
     use super::*;
     use crate::certs::{self, test_certs};
-    use crate::ownership::{Interface, Owner};
+    use crate::ownership::Owner;
 
     fn scope() -> Scope {
         Scope { model_uuid: "m".into(), app: "lxd-integrator".into() }
