@@ -389,3 +389,47 @@ fn a_leader_leaving_through_an_https_relation_leaves_lxd_alone() {
     assert_eq!(w.store_fps().len(), 1, "the leaving unit removed nothing");
     assert_eq!(w.agent.status.0, "maintenance");
 }
+
+impl World {
+    /// Runs action `name` on this unit and returns its results.
+    fn action(&mut self, name: &str, params: serde_json::Value) -> std::collections::BTreeMap<String, String> {
+        self.agent.start_action(serde_json::from_value(params).expect("params"));
+        let ctx = HookContext { name: name.into(), is_action: true, unit: "lxd-integrator/0".into(), model_uuid: "m-uuid".into(), ..Default::default() };
+        let connector = crate::memory::MemoryConnector(self.cluster.clone());
+        crate::actions::run(&ctx, &mut Juju::new(&mut self.agent), &connector).expect("action runs");
+        let action = self.agent.action.take().expect("action");
+        assert_eq!(action.failed, None);
+        action.results
+    }
+}
+
+#[test]
+fn actions_cover_both_endpoints() {
+    let (mut w, _) = world();
+    w.agent.config.insert(OPT_TRUST_PROJECTS.into(), serde_json::json!("default,sandboxes"));
+    let (ams, gw, refused) = (test_certs::client("ams"), test_certs::client("gw"), test_certs::client("refused"));
+    w.send(3, "req/0", &[&ams.cert_pem]);
+    w.https_unit(5, "gw/0", bag_of(&gw.cert_pem, Some("sandboxes")));
+    w.https_unit(5, "gw/1", bag_of(&refused.cert_pem, Some("prod")));
+    // Dry run first: what would change, the https owner said as such.
+    let r = w.action("reconcile", serde_json::json!({"dry-run": true}));
+    assert_eq!(r["added.count"], "2");
+    assert!(r["added.entries"].contains("(gw/0 via https)") && r["added.entries"].contains("(req/0)"), "{r:?}");
+    w.hook("config-changed");
+
+    let r = w.action("list-trusted-clients", serde_json::json!({}));
+    assert_eq!(r["count"], "2");
+    let clients: Vec<(String, String, String, String)> = (0..2)
+        .map(|i| {
+            let k = |f: &str| r[&format!("clients.{i}.{f}")].clone();
+            (k("endpoint"), k("unit"), k("relation"), k("projects"))
+        })
+        .collect();
+    assert!(clients.contains(&("api".into(), "req/0".into(), "3".into(), "default,sandboxes".into())), "{r:?}");
+    assert!(clients.contains(&("https".into(), "gw/0".into(), "5".into(), "sandboxes".into())), "{r:?}");
+    assert_eq!((r["invalid.count"].as_str(), r["invalid.0.unit"].as_str(), r["invalid.0.endpoint"].as_str()), ("1", "gw/1", "https"));
+    assert!(r["invalid.0.reason"].contains("projects: prod not in trust-projects, refused"), "{r:?}");
+
+    let r = w.action("list-nodes", serde_json::json!({}));
+    assert_eq!((r["nodes.0.endpoint"].as_str(), r["nodes.0.address"].as_str()), (N1, "127.0.0.1:8443"));
+}
