@@ -260,3 +260,42 @@ fn addresses_past_the_databag_bound_are_counted_not_written() {
     assert!(p.withheld > 0);
     assert_eq!(p.bag[KEY_ADDRESSES].split(',').count() + p.withheld, many.len());
 }
+
+fn schema(file: &str) -> jsonschema::Validator {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(file);
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file")).expect("schema JSON");
+    jsonschema::validator_for(&doc).expect("a valid schema")
+}
+
+fn as_json(bag: &Databag) -> serde_json::Value {
+    serde_json::to_value(bag).expect("a map of strings")
+}
+
+#[test]
+fn the_payload_matches_docs_schemas_https_provider_json() {
+    let provider = schema("https-provider.json");
+    let pin = ServerPin::from_pinned(&test_certs::client("root@lxd").cert_pem).expect("pin");
+    let mut bag = payload(&members(), Some(&pin), true).bag;
+    bag.insert("private-address".into(), "10.1.2.3".into());
+    assert!(provider.is_valid(&as_json(&bag)), "{:?}", provider.iter_errors(&as_json(&bag)).map(|e| e.to_string()).collect::<Vec<_>>());
+    assert!(provider.is_valid(&as_json(&payload(&members(), Some(&pin), false).bag)), "nothing published yet is valid");
+    for key in PROVIDER_KEYS {
+        let mut partial = bag.clone();
+        partial.remove(key);
+        assert!(!provider.is_valid(&as_json(&partial)), "the four keys come together: {key}");
+    }
+    let mut schemed = bag.clone();
+    schemed.insert(KEY_ADDRESSES.into(), "https://10.0.0.1:8443".into());
+    assert!(!provider.is_valid(&as_json(&schemed)), "no scheme in addresses");
+}
+
+#[test]
+fn what_the_test_requirers_send_matches_docs_schemas_https_requirer_json() {
+    let requirer = schema("https-requirer.json");
+    let pem = test_certs::client("a").cert_pem;
+    assert!(requirer.is_valid(&as_json(&sends(&pem))));
+    assert!(requirer.is_valid(&as_json(&with_projects(&pem, "sandboxes, default"))));
+    assert!(!requirer.is_valid(&as_json(&with_projects(&pem, "has space"))));
+    assert!(!requirer.is_valid(&as_json(&bag(&[(KEY_CERTIFICATE, pem.clone())]))), "version is required");
+    assert!(!requirer.is_valid(&as_json(&bag(&[(KEY_VERSION, "2.0".into()), (KEY_CERTIFICATE, pem)]))));
+}
