@@ -7,6 +7,7 @@
 mod bed;
 mod fake_lxd;
 mod faults;
+mod https;
 mod juju29;
 mod proxy;
 mod operator;
@@ -38,7 +39,7 @@ fn main() {
     let mut args = Arguments::from_args();
     // One cluster, one scenario at a time.
     args.test_threads = Some(1);
-    let scenarios = [scenarios::all(), operator::all(), faults::all(), requirer_lib::all(), packed::all(), upgrade::all(), juju29::all()];
+    let scenarios = [scenarios::all(), operator::all(), faults::all(), requirer_lib::all(), https::all(), packed::all(), upgrade::all(), juju29::all()];
     let trials = scenarios.into_iter().flatten().map(|(name, f)| trial(name, f)).collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // Stop the daemons before exiting: statics are never dropped.
