@@ -163,6 +163,12 @@ def main():
                            json.dumps({"client_certificates": lst(pem(leaf)), "private-address": "10.0.0.2", "n": 1}), "null"]):
         write("hook_output", f"h{i}", h)
 
+    # https_request: flag byte, then NUL-separated projects, trust-projects, certificate, version.
+    write("https_request", "gateway_within", payload(0, "sandboxes, default", "default,sandboxes", pem(leaf), "1.0"))
+    write("https_request", "outside_and_junk", payload(2, "prod,has space," + key_pem(leaf_key), "default", pem(leaf2), "1.0"))
+    write("https_request", "old_lxd", payload(1, "sandboxes", "", pem(leaf), "1.0"))
+    write("https_request", "wrong_version", payload(0, "", "", pem(leaf3), "2.0"))
+
     # Structured (arbitrary) targets: a few byte strings to start from.
     write("trust_name", "t0", b"\x24\x00\x00\x000f6d3b1a-1c2b-4f5e-8a9b-123456789abc\x0e\x00\x00\x00lxd-integrator\x07\x00\x00\x00\x03req\x01\x00\x00\x00juju.x")
     write("plan_store", "s0", bytes(range(64)))

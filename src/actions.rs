@@ -2,6 +2,7 @@
 //! with keys Juju accepts (lowercase, digits, `-`, `.`), readable in `juju run` output.
 
 use crate::certs::short_fp;
+use crate::endpoint::Endpoint;
 use crate::hook_tools::Juju;
 use crate::lxd::Connector;
 use crate::ownership::Scope;
@@ -76,6 +77,10 @@ pub fn list_nodes(report: &Report) -> Results {
         out.push((format!("{k}.message"), m.message.clone()));
         let published = report.endpoint_used.as_ref().is_some_and(|answering| reconcile::is_published(m, answering));
         out.push((format!("{k}.published"), yes(published)));
+        // As `https` requirers get it in `addresses` (`api` ones get `endpoint`).
+        if let Ok(ep) = Endpoint::parse(&m.url) {
+            out.push((format!("{k}.address"), ep.authority()));
+        }
     }
     out
 }
@@ -90,6 +95,7 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
         out.push((format!("{k}.fingerprint"), entry.fingerprint.clone()));
         out.push((format!("{k}.name"), entry.name.clone()));
         out.push((format!("{k}.relation"), owner.relation_id.to_string()));
+        out.push((format!("{k}.endpoint"), owner.interface.endpoint().to_string()));
         out.push((format!("{k}.unit"), owner.member()));
         out.push((format!("{k}.restricted"), yes(entry.restricted)));
         out.push((format!("{k}.projects"), entry.projects.join(",")));
@@ -104,6 +110,11 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
         let why = if report.leader { "not added yet; see debug-log for LXD's answer" } else { "this unit is not the leader" };
         out.push((format!("{k}.fingerprint"), req.cert.fingerprint.clone()));
         out.push((format!("{k}.unit"), req.owner.member()));
+        out.push((format!("{k}.endpoint"), req.owner.interface.endpoint().to_string()));
+        if let Some(projects) = &req.projects {
+            // Plain project names only: what a requirer asked and trust-projects allowed.
+            out.push((format!("{k}.projects"), projects.join(",")));
+        }
         out.push((format!("{k}.reason"), report.refusal.clone().unwrap_or_else(|| why.into())));
     }
     // Requested certificates LXD already trusts under an entry this application did not make:
@@ -120,6 +131,7 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
         let k = format!("held-elsewhere.{i}");
         out.push((format!("{k}.fingerprint"), req.cert.fingerprint.clone()));
         out.push((format!("{k}.unit"), req.owner.member()));
+        out.push((format!("{k}.endpoint"), req.owner.interface.endpoint().to_string()));
         out.push((format!("{k}.entry"), limits::cut(&entry.name, 256).into_owned()));
         out.push((format!("{k}.restricted"), yes(entry.restricted)));
         out.push((format!("{k}.counted-as-granted"), yes(report.held.contains(&req.cert.fingerprint))));
@@ -129,6 +141,7 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
     }
     for (i, p) in report.problems.iter().take(limits::ACTION_ITEMS).enumerate() {
         out.push((format!("invalid.{i}.unit"), p.owner.member()));
+        out.push((format!("invalid.{i}.endpoint"), p.owner.interface.endpoint().to_string()));
         out.push((format!("invalid.{i}.reason"), p.to_string()));
     }
     out
@@ -154,8 +167,8 @@ pub fn reconcile_results(report: &Report, dry_run: bool) -> Results {
 
 fn change_text(c: &Change) -> String {
     match &c.error {
-        Some(e) => format!("{} ({}) failed: {e}", short_fp(&c.fingerprint), c.owner.member()),
-        None => format!("{} ({})", short_fp(&c.fingerprint), c.owner.member()),
+        Some(e) => format!("{} ({}) failed: {e}", short_fp(&c.fingerprint), c.owner.who()),
+        None => format!("{} ({})", short_fp(&c.fingerprint), c.owner.who()),
     }
 }
 

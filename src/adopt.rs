@@ -265,6 +265,7 @@ pub fn results(dry_run: bool, choice: &Choice, outcomes: &[Outcome]) -> Vec<(Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ownership::Interface;
     use crate::certs::{self, test_certs};
     use crate::hook_tools::Juju;
     use crate::memory::{Agent, Cluster, MemoryConnector};
@@ -280,6 +281,7 @@ mod tests {
     /// Requests as the reconcile collects them: relation 3 with `req`, units in order.
     fn requests(units: &[(&str, &[&str])]) -> Vec<Request> {
         let rel = RelationView {
+            interface: Interface::Lxd,
             id: 3,
             remote_app: "req".into(),
             units: units
@@ -296,7 +298,7 @@ mod tests {
     }
 
     fn owner(unit: u32) -> Owner {
-        Owner { relation_id: 3, remote_app: "req".into(), unit: Some(unit) }
+        Owner { relation_id: 3, remote_app: "req".into(), unit: Some(unit), interface: Interface::Lxd }
     }
 
     #[test]

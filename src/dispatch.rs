@@ -3,7 +3,7 @@
 
 use crate::hook_tools::{Juju, LogLevel, ProcessTools};
 use crate::lxd::client::HttpConnector;
-use crate::ownership::{Scope, app_of};
+use crate::ownership::{Interface, Scope, app_of};
 use crate::reconcile::{self, Mode};
 
 /// Who and where this hook runs, from Juju's environment.
@@ -32,6 +32,21 @@ impl HookContext {
     pub fn is_hook(&self, name: &str) -> bool {
         !self.is_action && self.name == name
     }
+
+    /// `Some((interface, "broken"))` for `https-relation-broken`: a relation hook of one of
+    /// this charm's endpoints, and which (`created`, `joined`, `changed`, `departed`, `broken`).
+    pub fn relation_hook(&self) -> Option<(Interface, &str)> {
+        if self.is_action {
+            return None;
+        }
+        let (endpoint, kind) = self.name.split_once("-relation-")?;
+        Some((Interface::of_endpoint(endpoint)?, kind))
+    }
+
+    /// This hook is `<endpoint>-relation-<kind>` on any of this charm's endpoints.
+    pub fn is_relation_hook(&self, kind: &str) -> bool {
+        self.relation_hook().is_some_and(|(_, k)| k == kind)
+    }
 }
 
 /// Hooks that run the reconcile. `stop` and `remove` are deliberately quiet: the relations are
@@ -52,6 +67,11 @@ pub const RECONCILE_HOOKS: &[&str] = &[
     "api-relation-changed",
     "api-relation-departed",
     "api-relation-broken",
+    "https-relation-created",
+    "https-relation-joined",
+    "https-relation-changed",
+    "https-relation-departed",
+    "https-relation-broken",
 ];
 pub const QUIET_HOOKS: &[&str] = &["stop", "remove"];
 
@@ -147,6 +167,17 @@ mod tests {
     fn dispatch_without_a_path_is_not_a_hook() {
         assert_eq!(invocation(None, "/charm/dispatch"), None);
         assert_eq!(invocation(None, ""), None);
+    }
+
+    #[test]
+    fn relation_hooks_are_known_by_endpoint_and_kind() {
+        let hook = |name: &str| HookContext { name: name.into(), ..Default::default() };
+        assert_eq!(hook("https-relation-broken").relation_hook(), Some((Interface::LxdHttps, "broken")));
+        assert_eq!(hook("api-relation-departed").relation_hook(), Some((Interface::Lxd, "departed")));
+        assert!(hook("https-relation-departed").is_relation_hook("departed"));
+        assert_eq!(hook("metrics-relation-broken").relation_hook(), None, "not an endpoint of this charm");
+        assert_eq!(hook("update-status").relation_hook(), None);
+        assert_eq!(HookContext { is_action: true, ..hook("api-relation-broken") }.relation_hook(), None);
     }
 
     #[test]

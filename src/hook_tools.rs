@@ -162,7 +162,8 @@ pub struct ConnectionInputs {
 #[derive(Debug)]
 pub struct RelationInputs {
     pub leader: bool,
-    pub relation_ids: Vec<u32>,
+    /// The relation ids of each endpoint asked for, in the order asked.
+    pub relation_ids: Vec<Vec<u32>>,
 }
 
 /// The argv of each read, in the shapes Juju documents.
@@ -419,12 +420,14 @@ impl<'a> Juju<'a> {
         Ok(ConnectionInputs { credentials: decode::credentials(next())?, config: decode::config(next())?, state: decode::state(next())? })
     }
 
-    /// Leadership and the ids of `endpoint`'s relations, read at once.
-    pub fn relation_inputs(&mut self, endpoint: &str) -> Result<RelationInputs, ToolError> {
-        let reads = [reads::is_leader(), reads::relation_ids(endpoint)];
+    /// Leadership and the ids of each endpoint's relations, read at once.
+    pub fn relation_inputs(&mut self, endpoints: &[&str]) -> Result<RelationInputs, ToolError> {
+        let reads: Vec<Read> = std::iter::once(reads::is_leader()).chain(endpoints.iter().map(|e| reads::relation_ids(e))).collect();
         let mut answers = self.tools.run_reads(&reads).into_iter();
         let mut next = || answers.next().unwrap_or_else(|| Err(missing_answer()));
-        Ok(RelationInputs { leader: decode::leader(next())?, relation_ids: decode::relation_ids(next())? })
+        let leader = decode::leader(next())?;
+        let relation_ids = endpoints.iter().map(|_| decode::relation_ids(next())).collect::<Result<_, _>>()?;
+        Ok(RelationInputs { leader, relation_ids })
     }
 
     /// The remote units of each relation in `rels`, read at once.

@@ -8,7 +8,7 @@
 //!                                               then the credentials secret, if one is named
 //!                           reconcile::observe  LXD: server, members, trust store    ┐ at once
 //!                           reconcile::inputs   leadership, relations, databags     ┘
-//!                           requests            what requirers ask for (bounded)
+//!                           requests, https     what requirers ask for on `api` and `https` (bounded)
 //!                           reconcile::decide   pure: plan, policy, what is held, status
 //!                           reconcile::apply    leader only: changes, in batches, under a deadline
 //!                           reconcile::publish  relation data, state cache, status
@@ -19,7 +19,8 @@
 //! charm left in the charm directory on `install` and `upgrade-charm`. The `adopt` action takes
 //! over that charm's trust entries. Everything between them is plain data and pure
 //! functions: `config`, `credentials`, `certs`, `endpoint`, `ownership` (who owns a trust
-//! entry, from its name), `plan`, `relation` (the `lxd` interface payload), `status`, and
+//! entry, from its name), `plan`, `relation` (the `lxd` interface payload), `https` (the
+//! `lxd-https` interface, as charm-lxd serves it: requests in, payload out), `status`, and
 //! `limits`, which names every bound on what crosses a process boundary. `memory` holds the
 //! in-memory unit agent and LXD the tests, the fuzz targets and the property checks run
 //! the pass against.
@@ -32,6 +33,7 @@ pub mod credentials;
 pub mod dispatch;
 pub mod endpoint;
 pub mod hook_tools;
+pub mod https;
 pub mod legacy;
 pub mod limits;
 pub mod lxd;

@@ -55,6 +55,9 @@ pub const CLIENT_CERTS_BYTES: usize = DATABAG_BYTES;
 /// Distinct certificates taken from one databag. The benchmark's largest case (1,000 from one
 /// unit) fits; entries past it are named as one problem.
 pub const CERTS_PER_DATABAG: usize = 1_000;
+/// Bytes of an `lxd-https` requirer's `projects` read: LXD project names are short, so this
+/// holds thousands of them; a longer value is refused whole, and grants nothing.
+pub const PROJECTS_BYTES: usize = 64 * 1024;
 /// What the charm writes into one databag of its own: half of Juju's limit, so Juju's own keys
 /// and any growth in the JSON around the values never push a `relation-set` over.
 pub const PUBLISHED_BYTES: usize = DATABAG_BYTES / 2;

@@ -15,8 +15,9 @@ use crate::endpoint::Endpoint;
 use crate::hook_tools::{HookTools, ToolError, ToolOutput, parse_relation_id};
 use crate::limits;
 use crate::lxd::{AddOutcome, Connection, Connector, Identity, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, ServerKind, TrustEntry};
+use crate::ownership::Interface;
 use crate::reconcile::EXT_CERTIFICATE_PROJECT;
-use crate::relation::{self, Databag};
+use crate::relation::Databag;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -28,6 +29,8 @@ const E2BIG: i32 = 7;
 /// The application on the other side of one relation, as this unit sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Remote {
+    /// The endpoint of ours the relation is on (`api` unless made with `relate_on`).
+    pub interface: Interface,
     pub app: String,
     /// Unit name (`req/0`) → its databag.
     pub units: BTreeMap<String, Databag>,
@@ -142,7 +145,7 @@ pub struct Agent {
     pub config: BTreeMap<String, serde_json::Value>,
     pub leader: bool,
     pub state: BTreeMap<String, String>,
-    /// Relation id of each `api` relation → the application on the other side.
+    /// Relation id of each relation (any endpoint) → the application on the other side.
     pub remote: BTreeMap<u32, Remote>,
     /// (relation id, this unit or its application) → what the charm published there.
     pub ours: BTreeMap<(u32, String), Databag>,
@@ -209,9 +212,14 @@ impl Agent {
         self.unit.split('/').next().unwrap_or(&self.unit)
     }
 
-    /// Relation `rel` with application `app`, created empty if new.
+    /// Relation `rel` on `api` with application `app`, created empty if new.
     pub fn relate(&mut self, rel: u32, app: &str) -> &mut Remote {
-        self.remote.entry(rel).or_insert_with(|| Remote { app: app.into(), ..Remote::default() })
+        self.relate_on(Interface::Lxd, rel, app)
+    }
+
+    /// Relation `rel` on the endpoint of `interface` with application `app`, created empty if new.
+    pub fn relate_on(&mut self, interface: Interface, rel: u32, app: &str) -> &mut Remote {
+        self.remote.entry(rel).or_insert_with(|| Remote { interface, app: app.into(), ..Remote::default() })
     }
 
     /// Starts running an action with `params`.
@@ -326,11 +334,9 @@ impl Agent {
                 ok("")
             }
             "relation-ids" => {
-                let ids: Vec<String> = match args.positional.first().map(String::as_str) {
-                    Some(relation::ENDPOINT) => self.remote.keys().map(|id| format!("{}:{id}", relation::ENDPOINT)).collect(),
-                    Some(_) => vec![],
-                    None => return fail(2, "no endpoint name specified"),
-                };
+                let Some(endpoint) = args.positional.first() else { return fail(2, "no endpoint name specified") };
+                let ids: Vec<String> =
+                    self.remote.iter().filter(|(_, r)| r.interface.endpoint() == endpoint).map(|(id, _)| format!("{endpoint}:{id}")).collect();
                 ok_json(&ids)
             }
             "relation-list" => {

@@ -5,6 +5,11 @@
 //!   re-restricted; everything else in the store is left exactly as it is;
 //! - a certificate already in the store counts as present, whoever added it;
 //! - an owned entry stays while any live relation of this application still asks for it.
+//!
+//! Restrictions are per certificate: the projects its request carries (an `lxd-https`
+//! requirer's, already within `trust-projects`), or else `trust-projects` itself. A certificate
+//! is one entry: the first request for it, in relation order, names the entry and sets its
+//! projects, so a restriction never depends on which endpoint happened to be read last.
 
 use crate::lxd::{TrustEntry, TrustKind};
 use crate::ownership::{Owner, Scope};
@@ -17,6 +22,8 @@ pub struct Add {
     pub name: String,
     pub der: Vec<u8>,
     pub owner: Owner,
+    /// `None`: unrestricted; `Some(list)`: restricted to `list`.
+    pub projects: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +53,11 @@ impl Plan {
     }
 }
 
-/// `projects`: `None` for unrestricted entries, `Some(list)` for entries restricted to `list`.
+/// `projects` is `trust-projects`: what a certificate whose request names no projects is
+/// restricted to (`None`: unrestricted).
 pub fn plan(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects: Option<&[String]>) -> Plan {
     let by_fp: BTreeMap<&str, &TrustEntry> = store.iter().map(|e| (e.fingerprint.as_str(), e)).collect();
-    let wanted: BTreeSet<&str> = requests.iter().map(|r| r.cert.fingerprint.as_str()).collect();
+    let wanted = desired(requests, projects);
     let mut plan = Plan::default();
 
     // Requests arrive ordered by relation and unit, so the first requester names the entry.
@@ -64,42 +72,51 @@ pub fn plan(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects:
             name: scope.entry_name(&req.owner),
             der: req.cert.der.clone(),
             owner: req.owner.clone(),
+            projects: wanted.get(fp).cloned().flatten(),
         });
     }
 
     for entry in store.iter().filter(|e| e.kind == TrustKind::Client) {
         let Some(owner) = scope.owner_of(&entry.name) else { continue };
-        if !wanted.contains(entry.fingerprint.as_str()) {
-            plan.remove.push(Remove { fingerprint: entry.fingerprint.clone(), name: entry.name.clone(), owner });
-        } else if !restrictions_match(entry, projects) {
-            plan.restrict.push(Restrict {
-                fingerprint: entry.fingerprint.clone(),
-                owner,
-                projects: projects.map(|p| p.to_vec()),
-            });
+        match wanted.get(entry.fingerprint.as_str()) {
+            None => plan.remove.push(Remove { fingerprint: entry.fingerprint.clone(), name: entry.name.clone(), owner }),
+            Some(want) if !restrictions_match(entry, want.as_deref()) => {
+                plan.restrict.push(Restrict { fingerprint: entry.fingerprint.clone(), owner, projects: want.clone() })
+            }
+            Some(_) => {}
         }
     }
     plan
 }
 
+/// Every requested fingerprint with the restriction it should carry: its first request's
+/// projects, or `trust-projects`.
+pub fn desired<'r>(requests: &'r [Request], projects: Option<&[String]>) -> BTreeMap<&'r str, Option<Vec<String>>> {
+    let mut out = BTreeMap::new();
+    for req in requests {
+        out.entry(req.cert.fingerprint.as_str()).or_insert_with(|| req.projects.clone().or_else(|| projects.map(<[String]>::to_vec)));
+    }
+    out
+}
+
 /// Requested certificates LXD trusts only under entries this application does not own
-/// (an operator's, another integrator's). Such an entry is left alone; with `trust-projects`
-/// set, it is a grant as configured only when it is restricted to exactly those projects.
+/// (an operator's, another integrator's). Such an entry is left alone; when the certificate
+/// should be restricted (`trust-projects`, or the projects its requirer asked), it is a grant
+/// as asked only when it is restricted to exactly those projects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeldElsewhere {
     pub count: usize,
-    /// Fingerprints whose foreign entry grants something other than `trust-projects` asks.
+    /// Fingerprints whose foreign entry grants something other than the restriction wanted.
     pub not_as_configured: BTreeSet<String>,
 }
 
 pub fn held_elsewhere(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects: Option<&[String]>) -> HeldElsewhere {
     let by_fp: BTreeMap<&str, &TrustEntry> = store.iter().map(|e| (e.fingerprint.as_str(), e)).collect();
     let mut out = HeldElsewhere::default();
-    let wanted: BTreeSet<&str> = requests.iter().map(|r| r.cert.fingerprint.as_str()).collect();
-    for fp in wanted {
+    for (fp, want) in desired(requests, projects) {
         let Some(entry) = by_fp.get(fp).filter(|e| scope.owner_of(&e.name).is_none()) else { continue };
         out.count += 1;
-        if projects.is_some() && !restrictions_match(entry, projects) {
+        if want.is_some() && !restrictions_match(entry, want.as_deref()) {
             out.not_as_configured.insert(fp.to_string());
         }
     }
@@ -129,9 +146,16 @@ pub fn parse_projects(raw: &str) -> Option<Vec<String>> {
     if list.is_empty() { None } else { Some(list) }
 }
 
+/// A name short and plain enough to be an LXD project's, and so safe to repeat in a status or
+/// a log: a value from config or from a requirer may hold anything, a key included.
+pub fn plain_project_name(name: &str) -> bool {
+    name.len() <= 63 && !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ownership::Interface;
     use crate::certs::{self, test_certs};
     use crate::relation::RelationView;
     use crate::requests::{Protected, collect};
@@ -142,6 +166,7 @@ mod tests {
 
     fn requests(units: &[(&str, &[&str])]) -> Vec<Request> {
         let rel = RelationView {
+            interface: Interface::Lxd,
             id: 1,
             remote_app: "req".into(),
             units: units
@@ -160,7 +185,7 @@ mod tests {
     }
 
     fn owner(unit: u32) -> Owner {
-        Owner { relation_id: 1, remote_app: "req".into(), unit: Some(unit) }
+        Owner { relation_id: 1, remote_app: "req".into(), unit: Some(unit), interface: Interface::Lxd }
     }
 
     #[test]
@@ -233,7 +258,7 @@ mod tests {
     fn orphans_of_a_lost_unit_or_relation_are_removed() {
         let store = [
             entry(&scope().entry_name(&owner(9)), "11"),
-            entry(&scope().entry_name(&Owner { relation_id: 42, remote_app: "gone".into(), unit: None }), "22"),
+            entry(&scope().entry_name(&Owner { relation_id: 42, remote_app: "gone".into(), unit: None, interface: Interface::LxdHttps }), "22"),
         ];
         let p = plan(&scope(), &[], &store, None);
         assert_eq!(p.remove.iter().map(|r| r.fingerprint.as_str()).collect::<Vec<_>>(), ["11", "22"]);
@@ -253,6 +278,60 @@ mod tests {
         assert!(plan(&scope(), &reqs, &[restricted.clone()], Some(&projects)).is_empty(), "order does not matter");
         let p = plan(&scope(), &reqs, &[restricted], None);
         assert_eq!(p.restrict, [Restrict { fingerprint: fp, owner: owner(0), projects: None }]);
+    }
+
+    fn asking(reqs: Vec<Request>, projects: &[&str]) -> Vec<Request> {
+        let list: Vec<String> = projects.iter().map(|p| p.to_string()).collect();
+        reqs.into_iter().map(|r| Request { projects: Some(list.clone()), ..r }).collect()
+    }
+
+    #[test]
+    fn a_request_with_its_own_projects_is_restricted_to_them_beside_others_under_trust_projects() {
+        let (a, b) = (test_certs::client("a"), test_certs::client("b"));
+        let mut reqs = asking(requests(&[("req/0", &[&a.cert_pem])]), &["sandboxes"]);
+        reqs.extend(requests(&[("req/1", &[&b.cert_pem])]));
+        let ceiling = vec!["default".to_string(), "sandboxes".to_string()];
+        let p = plan(&scope(), &reqs, &[], Some(&ceiling));
+        let got: Vec<Option<Vec<String>>> = p.add.iter().map(|a| a.projects.clone()).collect();
+        assert_eq!(got, [Some(vec!["sandboxes".to_string()]), Some(ceiling.clone())]);
+        let p = plan(&scope(), &reqs, &[], None);
+        assert_eq!(p.add.iter().map(|a| a.projects.clone()).collect::<Vec<_>>(), [Some(vec!["sandboxes".to_string()]), None]);
+    }
+
+    #[test]
+    fn a_requirers_projects_converge_both_ways() {
+        let a = test_certs::client("a");
+        let fp = certs::fingerprint(&a.der);
+        let plain = requests(&[("req/0", &[&a.cert_pem])]);
+        let restricted = TrustEntry { restricted: true, projects: vec!["p1".into()], ..entry(&scope().entry_name(&owner(0)), &fp) };
+        // Asked for p2 now: re-restricted.
+        let p = plan(&scope(), &asking(plain.clone(), &["p2"]), std::slice::from_ref(&restricted), None);
+        assert_eq!(p.restrict, [Restrict { fingerprint: fp.clone(), owner: owner(0), projects: Some(vec!["p2".into()]) }]);
+        // Stopped asking: what trust-projects says, here unrestricted.
+        let p = plan(&scope(), &plain, std::slice::from_ref(&restricted), None);
+        assert_eq!(p.restrict, [Restrict { fingerprint: fp.clone(), owner: owner(0), projects: None }]);
+        // As asked: nothing to do.
+        assert!(plan(&scope(), &asking(plain, &["p1"]), &[restricted], None).is_empty());
+    }
+
+    #[test]
+    fn the_first_request_for_a_certificate_sets_its_restriction() {
+        let a = test_certs::client("a");
+        let mut reqs = asking(requests(&[("req/0", &[&a.cert_pem])]), &["p1"]);
+        reqs.extend(requests(&[("req/1", &[&a.cert_pem])]));
+        let p = plan(&scope(), &reqs, &[], None);
+        assert_eq!((p.add.len(), p.add[0].projects.clone()), (1, Some(vec!["p1".to_string()])));
+    }
+
+    #[test]
+    fn a_foreign_entry_counts_as_held_only_when_it_grants_what_the_request_asks() {
+        let a = test_certs::client("a");
+        let fp = certs::fingerprint(&a.der);
+        let reqs = asking(requests(&[("req/0", &[&a.cert_pem])]), &["p1"]);
+        let open = entry("operator", &fp);
+        assert_eq!(held_elsewhere(&scope(), &reqs, std::slice::from_ref(&open), None).not_as_configured, [fp.clone()].into());
+        let as_asked = TrustEntry { restricted: true, projects: vec!["p1".into()], ..open };
+        assert!(held_elsewhere(&scope(), &reqs, &[as_asked], None).not_as_configured.is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::limits::PUBLISHED_BYTES;
 use crate::{certs, pin};
+use crate::ownership::Interface;
 use crate::requests::Request;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,10 +26,12 @@ pub const PROVIDER_KEYS: [&str; 5] = [KEY_VERSION, KEY_NODES, KEY_REGISTERED, KE
 
 pub type Databag = BTreeMap<String, String>;
 
-/// One `api` relation as this unit sees it during the current hook.
+/// One relation (on `api` or `https`) as this unit sees it during the current hook.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RelationView {
     pub id: u32,
+    /// The endpoint the relation is on.
+    pub interface: Interface,
     pub remote_app: String,
     /// Remote unit name → its databag. Departing units are already left out.
     pub units: BTreeMap<String, Databag>,
@@ -69,12 +72,13 @@ impl ServerPin {
     }
 }
 
-/// What to publish on one relation, and how many trusted certificates did not fit.
+/// What to publish on one relation, and how many items did not fit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload {
     pub bag: Databag,
-    /// Trusted certificates left out of `registered_certificates` and `trusted_certs_fp`
-    /// because the databag would have grown past `limits::PUBLISHED_BYTES`.
+    /// Trusted certificates left out of `registered_certificates` and `trusted_certs_fp` (on
+    /// `https`: member addresses left out of `addresses`) because the databag would have grown
+    /// past `limits::PUBLISHED_BYTES`.
     pub withheld: usize,
 }
 
@@ -137,8 +141,13 @@ pub fn bag_bytes(bag: &Databag) -> usize {
 /// and an empty value (Juju's "delete") for each provider key `have` holds and `want` lacks,
 /// so a value withdrawn (the server certificate when no pin is known) does not linger.
 pub fn changed_keys(have: &Databag, want: &Databag) -> Databag {
+    changed_keys_among(have, want, &PROVIDER_KEYS)
+}
+
+/// `changed_keys` for an interface whose provider writes `provider_keys` (`https::PROVIDER_KEYS`).
+pub fn changed_keys_among(have: &Databag, want: &Databag, provider_keys: &[&str]) -> Databag {
     let changed = want.iter().filter(|(k, v)| have.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone()));
-    let withdrawn = PROVIDER_KEYS
+    let withdrawn = provider_keys
         .iter()
         .filter(|k| have.contains_key(**k) && !want.contains_key(**k))
         .map(|k| (k.to_string(), String::new()));

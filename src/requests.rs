@@ -1,4 +1,7 @@
-//! What requirers ask for: `client_certificates` from every databag, read within named bounds.
+//! What requirers ask for: `client_certificates` from every `api` databag, read within named
+//! bounds. The `lxd-https` interface (`https`) reads its one `certificate` per databag through
+//! the same reader (`MemberReader::read_one`), so both endpoints share the limits, the canonical
+//! PEM, the protected certificates and the summaries.
 //!
 //! A databag's value is streamed entry by entry (never held as a tree of JSON values, which for
 //! `[0,0,0,…]` would cost 16× its size) and what is wrong is counted per kind with the first few
@@ -6,7 +9,7 @@
 
 use crate::certs::{self, ClientCert};
 use crate::limits::{CERTS_PER_DATABAG, CLIENT_CERTS_BYTES, PROBLEMS_NAMED};
-use crate::ownership::Owner;
+use crate::ownership::{Interface, Owner};
 use crate::relation::{KEY_CLIENT_CERTS, RelationView};
 use serde::de::{self, Deserializer as _, IgnoredAny, SeqAccess, Visitor};
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +20,10 @@ use std::fmt;
 pub struct Request {
     pub owner: Owner,
     pub cert: ClientCert,
+    /// The projects the requirer asked for, as far as `trust-projects` allows them (never
+    /// empty); `None`: it asked for none, so `trust-projects` decides. Only `lxd-https`
+    /// requirers ask (`projects`); `lxd` ones never do.
+    pub projects: Option<Vec<String>>,
 }
 
 /// Certificates no requirer may have added or removed on its behalf, and why.
@@ -26,11 +33,13 @@ pub struct Protected {
     pub fingerprints: BTreeMap<String, &'static str>,
 }
 
-/// Everything wrong with what one member (unit or application) sent. Safe to log: it counts and
-/// points at indices, never quotes a value.
+/// Everything wrong with one key of what one member (unit or application) sent. Safe to log: it
+/// counts and points at indices, never quotes a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberProblems {
     pub owner: Owner,
+    /// The databag key the problems are with (`client_certificates`, `certificate`, ...).
+    pub key: &'static str,
     /// The value as a whole is unusable (not JSON, not a list, too large).
     pub whole: Option<String>,
     /// Entries refused, by reason, in order of first appearance.
@@ -58,7 +67,7 @@ const REASONS_NAMED: usize = 6;
 
 impl fmt::Display for MemberProblems {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {KEY_CLIENT_CERTS}", self.owner)?;
+        write!(f, "{}: {}", self.owner, self.key)?;
         if let Some(whole) = &self.whole {
             return write!(f, ": {whole}");
         }
@@ -101,11 +110,11 @@ pub struct Requests {
     pub problems: Vec<MemberProblems>,
 }
 
-/// Reads `client_certificates` from every databag of every relation. What is wrong is
+/// Reads `client_certificates` from every databag of every `api` relation. What is wrong is
 /// reported and skipped; valid entries beside it are kept.
 pub fn collect(relations: &[RelationView], now: i64, protected: &Protected) -> Requests {
     let mut out = Requests::default();
-    for rel in relations {
+    for rel in relations.iter().filter(|r| r.interface == Interface::Lxd) {
         let members = rel
             .units
             .iter()
@@ -114,7 +123,7 @@ pub fn collect(relations: &[RelationView], now: i64, protected: &Protected) -> R
         for (member, bag) in members {
             let Some(raw) = bag.get(KEY_CLIENT_CERTS) else { continue };
             let Some(owner) = Owner::from_member(rel.id, member) else { continue };
-            let mut reader = MemberReader { owner, now, protected, seen: BTreeSet::new(), taken: Vec::new(), whole: None, refused: Vec::new() };
+            let mut reader = MemberReader::new(owner, KEY_CLIENT_CERTS, now, protected);
             reader.read(raw);
             out.requests.append(&mut reader.taken);
             if let Some(problems) = reader.problems() {
@@ -126,8 +135,9 @@ pub fn collect(relations: &[RelationView], now: i64, protected: &Protected) -> R
 }
 
 /// The state of reading one member's value.
-struct MemberReader<'p> {
+pub(crate) struct MemberReader<'p> {
     owner: Owner,
+    key: &'static str,
     now: i64,
     protected: &'p Protected,
     seen: BTreeSet<String>,
@@ -136,10 +146,22 @@ struct MemberReader<'p> {
     refused: Vec<Refused>,
 }
 
-impl MemberReader<'_> {
-    fn read(&mut self, raw: &str) {
+impl<'p> MemberReader<'p> {
+    pub(crate) fn new(owner: Owner, key: &'static str, now: i64, protected: &'p Protected) -> MemberReader<'p> {
+        MemberReader { owner, key, now, protected, seen: BTreeSet::new(), taken: Vec::new(), whole: None, refused: Vec::new() }
+    }
+
+    /// False, with the value named as too large, when it is over what is read.
+    fn fits(&mut self, raw: &str) -> bool {
         if raw.len() > CLIENT_CERTS_BYTES {
             self.whole = Some(format!("too large ({} bytes; at most {} are read)", thousands(raw.len()), thousands(CLIENT_CERTS_BYTES)));
+            return false;
+        }
+        true
+    }
+
+    fn read(&mut self, raw: &str) {
+        if !self.fits(raw) {
             return;
         }
         let mut de = serde_json::Deserializer::from_str(raw);
@@ -151,6 +173,25 @@ impl MemberReader<'_> {
             self.refused.clear();
             self.whole = Some(format!("not valid JSON ({} bytes; {})", thousands(raw.len()), category(&e)));
         }
+    }
+
+    /// A value that is one PEM certificate, not a list (`lxd-https`'s `certificate`): read as a
+    /// list of one would be, with the same bound, checks and canonical PEM; what is wrong with it
+    /// is said of the value as a whole.
+    pub(crate) fn read_one(&mut self, raw: &str) {
+        if !self.fits(raw) {
+            return;
+        }
+        self.entry(0, Entry::Text(raw.to_string()));
+        if let Some(refused) = self.refused.pop() {
+            self.whole = Some(refused.reason);
+        }
+    }
+
+    /// What was taken and what was wrong, once the value is read.
+    pub(crate) fn finish(mut self) -> (Vec<Request>, Option<MemberProblems>) {
+        let problems = self.problems();
+        (self.taken, problems)
     }
 
     fn entry(&mut self, index: usize, entry: Entry) {
@@ -168,7 +209,7 @@ impl MemberReader<'_> {
                 }
                 // The same certificate twice (however it is padded) is harmless; keep the first.
                 if self.seen.insert(cert.fingerprint.clone()) {
-                    self.taken.push(Request { owner: self.owner.clone(), cert });
+                    self.taken.push(Request { owner: self.owner.clone(), cert, projects: None });
                 }
             }
             Err(why) => self.refuse(index, why.to_string()),
@@ -194,7 +235,7 @@ impl MemberReader<'_> {
         if self.whole.is_none() && self.refused.is_empty() {
             return None;
         }
-        Some(MemberProblems { owner: self.owner.clone(), whole: self.whole.take(), entries: std::mem::take(&mut self.refused) })
+        Some(MemberProblems { owner: self.owner.clone(), key: self.key, whole: self.whole.take(), entries: std::mem::take(&mut self.refused) })
     }
 }
 
@@ -325,7 +366,7 @@ pub(crate) mod fixtures {
 
     /// Relation `id` with the remote application `req`.
     pub fn view(id: u32, units: Vec<(&str, Databag)>, app_data: Databag) -> RelationView {
-        RelationView { id, remote_app: "req".into(), units: units.into_iter().map(|(u, b)| (u.to_string(), b)).collect(), app_data }
+        RelationView { id, remote_app: "req".into(), units: units.into_iter().map(|(u, b)| (u.to_string(), b)).collect(), app_data, ..Default::default() }
     }
 }
 
@@ -421,15 +462,10 @@ mod tests {
         let pems: Vec<&str> = pool.iter().map(|m| m.cert_pem.as_str()).collect();
         let got = one_unit(certs_json(&pems));
         assert_eq!(got.requests.len(), 3);
-        let mut reader = MemberReader {
-            owner: Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0) },
-            now: certs::now_unix(),
-            protected: &Protected::default(),
-            seen: (0..CERTS_PER_DATABAG).map(|i| format!("{i:064x}")).collect(),
-            taken: Vec::new(),
-            whole: None,
-            refused: Vec::new(),
-        };
+        let owner = Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Interface::Lxd };
+        let protected = Protected::default();
+        let mut reader = MemberReader::new(owner, KEY_CLIENT_CERTS, certs::now_unix(), &protected);
+        reader.seen = (0..CERTS_PER_DATABAG).map(|i| format!("{i:064x}")).collect();
         reader.read(&certs_json(&pems));
         let problems = reader.problems().expect("named");
         assert_eq!(problems.to_string(), "req/0 (relation 1): client_certificates: 3 entries refused: 3 not read: over 1,000 certificates in one databag ([0], [1], [2])");

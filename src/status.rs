@@ -94,8 +94,12 @@ pub struct Summary {
     pub members: usize,
     /// Certificates requested on live relations that LXD holds.
     pub trusted: usize,
-    /// Members of the relation that sent bad input, e.g. `req/1`.
+    /// Members of an `api` relation that sent bad `client_certificates`, e.g. `req/1`.
     pub bad_input_from: Vec<String>,
+    /// Members of an `https` relation whose databag or certificate is unusable.
+    pub bad_https_from: Vec<String>,
+    /// Members of an `https` relation some of whose `projects` were refused.
+    pub projects_refused_for: Vec<String>,
     /// LXD refused some changes (details in the log).
     pub failed_changes: usize,
     /// Changes left for a later hook (deadline or leadership).
@@ -136,6 +140,12 @@ pub fn ready(s: &Summary) -> Status {
     }
     if !s.bad_input_from.is_empty() {
         msg.push_str(&format!("; invalid client_certificates from {}", s.bad_input_from.join(", ")));
+    }
+    if !s.bad_https_from.is_empty() {
+        msg.push_str(&format!("; invalid lxd-https data from {}", s.bad_https_from.join(", ")));
+    }
+    if !s.projects_refused_for.is_empty() {
+        msg.push_str(&format!("; projects refused for {}", s.projects_refused_for.join(", ")));
     }
     Status::new(Kind::Active, msg)
 }
@@ -186,6 +196,20 @@ mod tests {
         assert_eq!(ready(&follower).message, "2/3 members online; leader manages trust");
         let bad = Summary { bad_input_from: vec!["req/1".into(), "req/4".into()], failed_changes: 1, ..s };
         assert_eq!(ready(&bad).message, "3/3 members online, 2 clients trusted; 1 LXD change failed, see debug-log; invalid client_certificates from req/1, req/4");
+    }
+
+    #[test]
+    fn https_requirers_are_named_by_what_was_wrong() {
+        let s = Summary {
+            leader: true,
+            online: 1,
+            members: 1,
+            trusted: 1,
+            bad_https_from: vec!["gw/1".into()],
+            projects_refused_for: vec!["gw".into()],
+            ..Default::default()
+        };
+        assert_eq!(ready(&s).message, "1/1 members online, 1 client trusted; invalid lxd-https data from gw/1; projects refused for gw");
     }
 
     #[test]

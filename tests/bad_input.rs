@@ -17,7 +17,7 @@ use lxd_integrator::endpoint::EndpointError;
 use lxd_integrator::hook_tools::CredentialAnswer;
 use lxd_integrator::lxd::client::HttpLxd;
 use lxd_integrator::lxd::{LxdError, TrustEntry};
-use lxd_integrator::ownership::{Owner, Scope};
+use lxd_integrator::ownership::{Interface, Owner, Scope};
 use lxd_integrator::pin::{self, PinError};
 use lxd_integrator::plan::plan;
 use lxd_integrator::relation::{Databag, KEY_CLIENT_CERTS, KEY_NODES, KEY_REGISTERED, RelationView};
@@ -95,6 +95,7 @@ fn bag(value: impl Into<String>) -> Databag {
 fn relation(id: u32, app: &str, units: &[(u32, String)]) -> RelationView {
     RelationView {
         id,
+        interface: Interface::Lxd,
         remote_app: app.into(),
         units: units.iter().map(|(n, v)| (format!("{app}/{n}"), bag(v.clone()))).collect(),
         app_data: Databag::new(),
@@ -124,7 +125,7 @@ fn scope() -> Scope {
 }
 
 fn unit(rel: u32, app: &str, n: u32) -> Owner {
-    Owner { relation_id: rel, remote_app: app.into(), unit: Some(n) }
+    Owner { relation_id: rel, remote_app: app.into(), unit: Some(n), interface: Interface::Lxd }
 }
 
 fn entry(name: String, fingerprint: String) -> TrustEntry {

@@ -1,7 +1,9 @@
 //! Hostile and oversized input against a leader's reconcile pass, on an in-memory unit agent
 //! that refuses what a real unit refuses (`lxd_integrator::memory`).
 //!
-//! The scenario: up to three requirer applications with up to fifty units each. Every databag's
+//! The scenario: up to three requirer applications with up to fifty units each, each related
+//! on `api` or on `https` (where the first string of what a member sends is its one
+//! `certificate`, and some ask for `projects`). Every databag's
 //! `client_certificates` is drawn from valid certificates (leaves and self-signed CA:TRUE
 //! ones), the same certificates padded with whitespace and sent again, and garbage up to a few
 //! MiB (long lists of numbers, thousands of short strings, fake PEM blocks, private keys, a
@@ -76,8 +78,8 @@ fn large_value() -> impl Strategy<Value = Value> {
 /// Up to fifty units, mostly a handful.
 fn relation() -> impl Strategy<Value = Relation> {
     let units = prop_oneof![4 => 0..=4usize, 1 => 0..=MAX_UNITS];
-    (small_value(), units.prop_flat_map(|n| prop::collection::vec(small_value(), n)))
-        .prop_map(|(app_bag, units)| Relation { app_bag, units })
+    (any::<bool>(), small_value(), units.prop_flat_map(|n| prop::collection::vec(small_value(), n)))
+        .prop_map(|(https, app_bag, units)| Relation { https, app_bag, units })
 }
 
 /// Up to two members send a large value instead of a small one; or many members send the same

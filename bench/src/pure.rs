@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 use lxd_integrator::lxd::TrustEntry;
-use lxd_integrator::ownership::{Owner, Scope};
+use lxd_integrator::ownership::{Interface, Owner, Scope};
 use lxd_integrator::plan;
 use lxd_integrator::relation::{self, RelationView};
 use lxd_integrator::requests;
@@ -42,7 +42,7 @@ pub fn measure(pems: &[String], n: usize, reps: usize) -> Result<Steps> {
     let entry = |name: String, fingerprint: String| TrustEntry { name, fingerprint, kind: "client".into(), restricted: false, projects: vec![] };
     let mut store: Vec<TrustEntry> = requests.iter().step_by(2).map(|r| entry(scope.entry_name(&r.owner), r.cert.fingerprint.clone())).collect();
     store.extend((0..n / 2).map(|i| {
-        let gone = Owner { relation_id: 7, remote_app: "req".into(), unit: Some((n + i) as u32) };
+        let gone = Owner { relation_id: 7, remote_app: "req".into(), unit: Some((n + i) as u32), interface: Interface::Lxd };
         entry(scope.entry_name(&gone), format!("{:064x}", i))
     }));
     let in_store: BTreeSet<String> = requests.iter().map(|r| r.cert.fingerprint.clone()).collect();

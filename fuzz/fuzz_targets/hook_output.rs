@@ -32,8 +32,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = juju.action_get();
     let _ = juju.credential_get();
     // The batched reads decode with the same functions, answer by answer.
-    if let Ok(inputs) = juju.relation_inputs("api") {
+    if let Ok(inputs) = juju.relation_inputs(&["api", "https"]) {
         assert_eq!(Ok(inputs.leader), juju.is_leader().map_err(|e| e.to_string()));
+        assert_eq!(inputs.relation_ids.len(), 2, "one list per endpoint asked");
     }
     let _ = juju.connection_inputs();
     if let Ok(bags) = juju.relation_gets(&[(1, "req/0".into(), false), (1, "req".into(), true)]) {

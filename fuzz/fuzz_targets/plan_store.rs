@@ -11,7 +11,7 @@ use common::*;
 use libfuzzer_sys::fuzz_target;
 use lxd_integrator::certs::ClientCert;
 use lxd_integrator::lxd::{TrustEntry, TrustKind};
-use lxd_integrator::ownership::{Owner, Scope};
+use lxd_integrator::ownership::{Interface, Owner, Scope};
 use lxd_integrator::plan::{Plan, plan};
 use lxd_integrator::requests::Request;
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,11 +43,13 @@ struct Input {
 }
 
 fn owner(i: u8) -> Owner {
+    let https = i % 16 >= 8;
     let i = i % 8;
     Owner {
         relation_id: u32::from(i / 4),
         remote_app: ["req", "other"][usize::from(i % 2)].into(),
         unit: (i % 3 != 0).then_some(u32::from(i % 3)),
+        interface: if https { Interface::LxdHttps } else { Interface::Lxd },
     }
 }
 
@@ -141,6 +143,7 @@ fuzz_target!(|input: Input| {
         .map(|(o, f)| Request {
             owner: owner(*o),
             cert: ClientCert { pem: String::new(), der: vec![*f], fingerprint: fp(*f), common_name: String::new(), not_after: i64::MAX },
+            projects: None,
         })
         .collect();
     let projects: Option<Vec<String>> = input.projects.map(|p| {

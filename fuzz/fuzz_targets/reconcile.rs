@@ -65,9 +65,10 @@ fn scenario(u: &mut Unstructured) -> Result<Scenario> {
     let config = config(u)?;
     let relations = (0..u.int_in_range(1..=MAX_RELATIONS)?)
         .map(|_| {
+            let https = u.arbitrary()?;
             let app_bag = value(u)?;
             let units = (0..u.int_in_range(0..=MAX_UNITS)?).map(|_| value(u)).collect::<Result<_>>()?;
-            Ok(Relation { app_bag, units })
+            Ok(Relation { https, app_bag, units })
         })
         .collect::<Result<_>>()?;
     let large = (0..u.int_in_range(0..=2)?)

@@ -12,7 +12,7 @@ mod common;
 use common::*;
 use libfuzzer_sys::fuzz_target;
 use lxd_integrator::certs;
-use lxd_integrator::ownership::Owner;
+use lxd_integrator::ownership::{Interface, Owner};
 use lxd_integrator::plan::plan;
 use lxd_integrator::relation::{KEY_CLIENT_CERTS, KEY_NODES, KEY_REGISTERED, RelationView, payload};
 use lxd_integrator::requests::{Protected, collect};
@@ -132,7 +132,7 @@ fuzz_target!(|data: &[u8]| {
             store.push(client_entry(scope.entry_name(&r.owner), r.cert.fingerprint.clone()));
         }
     }
-    let orphan = Owner { relation_id: 99, remote_app: "gone".into(), unit: Some(0) };
+    let orphan = Owner { relation_id: 99, remote_app: "gone".into(), unit: Some(0), interface: Interface::Lxd };
     store.push(client_entry(scope.entry_name(&orphan), "00".repeat(32)));
     let p = plan(&scope, &got.requests, &store, None);
     assert!(p.add.is_empty() && p.restrict.is_empty(), "{p:?}");

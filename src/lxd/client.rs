@@ -1009,7 +1009,7 @@ mod tests {
         let (legacy, fine) = (b64(&held_legacy), b64(&held_fine));
         let mut f = fixture(&id, &id.cert_pem, move |r| lxd_6_9_post(&r.body, &[&legacy], &[&fine]));
         let scope = crate::ownership::Scope { model_uuid: "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc".into(), app: "lxd-integrator".into() };
-        let owners = [Some(0), Some(17), None].map(|unit| crate::ownership::Owner { relation_id: 3, remote_app: "anbox-ams".into(), unit });
+        let owners = [Some(0), Some(17), None].map(|unit| crate::ownership::Owner { relation_id: 3, remote_app: "anbox-ams".into(), unit, interface: Default::default() });
         for (i, owner) in owners.iter().enumerate() {
             let der = self_signed(&format!("req-{i}")).der.to_vec();
             let name = scope.entry_name(owner);

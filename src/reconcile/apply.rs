@@ -96,14 +96,17 @@ impl Applied {
 }
 
 /// Adds, then removes (so a rotating client always has one trusted certificate), then
-/// re-restricts. `store` is the trust store as observed, to name missing projects.
+/// re-restricts. `projects` is `trust-projects` and `store` the trust store as observed, to
+/// name a configured project LXD does not have.
 pub fn apply(juju: &mut Juju, lxd: &mut dyn Lxd, plan: &Plan, projects: Option<&[String]>, store: &[TrustEntry], guard: &mut WriteGuard) -> Result<Applied, ToolError> {
     let mut applied = Applied::default();
     let total = plan.add.len() + plan.remove.len() + plan.restrict.len();
-    let adds: Vec<NewTrustEntry> =
-        plan.add.iter().map(|a| NewTrustEntry { name: a.name.clone(), der: a.der.clone(), projects: projects.map(|p| p.to_vec()) }).collect();
+    let adds: Vec<NewTrustEntry> = plan.add.iter().map(|a| NewTrustEntry { name: a.name.clone(), der: a.der.clone(), projects: a.projects.clone() }).collect();
     let removes: Vec<String> = plan.remove.iter().map(|r| r.fingerprint.clone()).collect();
+    // Failures of changes restricting to `trust-projects`: only those can blame the option.
+    // A missing project a requirer asked for is that requirer's failed change, in the log.
     let mut errors: Vec<LxdError> = Vec::new();
+    let configured = |p: &Option<Vec<String>>| p.is_some() && p.as_deref() == projects;
 
     'all: {
         for (batch, plans) in adds.chunks(BATCH).zip(plan.add.chunks(BATCH)) {
@@ -114,7 +117,7 @@ pub fn apply(juju: &mut Juju, lxd: &mut dyn Lxd, plan: &Plan, projects: Option<&
             for (add, result) in plans.iter().zip(lxd.add_trust_all(batch)) {
                 let outcome = result.as_ref().ok().copied();
                 applied.changes.push(Change::new(ChangeKind::Add, &add.fingerprint, add.owner.clone(), result.as_ref().err(), outcome));
-                errors.extend(result.err());
+                errors.extend(result.err().filter(|_| configured(&add.projects)));
             }
         }
         for (batch, plans) in removes.chunks(BATCH).zip(plan.remove.chunks(BATCH)) {
@@ -124,7 +127,6 @@ pub fn apply(juju: &mut Juju, lxd: &mut dyn Lxd, plan: &Plan, projects: Option<&
             }
             for (rm, result) in plans.iter().zip(lxd.remove_trust_all(batch)) {
                 applied.changes.push(Change::new(ChangeKind::Remove, &rm.fingerprint, rm.owner.clone(), result.as_ref().err(), None));
-                errors.extend(result.err());
             }
         }
         for r in &plan.restrict {
@@ -134,7 +136,7 @@ pub fn apply(juju: &mut Juju, lxd: &mut dyn Lxd, plan: &Plan, projects: Option<&
             }
             let result = lxd.restrict_trust(&r.fingerprint, r.projects.as_deref());
             applied.changes.push(Change::new(ChangeKind::Restrict, &r.fingerprint, r.owner.clone(), result.as_ref().err(), None));
-            errors.extend(result.err());
+            errors.extend(result.err().filter(|_| configured(&r.projects)));
         }
     }
     applied.deferred = total - applied.changes.len();

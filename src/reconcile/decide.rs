@@ -5,8 +5,10 @@ use super::Change;
 use super::apply::ChangeKind;
 use crate::config::Config;
 use crate::endpoint::Endpoint;
+use crate::https;
 use crate::lxd::{Identity, LxdError, Member, MemberStatus, ServerInfo, TrustEntry};
-use crate::ownership::Scope;
+use crate::ownership::{Interface, Scope};
+use crate::relation::KEY_CLIENT_CERTS;
 use crate::plan::{self, HeldElsewhere, Plan};
 use crate::requests::{MemberProblems, Protected, Request};
 use crate::status::{self, Status, Summary};
@@ -97,7 +99,8 @@ pub struct Decision {
     /// The leader, unless it is leaving: the only unit that changes LXD.
     pub writer: bool,
     pub plan: Plan,
-    /// `trust-projects`: what every added entry is restricted to.
+    /// `trust-projects`: what an entry is restricted to when its request names no projects, and
+    /// the ceiling of what one may name.
     pub projects: Option<Vec<String>>,
     /// Why nothing may be added at all, for the status.
     pub refusal: Option<String>,
@@ -188,15 +191,20 @@ pub fn status(o: &Outcome) -> Status {
     if o.leaving {
         return status::leaving();
     }
-    let mut bad_from: Vec<String> = o.problems.iter().map(|p| p.owner.member()).collect();
-    bad_from.dedup();
+    let from = |keys: &[&str], interface: Interface| {
+        let mut who: Vec<String> = o.problems.iter().filter(|p| p.owner.interface == interface && keys.contains(&p.key)).map(|p| p.owner.member()).collect();
+        who.dedup();
+        who
+    };
     let trusted: BTreeSet<&String> = o.requests.iter().map(|r| &r.cert.fingerprint).filter(|fp| o.held.contains(*fp)).collect();
     status::ready(&Summary {
         leader: o.decision.writer,
         online: o.published,
         members: o.members.len(),
         trusted: trusted.len(),
-        bad_input_from: bad_from,
+        bad_input_from: from(&[KEY_CLIENT_CERTS], Interface::Lxd),
+        bad_https_from: from(&[https::KEY_VERSION, https::KEY_CERTIFICATE], Interface::LxdHttps),
+        projects_refused_for: from(&[https::KEY_PROJECTS], Interface::LxdHttps),
         failed_changes: o.changes.iter().filter(|c| c.error.is_some()).count(),
         deferred: o.deferred,
         withheld: o.withheld,
@@ -218,7 +226,7 @@ mod tests {
     fn request(cn: &str) -> Request {
         let made = test_certs::client(cn);
         let cert = certs::parse_client_cert(&made.cert_pem, certs::now_unix()).expect("valid");
-        Request { owner: Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0) }, cert }
+        Request { owner: Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Interface::Lxd }, cert, projects: None }
     }
 
     fn server(extensions: &[&str]) -> ServerInfo {
@@ -247,7 +255,7 @@ mod tests {
     fn an_entry_of_ours_holding_the_charms_own_credential_is_never_removed_or_restricted() {
         let credential = test_certs::client("integrator");
         let fp = certs::fingerprint(&credential.der);
-        let owner = Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0) };
+        let owner = Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Default::default() };
         let store = [TrustEntry { name: scope().entry_name(&owner), fingerprint: fp.clone(), kind: "client".into(), ..Default::default() }];
         let protected = Protected { fingerprints: [(fp, "the integrator's own credential certificate")].into() };
         let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
@@ -260,7 +268,7 @@ mod tests {
     #[test]
     fn what_is_held_follows_what_lxd_confirmed() {
         let store = [TrustEntry { fingerprint: "kept".into(), ..Default::default() }, TrustEntry { fingerprint: "gone".into(), ..Default::default() }];
-        let owner = Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0) };
+        let owner = Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Interface::Lxd };
         let change = |kind, fp: &str, error: Option<&str>| Change { kind, fingerprint: fp.into(), owner: owner.clone(), error: error.map(String::from), already_present: false };
         let changes = [change(ChangeKind::Add, "new", None), change(ChangeKind::Add, "refused", Some("400")), change(ChangeKind::Remove, "gone", None)];
         let elsewhere = HeldElsewhere { count: 1, not_as_configured: ["kept".to_string()].into() };
@@ -316,7 +324,7 @@ mod tests {
     #[test]
     fn a_credential_that_cannot_manage_trust_plans_nothing_and_says_what_it_lacks() {
         let reqs = [request("a")];
-        let theirs = scope().entry_name(&Owner { relation_id: 9, remote_app: "gone".into(), unit: Some(0) });
+        let theirs = scope().entry_name(&Owner { relation_id: 9, remote_app: "gone".into(), unit: Some(0), interface: Default::default() });
         let store = [TrustEntry { name: theirs, fingerprint: "aa".into(), kind: "client".into(), ..Default::default() }];
         // trust-projects on an LXD without certificate_project: the rights come first.
         let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };

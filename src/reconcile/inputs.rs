@@ -6,8 +6,8 @@ use crate::config::Config;
 use crate::credentials::{self, CredentialProblem, Credentials};
 use crate::dispatch::HookContext;
 use crate::hook_tools::{ConnectionInputs, Juju, RelationInputs, ToolError};
-use crate::ownership::app_of;
-use crate::relation::{self, Databag, RelationView};
+use crate::ownership::{Interface, app_of};
+use crate::relation::{Databag, RelationView};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -40,14 +40,14 @@ pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
         Ok(c)
     });
     let mut cache = Cache::new(state);
-    // A unit being removed sees its own name as the departing unit; from then on it must not
-    // act on LXD, or a departing leader would withdraw every certificate on its way out. A
-    // relation in which it had joined no remote unit has no departed hook: its first hook of
-    // the removal is `-relation-broken`, which alone cannot tell a unit leaving from a relation
-    // removed; Juju's goal state can.
+    // A unit being removed sees its own name as the departing unit (of whichever relation
+    // departs first); from then on it must not act on LXD, or a departing leader would
+    // withdraw every certificate on its way out. A relation in which it had joined no remote
+    // unit has no departed hook: its first hook of the removal is `-relation-broken`, which
+    // alone cannot tell a unit leaving from a relation removed; Juju's goal state can.
     let leaving = cache.leaving()
-        || (ctx.is_hook("api-relation-departed") && ctx.departing_unit.as_deref() == Some(ctx.unit.as_str()))
-        || (ctx.is_hook("api-relation-broken") && juju.unit_dying(&ctx.unit)?);
+        || (ctx.is_relation_hook("departed") && ctx.departing_unit.as_deref() == Some(ctx.unit.as_str()))
+        || (ctx.is_relation_hook("broken") && juju.unit_dying(&ctx.unit)?);
     if leaving {
         cache.mark_leaving();
     }
@@ -71,16 +71,19 @@ pub struct Leadership {
     pub leader: bool,
     /// Just before `is-leader` answered: leadership is guaranteed for 30 s from here.
     pub asked: Instant,
-    pub relation_ids: Vec<u32>,
+    /// Every relation of every endpoint (`api` first, then `https`), each id once.
+    pub relation_ids: Vec<(Interface, u32)>,
 }
 
 pub fn read_leadership(juju: &mut Juju) -> Result<Leadership, ToolError> {
     let asked = Instant::now();
-    let RelationInputs { leader, relation_ids } = juju.relation_inputs(relation::ENDPOINT)?;
+    let endpoints = Interface::ALL.map(Interface::endpoint);
+    let RelationInputs { leader, relation_ids } = juju.relation_inputs(&endpoints)?;
+    let relation_ids = Interface::ALL.into_iter().zip(relation_ids).flat_map(|(i, ids)| ids.into_iter().map(move |id| (i, id))).collect();
     Ok(Leadership { leader, asked, relation_ids })
 }
 
-/// Reads leadership, then every live `api` relation.
+/// Reads leadership, then every live relation of every endpoint.
 pub fn read_relations(ctx: &HookContext, juju: &mut Juju, publish: bool, leaving: bool) -> Result<Relations, ToolError> {
     let leadership = read_leadership(juju)?;
     read_databags(ctx, juju, leadership, publish, leaving)
@@ -112,16 +115,20 @@ enum Bag {
 type Bags = (Vec<RelationView>, BTreeMap<(u32, bool), Databag>);
 
 /// Reads that do not depend on each other go out together: all unit lists, then all databags.
-fn read_bags(ctx: &HookContext, juju: &mut Juju, ids: &[u32], own: OwnBags) -> Result<Bags, ToolError> {
-    let breaking = if ctx.is_hook("api-relation-broken") { ctx.relation_id } else { None };
-    let ids: Vec<u32> = ids.iter().copied().filter(|id| Some(*id) != breaking).collect();
-    let lists = juju.relation_lists(&ids)?;
+fn read_bags(ctx: &HookContext, juju: &mut Juju, ids: &[(Interface, u32)], own: OwnBags) -> Result<Bags, ToolError> {
+    let breaking = if ctx.is_relation_hook("broken") { ctx.relation_id } else { None };
+    let ids: Vec<(Interface, u32)> = ids.iter().copied().filter(|(_, id)| Some(*id) != breaking).collect();
+    let numbers: Vec<u32> = ids.iter().map(|(_, id)| *id).collect();
+    let lists = juju.relation_lists(&numbers)?;
     let mut views = Vec::new();
     // Side by side: whose bag each read is for (relation index, whose), and the read itself.
     let mut whose: Vec<(usize, Bag)> = Vec::new();
     let mut reads: Vec<(u32, String, bool)> = Vec::new();
-    for (i, (id, units)) in ids.into_iter().zip(lists).enumerate() {
-        let units: Vec<String> = units.into_iter().filter(|u| ctx.departing_unit.as_deref() != Some(u.as_str())).collect();
+    for (i, ((interface, id), units)) in ids.into_iter().zip(lists).enumerate() {
+        // The departing unit leaves the relation this hook is for; a unit of the same
+        // application on another relation (`api` beside `https`) stays until its own hook.
+        let departing = ctx.departing_unit.as_deref().filter(|_| ctx.relation_id == Some(id));
+        let units: Vec<String> = units.into_iter().filter(|u| departing != Some(u.as_str())).collect();
         let remote_app = match units.first() {
             Some(u) => Some(app_of(u).to_string()),
             None if ctx.relation_id == Some(id) => ctx.remote_app.clone(),
@@ -143,7 +150,7 @@ fn read_bags(ctx: &HookContext, juju: &mut Juju, ids: &[u32], own: OwnBags) -> R
             whose.push((i, Bag::Own { app: true }));
             reads.push((id, ctx.app().to_string(), true));
         }
-        views.push(RelationView { id, remote_app: remote_app.unwrap_or_default(), ..Default::default() });
+        views.push(RelationView { id, interface, remote_app: remote_app.unwrap_or_default(), ..Default::default() });
     }
     let bags = juju.relation_gets(&reads)?;
     let mut ours = BTreeMap::new();

@@ -7,15 +7,17 @@
 //! saves hook-tool calls and repeated log lines.
 
 use crate::certs;
+use crate::config::Config;
 use crate::credentials::{CredentialProblem, Credentials};
 use crate::dispatch::HookContext;
 use crate::endpoint::Endpoint;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
+use crate::https;
 use crate::lxd::{Connector, LxdError, Member, ServerInfo, TrustEntry};
-use crate::ownership::Owner;
+use crate::ownership::{Interface, Owner};
 use crate::plan::Plan;
-use crate::relation;
-use crate::requests::{self, MemberProblems, Protected, Request};
+use crate::relation::{self, RelationView};
+use crate::requests::{self, MemberProblems, Protected, Request, Requests};
 use crate::status::{self, Status};
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -136,7 +138,7 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     };
     let relations = relations?;
     let protected = protected(&creds);
-    let asked = requests::collect(&relations.views, certs::now_unix(), &protected);
+    let asked = collect(&relations.views, &inputs.config, &protected, observed.as_ref().ok().map(|o| &o.server));
     let problem_lines: Vec<String> = asked.problems.iter().map(|p| p.to_string()).collect();
     inputs.cache.log_once(juju, state::LOGGED_PROBLEMS, LogLevel::Warning, &problem_lines)?;
     let report = Report { leader: relations.leader, credentials: Some(creds), requests: asked.requests, problems: asked.problems, ..Report::default() };
@@ -224,7 +226,7 @@ fn steady(inputs: &Inputs, relations: &Relations, observed: &Observed, requests:
     if !settled {
         return None;
     }
-    let relation_ids: Vec<u32> = relations.views.iter().map(|v| v.id).collect();
+    let relation_ids: Vec<(Interface, u32)> = relations.views.iter().map(|v| (v.interface, v.id)).collect();
     let world = quiet::World {
         creds,
         config: &inputs.config,
@@ -275,6 +277,24 @@ fn own_fingerprint(creds: &Credentials) -> String {
         .unwrap_or_default()
 }
 
+/// What requirers ask for on both endpoints, in relation order (the first request for a
+/// certificate names its entry and sets its projects), and what was wrong with it. `server`
+/// is what LXD said this pass, if it answered: an `lxd-https` requirer's projects can only be
+/// granted where LXD can restrict an entry.
+fn collect(views: &[RelationView], config: &Config, protected: &Protected, server: Option<&ServerInfo>) -> Requests {
+    let now = certs::now_unix();
+    let mut out = requests::collect(views, now, protected);
+    let cannot_restrict = server.is_some_and(|s| !s.api_extensions.iter().any(|e| e == EXT_CERTIFICATE_PROJECT));
+    let bounds = https::Bounds { ceiling: config.trust_projects.as_deref(), cannot_restrict };
+    let served = https::collect(views, now, protected, bounds);
+    out.requests.extend(served.requests);
+    out.problems.extend(served.problems);
+    // Stable: within a relation the endpoint's own order stays.
+    out.requests.sort_by_key(|r| r.owner.relation_id);
+    out.problems.sort_by_key(|p| p.owner.relation_id);
+    out
+}
+
 /// The certificates no requirer may have trusted or withdrawn on its behalf: the integrator's
 /// own credential (removing it would lock the charm out) and the server's certificate.
 fn protected(creds: &Credentials) -> Protected {
@@ -293,3 +313,5 @@ fn protected(creds: &Credentials) -> Protected {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod https_tests;

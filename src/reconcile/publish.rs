@@ -5,31 +5,36 @@ use super::inputs::Relations;
 use super::state::Cache;
 use super::Mode;
 use crate::hook_tools::{Juju, ToolError};
+use crate::https;
 use crate::lxd::{Member, ServerInfo};
-use crate::relation::{self, Databag, OnlineMembers, ServerPin};
+use crate::ownership::Interface;
+use crate::relation::{self, Databag, OnlineMembers, Payload, ServerPin};
 use crate::requests::Request;
 use crate::status::Status;
 use std::collections::BTreeSet;
 
-/// Publishes to every live relation: this unit's databag, and the application's on the
-/// leader. Returns how many trusted certificates did not fit the relation data.
+/// Publishes to every live relation, in its interface's terms: this unit's databag, and the
+/// application's on the leader. Returns how many items did not fit the relation data.
 pub fn relation_data(juju: &mut Juju, relations: &Relations, online: &OnlineMembers, requests: &[Request], held: &BTreeSet<String>, pin: Option<&ServerPin>, writer: bool) -> Result<usize, ToolError> {
     let mut withheld = 0;
     for rel in &relations.views {
-        let payload = relation::payload(rel.id, online, requests, held, pin);
+        let (payload, keys): (Payload, &[&str]) = match rel.interface {
+            Interface::Lxd => (relation::payload(rel.id, online, requests, held, pin), &relation::PROVIDER_KEYS),
+            Interface::LxdHttps => (https::payload(online, pin, https::any_trusted(rel.id, requests, held)), &https::PROVIDER_KEYS),
+        };
         withheld += payload.withheld;
-        changed_keys(juju, rel.id, false, relations.ours.get(&(rel.id, false)), &payload.bag)?;
+        changed_keys(juju, rel.id, false, relations.ours.get(&(rel.id, false)), &payload.bag, keys)?;
         if writer {
-            changed_keys(juju, rel.id, true, relations.ours.get(&(rel.id, true)), &payload.bag)?;
+            changed_keys(juju, rel.id, true, relations.ours.get(&(rel.id, true)), &payload.bag, keys)?;
         }
     }
     Ok(withheld)
 }
 
 /// Writes only the keys that differ from what the databag held when the pass read it.
-fn changed_keys(juju: &mut Juju, rel: u32, app: bool, have: Option<&Databag>, want: &Databag) -> Result<(), ToolError> {
+fn changed_keys(juju: &mut Juju, rel: u32, app: bool, have: Option<&Databag>, want: &Databag, keys: &[&str]) -> Result<(), ToolError> {
     let empty = Databag::new();
-    let diff = relation::changed_keys(have.unwrap_or(&empty), want);
+    let diff = relation::changed_keys_among(have.unwrap_or(&empty), want, keys);
     if diff.is_empty() {
         return Ok(());
     }

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::limits;
 use crate::lxd::{Identity, LxdError, Member, ServerInfo, TrustEntry};
+use crate::ownership::Interface;
 use std::fmt::Write as _;
 
 /// Everything an `update-status` can learn without reading relation data.
@@ -24,7 +25,8 @@ pub struct World<'a> {
     pub config: &'a Config,
     pub leader: bool,
     pub leaving: bool,
-    pub relation_ids: &'a [u32],
+    /// Every live relation of every endpoint.
+    pub relation_ids: &'a [(Interface, u32)],
     pub server: &'a ServerInfo,
     pub members: &'a [Member],
     pub store: &'a [TrustEntry],

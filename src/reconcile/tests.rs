@@ -6,44 +6,46 @@ use crate::certs::test_certs;
 use crate::config::OPT_TRUST_PROJECTS;
 use crate::relation::Databag;
 use crate::lxd::TrustEntry;
-use crate::ownership::{Owner, Scope};
+use crate::ownership::{Interface, Owner, Scope};
 use crate::memory::{Agent, Call, Cluster, MemoryConnector};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-const N1: &str = "https://127.0.0.1:8443";
-const N2: &str = "https://127.0.0.2:8443";
+pub(super) const N1: &str = "https://127.0.0.1:8443";
+pub(super) const N2: &str = "https://127.0.0.2:8443";
 
-struct World {
-    agent: Agent,
-    cluster: Arc<Mutex<Cluster>>,
+/// An integrator unit (a trusted leader unless changed) and the LXD cluster it manages; the
+/// `https` tests (`https_tests.rs`) drive the same world.
+pub(super) struct World {
+    pub(super) agent: Agent,
+    pub(super) cluster: Arc<Mutex<Cluster>>,
 }
 
 impl World {
-    fn new() -> World {
+    pub(super) fn new() -> World {
         World { agent: Agent::leader(), cluster: Cluster::new(&[N1, N2]).shared() }
     }
 
-    fn send(&mut self, rel: u32, unit: &str, pems: &[&str]) {
+    pub(super) fn send(&mut self, rel: u32, unit: &str, pems: &[&str]) {
         self.agent.relate(rel, "req").units.insert(unit.into(), [("client_certificates".to_string(), serde_json::to_string(pems).unwrap_or_default())].into());
     }
 
-    fn hook(&mut self, name: &str) -> Report {
+    pub(super) fn hook(&mut self, name: &str) -> Report {
         self.hook_ctx(HookContext { name: name.into(), unit: "lxd-integrator/0".into(), model_uuid: "m-uuid".into(), ..Default::default() })
     }
 
-    fn hook_ctx(&mut self, ctx: HookContext) -> Report {
+    pub(super) fn hook_ctx(&mut self, ctx: HookContext) -> Report {
         let connector = MemoryConnector(self.cluster.clone());
         let mut juju = Juju::new(&mut self.agent);
         run(&ctx, &mut juju, &connector, Mode::HOOK).expect("hook tools work")
     }
 
-    fn cluster(&self) -> MutexGuard<'_, Cluster> {
+    pub(super) fn cluster(&self) -> MutexGuard<'_, Cluster> {
         self.cluster.lock().expect("cluster lock")
     }
 
     /// `api-relation-departed` on relation `rel`, with `unit` departing (a remote unit, or
     /// this unit itself when it is being removed).
-    fn departed(&mut self, rel: u32, unit: &str) -> Report {
+    pub(super) fn departed(&mut self, rel: u32, unit: &str) -> Report {
         self.hook_ctx(HookContext {
             name: "api-relation-departed".into(),
             unit: "lxd-integrator/0".into(),
@@ -54,11 +56,11 @@ impl World {
         })
     }
 
-    fn store_fps(&self) -> BTreeSet<String> {
+    pub(super) fn store_fps(&self) -> BTreeSet<String> {
         self.cluster().store.iter().map(|e| e.fingerprint.clone()).collect()
     }
 
-    fn published(&self, rel: u32) -> Databag {
+    pub(super) fn published(&self, rel: u32) -> Databag {
         self.agent.published(rel, false)
     }
 }
@@ -117,7 +119,7 @@ fn quiet_world(units: usize, leader: bool) -> (World, Vec<test_certs::Made>) {
         // The leader (elsewhere) trusted them.
         let scope = Scope { model_uuid: "m-uuid".into(), app: "lxd-integrator".into() };
         for (i, m) in made.iter().enumerate() {
-            let owner = Owner { relation_id: 3, remote_app: "req".into(), unit: Some(i as u32) };
+            let owner = Owner { relation_id: 3, remote_app: "req".into(), unit: Some(i as u32), interface: Interface::Lxd };
             w.cluster().store.push(TrustEntry { name: scope.entry_name(&owner), fingerprint: certs::fingerprint(&m.der), kind: "client".into(), ..Default::default() });
         }
     }
@@ -135,7 +137,8 @@ fn a_quiet_update_status_costs_the_same_for_one_or_a_hundred_units() {
             let (mut w, _) = quiet_world(units, leader);
             w.hook("update-status");
             let tools: Vec<&str> = w.agent.calls.iter().map(|c| c.tool.as_str()).collect();
-            assert_eq!(tools, ["credential-get", "config-get", "state-get", "is-leader", "relation-ids"], "leader {leader}, {units} units");
+            // One `relation-ids` per endpoint (`api`, `https`), read together with `is-leader`.
+            assert_eq!(tools, ["credential-get", "config-get", "state-get", "is-leader", "relation-ids", "relation-ids"], "leader {leader}, {units} units");
             assert_eq!(w.cluster().requests, 3);
         }
     }
@@ -153,7 +156,7 @@ fn drift_after_a_steady_pass_runs_the_full_pass() {
     // An extra owned entry (a departed unit's, left behind) is removed.
     let (mut w, _) = quiet_world(1, true);
     let scope = Scope { model_uuid: "m-uuid".into(), app: "lxd-integrator".into() };
-    let stray = Owner { relation_id: 3, remote_app: "req".into(), unit: Some(9) };
+    let stray = Owner { relation_id: 3, remote_app: "req".into(), unit: Some(9), interface: Interface::Lxd };
     w.cluster().store.push(TrustEntry { name: scope.entry_name(&stray), fingerprint: "ab".repeat(32), kind: "client".into(), ..Default::default() });
     w.hook("update-status");
     assert!(!w.store_fps().contains(&"ab".repeat(32)));

@@ -190,6 +190,13 @@ impl World<'_> {
         Ok(())
     }
 
+    /// The integrator's endpoint in relation `rel` (`api`, `https`).
+    pub fn integrator_endpoint(&self, rel: RelationId) -> Result<String> {
+        let model = self.sim.model()?;
+        let ep = model.relations.get(&rel).and_then(|r| r.endpoints.iter().find(|e| e.app == INTEGRATOR));
+        Ok(ep.ok_or_else(|| anyhow!("relation {rel} has no {INTEGRATOR} endpoint"))?.endpoint.clone())
+    }
+
     pub fn nodes(&self, rel: RelationId, unit: &str) -> Result<Vec<Value>> {
         let bag = self.payload(rel, unit)?;
         Ok(serde_json::from_str(bag.get("nodes").ok_or_else(|| anyhow!("no nodes published on {rel} by {unit}"))?)?)
@@ -260,9 +267,12 @@ impl World<'_> {
             .collect();
         ensure!(failed.is_empty(), "hooks failed:\n{}", failed.join("\n"));
         for rel in self.sim.relation_ids(INTEGRATOR)? {
+            let https = self.integrator_endpoint(rel)? == "https";
             for unit in self.sim.units(INTEGRATOR)? {
                 let bag = self.sim.relation_data(rel, &unit)?;
-                if bag.contains_key("version") {
+                if https {
+                    crate::https::validate_provider(&bag)?;
+                } else if bag.contains_key("version") {
                     self.validate_provider(&bag)?;
                 }
             }

@@ -12,6 +12,8 @@ use lxd_integrator::hook_tools::Juju;
 use lxd_integrator::limits;
 use lxd_integrator::memory::{Agent, Call, Cluster, Excerpt, MEMORY_CLIENT_KEY, MEMORY_SERVER_CERT, MemoryConnector, cloud_credential};
 use lxd_integrator::dispatch::HookContext;
+use lxd_integrator::https;
+use lxd_integrator::ownership::Interface;
 use lxd_integrator::reconcile::{self, Mode};
 use lxd_integrator::relation::KEY_CLIENT_CERTS;
 use std::collections::{BTreeMap, BTreeSet};
@@ -155,9 +157,13 @@ pub struct CharmConfig {
     pub projects: Projects,
 }
 
-/// The `api` relation with one requirer application.
+/// A relation with one requirer application: on `api` each member's value is its
+/// `client_certificates`; on `https` (`lxd-https`) the first string of it is its `certificate`,
+/// beside `version: "1.0"`, and every other such relation also asks for `projects` (`default`
+/// and a value that is no project name, carrying the marker).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Relation {
+    pub https: bool,
     pub app_bag: Value,
     /// Unit `j` of the application is `req<i>/<j>`.
     pub units: Vec<Value>,
@@ -280,6 +286,39 @@ impl Value {
         }
     }
 
+    /// The value as one `certificate` (`lxd-https`): the first string the list holds.
+    pub fn render_one(&self, spelling: usize) -> Option<String> {
+        match self {
+            Value::Absent => None,
+            Value::NotJson(_) => self.render(spelling),
+            Value::List(items) => {
+                let mut strings = Vec::new();
+                for item in items {
+                    item.render(spelling, &mut strings);
+                    if let Some(first) = strings.first() {
+                        return Some(first.clone());
+                    }
+                }
+                Some(format!("{MARKER} no string"))
+            }
+        }
+    }
+
+    /// The pool certificate a correct charm must find in `render_one`'s value.
+    pub fn valid_one(&self) -> Option<usize> {
+        let Value::List(items) = self else { return None };
+        // The item `render_one` takes its string from: the first that renders any.
+        let first = items.iter().find(|i| {
+            let mut strings = Vec::new();
+            i.render(0, &mut strings);
+            !strings.is_empty()
+        })?;
+        match first {
+            Item::Cert(c) | Item::Padded { cert: c, .. } | Item::Copies { cert: c, .. } => Some(c % POOL_SIZE),
+            _ => None,
+        }
+    }
+
     /// Pool certificates a correct charm must find in this value.
     pub fn valid(&self) -> BTreeSet<usize> {
         let Value::List(items) = self else { return BTreeSet::new() };
@@ -371,7 +410,11 @@ impl Scenario {
 
     /// Fingerprints of every valid certificate sent anywhere.
     pub fn valid_fingerprints(&self) -> BTreeSet<String> {
-        self.values().into_iter().flat_map(|(_, _, v, _, _)| v.valid()).map(|i| POOL[i].fingerprint.clone()).collect()
+        self.values()
+            .into_iter()
+            .flat_map(|(i, _, v, _, _)| if self.relations[i].https { v.valid_one().into_iter().collect() } else { v.valid() })
+            .map(|i| POOL[i].fingerprint.clone())
+            .collect()
     }
 
     /// What must never appear in anything the charm sends.
@@ -390,13 +433,22 @@ impl Scenario {
         agent.config = self.config.render();
         for (i, unit, value, spelling, _) in self.values() {
             let app = app_name(i);
-            let remote = agent.relate(relation_id(i), &app);
+            let https = self.relations[i].https;
+            let remote = agent.relate_on(if https { Interface::LxdHttps } else { Interface::Lxd }, relation_id(i), &app);
             let bag = match unit {
                 Some(j) => remote.units.entry(format!("{app}/{j}")).or_insert_with(|| [("private-address".to_string(), format!("10.0.{i}.{j}"))].into()),
                 None => &mut remote.app_bag,
             };
-            if let Some(v) = value.render(spelling) {
-                bag.insert(KEY_CLIENT_CERTS.into(), v);
+            match (https, value.render_one(spelling)) {
+                (false, _) => bag.extend(value.render(spelling).map(|v| (KEY_CLIENT_CERTS.to_string(), v))),
+                (true, None) => {}
+                (true, Some(v)) => {
+                    bag.insert(https::KEY_VERSION.into(), https::VERSION.into());
+                    bag.insert(https::KEY_CERTIFICATE.into(), v);
+                    if i % 2 == 0 {
+                        bag.insert(https::KEY_PROJECTS.into(), format!("default, {MARKER} password/x"));
+                    }
+                }
             }
         }
         let mut cluster = Cluster::new(&[N1, N2]);
@@ -416,7 +468,8 @@ impl Scenario {
     /// The world before any pass; `Outcome::pass` runs the next one.
     pub fn start(&self) -> Outcome {
         let (agent, cluster) = self.world();
-        Outcome { passes: Vec::new(), agent, cluster, first_relation: (!self.relations.is_empty()).then(|| (relation_id(0), app_name(0))) }
+        let first_relation = self.relations.first().map(|r| (relation_id(0), app_name(0), if r.https { "https" } else { "api" }));
+        Outcome { passes: Vec::new(), agent, cluster, first_relation }
     }
 
     /// Runs the passes one by one and checks after each, stopping at the first violation: a
@@ -452,16 +505,17 @@ pub struct Outcome {
     pub passes: Vec<Pass>,
     pub agent: Agent,
     pub cluster: Arc<Mutex<Cluster>>,
-    /// The relation the first pass runs the `-relation-changed` hook of.
-    first_relation: Option<(u32, String)>,
+    /// The relation (id, application, endpoint) the first pass runs the `-relation-changed`
+    /// hook of.
+    first_relation: Option<(u32, String, &'static str)>,
 }
 
 impl Outcome {
     /// Runs the next pass: the relation hook first, then update-status.
     pub fn pass(&mut self) {
         let ctx = match (&self.first_relation, self.passes.is_empty()) {
-            (Some((id, app)), true) => {
-                HookContext { name: "api-relation-changed".into(), relation_id: Some(*id), remote_app: Some(app.clone()), ..context() }
+            (Some((id, app, endpoint)), true) => {
+                HookContext { name: format!("{endpoint}-relation-changed"), relation_id: Some(*id), remote_app: Some(app.clone()), ..context() }
             }
             _ => HookContext { name: "update-status".into(), ..context() },
         };
@@ -649,7 +703,8 @@ impl fmt::Debug for Scenario {
         let values = self.values();
         for (i, rel) in self.relations.iter().enumerate() {
             let app = app_name(i);
-            writeln!(f, "  relation {} with {app} ({} units; those not listed send no client_certificates):", relation_id(i), rel.units.len())?;
+            let (endpoint, key) = if rel.https { ("https", "certificate (the first string below)") } else { ("api", "client_certificates") };
+            writeln!(f, "  {endpoint} relation {} with {app} ({} units; those not listed send no {key}):", relation_id(i), rel.units.len())?;
             for (_, unit, v, _, _) in values.iter().filter(|x| x.0 == i && !x.4 && *x.2 != Value::Absent) {
                 writeln!(f, "    {}: {v:?}", member_name(&app, *unit))?;
             }

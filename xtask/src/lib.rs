@@ -428,11 +428,11 @@ mod tests {
     }
 
     #[test]
-    fn hooks_cover_the_api_endpoint() {
-        assert_eq!(relation_endpoints(), vec!["api".to_string()]);
+    fn hooks_cover_the_api_and_https_endpoints() {
+        assert_eq!(relation_endpoints(), vec!["api".to_string(), "https".to_string()]);
         let hooks = hook_names();
-        assert_eq!(hooks.len(), 15);
-        for h in ["install", "update-status", "secret-changed", "api-relation-created", "api-relation-broken"] {
+        assert_eq!(hooks.len(), 20);
+        for h in ["install", "update-status", "secret-changed", "api-relation-created", "api-relation-broken", "https-relation-changed", "https-relation-departed"] {
             assert!(hooks.iter().any(|x| x == h), "{h} missing");
         }
     }

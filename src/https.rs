@@ -1,0 +1,227 @@
+//! The `lxd-https` interface on the `https` endpoint: what requirers send and what we publish,
+//! as charm-lxd serves it, so that charms written against charm-lxd work with any LXD this
+//! charm can reach (docs/interface-lxd-https.md). Pure functions over databag maps.
+//!
+//! Read at the source (canonical/charm-lxd `src/charm.py`, `_on_https_relation_changed`): a
+//! requirer writes `version: "1.0"`, `certificate` (one PEM) and optionally `projects`
+//! (comma-separated; given, the entry is restricted to them) in its application databag, its
+//! unit databag, or both; charm-lxd reads the application's first. It answers `version`,
+//! `certificate`, `certificate_fingerprint` and `addresses` (comma-joined `host:port`, the
+//! `https://` of each member URL stripped). Its requirers read the application databag first,
+//! then the units' (charm-lxd `examples/https-client/src/https-client.py`,
+//! canonical/charmed-openshell `charms/openshell-gateway-k8s/src/charm.py` `_lxd_connection`).
+//!
+//! Where this charm differs, on purpose: every databag with `version == "1.0"` is read, not
+//! only the first (a unit-only requirer gets one entry per unit; one that writes both bags the
+//! same certificate gets one entry); entries are named by `ownership`, which every LXD accepts;
+//! `trust-projects` bounds what `projects` may ask; and nothing is published on a relation
+//! before LXD trusts a certificate requested on it, with the server certificate the pass
+//! connected with.
+
+use crate::endpoint::Endpoint;
+use crate::limits::{PROJECTS_BYTES, PUBLISHED_BYTES};
+use crate::ownership::{Interface, Owner};
+use crate::plan;
+use crate::relation::{Databag, OnlineMembers, Payload, RelationView, ServerPin, bag_bytes};
+use crate::requests::{MemberProblems, MemberReader, Protected, Request, Requests, thousands};
+use std::collections::BTreeSet;
+
+/// The only version of the interface there is; a databag saying anything else is ignored.
+pub const VERSION: &str = "1.0";
+pub const KEY_VERSION: &str = "version";
+pub const KEY_CERTIFICATE: &str = "certificate";
+pub const KEY_PROJECTS: &str = "projects";
+pub const KEY_CERTIFICATE_FP: &str = "certificate_fingerprint";
+pub const KEY_ADDRESSES: &str = "addresses";
+/// Every key the provider writes; one it no longer wants is deleted, any other is left alone.
+pub const PROVIDER_KEYS: [&str; 4] = [KEY_VERSION, KEY_CERTIFICATE, KEY_CERTIFICATE_FP, KEY_ADDRESSES];
+/// A requirer's databag holding none of these has not spoken the interface (yet): it is
+/// passed over without a word, like the keys Juju itself puts in a unit's databag.
+const REQUIRER_KEYS: [&str; 3] = [KEY_VERSION, KEY_CERTIFICATE, KEY_PROJECTS];
+
+/// What bounds the projects a requirer may ask for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bounds<'a> {
+    /// `trust-projects`, when set: nothing outside it is granted.
+    pub ceiling: Option<&'a [String]>,
+    /// LXD has the `certificate_project` extension. Without it (LXD 4.0) an entry is stored
+    /// unrestricted whatever is sent, so a requirer asking for projects is not trusted at all.
+    pub cannot_restrict: bool,
+}
+
+/// Reads every `https` relation: the application's databag first (as charm-lxd does, so a
+/// requirer writing both bags has its entry named for the application), then each unit's.
+/// What is wrong is reported per member and key, never quoted.
+pub fn collect(relations: &[RelationView], now: i64, protected: &Protected, bounds: Bounds) -> Requests {
+    let mut out = Requests::default();
+    for rel in relations.iter().filter(|r| r.interface == Interface::LxdHttps) {
+        let app = std::iter::once((rel.remote_app.as_str(), &rel.app_data)).filter(|(app, _)| !app.is_empty());
+        let members = app.chain(rel.units.iter().map(|(unit, bag)| (unit.as_str(), bag)));
+        for (member, bag) in members {
+            if !REQUIRER_KEYS.iter().any(|k| bag.contains_key(*k)) {
+                continue;
+            }
+            let Some(owner) = Owner::from_member_on(Interface::LxdHttps, rel.id, member) else { continue };
+            read_member(owner, bag, now, protected, bounds, &mut out);
+        }
+    }
+    out
+}
+
+/// One databag: the version, the certificate through the shared reader, the projects.
+fn read_member(owner: Owner, bag: &Databag, now: i64, protected: &Protected, bounds: Bounds, out: &mut Requests) {
+    let problem = |key: &'static str, why: &str| MemberProblems { owner: owner.clone(), key, whole: Some(why.to_string()), entries: Vec::new() };
+    // The value is never repeated: only whether it is the one version served.
+    let unusable = match bag.get(KEY_VERSION).map(String::as_str) {
+        Some(VERSION) => None,
+        Some(_) => Some("not \"1.0\", the version served; this databag is ignored"),
+        None => Some("missing; this databag is ignored"),
+    };
+    if let Some(why) = unusable {
+        return out.problems.push(problem(KEY_VERSION, why));
+    }
+    let Some(raw) = bag.get(KEY_CERTIFICATE).filter(|c| !c.trim().is_empty()) else {
+        return out.problems.push(problem(KEY_CERTIFICATE, "missing"));
+    };
+    let asked = projects(bag.get(KEY_PROJECTS).map(String::as_str), bounds);
+    if let Some(why) = asked.refusal() {
+        out.problems.push(problem(KEY_PROJECTS, &why));
+    }
+    let mut reader = MemberReader::new(owner.clone(), KEY_CERTIFICATE, now, protected);
+    reader.read_one(raw);
+    let (taken, problems) = reader.finish();
+    out.problems.extend(problems);
+    let granted = match asked.grant {
+        Grant::AsConfigured => None,
+        Grant::Projects(list) => Some(list),
+        Grant::Nothing => return,
+    };
+    out.requests.extend(taken.into_iter().map(|r| Request { projects: granted.clone(), ..r }));
+}
+
+/// What a requirer's `projects` comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// It asked for none: `trust-projects` decides, as for an `lxd` requirer.
+    AsConfigured,
+    /// Restricted to these (never empty), all within `trust-projects` when it is set.
+    Projects(Vec<String>),
+    /// It asked for projects and none may be granted: its certificate is not trusted at all,
+    /// never trusted wider than asked.
+    Nothing,
+}
+
+/// `projects` against `trust-projects`, with what was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Projects {
+    pub grant: Grant,
+    /// Plain project names outside `trust-projects`: safe to repeat.
+    pub outside: Vec<String>,
+    /// Names that are not project names: counted, never shown (a value may hold anything).
+    pub not_names: usize,
+    /// The value as a whole was refused (too large, or naming nothing).
+    pub whole: Option<String>,
+}
+
+/// Comma-separated, blanks around names ignored, duplicates folded, order kept (charm-lxd
+/// splits on `,` after deleting spaces). A value that is only blanks counts as absent; one
+/// that is not blank but names no project, or names only what may not be granted, grants
+/// nothing.
+pub fn projects(raw: Option<&str>, bounds: Bounds) -> Projects {
+    let mut out = Projects { grant: Grant::AsConfigured, outside: Vec::new(), not_names: 0, whole: None };
+    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else { return out };
+    if raw.len() > PROJECTS_BYTES {
+        out.whole = Some(format!("too large ({} bytes; at most {} are read)", thousands(raw.len()), thousands(PROJECTS_BYTES)));
+        out.grant = Grant::Nothing;
+        return out;
+    }
+    let mut seen = BTreeSet::new();
+    let mut granted = Vec::new();
+    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty() && seen.insert(*n)) {
+        if !plan::plain_project_name(name) {
+            out.not_names += 1;
+        } else if bounds.ceiling.is_some_and(|c| !c.iter().any(|p| p == name)) {
+            out.outside.push(name.to_string());
+        } else {
+            granted.push(name.to_string());
+        }
+    }
+    if seen.is_empty() {
+        out.whole = Some("names no project".into());
+    } else if bounds.cannot_restrict {
+        out.whole = Some("LXD lacks the certificate_project extension, so no entry can be restricted to projects".into());
+        granted.clear();
+    }
+    out.grant = if granted.is_empty() { Grant::Nothing } else { Grant::Projects(granted) };
+    out
+}
+
+impl Projects {
+    /// What to tell the operator, or `None` when all that was asked is granted.
+    pub fn refusal(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        parts.extend(self.whole.clone());
+        if !self.outside.is_empty() {
+            let shown: Vec<&str> = self.outside.iter().take(PROJECTS_SHOWN).map(String::as_str).collect();
+            let more = self.outside.len().saturating_sub(PROJECTS_SHOWN);
+            let more = if more > 0 { format!(" and {} more", thousands(more)) } else { String::new() };
+            parts.push(format!("{}{more} not in trust-projects, refused", shown.join(", ")));
+        }
+        if self.not_names > 0 {
+            parts.push(format!("{} name{} not a project name, refused (not shown)", thousands(self.not_names), if self.not_names == 1 { " is" } else { "s are" }));
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        if self.grant == Grant::Nothing {
+            parts.push("nothing left to grant, so the certificate is not trusted".into());
+        }
+        Some(parts.join("; "))
+    }
+}
+
+/// Refused project names listed one by one in a log line before the rest are counted.
+const PROJECTS_SHOWN: usize = 8;
+
+/// Whether LXD holds a certificate requested on relation `relation_id`: only then is the
+/// connection published there, so a requirer reading `addresses` may expect to be trusted.
+pub fn any_trusted(relation_id: u32, requests: &[Request], held: &BTreeSet<String>) -> bool {
+    requests.iter().any(|r| r.owner.relation_id == relation_id && r.owner.interface == Interface::LxdHttps && held.contains(&r.cert.fingerprint))
+}
+
+/// The provider's databag for one `https` relation: empty (every provider key withdrawn) unless
+/// the pass connected with `pin` and `trusted` holds. `addresses` lists the members as
+/// `host:port`, IPv6 in brackets; members past what fits `PUBLISHED_BYTES` are counted in
+/// `withheld`.
+pub fn payload(members: &OnlineMembers, pin: Option<&ServerPin>, trusted: bool) -> Payload {
+    let (Some(pin), true) = (pin, trusted) else {
+        return Payload { bag: Databag::new(), withheld: 0 };
+    };
+    let addresses: Vec<String> = members.iter().filter_map(|(_, url)| Endpoint::parse(url).ok()).map(|e| e.authority()).collect();
+    let mut bag = Databag::new();
+    bag.insert(KEY_VERSION.into(), VERSION.into());
+    bag.insert(KEY_CERTIFICATE.into(), pin.pem.clone());
+    bag.insert(KEY_CERTIFICATE_FP.into(), pin.fingerprint.clone());
+    let room = PUBLISHED_BYTES.saturating_sub(bag_bytes(&bag) + KEY_ADDRESSES.len());
+    let mut joined = String::new();
+    let mut listed = 0;
+    for address in &addresses {
+        let extra = address.len() + usize::from(!joined.is_empty());
+        if joined.len() + extra > room {
+            break;
+        }
+        if !joined.is_empty() {
+            joined.push(',');
+        }
+        joined.push_str(address);
+        listed += 1;
+    }
+    if joined.is_empty() {
+        return Payload { bag: Databag::new(), withheld: addresses.len() };
+    }
+    bag.insert(KEY_ADDRESSES.into(), joined);
+    Payload { bag, withheld: addresses.len() - listed }
+}
+
+#[cfg(test)]
+mod tests;
