@@ -2,15 +2,15 @@
 //! with keys Juju accepts (lowercase, digits, `-`, `.`), readable in `juju run` output.
 
 use crate::certs::short_fp;
+use crate::dispatch::HookContext;
 use crate::endpoint::Endpoint;
 use crate::hook_tools::Juju;
-use crate::lxd::Connector;
-use crate::ownership::Scope;
 use crate::limits;
-use crate::dispatch::HookContext;
+use crate::lxd::Connector;
+use crate::lxd::TrustEntry;
+use crate::ownership::Scope;
 use crate::reconcile::{self, Change, ChangeKind, EXT_CERTIFICATE_PROJECT, Mode, Report, TrustAccess};
 use anyhow::Context as _;
-use crate::lxd::TrustEntry;
 use std::collections::BTreeMap;
 
 /// API extensions the charm relies on: clustering to enumerate members, certificate_project
@@ -107,7 +107,8 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
     }
     for (i, req) in missing.iter().take(limits::ACTION_ITEMS).enumerate() {
         let k = format!("missing.{i}");
-        let why = if report.leader { "not added yet; see debug-log for LXD's answer" } else { "this unit is not the leader" };
+        let why =
+            if report.leader { "not added yet; see debug-log for LXD's answer" } else { "this unit is not the leader" };
         out.push((format!("{k}.fingerprint"), req.cert.fingerprint.clone()));
         out.push((format!("{k}.unit"), req.owner.member()));
         out.push((format!("{k}.endpoint"), req.owner.interface.endpoint().to_string()));
@@ -149,7 +150,9 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
 
 pub fn reconcile_results(report: &Report, dry_run: bool) -> Results {
     let mut out = vec![("dry-run".to_string(), yes(dry_run))];
-    for (kind, key) in [(ChangeKind::Add, "added"), (ChangeKind::Remove, "removed"), (ChangeKind::Restrict, "restricted")] {
+    for (kind, key) in
+        [(ChangeKind::Add, "added"), (ChangeKind::Remove, "removed"), (ChangeKind::Restrict, "restricted")]
+    {
         let changes: Vec<&Change> = report.changes.iter().filter(|c| c.kind == kind).collect();
         out.push((format!("{key}.count"), changes.len().to_string()));
         if !changes.is_empty() {
@@ -206,7 +209,8 @@ pub fn check_connection(report: &Report) -> Results {
             out.push(("server-name".into(), s.server_name.clone()));
             out.push(("server-version".into(), s.server_version.clone()));
             out.push(("clustered".into(), yes(s.clustered)));
-            let missing: Vec<&str> = NEEDED_EXTENSIONS.iter().copied().filter(|n| !s.api_extensions.iter().any(|e| e == n)).collect();
+            let missing: Vec<&str> =
+                NEEDED_EXTENSIONS.iter().copied().filter(|n| !s.api_extensions.iter().any(|e| e == n)).collect();
             out.push(("missing-extensions".into(), if missing.is_empty() { "none".into() } else { missing.join(",") }));
         }
         None => out.push(("trusted".into(), "unknown".into())),
@@ -214,7 +218,9 @@ pub fn check_connection(report: &Report) -> Results {
     if let Some(access) = &report.access {
         let (can, detail) = match access {
             TrustAccess::Full => ("yes", None),
-            TrustAccess::Restricted => ("no", Some("the credential is a certificate restricted to projects".to_string())),
+            TrustAccess::Restricted => {
+                ("no", Some("the credential is a certificate restricted to projects".to_string()))
+            }
             TrustAccess::Missing(missing) => {
                 out.push(("missing-permissions".into(), missing.join(",")));
                 ("no", Some(format!("the identity lacks {} on the server", missing.join(", "))))

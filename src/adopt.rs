@@ -15,11 +15,11 @@
 //! (until the next hook brings them in line with `trust-projects`, as for any owned entry).
 
 use crate::certs::short_fp;
+use crate::dispatch::HookContext;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
 use crate::limits;
 use crate::lxd::{Connector, Lxd, TrustEntry, TrustKind};
 use crate::ownership::{Owner, Scope};
-use crate::dispatch::HookContext;
 use crate::reconcile::{self, Mode};
 use crate::requests::Request;
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,10 +30,8 @@ use std::time::Instant;
 /// name of ours this version cannot read); `juju-relation-` is the LXD charm's `https`
 /// relation (`juju-relation-<app or unit>`, removed by that name) and lxd-integrator-k8s's
 /// default `trust-name-prefix`.
-const CLAIMED_PREFIXES: &[(&str, &str)] = &[
-    ("juju.", "named by another lxd-integrator"),
-    ("juju-relation-", "named by the LXD charm or lxd-integrator-k8s"),
-];
+const CLAIMED_PREFIXES: &[(&str, &str)] =
+    &[("juju.", "named by another lxd-integrator"), ("juju-relation-", "named by the LXD charm or lxd-integrator-k8s")];
 
 /// One entry to take over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +170,12 @@ pub fn run(
 /// Renames one entry after another (a few hundred at most in practice, each a small write),
 /// under the same guards as a hook's changes: leadership asked again every
 /// `LEADERSHIP_RECHECK_AFTER`, nothing started after `PASS_DEADLINE`. Each rename is logged.
-fn rename_all(juju: &mut Juju, lxd: &mut dyn Lxd, adopt: &[Adoption], mut leadership_asked: Instant) -> Result<Vec<Outcome>, ToolError> {
+fn rename_all(
+    juju: &mut Juju,
+    lxd: &mut dyn Lxd,
+    adopt: &[Adoption],
+    mut leadership_asked: Instant,
+) -> Result<Vec<Outcome>, ToolError> {
     let started = Instant::now();
     let mut stop: Option<&'static str> = None;
     let (mut info, mut warnings) = (Vec::new(), Vec::new());
@@ -265,10 +268,10 @@ pub fn results(dry_run: bool, choice: &Choice, outcomes: &[Outcome]) -> Vec<(Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ownership::Interface;
     use crate::certs::{self, test_certs};
     use crate::hook_tools::Juju;
     use crate::memory::{Agent, Cluster, MemoryConnector};
+    use crate::ownership::Interface;
     use crate::relation::RelationView;
     use crate::requests::{Protected, collect};
 
@@ -286,7 +289,12 @@ mod tests {
             remote_app: "req".into(),
             units: units
                 .iter()
-                .map(|(u, pems)| (u.to_string(), [("client_certificates".to_string(), serde_json::to_string(pems).expect("json"))].into()))
+                .map(|(u, pems)| {
+                    (
+                        u.to_string(),
+                        [("client_certificates".to_string(), serde_json::to_string(pems).expect("json"))].into(),
+                    )
+                })
                 .collect(),
             ..Default::default()
         };
@@ -294,7 +302,12 @@ mod tests {
     }
 
     fn entry(name: &str, pem: &test_certs::Made) -> TrustEntry {
-        TrustEntry { name: name.into(), fingerprint: certs::fingerprint(&pem.der), kind: "client".into(), ..Default::default() }
+        TrustEntry {
+            name: name.into(),
+            fingerprint: certs::fingerprint(&pem.der),
+            kind: "client".into(),
+            ..Default::default()
+        }
     }
 
     fn owner(unit: u32) -> Owner {
@@ -330,8 +343,16 @@ mod tests {
             ]
         );
         // Adopted, the entry is ours: a second run finds nothing.
-        let renamed: Vec<TrustEntry> =
-            choice.adopt.iter().map(|x| TrustEntry { name: x.new_name.clone(), fingerprint: x.fingerprint.clone(), kind: "client".into(), ..Default::default() }).collect();
+        let renamed: Vec<TrustEntry> = choice
+            .adopt
+            .iter()
+            .map(|x| TrustEntry {
+                name: x.new_name.clone(),
+                fingerprint: x.fingerprint.clone(),
+                kind: "client".into(),
+                ..Default::default()
+            })
+            .collect();
         assert_eq!(choose(&scope(), &reqs, &renamed), Choice::default());
     }
 
@@ -341,7 +362,14 @@ mod tests {
             ["ours", "op", "oi", "cl", "srv", "adm", "unreq", "absent"].map(test_certs::client);
         let reqs = requests(&[(
             "req/0",
-            &[&ours.cert_pem, &other_integrator.cert_pem, &charm_lxd.cert_pem, &server.cert_pem, &requested_admin.cert_pem, &absent.cert_pem],
+            &[
+                &ours.cert_pem,
+                &other_integrator.cert_pem,
+                &charm_lxd.cert_pem,
+                &server.cert_pem,
+                &requested_admin.cert_pem,
+                &absent.cert_pem,
+            ],
         )]);
         let other_model = Scope { model_uuid: "11111111-1c2b-4f5e-8a9b-123456789abc".into(), ..scope() };
         let store = [
@@ -367,7 +395,12 @@ mod tests {
             ]
         );
         // Unrequested entries ("operator-laptop", "unreq") are in neither list.
-        let named: BTreeSet<&str> = choice.adopt.iter().map(|a| a.old_name.as_str()).chain(choice.skipped.iter().map(|s| s.name.as_str())).collect();
+        let named: BTreeSet<&str> = choice
+            .adopt
+            .iter()
+            .map(|a| a.old_name.as_str())
+            .chain(choice.skipped.iter().map(|s| s.name.as_str()))
+            .collect();
         assert!(!named.contains("operator-laptop") && !named.contains("unreq"), "{named:?}");
     }
 
@@ -382,7 +415,12 @@ mod tests {
         };
         let choice = Choice {
             adopt: (0..limits::ADOPT_ITEMS + 50).map(adoption).collect(),
-            skipped: vec![Skipped { fingerprint: "f".repeat(64), name: "juju-relation-x".into(), owner: owner(0), reason: "r" }],
+            skipped: vec![Skipped {
+                fingerprint: "f".repeat(64),
+                name: "juju-relation-x".into(),
+                owner: owner(0),
+                reason: "r",
+            }],
         };
         let mut outcomes = vec![Outcome::Renamed; choice.adopt.len()];
         outcomes[1] = Outcome::Failed("LXD PATCH /1.0/certificates/x failed (404): Certificate not found".into());
@@ -390,7 +428,10 @@ mod tests {
         let r: BTreeMap<String, String> = results(false, &choice, &outcomes).into_iter().collect();
         assert_eq!(r["dry-run"], "no");
         assert_eq!(r["count"], (limits::ADOPT_ITEMS + 50).to_string());
-        assert_eq!((r["renamed"].as_str(), r["failed"].as_str(), r["not-tried"].as_str()), ((limits::ADOPT_ITEMS + 48).to_string().as_str(), "1", "1"));
+        assert_eq!(
+            (r["renamed"].as_str(), r["failed"].as_str(), r["not-tried"].as_str()),
+            ((limits::ADOPT_ITEMS + 48).to_string().as_str(), "1", "1")
+        );
         assert_eq!(r["entries.not-listed"], "50");
         assert_eq!(r["skipped.count"], "1");
         assert_eq!(r["skipped.not-listed"], "1", "the lists share one bound");
@@ -423,7 +464,10 @@ mod tests {
             let a = test_certs::client("ams-0");
             let nobody = test_certs::client("laptop");
             let mut agent = Agent::leader();
-            agent.relate(3, "req").units.insert("req/0".into(), [("client_certificates".to_string(), serde_json::to_string(&[&a.cert_pem]).expect("json"))].into());
+            agent.relate(3, "req").units.insert(
+                "req/0".into(),
+                [("client_certificates".to_string(), serde_json::to_string(&[&a.cert_pem]).expect("json"))].into(),
+            );
             let operator = entry("laptop", &nobody);
             let mut cluster = Cluster::new(&["https://127.0.0.1:8443"]);
             cluster.store = vec![entry("ams-0", &a), operator.clone()];
@@ -433,7 +477,13 @@ mod tests {
         fn adopt(&mut self, params: serde_json::Value) {
             let params: BTreeMap<String, serde_json::Value> = serde_json::from_value(params).expect("params");
             self.agent.start_action(params.clone());
-            let ctx = HookContext { name: "adopt".into(), is_action: true, unit: self.agent.unit.clone(), model_uuid: UUID.into(), ..Default::default() };
+            let ctx = HookContext {
+                name: "adopt".into(),
+                is_action: true,
+                unit: self.agent.unit.clone(),
+                model_uuid: UUID.into(),
+                ..Default::default()
+            };
             let connector = MemoryConnector(self.cluster.clone());
             run(&ctx, &mut Juju::new(&mut self.agent), &connector, &params).expect("hook tools work");
         }
@@ -478,7 +528,11 @@ mod tests {
         w.adopt(serde_json::json!({"dry-run": false}));
         let r = w.results();
         assert_eq!(w.failed(), None);
-        assert_eq!((r["dry-run"].as_str(), r["renamed"].as_str(), r["entries.0.result"].as_str()), ("no", "1", "renamed"), "{r:#?}");
+        assert_eq!(
+            (r["dry-run"].as_str(), r["renamed"].as_str(), r["entries.0.result"].as_str()),
+            ("no", "1", "renamed"),
+            "{r:#?}"
+        );
         let store = w.store();
         let adopted = store.iter().find(|e| e.fingerprint == w.fp).expect("still trusted");
         assert_eq!((adopted.name.as_str(), adopted.restricted), (ours.as_str(), false));

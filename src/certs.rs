@@ -66,7 +66,8 @@ pub struct BlockLabel(Option<String>);
 
 impl BlockLabel {
     pub fn of(label: &str) -> BlockLabel {
-        let plain = label.len() <= 32 && label.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ');
+        let plain =
+            label.len() <= 32 && label.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ');
         BlockLabel(plain.then(|| label.to_string()))
     }
 }
@@ -126,9 +127,8 @@ pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CertRejection> {
         if !closed {
             return Err(CertRejection::NotPem);
         }
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(body.as_bytes())
-            .map_err(|_| CertRejection::BadBase64)?;
+        let der =
+            base64::engine::general_purpose::STANDARD.decode(body.as_bytes()).map_err(|_| CertRejection::BadBase64)?;
         blocks.push(PemBlock { label: label.to_string(), der });
     }
     if blocks.is_empty() {
@@ -176,7 +176,13 @@ pub fn parse_client_cert(text: &str, now: i64) -> Result<ClientCert, CertRejecti
         KeyKind::Rsa(bits) => return Err(CertRejection::WeakRsa(bits)),
         KeyKind::Other => return Err(CertRejection::UnsupportedKey),
     }
-    Ok(ClientCert { pem: to_pem(&der), fingerprint: fingerprint(&der), der, common_name: info.common_name, not_after: info.not_after })
+    Ok(ClientCert {
+        pem: to_pem(&der),
+        fingerprint: fingerprint(&der),
+        der,
+        common_name: info.common_name,
+        not_after: info.not_after,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,10 +234,7 @@ pub fn inspect_der(der: &[u8]) -> Result<CertInfo, CertRejection> {
 }
 
 pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -323,7 +326,10 @@ mod tests {
             (format!("{}trailing words", made.cert_pem), CertRejection::TrailingGarbage),
             ("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".into(), CertRejection::BadBase64),
             ("-----BEGIN CERTIFICATE-----\nAAAA\n".into(), CertRejection::NotPem),
-            ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into(), CertRejection::WrongBlock(BlockLabel::of("PUBLIC KEY"))),
+            (
+                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into(),
+                CertRejection::WrongBlock(BlockLabel::of("PUBLIC KEY")),
+            ),
             (expired("old").cert_pem, CertRejection::Expired),
             (future("new").cert_pem, CertRejection::NotYetValid),
         ];
@@ -342,7 +348,12 @@ mod tests {
         let odd = "-----BEGIN my password is hunter2-----\nAAAA\n-----END my password is hunter2-----\n";
         let err = parse_client_cert(odd, now()).expect_err("not a certificate");
         assert_eq!(err.to_string(), "a PEM (unexpected label) block, not a CERTIFICATE");
-        assert_eq!(parse_client_cert("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n", now()).expect_err("crl").to_string(), "a PEM \"X509 CRL\" block, not a CERTIFICATE");
+        assert_eq!(
+            parse_client_cert("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n", now())
+                .expect_err("crl")
+                .to_string(),
+            "a PEM \"X509 CRL\" block, not a CERTIFICATE"
+        );
     }
 
     #[test]
@@ -357,7 +368,10 @@ mod tests {
     fn padding_and_line_endings_do_not_reach_the_published_text() {
         let made = client("padded");
         let padded = format!("\r\n   {}   \n\n\n", made.cert_pem.replace('\n', "\r\n   "));
-        assert_eq!(parse_client_cert(&padded, now()).expect("valid").pem, parse_client_cert(&made.cert_pem, now()).expect("valid").pem);
+        assert_eq!(
+            parse_client_cert(&padded, now()).expect("valid").pem,
+            parse_client_cert(&made.cert_pem, now()).expect("valid").pem
+        );
     }
 
     #[test]

@@ -25,7 +25,10 @@ impl SecretUri {
         let uuid = |u: &str| {
             let groups: Vec<&str> = u.split('-').collect();
             groups.len() == 5
-                && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+                && groups
+                    .iter()
+                    .zip([8, 4, 4, 4, 12])
+                    .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
         };
         let rest = match s.split_once(':') {
             Some(("secret", rest)) => rest,
@@ -101,14 +104,17 @@ impl Config {
     /// From `config-get --format=json`. A value of the wrong type counts as unset: Juju checks
     /// option types itself, so only a broken agent sends one.
     pub fn from_values(values: &BTreeMap<String, serde_json::Value>) -> Config {
-        let text = |key: &str| values.get(key).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+        let text = |key: &str| {
+            values.get(key).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty()).map(String::from)
+        };
         Config {
             endpoint: text(OPT_ENDPOINT),
             client_cert: text(OPT_CERT),
             client_key: text(OPT_KEY),
             server_cert: text(OPT_SERVER_CERT),
             trust_projects: text(OPT_TRUST_PROJECTS).as_deref().and_then(plan::parse_projects),
-            credentials_secret: text(OPT_SECRET).map(|s| SecretUri::parse(&s).map_or(SecretSetting::Malformed, SecretSetting::Uri)),
+            credentials_secret: text(OPT_SECRET)
+                .map(|s| SecretUri::parse(&s).map_or(SecretSetting::Malformed, SecretSetting::Uri)),
         }
     }
 }
@@ -120,11 +126,15 @@ mod tests {
 
     #[test]
     fn blank_and_mistyped_options_are_unset() {
-        let values: BTreeMap<String, serde_json::Value> =
-            [(OPT_ENDPOINT, json!("  ")), (OPT_KEY, json!(42)), (OPT_CERT, json!(" C ")), (OPT_TRUST_PROJECTS, json!(" a, ,b,a "))]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
+        let values: BTreeMap<String, serde_json::Value> = [
+            (OPT_ENDPOINT, json!("  ")),
+            (OPT_KEY, json!(42)),
+            (OPT_CERT, json!(" C ")),
+            (OPT_TRUST_PROJECTS, json!(" a, ,b,a ")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
         let c = Config::from_values(&values);
         assert_eq!((c.endpoint, c.client_key, c.client_cert.as_deref()), (None, None, Some("C")));
         assert_eq!(c.trust_projects, Some(vec!["a".to_string(), "b".to_string()]));
@@ -134,14 +144,28 @@ mod tests {
     fn the_secret_option_takes_the_uri_forms_juju_does() {
         let id = "cn3q8gvmp25c7bt7nqkg";
         let uuid = "deadbeef-0bad-400d-8000-4b1d0d06f00d";
-        for ok in [format!("secret:{id}"), id.to_string(), format!("secret://{uuid}/{id}"), format!("secret:{uuid}/{id}")] {
+        for ok in
+            [format!("secret:{id}"), id.to_string(), format!("secret://{uuid}/{id}"), format!("secret:{uuid}/{id}")]
+        {
             assert_eq!(SecretUri::parse(&ok).map(|u| u.to_string()), Some(ok.clone()), "{ok}");
         }
-        for bad in ["", "secret:", "secret:short", "http://x", "secret://host/cn3q8gvmp25c7bt7nqkg", "secret://cn3q8gvmp25c7bt7nqkg", "secret:CN3Q8GVMP25C7BT7NQKG", "secret:cn3q8gvmp25c7bt7nqkg x"] {
+        for bad in [
+            "",
+            "secret:",
+            "secret:short",
+            "http://x",
+            "secret://host/cn3q8gvmp25c7bt7nqkg",
+            "secret://cn3q8gvmp25c7bt7nqkg",
+            "secret:CN3Q8GVMP25C7BT7NQKG",
+            "secret:cn3q8gvmp25c7bt7nqkg x",
+        ] {
             assert_eq!(SecretUri::parse(bad), None, "{bad}");
         }
         let config = |v: &str| Config::from_values(&[(OPT_SECRET.to_string(), json!(v))].into_iter().collect());
-        assert_eq!(config(&format!(" secret:{id} ")).credentials_secret, SecretUri::parse(&format!("secret:{id}")).map(SecretSetting::Uri));
+        assert_eq!(
+            config(&format!(" secret:{id} ")).credentials_secret,
+            SecretUri::parse(&format!("secret:{id}")).map(SecretSetting::Uri)
+        );
         assert_eq!(config("my-creds").credentials_secret, Some(SecretSetting::Malformed));
         assert_eq!(config("  ").credentials_secret, None);
     }
@@ -151,6 +175,9 @@ mod tests {
         // (The option `lxd-credentials-secret` is named in it: look for the value itself.)
         let c = Config { client_key: Some("-----BEGIN PRIVATE KEY-----hidden".into()), ..Default::default() };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("hidden") && !shown.contains("PRIVATE") && shown.contains("lxd_client_key: \"set\""), "{shown}");
+        assert!(
+            !shown.contains("hidden") && !shown.contains("PRIVATE") && shown.contains("lxd_client_key: \"set\""),
+            "{shown}"
+        );
     }
 }

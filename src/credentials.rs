@@ -169,7 +169,8 @@ fn from_cloud(spec: &serde_json::Value, config: &Config) -> Result<Credentials, 
     }
     let attrs = cred.get("attrs").ok_or("no attrs")?;
     let attr = |k: &str| attrs.get(k).and_then(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty());
-    let missing: Vec<&str> = ["client-cert", "client-key", "server-cert"].into_iter().filter(|k| attr(k).is_none()).collect();
+    let missing: Vec<&str> =
+        ["client-cert", "client-key", "server-cert"].into_iter().filter(|k| attr(k).is_none()).collect();
     if !missing.is_empty() {
         return Err(format!("missing {}", missing.join(", ")));
     }
@@ -194,8 +195,10 @@ fn from_cloud(spec: &serde_json::Value, config: &Config) -> Result<Credentials, 
 
 fn from_config(config: &Config) -> Result<Option<Credentials>, CredentialProblem> {
     let opts = [OPT_ENDPOINT, OPT_CERT, OPT_KEY, OPT_SERVER_CERT];
-    let set: Vec<Option<&str>> =
-        [&config.endpoint, &config.client_cert, &config.client_key, &config.server_cert].into_iter().map(|v| v.as_deref()).collect();
+    let set: Vec<Option<&str>> = [&config.endpoint, &config.client_cert, &config.client_key, &config.server_cert]
+        .into_iter()
+        .map(|v| v.as_deref())
+        .collect();
     if set.iter().all(Option::is_none) {
         return Ok(None);
     }
@@ -206,10 +209,15 @@ fn from_config(config: &Config) -> Result<Option<Credentials>, CredentialProblem
     let [Some(ep), Some(cert), Some(key), Some(server)] = set.as_slice() else {
         return Err(CredentialProblem::IncompleteConfig(vec![]));
     };
-    let endpoint = Endpoint::parse(ep).map_err(|error| CredentialProblem::BadEndpoint { origin: Source::Config, error })?;
+    let endpoint =
+        Endpoint::parse(ep).map_err(|error| CredentialProblem::BadEndpoint { origin: Source::Config, error })?;
     Ok(Some(Credentials {
         endpoint,
-        tls: TlsCredentials { client_cert_pem: cert.to_string(), client_key_pem: key.to_string(), server_cert_pem: server.to_string() },
+        tls: TlsCredentials {
+            client_cert_pem: cert.to_string(),
+            client_key_pem: key.to_string(),
+            server_cert_pem: server.to_string(),
+        },
         source: Source::Config,
     }))
 }
@@ -242,7 +250,11 @@ pub const MOVE_KEY_TO_SECRET: &str = "the LXD client key is plain charm config (
 /// What the charm should use, and a note for the log: why the cloud credential was passed
 /// over, what was set but not used, that the key would be safer in a secret. `secret` is the
 /// answer for `secret_to_read`'s secret, when it asked for one.
-pub fn resolve(answer: &CredentialAnswer, secret: Option<SecretRead>, config: &Config) -> (Result<Credentials, CredentialProblem>, Option<String>) {
+pub fn resolve(
+    answer: &CredentialAnswer,
+    secret: Option<SecretRead>,
+    config: &Config,
+) -> (Result<Credentials, CredentialProblem>, Option<String>) {
     let mut notes: Vec<String> = Vec::new();
     let cloud = match answer {
         CredentialAnswer::Granted(spec) => Some(from_cloud(spec, config)),
@@ -261,7 +273,10 @@ pub fn resolve(answer: &CredentialAnswer, secret: Option<SecretRead>, config: &C
     let result = match &config.credentials_secret {
         // Set: the secret or a status, never the plain options.
         Some(setting) => {
-            if [&config.endpoint, &config.client_cert, &config.client_key, &config.server_cert].iter().any(|o| o.is_some()) {
+            if [&config.endpoint, &config.client_cert, &config.client_key, &config.server_cert]
+                .iter()
+                .any(|o| o.is_some())
+            {
                 notes.push(format!("the lxd_* options are ignored while {OPT_SECRET} is set"));
             }
             from_secret(setting, secret)
@@ -297,19 +312,28 @@ fn from_secret(setting: &SecretSetting, read: Option<SecretRead>) -> Result<Cred
     let Some(read) = read else { return Err(CredentialProblem::SecretUnread(uri.clone())) };
     let content = match read.answer {
         SecretAnswer::Unsupported => return Err(CredentialProblem::SecretsUnsupported),
-        SecretAnswer::NotGranted => return Err(CredentialProblem::SecretNotGranted { secret: uri.clone(), app: read.app.to_string() }),
+        SecretAnswer::NotGranted => {
+            return Err(CredentialProblem::SecretNotGranted { secret: uri.clone(), app: read.app.to_string() });
+        }
         SecretAnswer::NotFound => return Err(CredentialProblem::SecretNotFound(uri.clone())),
         SecretAnswer::Content(content) => content,
     };
     let value = |k: &str| content.0.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
     let missing: Vec<&'static str> = SECRET_KEYS.into_iter().filter(|k| value(k).is_none()).collect();
-    let (Some(ep), Some(cert), Some(key), Some(server)) = (value(SECRET_ENDPOINT), value(SECRET_CERT), value(SECRET_KEY), value(SECRET_SERVER_CERT)) else {
+    let (Some(ep), Some(cert), Some(key), Some(server)) =
+        (value(SECRET_ENDPOINT), value(SECRET_CERT), value(SECRET_KEY), value(SECRET_SERVER_CERT))
+    else {
         return Err(CredentialProblem::SecretIncomplete { secret: uri.clone(), missing });
     };
-    let endpoint = Endpoint::parse(ep).map_err(|error| CredentialProblem::BadEndpoint { origin: Source::Secret, error })?;
+    let endpoint =
+        Endpoint::parse(ep).map_err(|error| CredentialProblem::BadEndpoint { origin: Source::Secret, error })?;
     Ok(Credentials {
         endpoint,
-        tls: TlsCredentials { client_cert_pem: cert.to_string(), client_key_pem: key.to_string(), server_cert_pem: server.to_string() },
+        tls: TlsCredentials {
+            client_cert_pem: cert.to_string(),
+            client_key_pem: key.to_string(),
+            server_cert_pem: server.to_string(),
+        },
         source: Source::Secret,
     })
 }
@@ -324,7 +348,11 @@ mod tests {
         let secret = "-----BEGIN PRIVATE KEY-----\nTOPSECRET\n-----END PRIVATE KEY-----\n";
         let creds = Credentials {
             endpoint: Endpoint::parse("10.0.0.1").expect("endpoint"),
-            tls: TlsCredentials { client_cert_pem: secret.into(), client_key_pem: secret.into(), server_cert_pem: secret.into() },
+            tls: TlsCredentials {
+                client_cert_pem: secret.into(),
+                client_key_pem: secret.into(),
+                server_cert_pem: secret.into(),
+            },
             source: Source::Config,
         };
         let said = check_material(&creds).expect_err("unusable").to_string();
@@ -339,7 +367,8 @@ mod tests {
     }
 
     fn config(pairs: &[(&str, &str)]) -> Config {
-        let values: std::collections::BTreeMap<String, serde_json::Value> = pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+        let values: std::collections::BTreeMap<String, serde_json::Value> =
+            pairs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
         Config::from_values(&values)
     }
 
@@ -376,7 +405,10 @@ mod tests {
     #[test]
     fn a_partial_config_names_what_is_missing() {
         let (got, _) = resolve(&CredentialAnswer::NotTrusted, None, &config(&[(OPT_ENDPOINT, "x"), (OPT_KEY, " ")]));
-        assert_eq!(got.expect_err("partial").to_string(), "config incomplete: set lxd_client_cert, lxd_client_key, lxd_server_cert");
+        assert_eq!(
+            got.expect_err("partial").to_string(),
+            "config incomplete: set lxd_client_cert, lxd_client_key, lxd_server_cert"
+        );
     }
 
     #[test]
@@ -428,7 +460,9 @@ mod tests {
     }
 
     fn content(pairs: &[(&str, &str)]) -> SecretAnswer {
-        SecretAnswer::Content(crate::hook_tools::SecretContent(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+        SecretAnswer::Content(crate::hook_tools::SecretContent(
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ))
     }
 
     fn full_secret() -> SecretAnswer {
@@ -447,20 +481,29 @@ mod tests {
         assert_eq!(secret_to_read(&trusted, &with_secret(full_config())), None);
         let (got, note) = resolve(&trusted, None, &with_secret(full_config()));
         assert_eq!(got.expect("usable").source, Source::Trust);
-        assert_eq!(note.as_deref(), Some("lxd-credentials-secret is set but not read: the juju trust credential is in use"));
+        assert_eq!(
+            note.as_deref(),
+            Some("lxd-credentials-secret is set but not read: the juju trust credential is in use")
+        );
         // Without trust the secret wins over the plain options, which are said to be ignored.
         let cfg = with_secret(full_config());
         assert_eq!(secret_to_read(&CredentialAnswer::NotTrusted, &cfg).map(|u| u.as_str()), Some(URI));
         let (got, note) = resolve(&CredentialAnswer::NotTrusted, read(&secret), &cfg);
         let creds = got.expect("usable");
-        assert_eq!((creds.source, creds.endpoint.url(), creds.tls.client_key_pem.as_str()), (Source::Secret, "https://10.0.0.7:8443".to_string(), "SK"));
+        assert_eq!(
+            (creds.source, creds.endpoint.url(), creds.tls.client_key_pem.as_str()),
+            (Source::Secret, "https://10.0.0.7:8443".to_string(), "SK")
+        );
         assert_eq!(note.as_deref(), Some("the lxd_* options are ignored while lxd-credentials-secret is set"));
         // A cloud credential of another cloud is passed over for the secret, and said so.
-        let aws = CredentialAnswer::Granted(json!({"type": "ec2", "credential": {"auth-type": "access-key", "attrs": {}}}));
+        let aws =
+            CredentialAnswer::Granted(json!({"type": "ec2", "credential": {"auth-type": "access-key", "attrs": {}}}));
         assert!(secret_to_read(&aws, &cfg).is_some());
         let (got, note) = resolve(&aws, read(&secret), &with_secret(config(&[])));
         assert_eq!(got.expect("usable").source, Source::Secret);
-        assert!(note.is_some_and(|n| n.starts_with("cloud credential not usable (cloud type \"ec2\" is not lxd); using secret")));
+        assert!(note.is_some_and(|n| {
+            n.starts_with("cloud credential not usable (cloud type \"ec2\" is not lxd); using secret")
+        }));
         // No secret option: nothing to read.
         assert_eq!(secret_to_read(&CredentialAnswer::NotTrusted, &full_config()), None);
     }
@@ -468,13 +511,35 @@ mod tests {
     #[test]
     fn a_secret_that_cannot_be_used_blocks_naming_the_fix_and_never_falls_through() {
         let config = with_secret(full_config());
-        let said = |answer: &SecretAnswer| resolve(&CredentialAnswer::NotTrusted, read(answer), &config).0.expect_err("blocked").to_string();
-        assert_eq!(said(&SecretAnswer::NotGranted), format!("{URI} not granted; run: juju grant-secret {URI} lxd-integrator"));
-        assert_eq!(said(&SecretAnswer::NotFound), format!("{URI} not found; juju add-secret a new one and set lxd-credentials-secret to its ID"));
-        assert_eq!(said(&SecretAnswer::Unsupported), "lxd-credentials-secret needs Juju 3.3+ user secrets; unset it and use juju trust or the lxd_* options");
-        assert_eq!(said(&content(&[(SECRET_ENDPOINT, "10.0.0.7"), (SECRET_CERT, "C"), (SECRET_KEY, " ")])), format!("{URI} lacks keys client-key, server-cert; update it with all four keys"));
-        assert_eq!(said(&content(&[(SECRET_ENDPOINT, "x"), (SECRET_CERT, "C"), (SECRET_KEY, "K")])), format!("{URI} lacks key server-cert; update it with all four keys"));
-        let bad_endpoint = said(&content(&[(SECRET_ENDPOINT, "ftp://x"), (SECRET_CERT, "C"), (SECRET_KEY, "K"), (SECRET_SERVER_CERT, "S")]));
+        let said = |answer: &SecretAnswer| {
+            resolve(&CredentialAnswer::NotTrusted, read(answer), &config).0.expect_err("blocked").to_string()
+        };
+        assert_eq!(
+            said(&SecretAnswer::NotGranted),
+            format!("{URI} not granted; run: juju grant-secret {URI} lxd-integrator")
+        );
+        assert_eq!(
+            said(&SecretAnswer::NotFound),
+            format!("{URI} not found; juju add-secret a new one and set lxd-credentials-secret to its ID")
+        );
+        assert_eq!(
+            said(&SecretAnswer::Unsupported),
+            "lxd-credentials-secret needs Juju 3.3+ user secrets; unset it and use juju trust or the lxd_* options"
+        );
+        assert_eq!(
+            said(&content(&[(SECRET_ENDPOINT, "10.0.0.7"), (SECRET_CERT, "C"), (SECRET_KEY, " ")])),
+            format!("{URI} lacks keys client-key, server-cert; update it with all four keys")
+        );
+        assert_eq!(
+            said(&content(&[(SECRET_ENDPOINT, "x"), (SECRET_CERT, "C"), (SECRET_KEY, "K")])),
+            format!("{URI} lacks key server-cert; update it with all four keys")
+        );
+        let bad_endpoint = said(&content(&[
+            (SECRET_ENDPOINT, "ftp://x"),
+            (SECRET_CERT, "C"),
+            (SECRET_KEY, "K"),
+            (SECRET_SERVER_CERT, "S"),
+        ]));
         assert!(bad_endpoint.starts_with("the secret's endpoint key uses a scheme other than https"), "{bad_endpoint}");
         // Not a URI: said, never quoted, never read.
         let mut malformed = full_config();

@@ -135,7 +135,9 @@ pub fn main() -> i32 {
             reconcile::run(&ctx, &mut juju, &connector, Mode::HOOK).map(drop).map_err(anyhow::Error::from)
         }
         Invocation::Hook(h) if QUIET_HOOKS.contains(&h.as_str()) => Ok(()),
-        Invocation::Hook(h) => juju.log(LogLevel::Debug, &format!("hook {h} is not used by this charm")).map_err(anyhow::Error::from),
+        Invocation::Hook(h) => {
+            juju.log(LogLevel::Debug, &format!("hook {h} is not used by this charm")).map_err(anyhow::Error::from)
+        }
     };
     match result {
         Ok(()) => 0,
@@ -153,13 +155,19 @@ mod tests {
 
     #[test]
     fn the_dispatch_path_wins_over_argv0() {
-        assert_eq!(invocation(Some("hooks/install"), "/var/lib/juju/agents/unit-x-0/charm/dispatch"), Some(Invocation::Hook("install".into())));
+        assert_eq!(
+            invocation(Some("hooks/install"), "/var/lib/juju/agents/unit-x-0/charm/dispatch"),
+            Some(Invocation::Hook("install".into()))
+        );
         assert_eq!(invocation(Some("actions/list-nodes"), "./dispatch"), Some(Invocation::Action("list-nodes".into())));
     }
 
     #[test]
     fn symlinked_hooks_and_actions_are_named_by_argv0() {
-        assert_eq!(invocation(None, "/charm/hooks/api-relation-changed"), Some(Invocation::Hook("api-relation-changed".into())));
+        assert_eq!(
+            invocation(None, "/charm/hooks/api-relation-changed"),
+            Some(Invocation::Hook("api-relation-changed".into()))
+        );
         assert_eq!(invocation(Some(""), "/charm/actions/reconcile"), Some(Invocation::Action("reconcile".into())));
     }
 

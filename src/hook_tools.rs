@@ -211,10 +211,15 @@ mod reads {
 
 /// What each read's answer means.
 mod decode {
-    use super::{CredentialAnswer, Databag, SecretAnswer, SecretContent, ToolError, ToolOutput, checked, parse_relation_id};
+    use super::{
+        CredentialAnswer, Databag, SecretAnswer, SecretContent, ToolError, ToolOutput, checked, parse_relation_id,
+    };
     use std::collections::BTreeMap;
 
-    pub fn json<T: serde::de::DeserializeOwned>(tool: &str, out: Result<ToolOutput, ToolError>) -> Result<T, ToolError> {
+    pub fn json<T: serde::de::DeserializeOwned>(
+        tool: &str,
+        out: Result<ToolOutput, ToolError>,
+    ) -> Result<T, ToolError> {
         let stdout = checked(tool, out?)?;
         serde_json::from_slice(&stdout).map_err(|e| ToolError::Output { tool: tool.to_string(), detail: e.to_string() })
     }
@@ -229,7 +234,11 @@ mod decode {
             if stderr.contains("permission denied") {
                 return Ok(CredentialAnswer::NotTrusted);
             }
-            return Err(ToolError::Failed { tool: "credential-get".into(), code: out.code, stderr: stderr.trim().to_string() });
+            return Err(ToolError::Failed {
+                tool: "credential-get".into(),
+                code: out.code,
+                stderr: stderr.trim().to_string(),
+            });
         }
         serde_json::from_slice(&out.stdout)
             .map(CredentialAnswer::Granted)
@@ -251,9 +260,14 @@ mod decode {
             if stderr.contains(" not found") {
                 return Ok(SecretAnswer::NotFound);
             }
-            return Err(ToolError::Failed { tool: "secret-get".into(), code: out.code, stderr: stderr.trim().to_string() });
+            return Err(ToolError::Failed {
+                tool: "secret-get".into(),
+                code: out.code,
+                stderr: stderr.trim().to_string(),
+            });
         }
-        let unexpected = || ToolError::Output { tool: "secret-get".into(), detail: "not a JSON object of strings".into() };
+        let unexpected =
+            || ToolError::Output { tool: "secret-get".into(), detail: "not a JSON object of strings".into() };
         let value: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| unexpected())?;
         let serde_json::Value::Object(map) = value else { return Err(unexpected()) };
         let mut content = BTreeMap::new();
@@ -265,7 +279,10 @@ mod decode {
     }
 
     /// A JSON object (or null) from `tool`.
-    fn object(tool: &str, out: Result<ToolOutput, ToolError>) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
+    fn object(
+        tool: &str,
+        out: Result<ToolOutput, ToolError>,
+    ) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
         let v: Option<BTreeMap<String, serde_json::Value>> = json(tool, out)?;
         Ok(v.unwrap_or_default())
     }
@@ -325,7 +342,11 @@ fn missing_answer() -> ToolError {
 /// A tool's stdout, or its failure as an error.
 fn checked(tool: &str, out: ToolOutput) -> Result<Vec<u8>, ToolError> {
     if out.code != 0 {
-        return Err(ToolError::Failed { tool: tool.to_string(), code: out.code, stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+        return Err(ToolError::Failed {
+            tool: tool.to_string(),
+            code: out.code,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(out.stdout)
 }
@@ -344,12 +365,20 @@ impl<'a> Juju<'a> {
         checked(tool, self.tools.run(tool, args, stdin)?)
     }
 
-    fn read<T>(&mut self, read: Read, decode: fn(Result<ToolOutput, ToolError>) -> Result<T, ToolError>) -> Result<T, ToolError> {
+    fn read<T>(
+        &mut self,
+        read: Read,
+        decode: fn(Result<ToolOutput, ToolError>) -> Result<T, ToolError>,
+    ) -> Result<T, ToolError> {
         decode(self.tools.run(read.tool, &read.argv(), None))
     }
 
     /// Runs `reads` at once and decodes every answer with `decode`.
-    fn read_all<T>(&mut self, reads: &[Read], decode: fn(Result<ToolOutput, ToolError>) -> Result<T, ToolError>) -> Result<Vec<T>, ToolError> {
+    fn read_all<T>(
+        &mut self,
+        reads: &[Read],
+        decode: fn(Result<ToolOutput, ToolError>) -> Result<T, ToolError>,
+    ) -> Result<Vec<T>, ToolError> {
         self.tools.run_reads(reads).into_iter().map(decode).collect()
     }
 
@@ -377,7 +406,10 @@ impl<'a> Juju<'a> {
 
     pub fn relation_list_app(&mut self, rel: u32) -> Result<Option<String>, ToolError> {
         let r = rel.to_string();
-        let app: Option<String> = self.read(Read::new("relation-list", &["-r", &r, "--app", "--format=json"]), |out| decode::json("relation-list", out))?;
+        let app: Option<String> = self
+            .read(Read::new("relation-list", &["-r", &r, "--app", "--format=json"]), |out| {
+                decode::json("relation-list", out)
+            })?;
         Ok(app.filter(|a| !a.is_empty()))
     }
 
@@ -417,12 +449,17 @@ impl<'a> Juju<'a> {
         let reads = [reads::credential_get(), reads::config_get(), reads::state_get()];
         let mut answers = self.tools.run_reads(&reads).into_iter();
         let mut next = || answers.next().unwrap_or_else(|| Err(missing_answer()));
-        Ok(ConnectionInputs { credentials: decode::credentials(next())?, config: decode::config(next())?, state: decode::state(next())? })
+        Ok(ConnectionInputs {
+            credentials: decode::credentials(next())?,
+            config: decode::config(next())?,
+            state: decode::state(next())?,
+        })
     }
 
     /// Leadership and the ids of each endpoint's relations, read at once.
     pub fn relation_inputs(&mut self, endpoints: &[&str]) -> Result<RelationInputs, ToolError> {
-        let reads: Vec<Read> = std::iter::once(reads::is_leader()).chain(endpoints.iter().map(|e| reads::relation_ids(e))).collect();
+        let reads: Vec<Read> =
+            std::iter::once(reads::is_leader()).chain(endpoints.iter().map(|e| reads::relation_ids(e))).collect();
         let mut answers = self.tools.run_reads(&reads).into_iter();
         let mut next = || answers.next().unwrap_or_else(|| Err(missing_answer()));
         let leader = decode::leader(next())?;
@@ -451,7 +488,8 @@ impl<'a> Juju<'a> {
             args.push("--app");
         }
         args.extend(["--file", "-"]);
-        let body = serde_json::to_vec(pairs).map_err(|e| ToolError::Output { tool: "relation-set".into(), detail: e.to_string() })?;
+        let body = serde_json::to_vec(pairs)
+            .map_err(|e| ToolError::Output { tool: "relation-set".into(), detail: e.to_string() })?;
         self.call("relation-set", &args, Some(&body)).map(drop)
     }
 
@@ -482,7 +520,8 @@ impl<'a> Juju<'a> {
     }
 
     pub fn state_set(&mut self, pairs: &BTreeMap<String, String>) -> Result<(), ToolError> {
-        let body = serde_json::to_vec(pairs).map_err(|e| ToolError::Output { tool: "state-set".into(), detail: e.to_string() })?;
+        let body = serde_json::to_vec(pairs)
+            .map_err(|e| ToolError::Output { tool: "state-set".into(), detail: e.to_string() })?;
         self.call("state-set", &["--file", "-"], Some(&body)).map(drop)
     }
 
@@ -607,7 +646,10 @@ mod tests {
         let mut tools = ScriptedTools::default();
         assert!(!Juju::new(&mut tools).unit_dying("lxd-integrator/0").expect("no goal-state: nothing known"));
         tools.answers.push(("goal-state".into(), fail(1, "ERROR connection refused")));
-        assert!(Juju::new(&mut tools).unit_dying("lxd-integrator/0").is_err(), "a failing agent fails the hook, which Juju retries");
+        assert!(
+            Juju::new(&mut tools).unit_dying("lxd-integrator/0").is_err(),
+            "a failing agent fails the hook, which Juju retries"
+        );
     }
 
     #[test]
@@ -621,7 +663,8 @@ mod tests {
     #[test]
     fn credential_get_distinguishes_untrusted_missing_and_granted() {
         let mut t = ScriptedTools::default();
-        t.answers.push(("credential-get".into(), fail(1, "ERROR cannot access cloud credentials: permission denied\n")));
+        t.answers
+            .push(("credential-get".into(), fail(1, "ERROR cannot access cloud credentials: permission denied\n")));
         assert!(matches!(Juju::new(&mut t).credential_get(), Ok(CredentialAnswer::NotTrusted)));
         let mut t = ScriptedTools::default();
         assert!(matches!(Juju::new(&mut t).credential_get(), Ok(CredentialAnswer::Unsupported)));
@@ -648,7 +691,10 @@ mod tests {
         assert_eq!(format!("{content:?}"), "{\"client-key\", \"endpoint\"}", "Debug names keys only");
         assert_eq!(calls[0].1, [uri, "--format=json", "--refresh"]);
         assert_eq!(get(Some(fail(1, "ERROR permission denied\n"))).0.ok(), Some(SecretAnswer::NotGranted));
-        assert_eq!(get(Some(fail(1, &format!("ERROR secret \"{uri}\" not found\n")))).0.ok(), Some(SecretAnswer::NotFound));
+        assert_eq!(
+            get(Some(fail(1, &format!("ERROR secret \"{uri}\" not found\n")))).0.ok(),
+            Some(SecretAnswer::NotFound)
+        );
         assert_eq!(get(None).0.ok(), Some(SecretAnswer::Unsupported), "no secret-get before Juju 3.0");
         assert!(matches!(get(Some(fail(1, "ERROR connection is shut down\n"))).0, Err(ToolError::Failed { .. })));
         // Output that is not a map of strings is refused without quoting it.
@@ -721,7 +767,10 @@ mod process_tests {
     fn parallel_reads_answer_in_the_order_asked() {
         let reads: Vec<Read> = (0..20).map(|i| Read { tool: "echo", args: vec![i.to_string()] }).collect();
         let answers = ProcessTools.run_reads(&reads);
-        let got: Vec<String> = answers.into_iter().map(|a| String::from_utf8_lossy(&a.expect("echo runs").stdout).trim().to_string()).collect();
+        let got: Vec<String> = answers
+            .into_iter()
+            .map(|a| String::from_utf8_lossy(&a.expect("echo runs").stdout).trim().to_string())
+            .collect();
         let want: Vec<String> = (0..20).map(|i| i.to_string()).collect();
         assert_eq!(got, want);
     }

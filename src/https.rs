@@ -70,7 +70,12 @@ pub fn collect(relations: &[RelationView], now: i64, protected: &Protected, boun
 
 /// One databag: the version, the certificate through the shared reader, the projects.
 fn read_member(owner: Owner, bag: &Databag, now: i64, protected: &Protected, bounds: Bounds, out: &mut Requests) {
-    let problem = |key: &'static str, why: &str| MemberProblems { owner: owner.clone(), key, whole: Some(why.to_string()), entries: Vec::new() };
+    let problem = |key: &'static str, why: &str| MemberProblems {
+        owner: owner.clone(),
+        key,
+        whole: Some(why.to_string()),
+        entries: Vec::new(),
+    };
     // The value is never repeated: only whether it is the one version served.
     let unusable = match bag.get(KEY_VERSION).map(String::as_str) {
         Some(VERSION) => None,
@@ -131,7 +136,8 @@ pub fn projects(raw: Option<&str>, bounds: Bounds) -> Projects {
     let mut out = Projects { grant: Grant::AsConfigured, outside: Vec::new(), not_names: 0, whole: None };
     let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else { return out };
     if raw.len() > PROJECTS_BYTES {
-        out.whole = Some(format!("too large ({} bytes; at most {} are read)", thousands(raw.len()), thousands(PROJECTS_BYTES)));
+        out.whole =
+            Some(format!("too large ({} bytes; at most {} are read)", thousands(raw.len()), thousands(PROJECTS_BYTES)));
         out.grant = Grant::Nothing;
         return out;
     }
@@ -149,7 +155,8 @@ pub fn projects(raw: Option<&str>, bounds: Bounds) -> Projects {
     if seen.is_empty() {
         out.whole = Some("names no project".into());
     } else if bounds.cannot_restrict {
-        out.whole = Some("LXD lacks the certificate_project extension, so no entry can be restricted to projects".into());
+        out.whole =
+            Some("LXD lacks the certificate_project extension, so no entry can be restricted to projects".into());
         granted.clear();
     }
     out.grant = if granted.is_empty() { Grant::Nothing } else { Grant::Projects(granted) };
@@ -168,7 +175,11 @@ impl Projects {
             parts.push(format!("{}{more} not in trust-projects, refused", shown.join(", ")));
         }
         if self.not_names > 0 {
-            parts.push(format!("{} name{} not a project name, refused (not shown)", thousands(self.not_names), if self.not_names == 1 { " is" } else { "s are" }));
+            parts.push(format!(
+                "{} name{} not a project name, refused (not shown)",
+                thousands(self.not_names),
+                if self.not_names == 1 { " is" } else { "s are" }
+            ));
         }
         if parts.is_empty() {
             return None;
@@ -186,7 +197,11 @@ const PROJECTS_SHOWN: usize = 8;
 /// Whether LXD holds a certificate requested on relation `relation_id`: only then is the
 /// connection published there, so a requirer reading `addresses` may expect to be trusted.
 pub fn any_trusted(relation_id: u32, requests: &[Request], held: &BTreeSet<String>) -> bool {
-    requests.iter().any(|r| r.owner.relation_id == relation_id && r.owner.interface == Interface::LxdHttps && held.contains(&r.cert.fingerprint))
+    requests.iter().any(|r| {
+        r.owner.relation_id == relation_id
+            && r.owner.interface == Interface::LxdHttps
+            && held.contains(&r.cert.fingerprint)
+    })
 }
 
 /// The provider's databag for one `https` relation: empty (every provider key withdrawn) unless
@@ -197,7 +212,8 @@ pub fn payload(members: &OnlineMembers, pin: Option<&ServerPin>, trusted: bool) 
     let (Some(pin), true) = (pin, trusted) else {
         return Payload { bag: Databag::new(), withheld: 0 };
     };
-    let addresses: Vec<String> = members.iter().filter_map(|(_, url)| Endpoint::parse(url).ok()).map(|e| e.authority()).collect();
+    let addresses: Vec<String> =
+        members.iter().filter_map(|(_, url)| Endpoint::parse(url).ok()).map(|e| e.authority()).collect();
     let mut bag = Databag::new();
     bag.insert(KEY_VERSION.into(), VERSION.into());
     bag.insert(KEY_CERTIFICATE.into(), pin.pem.clone());

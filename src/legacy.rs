@@ -62,10 +62,16 @@ pub fn clean(juju: &mut Juju, charm_dir: &Path) -> Cleanup {
     let done = remove_leftovers(charm_dir);
     let mut lines = Vec::new();
     if !done.removed.is_empty() {
-        lines.push((LogLevel::Info, format!("removed files the Python lxd-integrator charm left in the charm dir: {}", done.removed.join(", "))));
+        lines.push((
+            LogLevel::Info,
+            format!("removed files the Python lxd-integrator charm left in the charm dir: {}", done.removed.join(", ")),
+        ));
     }
     for e in &done.failed {
-        lines.push((LogLevel::Warning, format!("the Python lxd-integrator charm's {e}; remove it by hand, it may hold LXD credentials")));
+        lines.push((
+            LogLevel::Warning,
+            format!("the Python lxd-integrator charm's {e}; remove it by hand, it may hold LXD credentials"),
+        ));
     }
     for (level, line) in lines {
         if juju.log(level, &line).is_err() {

@@ -14,7 +14,10 @@ use crate::credentials::TlsCredentials;
 use crate::endpoint::Endpoint;
 use crate::hook_tools::{HookTools, ToolError, ToolOutput, parse_relation_id};
 use crate::limits;
-use crate::lxd::{AddOutcome, Connection, Connector, Identity, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, ServerKind, TrustEntry};
+use crate::lxd::{
+    AddOutcome, Connection, Connector, Identity, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, ServerKind,
+    TrustEntry,
+};
 use crate::ownership::Interface;
 use crate::reconcile::EXT_CERTIFICATE_PROJECT;
 use crate::relation::Databag;
@@ -105,11 +108,7 @@ impl fmt::Debug for Excerpt<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 60;
         let text = String::from_utf8_lossy(&self.0[..self.0.len().min(SHOWN)]);
-        if self.0.len() <= SHOWN {
-            write!(f, "{text:?}")
-        } else {
-            write!(f, "{text:?}…({} bytes)", self.0.len())
-        }
+        if self.0.len() <= SHOWN { write!(f, "{text:?}") } else { write!(f, "{text:?}…({} bytes)", self.0.len()) }
     }
 }
 
@@ -248,7 +247,9 @@ impl Agent {
         let uri = args.positional.first().map_or("", String::as_str);
         let id = uri.strip_prefix("secret:").unwrap_or(uri);
         let id = id.rsplit('/').next().unwrap_or(id);
-        let Some(secret) = self.secrets.get_mut(id) else { return fail(1, &format!("secret \"secret:{id}\" not found")) };
+        let Some(secret) = self.secrets.get_mut(id) else {
+            return fail(1, &format!("secret \"secret:{id}\" not found"));
+        };
         if !secret.granted {
             return fail(1, "permission denied");
         }
@@ -318,8 +319,16 @@ impl Agent {
             "is-leader" => ok_json(&self.leader),
             // This unit only: the agent knows no other.
             "goal-state" => {
-                let status = if self.dying { "dying" } else if self.status.0.is_empty() { "waiting" } else { self.status.0.as_str() };
-                ok_json(&serde_json::json!({"units": {&self.unit: {"status": status, "since": "2026-01-01 00:00:00Z"}}, "relations": {}}))
+                let status = if self.dying {
+                    "dying"
+                } else if self.status.0.is_empty() {
+                    "waiting"
+                } else {
+                    self.status.0.as_str()
+                };
+                ok_json(
+                    &serde_json::json!({"units": {&self.unit: {"status": status, "since": "2026-01-01 00:00:00Z"}}, "relations": {}}),
+                )
             }
             "state-get" => match args.positional.first().filter(|k| *k != "-") {
                 Some(key) => ok_json(self.state.get(key).map_or("", String::as_str)),
@@ -335,8 +344,12 @@ impl Agent {
             }
             "relation-ids" => {
                 let Some(endpoint) = args.positional.first() else { return fail(2, "no endpoint name specified") };
-                let ids: Vec<String> =
-                    self.remote.iter().filter(|(_, r)| r.interface.endpoint() == endpoint).map(|(id, _)| format!("{endpoint}:{id}")).collect();
+                let ids: Vec<String> = self
+                    .remote
+                    .iter()
+                    .filter(|(_, r)| r.interface.endpoint() == endpoint)
+                    .map(|(id, _)| format!("{endpoint}:{id}"))
+                    .collect();
                 ok_json(&ids)
             }
             "relation-list" => {
@@ -344,11 +357,7 @@ impl Agent {
                     Ok(found) => found,
                     Err(out) => return Ok(out),
                 };
-                if args.has("--app") {
-                    ok_json(&remote.app)
-                } else {
-                    ok_json(&remote.units.keys().collect::<Vec<_>>())
-                }
+                if args.has("--app") { ok_json(&remote.app) } else { ok_json(&remote.units.keys().collect::<Vec<_>>()) }
             }
             "relation-get" => self.relation_get(args),
             "relation-set" => self.relation_set(args, stdin),
@@ -411,12 +420,13 @@ impl Agent {
             if file != "-" {
                 return Err(output(1, &format!("open {file}: no such file or directory")));
             }
-            let parsed: Option<BTreeMap<String, String>> =
-                serde_json::from_slice(stdin.unwrap_or_default()).map_err(|e| output(1, &format!("cannot parse settings: {e}")))?;
+            let parsed: Option<BTreeMap<String, String>> = serde_json::from_slice(stdin.unwrap_or_default())
+                .map_err(|e| output(1, &format!("cannot parse settings: {e}")))?;
             pairs.extend(parsed.unwrap_or_default());
         }
         for pair in &args.positional {
-            let (k, v) = pair.split_once('=').ok_or_else(|| output(2, &format!("expected \"key=value\", got {pair:?}")))?;
+            let (k, v) =
+                pair.split_once('=').ok_or_else(|| output(2, &format!("expected \"key=value\", got {pair:?}")))?;
             pairs.insert(k.to_string(), v.to_string());
         }
         Ok(pairs)
@@ -465,7 +475,8 @@ impl Agent {
                 return self.limit_failure(format!("max allowed key length ({}) exceeded", limits::STATE_KEY_BYTES));
             }
             if v.len() > limits::STATE_VALUE_BYTES {
-                return self.limit_failure(format!("max allowed value length ({}) exceeded", limits::STATE_VALUE_BYTES));
+                return self
+                    .limit_failure(format!("max allowed value length ({}) exceeded", limits::STATE_VALUE_BYTES));
             }
             state.insert(k, v);
         }
@@ -478,9 +489,14 @@ impl Agent {
 
     fn status_set(&mut self, args: &Args) -> Result<ToolOutput, ToolError> {
         let application = args.bool_flag("--application");
-        let Some(status) = args.positional.first() else { return fail(2, "invalid args, require <status> [message] [data]") };
+        let Some(status) = args.positional.first() else {
+            return fail(2, "invalid args, require <status> [message] [data]");
+        };
         if !["maintenance", "blocked", "waiting", "active"].contains(&status.as_str()) {
-            return fail(2, &format!("invalid status {status:?}, expected one of [maintenance blocked waiting active]"));
+            return fail(
+                2,
+                &format!("invalid status {status:?}, expected one of [maintenance blocked waiting active]"),
+            );
         }
         let message = args.positional.get(1).cloned().unwrap_or_default();
         if application {
@@ -502,9 +518,16 @@ impl Agent {
                 return fail(2, &format!("argument {arg:?} must be of the form key...=value"));
             };
             if let Some(bad) = key.split('.').find(|k| !valid_action_key(k)) {
-                return fail(2, &format!("key {bad:?} must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric, hyphens and periods"));
+                return fail(
+                    2,
+                    &format!(
+                        "key {bad:?} must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric, hyphens and periods"
+                    ),
+                );
             }
-            if let Some(reserved) = key.split('.').find(|k| ["stdout", "stdout-encoding", "stderr", "stderr-encoding"].contains(k)) {
+            if let Some(reserved) =
+                key.split('.').find(|k| ["stdout", "stdout-encoding", "stderr", "stderr-encoding"].contains(k))
+            {
                 return fail(2, &format!("cannot set reserved action key \"{reserved}\""));
             }
             pairs.push((key.to_string(), value.to_string()));
@@ -517,19 +540,28 @@ impl Agent {
 fn valid_action_key(k: &str) -> bool {
     let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     let b = k.as_bytes();
-    b.first().is_some_and(|c| alnum(*c)) && b.last().is_some_and(|c| alnum(*c)) && b.iter().all(|c| alnum(*c) || *c == b'-')
+    b.first().is_some_and(|c| alnum(*c))
+        && b.last().is_some_and(|c| alnum(*c))
+        && b.iter().all(|c| alnum(*c) || *c == b'-')
 }
 
 impl HookTools for Agent {
     fn run(&mut self, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
         let argv: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        self.calls.push(Call { tool: tool.to_string(), args: argv.clone(), stdin: stdin.map(<[u8]>::to_vec), refused: None });
+        self.calls.push(Call {
+            tool: tool.to_string(),
+            args: argv.clone(),
+            stdin: stdin.map(<[u8]>::to_vec),
+            refused: None,
+        });
         // Linux checks before the tool ever runs: the call fails as a spawn, not as an exit code.
         let too_long = argv.iter().map(String::len).max().filter(|n| *n > limits::ARG_MAX_BYTES);
         let total = argv_bytes(tool, &argv);
         let refusal = match too_long {
             Some(n) => Some(format!("E2BIG: one argument of {n} bytes (limit {})", limits::ARG_MAX_BYTES)),
-            None if total > limits::ARGV_TOTAL_BYTES => Some(format!("E2BIG: argv of {total} bytes (limit {})", limits::ARGV_TOTAL_BYTES)),
+            None if total > limits::ARGV_TOTAL_BYTES => {
+                Some(format!("E2BIG: argv of {total} bytes (limit {})", limits::ARGV_TOTAL_BYTES))
+            }
             None => None,
         };
         if let Some(why) = refusal {
@@ -606,7 +638,8 @@ fn ok(stdout: &str) -> Result<ToolOutput, ToolError> {
 
 /// `--format=json` output: JSON and a newline, as Juju prints it.
 fn ok_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<ToolOutput, ToolError> {
-    let mut stdout = serde_json::to_vec(value).map_err(|e| ToolError::Output { tool: "memory agent".into(), detail: e.to_string() })?;
+    let mut stdout = serde_json::to_vec(value)
+        .map_err(|e| ToolError::Output { tool: "memory agent".into(), detail: e.to_string() })?;
     stdout.push(b'\n');
     Ok(ToolOutput { code: 0, stdout, stderr: vec![] })
 }
@@ -707,7 +740,11 @@ impl Lxd for MemoryLxd {
 
     fn server(&mut self) -> Result<ServerInfo, LxdError> {
         let c = self.hit()?;
-        let trusted = if c.trust_from_store { self.client.as_ref().is_some_and(|fp| c.store.iter().any(|e| &e.fingerprint == fp)) } else { c.trusted };
+        let trusted = if c.trust_from_store {
+            self.client.as_ref().is_some_and(|fp| c.store.iter().any(|e| &e.fingerprint == fp))
+        } else {
+            c.trusted
+        };
         Ok(ServerInfo {
             trusted,
             api_extensions: c.extensions.clone(),
@@ -754,7 +791,12 @@ impl Lxd for MemoryLxd {
         let mut c = self.write()?;
         // LXD parses what it is given; it does not care whether it is a CA or a leaf.
         if let Err(why) = certs::inspect_der(&e.der) {
-            return Err(LxdError::Api { method: "POST".into(), path: "/1.0/certificates".into(), status: 400, message: why.to_string() });
+            return Err(LxdError::Api {
+                method: "POST".into(),
+                path: "/1.0/certificates".into(),
+                status: 400,
+                message: why.to_string(),
+            });
         }
         if let Some(error) = c.missing_project(e.projects.as_deref()) {
             return Err(error);
@@ -813,7 +855,8 @@ pub struct MemoryConnector(pub Arc<Mutex<Cluster>>);
 
 impl Connector for MemoryConnector {
     fn connect(&self, endpoint: &Endpoint, tls: &TlsCredentials) -> Result<Connection, LxdError> {
-        let client = certs::pem_blocks(&tls.client_cert_pem).ok().and_then(|b| b.first().map(|b| certs::fingerprint(&b.der)));
+        let client =
+            certs::pem_blocks(&tls.client_cert_pem).ok().and_then(|b| b.first().map(|b| certs::fingerprint(&b.der)));
         Ok(Box::new(MemoryLxd { ep: endpoint.clone(), cluster: self.0.clone(), client }))
     }
 }
@@ -852,7 +895,9 @@ mod tests {
     #[test]
     fn the_charm_cuts_what_would_not_fit() {
         let mut agent = Agent::leader();
-        Juju::new(&mut agent).log(crate::hook_tools::LogLevel::Info, &"x".repeat(limits::ARG_MAX_BYTES + 1)).expect("cut to fit");
+        Juju::new(&mut agent)
+            .log(crate::hook_tools::LogLevel::Info, &"x".repeat(limits::ARG_MAX_BYTES + 1))
+            .expect("cut to fit");
         assert_eq!(agent.refused().count(), 0);
     }
 
@@ -864,7 +909,10 @@ mod tests {
         let err = Juju::new(&mut agent).relation_set(3, true, &big).expect_err("too big");
         assert_eq!(
             err.to_string(),
-            format!("hook tool relation-set failed (exit 1): ERROR cannot write relation settings for relation 3: settings exceed the {} byte limit", limits::DATABAG_BYTES)
+            format!(
+                "hook tool relation-set failed (exit 1): ERROR cannot write relation settings for relation 3: settings exceed the {} byte limit",
+                limits::DATABAG_BYTES
+            )
         );
         assert!(agent.published(3, true).is_empty());
         let fits: Databag = [("a".to_string(), "x".repeat(limits::DATABAG_BYTES - 1))].into();
@@ -891,7 +939,8 @@ mod tests {
     fn what_the_charm_sends_is_recorded_and_searchable() {
         let mut agent = Agent::leader();
         let mut juju = Juju::new(&mut agent);
-        juju.status_set(&crate::status::Status { kind: crate::status::Kind::Active, message: "all good".into() }).expect("status");
+        juju.status_set(&crate::status::Status { kind: crate::status::Kind::Active, message: "all good".into() })
+            .expect("status");
         juju.log(crate::hook_tools::LogLevel::Warning, "needle in a log").expect("log");
         assert_eq!(agent.status, ("active".into(), "all good".into()));
         assert_eq!(agent.logs, ["needle in a log"]);
@@ -907,7 +956,11 @@ mod tests {
             let mut argv = vec![uri.as_str()];
             argv.extend(args);
             let out = agent.run("secret-get", &argv, None).expect("runs");
-            (out.code, String::from_utf8_lossy(&out.stdout).trim().to_string(), String::from_utf8_lossy(&out.stderr).trim().to_string())
+            (
+                out.code,
+                String::from_utf8_lossy(&out.stdout).trim().to_string(),
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            )
         };
         assert_eq!(get(&mut agent, &["client-key"]).1, "\"one\"");
         agent.update_secret("cn3q8gvmp25c7bt7nqkg", &[("client-key", "two")]);
@@ -926,7 +979,11 @@ mod tests {
     #[test]
     fn lxd_can_trust_the_client_by_its_certificate_in_the_store_and_counts_every_write() {
         let identity = crate::certs::test_certs::client("integrator");
-        let tls = TlsCredentials { client_cert_pem: identity.cert_pem.clone(), client_key_pem: "K".into(), server_cert_pem: "S".into() };
+        let tls = TlsCredentials {
+            client_cert_pem: identity.cert_pem.clone(),
+            client_key_pem: "K".into(),
+            server_cert_pem: "S".into(),
+        };
         let mut cluster = Cluster::new(&["https://127.0.0.1:8443"]);
         cluster.trust_from_store = true;
         let cluster = cluster.shared();

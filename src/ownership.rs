@@ -154,7 +154,10 @@ impl Scope {
             Interface::Lxd => String::new(),
             other => format!("{}.", other.endpoint()),
         };
-        format!("{PREFIX}.{}.{}.{endpoint}{}.{}.{}", self.model_uuid, self.app, owner.relation_id, owner.remote_app, unit)
+        format!(
+            "{PREFIX}.{}.{}.{endpoint}{}.{}.{}",
+            self.model_uuid, self.app, owner.relation_id, owner.remote_app, unit
+        )
     }
 
     /// The owner encoded in `name`, if this application created it.
@@ -314,8 +317,14 @@ mod tests {
 
     #[test]
     fn members_parse_from_juju_names() {
-        assert_eq!(Owner::from_member(2, "req/4"), Some(Owner { relation_id: 2, remote_app: "req".into(), unit: Some(4), interface: Interface::Lxd }));
-        assert_eq!(Owner::from_member_on(Interface::LxdHttps, 2, "req").map(|o| o.interface), Some(Interface::LxdHttps));
+        assert_eq!(
+            Owner::from_member(2, "req/4"),
+            Some(Owner { relation_id: 2, remote_app: "req".into(), unit: Some(4), interface: Interface::Lxd })
+        );
+        assert_eq!(
+            Owner::from_member_on(Interface::LxdHttps, 2, "req").map(|o| o.interface),
+            Some(Interface::LxdHttps)
+        );
         assert_eq!(Owner::from_member(2, "req").map(|o| o.member()), Some("req".into()));
         assert_eq!(Owner::from_member(2, "req/x"), None);
     }

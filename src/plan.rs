@@ -79,7 +79,9 @@ pub fn plan(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects:
     for entry in store.iter().filter(|e| e.kind == TrustKind::Client) {
         let Some(owner) = scope.owner_of(&entry.name) else { continue };
         match wanted.get(entry.fingerprint.as_str()) {
-            None => plan.remove.push(Remove { fingerprint: entry.fingerprint.clone(), name: entry.name.clone(), owner }),
+            None => {
+                plan.remove.push(Remove { fingerprint: entry.fingerprint.clone(), name: entry.name.clone(), owner })
+            }
             Some(want) if !restrictions_match(entry, want.as_deref()) => {
                 plan.restrict.push(Restrict { fingerprint: entry.fingerprint.clone(), owner, projects: want.clone() })
             }
@@ -94,7 +96,8 @@ pub fn plan(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects:
 pub fn desired<'r>(requests: &'r [Request], projects: Option<&[String]>) -> BTreeMap<&'r str, Option<Vec<String>>> {
     let mut out = BTreeMap::new();
     for req in requests {
-        out.entry(req.cert.fingerprint.as_str()).or_insert_with(|| req.projects.clone().or_else(|| projects.map(<[String]>::to_vec)));
+        out.entry(req.cert.fingerprint.as_str())
+            .or_insert_with(|| req.projects.clone().or_else(|| projects.map(<[String]>::to_vec)));
     }
     out
 }
@@ -110,7 +113,12 @@ pub struct HeldElsewhere {
     pub not_as_configured: BTreeSet<String>,
 }
 
-pub fn held_elsewhere(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects: Option<&[String]>) -> HeldElsewhere {
+pub fn held_elsewhere(
+    scope: &Scope,
+    requests: &[Request],
+    store: &[TrustEntry],
+    projects: Option<&[String]>,
+) -> HeldElsewhere {
     let by_fp: BTreeMap<&str, &TrustEntry> = store.iter().map(|e| (e.fingerprint.as_str(), e)).collect();
     let mut out = HeldElsewhere::default();
     for (fp, want) in desired(requests, projects) {
@@ -149,14 +157,16 @@ pub fn parse_projects(raw: &str) -> Option<Vec<String>> {
 /// A name short and plain enough to be an LXD project's, and so safe to repeat in a status or
 /// a log: a value from config or from a requirer may hold anything, a key included.
 pub fn plain_project_name(name: &str) -> bool {
-    name.len() <= 63 && !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    name.len() <= 63
+        && !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ownership::Interface;
     use crate::certs::{self, test_certs};
+    use crate::ownership::Interface;
     use crate::relation::RelationView;
     use crate::requests::{Protected, collect};
 
@@ -172,7 +182,10 @@ mod tests {
             units: units
                 .iter()
                 .map(|(u, pems)| {
-                    (u.to_string(), [("client_certificates".to_string(), serde_json::to_string(pems).expect("json"))].into())
+                    (
+                        u.to_string(),
+                        [("client_certificates".to_string(), serde_json::to_string(pems).expect("json"))].into(),
+                    )
                 })
                 .collect(),
             app_data: Default::default(),
@@ -181,7 +194,13 @@ mod tests {
     }
 
     fn entry(name: &str, fp: &str) -> TrustEntry {
-        TrustEntry { name: name.into(), fingerprint: fp.into(), kind: "client".into(), restricted: false, projects: vec![] }
+        TrustEntry {
+            name: name.into(),
+            fingerprint: fp.into(),
+            kind: "client".into(),
+            restricted: false,
+            projects: vec![],
+        }
     }
 
     fn owner(unit: u32) -> Owner {
@@ -215,7 +234,10 @@ mod tests {
         let store = [entry(&scope().entry_name(&owner(0)), &certs::fingerprint(&old.der))];
         let plan = plan(&scope(), &reqs, &store, None);
         assert_eq!(plan.add.iter().map(|a| a.fingerprint.clone()).collect::<Vec<_>>(), [certs::fingerprint(&new.der)]);
-        assert_eq!(plan.remove.iter().map(|r| r.fingerprint.clone()).collect::<Vec<_>>(), [certs::fingerprint(&old.der)]);
+        assert_eq!(
+            plan.remove.iter().map(|r| r.fingerprint.clone()).collect::<Vec<_>>(),
+            [certs::fingerprint(&old.der)]
+        );
     }
 
     #[test]
@@ -258,7 +280,15 @@ mod tests {
     fn orphans_of_a_lost_unit_or_relation_are_removed() {
         let store = [
             entry(&scope().entry_name(&owner(9)), "11"),
-            entry(&scope().entry_name(&Owner { relation_id: 42, remote_app: "gone".into(), unit: None, interface: Interface::LxdHttps }), "22"),
+            entry(
+                &scope().entry_name(&Owner {
+                    relation_id: 42,
+                    remote_app: "gone".into(),
+                    unit: None,
+                    interface: Interface::LxdHttps,
+                }),
+                "22",
+            ),
         ];
         let p = plan(&scope(), &[], &store, None);
         assert_eq!(p.remove.iter().map(|r| r.fingerprint.as_str()).collect::<Vec<_>>(), ["11", "22"]);
@@ -273,7 +303,10 @@ mod tests {
         let open = entry(&name, &fp);
         let projects = vec!["p1".to_string(), "p2".to_string()];
         let p = plan(&scope(), &reqs, &[open.clone()], Some(&projects));
-        assert_eq!(p.restrict, [Restrict { fingerprint: fp.clone(), owner: owner(0), projects: Some(projects.clone()) }]);
+        assert_eq!(
+            p.restrict,
+            [Restrict { fingerprint: fp.clone(), owner: owner(0), projects: Some(projects.clone()) }]
+        );
         let restricted = TrustEntry { restricted: true, projects: vec!["p2".into(), "p1".into()], ..open };
         assert!(plan(&scope(), &reqs, &[restricted.clone()], Some(&projects)).is_empty(), "order does not matter");
         let p = plan(&scope(), &reqs, &[restricted], None);
@@ -295,7 +328,10 @@ mod tests {
         let got: Vec<Option<Vec<String>>> = p.add.iter().map(|a| a.projects.clone()).collect();
         assert_eq!(got, [Some(vec!["sandboxes".to_string()]), Some(ceiling.clone())]);
         let p = plan(&scope(), &reqs, &[], None);
-        assert_eq!(p.add.iter().map(|a| a.projects.clone()).collect::<Vec<_>>(), [Some(vec!["sandboxes".to_string()]), None]);
+        assert_eq!(
+            p.add.iter().map(|a| a.projects.clone()).collect::<Vec<_>>(),
+            [Some(vec!["sandboxes".to_string()]), None]
+        );
     }
 
     #[test]
@@ -303,10 +339,14 @@ mod tests {
         let a = test_certs::client("a");
         let fp = certs::fingerprint(&a.der);
         let plain = requests(&[("req/0", &[&a.cert_pem])]);
-        let restricted = TrustEntry { restricted: true, projects: vec!["p1".into()], ..entry(&scope().entry_name(&owner(0)), &fp) };
+        let restricted =
+            TrustEntry { restricted: true, projects: vec!["p1".into()], ..entry(&scope().entry_name(&owner(0)), &fp) };
         // Asked for p2 now: re-restricted.
         let p = plan(&scope(), &asking(plain.clone(), &["p2"]), std::slice::from_ref(&restricted), None);
-        assert_eq!(p.restrict, [Restrict { fingerprint: fp.clone(), owner: owner(0), projects: Some(vec!["p2".into()]) }]);
+        assert_eq!(
+            p.restrict,
+            [Restrict { fingerprint: fp.clone(), owner: owner(0), projects: Some(vec!["p2".into()]) }]
+        );
         // Stopped asking: what trust-projects says, here unrestricted.
         let p = plan(&scope(), &plain, std::slice::from_ref(&restricted), None);
         assert_eq!(p.restrict, [Restrict { fingerprint: fp.clone(), owner: owner(0), projects: None }]);
@@ -329,7 +369,10 @@ mod tests {
         let fp = certs::fingerprint(&a.der);
         let reqs = asking(requests(&[("req/0", &[&a.cert_pem])]), &["p1"]);
         let open = entry("operator", &fp);
-        assert_eq!(held_elsewhere(&scope(), &reqs, std::slice::from_ref(&open), None).not_as_configured, [fp.clone()].into());
+        assert_eq!(
+            held_elsewhere(&scope(), &reqs, std::slice::from_ref(&open), None).not_as_configured,
+            [fp.clone()].into()
+        );
         let as_asked = TrustEntry { restricted: true, projects: vec!["p1".into()], ..open };
         assert!(held_elsewhere(&scope(), &reqs, &[as_asked], None).not_as_configured.is_empty());
     }

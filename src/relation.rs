@@ -3,9 +3,9 @@
 //! `server_certificate_fingerprint`). Pure functions over databag maps.
 
 use crate::limits::PUBLISHED_BYTES;
-use crate::{certs, pin};
 use crate::ownership::Interface;
 use crate::requests::Request;
+use crate::{certs, pin};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -68,7 +68,10 @@ impl ServerPin {
     pub fn from_pinned(pem: &str) -> Option<ServerPin> {
         let ders = pin::pinned_ders(pem)?;
         let first = ders.first()?;
-        Some(ServerPin { fingerprint: certs::fingerprint(first), pem: ders.iter().map(|der| certs::to_pem(der)).collect() })
+        Some(ServerPin {
+            fingerprint: certs::fingerprint(first),
+            pem: ders.iter().map(|der| certs::to_pem(der)).collect(),
+        })
     }
 }
 
@@ -168,17 +171,32 @@ mod tests {
         let elsewhere = test_certs::client("elsewhere");
         let now = certs::now_unix();
         let mut requests = collect(
-            &[view(5, vec![("req/0", bag(&[(KEY_CLIENT_CERTS, certs_json(&[&held.cert_pem, &missing.cert_pem]))]))], Databag::new())],
+            &[view(
+                5,
+                vec![("req/0", bag(&[(KEY_CLIENT_CERTS, certs_json(&[&held.cert_pem, &missing.cert_pem]))]))],
+                Databag::new(),
+            )],
             now,
             &Protected::default(),
         )
         .requests;
         requests.extend(
-            collect(&[view(6, vec![("req/0", bag(&[(KEY_CLIENT_CERTS, certs_json(&[&elsewhere.cert_pem]))]))], Databag::new())], now, &Protected::default())
-                .requests,
+            collect(
+                &[view(
+                    6,
+                    vec![("req/0", bag(&[(KEY_CLIENT_CERTS, certs_json(&[&elsewhere.cert_pem]))]))],
+                    Databag::new(),
+                )],
+                now,
+                &Protected::default(),
+            )
+            .requests,
         );
         let in_store: BTreeSet<String> = [&held, &elsewhere].iter().map(|m| certs::fingerprint(&m.der)).collect();
-        let members = vec![("node1".to_string(), "https://127.0.0.1:8443".to_string()), ("node2".into(), "https://[::1]:8443".into())];
+        let members = vec![
+            ("node1".to_string(), "https://127.0.0.1:8443".to_string()),
+            ("node2".into(), "https://[::1]:8443".into()),
+        ];
         let Payload { bag, withheld } = payload(5, &members, &requests, &in_store, None);
         assert_eq!(withheld, 0);
         assert_eq!(bag[KEY_VERSION], "1.0");
@@ -238,7 +256,9 @@ mod tests {
         let text = format!("{indented}{}", server.cert_pem);
         let pin = ServerPin::from_pinned(&text).expect("a pin");
         assert_eq!(pin.pem, certs::to_pem(&server.der));
-        for text in ["", "garbage", server.key_pem.as_str(), "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n"] {
+        for text in
+            ["", "garbage", server.key_pem.as_str(), "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n"]
+        {
             assert_eq!(ServerPin::from_pinned(text), None, "{text:.30}");
         }
     }

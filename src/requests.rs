@@ -76,7 +76,14 @@ impl fmt::Display for MemberProblems {
         for (i, r) in self.entries.iter().take(REASONS_NAMED).enumerate() {
             let at: Vec<String> = r.first.iter().map(|i| format!("[{i}]")).collect();
             let more = if r.count > r.first.len() { ", …" } else { "" };
-            write!(f, "{} {} {} ({}{more})", if i == 0 { ":" } else { ";" }, thousands(r.count), r.reason, at.join(", "))?;
+            write!(
+                f,
+                "{} {} {} ({}{more})",
+                if i == 0 { ":" } else { ";" },
+                thousands(r.count),
+                r.reason,
+                at.join(", ")
+            )?;
         }
         let rest: usize = self.entries.iter().skip(REASONS_NAMED).map(|r| r.count).sum();
         if rest > 0 {
@@ -148,13 +155,26 @@ pub(crate) struct MemberReader<'p> {
 
 impl<'p> MemberReader<'p> {
     pub(crate) fn new(owner: Owner, key: &'static str, now: i64, protected: &'p Protected) -> MemberReader<'p> {
-        MemberReader { owner, key, now, protected, seen: BTreeSet::new(), taken: Vec::new(), whole: None, refused: Vec::new() }
+        MemberReader {
+            owner,
+            key,
+            now,
+            protected,
+            seen: BTreeSet::new(),
+            taken: Vec::new(),
+            whole: None,
+            refused: Vec::new(),
+        }
     }
 
     /// False, with the value named as too large, when it is over what is read.
     fn fits(&mut self, raw: &str) -> bool {
         if raw.len() > CLIENT_CERTS_BYTES {
-            self.whole = Some(format!("too large ({} bytes; at most {} are read)", thousands(raw.len()), thousands(CLIENT_CERTS_BYTES)));
+            self.whole = Some(format!(
+                "too large ({} bytes; at most {} are read)",
+                thousands(raw.len()),
+                thousands(CLIENT_CERTS_BYTES)
+            ));
             return false;
         }
         true
@@ -200,7 +220,8 @@ impl<'p> MemberReader<'p> {
             Entry::Other(kind) => return self.refuse(index, format!("expected a PEM string, got {kind}")),
         };
         if self.seen.len() >= CERTS_PER_DATABAG {
-            return self.refuse(index, format!("not read: over {} certificates in one databag", thousands(CERTS_PER_DATABAG)));
+            return self
+                .refuse(index, format!("not read: over {} certificates in one databag", thousands(CERTS_PER_DATABAG)));
         }
         match certs::parse_client_cert(&text, self.now) {
             Ok(cert) => {
@@ -235,7 +256,12 @@ impl<'p> MemberReader<'p> {
         if self.whole.is_none() && self.refused.is_empty() {
             return None;
         }
-        Some(MemberProblems { owner: self.owner.clone(), key: self.key, whole: self.whole.take(), entries: std::mem::take(&mut self.refused) })
+        Some(MemberProblems {
+            owner: self.owner.clone(),
+            key: self.key,
+            whole: self.whole.take(),
+            entries: std::mem::take(&mut self.refused),
+        })
     }
 }
 
@@ -366,7 +392,13 @@ pub(crate) mod fixtures {
 
     /// Relation `id` with the remote application `req`.
     pub fn view(id: u32, units: Vec<(&str, Databag)>, app_data: Databag) -> RelationView {
-        RelationView { id, remote_app: "req".into(), units: units.into_iter().map(|(u, b)| (u.to_string(), b)).collect(), app_data, ..Default::default() }
+        RelationView {
+            id,
+            remote_app: "req".into(),
+            units: units.into_iter().map(|(u, b)| (u.to_string(), b)).collect(),
+            app_data,
+            ..Default::default()
+        }
     }
 }
 
@@ -378,7 +410,11 @@ mod tests {
     use crate::relation::Databag;
 
     fn one_unit(value: String) -> Requests {
-        collect(&[view(1, vec![("req/0", bag(&[(KEY_CLIENT_CERTS, value)]))], Databag::new())], certs::now_unix(), &Protected::default())
+        collect(
+            &[view(1, vec![("req/0", bag(&[(KEY_CLIENT_CERTS, value)]))], Databag::new())],
+            certs::now_unix(),
+            &Protected::default(),
+        )
     }
 
     #[test]
@@ -409,7 +445,13 @@ mod tests {
             1,
             vec![
                 ("req/0", bag(&[(KEY_CLIENT_CERTS, "this is not json".into())])),
-                ("req/1", bag(&[(KEY_CLIENT_CERTS, serde_json::json!(["nope", 42, good.cert_pem, other.key_pem]).to_string())])),
+                (
+                    "req/1",
+                    bag(&[(
+                        KEY_CLIENT_CERTS,
+                        serde_json::json!(["nope", 42, good.cert_pem, other.key_pem]).to_string(),
+                    )]),
+                ),
                 ("req/2", bag(&[(KEY_CLIENT_CERTS, "{\"a\": 1}".into())])),
                 ("req/3", bag(&[(KEY_CLIENT_CERTS, "[]".into())])),
                 ("req/4", bag(&[(KEY_CLIENT_CERTS, certs_json(&[&other.cert_pem, &other.cert_pem]))])),
@@ -426,8 +468,15 @@ mod tests {
                 "req/2 (relation 1): client_certificates: expected a JSON list of PEM strings, got an object",
             ]
         );
-        let fps: Vec<(String, String)> = got.requests.iter().map(|r| (r.owner.member(), r.cert.fingerprint.clone())).collect();
-        assert_eq!(fps, [("req/1".to_string(), certs::fingerprint(&good.der)), ("req/4".to_string(), certs::fingerprint(&other.der))]);
+        let fps: Vec<(String, String)> =
+            got.requests.iter().map(|r| (r.owner.member(), r.cert.fingerprint.clone())).collect();
+        assert_eq!(
+            fps,
+            [
+                ("req/1".to_string(), certs::fingerprint(&good.der)),
+                ("req/4".to_string(), certs::fingerprint(&other.der))
+            ]
+        );
     }
 
     #[test]
@@ -435,7 +484,11 @@ mod tests {
         let good = test_certs::client("good");
         let mut list: Vec<serde_json::Value> = (0..10_000).map(|i| serde_json::json!([i])).collect();
         list.push(serde_json::json!(good.cert_pem));
-        list.extend((0..5_000).map(|i| serde_json::json!(format!("-----BEGIN CERTIFICATE-----\nAAAA{i}\n-----END CERTIFICATE-----\n"))));
+        list.extend(
+            (0..5_000).map(|i| {
+                serde_json::json!(format!("-----BEGIN CERTIFICATE-----\nAAAA{i}\n-----END CERTIFICATE-----\n"))
+            }),
+        );
         let got = one_unit(serde_json::to_string(&list).expect("json"));
         assert_eq!(got.requests.len(), 1, "the good certificate among them is taken");
         let line = got.problems[0].to_string();
@@ -468,13 +521,20 @@ mod tests {
         reader.seen = (0..CERTS_PER_DATABAG).map(|i| format!("{i:064x}")).collect();
         reader.read(&certs_json(&pems));
         let problems = reader.problems().expect("named");
-        assert_eq!(problems.to_string(), "req/0 (relation 1): client_certificates: 3 entries refused: 3 not read: over 1,000 certificates in one databag ([0], [1], [2])");
+        assert_eq!(
+            problems.to_string(),
+            "req/0 (relation 1): client_certificates: 3 entries refused: 3 not read: over 1,000 certificates in one databag ([0], [1], [2])"
+        );
     }
 
     #[test]
     fn a_value_over_the_databag_limit_is_refused_whole() {
         let got = one_unit(" ".repeat(CLIENT_CERTS_BYTES + 1));
-        assert!(got.problems[0].to_string().ends_with("too large (16,777,217 bytes; at most 16,777,216 are read)"), "{}", got.problems[0]);
+        assert!(
+            got.problems[0].to_string().ends_with("too large (16,777,217 bytes; at most 16,777,216 are read)"),
+            "{}",
+            got.problems[0]
+        );
     }
 
     #[test]
@@ -496,7 +556,11 @@ mod tests {
         // serde_json skips an ignored value with a loop, not recursion: any depth is one entry.
         let deep = format!("[{}{}]", "[".repeat(100_000), "]".repeat(100_000));
         let got = one_unit(deep);
-        assert!(got.problems[0].to_string().ends_with("1 entry refused: 1 expected a PEM string, got a list ([0])"), "{}", got.problems[0]);
+        assert!(
+            got.problems[0].to_string().ends_with("1 entry refused: 1 expected a PEM string, got a list ([0])"),
+            "{}",
+            got.problems[0]
+        );
     }
 
     #[test]

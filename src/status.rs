@@ -44,7 +44,8 @@ impl Status {
 pub const MAX_LEN: usize = crate::limits::STATUS_CHARS;
 
 /// LXD 4.0 would store a restricted certificate unrestricted; the charm then adds nothing.
-pub const LACKS_CERTIFICATE_PROJECT: &str = "LXD lacks certificate_project; cannot honour trust-projects (unset it or upgrade LXD)";
+pub const LACKS_CERTIFICATE_PROJECT: &str =
+    "LXD lacks certificate_project; cannot honour trust-projects (unset it or upgrade LXD)";
 
 /// The credential may not change LXD's trust store (LXD would answer every change 403): what it
 /// lacks and the fix. `None` when it may, or when the server does not say.
@@ -53,7 +54,9 @@ pub fn cannot_manage_trust(access: &TrustAccess) -> Option<String> {
         TrustAccess::Restricted => {
             Some("LXD credential is restricted to projects and cannot manage trust; trust it unrestricted".into())
         }
-        TrustAccess::Missing(missing) => Some(format!("LXD identity lacks {} on server; grant them", missing.join(", "))),
+        TrustAccess::Missing(missing) => {
+            Some(format!("LXD identity lacks {} on server; grant them", missing.join(", ")))
+        }
         TrustAccess::Full | TrustAccess::Unknown(_) => None,
     }
 }
@@ -70,19 +73,29 @@ pub fn credentials(problem: &CredentialProblem) -> Status {
 /// LXD could not be used at all this hook.
 pub fn connection(error: &LxdError, tried: usize) -> Status {
     match error {
-        LxdError::Unreachable { endpoint, .. } if tried > 1 => {
-            Status::new(Kind::Waiting, format!("LXD unreachable at {endpoint} and {} other known members; retrying", tried - 1))
+        LxdError::Unreachable { endpoint, .. } if tried > 1 => Status::new(
+            Kind::Waiting,
+            format!("LXD unreachable at {endpoint} and {} other known members; retrying", tried - 1),
+        ),
+        LxdError::Unreachable { endpoint, .. } => {
+            Status::new(Kind::Waiting, format!("LXD unreachable at {endpoint}; retrying"))
         }
-        LxdError::Unreachable { endpoint, .. } => Status::new(Kind::Waiting, format!("LXD unreachable at {endpoint}; retrying")),
         LxdError::ServerCertMismatch { endpoint, .. } => {
             Status::new(Kind::Blocked, format!("LXD server certificate mismatch at {endpoint}; check server-cert"))
         }
-        LxdError::Untrusted { endpoint } => {
-            Status::new(Kind::Blocked, format!("client certificate not trusted by LXD at {endpoint}; trust it or fix credentials"))
+        LxdError::Untrusted { endpoint } => Status::new(
+            Kind::Blocked,
+            format!("client certificate not trusted by LXD at {endpoint}; trust it or fix credentials"),
+        ),
+        LxdError::BadCredentials(detail) => {
+            Status::new(Kind::Blocked, format!("unusable LXD client credentials: {detail}"))
         }
-        LxdError::BadCredentials(detail) => Status::new(Kind::Blocked, format!("unusable LXD client credentials: {detail}")),
-        LxdError::Api { status, message, .. } => Status::new(Kind::Waiting, format!("LXD error ({status}): {message}; retrying")),
-        LxdError::Protocol { path, .. } => Status::new(Kind::Waiting, format!("unexpected answer from LXD {path}; retrying")),
+        LxdError::Api { status, message, .. } => {
+            Status::new(Kind::Waiting, format!("LXD error ({status}): {message}; retrying"))
+        }
+        LxdError::Protocol { path, .. } => {
+            Status::new(Kind::Waiting, format!("unexpected answer from LXD {path}; retrying"))
+        }
     }
 }
 
@@ -127,7 +140,11 @@ pub fn ready(s: &Summary) -> Status {
         msg.push_str("; leader manages trust");
     }
     if s.failed_changes > 0 {
-        msg.push_str(&format!("; {} LXD change{} failed, see debug-log", s.failed_changes, if s.failed_changes == 1 { "" } else { "s" }));
+        msg.push_str(&format!(
+            "; {} LXD change{} failed, see debug-log",
+            s.failed_changes,
+            if s.failed_changes == 1 { "" } else { "s" }
+        ));
     }
     if s.deferred > 0 {
         msg.push_str(&format!("; {} change{} left for the next hook", s.deferred, plural(s.deferred)));
@@ -158,7 +175,10 @@ mod tests {
     fn a_credential_that_cannot_manage_trust_names_what_it_lacks_within_one_line() {
         let all = TrustAccess::Missing(crate::reconcile::NEEDED_ENTITLEMENTS.to_vec());
         let text = cannot_manage_trust(&all).expect("blocked");
-        assert_eq!(text, "LXD identity lacks can_create_identities, can_edit_identities, can_delete_identities on server; grant them");
+        assert_eq!(
+            text,
+            "LXD identity lacks can_create_identities, can_edit_identities, can_delete_identities on server; grant them"
+        );
         assert!(text.chars().count() <= MAX_LEN);
         let one = cannot_manage_trust(&TrustAccess::Missing(vec!["can_delete_identities"])).expect("blocked");
         assert_eq!(one, "LXD identity lacks can_delete_identities on server; grant them");
@@ -178,8 +198,14 @@ mod tests {
     fn connection_failures_name_the_cause_and_the_endpoint() {
         let ep = "https://10.0.0.1:8443".to_string();
         let unreachable = LxdError::Unreachable { endpoint: ep.clone(), detail: "refused".into() };
-        assert_eq!(connection(&unreachable, 1), Status { kind: Kind::Waiting, message: "LXD unreachable at https://10.0.0.1:8443; retrying".into() });
-        assert_eq!(connection(&unreachable, 3).message, "LXD unreachable at https://10.0.0.1:8443 and 2 other known members; retrying");
+        assert_eq!(
+            connection(&unreachable, 1),
+            Status { kind: Kind::Waiting, message: "LXD unreachable at https://10.0.0.1:8443; retrying".into() }
+        );
+        assert_eq!(
+            connection(&unreachable, 3).message,
+            "LXD unreachable at https://10.0.0.1:8443 and 2 other known members; retrying"
+        );
         let mismatch = connection(&LxdError::ServerCertMismatch { endpoint: ep.clone(), detail: "x".into() }, 1);
         assert_eq!(mismatch.kind, Kind::Blocked);
         assert!(mismatch.message.contains("mismatch at https://10.0.0.1:8443"));
@@ -195,7 +221,10 @@ mod tests {
         let follower = Summary { leader: false, online: 2, members: 3, ..Default::default() };
         assert_eq!(ready(&follower).message, "2/3 members online; leader manages trust");
         let bad = Summary { bad_input_from: vec!["req/1".into(), "req/4".into()], failed_changes: 1, ..s };
-        assert_eq!(ready(&bad).message, "3/3 members online, 2 clients trusted; 1 LXD change failed, see debug-log; invalid client_certificates from req/1, req/4");
+        assert_eq!(
+            ready(&bad).message,
+            "3/3 members online, 2 clients trusted; 1 LXD change failed, see debug-log; invalid client_certificates from req/1, req/4"
+        );
     }
 
     #[test]
@@ -209,12 +238,19 @@ mod tests {
             projects_refused_for: vec!["gw".into()],
             ..Default::default()
         };
-        assert_eq!(ready(&s).message, "1/1 members online, 1 client trusted; invalid lxd-https data from gw/1; projects refused for gw");
+        assert_eq!(
+            ready(&s).message,
+            "1/1 members online, 1 client trusted; invalid lxd-https data from gw/1; projects refused for gw"
+        );
     }
 
     #[test]
     fn long_messages_are_cut_for_juju_status() {
-        let s = Summary { leader: true, bad_input_from: (0..50).map(|i| format!("req/{i}")).collect(), ..Default::default() };
+        let s = Summary {
+            leader: true,
+            bad_input_from: (0..50).map(|i| format!("req/{i}")).collect(),
+            ..Default::default()
+        };
         let st = ready(&s);
         assert_eq!(st.message.chars().count(), MAX_LEN);
         assert!(st.message.ends_with('…'));
@@ -222,7 +258,11 @@ mod tests {
 
     #[test]
     fn a_refusal_blocks() {
-        let s = Summary { leader: true, refusal: Some("LXD lacks certificate_project; unset trust-projects".into()), ..Default::default() };
+        let s = Summary {
+            leader: true,
+            refusal: Some("LXD lacks certificate_project; unset trust-projects".into()),
+            ..Default::default()
+        };
         assert_eq!(ready(&s).kind, Kind::Blocked);
     }
 }

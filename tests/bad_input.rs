@@ -9,10 +9,10 @@
 //! from `openssl` when it is installed, else from the checked-in `tests/corpus/rsa1024-cert.pem`.
 
 use lxd_integrator::certs;
+use lxd_integrator::config::Config;
 use lxd_integrator::credentials::{
     self, CredentialProblem, Credentials, OPT_CERT, OPT_ENDPOINT, OPT_KEY, OPT_SERVER_CERT, Source,
 };
-use lxd_integrator::config::Config;
 use lxd_integrator::endpoint::EndpointError;
 use lxd_integrator::hook_tools::CredentialAnswer;
 use lxd_integrator::lxd::client::HttpLxd;
@@ -33,7 +33,12 @@ fn collect_requests(relations: &[RelationView], now: i64) -> Requests {
     lxd_integrator::requests::collect(relations, now, &Protected::default())
 }
 
-fn payload(rel: u32, members: &lxd_integrator::relation::OnlineMembers, requests: &[lxd_integrator::requests::Request], in_store: &BTreeSet<String>) -> Databag {
+fn payload(
+    rel: u32,
+    members: &lxd_integrator::relation::OnlineMembers,
+    requests: &[lxd_integrator::requests::Request],
+    in_store: &BTreeSet<String>,
+) -> Databag {
     lxd_integrator::relation::payload(rel, members, requests, in_store, None).bag
 }
 
@@ -159,9 +164,7 @@ fn assert_owned_and_wanted_entries_stay(got: &Requests) {
 fn a_value_that_is_not_json_is_skipped_and_the_other_units_still_count() {
     let good = client("good");
     let got = collect_requests(&req(&[(0, "this is not json".into()), (1, list(&[&good.pem]))]), now());
-    assert_eq!(said(&got), [
-            "req/0 (relation 1): client_certificates: not valid JSON (16 bytes; syntax error)",
-        ]);
+    assert_eq!(said(&got), ["req/0 (relation 1): client_certificates: not valid JSON (16 bytes; syntax error)",]);
     assert_eq!(requested(&got), [member_fp("req/1", &good)]);
     assert_owned_and_wanted_entries_stay(&got);
 }
@@ -226,7 +229,10 @@ fn a_certificate_block_that_is_not_x509_is_skipped_with_the_parser_reason() {
     let got = collect_requests(&req(&[(0, list(&[not_x509, &good.pem]))]), now());
     assert_eq!(got.problems.len(), 1);
     let line = got.problems[0].to_string();
-    assert!(line.starts_with("req/0 (relation 1): client_certificates: 1 entry refused: 1 not a valid X.509 certificate: "), "{line}");
+    assert!(
+        line.starts_with("req/0 (relation 1): client_certificates: 1 entry refused: 1 not a valid X.509 certificate: "),
+        "{line}"
+    );
     assert!(line.ends_with(" ([0])"), "{line}");
     assert_eq!(requested(&got), [member_fp("req/0", &good)]);
 }
@@ -322,9 +328,7 @@ fn expired_and_not_yet_valid_certificates_are_skipped() {
     let got = collect_requests(&req(&[(0, list(&[&expired.pem, &future.pem])), (1, list(&[&good.pem]))]), now());
     assert_eq!(
         said(&got),
-        [
-            "req/0 (relation 1): client_certificates: 2 entries refused: 1 expired ([0]); 1 not valid yet ([1])",
-        ]
+        ["req/0 (relation 1): client_certificates: 2 entries refused: 1 expired ([0]); 1 not valid yet ([1])",]
     );
     assert_eq!(requested(&got), [member_fp("req/1", &good)]);
     assert_owned_and_wanted_entries_stay(&got);
@@ -577,11 +581,31 @@ fn a_config_endpoint_that_is_not_a_url_is_named() {
     let t = tls();
     // The message names the option and what is wrong, never the value: it could be a key.
     let cases = [
-        ("not a url", EndpointError::Host, "lxd_endpoint has no valid host; set an https URL such as https://10.0.0.1:8443"),
-        ("ftp://lxd", EndpointError::Scheme, "lxd_endpoint uses a scheme other than https (LXD speaks https); set an https URL such as https://10.0.0.1:8443"),
-        ("lxd:99999", EndpointError::Port, "lxd_endpoint has an invalid port; set an https URL such as https://10.0.0.1:8443"),
-        ("admin@lxd", EndpointError::Host, "lxd_endpoint has no valid host; set an https URL such as https://10.0.0.1:8443"),
-        ("[zz::1]:8443", EndpointError::Host, "lxd_endpoint has no valid host; set an https URL such as https://10.0.0.1:8443"),
+        (
+            "not a url",
+            EndpointError::Host,
+            "lxd_endpoint has no valid host; set an https URL such as https://10.0.0.1:8443",
+        ),
+        (
+            "ftp://lxd",
+            EndpointError::Scheme,
+            "lxd_endpoint uses a scheme other than https (LXD speaks https); set an https URL such as https://10.0.0.1:8443",
+        ),
+        (
+            "lxd:99999",
+            EndpointError::Port,
+            "lxd_endpoint has an invalid port; set an https URL such as https://10.0.0.1:8443",
+        ),
+        (
+            "admin@lxd",
+            EndpointError::Host,
+            "lxd_endpoint has no valid host; set an https URL such as https://10.0.0.1:8443",
+        ),
+        (
+            "[zz::1]:8443",
+            EndpointError::Host,
+            "lxd_endpoint has no valid host; set an https URL such as https://10.0.0.1:8443",
+        ),
     ];
     for (endpoint, error, text) in cases {
         let got = from_config(&full_config(&t, endpoint)).expect_err(endpoint);

@@ -25,14 +25,14 @@
 //! as a scenario, hook by hook. Each history that once failed is a named regression test
 //! below.
 
-#[path = "reconcile_property/scenario.rs"]
-mod scenario;
-#[path = "reconcile_property/strategies.rs"]
-mod strategies;
 #[path = "model/history.rs"]
 mod history;
 #[path = "model/oracle.rs"]
 mod oracle;
+#[path = "reconcile_property/scenario.rs"]
+mod scenario;
+#[path = "reconcile_property/strategies.rs"]
+mod strategies;
 #[path = "model/world.rs"]
 mod world;
 
@@ -83,7 +83,8 @@ fn holds_from(world: World, steps: &[Step]) {
 }
 
 fn config() -> Config {
-    let mut config = Config { failure_persistence: None, max_shrink_iters: 2_000, max_shrink_time: 120_000, ..Config::default() };
+    let mut config =
+        Config { failure_persistence: None, max_shrink_iters: 2_000, max_shrink_time: 120_000, ..Config::default() };
     if std::env::var_os("PROPTEST_CASES").is_none() {
         config.cases = CASES;
     }
@@ -163,5 +164,8 @@ fn relate_add_unit_hook_remove_the_leader_leaves_lxd_alone() {
 #[test]
 fn relate_app_sends_the_next_credential_hook_rotate_keeps_the_charms_own_entry() {
     let next_credential = Sent { value: scenario::Value::Absent, special: Some(Special::Identity(1)) };
-    holds_from(World::bare(), &[Step::Relate(2), Step::Send(2, Member::App, next_credential), Step::Hook(0), Step::RotateCredential]);
+    holds_from(
+        World::bare(),
+        &[Step::Relate(2), Step::Send(2, Member::App, next_credential), Step::Hook(0), Step::RotateCredential],
+    );
 }

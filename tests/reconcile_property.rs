@@ -42,7 +42,8 @@ const SEED: u64 = 0x11d_1a7e6;
 /// Shrinking stops after a number of tries, so a counterexample is the same on a busy machine
 /// and an idle one; the time limit only guards CI against a pathological case.
 fn config() -> Config {
-    let mut config = Config { failure_persistence: None, max_shrink_iters: 200, max_shrink_time: 15_000, ..Config::default() };
+    let mut config =
+        Config { failure_persistence: None, max_shrink_iters: 200, max_shrink_time: 15_000, ..Config::default() };
     if std::env::var_os("PROPTEST_CASES").is_none() {
         config.cases = CASES;
     }
@@ -85,10 +86,20 @@ fn relation() -> impl Strategy<Value = Relation> {
 /// Up to two members send a large value instead of a small one; or many members send the same
 /// certificate, each padded a little differently (one certificate, many spellings).
 fn large() -> impl Strategy<Value = Vec<Large>> {
-    let one = (0..MAX_RELATIONS, 0..=MAX_UNITS, large_value()).prop_map(|(relation, member, value)| Large { relation, member, members: 1, value });
-    let many = (0..MAX_RELATIONS, 0..=MAX_UNITS, 2..=MAX_UNITS, 0..POOL_SIZE, 1..=128 * 1024usize).prop_map(|(relation, member, members, cert, pad)| {
-        Large { relation, member, members, value: Value::List(vec![Item::Padded { cert, pad }]) }
+    let one = (0..MAX_RELATIONS, 0..=MAX_UNITS, large_value()).prop_map(|(relation, member, value)| Large {
+        relation,
+        member,
+        members: 1,
+        value,
     });
+    let many = (0..MAX_RELATIONS, 0..=MAX_UNITS, 2..=MAX_UNITS, 0..POOL_SIZE, 1..=128 * 1024usize).prop_map(
+        |(relation, member, members, cert, pad)| Large {
+            relation,
+            member,
+            members,
+            value: Value::List(vec![Item::Padded { cert, pad }]),
+        },
+    );
     // Any number down to none, so shrinking can drop a large value whole before cutting it.
     prop::collection::vec(prop_oneof![4 => one, 1 => many], 0..=2)
 }

@@ -15,7 +15,11 @@ fn main() -> Result<()> {
     let cluster = testbed::LxdCluster::start(3)?;
     let id = testbed::certs::client_cert("cmp")?;
     cluster.trust_add("cmp", &id.cert_pem)?;
-    let tls = TlsCredentials { client_cert_pem: id.cert_pem.clone(), client_key_pem: id.key_pem.clone(), server_cert_pem: cluster.cluster_cert_pem().to_string() };
+    let tls = TlsCredentials {
+        client_cert_pem: id.cert_pem.clone(),
+        client_key_pem: id.key_pem.clone(),
+        server_cert_pem: cluster.cluster_cert_pem().to_string(),
+    };
     let cfg = raw::config(&id.cert_pem, &id.key_pem, testbed::certs::pem_to_der(cluster.cluster_cert_pem())?)?;
     let ep = Endpoint::parse(&format!("https://{}", cluster.endpoint(0)))?;
     for round in 0..std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(8) {
@@ -40,9 +44,18 @@ fn main() -> Result<()> {
         let u3 = u.elapsed();
         drop(l);
         let u4 = u.elapsed();
-        println!("{round}: raw open {:.2} /1.0 {:.2} members {:.2} certs {:.2} | charm new {:.2} /1.0 {:.2} members {:.2} certs {:.2} drop {:.2}",
-            t_open.as_secs_f64()*1e3, t1.as_secs_f64()*1e3, t2.as_secs_f64()*1e3, t3.as_secs_f64()*1e3,
-            u0.as_secs_f64()*1e3, u1.as_secs_f64()*1e3, u2.as_secs_f64()*1e3, u3.as_secs_f64()*1e3, u4.as_secs_f64()*1e3);
+        println!(
+            "{round}: raw open {:.2} /1.0 {:.2} members {:.2} certs {:.2} | charm new {:.2} /1.0 {:.2} members {:.2} certs {:.2} drop {:.2}",
+            t_open.as_secs_f64() * 1e3,
+            t1.as_secs_f64() * 1e3,
+            t2.as_secs_f64() * 1e3,
+            t3.as_secs_f64() * 1e3,
+            u0.as_secs_f64() * 1e3,
+            u1.as_secs_f64() * 1e3,
+            u2.as_secs_f64() * 1e3,
+            u3.as_secs_f64() * 1e3,
+            u4.as_secs_f64() * 1e3
+        );
     }
     Ok(())
 }

@@ -49,7 +49,9 @@ fn parse_args() -> Result<Opts> {
             "--binary" => binary = args.next().map(PathBuf::from),
             "--doc" => doc = args.next().map(PathBuf::from),
             "-h" | "--help" => {
-                println!("bench --binary target/<musl>/release/lxd-integrator [--quick | --with-1000] [--doc docs/benchmarks.md]");
+                println!(
+                    "bench --binary target/<musl>/release/lxd-integrator [--quick | --with-1000] [--doc docs/benchmarks.md]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?}"),
@@ -173,7 +175,13 @@ fn real_main() -> Result<()> {
         cluster.endpoint(MEMBER),
         tls.clone(),
     )?;
-    let max_n = if opts.quick { 10 } else if opts.with_1000 { 1000 } else { 100 };
+    let max_n = if opts.quick {
+        10
+    } else if opts.with_1000 {
+        1000
+    } else {
+        100
+    };
     let t = Instant::now();
     let pool: Vec<Pem> = (0..max_n).map(|i| certs::client_cert(&format!("bench-client-{i}"))).collect::<Result<_>>()?;
     eprintln!("bench: {} client certificates generated in {:.1?}", pool.len(), t.elapsed());
@@ -261,10 +269,19 @@ impl Bench {
         let off = std::fs::metadata(&tools_path).map(|m| m.len()).unwrap_or(0);
         act(sim)?;
         let hooks: Vec<HookRecord> = sim.hooks()?.split_off(before);
-        let failed: Vec<String> = hooks.iter().filter(|h| h.failed()).map(|h| format!("{} {}: {}", h.unit, h.hook, h.stderr.trim())).collect();
+        let failed: Vec<String> = hooks
+            .iter()
+            .filter(|h| h.failed())
+            .map(|h| format!("{} {}: {}", h.unit, h.hook, h.stderr.trim()))
+            .collect();
         ensure!(failed.is_empty(), "hooks failed: {failed:?}");
         let mine: Vec<&HookRecord> = hooks.iter().filter(|h| h.unit == UNIT && h.hook == hook && h.ran).collect();
-        ensure!(mine.len() == 1, "expected one {hook} on {UNIT}, got {} (hooks: {:?})", mine.len(), hooks.iter().map(|h| format!("{} {}", h.unit, h.hook)).collect::<Vec<_>>());
+        ensure!(
+            mine.len() == 1,
+            "expected one {hook} on {UNIT}, got {} (hooks: {:?})",
+            mine.len(),
+            hooks.iter().map(|h| format!("{} {}", h.unit, h.hook)).collect::<Vec<_>>()
+        );
         let rec = mine[0];
         let mut f = std::fs::File::open(&tools_path)?;
         f.seek(std::io::SeekFrom::Start(off))?;
@@ -350,7 +367,8 @@ impl Bench {
         std::fs::create_dir_all(&dir)?;
         let mut script = String::from("#!/bin/sh\nexec >/dev/null 2>&1\n");
         for (i, c) in calls.iter().enumerate() {
-            let argv: Vec<String> = std::iter::once(c.tool.as_str()).chain(c.args.iter().map(String::as_str)).map(shell_quote).collect();
+            let argv: Vec<String> =
+                std::iter::once(c.tool.as_str()).chain(c.args.iter().map(String::as_str)).map(shell_quote).collect();
             let input = match &c.stdin {
                 Some(s) if s.len() >= 60 * 1024 => {
                     // Recorded stdin is cut at 64 KiB: rebuild it from what the call committed.
@@ -380,7 +398,10 @@ impl Bench {
         let _ = std::fs::remove_dir_all(&dir);
         let s = res?;
         ensure!(s.calls.len() == calls.len(), "replay made {} tool calls, the hook {}", s.calls.len(), calls.len());
-        ensure!(s.calls.iter().all(|c| c.exit_code == 0) || calls.iter().any(|c| c.exit_code != 0), "a replayed tool call failed");
+        ensure!(
+            s.calls.iter().all(|c| c.exit_code == 0) || calls.iter().any(|c| c.exit_code != 0),
+            "a replayed tool call failed"
+        );
         Ok(s.wall_ms)
     }
 
@@ -392,8 +413,11 @@ impl Bench {
     /// (add ms, remove ms). Each pass opens its connections as a hook does, observes on the
     /// first (`GET /1.0`, members, trust store), then spreads the changes over all `k`.
     fn raw_changes(&self, n: usize, k: usize) -> Result<(f64, f64)> {
-        let certs: Vec<(String, String, String)> =
-            self.pool[..n].iter().enumerate().map(|(i, p)| (format!("bench-raw-{i}"), p.cert_base64(), p.fingerprint.clone())).collect();
+        let certs: Vec<(String, String, String)> = self.pool[..n]
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("bench-raw-{i}"), p.cert_base64(), p.fingerprint.clone()))
+            .collect();
         let add = self.raw_spread(&certs, k, |c, (name, b64, _)| raw::add(c, name, b64))?;
         let remove = self.raw_spread(&certs, k, |c, (_, _, fp)| raw::remove(c, fp))?;
         Ok((add, remove))
@@ -401,7 +425,12 @@ impl Bench {
 
     /// ms to observe, then run `op` over `items` with `k` connections at once (the first one
     /// reused, the others opened by their own thread: a full handshake each, as in the charm).
-    fn raw_spread<T: Sync>(&self, items: &[T], k: usize, op: impl Fn(&mut raw::Conn, &T) -> Result<()> + Sync) -> Result<f64> {
+    fn raw_spread<T: Sync>(
+        &self,
+        items: &[T],
+        k: usize,
+        op: impl Fn(&mut raw::Conn, &T) -> Result<()> + Sync,
+    ) -> Result<f64> {
         let t = Instant::now();
         let mut first = self.raw_conn()?;
         raw::observe(&mut first)?;
@@ -482,10 +511,20 @@ impl Bench {
         for &n in &ns {
             eprintln!("bench: api-relation-changed adding/removing {n} certificate(s)");
             let json_n = self.cert_json(0..n);
-            let mut pair = [Row::new(&format!("api-relation-changed, add {n}")), Row::new(&format!("api-relation-changed, remove {n}"))];
-            let mut replay_trigger = |s: &mut Sim, k: usize| s.write_relation_data(rel, &unit0, "bench-replay", Some(&k.to_string()));
+            let mut pair = [
+                Row::new(&format!("api-relation-changed, add {n}")),
+                Row::new(&format!("api-relation-changed, remove {n}")),
+            ];
+            let mut replay_trigger =
+                |s: &mut Sim, k: usize| s.write_relation_data(rel, &unit0, "bench-replay", Some(&k.to_string()));
             // Each cycle: send N (the add row), withdraw them (the remove row).
-            let counts = if n >= 1000 { (1, 1) } else if n >= 100 { (3, 1) } else { (self.reps(), self.instrumented_reps()) };
+            let counts = if n >= 1000 {
+                (1, 1)
+            } else if n >= 100 {
+                (3, 1)
+            } else {
+                (self.reps(), self.instrumented_reps())
+            };
             self.measure_cycle(
                 &mut sim,
                 &mut pair,
@@ -500,7 +539,13 @@ impl Bench {
             )?;
             let [mut add, mut rm] = pair;
             sim.assert_no_failed_hooks()?;
-            let raw_reps = if n >= 1000 { 1 } else if n >= 100 { 3 } else { self.reps() };
+            let raw_reps = if n >= 1000 {
+                1
+            } else if n >= 100 {
+                3
+            } else {
+                self.reps()
+            };
             // The limit is whichever way LXD serves faster: one kept-alive connection, or
             // as many at once as the charm uses for long lists.
             let mut by_k: Vec<(usize, Vec<f64>, Vec<f64>)> = Vec::new();
@@ -517,7 +562,8 @@ impl Bench {
                 let best = by_k
                     .iter()
                     .min_by(|x, y| {
-                        let (mx, my) = if pick == 1 { (stat(&x.1).0, stat(&y.1).0) } else { (stat(&x.2).0, stat(&y.2).0) };
+                        let (mx, my) =
+                            if pick == 1 { (stat(&x.1).0, stat(&y.1).0) } else { (stat(&x.2).0, stat(&y.2).0) };
                         mx.total_cmp(&my)
                     })
                     .context("no raw runs")?;
@@ -576,7 +622,13 @@ impl Bench {
         // SAFETY: plain libc call with a valid NUL-terminated path.
         ensure!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0, "mkfifo failed");
         let tool = dir.join("credential-get");
-        std::fs::write(&tool, format!("#!/bin/sh\necho x > {}\necho 'ERROR permission denied' >&2\nexit 1\n", shell_quote(&fifo.to_string_lossy())))?;
+        std::fs::write(
+            &tool,
+            format!(
+                "#!/bin/sh\necho x > {}\necho 'ERROR permission denied' >&2\nexit 1\n",
+                shell_quote(&fifo.to_string_lossy())
+            ),
+        )?;
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755))?;
         let dispatch = self.charm_dir.join("dispatch");
         let mut cold = Vec::new();
@@ -640,7 +692,9 @@ impl Bench {
             .filter(|n| n.starts_with("bench-") || self.model_uuids.iter().any(|u| n.contains(u.as_str())))
             .collect();
         ensure!(left.is_empty(), "trust entries left behind: {left:?}");
-        eprintln!("bench: cleanup removed {removed} leftover trust entr(ies) and the bench identity; none of ours remain");
+        eprintln!(
+            "bench: cleanup removed {removed} leftover trust entr(ies) and the bench identity; none of ours remain"
+        );
         Ok(())
     }
 }
@@ -703,7 +757,12 @@ fn sh(cmd: &str) -> String {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     format!(
         "- date: {}\n- nproc: {}\n- CPU: {}\n- kernel: {}\n- LXD: {} (3-member cluster on loopback, `testbed::LxdCluster`)\n",
@@ -720,7 +779,17 @@ fn yes(ok: bool) -> &'static str {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold: &[f64], base: &[f64], pure: &[pure::Steps], size: u64, took: Duration) -> String {
+fn render(
+    b: &Bench,
+    rows: &[Row],
+    par: &[(usize, Vec<f64>)],
+    par_n: usize,
+    cold: &[f64],
+    base: &[f64],
+    pure: &[pure::Steps],
+    size: u64,
+    took: Duration,
+) -> String {
     let mut o = String::new();
     let reps = b.reps();
     let ireps = b.instrumented_reps();
@@ -738,7 +807,10 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
         took.as_secs_f64()
     );
     let _ = writeln!(o, "### Per hook\n");
-    let _ = writeln!(o, "| hook | wall ms | limit ms (raw LXD + sh tools) | ratio | hook-tool calls (relation-get) | ms inside tools | LXD requests | peak RSS MiB |");
+    let _ = writeln!(
+        o,
+        "| hook | wall ms | limit ms (raw LXD + sh tools) | ratio | hook-tool calls (relation-get) | ms inside tools | LXD requests | peak RSS MiB |"
+    );
     let _ = writeln!(o, "|---|---|---|---|---|---|---|---|");
     for r in rows {
         let rss: Vec<f64> = r.rss_kib.iter().map(|k| k / 1024.0).collect();
@@ -770,13 +842,18 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
     let rawl = |r: &Row| stat(&r.raw_lxd).0;
     let _ = writeln!(o, "\n### Growth (marginal cost, ms)\n");
     let _ = writeln!(o, "| step | charm | raw LXD |\n|---|---|---|");
-    let ns: Vec<usize> = rows.iter().filter_map(|r| r.name.strip_prefix("api-relation-changed, add ").and_then(|n| n.parse().ok())).collect();
+    let ns: Vec<usize> = rows
+        .iter()
+        .filter_map(|r| r.name.strip_prefix("api-relation-changed, add ").and_then(|n| n.parse().ok()))
+        .collect();
     for verb in ["add", "remove"] {
         for w in ns.windows(2) {
             let (a, z) = (w[0], w[1]);
             let ra = format!("api-relation-changed, {verb} {a}");
             let rz = format!("api-relation-changed, {verb} {z}");
-            if let (Some(ca), Some(cz), Some(la), Some(lz)) = (med(&ra, wall), med(&rz, wall), med(&ra, rawl), med(&rz, rawl)) {
+            if let (Some(ca), Some(cz), Some(la), Some(lz)) =
+                (med(&ra, wall), med(&rz, wall), med(&ra, rawl), med(&rz, rawl))
+            {
                 let d = (z - a) as f64;
                 let _ = writeln!(o, "| per cert, {verb} {a}→{z} | {:.2} | {:.2} |", (cz - ca) / d, (lz - la) / d);
             }
@@ -784,10 +861,22 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
     }
     let us: Vec<(u32, f64)> = rows
         .iter()
-        .filter_map(|r| r.name.strip_prefix("update-status, steady, ").and_then(|s| s.split(' ').next()).and_then(|u| u.parse().ok()).map(|u| (u, wall(r))))
+        .filter_map(|r| {
+            r.name
+                .strip_prefix("update-status, steady, ")
+                .and_then(|s| s.split(' ').next())
+                .and_then(|u| u.parse().ok())
+                .map(|u| (u, wall(r)))
+        })
         .collect();
     for w in us.windows(2) {
-        let _ = writeln!(o, "| per requirer unit, update-status {}→{} units | {:.2} | – |", w[0].0, w[1].0, (w[1].1 - w[0].1) / (w[1].0 - w[0].0) as f64);
+        let _ = writeln!(
+            o,
+            "| per requirer unit, update-status {}→{} units | {:.2} | – |",
+            w[0].0,
+            w[1].0,
+            (w[1].1 - w[0].1) / (w[1].0 - w[0].0) as f64
+        );
     }
 
     let _ = writeln!(o, "\n### {par_n} raw adds: one connection vs bounded parallel connections\n");
@@ -806,10 +895,25 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
     }
 
     let _ = writeln!(o, "\n### The charm's own work (its pure steps in process: no hook tools, no LXD)\n");
-    let _ = writeln!(o, "N requirer units with one certificate each; LXD holds half of them and N/2 entries of departed units.\n");
-    let _ = writeln!(o, "| N | read certificates ms | plan ms | payload ms | total ms | per certificate µs |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        o,
+        "N requirer units with one certificate each; LXD holds half of them and N/2 entries of departed units.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| N | read certificates ms | plan ms | payload ms | total ms | per certificate µs |\n|---|---|---|---|---|---|"
+    );
     for p in pure {
-        let _ = writeln!(o, "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |", p.n, p.collect_ms, p.plan_ms, p.payload_ms, p.total_ms(), p.total_ms() * 1000.0 / p.n as f64);
+        let _ = writeln!(
+            o,
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
+            p.n,
+            p.collect_ms,
+            p.plan_ms,
+            p.payload_ms,
+            p.total_ms(),
+            p.total_ms() * 1000.0 / p.n as f64
+        );
     }
 
     let (cm, _, _) = stat(cold);
@@ -833,12 +937,19 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
     // unit adds its one relation-get, a process the agent runs (see the growth table).
     if let Some(r) = steady.first() {
         let w = stat(&r.wall).0;
-        let _ = writeln!(o, "| {}: < 25 ms wall | {w:.1} ms ({:.2}× the limit) | {} |", r.name, r.ratio(), yes(w < 25.0));
+        let _ =
+            writeln!(o, "| {}: < 25 ms wall | {w:.1} ms ({:.2}× the limit) | {} |", r.name, r.ratio(), yes(w < 25.0));
     }
     if let (Some(first), Some(last)) = (steady.first(), steady.last())
         && first.name != last.name
     {
-        let u = |r: &Row| r.name.strip_prefix("update-status, steady, ").and_then(|s| s.split(' ').next()).and_then(|u| u.parse::<f64>().ok()).unwrap_or(1.0);
+        let u = |r: &Row| {
+            r.name
+                .strip_prefix("update-status, steady, ")
+                .and_then(|s| s.split(' ').next())
+                .and_then(|u| u.parse::<f64>().ok())
+                .unwrap_or(1.0)
+        };
         let (u1, u2) = (u(first), u(last));
         let (t1, t2) = (stat(&first.tools).0, stat(&last.tools).0);
         let (g1, g2) = (stat(&first.rel_gets).0, stat(&last.rel_gets).0);
@@ -852,7 +963,12 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
     for n in [100usize, 1000] {
         if let Some(r) = rows.iter().find(|r| r.name == format!("api-relation-changed, add {n}")) {
             let lxd_only = stat(&r.wall).0 / stat(&r.raw_lxd).0;
-            let _ = writeln!(o, "| add {n}: ≤ 1.2× the limit | {:.2}× (vs raw LXD alone {lxd_only:.2}×) | {} |", r.ratio(), yes(r.ratio() <= 1.2));
+            let _ = writeln!(
+                o,
+                "| add {n}: ≤ 1.2× the limit | {:.2}× (vs raw LXD alone {lxd_only:.2}×) | {} |",
+                r.ratio(),
+                yes(r.ratio() <= 1.2)
+            );
         }
     }
     if let (Some(small), Some(large)) = (pure.first(), pure.last())
@@ -870,7 +986,12 @@ fn render(b: &Bench, rows: &[Row], par: &[(usize, Vec<f64>)], par_n: usize, cold
     }
     let peak = rows.iter().flat_map(|r| r.rss_kib.iter().copied()).fold(0.0, f64::max) / 1024.0;
     let _ = writeln!(o, "| peak RSS < 16 MiB (max over all hooks) | {peak:.1} MiB | {} |", yes(peak < 16.0));
-    let _ = writeln!(o, "| binary < 8 MiB | {:.2} MiB | {} |", size as f64 / 1048576.0, yes((size as f64) < 8.0 * 1048576.0));
+    let _ = writeln!(
+        o,
+        "| binary < 8 MiB | {:.2} MiB | {} |",
+        size as f64 / 1048576.0,
+        yes((size as f64) < 8.0 * 1048576.0)
+    );
     o
 }
 

@@ -11,8 +11,8 @@
 
 use crate::raw;
 use anyhow::{Context, Result, bail};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -43,7 +43,10 @@ impl Proxy {
                 std::thread::spawn(move || {
                     // A hook exits without TLS close_notify: that EOF is the normal end.
                     if let Err(e) = serve(tcp, cfg, &c, &up, &client)
-                        && !e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof))
+                        && !e.chain().any(|c| {
+                            c.downcast_ref::<std::io::Error>()
+                                .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
+                        })
                     {
                         eprintln!("bench proxy: {e:#}");
                     }
@@ -58,7 +61,13 @@ impl Proxy {
     }
 }
 
-fn serve(tcp: TcpStream, cfg: Arc<ServerConfig>, count: &AtomicUsize, upstream: &str, client: &Arc<rustls::ClientConfig>) -> Result<()> {
+fn serve(
+    tcp: TcpStream,
+    cfg: Arc<ServerConfig>,
+    count: &AtomicUsize,
+    upstream: &str,
+    client: &Arc<rustls::ClientConfig>,
+) -> Result<()> {
     tcp.set_nodelay(true)?;
     let mut io = BufReader::new(StreamOwned::new(ServerConnection::new(cfg)?, tcp));
     let mut up: Option<raw::Conn> = None;
@@ -96,7 +105,10 @@ fn serve(tcp: TcpStream, cfg: Arc<ServerConfig>, count: &AtomicUsize, upstream: 
         let body = (length > 0).then(|| String::from_utf8_lossy(&body).into_owned());
         let (status, answer) = conn.call(&method, &path, body.as_deref())?;
         count.fetch_add(1, Ordering::SeqCst);
-        let head = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", answer.len());
+        let head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            answer.len()
+        );
         let s = io.get_mut();
         s.write_all(head.as_bytes())?;
         s.write_all(&answer)?;

@@ -39,10 +39,18 @@ pub fn measure(pems: &[String], n: usize, reps: usize) -> Result<Steps> {
     let now = lxd_integrator::certs::now_unix();
     let requests = requests::collect(&relations, now, &requests::Protected::default()).requests;
     anyhow::ensure!(requests.len() == n, "{} of {n} certificates read", requests.len());
-    let entry = |name: String, fingerprint: String| TrustEntry { name, fingerprint, kind: "client".into(), restricted: false, projects: vec![] };
-    let mut store: Vec<TrustEntry> = requests.iter().step_by(2).map(|r| entry(scope.entry_name(&r.owner), r.cert.fingerprint.clone())).collect();
+    let entry = |name: String, fingerprint: String| TrustEntry {
+        name,
+        fingerprint,
+        kind: "client".into(),
+        restricted: false,
+        projects: vec![],
+    };
+    let mut store: Vec<TrustEntry> =
+        requests.iter().step_by(2).map(|r| entry(scope.entry_name(&r.owner), r.cert.fingerprint.clone())).collect();
     store.extend((0..n / 2).map(|i| {
-        let gone = Owner { relation_id: 7, remote_app: "req".into(), unit: Some((n + i) as u32), interface: Interface::Lxd };
+        let gone =
+            Owner { relation_id: 7, remote_app: "req".into(), unit: Some((n + i) as u32), interface: Interface::Lxd };
         entry(scope.entry_name(&gone), format!("{:064x}", i))
     }));
     let in_store: BTreeSet<String> = requests.iter().map(|r| r.cert.fingerprint.clone()).collect();
@@ -57,7 +65,12 @@ pub fn measure(pems: &[String], n: usize, reps: usize) -> Result<Steps> {
         let t = Instant::now();
         let p = plan::plan(&scope, &collected.requests, &store, None);
         times.entry("plan").or_default().push(crate::ms(t.elapsed()));
-        anyhow::ensure!(p.add.len() == n / 2 && p.remove.len() == n / 2, "plan: {} adds, {} removes", p.add.len(), p.remove.len());
+        anyhow::ensure!(
+            p.add.len() == n / 2 && p.remove.len() == n / 2,
+            "plan: {} adds, {} removes",
+            p.add.len(),
+            p.remove.len()
+        );
         let t = Instant::now();
         let bag = relation::payload(7, &members, &collected.requests, &in_store, None);
         times.entry("payload").or_default().push(crate::ms(t.elapsed()));

@@ -188,7 +188,9 @@ pub fn list(c: &mut Conn) -> Result<Vec<(String, String)>> {
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|e| (e["name"].as_str().unwrap_or("").to_string(), e["fingerprint"].as_str().unwrap_or("").to_string()))
+                .map(|e| {
+                    (e["name"].as_str().unwrap_or("").to_string(), e["fingerprint"].as_str().unwrap_or("").to_string())
+                })
                 .collect()
         })
         .unwrap_or_default())

@@ -51,10 +51,7 @@ pub fn yaml_to_json(v: &serde_norway::Value) -> Value {
             } else if let Some(u) = n.as_u64() {
                 Value::from(u)
             } else {
-                n.as_f64()
-                    .and_then(serde_json::Number::from_f64)
-                    .map(Value::Number)
-                    .unwrap_or(Value::Null)
+                n.as_f64().and_then(serde_json::Number::from_f64).map(Value::Number).unwrap_or(Value::Null)
             }
         }
         Y::String(s) => Value::String(s.clone()),
@@ -79,10 +76,7 @@ pub fn yaml_scalar_text(v: &serde_norway::Value) -> String {
         Y::Number(n) => n.to_string(),
         Y::String(s) => s.clone(),
         Y::Tagged(t) => yaml_scalar_text(&t.value),
-        other => serde_norway::to_string(other)
-            .unwrap_or_default()
-            .trim_end()
-            .to_string(),
+        other => serde_norway::to_string(other).unwrap_or_default().trim_end().to_string(),
     }
 }
 
@@ -92,8 +86,8 @@ fn read_yaml(path: &Path) -> anyhow::Result<Option<Value>> {
             if text.trim().is_empty() {
                 return Ok(Some(Value::Null));
             }
-            let y: serde_norway::Value = serde_norway::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
+            let y: serde_norway::Value =
+                serde_norway::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
             Ok(Some(yaml_to_json(&y)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -103,23 +97,12 @@ fn read_yaml(path: &Path) -> anyhow::Result<Option<Value>> {
 
 /// Reads the charm's metadata, config schema and actions.
 pub fn read_charm(dir: &Path) -> anyhow::Result<CharmMeta> {
-    let meta = read_yaml(&dir.join("metadata.yaml"))?.ok_or_else(|| {
-        anyhow!(
-            "charm missing from disk: no metadata.yaml in {}",
-            dir.display()
-        )
-    })?;
-    let name = meta
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| anyhow!("metadata.yaml: missing name"))?
-        .to_string();
+    let meta = read_yaml(&dir.join("metadata.yaml"))?
+        .ok_or_else(|| anyhow!("charm missing from disk: no metadata.yaml in {}", dir.display()))?;
+    let name =
+        meta.get("name").and_then(Value::as_str).ok_or_else(|| anyhow!("metadata.yaml: missing name"))?.to_string();
     let mut endpoints = BTreeMap::new();
-    for (section, role) in [
-        ("provides", "provider"),
-        ("requires", "requirer"),
-        ("peers", "peer"),
-    ] {
+    for (section, role) in [("provides", "provider"), ("requires", "requirer"), ("peers", "peer")] {
         if let Some(Value::Object(eps)) = meta.get(section) {
             for (ep, spec) in eps {
                 let (interface, limit) = match spec {
@@ -127,9 +110,7 @@ pub fn read_charm(dir: &Path) -> anyhow::Result<CharmMeta> {
                     Value::Object(o) => (
                         o.get("interface")
                             .and_then(Value::as_str)
-                            .ok_or_else(|| {
-                                anyhow!("metadata.yaml: endpoint {ep} has no interface")
-                            })?
+                            .ok_or_else(|| anyhow!("metadata.yaml: endpoint {ep} has no interface"))?
                             .to_string(),
                         o.get("limit").and_then(Value::as_u64),
                     ),
@@ -138,14 +119,7 @@ pub fn read_charm(dir: &Path) -> anyhow::Result<CharmMeta> {
                 if endpoints.contains_key(ep) {
                     bail!("metadata.yaml: endpoint {ep} defined twice");
                 }
-                endpoints.insert(
-                    ep.clone(),
-                    EndpointMeta {
-                        role: role.into(),
-                        interface,
-                        limit,
-                    },
-                );
+                endpoints.insert(ep.clone(), EndpointMeta { role: role.into(), interface, limit });
             }
         }
     }
@@ -159,20 +133,15 @@ pub fn read_charm(dir: &Path) -> anyhow::Result<CharmMeta> {
         && let Some(Value::Object(opts)) = cfg.get("options")
     {
         for (name, spec) in opts {
-            let ty = spec
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("string")
-                .to_string();
+            let ty = spec.get("type").and_then(Value::as_str).unwrap_or("string").to_string();
             if !["string", "int", "float", "boolean", "secret"].contains(&ty.as_str()) {
                 bail!("config.yaml: option {name:?} has unknown type {ty:?}");
             }
             let default = match spec.get("default") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    coerce_config(&ty, v)
-                        .map_err(|e| anyhow!("config.yaml: option {name:?} default: {e}"))?,
-                ),
+                Some(v) => {
+                    Some(coerce_config(&ty, v).map_err(|e| anyhow!("config.yaml: option {name:?} default: {e}"))?)
+                }
             };
             config.insert(name.clone(), ConfigOption { ty, default });
         }
@@ -186,33 +155,14 @@ pub fn read_charm(dir: &Path) -> anyhow::Result<CharmMeta> {
                 _ => BTreeMap::new(),
             };
             let required = match spec.get("required") {
-                Some(Value::Array(r)) => r
-                    .iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect(),
+                Some(Value::Array(r)) => r.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
                 _ => Vec::new(),
             };
-            let additional_properties = spec
-                .get("additionalProperties")
-                .and_then(Value::as_bool)
-                .unwrap_or(true);
-            actions.insert(
-                name.clone(),
-                ActionSpec {
-                    params,
-                    required,
-                    additional_properties,
-                },
-            );
+            let additional_properties = spec.get("additionalProperties").and_then(Value::as_bool).unwrap_or(true);
+            actions.insert(name.clone(), ActionSpec { params, required, additional_properties });
         }
     }
-    Ok(CharmMeta {
-        name,
-        endpoints,
-        extra_bindings,
-        config,
-        actions,
-    })
+    Ok(CharmMeta { name, endpoints, extra_bindings, config, actions })
 }
 
 /// Checks (and where Juju would, converts) a config value for an option type.
@@ -233,17 +183,15 @@ pub fn coerce_config(ty: &str, v: &Value) -> Result<Value, String> {
             Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
                 Ok(Value::from(n.as_f64().unwrap() as i64))
             }
-            Value::String(s) => s
-                .trim()
-                .parse::<i64>()
-                .map(Value::from)
-                .map_err(|_| format!("expected int, got {s:?}")),
+            Value::String(s) => {
+                s.trim().parse::<i64>().map(Value::from).map_err(|_| format!("expected int, got {s:?}"))
+            }
             other => Err(format!("expected int, got {other}")),
         },
         "float" => match v {
-            Value::Number(n) => Ok(serde_json::Number::from_f64(n.as_f64().unwrap_or(0.0))
-                .map(Value::Number)
-                .unwrap_or(Value::Null)),
+            Value::Number(n) => {
+                Ok(serde_json::Number::from_f64(n.as_f64().unwrap_or(0.0)).map(Value::Number).unwrap_or(Value::Null))
+            }
             Value::String(s) => s
                 .trim()
                 .parse::<f64>()

@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use crate::charm::{self, CharmMeta};
 use crate::model::{
-    self, ActionContext, App, Databag, Event, HookContext, MAX_DATABAG_BYTES, Model, ModelLock,
-    Paths, RelEndpoint, Relation, Status, Unit, UnitError,
+    self, ActionContext, App, Databag, Event, HookContext, MAX_DATABAG_BYTES, Model, ModelLock, Paths, RelEndpoint,
+    Relation, Status, Unit, UnitError,
 };
 use crate::tools::{self, LogLine, ToolCall};
 
@@ -112,7 +112,9 @@ fn queue_secret_changed(m: &mut Model, id: &str) {
         .map(|(u, _)| u.clone())
         .collect();
     for u in units {
-        m.queue.retain(|e| !(e.unit == u && e.kind == "secret-changed" && e.secret.as_ref().is_some_and(|(s, _)| s == id)));
+        m.queue.retain(|e| {
+            !(e.unit == u && e.kind == "secret-changed" && e.secret.as_ref().is_some_and(|(s, _)| s == id))
+        });
         let mut e = Event::simple(&u, "secret-changed");
         e.secret = Some((id.to_string(), latest));
         m.queue.push(e);
@@ -257,8 +259,7 @@ fn copy_tree(src: &Path, dst: &Path, mode: CopyMode) -> anyhow::Result<()> {
         let to = dst.join(entry.file_name());
         if ft.is_symlink() {
             let target = std::fs::read_link(&from)?;
-            std::os::unix::fs::symlink(&target, &to)
-                .with_context(|| format!("symlink {}", to.display()))?;
+            std::os::unix::fs::symlink(&target, &to).with_context(|| format!("symlink {}", to.display()))?;
         } else if ft.is_dir() {
             copy_tree(&from, &to, mode)?;
             let perms = std::fs::metadata(&from)?.permissions();
@@ -271,8 +272,7 @@ fn copy_tree(src: &Path, dst: &Path, mode: CopyMode) -> anyhow::Result<()> {
                     }
                 }
                 CopyMode::Copy => {
-                    std::fs::copy(&from, &to)
-                        .with_context(|| format!("copy {}", from.display()))?;
+                    std::fs::copy(&from, &to).with_context(|| format!("copy {}", from.display()))?;
                 }
             }
         }
@@ -282,9 +282,7 @@ fn copy_tree(src: &Path, dst: &Path, mode: CopyMode) -> anyhow::Result<()> {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// Where an `app:endpoint` spec may omit the endpoint.
@@ -310,14 +308,7 @@ fn push_event(m: &mut Model, ev: Event) {
     m.queue.push(ev);
 }
 
-fn rel_event(
-    unit: &str,
-    kind: &str,
-    rel: u32,
-    remote_unit: Option<&str>,
-    remote_app: &str,
-    depth: u32,
-) -> Event {
+fn rel_event(unit: &str, kind: &str, rel: u32, remote_unit: Option<&str>, remote_app: &str, depth: u32) -> Event {
     Event {
         unit: unit.into(),
         kind: kind.into(),
@@ -348,11 +339,7 @@ impl Sim {
     }
 
     /// Like `new`, with an explicit path to the `jujusim` binary.
-    pub fn with_binary(
-        root: impl AsRef<Path>,
-        model_name: &str,
-        bin: impl Into<PathBuf>,
-    ) -> anyhow::Result<Sim> {
+    pub fn with_binary(root: impl AsRef<Path>, model_name: &str, bin: impl Into<PathBuf>) -> anyhow::Result<Sim> {
         let root = root.as_ref();
         std::fs::create_dir_all(root).with_context(|| format!("mkdir {}", root.display()))?;
         let root = root.canonicalize()?;
@@ -360,19 +347,12 @@ impl Sim {
         if paths.model().exists() {
             bail!("{} already holds a simulated model", root.display());
         }
-        for d in [
-            paths.contexts(),
-            paths.tools(),
-            paths.units(),
-            paths.records(),
-        ] {
+        for d in [paths.contexts(), paths.tools(), paths.units(), paths.records()] {
             std::fs::create_dir_all(&d)?;
         }
         std::fs::write(paths.socket(), b"jujusim agent socket placeholder\n")?;
         let bin: PathBuf = bin.into();
-        let bin = bin
-            .canonicalize()
-            .with_context(|| format!("jujusim binary {}", bin.display()))?;
+        let bin = bin.canonicalize().with_context(|| format!("jujusim binary {}", bin.display()))?;
         let model = Model {
             name: model_name.into(),
             uuid: model::random_uuid(),
@@ -508,13 +488,8 @@ impl Sim {
             return Ok(());
         }
         let model = model::load_model(&self.paths)?;
-        let stamp =
-            file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
-        *cache = Some(Cached {
-            model,
-            stamp,
-            dirty: false,
-        });
+        let stamp = file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
+        *cache = Some(Cached { model, stamp, dirty: false });
         Ok(())
     }
 
@@ -545,8 +520,7 @@ impl Sim {
             && c.dirty
         {
             model::save_model(&self.paths, &c.model)?;
-            c.stamp =
-                file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
+            c.stamp = file_stamp(&self.paths.model()).ok_or_else(|| anyhow!("model.json vanished"))?;
             c.dirty = false;
         }
         Ok(())
@@ -563,16 +537,9 @@ impl Sim {
     /// Deploys `charm_dir` as application `app` with `units` units and runs their
     /// install → (relation-created) → leader-elected / leader-settings-changed →
     /// config-changed → start hooks.
-    pub fn deploy(
-        &mut self,
-        app: &str,
-        charm_dir: impl AsRef<Path>,
-        units: u32,
-    ) -> anyhow::Result<Vec<String>> {
-        let charm_dir = charm_dir
-            .as_ref()
-            .canonicalize()
-            .with_context(|| format!("charm dir {}", charm_dir.as_ref().display()))?;
+    pub fn deploy(&mut self, app: &str, charm_dir: impl AsRef<Path>, units: u32) -> anyhow::Result<Vec<String>> {
+        let charm_dir =
+            charm_dir.as_ref().canonicalize().with_context(|| format!("charm dir {}", charm_dir.as_ref().display()))?;
         if !model::is_valid_application(app) {
             bail!("invalid application name {app:?}");
         }
@@ -640,10 +607,7 @@ impl Sim {
 
     fn add_unit_queued(&mut self, app: &str) -> anyhow::Result<String> {
         let (name, charm_src, dir) = self.write(|m| {
-            let a = m
-                .apps
-                .get_mut(app)
-                .ok_or_else(|| anyhow!("application {app:?} not found"))?;
+            let a = m.apps.get_mut(app).ok_or_else(|| anyhow!("application {app:?} not found"))?;
             let n = a.next_unit;
             a.next_unit += 1;
             let name = format!("{app}/{n}");
@@ -673,21 +637,14 @@ impl Sim {
                 },
             );
             push_event(m, Event::simple(&name, "install"));
-            let rel_ids: Vec<u32> = m
-                .relations
-                .values()
-                .filter(|r| r.involves(app) && !r.dying)
-                .map(|r| r.id)
-                .collect();
+            let rel_ids: Vec<u32> =
+                m.relations.values().filter(|r| r.involves(app) && !r.dying).map(|r| r.id).collect();
             for id in &rel_ids {
                 let r = m.relations.get_mut(id).unwrap();
                 r.scope.insert(name.clone(), BTreeSet::new());
                 r.unit_data.insert(name.clone(), unit_addresses(&address));
                 let remote_app = r.remote_app(app).unwrap().to_string();
-                push_event(
-                    m,
-                    rel_event(&name, "relation-created", *id, None, &remote_app, 0),
-                );
+                push_event(m, rel_event(&name, "relation-created", *id, None, &remote_app, 0));
             }
             let a = m.apps.get_mut(app).unwrap();
             if a.leader.is_none() {
@@ -708,22 +665,10 @@ impl Sim {
                     .cloned()
                     .collect();
                 for o in others {
-                    push_event(
-                        m,
-                        rel_event(&name, "relation-joined", *id, Some(&o), &remote_app, 0),
-                    );
-                    push_event(
-                        m,
-                        rel_event(&name, "relation-changed", *id, Some(&o), &remote_app, 0),
-                    );
-                    push_event(
-                        m,
-                        rel_event(&o, "relation-joined", *id, Some(&name), app, 0),
-                    );
-                    push_event(
-                        m,
-                        rel_event(&o, "relation-changed", *id, Some(&name), app, 0),
-                    );
+                    push_event(m, rel_event(&name, "relation-joined", *id, Some(&o), &remote_app, 0));
+                    push_event(m, rel_event(&name, "relation-changed", *id, Some(&o), &remote_app, 0));
+                    push_event(m, rel_event(&o, "relation-joined", *id, Some(&name), app, 0));
+                    push_event(m, rel_event(&o, "relation-changed", *id, Some(&name), app, 0));
                 }
             }
             Ok(())
@@ -736,21 +681,13 @@ impl Sim {
     /// A removed leader is replaced by the lowest-numbered remaining unit (leader-elected).
     pub fn remove_unit(&mut self, unit: &str) -> anyhow::Result<()> {
         self.write(|m| {
-            let u = m
-                .units
-                .get_mut(unit)
-                .ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
+            let u = m.units.get_mut(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
             u.dying = true;
             // Like `--force` for a unit stuck in error: its pending hooks are dropped.
             u.error = None;
             m.queue.retain(|e| e.unit != unit);
             let app = model::unit_app(unit).to_string();
-            let rel_ids: Vec<u32> = m
-                .relations
-                .values()
-                .filter(|r| r.scope.contains_key(unit))
-                .map(|r| r.id)
-                .collect();
+            let rel_ids: Vec<u32> = m.relations.values().filter(|r| r.scope.contains_key(unit)).map(|r| r.id).collect();
             for id in rel_ids {
                 let r = &m.relations[&id];
                 let remote_app = r.remote_app(&app).unwrap().to_string();
@@ -767,8 +704,7 @@ impl Sim {
                 for mem in members {
                     m.queue.push(departed_event(unit, id, &mem, &remote_app, unit));
                 }
-                m.queue
-                    .push(rel_event(unit, "relation-broken", id, None, &remote_app, 0));
+                m.queue.push(rel_event(unit, "relation-broken", id, None, &remote_app, 0));
             }
             m.queue.push(Event::simple(unit, "stop"));
             m.queue.push(Event::simple(unit, "remove"));
@@ -784,21 +720,12 @@ impl Sim {
             if !m.apps.contains_key(app) {
                 bail!("application {app:?} not found");
             }
-            let rel_ids: Vec<u32> = m
-                .relations
-                .values()
-                .filter(|r| r.involves(app) && !r.dying)
-                .map(|r| r.id)
-                .collect();
+            let rel_ids: Vec<u32> =
+                m.relations.values().filter(|r| r.involves(app) && !r.dying).map(|r| r.id).collect();
             for id in rel_ids {
                 queue_relation_removal(m, id);
             }
-            let units: Vec<String> = m
-                .units
-                .values()
-                .filter(|u| u.app == app)
-                .map(|u| u.name.clone())
-                .collect();
+            let units: Vec<String> = m.units.values().filter(|u| u.app == app).map(|u| u.name.clone()).collect();
             for u in &units {
                 let unit = m.units.get_mut(u).unwrap();
                 unit.dying = true;
@@ -848,16 +775,28 @@ impl Sim {
                         .filter(|r| !r.dying && r.endpoints.iter().any(|x| x.app == e.app && x.endpoint == e.endpoint))
                         .count() as u64;
                     if count >= limit {
-                        bail!("establishing a new relation for {}:{} would exceed its maximum relation limit of {limit}", e.app, e.endpoint);
+                        bail!(
+                            "establishing a new relation for {}:{} would exceed its maximum relation limit of {limit}",
+                            e.app,
+                            e.endpoint
+                        );
                     }
                 }
             }
             let id = m.next_relation_id;
             m.next_relation_id += 1;
-            let units_a: Vec<(String, String)> =
-                m.units.values().filter(|u| u.app == ea.app && !u.dying).map(|u| (u.name.clone(), u.address.clone())).collect();
-            let units_b: Vec<(String, String)> =
-                m.units.values().filter(|u| u.app == eb.app && !u.dying).map(|u| (u.name.clone(), u.address.clone())).collect();
+            let units_a: Vec<(String, String)> = m
+                .units
+                .values()
+                .filter(|u| u.app == ea.app && !u.dying)
+                .map(|u| (u.name.clone(), u.address.clone()))
+                .collect();
+            let units_b: Vec<(String, String)> = m
+                .units
+                .values()
+                .filter(|u| u.app == eb.app && !u.dying)
+                .map(|u| (u.name.clone(), u.address.clone()))
+                .collect();
             let mut rel = Relation {
                 id,
                 endpoints: vec![ea.clone(), eb.clone()],
@@ -898,10 +837,7 @@ impl Sim {
     /// then relation-broken.
     pub fn unrelate(&mut self, rel: RelationId) -> anyhow::Result<()> {
         self.write(|m| {
-            let r = m
-                .relations
-                .get(&rel)
-                .ok_or_else(|| anyhow!("relation {rel} not found"))?;
+            let r = m.relations.get(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
             if r.dying {
                 bail!("relation {rel} is already being removed");
             }
@@ -922,10 +858,7 @@ impl Sim {
         value: Option<&str>,
     ) -> anyhow::Result<()> {
         self.write(|m| {
-            let r = m
-                .relations
-                .get_mut(&rel)
-                .ok_or_else(|| anyhow!("relation {rel} not found"))?;
+            let r = m.relations.get_mut(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
             let is_unit = member.contains('/');
             let bag = if is_unit {
                 if !r.involves(model::unit_app(member)) {
@@ -955,44 +888,28 @@ impl Sim {
     /// The committed unit databag of `unit` in `rel` (includes Juju's address keys).
     pub fn relation_data(&self, rel: RelationId, unit: &str) -> anyhow::Result<Databag> {
         let m = self.read()?;
-        let r = m
-            .relations
-            .get(&rel)
-            .ok_or_else(|| anyhow!("relation {rel} not found"))?;
+        let r = m.relations.get(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
         Ok(r.unit_data.get(unit).cloned().unwrap_or_default())
     }
 
     /// The committed application databag of `app` in `rel`.
     pub fn relation_app_data(&self, rel: RelationId, app: &str) -> anyhow::Result<Databag> {
         let m = self.read()?;
-        let r = m
-            .relations
-            .get(&rel)
-            .ok_or_else(|| anyhow!("relation {rel} not found"))?;
+        let r = m.relations.get(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
         Ok(r.app_data.get(app).cloned().unwrap_or_default())
     }
 
     /// Ids of the live relations of `app` (on any endpoint), ascending.
     pub fn relation_ids(&self, app: &str) -> anyhow::Result<Vec<RelationId>> {
         let m = self.read()?;
-        Ok(m.relations
-            .values()
-            .filter(|r| r.involves(app) && !r.dying)
-            .map(|r| r.id)
-            .collect())
+        Ok(m.relations.values().filter(|r| r.involves(app) && !r.dying).map(|r| r.id).collect())
     }
 
     /// The remote units `unit` currently sees in `rel` (what relation-list prints).
     pub fn relation_units(&self, rel: RelationId, unit: &str) -> anyhow::Result<Vec<String>> {
         let m = self.read()?;
-        let r = m
-            .relations
-            .get(&rel)
-            .ok_or_else(|| anyhow!("relation {rel} not found"))?;
-        Ok(r.scope
-            .get(unit)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_default())
+        let r = m.relations.get(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
+        Ok(r.scope.get(unit).map(|s| s.iter().cloned().collect()).unwrap_or_default())
     }
 
     // -----------------------------------------------------------------------------------
@@ -1000,30 +917,18 @@ impl Sim {
 
     /// Sets (`Some`) or resets (`None`) config options, type-checked against config.yaml;
     /// fires config-changed on every unit when the effective config changed.
-    pub fn set_config(
-        &mut self,
-        app: &str,
-        changes: &[(&str, Option<Value>)],
-    ) -> anyhow::Result<()> {
+    pub fn set_config(&mut self, app: &str, changes: &[(&str, Option<Value>)]) -> anyhow::Result<()> {
         self.write(|m| {
             let before = tools::effective_config(m, app);
-            let a = m
-                .apps
-                .get_mut(app)
-                .ok_or_else(|| anyhow!("application {app:?} not found"))?;
+            let a = m.apps.get_mut(app).ok_or_else(|| anyhow!("application {app:?} not found"))?;
             for (k, v) in changes {
-                let opt = a
-                    .meta
-                    .config
-                    .get(*k)
-                    .ok_or_else(|| anyhow!("unknown option {k:?}"))?;
+                let opt = a.meta.config.get(*k).ok_or_else(|| anyhow!("unknown option {k:?}"))?;
                 match v {
                     None => {
                         a.config.remove(*k);
                     }
                     Some(v) => {
-                        let v = charm::coerce_config(&opt.ty, v)
-                            .map_err(|e| anyhow!("option {k:?}: {e}"))?;
+                        let v = charm::coerce_config(&opt.ty, v).map_err(|e| anyhow!("option {k:?}: {e}"))?;
                         a.config.insert(k.to_string(), v);
                     }
                 }
@@ -1048,10 +953,7 @@ impl Sim {
     /// `juju trust app` / `juju trust app --remove`: fires config-changed when it changes.
     pub fn trust(&mut self, app: &str, trusted: bool) -> anyhow::Result<()> {
         self.write(|m| {
-            let a = m
-                .apps
-                .get_mut(app)
-                .ok_or_else(|| anyhow!("application {app:?} not found"))?;
+            let a = m.apps.get_mut(app).ok_or_else(|| anyhow!("application {app:?} not found"))?;
             if a.trusted != trusted {
                 a.trusted = trusted;
                 queue_for_app(m, app, "config-changed");
@@ -1080,7 +982,8 @@ impl Sim {
             }
             let data = crate::secrets::encode_content(content).map_err(|e| anyhow!(e))?;
             let id = crate::secrets::new_id();
-            let secret = model::Secret { id: id.clone(), name: name.into(), revisions: vec![data], ..Default::default() };
+            let secret =
+                model::Secret { id: id.clone(), name: name.into(), revisions: vec![data], ..Default::default() };
             let uri = secret.uri();
             m.secrets.insert(id, secret);
             Ok(uri)
@@ -1171,24 +1074,12 @@ impl Sim {
 
     /// The application's leader unit.
     pub fn leader(&self, app: &str) -> anyhow::Result<Option<String>> {
-        Ok(self
-            .read()?
-            .apps
-            .get(app)
-            .ok_or_else(|| anyhow!("application {app:?} not found"))?
-            .leader
-            .clone())
+        Ok(self.read()?.apps.get(app).ok_or_else(|| anyhow!("application {app:?} not found"))?.leader.clone())
     }
 
     /// Leader settings (leader-get) of an application.
     pub fn leader_settings(&self, app: &str) -> anyhow::Result<Databag> {
-        Ok(self
-            .read()?
-            .apps
-            .get(app)
-            .ok_or_else(|| anyhow!("application {app:?} not found"))?
-            .leader_settings
-            .clone())
+        Ok(self.read()?.apps.get(app).ok_or_else(|| anyhow!("application {app:?} not found"))?.leader_settings.clone())
     }
 
     /// Runs update-status on every unit of `app`.
@@ -1237,10 +1128,7 @@ impl Sim {
     /// error, else its workload status.
     pub fn unit_status(&self, unit: &str) -> anyhow::Result<(String, String)> {
         let m = self.read()?;
-        let u = m
-            .units
-            .get(unit)
-            .ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
+        let u = m.units.get(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
         if let Some(e) = &u.error {
             return Ok(("error".into(), e.message.clone()));
         }
@@ -1250,10 +1138,7 @@ impl Sim {
     /// `(status, message)` set with `status-set --application`.
     pub fn app_status(&self, app: &str) -> anyhow::Result<(String, String)> {
         let m = self.read()?;
-        let a = m
-            .apps
-            .get(app)
-            .ok_or_else(|| anyhow!("application {app:?} not found"))?;
+        let a = m.apps.get(app).ok_or_else(|| anyhow!("application {app:?} not found"))?;
         Ok((a.status.status.clone(), a.status.message.clone()))
     }
 
@@ -1261,10 +1146,7 @@ impl Sim {
     /// any unit, as `juju status` shows it).
     pub fn app_version(&self, app: &str) -> anyhow::Result<String> {
         let m = self.read()?;
-        let a = m
-            .apps
-            .get(app)
-            .ok_or_else(|| anyhow!("application {app:?} not found"))?;
+        let a = m.apps.get(app).ok_or_else(|| anyhow!("application {app:?} not found"))?;
         if let Some(l) = a.leader.as_ref().and_then(|l| m.units.get(l))
             && !l.workload_version.is_empty()
         {
@@ -1281,11 +1163,7 @@ impl Sim {
     /// The unit's charm directory (its cwd and `JUJU_CHARM_DIR`).
     pub fn unit_dir(&self, unit: &str) -> anyhow::Result<PathBuf> {
         let m = self.read()?;
-        Ok(m.units
-            .get(unit)
-            .ok_or_else(|| anyhow!("unit {unit:?} not found"))?
-            .charm_dir
-            .clone())
+        Ok(m.units.get(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?.charm_dir.clone())
     }
 
     /// Units of an application, in name order.
@@ -1295,15 +1173,7 @@ impl Sim {
             .units
             .values()
             .filter(|u| u.app == app)
-            .map(|u| {
-                (
-                    u.name
-                        .rsplit_once('/')
-                        .and_then(|(_, n)| n.parse().ok())
-                        .unwrap_or(0),
-                    u.name.clone(),
-                )
-            })
+            .map(|u| (u.name.rsplit_once('/').and_then(|(_, n)| n.parse().ok()).unwrap_or(0), u.name.clone()))
             .collect();
         v.sort();
         Ok(v.into_iter().map(|(_, n)| n).collect())
@@ -1312,11 +1182,7 @@ impl Sim {
     /// Committed charm state (state-get) of a unit.
     pub fn unit_state(&self, unit: &str) -> anyhow::Result<Databag> {
         let m = self.read()?;
-        Ok(m.units
-            .get(unit)
-            .ok_or_else(|| anyhow!("unit {unit:?} not found"))?
-            .state
-            .clone())
+        Ok(m.units.get(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?.state.clone())
     }
 
     /// Hooks still waiting to run (only units in error hold any after a call returns).
@@ -1333,11 +1199,7 @@ impl Sim {
     }
     /// The hooks that failed (failed actions are in `actions()`; they do not error the unit).
     pub fn failed_hooks(&self) -> anyhow::Result<Vec<HookRecord>> {
-        Ok(self
-            .hooks()?
-            .into_iter()
-            .filter(|h| h.kind == "hook" && h.failed())
-            .collect())
+        Ok(self.hooks()?.into_iter().filter(|h| h.kind == "hook" && h.failed()).collect())
     }
     /// Errors unless every hook so far exited 0 (the message lists the failures).
     pub fn assert_no_failed_hooks(&self) -> anyhow::Result<()> {
@@ -1378,14 +1240,8 @@ impl Sim {
     /// `juju resolved`: retries the failed hook, then carries on with the unit's queue.
     pub fn resolve(&mut self, unit: &str) -> anyhow::Result<()> {
         self.write(|m| {
-            let u = m
-                .units
-                .get_mut(unit)
-                .ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
-            let e = u
-                .error
-                .take()
-                .ok_or_else(|| anyhow!("unit {unit:?} is not in an error state"))?;
+            let u = m.units.get_mut(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
+            let e = u.error.take().ok_or_else(|| anyhow!("unit {unit:?} is not in an error state"))?;
             m.queue.insert(0, e.event);
             Ok(())
         })?;
@@ -1395,14 +1251,8 @@ impl Sim {
     /// `juju resolved --no-retry`: skips the failed hook.
     pub fn resolve_no_retry(&mut self, unit: &str) -> anyhow::Result<()> {
         self.write(|m| {
-            let u = m
-                .units
-                .get_mut(unit)
-                .ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
-            let e = u
-                .error
-                .take()
-                .ok_or_else(|| anyhow!("unit {unit:?} is not in an error state"))?;
+            let u = m.units.get_mut(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
+            let e = u.error.take().ok_or_else(|| anyhow!("unit {unit:?} is not in an error state"))?;
             after_hook_bookkeeping(m, &e.event, true);
             Ok(())
         })?;
@@ -1413,23 +1263,12 @@ impl Sim {
     // actions
 
     /// Runs an action (defaults from actions.yaml applied) and waits for it.
-    pub fn run_action(
-        &mut self,
-        unit: &str,
-        name: &str,
-        params: Value,
-    ) -> anyhow::Result<ActionResult> {
+    pub fn run_action(&mut self, unit: &str, name: &str, params: Value) -> anyhow::Result<ActionResult> {
         let (ctx, charm_dir, mut vars) = self.write(|m| {
-            let u = m
-                .units
-                .get(unit)
-                .ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
+            let u = m.units.get(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
             let a = &m.apps[&u.app];
-            let spec = a
-                .meta
-                .actions
-                .get(name)
-                .ok_or_else(|| anyhow!("action {name:?} not defined on unit {unit:?}"))?;
+            let spec =
+                a.meta.actions.get(name).ok_or_else(|| anyhow!("action {name:?} not defined on unit {unit:?}"))?;
             let params = apply_action_params(spec, params)?;
             let charm_dir = u.charm_dir.clone();
             let id = m.next_action_id;
@@ -1438,12 +1277,7 @@ impl Sim {
                 id: format!("{unit}-{name}-{}", model::random_hex(8)),
                 unit: unit.into(),
                 hook_name: name.into(),
-                action: Some(ActionContext {
-                    id: id.to_string(),
-                    name: name.into(),
-                    params,
-                    ..Default::default()
-                }),
+                action: Some(ActionContext { id: id.to_string(), name: name.into(), params, ..Default::default() }),
                 ..Default::default()
             };
             model::save_context(&self.paths, &ctx)?;
@@ -1472,9 +1306,7 @@ impl Sim {
             let message = if let Some(e) = &error {
                 Some(e.clone())
             } else if outcome.exit_code != 0 {
-                act.message
-                    .clone()
-                    .or(Some(format!("exit status {}", outcome.exit_code)))
+                act.message.clone().or(Some(format!("exit status {}", outcome.exit_code)))
             } else {
                 act.message.clone()
             };
@@ -1497,11 +1329,7 @@ impl Sim {
                 id: act.id.clone(),
                 unit: unit.into(),
                 name: name.into(),
-                status: if failed {
-                    "failed".into()
-                } else {
-                    "completed".into()
-                },
+                status: if failed { "failed".into() } else { "completed".into() },
                 results: Value::Object(results),
                 message,
                 logs: act.logs.clone(),
@@ -1546,13 +1374,7 @@ impl Sim {
         r
     }
 
-    fn base_env(
-        &self,
-        m: &Model,
-        ctx: &HookContext,
-        charm_dir: &Path,
-        hook_name: &str,
-    ) -> BTreeMap<String, String> {
+    fn base_env(&self, m: &Model, ctx: &HookContext, charm_dir: &Path, hook_name: &str) -> BTreeMap<String, String> {
         let u = &m.units[&ctx.unit];
         let dir = charm_dir.display().to_string();
         let mut v = BTreeMap::new();
@@ -1563,10 +1385,7 @@ impl Sim {
         set("JUJU_CHARM_DIR", dir);
         set("JUJU_CONTEXT_ID", ctx.id.clone());
         set("JUJU_HOOK_NAME", hook_name.into());
-        set(
-            "JUJU_AGENT_SOCKET_ADDRESS",
-            self.paths.socket().display().to_string(),
-        );
+        set("JUJU_AGENT_SOCKET_ADDRESS", self.paths.socket().display().to_string());
         set("JUJU_AGENT_SOCKET_NETWORK", "unix".into());
         set("JUJU_UNIT_NAME", ctx.unit.clone());
         set("JUJU_MODEL_UUID", m.uuid.clone());
@@ -1586,10 +1405,7 @@ impl Sim {
         set("DEBIAN_FRONTEND", "noninteractive".into());
         set("LANG", "C.UTF-8".into());
         set("TERM", "tmux-256color".into());
-        set(
-            "PATH",
-            format!("{}:{AGENT_PATH}", self.paths.tools().display()),
-        );
+        set("PATH", format!("{}:{AGENT_PATH}", self.paths.tools().display()));
         for (k, val) in &self.extra_env {
             v.insert(k.clone(), val.clone());
         }
@@ -1597,20 +1413,10 @@ impl Sim {
     }
 
     /// Runs `dispatch` (if present and executable) or `<dir>/<name>`.
-    fn run_process(
-        &self,
-        charm_dir: &Path,
-        dir: &str,
-        name: &str,
-        vars: &BTreeMap<String, String>,
-    ) -> ProcOutcome {
+    fn run_process(&self, charm_dir: &Path, dir: &str, name: &str, vars: &BTreeMap<String, String>) -> ProcOutcome {
         let start = Instant::now();
         let dispatch = charm_dir.join("dispatch");
-        let program = if is_executable(&dispatch) {
-            dispatch
-        } else {
-            charm_dir.join(dir).join(name)
-        };
+        let program = if is_executable(&dispatch) { dispatch } else { charm_dir.join(dir).join(name) };
         let skip = |error: Option<String>, code: i32| ProcOutcome {
             ran: false,
             exit_code: code,
@@ -1626,13 +1432,7 @@ impl Sim {
             Err(_) => return skip(None, 0),
             Ok(_) if !program.exists() => return skip(None, 0),
             Ok(_) if !is_executable(&program) => {
-                return skip(
-                    Some(format!(
-                        "fork/exec {}: permission denied",
-                        program.display()
-                    )),
-                    126,
-                );
+                return skip(Some(format!("fork/exec {}: permission denied", program.display())), 126);
             }
             Ok(_) => {}
         }
@@ -1677,11 +1477,7 @@ impl Sim {
         let mut timed_out = false;
         if rx.recv_timeout(self.hook_timeout).is_err() {
             timed_out = true;
-            let _ = Command::new("kill")
-                .arg("-9")
-                .arg("--")
-                .arg(format!("-{pid}"))
-                .status();
+            let _ = Command::new("kill").arg("-9").arg("--").arg(format!("-{pid}")).status();
         }
         let status = waiter.join().ok().and_then(|r| r.ok());
         let stdout = String::from_utf8_lossy(&t_out.join().unwrap_or_default()).into_owned();
@@ -1696,11 +1492,7 @@ impl Sim {
             exit_code,
             stdout,
             stderr,
-            error: if timed_out {
-                Some(format!("hook timed out after {:?}", self.hook_timeout))
-            } else {
-                None
-            },
+            error: if timed_out { Some(format!("hook timed out after {:?}", self.hook_timeout)) } else { None },
             duration: start.elapsed(),
         }
     }
@@ -1790,10 +1582,7 @@ impl Sim {
             Ok(None) => return Ok(true),
             Ok(Some(p)) => p,
         };
-        vars.insert(
-            "JUJU_DISPATCH_PATH".into(),
-            format!("hooks/{}", ctx.hook_name),
-        );
+        vars.insert("JUJU_DISPATCH_PATH".into(), format!("hooks/{}", ctx.hook_name));
         if let Some((id, label)) = &secret_env {
             // Secret hooks: the URI and the consumer's label; secret-changed carries no
             // revision (canonical/operator docs, "Secrets": only secret-expired, -rotate and
@@ -1804,14 +1593,8 @@ impl Sim {
         if let Some((ep, id)) = &relation_name {
             vars.insert("JUJU_RELATION".into(), ep.clone());
             vars.insert("JUJU_RELATION_ID".into(), format!("{ep}:{id}"));
-            vars.insert(
-                "JUJU_REMOTE_UNIT".into(),
-                ev.remote_unit.clone().unwrap_or_default(),
-            );
-            vars.insert(
-                "JUJU_REMOTE_APP".into(),
-                ev.remote_app.clone().unwrap_or_default(),
-            );
+            vars.insert("JUJU_REMOTE_UNIT".into(), ev.remote_unit.clone().unwrap_or_default());
+            vars.insert("JUJU_REMOTE_APP".into(), ev.remote_app.clone().unwrap_or_default());
             if let Some(d) = &ev.departing_unit {
                 vars.insert("JUJU_DEPARTING_UNIT".into(), d.clone());
             }
@@ -1847,10 +1630,8 @@ impl Sim {
             let failed = !ok || error.is_some();
             if failed {
                 if let Some(u) = m.units.get_mut(&ev.unit) {
-                    u.error = Some(UnitError {
-                        message: format!("hook failed: \"{}\"", ctx.hook_name),
-                        event: ev.clone(),
-                    });
+                    u.error =
+                        Some(UnitError { message: format!("hook failed: \"{}\"", ctx.hook_name), event: ev.clone() });
                 }
             } else {
                 after_hook_bookkeeping(m, &ev, true);
@@ -1951,15 +1732,7 @@ fn after_hook_bookkeeping(m: &mut Model, ev: &Event, _ok: bool) {
                     .units
                     .values()
                     .filter(|u| u.app == app && !u.dying)
-                    .map(|u| {
-                        (
-                            u.name
-                                .rsplit_once('/')
-                                .and_then(|(_, n)| n.parse().ok())
-                                .unwrap_or(0),
-                            u.name.clone(),
-                        )
-                    })
+                    .map(|u| (u.name.rsplit_once('/').and_then(|(_, n)| n.parse().ok()).unwrap_or(0), u.name.clone()))
                     .collect();
                 rest.sort();
                 if let Some((_, new)) = rest.into_iter().next() {
@@ -2014,17 +1787,10 @@ fn queue_unit_data_changed(m: &mut Model, rel: u32, writer: &str, depth: u32) {
         return;
     };
     let app = model::unit_app(writer).to_string();
-    let targets: Vec<String> = r
-        .scope
-        .iter()
-        .filter(|(v, seen)| *v != writer && seen.contains(writer))
-        .map(|(v, _)| v.clone())
-        .collect();
+    let targets: Vec<String> =
+        r.scope.iter().filter(|(v, seen)| *v != writer && seen.contains(writer)).map(|(v, _)| v.clone()).collect();
     for v in targets {
-        push_event(
-            m,
-            rel_event(&v, "relation-changed", rel, Some(writer), &app, depth),
-        );
+        push_event(m, rel_event(&v, "relation-changed", rel, Some(writer), &app, depth));
     }
 }
 
@@ -2039,13 +1805,7 @@ fn queue_app_data_changed(m: &mut Model, rel: u32, app: &str, writer: Option<&st
     let targets: Vec<String> = r
         .scope
         .keys()
-        .filter(|v| {
-            if peer {
-                Some(v.as_str()) != writer
-            } else {
-                model::unit_app(v) != app
-            }
-        })
+        .filter(|v| if peer { Some(v.as_str()) != writer } else { model::unit_app(v) != app })
         .cloned()
         .collect();
     for v in targets {
@@ -2054,12 +1814,7 @@ fn queue_app_data_changed(m: &mut Model, rel: u32, app: &str, writer: Option<&st
 }
 
 fn queue_for_app(m: &mut Model, app: &str, kind: &str) {
-    let units: Vec<String> = m
-        .units
-        .values()
-        .filter(|u| u.app == app && !u.dying)
-        .map(|u| u.name.clone())
-        .collect();
+    let units: Vec<String> = m.units.values().filter(|u| u.app == app && !u.dying).map(|u| u.name.clone()).collect();
     for u in units {
         push_event(m, Event::simple(&u, kind));
     }
@@ -2086,24 +1841,15 @@ fn queue_relation_removal(m: &mut Model, rel: u32) {
         for mem in seen {
             m.queue.push(departed_event(u, rel, mem, &remote_app, mem));
         }
-        m.queue
-            .push(rel_event(u, "relation-broken", rel, None, &remote_app, 0));
+        m.queue.push(rel_event(u, "relation-broken", rel, None, &remote_app, 0));
     }
 }
 
 fn resolve_endpoints(m: &Model, a: &str, b: &str) -> anyhow::Result<(RelEndpoint, RelEndpoint)> {
     let (app_a, ep_a) = split_endpoint(a);
     let (app_b, ep_b) = split_endpoint(b);
-    let meta_a: &CharmMeta = &m
-        .apps
-        .get(app_a)
-        .ok_or_else(|| anyhow!("application {app_a:?} not found"))?
-        .meta;
-    let meta_b: &CharmMeta = &m
-        .apps
-        .get(app_b)
-        .ok_or_else(|| anyhow!("application {app_b:?} not found"))?
-        .meta;
+    let meta_a: &CharmMeta = &m.apps.get(app_a).ok_or_else(|| anyhow!("application {app_a:?} not found"))?.meta;
+    let meta_b: &CharmMeta = &m.apps.get(app_b).ok_or_else(|| anyhow!("application {app_b:?} not found"))?.meta;
     let mut candidates = Vec::new();
     for (na, sa) in &meta_a.endpoints {
         if ep_a.is_some_and(|e| e != na) {
@@ -2113,8 +1859,8 @@ fn resolve_endpoints(m: &Model, a: &str, b: &str) -> anyhow::Result<(RelEndpoint
             if ep_b.is_some_and(|e| e != nb) {
                 continue;
             }
-            let roles_ok = (sa.role == "provider" && sb.role == "requirer")
-                || (sa.role == "requirer" && sb.role == "provider");
+            let roles_ok =
+                (sa.role == "provider" && sb.role == "requirer") || (sa.role == "requirer" && sb.role == "provider");
             if roles_ok && sa.interface == sb.interface {
                 candidates.push((
                     RelEndpoint {

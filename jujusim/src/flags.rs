@@ -19,19 +19,11 @@ pub struct Flag {
 }
 
 pub const fn bool_flag(key: &'static str, names: &'static [&'static str]) -> Flag {
-    Flag {
-        names,
-        kind: Kind::Bool,
-        key,
-    }
+    Flag { names, kind: Kind::Bool, key }
 }
 
 pub const fn value_flag(key: &'static str, names: &'static [&'static str]) -> Flag {
-    Flag {
-        names,
-        kind: Kind::Value,
-        key,
-    }
+    Flag { names, kind: Kind::Value, key }
 }
 
 /// What a successful parse returns.
@@ -53,10 +45,7 @@ pub fn parse_go_bool(s: &str) -> Result<bool, String> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!(
-            "strconv.ParseBool: parsing {}: invalid syntax",
-            go_quote(s)
-        )),
+        _ => Err(format!("strconv.ParseBool: parsing {}: invalid syntax", go_quote(s))),
     }
 }
 
@@ -75,9 +64,7 @@ pub fn go_quote(s: &str) -> String {
             '\x08' => out.push_str("\\b"),
             '\x0c' => out.push_str("\\f"),
             '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
             c => out.push(c),
         }
     }
@@ -93,19 +80,11 @@ pub fn go_quote_list(items: &[String]) -> String {
 
 /// `cmd.CheckEmpty`.
 pub fn check_empty(args: &[String]) -> Result<(), String> {
-    if args.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("unrecognized args: {}", go_quote_list(args)))
-    }
+    if args.is_empty() { Ok(()) } else { Err(format!("unrecognized args: {}", go_quote_list(args))) }
 }
 
 fn with_minus(name: &str) -> String {
-    if name.chars().count() > 1 {
-        format!("--{name}")
-    } else {
-        format!("-{name}")
-    }
+    if name.chars().count() > 1 { format!("--{name}") } else { format!("-{name}") }
 }
 
 /// Parses `argv` (without the program name). `set` is called for every flag as it is met,
@@ -147,29 +126,27 @@ pub fn parse(
                         out.help = true;
                         return Ok(out);
                     }
-                    return Err(format!(
-                        "option provided but not defined: {}",
-                        with_minus(name)
-                    ));
+                    return Err(format!("option provided but not defined: {}", with_minus(name)));
                 }
             };
             match (flag.kind, inline) {
-                (Kind::Bool, None) => set(flag.key, name, FlagValue::Bool(true))
-                    .map_err(|e| invalid("true", name, &e))?,
+                (Kind::Bool, None) => {
+                    set(flag.key, name, FlagValue::Bool(true)).map_err(|e| invalid("true", name, &e))?
+                }
                 (Kind::Bool, Some(v)) => {
                     let b = parse_go_bool(v).map_err(|e| invalid(v, name, &e))?;
                     set(flag.key, name, FlagValue::Bool(b)).map_err(|e| invalid(v, name, &e))?;
                 }
-                (Kind::Value, Some(v)) => set(flag.key, name, FlagValue::Str(v.to_string()))
-                    .map_err(|e| invalid(v, name, &e))?,
+                (Kind::Value, Some(v)) => {
+                    set(flag.key, name, FlagValue::Str(v.to_string())).map_err(|e| invalid(v, name, &e))?
+                }
                 (Kind::Value, None) => {
                     if i >= argv.len() {
                         return Err(format!("option needs an argument: {}", with_minus(name)));
                     }
                     let v = argv[i].clone();
                     i += 1;
-                    set(flag.key, name, FlagValue::Str(v.clone()))
-                        .map_err(|e| invalid(&v, name, &e))?;
+                    set(flag.key, name, FlagValue::Str(v.clone())).map_err(|e| invalid(&v, name, &e))?;
                 }
             }
             continue;
@@ -186,15 +163,11 @@ pub fn parse(
                         out.help = true;
                         return Ok(out);
                     }
-                    return Err(format!(
-                        "option provided but not defined: {}",
-                        with_minus(name)
-                    ));
+                    return Err(format!("option provided but not defined: {}", with_minus(name)));
                 }
             };
             if flag.kind == Kind::Bool && !rest.starts_with('=') {
-                set(flag.key, name, FlagValue::Bool(true))
-                    .map_err(|e| invalid("true", name, &e))?;
+                set(flag.key, name, FlagValue::Bool(true)).map_err(|e| invalid("true", name, &e))?;
                 continue;
             }
             let value = if !rest.is_empty() {
@@ -211,8 +184,7 @@ pub fn parse(
                 let b = parse_go_bool(&value).map_err(|e| invalid(&value, name, &e))?;
                 set(flag.key, name, FlagValue::Bool(b)).map_err(|e| invalid(&value, name, &e))?;
             } else {
-                set(flag.key, name, FlagValue::Str(value.clone()))
-                    .map_err(|e| invalid(&value, name, &e))?;
+                set(flag.key, name, FlagValue::Str(value.clone())).map_err(|e| invalid(&value, name, &e))?;
             }
         }
     }
@@ -220,12 +192,7 @@ pub fn parse(
 }
 
 fn invalid(value: &str, name: &str, reason: &str) -> String {
-    format!(
-        "invalid value {} for option {}: {}",
-        go_quote(value),
-        with_minus(name),
-        reason
-    )
+    format!("invalid value {} for option {}: {}", go_quote(value), with_minus(name), reason)
 }
 
 #[cfg(test)]
@@ -254,13 +221,7 @@ mod tests {
     fn interspersed_and_double_dash() {
         let (p, seen) = run(&["x", "-r", "3", "y", "--app", "--", "--format", "-z"]).unwrap();
         assert_eq!(p.args, vec!["x", "y", "--format", "-z"]);
-        assert_eq!(
-            seen,
-            vec![
-                ("relation".into(), FlagValue::Str("3".into())),
-                ("app".into(), FlagValue::Bool(true))
-            ]
-        );
+        assert_eq!(seen, vec![("relation".into(), FlagValue::Str("3".into())), ("app".into(), FlagValue::Bool(true))]);
     }
 
     #[test]
@@ -302,27 +263,12 @@ mod tests {
     #[test]
     fn errors() {
         // gnuflag's flagWithMinus picks the dashes by name length, not by how it was typed.
-        assert_eq!(
-            run(&["--x"]).unwrap_err(),
-            "option provided but not defined: -x"
-        );
-        assert_eq!(
-            run(&["--xy"]).unwrap_err(),
-            "option provided but not defined: --xy"
-        );
-        assert_eq!(
-            run(&["-x"]).unwrap_err(),
-            "option provided but not defined: -x"
-        );
+        assert_eq!(run(&["--x"]).unwrap_err(), "option provided but not defined: -x");
+        assert_eq!(run(&["--xy"]).unwrap_err(), "option provided but not defined: --xy");
+        assert_eq!(run(&["-x"]).unwrap_err(), "option provided but not defined: -x");
         assert_eq!(run(&["-r"]).unwrap_err(), "option needs an argument: -r");
-        assert_eq!(
-            run(&["--format"]).unwrap_err(),
-            "option needs an argument: --format"
-        );
-        assert_eq!(
-            run(&["--=x"]).unwrap_err(),
-            r#"empty flag in argument "--=x""#
-        );
+        assert_eq!(run(&["--format"]).unwrap_err(), "option needs an argument: --format");
+        assert_eq!(run(&["--=x"]).unwrap_err(), r#"empty flag in argument "--=x""#);
         assert!(run(&["--help"]).unwrap().0.help);
         assert!(run(&["-h"]).unwrap().0.help);
     }
@@ -336,27 +282,13 @@ mod tests {
     #[test]
     fn setter_error_is_invalid_value() {
         let argv: Vec<String> = vec!["-r".into(), "7".into()];
-        let err = parse(
-            FLAGS,
-            &argv,
-            &mut |_, _, _| Err("relation not found".into()),
-        )
-        .unwrap_err();
-        assert_eq!(
-            err,
-            r#"invalid value "7" for option -r: relation not found"#
-        );
+        let err = parse(FLAGS, &argv, &mut |_, _, _| Err("relation not found".into())).unwrap_err();
+        assert_eq!(err, r#"invalid value "7" for option -r: relation not found"#);
     }
 
     #[test]
     fn check_empty_text() {
-        assert_eq!(
-            check_empty(&["a".into()]).unwrap_err(),
-            r#"unrecognized args: ["a"]"#
-        );
-        assert_eq!(
-            check_empty(&["a".into(), "b c".into()]).unwrap_err(),
-            r#"unrecognized args: ["a" "b c"]"#
-        );
+        assert_eq!(check_empty(&["a".into()]).unwrap_err(), r#"unrecognized args: ["a"]"#);
+        assert_eq!(check_empty(&["a".into(), "b c".into()]).unwrap_err(), r#"unrecognized args: ["a" "b c"]"#);
     }
 }

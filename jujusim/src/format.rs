@@ -120,12 +120,8 @@ fn emit_yaml(out: &mut String, v: &Value, indent: usize, ctx: Ctx) {
                 out.push(':');
                 let child = &m[k];
                 match child {
-                    Value::Object(cm) if !cm.is_empty() => {
-                        emit_yaml(out, child, indent + 2, Ctx::MapValue)
-                    }
-                    Value::Array(a) if !a.is_empty() => {
-                        emit_yaml(out, child, indent, Ctx::MapValue)
-                    }
+                    Value::Object(cm) if !cm.is_empty() => emit_yaml(out, child, indent + 2, Ctx::MapValue),
+                    Value::Array(a) if !a.is_empty() => emit_yaml(out, child, indent, Ctx::MapValue),
                     _ => {
                         out.push(' ');
                         emit_yaml(out, child, indent + 2, Ctx::MapValue);
@@ -141,9 +137,7 @@ fn emit_yaml(out: &mut String, v: &Value, indent: usize, ctx: Ctx) {
                 out.push_str(&pad);
                 out.push_str("- ");
                 match item {
-                    Value::Object(cm) if !cm.is_empty() => {
-                        emit_yaml(out, item, indent + 2, Ctx::SeqItem)
-                    }
+                    Value::Object(cm) if !cm.is_empty() => emit_yaml(out, item, indent + 2, Ctx::SeqItem),
                     Value::Array(ca) if !ca.is_empty() => {
                         // yaml.v2 writes nested sequences as "- - x".
                         let mut inner = String::new();
@@ -175,22 +169,14 @@ fn go_float_g(f: f64) -> String {
         return ".nan".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 {
-            "+.inf".into()
-        } else {
-            "-.inf".into()
-        };
+        return if f > 0.0 { "+.inf".into() } else { "-.inf".into() };
     }
     let a = f.abs();
     if a != 0.0 && !(1e-4..1e21).contains(&a) {
         let s = format!("{f:e}");
         return match s.split_once('e') {
             Some((m, e)) => {
-                let (sign, digits) = if let Some(d) = e.strip_prefix('-') {
-                    ('-', d)
-                } else {
-                    ('+', e)
-                };
+                let (sign, digits) = if let Some(d) = e.strip_prefix('-') { ('-', d) } else { ('+', e) };
                 format!("{m}e{sign}{digits:0>2}")
             }
             None => s,
@@ -202,10 +188,9 @@ fn go_float_g(f: f64) -> String {
 /// Would yaml.v2 resolve this plain scalar to something other than a string?
 fn resolves_non_string(s: &str) -> bool {
     const SPECIAL: &[&str] = &[
-        "", "~", "null", "Null", "NULL", "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
-        "true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF",
-        ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan",
-        ".NaN", ".NAN", "<<",
+        "", "~", "null", "Null", "NULL", "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True",
+        "TRUE", "false", "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", ".inf", ".Inf", ".INF", "+.inf",
+        "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN", "<<",
     ];
     if SPECIAL.contains(&s) {
         return true;
@@ -240,9 +225,7 @@ fn resolves_non_string(s: &str) -> bool {
         let mant_ok = match mant.split_once('.') {
             Some((i, f)) => {
                 (i.is_empty() && !f.is_empty() && f.chars().all(|c| c.is_ascii_digit()))
-                    || (!i.is_empty()
-                        && i.chars().all(|c| c.is_ascii_digit())
-                        && f.chars().all(|c| c.is_ascii_digit()))
+                    || (!i.is_empty() && i.chars().all(|c| c.is_ascii_digit()) && f.chars().all(|c| c.is_ascii_digit()))
             }
             None => !mant.is_empty() && mant.chars().all(|c| c.is_ascii_digit()),
         };
@@ -261,26 +244,16 @@ fn resolves_non_string(s: &str) -> bool {
     // Base-60 numbers (1:20) and timestamps (2001-12-14...) are quoted too.
     let b = s.trim_start_matches(['-', '+']);
     if b.contains(':')
-        && b.split(':').all(|p| {
-            !p.is_empty()
-                && p.replace(['_', '.'], "")
-                    .chars()
-                    .all(|c| c.is_ascii_digit())
-        })
+        && b.split(':').all(|p| !p.is_empty() && p.replace(['_', '.'], "").chars().all(|c| c.is_ascii_digit()))
     {
         return true;
     }
     let bytes = s.as_bytes();
     if bytes.len() >= 8 && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-' {
-        let date: String = s
-            .chars()
-            .take_while(|c| *c != 'T' && *c != 't' && *c != ' ')
-            .collect();
+        let date: String = s.chars().take_while(|c| *c != 'T' && *c != 't' && *c != ' ').collect();
         let parts: Vec<&str> = date.split('-').collect();
         if parts.len() == 3
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.len() <= 4 && p.chars().all(|c| c.is_ascii_digit()))
+            && parts.iter().all(|p| !p.is_empty() && p.len() <= 4 && p.chars().all(|c| c.is_ascii_digit()))
         {
             return true;
         }
@@ -290,12 +263,7 @@ fn resolves_non_string(s: &str) -> bool {
 
 /// Whether libyaml's emitter accepts `s` as a plain scalar in block context.
 fn plain_allowed(s: &str) -> bool {
-    if s.is_empty()
-        || s.starts_with(' ')
-        || s.ends_with(' ')
-        || s.starts_with("---")
-        || s.starts_with("...")
-    {
+    if s.is_empty() || s.starts_with(' ') || s.ends_with(' ') || s.starts_with("---") || s.starts_with("...") {
         return false;
     }
     let b = s.as_bytes();
@@ -303,21 +271,14 @@ fn plain_allowed(s: &str) -> bool {
     if b"#,[]{}&*!|>'\"%@`".contains(&first) {
         return false;
     }
-    if (first == b'-' || first == b'?' || first == b':')
-        && (b.len() == 1 || b[1] == b' ' || b[1] == b'\t')
-    {
+    if (first == b'-' || first == b'?' || first == b':') && (b.len() == 1 || b[1] == b' ' || b[1] == b'\t') {
         return false;
     }
     if s.contains(": ") || s.contains(" #") || s.ends_with(':') || s.contains('\t') {
         return false;
     }
     !s.chars().any(|c| {
-        (c as u32) < 0x20
-            || c as u32 == 0x7f
-            || c == '\u{feff}'
-            || c == '\u{85}'
-            || c == '\u{2028}'
-            || c == '\u{2029}'
+        (c as u32) < 0x20 || c as u32 == 0x7f || c == '\u{feff}' || c == '\u{85}' || c == '\u{2028}' || c == '\u{2029}'
     })
 }
 
@@ -352,9 +313,7 @@ fn yaml_double_quoted(s: &str) -> String {
             '\x0c' => o.push_str("\\f"),
             '\r' => o.push_str("\\r"),
             '\x1b' => o.push_str("\\e"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                o.push_str(&format!("\\x{:02X}", c as u32))
-            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => o.push_str(&format!("\\x{:02X}", c as u32)),
             c => o.push(c),
         }
     }
@@ -371,11 +330,7 @@ fn yaml_literal(s: &str, indent: usize) -> String {
     } else {
         ""
     };
-    let hint = if s.starts_with(' ') || s.starts_with('\n') {
-        "2"
-    } else {
-        ""
-    };
+    let hint = if s.starts_with(' ') || s.starts_with('\n') { "2" } else { "" };
     let mut o = format!("|{hint}{chomp}");
     let body = if chomp == "-" { s } else { &s[..s.len() - 1] };
     for line in body.split('\n') {
@@ -490,9 +445,7 @@ fn write_json_str(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\x08' => out.push_str("\\b"),
             '\x0c' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
             c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
@@ -516,23 +469,11 @@ mod tests {
         assert_eq!(s(Format::Smart, Out::Nil), "");
         assert_eq!(s(Format::Smart, Out::Bool(true)), "True\n");
         assert_eq!(s(Format::Smart, Out::Bool(false)), "False\n");
-        assert_eq!(
-            s(
-                Format::Smart,
-                Out::StrList(vec!["a:0".into(), "a:1".into()])
-            ),
-            "a:0\na:1\n"
-        );
+        assert_eq!(s(Format::Smart, Out::StrList(vec!["a:0".into(), "a:1".into()])), "a:0\na:1\n");
         assert_eq!(s(Format::Smart, Out::StrList(vec![])), "");
+        assert_eq!(s(Format::Smart, Out::Any(json!({"b": "2", "a": "1"}))), "a: \"1\"\nb: \"2\"\n");
         assert_eq!(
-            s(Format::Smart, Out::Any(json!({"b": "2", "a": "1"}))),
-            "a: \"1\"\nb: \"2\"\n"
-        );
-        assert_eq!(
-            s(
-                Format::Smart,
-                Out::Any(json!({"k": "a: b", "e": "", "m": "x\ny", "t": "yes", "p": "plain text"}))
-            ),
+            s(Format::Smart, Out::Any(json!({"k": "a: b", "e": "", "m": "x\ny", "t": "yes", "p": "plain text"}))),
             "e: \"\"\nk: 'a: b'\nm: |-\n  x\n  y\np: plain text\nt: \"yes\"\n"
         );
         assert_eq!(s(Format::Smart, Out::Any(json!(5))), "5\n");
@@ -542,10 +483,7 @@ mod tests {
     fn json() {
         assert_eq!(s(Format::Json, Out::Nil), "null\n");
         assert_eq!(
-            s(
-                Format::Json,
-                Out::Any(json!({"b": "<&>", "a": 1.5, "c": 2.0}))
-            ),
+            s(Format::Json, Out::Any(json!({"b": "<&>", "a": 1.5, "c": 2.0}))),
             "{\"a\":1.5,\"b\":\"\\u003c\\u0026\\u003e\",\"c\":2}\n"
         );
         assert_eq!(s(Format::Json, Out::StrList(vec![])), "[]\n");
@@ -562,21 +500,12 @@ mod tests {
         assert_eq!(s(Format::Yaml, Out::StrList(vec![])), "[]\n");
         assert_eq!(s(Format::Yaml, Out::Bool(true)), "true\n");
         assert_eq!(
-            s(
-                Format::Yaml,
-                Out::Any(json!({"a": {"b": ["x", "y"], "c": {}}, "d": []}))
-            ),
+            s(Format::Yaml, Out::Any(json!({"a": {"b": ["x", "y"], "c": {}}, "d": []}))),
             "a:\n  b:\n  - x\n  - \"y\"\n  c: {}\nd: []\n"
         );
-        assert_eq!(
-            s(Format::Yaml, Out::Any(json!([{"a": "1", "b": 2}, "z"]))),
-            "- a: \"1\"\n  b: 2\n- z\n"
-        );
+        assert_eq!(s(Format::Yaml, Out::Any(json!([{"a": "1", "b": 2}, "z"]))), "- a: \"1\"\n  b: 2\n- z\n");
         assert_eq!(s(Format::Yaml, Out::Str("10.0.0.1".into())), "10.0.0.1\n");
         assert_eq!(s(Format::Yaml, Out::Str("1.5".into())), "\"1.5\"\n");
-        assert_eq!(
-            s(Format::Yaml, Out::Any(json!({"k": "end\n"}))),
-            "k: |\n  end\n"
-        );
+        assert_eq!(s(Format::Yaml, Out::Any(json!({"k": "end\n"}))), "k: |\n  end\n");
     }
 }

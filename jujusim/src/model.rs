@@ -39,10 +39,7 @@ pub struct Status {
 
 impl Status {
     pub fn new(status: &str, message: &str) -> Self {
-        Status {
-            status: status.into(),
-            message: message.into(),
-        }
+        Status { status: status.into(), message: message.into() }
     }
 }
 
@@ -184,19 +181,12 @@ impl Relation {
     /// The application on the other side, from `app`'s point of view.
     pub fn remote_app(&self, app: &str) -> Option<&str> {
         if self.is_peer() {
-            return self
-                .endpoints
-                .first()
-                .filter(|e| e.app == app)
-                .map(|e| e.app.as_str());
+            return self.endpoints.first().filter(|e| e.app == app).map(|e| e.app.as_str());
         }
         if !self.endpoints.iter().any(|e| e.app == app) {
             return None;
         }
-        self.endpoints
-            .iter()
-            .find(|e| e.app != app)
-            .map(|e| e.app.as_str())
+        self.endpoints.iter().find(|e| e.app != app).map(|e| e.app.as_str())
     }
 
     pub fn involves(&self, app: &str) -> bool {
@@ -205,10 +195,7 @@ impl Relation {
 
     /// `endpoint:id` as seen by `app`.
     pub fn fake_id(&self, app: &str) -> String {
-        let ep = self
-            .local_endpoint(app)
-            .map(|e| e.endpoint.as_str())
-            .unwrap_or("?");
+        let ep = self.local_endpoint(app).map(|e| e.endpoint.as_str()).unwrap_or("?");
         format!("{ep}:{}", self.id)
     }
 }
@@ -314,8 +301,7 @@ impl Paths {
         self.root.join("contexts")
     }
     pub fn context(&self, id: &str) -> PathBuf {
-        self.contexts()
-            .join(format!("{}.json", id.replace('/', "_")))
+        self.contexts().join(format!("{}.json", id.replace('/', "_")))
     }
     pub fn tools(&self) -> PathBuf {
         self.root.join("tools")
@@ -347,19 +333,14 @@ pub struct ModelLock {
 
 impl ModelLock {
     pub fn acquire(paths: &Paths) -> std::io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(paths.lock())?;
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(paths.lock())?;
         file.lock()?;
         Ok(ModelLock { _file: file })
     }
 }
 
 pub fn load_model(paths: &Paths) -> anyhow::Result<Model> {
-    let data = fs::read(paths.model())
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", paths.model().display()))?;
+    let data = fs::read(paths.model()).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", paths.model().display()))?;
     Ok(serde_json::from_slice(&data)?)
 }
 
@@ -398,10 +379,7 @@ pub fn read_records<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    data.lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| Ok(serde_json::from_str(l)?))
-        .collect()
+    data.lines().filter(|l| !l.is_empty()).map(|l| Ok(serde_json::from_str(l)?)).collect()
 }
 
 /// Random lowercase hex from /dev/urandom.
@@ -417,20 +395,11 @@ pub fn random_hex(bytes: usize) -> String {
 /// A random version-4 UUID.
 pub fn random_uuid() -> String {
     let h = random_hex(16);
-    let mut b: Vec<u8> = (0..16)
-        .map(|i| u8::from_str_radix(&h[i * 2..i * 2 + 2], 16).unwrap())
-        .collect();
+    let mut b: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&h[i * 2..i * 2 + 2], 16).unwrap()).collect();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let s: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &s[0..8],
-        &s[8..12],
-        &s[12..16],
-        &s[16..20],
-        &s[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &s[0..8], &s[8..12], &s[12..16], &s[16..20], &s[20..32])
 }
 
 /// Application name of a unit name (`app/3` → `app`).
@@ -446,10 +415,7 @@ pub fn is_valid_application(name: &str) -> bool {
         Some(f) => f,
         None => return false,
     };
-    let ok_chars = |s: &str| {
-        s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-    };
+    let ok_chars = |s: &str| s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if first.is_empty() || !first.chars().next().unwrap().is_ascii_lowercase() || !ok_chars(first) {
         return false;
     }

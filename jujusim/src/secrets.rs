@@ -43,7 +43,10 @@ fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     let lens = [8, 4, 4, 4, 12];
     groups.len() == 5
-        && groups.iter().zip(lens).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        && groups
+            .iter()
+            .zip(lens)
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 /// A parsed secret URI: the secret's ID and, for a URI that names it, the model it lives in.
@@ -185,7 +188,10 @@ pub fn encode_content(content: &[(&str, &str)]) -> Result<BTreeMap<String, Strin
 
 /// `SecretValue.Values`: every value decoded (lossily for bytes that are not UTF-8).
 pub fn decode_content(content: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    content.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(&b64_decode(v).unwrap_or_default()).into_owned())).collect()
+    content
+        .iter()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&b64_decode(v).unwrap_or_default()).into_owned()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -214,7 +220,14 @@ mod tests {
         assert_eq!(Uri::parse(&format!("secret:{uuid}/{id}")), Some(remote.clone()));
         assert_eq!(local.display(), format!("secret:{id}"));
         assert_eq!(remote.display(), format!("secret://{uuid}/{id}"));
-        for bad in ["", "secret:", "http://x", "secret:nope", "secret://host/d0mbcnvmp25c77cd1arg", "secret:D0MBCNVMP25C77CD1ARG"] {
+        for bad in [
+            "",
+            "secret:",
+            "http://x",
+            "secret:nope",
+            "secret://host/d0mbcnvmp25c77cd1arg",
+            "secret:D0MBCNVMP25C77CD1ARG",
+        ] {
             assert_eq!(Uri::parse(bad), None, "{bad}");
         }
         assert!(remote.is_local(uuid) && local.is_local(uuid) && !remote.is_local("other"));
@@ -228,12 +241,21 @@ mod tests {
         for bad in ["", "ab", "Key", "1ab", "a--b", "ab-", "-ab", "a_b", "client key"] {
             assert!(!is_valid_key(bad), "{bad}");
         }
-        assert!(is_valid_name("lxd-creds") && !is_valid_name("lxd-") && !is_valid_name("Lxd") && !is_valid_name("a--b"));
+        assert!(
+            is_valid_name("lxd-creds") && !is_valid_name("lxd-") && !is_valid_name("Lxd") && !is_valid_name("a--b")
+        );
     }
 
     #[test]
     fn base64_round_trips_like_go() {
-        for (plain, enc) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("s3cret!", "czNjcmV0IQ==")] {
+        for (plain, enc) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("s3cret!", "czNjcmV0IQ=="),
+        ] {
             assert_eq!(b64_encode(plain.as_bytes()), enc);
             assert_eq!(b64_decode(enc).as_deref(), Some(plain.as_bytes()));
         }

@@ -16,9 +16,7 @@ use serde_json::Value;
 
 use crate::flags::{self, Flag, FlagValue, bool_flag, check_empty, go_quote, value_flag};
 use crate::format::{self, Format, Out};
-use crate::model::{
-    self, Databag, HookContext, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, Model, ModelLock, Paths,
-};
+use crate::model::{self, Databag, HookContext, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, Model, ModelLock, Paths};
 
 /// The tools this simulator implements (each gets a symlink in the tools dir).
 pub const TOOLS: &[&str] = &[
@@ -90,17 +88,11 @@ pub struct ToolError {
 }
 
 fn usage(msg: impl Into<String>) -> ToolError {
-    ToolError {
-        code: 2,
-        message: msg.into(),
-    }
+    ToolError { code: 2, message: msg.into() }
 }
 
 fn fail(msg: impl Into<String>) -> ToolError {
-    ToolError {
-        code: 1,
-        message: msg.into(),
-    }
+    ToolError { code: 1, message: msg.into() }
 }
 
 /// Everything a tool can see and touch.
@@ -127,26 +119,14 @@ impl Env {
         model::unit_app(&self.ctx.unit).to_string()
     }
     fn is_leader(&self) -> bool {
-        self.model
-            .apps
-            .get(&self.app_name())
-            .and_then(|a| a.leader.as_deref())
-            == Some(self.ctx.unit.as_str())
+        self.model.apps.get(&self.app_name()).and_then(|a| a.leader.as_deref()) == Some(self.ctx.unit.as_str())
     }
     /// Relations this unit is in scope of (what the context knows).
     fn relation_ids(&self) -> Vec<u32> {
-        self.model
-            .relations
-            .values()
-            .filter(|r| r.scope.contains_key(&self.ctx.unit))
-            .map(|r| r.id)
-            .collect()
+        self.model.relations.values().filter(|r| r.scope.contains_key(&self.ctx.unit)).map(|r| r.id).collect()
     }
     fn relation_known(&self, id: u32) -> bool {
-        self.model
-            .relations
-            .get(&id)
-            .is_some_and(|r| r.scope.contains_key(&self.ctx.unit))
+        self.model.relations.get(&id).is_some_and(|r| r.scope.contains_key(&self.ctx.unit))
     }
     fn hook_relation(&self) -> Option<u32> {
         self.ctx.relation_id.filter(|id| self.relation_known(*id))
@@ -154,8 +134,7 @@ impl Env {
     fn read_stdin(&mut self) -> Result<Vec<u8>, ToolError> {
         let mut buf = Vec::new();
         if let Some(r) = self.stdin.as_mut() {
-            r.read_to_end(&mut buf)
-                .map_err(|e| fail(format!("read /dev/stdin: {e}")))?;
+            r.read_to_end(&mut buf).map_err(|e| fail(format!("read /dev/stdin: {e}")))?;
         }
         self.stdin_seen = Some(buf.clone());
         Ok(buf)
@@ -165,11 +144,7 @@ impl Env {
         if path == "-" {
             return self.read_stdin();
         }
-        let p = if Path::new(path).is_absolute() {
-            PathBuf::from(path)
-        } else {
-            self.cwd.join(path)
-        };
+        let p = if Path::new(path).is_absolute() { PathBuf::from(path) } else { self.cwd.join(path) };
         std::fs::read(&p).map_err(|e| {
             let reason = match e.kind() {
                 std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
@@ -189,17 +164,11 @@ struct OutOpts {
 
 impl Default for OutOpts {
     fn default() -> Self {
-        OutOpts {
-            format: Format::Smart,
-            path: None,
-        }
+        OutOpts { format: Format::Smart, path: None }
     }
 }
 
-const FORMAT_FLAGS: [Flag; 2] = [
-    value_flag("format", &["format"]),
-    value_flag("output", &["o", "output"]),
-];
+const FORMAT_FLAGS: [Flag; 2] = [value_flag("format", &["format"]), value_flag("output", &["o", "output"])];
 
 impl OutOpts {
     fn set(&mut self, key: &str, v: &FlagValue) -> Option<Result<(), String>> {
@@ -217,13 +186,8 @@ impl OutOpts {
         match &self.path {
             None => env.stdout.extend_from_slice(&bytes),
             Some(p) => {
-                let path = if Path::new(p).is_absolute() {
-                    PathBuf::from(p)
-                } else {
-                    env.cwd.join(p)
-                };
-                std::fs::write(&path, bytes)
-                    .map_err(|e| fail(format!("open {}: {e}", path.display())))?;
+                let path = if Path::new(p).is_absolute() { PathBuf::from(p) } else { env.cwd.join(p) };
+                std::fs::write(&path, bytes).map_err(|e| fail(format!("open {}: {e}", path.display())))?;
             }
         }
         Ok(())
@@ -237,10 +201,7 @@ fn with_format(extra: &[Flag]) -> Vec<Flag> {
 }
 
 fn go_atoi(s: &str) -> Option<i64> {
-    let digits = s
-        .strip_prefix('+')
-        .or_else(|| s.strip_prefix('-').map(|_| s))
-        .unwrap_or(s);
+    let digits = s.strip_prefix('+').or_else(|| s.strip_prefix('-').map(|_| s)).unwrap_or(s);
     if digits.is_empty() {
         return None;
     }
@@ -292,14 +253,10 @@ fn parse_settings_file(data: &[u8]) -> Result<BTreeMap<String, String>, String> 
                 let key = crate::charm::yaml_scalar_text(&k);
                 let val = match &v {
                     serde_norway::Value::Sequence(_) => {
-                        return Err(
-                            "yaml: unmarshal errors:\n  cannot unmarshal !!seq into string".into(),
-                        );
+                        return Err("yaml: unmarshal errors:\n  cannot unmarshal !!seq into string".into());
                     }
                     serde_norway::Value::Mapping(_) => {
-                        return Err(
-                            "yaml: unmarshal errors:\n  cannot unmarshal !!map into string".into(),
-                        );
+                        return Err("yaml: unmarshal errors:\n  cannot unmarshal !!map into string".into());
                     }
                     other => crate::charm::yaml_scalar_text(other),
                 };
@@ -314,9 +271,7 @@ fn parse_settings_file(data: &[u8]) -> Result<BTreeMap<String, String>, String> 
                 serde_norway::Value::Bool(_) => "!!bool",
                 _ => "value",
             };
-            return Err(format!(
-                "yaml: unmarshal errors:\n  cannot unmarshal {tag} into map[string]string"
-            ));
+            return Err(format!("yaml: unmarshal errors:\n  cannot unmarshal {tag} into map[string]string"));
         }
     }
     Ok(out)
@@ -338,16 +293,10 @@ fn parse_flags(
             .iter()
             .map(|f| {
                 let n = f.names[f.names.len() - 1];
-                if n.len() > 1 {
-                    format!("--{n}")
-                } else {
-                    format!("-{n}")
-                }
+                if n.len() > 1 { format!("--{n}") } else { format!("-{n}") }
             })
             .collect();
-        env.stdout.extend_from_slice(
-            format!("Usage: {tool} [options]\n\nOptions: {}\n", names.join(" ")).as_bytes(),
-        );
+        env.stdout.extend_from_slice(format!("Usage: {tool} [options]\n\nOptions: {}\n", names.join(" ")).as_bytes());
         return Ok(None);
     }
     Ok(Some(parsed.args))
@@ -396,10 +345,7 @@ pub fn run_tool(env: &mut Env, tool: &str, argv: &[String]) -> ToolResult {
 // relation-*
 
 fn relation_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[
-        value_flag("relation", &["r", "relation"]),
-        bool_flag("app", &["app"]),
-    ]);
+    let defs = with_format(&[value_flag("relation", &["r", "relation"]), bool_flag("app", &["app"])]);
     let mut out = OutOpts::default();
     let mut rel: Option<u32> = env.hook_relation();
     let mut app = false;
@@ -446,10 +392,7 @@ fn relation_get(env: &mut Env, argv: &[String]) -> ToolResult {
         } else {
             if !model::is_valid_unit(&supplied) {
                 if model::is_valid_application(&supplied) {
-                    return Err(usage(format!(
-                        "expected unit name, got application name {}",
-                        go_quote(&supplied)
-                    )));
+                    return Err(usage(format!("expected unit name, got application name {}", go_quote(&supplied))));
                 }
                 return Err(usage(format!("invalid unit name {}", go_quote(&supplied))));
             }
@@ -472,12 +415,7 @@ fn relation_get(env: &mut Env, argv: &[String]) -> ToolResult {
 
     let settings = read_relation_settings(env, rel, &target, app)?;
     let value = if key.is_empty() {
-        Out::Any(Value::Object(
-            settings
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect(),
-        ))
+        Out::Any(Value::Object(settings.into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
     } else {
         match settings.get(&key) {
             Some(v) => Out::Str(v.clone()),
@@ -494,9 +432,7 @@ struct EnvView {
 
 impl EnvView {
     fn of(env: &Env) -> Self {
-        EnvView {
-            known: env.relation_ids(),
-        }
+        EnvView { known: env.relation_ids() }
     }
     fn parse_rel(&self, value: &str) -> Result<u32, String> {
         let trim = match value.rfind(':') {
@@ -513,12 +449,7 @@ impl EnvView {
 
 /// relation-get's read rules: own unit and (as leader) own app from the hook context
 /// (staged writes visible); everything else as committed, with Juju's permission checks.
-fn read_relation_settings(
-    env: &Env,
-    rel_id: u32,
-    target: &str,
-    app: bool,
-) -> Result<Databag, ToolError> {
+fn read_relation_settings(env: &Env, rel_id: u32, target: &str, app: bool) -> Result<Databag, ToolError> {
     let rel = &env.model.relations[&rel_id];
     let my_unit = env.ctx.unit.as_str();
     let my_app = env.app_name();
@@ -550,11 +481,7 @@ fn read_relation_settings(
     }
     // A unit's settings, read "from the controller".
     let target_app = model::unit_app(target);
-    let allowed = if rel.is_peer() {
-        target_app == my_app
-    } else {
-        target_app != my_app && rel.involves(target_app)
-    };
+    let allowed = if rel.is_peer() { target_app == my_app } else { target_app != my_app && rel.involves(target_app) };
     match rel.unit_data.get(target) {
         Some(bag) if allowed => Ok(bag.clone()),
         _ => Err(fail("permission denied")),
@@ -589,8 +516,7 @@ fn relation_set(env: &mut Env, argv: &[String]) -> ToolResult {
     let rel = rel.ok_or_else(|| usage("no relation id specified"))?;
     let overrides = parse_key_values(&args).map_err(usage)?;
     if !format_flag.is_empty() {
-        env.stderr
-            .extend_from_slice(b"--format flag deprecated for command \"relation-set\"");
+        env.stderr.extend_from_slice(b"--format flag deprecated for command \"relation-set\"");
     }
     let mut settings = BTreeMap::new();
     if let Some(path) = file.filter(|p| !p.is_empty()) {
@@ -608,11 +534,7 @@ fn relation_set(env: &mut Env, argv: &[String]) -> ToolResult {
         let base = committed.app_data.get(&my_app).cloned().unwrap_or_default();
         env.ctx.staged_app.entry(rel).or_insert(base)
     } else {
-        let base = committed
-            .unit_data
-            .get(&env.ctx.unit)
-            .cloned()
-            .unwrap_or_default();
+        let base = committed.unit_data.get(&env.ctx.unit).cloned().unwrap_or_default();
         env.ctx.staged_unit.entry(rel).or_insert(base)
     };
     for (k, v) in settings {
@@ -631,11 +553,8 @@ fn relation_ids(env: &mut Env, argv: &[String]) -> ToolResult {
         return Ok(());
     };
     let my_app = env.app_name();
-    let default_name = env.hook_relation().and_then(|id| {
-        env.model.relations[&id]
-            .local_endpoint(&my_app)
-            .map(|e| e.endpoint.clone())
-    });
+    let default_name =
+        env.hook_relation().and_then(|id| env.model.relations[&id].local_endpoint(&my_app).map(|e| e.endpoint.clone()));
     let name = if !args.is_empty() {
         args.remove(0)
     } else {
@@ -646,10 +565,7 @@ fn relation_ids(env: &mut Env, argv: &[String]) -> ToolResult {
         .relation_ids()
         .into_iter()
         .map(|id| &env.model.relations[&id])
-        .filter(|r| {
-            r.local_endpoint(&my_app)
-                .is_some_and(|e| e.endpoint == name)
-        })
+        .filter(|r| r.local_endpoint(&my_app).is_some_and(|e| e.endpoint == name))
         .map(|r| r.fake_id(&my_app))
         .collect();
     result.sort();
@@ -657,10 +573,7 @@ fn relation_ids(env: &mut Env, argv: &[String]) -> ToolResult {
 }
 
 fn relation_list(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[
-        value_flag("relation", &["r", "relation"]),
-        bool_flag("app", &["app"]),
-    ]);
+    let defs = with_format(&[value_flag("relation", &["r", "relation"]), bool_flag("app", &["app"])]);
     let mut out = OutOpts::default();
     let mut rel: Option<u32> = env.hook_relation();
     let mut app = false;
@@ -683,17 +596,10 @@ fn relation_list(env: &mut Env, argv: &[String]) -> ToolResult {
     check_empty(&args).map_err(usage)?;
     let r = &env.model.relations[&rel];
     if app {
-        let remote = r
-            .remote_app(&env.app_name())
-            .unwrap_or_default()
-            .to_string();
+        let remote = r.remote_app(&env.app_name()).unwrap_or_default().to_string();
         return out.write(env, Out::Str(remote));
     }
-    let members: Vec<String> = r
-        .scope
-        .get(&env.ctx.unit)
-        .map(|s| s.iter().cloned().collect())
-        .unwrap_or_default();
+    let members: Vec<String> = r.scope.get(&env.ctx.unit).map(|s| s.iter().cloned().collect()).unwrap_or_default();
     out.write(env, Out::StrList(members))
 }
 
@@ -705,12 +611,7 @@ pub fn effective_config(model: &Model, app: &str) -> serde_json::Map<String, Val
     let a = &model.apps[app];
     let mut out = serde_json::Map::new();
     for (name, opt) in &a.meta.config {
-        let v = a
-            .config
-            .get(name)
-            .cloned()
-            .or_else(|| opt.default.clone())
-            .unwrap_or(Value::Null);
+        let v = a.config.get(name).cloned().or_else(|| opt.default.clone()).unwrap_or(Value::Null);
         out.insert(name.clone(), v);
     }
     out
@@ -736,10 +637,7 @@ fn config_get(env: &mut Env, argv: &[String]) -> ToolResult {
     if !args.is_empty() {
         key = args[0].clone();
         if !key.is_empty() && all {
-            return Err(usage(format!(
-                "cannot use argument --all together with key {}",
-                go_quote(&key)
-            )));
+            return Err(usage(format!("cannot use argument --all together with key {}", go_quote(&key))));
         }
         check_empty(&args[1..]).map_err(usage)?;
     }
@@ -768,11 +666,8 @@ fn credential_get(env: &mut Env, argv: &[String]) -> ToolResult {
     if !env.model.apps[&env.app_name()].trusted {
         return Err(fail("cannot access cloud credentials: permission denied"));
     }
-    let spec = env
-        .model
-        .cloud_spec
-        .clone()
-        .ok_or_else(|| fail("cannot access cloud credentials: cloud spec not found"))?;
+    let spec =
+        env.model.cloud_spec.clone().ok_or_else(|| fail("cannot access cloud credentials: cloud spec not found"))?;
     out.write(env, Out::Any(spec))
 }
 
@@ -833,10 +728,7 @@ fn status_details(s: &model::Status, include_data: bool) -> Value {
 }
 
 fn status_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[
-        bool_flag("include-data", &["include-data"]),
-        bool_flag("application", &["application"]),
-    ]);
+    let defs = with_format(&[bool_flag("include-data", &["include-data"]), bool_flag("application", &["application"])]);
     let mut out = OutOpts::default();
     let (mut include, mut application) = (false, false);
     let Some(args) = parse_flags(env, "status-get", &defs, argv, &mut |k, _n, v| {
@@ -856,9 +748,7 @@ fn status_get(env: &mut Env, argv: &[String]) -> ToolResult {
     check_empty(&args).map_err(usage)?;
     if application {
         if !env.is_leader() {
-            return Err(fail(
-                "finding application status: this unit is not the leader",
-            ));
+            return Err(fail("finding application status: this unit is not the leader"));
         }
         let app = env.app_name();
         let a = &env.model.apps[&app];
@@ -874,10 +764,7 @@ fn status_get(env: &mut Env, argv: &[String]) -> ToolResult {
             .filter(|u| u.app == app)
             .map(|u| (u.name.clone(), status_details(&u.status, include)))
             .collect();
-        details
-            .as_object_mut()
-            .unwrap()
-            .insert("units".into(), Value::Object(units));
+        details.as_object_mut().unwrap().insert("units".into(), Value::Object(units));
         let mut top = serde_json::Map::new();
         top.insert("application-status".into(), details);
         return out.write(env, Out::Any(Value::Object(top)));
@@ -902,11 +789,8 @@ fn parse_log_level(s: &str) -> Option<&'static str> {
 }
 
 fn juju_log(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = [
-        bool_flag("debug", &["debug"]),
-        value_flag("level", &["l", "log-level"]),
-        value_flag("format", &["format"]),
-    ];
+    let defs =
+        [bool_flag("debug", &["debug"]), value_flag("level", &["l", "log-level"]), value_flag("format", &["format"])];
     let mut debug = false;
     let mut level = "INFO".to_string();
     let mut format_flag = String::new();
@@ -926,8 +810,7 @@ fn juju_log(env: &mut Env, argv: &[String]) -> ToolResult {
         return Err(usage("no message specified"));
     }
     if !format_flag.is_empty() {
-        env.stderr
-            .extend_from_slice(b"--format flag deprecated for command \"juju-log\"");
+        env.stderr.extend_from_slice(b"--format flag deprecated for command \"juju-log\"");
     }
     let message = args.join(" ");
     let prefix = env
@@ -988,12 +871,7 @@ fn leader_get(env: &mut Env, argv: &[String]) -> ToolResult {
     }
     let settings = env.model.apps[&env.app_name()].leader_settings.clone();
     let v = if key.is_empty() {
-        Out::Any(Value::Object(
-            settings
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect(),
-        ))
+        Out::Any(Value::Object(settings.into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
     } else {
         match settings.get(&key) {
             Some(v) => Out::Str(v.clone()),
@@ -1009,9 +887,7 @@ fn leader_set(env: &mut Env, argv: &[String]) -> ToolResult {
     };
     let settings = parse_key_values(&args).map_err(usage)?;
     if !env.is_leader() {
-        return Err(fail(
-            "cannot write leadership settings: cannot write settings: not the leader",
-        ));
+        return Err(fail("cannot write leadership settings: cannot write settings: not the leader"));
     }
     let app = env.app_name();
     let bag = &mut env.model.apps.get_mut(&app).unwrap().leader_settings;
@@ -1030,10 +906,7 @@ fn leader_set(env: &mut Env, argv: &[String]) -> ToolResult {
 // state-*
 
 fn current_state(env: &Env) -> Databag {
-    env.ctx
-        .staged_state
-        .clone()
-        .unwrap_or_else(|| env.unit().state.clone())
+    env.ctx.staged_state.clone().unwrap_or_else(|| env.unit().state.clone())
 }
 
 fn state_get(env: &mut Env, argv: &[String]) -> ToolResult {
@@ -1065,15 +938,8 @@ fn state_get(env: &mut Env, argv: &[String]) -> ToolResult {
         if state.is_empty() {
             return out.write(env, Out::Nil);
         }
-        return out.write(
-            env,
-            Out::Any(Value::Object(
-                state
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect(),
-            )),
-        );
+        return out
+            .write(env, Out::Any(Value::Object(state.into_iter().map(|(k, v)| (k, Value::String(v))).collect())));
     }
     match state.get(&key) {
         Some(v) => out.write(env, Out::Str(v.clone())),
@@ -1104,14 +970,10 @@ fn state_set(env: &mut Env, argv: &[String]) -> ToolResult {
     let mut state = current_state(env);
     for (k, v) in values {
         if k.len() > MAX_STATE_KEY_BYTES {
-            return Err(fail(format!(
-                "max allowed key length ({MAX_STATE_KEY_BYTES}) exceeded"
-            )));
+            return Err(fail(format!("max allowed key length ({MAX_STATE_KEY_BYTES}) exceeded")));
         }
         if v.len() > MAX_STATE_VALUE_BYTES {
-            return Err(fail(format!(
-                "max allowed value length ({MAX_STATE_VALUE_BYTES}) exceeded"
-            )));
+            return Err(fail(format!("max allowed value length ({MAX_STATE_VALUE_BYTES}) exceeded")));
         }
         state.insert(k, v);
     }
@@ -1155,13 +1017,7 @@ fn action_get(env: &mut Env, argv: &[String]) -> ToolResult {
         check_empty(&args[1..]).map_err(usage)?;
         keys = args[0].split('.').map(String::from).collect();
     }
-    let params = env
-        .ctx
-        .action
-        .as_ref()
-        .ok_or_else(not_in_action)?
-        .params
-        .clone();
+    let params = env.ctx.action.as_ref().ok_or_else(not_in_action)?.params.clone();
     let answer = if keys.is_empty() {
         match params {
             Value::Null => Value::Object(Default::default()),
@@ -1193,10 +1049,7 @@ fn action_get(env: &mut Env, argv: &[String]) -> ToolResult {
 fn valid_action_key(k: &str) -> bool {
     let b = k.as_bytes();
     let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !b.is_empty()
-        && alnum(&b[0])
-        && alnum(&b[b.len() - 1])
-        && b.iter().all(|c| alnum(c) || *c == b'-')
+    !b.is_empty() && alnum(&b[0]) && alnum(&b[b.len() - 1]) && b.iter().all(|c| alnum(c) || *c == b'-')
 }
 
 const RESERVED_ACTION_KEYS: [&str; 4] = ["stdout", "stdout-encoding", "stderr", "stderr-encoding"];
@@ -1207,12 +1060,9 @@ fn action_set(env: &mut Env, argv: &[String]) -> ToolResult {
     };
     let mut pairs: Vec<(Vec<String>, String)> = Vec::new();
     for arg in &args {
-        let (k, v) = arg.split_once('=').ok_or_else(|| {
-            usage(format!(
-                "argument {} must be of the form key...=value",
-                go_quote(arg)
-            ))
-        })?;
+        let (k, v) = arg
+            .split_once('=')
+            .ok_or_else(|| usage(format!("argument {} must be of the form key...=value", go_quote(arg))))?;
         let keys: Vec<String> = k.split('.').map(String::from).collect();
         for key in &keys {
             if !valid_action_key(key) {
@@ -1231,9 +1081,7 @@ fn action_set(env: &mut Env, argv: &[String]) -> ToolResult {
     for (keys, value) in pairs {
         let mut cur = &mut action.results;
         for k in &keys[..keys.len() - 1] {
-            let entry = cur
-                .entry(k.clone())
-                .or_insert_with(|| Value::Object(Default::default()));
+            let entry = cur.entry(k.clone()).or_insert_with(|| Value::Object(Default::default()));
             if !entry.is_object() {
                 *entry = Value::Object(Default::default());
             }
@@ -1279,10 +1127,7 @@ fn action_log(env: &mut Env, argv: &[String]) -> ToolResult {
 // misc
 
 fn application_version_set(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some(args) = parse_flags(env, "application-version-set", &[], argv, &mut |_, _, _| {
-        Ok(())
-    })?
-    else {
+    let Some(args) = parse_flags(env, "application-version-set", &[], argv, &mut |_, _, _| Ok(()))? else {
         return Ok(());
     };
     if args.is_empty() {
@@ -1380,10 +1225,7 @@ fn network_get(env: &mut Env, argv: &[String]) -> ToolResult {
     check_empty(&args[1..]).map_err(usage)?;
     let app = &env.model.apps[&env.app_name()];
     if !app.meta.endpoints.contains_key(&binding) && !app.meta.extra_bindings.contains(&binding) {
-        return Err(fail(format!(
-            "no network config found for binding {}",
-            go_quote(&binding)
-        )));
+        return Err(fail(format!("no network config found for binding {}", go_quote(&binding))));
     }
     let addr = env.unit().address.clone();
     let cidr = format!("{}/32", addr);
@@ -1512,7 +1354,8 @@ fn secret_get(env: &mut Env, argv: &[String]) -> ToolResult {
     let known = secret.consumers.get(&unit).cloned();
     // The first read makes the unit a consumer that tracks the latest revision.
     let refresh = refresh || known.is_none();
-    let mut consumer = known.unwrap_or(model::SecretConsumer { current: latest, label: String::new(), notified: latest });
+    let mut consumer =
+        known.unwrap_or(model::SecretConsumer { current: latest, label: String::new(), notified: latest });
     let revision = if refresh || peek { latest } else { consumer.current };
     if refresh {
         consumer.current = latest;
@@ -1525,11 +1368,7 @@ fn secret_get(env: &mut Env, argv: &[String]) -> ToolResult {
         secret.consumers.insert(unit, consumer);
         env.model_dirty = true;
     }
-    let content = secret
-        .revisions
-        .get(revision.saturating_sub(1) as usize)
-        .cloned()
-        .ok_or_else(not_found)?;
+    let content = secret.revisions.get(revision.saturating_sub(1) as usize).cloned().ok_or_else(not_found)?;
     let value = match key {
         None => Out::Any(Value::Object(
             crate::secrets::decode_content(&content).into_iter().map(|(k, v)| (k, Value::String(v))).collect(),
@@ -1540,9 +1379,8 @@ fn secret_get(env: &mut Env, argv: &[String]) -> ToolResult {
                 Some(n) => (n.to_string(), true),
                 None => (k.clone(), false),
             };
-            let encoded = content
-                .get(&name)
-                .ok_or_else(|| fail(format!("secret key value {} not found", go_quote(&name))))?;
+            let encoded =
+                content.get(&name).ok_or_else(|| fail(format!("secret key value {} not found", go_quote(&name))))?;
             if raw {
                 Out::Str(encoded.clone())
             } else {
@@ -1600,17 +1438,11 @@ fn secret_info_get(env: &mut Env, argv: &[String]) -> ToolResult {
 pub fn main_entry() -> i32 {
     let mut argv: Vec<String> = std::env::args().collect();
     let prog = argv.first().cloned().unwrap_or_default();
-    let mut tool = Path::new(&prog)
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let mut tool = Path::new(&prog).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     argv.remove(0);
     if tool == "jujusim" || !TOOLS.contains(&tool.as_str()) {
         if argv.is_empty() {
-            eprintln!(
-                "usage: jujusim <tool> [args...]\ntools: {}",
-                TOOLS.join(" ")
-            );
+            eprintln!("usage: jujusim <tool> [args...]\ntools: {}", TOOLS.join(" "));
             return 2;
         }
         tool = argv.remove(0);
@@ -1672,8 +1504,7 @@ fn run_in_process(
     let code = match run_tool(&mut env, tool, argv) {
         Ok(()) => 0,
         Err(e) => {
-            env.stderr
-                .extend_from_slice(format!("ERROR {}\n", e.message).as_bytes());
+            env.stderr.extend_from_slice(format!("ERROR {}\n", e.message).as_bytes());
             e.code
         }
     };
@@ -1695,10 +1526,7 @@ fn run_in_process(
         exit_code: code,
         duration_us: start.elapsed().as_micros() as u64,
         stderr: String::from_utf8_lossy(&env.stderr).into_owned(),
-        stdin: env
-            .stdin_seen
-            .as_ref()
-            .map(|b| String::from_utf8_lossy(&b[..b.len().min(65536)]).into_owned()),
+        stdin: env.stdin_seen.as_ref().map(|b| String::from_utf8_lossy(&b[..b.len().min(65536)]).into_owned()),
     };
     model::append_record(&paths.tool_records(), &call)?;
     Ok((env.stdout, env.stderr, code))
@@ -1710,24 +1538,14 @@ mod tests {
 
     #[test]
     fn key_values() {
-        let kv = parse_key_values(&["a=1".into(), " b = 2 ".into(), "c=".into(), "d=x=y".into()])
-            .unwrap();
+        let kv = parse_key_values(&["a=1".into(), " b = 2 ".into(), "c=".into(), "d=x=y".into()]).unwrap();
         assert_eq!(kv["a"], "1");
         assert_eq!(kv["b"], "2");
         assert_eq!(kv["c"], "");
         assert_eq!(kv["d"], "x=y");
-        assert_eq!(
-            parse_key_values(&["foo".into()]).unwrap_err(),
-            r#"expected "key=value", got "foo""#
-        );
-        assert_eq!(
-            parse_key_values(&["=x".into()]).unwrap_err(),
-            r#"expected "key=value", got "=x""#
-        );
-        assert_eq!(
-            parse_key_values(&["a=1".into(), "a=2".into()]).unwrap_err(),
-            r#"key "a" specified more than once"#
-        );
+        assert_eq!(parse_key_values(&["foo".into()]).unwrap_err(), r#"expected "key=value", got "foo""#);
+        assert_eq!(parse_key_values(&["=x".into()]).unwrap_err(), r#"expected "key=value", got "=x""#);
+        assert_eq!(parse_key_values(&["a=1".into(), "a=2".into()]).unwrap_err(), r#"key "a" specified more than once"#);
     }
 
     #[test]

@@ -9,12 +9,7 @@ use common::*;
 use serde_json::json;
 
 fn hooks_of(sim: &jujusim::Sim, unit: &str) -> Vec<String> {
-    sim.hooks()
-        .unwrap()
-        .into_iter()
-        .filter(|h| h.unit == unit)
-        .map(|h| h.hook)
-        .collect()
+    sim.hooks().unwrap().into_iter().filter(|h| h.unit == unit).map(|h| h.hook).collect()
 }
 
 #[test]
@@ -40,12 +35,11 @@ fn deploy_order_and_exact_environment() {
     );
     assert_eq!(events(&sim, "prov/1")[2], "leader-settings-changed");
     // Peers then meet each other.
-    assert!(events(&sim, "prov/0").contains(&"cluster-relation-joined remote=prov/1 app=prov departing= list=[prov/1 ] ids=[cluster:0 ]".to_string()));
+    assert!(events(&sim, "prov/0").contains(
+        &"cluster-relation-joined remote=prov/1 app=prov departing= list=[prov/1 ] ids=[cluster:0 ]".to_string()
+    ));
     assert_eq!(sim.leader("prov").unwrap().as_deref(), Some("prov/0"));
-    assert_eq!(
-        sim.unit_status("prov/0").unwrap(),
-        ("unknown".into(), "".into())
-    );
+    assert_eq!(sim.unit_status("prov/0").unwrap(), ("unknown".into(), "".into()));
 
     let dir = sim.unit_dir("prov/0").unwrap();
     let env = std::fs::read_to_string(dir.join("install.env")).unwrap();
@@ -96,10 +90,7 @@ fn deploy_order_and_exact_environment() {
     )));
     assert!(env.contains(&format!("JUJU_CHARM_DIR={}\n", dir.display())));
     let argv = std::fs::read_to_string(dir.join("install.argv")).unwrap();
-    assert_eq!(
-        argv.trim(),
-        format!("{}|0|{}", dir.join("dispatch").display(), dir.display())
-    );
+    assert_eq!(argv.trim(), format!("{}|0|{}", dir.join("dispatch").display(), dir.display()));
 }
 
 #[test]
@@ -108,21 +99,12 @@ fn plain_hooks_dir_missing_hooks_skipped_and_non_executable_fails() {
     let mut sim = new_sim(&tmp);
     let dir = tmp.path().join("plain");
     std::fs::create_dir_all(dir.join("hooks")).unwrap();
-    std::fs::write(
-        dir.join("metadata.yaml"),
-        "name: plain\nsummary: s\ndescription: d\n",
-    )
-    .unwrap();
-    let script =
-        "#!/bin/bash\necho \"$(basename $0) $JUJU_DISPATCH_PATH\" >> \"$JUJU_CHARM_DIR/log\"\n";
+    std::fs::write(dir.join("metadata.yaml"), "name: plain\nsummary: s\ndescription: d\n").unwrap();
+    let script = "#!/bin/bash\necho \"$(basename $0) $JUJU_DISPATCH_PATH\" >> \"$JUJU_CHARM_DIR/log\"\n";
     for h in ["install", "start"] {
         std::fs::write(dir.join("hooks").join(h), script).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            dir.join("hooks").join(h),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .unwrap();
+        std::fs::set_permissions(dir.join("hooks").join(h), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     std::fs::write(dir.join("hooks/config-changed"), script).unwrap(); // not executable
     sim.deploy("plain", &dir, 1).unwrap();
@@ -131,32 +113,18 @@ fn plain_hooks_dir_missing_hooks_skipped_and_non_executable_fails() {
     let failed = sim.failed_hooks().unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].hook, "config-changed");
-    assert_eq!(
-        sim.unit_status("plain/0").unwrap(),
-        ("error".into(), "hook failed: \"config-changed\"".into())
-    );
+    assert_eq!(sim.unit_status("plain/0").unwrap(), ("error".into(), "hook failed: \"config-changed\"".into()));
     // leader-elected had no file: skipped silently, recorded as not run.
-    let le = sim
-        .hooks()
-        .unwrap()
-        .into_iter()
-        .find(|h| h.hook == "leader-elected")
-        .unwrap();
+    let le = sim.hooks().unwrap().into_iter().find(|h| h.hook == "leader-elected").unwrap();
     assert!(!le.ran && !le.failed());
     // start waits behind the error until resolved.
     assert_eq!(sim.pending_hooks().unwrap().len(), 1);
     use std::os::unix::fs::PermissionsExt;
-    let unit_hook = sim
-        .unit_dir("plain/0")
-        .unwrap()
-        .join("hooks/config-changed");
+    let unit_hook = sim.unit_dir("plain/0").unwrap().join("hooks/config-changed");
     std::fs::set_permissions(&unit_hook, std::fs::Permissions::from_mode(0o755)).unwrap();
     sim.resolve("plain/0").unwrap();
     let log = std::fs::read_to_string(sim.unit_dir("plain/0").unwrap().join("log")).unwrap();
-    assert_eq!(
-        log,
-        "install hooks/install\nconfig-changed hooks/config-changed\nstart hooks/start\n"
-    );
+    assert_eq!(log, "install hooks/install\nconfig-changed hooks/config-changed\nstart hooks/start\n");
     assert!(sim.pending_hooks().unwrap().is_empty());
 }
 
@@ -188,10 +156,7 @@ fn relate_order_membership_and_defaults() {
     let (mut sim, rel) = related(&tmp, 1, 2, &[], &[]);
     assert_eq!(rel, 1); // 0 is prov's peer relation
     sim.assert_no_failed_hooks().unwrap();
-    let ev: Vec<String> = events(&sim, "prov/0")
-        .into_iter()
-        .filter(|l| l.starts_with("api-"))
-        .collect();
+    let ev: Vec<String> = events(&sim, "prov/0").into_iter().filter(|l| l.starts_with("api-")).collect();
     assert_eq!(
         ev,
         vec![
@@ -213,18 +178,14 @@ fn relate_order_membership_and_defaults() {
     );
     // Reading another app's unit by app name without --app is an Init error.
     let out = probe(&mut sim, "prov/0", "relation-get -r 1 - req; echo rc=$?");
-    assert_eq!(
-        out.stderr,
-        "ERROR expected unit name, got application name \"req\"\n"
-    );
+    assert_eq!(out.stderr, "ERROR expected unit name, got application name \"req\"\n");
     assert_eq!(out.stdout, "rc=2\n");
     let out = probe(&mut sim, "prov/0", "relation-get -r 1 - 'Bad'; echo rc=$?");
     assert_eq!(out.stderr, "ERROR invalid unit name \"Bad\"\n");
     // Default member inside a relation hook: JUJU_REMOTE_UNIT.
     let dir = sim.unit_dir("req/0").unwrap();
     std::fs::write(dir.join("on-lxd-relation-changed.sh"), "relation-get - > \"$JUJU_CHARM_DIR/default.out\"; relation-get -r lxd:1 --format=json private-address >> \"$JUJU_CHARM_DIR/default.out\"\n").unwrap();
-    sim.write_relation_data(rel, "prov/0", "k", Some("v"))
-        .unwrap();
+    sim.write_relation_data(rel, "prov/0", "k", Some("v")).unwrap();
     let got = std::fs::read_to_string(dir.join("default.out")).unwrap();
     assert_eq!(
         got,
@@ -236,19 +197,9 @@ fn relate_order_membership_and_defaults() {
         "relation-get --format=json > \"$JUJU_CHARM_DIR/default.out\"\n",
     )
     .unwrap();
-    sim.write_relation_data(rel, "prov", "appkey", Some("appval"))
-        .unwrap();
-    assert_eq!(
-        std::fs::read_to_string(dir.join("default.out")).unwrap(),
-        "{\"appkey\":\"appval\"}\n"
-    );
-    let last = sim
-        .hooks()
-        .unwrap()
-        .into_iter()
-        .rev()
-        .find(|h| h.unit == "req/1")
-        .unwrap();
+    sim.write_relation_data(rel, "prov", "appkey", Some("appval")).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("default.out")).unwrap(), "{\"appkey\":\"appval\"}\n");
+    let last = sim.hooks().unwrap().into_iter().rev().find(|h| h.unit == "req/1").unwrap();
     assert_eq!(last.hook, "lxd-relation-changed");
     assert_eq!(last.remote_unit, None);
     assert_eq!(last.remote_app.as_deref(), Some("req").map(|_| "prov"));
@@ -261,10 +212,7 @@ fn relation_changed_propagates_until_quiet() {
     // The requirer publishes its name on joined; the provider leader counts requirers in its
     // app databag; requirers copy that count into their unit databag (one more round).
     let req_on = [
-        (
-            "lxd-relation-joined",
-            "relation-set name=\"$JUJU_UNIT_NAME\"\n",
-        ),
+        ("lxd-relation-joined", "relation-set name=\"$JUJU_UNIT_NAME\"\n"),
         (
             "lxd-relation-changed",
             "c=$(relation-get --app count prov); [ -n \"$c\" ] && relation-set seen=\"$c\"; true\n",
@@ -288,8 +236,7 @@ fn relation_changed_propagates_until_quiet() {
 #[test]
 fn never_settling_relation_data_fails_loudly() {
     let tmp = TempDir::new("pingpong");
-    let bump =
-        "relation-set n=$(( $(relation-get n $JUJU_REMOTE_UNIT 2>/dev/null || echo 0) + 1 ))\n";
+    let bump = "relation-set n=$(( $(relation-get n $JUJU_REMOTE_UNIT 2>/dev/null || echo 0) + 1 ))\n";
     let mut sim = new_sim(&tmp);
     let p = CharmBuilder::new(tmp.path(), "prov", PROVIDER_META).on("api-relation-changed", bump);
     let r = CharmBuilder::new(tmp.path(), "req", REQUIRER_META).on("lxd-relation-changed", bump);
@@ -318,19 +265,12 @@ fn transactions_commit_on_success_discard_on_failure() {
     );
     assert!(!sim.relation_data(rel, "req/0").unwrap().contains_key("a"));
     assert!(sim.unit_state("req/0").unwrap().is_empty());
-    assert_eq!(
-        sim.unit_status("req/0").unwrap(),
-        ("error".into(), "hook failed: \"update-status\"".into())
-    );
+    assert_eq!(sim.unit_status("req/0").unwrap(), ("error".into(), "hook failed: \"update-status\"".into()));
     assert_eq!(sim.failed_hooks().unwrap().len(), 1);
     assert!(sim.assert_no_failed_hooks().is_err());
     // Retry succeeds: the probe file was removed, so update-status just logs.
     let before = sim.hooks().unwrap().len();
-    std::fs::write(
-        sim.unit_dir("req/0").unwrap().join("probe.sh"),
-        "relation-set -r 1 a=1; state-set s=1\n",
-    )
-    .unwrap();
+    std::fs::write(sim.unit_dir("req/0").unwrap().join("probe.sh"), "relation-set -r 1 a=1; state-set s=1\n").unwrap();
     sim.resolve("req/0").unwrap();
     assert_eq!(sim.hooks().unwrap().len(), before + 2); // update-status retry + prov's relation-changed
     assert_eq!(sim.relation_data(rel, "req/0").unwrap()["a"], "1");
@@ -338,11 +278,7 @@ fn transactions_commit_on_success_discard_on_failure() {
     assert_eq!(sim.unit_status("req/0").unwrap().0, "unknown");
     let last = sim.hooks().unwrap().pop().unwrap();
     assert_eq!(
-        (
-            last.unit.as_str(),
-            last.hook.as_str(),
-            last.remote_unit.as_deref()
-        ),
+        (last.unit.as_str(), last.hook.as_str(), last.remote_unit.as_deref()),
         ("prov/0", "api-relation-changed", Some("req/0"))
     );
 }
@@ -357,10 +293,7 @@ fn app_databag_permissions() {
         "relation-set -r 1 --app x=1; echo rc=$?; relation-get -r 1 --app - prov; echo rc=$?; relation-get -r 1 --app --format=json - req; echo rc=$?; relation-set -r 1 --app=false x=1; echo rc=$?",
     );
     assert_eq!(h.stdout, "rc=1\nrc=1\n{}\nrc=0\nrc=0\n");
-    assert_eq!(
-        h.stderr,
-        "ERROR cannot write relation settings\nERROR permission denied\n"
-    );
+    assert_eq!(h.stderr, "ERROR cannot write relation settings\nERROR permission denied\n");
     let h = probe(
         &mut sim,
         "prov/0",
@@ -371,11 +304,8 @@ fn app_databag_permissions() {
     // Peers: every unit may read the app databag; only the leader writes it.
     let h = probe(&mut sim, "prov/0", "relation-set -r 0 --app p=1");
     assert_eq!(h.exit_code, 0);
-    let h = probe(
-        &mut sim,
-        "prov/1",
-        "relation-get -r cluster:0 --app p prov; relation-get -r 0 - prov/0 --format=json",
-    );
+    let h =
+        probe(&mut sim, "prov/1", "relation-get -r cluster:0 --app p prov; relation-get -r 0 - prov/0 --format=json");
     assert_eq!(
         h.stdout,
         "1\n{\"egress-subnets\":\"127.10.0.1/32\",\"ingress-address\":\"127.10.0.1\",\"private-address\":\"127.10.0.1\"}\n"
@@ -389,11 +319,7 @@ fn app_databag_permissions() {
     assert_eq!(h.stderr, "ERROR permission denied\n");
     // A new leader can write.
     sim.set_leader("prov/1").unwrap();
-    let h = probe(
-        &mut sim,
-        "prov/1",
-        "relation-set -r 1 --app x=2 && is-leader",
-    );
+    let h = probe(&mut sim, "prov/1", "relation-set -r 1 --app x=2 && is-leader");
     assert_eq!(h.stdout, "True\n");
     assert_eq!(sim.relation_app_data(rel, "prov").unwrap()["x"], "2");
     sim.assert_no_failed_hooks().unwrap();
@@ -412,10 +338,7 @@ fn relation_set_file_yaml_json_overrides_and_deletes() {
     );
     assert_eq!(h.stdout, "rc=1\n");
     assert!(h.stderr.starts_with("ERROR open "), "{}", h.stderr);
-    assert!(
-        h.stderr
-            .ends_with("missing.yaml: no such file or directory\n")
-    );
+    assert!(h.stderr.ends_with("missing.yaml: no such file or directory\n"));
     let d = sim.relation_data(rel, "req/0").unwrap();
     assert_eq!(d.get("a"), None);
     assert_eq!(d["b"], "cli");
@@ -436,13 +359,7 @@ fn oversized_databag_fails_the_hook_at_commit() {
         "head -c 17000000 /dev/zero | tr '\\0' x | sed 's/^/big: /' | relation-set -r 1 --file -",
     );
     assert_eq!(h.exit_code, 0);
-    assert!(
-        h.error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("byte limit"),
-        "{h:?}"
-    );
+    assert!(h.error.as_deref().unwrap_or_default().contains("byte limit"), "{h:?}");
     assert!(!sim.relation_data(rel, "req/0").unwrap().contains_key("big"));
     assert_eq!(sim.unit_status("req/0").unwrap().0, "error");
 }
@@ -465,10 +382,8 @@ fn unrelate_departed_and_broken_visibility() {
             "api-relation-broken remote= app=req departing= list=[] ids=[api:1 ]",
         ]
     );
-    let ev: Vec<String> = events(&sim, "req/1")
-        .into_iter()
-        .filter(|l| l.contains("departed") || l.contains("broken"))
-        .collect();
+    let ev: Vec<String> =
+        events(&sim, "req/1").into_iter().filter(|l| l.contains("departed") || l.contains("broken")).collect();
     assert_eq!(
         ev,
         vec![
@@ -491,15 +406,7 @@ fn remove_unit_and_leader_reelection() {
     sim.remove_unit("prov/0").unwrap();
     sim.assert_no_failed_hooks().unwrap();
     let h = hooks_of(&sim, "prov/0");
-    let tail: Vec<&str> = h
-        .iter()
-        .map(String::as_str)
-        .rev()
-        .take(6)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let tail: Vec<&str> = h.iter().map(String::as_str).rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
     assert_eq!(
         tail,
         vec![
@@ -511,7 +418,9 @@ fn remove_unit_and_leader_reelection() {
             "remove"
         ]
     );
-    assert!(events(&sim, "req/0").contains(&"lxd-relation-departed remote=prov/0 app=prov departing=prov/0 list=[prov/1 ] ids=[lxd:1 ]".to_string()));
+    assert!(events(&sim, "req/0").contains(
+        &"lxd-relation-departed remote=prov/0 app=prov departing=prov/0 list=[prov/1 ] ids=[lxd:1 ]".to_string()
+    ));
     assert_eq!(sim.leader("prov").unwrap().as_deref(), Some("prov/1"));
     assert_eq!(hooks_of(&sim, "prov/1").last().unwrap(), "leader-elected");
     assert_eq!(sim.relation_units(rel, "req/0").unwrap(), vec!["prov/1"]);
@@ -519,10 +428,7 @@ fn remove_unit_and_leader_reelection() {
     // Adding a unit joins it everywhere.
     let u = sim.add_unit("prov").unwrap();
     assert_eq!(u, "prov/2");
-    assert_eq!(
-        sim.relation_units(rel, "req/0").unwrap(),
-        vec!["prov/1", "prov/2"]
-    );
+    assert_eq!(sim.relation_units(rel, "req/0").unwrap(), vec!["prov/1", "prov/2"]);
     assert_eq!(sim.relation_units(0, "prov/2").unwrap(), vec!["prov/1"]);
     sim.remove_application("req").unwrap();
     sim.assert_no_failed_hooks().unwrap();
@@ -542,21 +448,11 @@ fn actions_params_results_and_failures() {
         "#!/bin/bash\naction-log starting\naction-set out.value=\"$(action-get value)\" out.mode=\"$(action-get mode)\" deep=\"$(action-get nested.k)\" hook=\"$JUJU_HOOK_NAME\" name=\"$JUJU_ACTION_NAME\" dp=\"$JUJU_DISPATCH_PATH\"\nrelation-set -r 0 from-action=1\n",
         true,
     );
-    c.file(
-        "actions/break",
-        "#!/bin/bash\nstate-set lost=1\nexit 4\n",
-        true,
-    );
+    c.file("actions/break", "#!/bin/bash\nstate-set lost=1\nexit 4\n", true);
     // Plain hooks dir (no dispatch) so actions/<name> runs directly.
     std::fs::remove_file(c.path().join("dispatch")).unwrap();
     sim.deploy("prov", c.path(), 1).unwrap();
-    let r = sim
-        .run_action(
-            "prov/0",
-            "do-it",
-            json!({"value": "v1", "nested": {"k": "deepv"}}),
-        )
-        .unwrap();
+    let r = sim.run_action("prov/0", "do-it", json!({"value": "v1", "nested": {"k": "deepv"}})).unwrap();
     assert_eq!(r.status, "completed", "{r:?}");
     assert_eq!(
         r.results,
@@ -565,10 +461,7 @@ fn actions_params_results_and_failures() {
     assert_eq!(r.logs, vec!["starting"]);
     assert_eq!(sim.relation_data(0, "prov/0").unwrap()["from-action"], "1");
     assert!(sim.run_action("prov/0", "do-it", json!({})).is_err()); // required missing
-    assert!(
-        sim.run_action("prov/0", "do-it", json!({"value": "x", "bogus": 1}))
-            .is_err()
-    );
+    assert!(sim.run_action("prov/0", "do-it", json!({"value": "x", "bogus": 1})).is_err());
     assert!(sim.run_action("prov/0", "nope", json!({})).is_err());
     let r = sim.run_action("prov/0", "break", json!({})).unwrap();
     assert_eq!(r.status, "failed");
@@ -581,21 +474,11 @@ fn actions_params_results_and_failures() {
     )
     .unwrap();
     let r = sim.run_action("prov/0", "break", json!({})).unwrap();
-    assert_eq!(
-        (r.status.as_str(), r.message.as_deref()),
-        ("failed", Some("no good"))
-    );
+    assert_eq!((r.status.as_str(), r.message.as_deref()), ("failed", Some("no good")));
     assert_eq!(sim.unit_state("prov/0").unwrap()["kept"], "1"); // exit 0: committed
-    std::fs::write(
-        sim.unit_dir("prov/0").unwrap().join("actions/break"),
-        "#!/bin/bash\naction-fail\n",
-    )
-    .unwrap();
+    std::fs::write(sim.unit_dir("prov/0").unwrap().join("actions/break"), "#!/bin/bash\naction-fail\n").unwrap();
     let r = sim.run_action("prov/0", "break", json!({})).unwrap();
-    assert_eq!(
-        r.message.as_deref(),
-        Some("action failed without reason given, check action for errors")
-    );
+    assert_eq!(r.message.as_deref(), Some("action failed without reason given, check action for errors"));
     assert_eq!(sim.actions().unwrap().len(), 4);
 }
 
@@ -608,29 +491,15 @@ fn hundred_remote_units() {
     let mk = |name: &str, meta: &str, hook: &str, body: &str| {
         let dir = tmp.path().join(name);
         std::fs::create_dir_all(dir.join("hooks")).unwrap();
-        std::fs::write(
-            dir.join("metadata.yaml"),
-            format!("name: {name}\nsummary: s\ndescription: d\n{meta}"),
-        )
-        .unwrap();
+        std::fs::write(dir.join("metadata.yaml"), format!("name: {name}\nsummary: s\ndescription: d\n{meta}")).unwrap();
         let p = dir.join("hooks").join(hook);
         std::fs::write(&p, format!("#!/bin/sh\n{body}")).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         dir
     };
-    let p = mk(
-        "prov",
-        PROVIDER_META,
-        "api-relation-changed",
-        "relation-set --app members=$(relation-list | wc -l)\n",
-    );
-    let r = mk(
-        "req",
-        REQUIRER_META,
-        "lxd-relation-joined",
-        "relation-set hello=1\n",
-    );
+    let p = mk("prov", PROVIDER_META, "api-relation-changed", "relation-set --app members=$(relation-list | wc -l)\n");
+    let r = mk("req", REQUIRER_META, "lxd-relation-joined", "relation-set hello=1\n");
     sim.deploy("prov", &p, 1).unwrap();
     sim.set_copy_mode(jujusim::CopyMode::HardLink);
     let t = std::time::Instant::now();
@@ -640,16 +509,11 @@ fn hundred_remote_units() {
     let rel = sim.relate("prov:api", "req:lxd").unwrap();
     let took = t.elapsed();
     sim.assert_no_failed_hooks().unwrap();
-    assert_eq!(
-        sim.relation_app_data(rel, "prov").unwrap()["members"],
-        "100"
-    );
+    assert_eq!(sim.relation_app_data(rel, "prov").unwrap()["members"], "100");
     assert_eq!(sim.relation_units(rel, "prov/0").unwrap().len(), 100);
     assert_eq!(sim.relation_data(rel, "req/99").unwrap()["hello"], "1");
     let ran = sim.hooks().unwrap().iter().filter(|h| h.ran).count();
-    eprintln!(
-        "deploying 100 units took {deploy_took:?}; relating them took {took:?} ({ran} hook processes)"
-    );
+    eprintln!("deploying 100 units took {deploy_took:?}; relating them took {took:?} ({ran} hook processes)");
     assert!(took.as_secs() < 60, "relating 100 units took {took:?}");
 }
 
@@ -681,7 +545,11 @@ fn a_hook_observer_sees_every_hook_and_the_relation_data_it_committed() {
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let log = seen.clone();
     sim.set_hook_observer(move |record, model| {
-        let committed = record.relation_id.and_then(|id| model.relations.get(&id)).and_then(|r| r.unit_data.get("prov/0")).and_then(|b| b.get("seen").cloned());
+        let committed = record
+            .relation_id
+            .and_then(|id| model.relations.get(&id))
+            .and_then(|r| r.unit_data.get("prov/0"))
+            .and_then(|b| b.get("seen").cloned());
         log.borrow_mut().push(format!("{} {} {}", record.unit, record.hook, committed.unwrap_or_default()));
     });
     sim.relate("prov:api", "req:lxd").unwrap();

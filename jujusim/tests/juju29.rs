@@ -53,10 +53,19 @@ fn hooks_and_actions_get_2_9s_environment() {
         let hook = std::fs::read_to_string(dir.join("install.env")).unwrap();
         assert!(hook.contains(&format!("JUJU_VERSION={version}\n")), "{hook}");
         // 2.8's HookVars already sets JUJU_HOOK_NAME; its runner sets JUJU_DISPATCH_PATH.
-        assert!(hook.contains("JUJU_HOOK_NAME=install\n") && hook.contains("JUJU_DISPATCH_PATH=hooks/install\n"), "{hook}");
+        assert!(
+            hook.contains("JUJU_HOOK_NAME=install\n") && hook.contains("JUJU_DISPATCH_PATH=hooks/install\n"),
+            "{hook}"
+        );
         assert!(sim.run_action("prov/0", "show-env", json!({})).unwrap().status == "completed");
         let action = std::fs::read_to_string(dir.join("action.env")).unwrap();
-        for var in ["JUJU_ACTION_NAME=show-env\n", "JUJU_ACTION_TAG=action-1\n", "JUJU_ACTION_UUID=1\n", "JUJU_HOOK_NAME=\n", "JUJU_DISPATCH_PATH=actions/show-env\n"] {
+        for var in [
+            "JUJU_ACTION_NAME=show-env\n",
+            "JUJU_ACTION_TAG=action-1\n",
+            "JUJU_ACTION_UUID=1\n",
+            "JUJU_HOOK_NAME=\n",
+            "JUJU_DISPATCH_PATH=actions/show-env\n",
+        ] {
             assert!(action.contains(var), "{var} missing under {version}:\n{action}");
         }
         envs.push((env_keys(&hook), env_keys(&action)));
@@ -67,7 +76,8 @@ fn hooks_and_actions_get_2_9s_environment() {
 #[test]
 fn action_results_carry_2_9s_code_and_output() {
     let tmp = TempDir::new("results29");
-    let c = CharmBuilder::new(tmp.path(), "prov", PROVIDER_META).actions("say:\n  description: talks\nbreak:\n  description: fails\nquiet:\n  description: silent\n");
+    let c = CharmBuilder::new(tmp.path(), "prov", PROVIDER_META)
+        .actions("say:\n  description: talks\nbreak:\n  description: fails\nquiet:\n  description: silent\n");
     c.file("actions/say", "#!/bin/bash\necho hello\necho oops >&2\naction-set said=hello\n", true);
     c.file("actions/break", "#!/bin/bash\nexit 3\n", true);
     c.file("actions/quiet", "#!/bin/bash\naction-set k=v\n", true);
@@ -103,7 +113,8 @@ fn every_tool_the_charm_calls_answers_under_2_9() {
         .config("options:\n  lxd_endpoint:\n    type: string\n")
         .actions("go:\n  params:\n    dry-run:\n      type: boolean\n      default: false\n")
         .on("go", "action-set params=\"$(action-get --format=json)\"\naction-fail 'stop here'\n");
-    let r = CharmBuilder::new(tmp.path(), "req", REQUIRER_META).on("lxd-relation-joined", "relation-set client_certificates='[]'\n");
+    let r = CharmBuilder::new(tmp.path(), "req", REQUIRER_META)
+        .on("lxd-relation-joined", "relation-set client_certificates='[]'\n");
     sim.deploy("prov", p.path(), 1).unwrap();
     sim.deploy("req", r.path(), 1).unwrap();
     let rel = sim.relate("prov:api", "req:lxd").unwrap();
@@ -133,7 +144,10 @@ application-version-set 5.0.2
     assert_eq!(h.exit_code, 0, "{h:?}");
     let lines: Vec<&str> = h.stdout.lines().collect();
     assert_eq!(lines[0], "ERROR cannot access cloud credentials: permission denied", "untrusted: {lines:?}");
-    assert_eq!(&lines[1..8], ["{}", "true", "null", "{\"k\":\"v\"}", &format!("[\"api:{rel}\"]"), "[\"req/0\"]", "\"req\""]);
+    assert_eq!(
+        &lines[1..8],
+        ["{}", "true", "null", "{\"k\":\"v\"}", &format!("[\"api:{rel}\"]"), "[\"req/0\"]", "\"req\""]
+    );
     let remote: serde_json::Value = serde_json::from_str(lines[8]).unwrap();
     assert_eq!(remote["client_certificates"], "[]", "{remote}");
     assert!(remote["private-address"].is_string(), "{remote}");

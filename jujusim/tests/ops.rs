@@ -33,14 +33,7 @@ fn ops_dir(name: &str, spec: &str) -> Option<PathBuf> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new("/usr/bin/python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--target",
-        ])
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
         .arg(&dir)
         .arg(spec)
         .output()
@@ -59,12 +52,7 @@ fn ops_dir(name: &str, spec: &str) -> Option<PathBuf> {
 fn ops_charm(tmp: &TempDir, ops: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ops-charm");
     let dst = tmp.path().join("ops-charm");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(&src)
-        .arg(&dst)
-        .status()
-        .unwrap();
+    let status = Command::new("cp").arg("-a").arg(&src).arg(&dst).status().unwrap();
     assert!(status.success());
     std::os::unix::fs::symlink(ops, dst.join("venv")).unwrap();
     dst
@@ -87,65 +75,35 @@ fn run_ops_probe(name: &str, spec: &str, expect_json_stdin: bool) {
     let (st, msg) = sim.unit_status("probe/0").unwrap();
     assert_eq!(st, "active");
     assert!(msg.starts_with("hi x1 ratio=None hooks="), "{msg}");
-    assert_eq!(
-        sim.app_status("probe").unwrap(),
-        ("active".into(), "leader here".into())
-    );
+    assert_eq!(sim.app_status("probe").unwrap(), ("active".into(), "leader here".into()));
     assert_eq!(sim.app_version("probe").unwrap(), "1.2.3");
     // StoredState went through state-get/state-set (use_juju_for_storage=True).
     assert!(!sim.unit_state("probe/0").unwrap().is_empty());
     let calls = sim.tool_calls().unwrap();
-    for tool in [
-        "state-get",
-        "state-set",
-        "config-get",
-        "is-leader",
-        "status-set",
-        "relation-set",
-        "juju-log",
-    ] {
-        assert!(
-            calls.iter().any(|c| c.tool == tool),
-            "ops never called {tool}"
-        );
+    for tool in ["state-get", "state-set", "config-get", "is-leader", "status-set", "relation-set", "juju-log"] {
+        assert!(calls.iter().any(|c| c.tool == tool), "ops never called {tool}");
     }
     assert!(
         calls.iter().all(|c| c.exit_code == 0),
         "a tool call failed: {:?}",
         calls.iter().find(|c| c.exit_code != 0)
     );
-    assert!(
-        sim.logs()
-            .unwrap()
-            .iter()
-            .any(|l| l.message.contains("handled"))
-    );
+    assert!(sim.logs().unwrap().iter().any(|l| l.message.contains("handled")));
 
     // The peer app databag: the leader wrote it, the other unit read it.
-    assert_eq!(
-        sim.relation_app_data(0, "probe").unwrap()["leader"],
-        "probe/0"
-    );
+    assert_eq!(sim.relation_app_data(0, "probe").unwrap()["leader"], "probe/0");
     sim.update_status("probe").unwrap();
-    assert_eq!(
-        sim.relation_data(0, "probe/1").unwrap()["leader-seen"],
-        "probe/0"
-    );
+    assert_eq!(sim.relation_data(0, "probe/1").unwrap()["leader-seen"], "probe/0");
 
     // Config: typed values reach ops.
     sim.set_config(
         "probe",
-        &[
-            ("greeting", Some(json!("hey"))),
-            ("count", Some(json!(5))),
-            ("ratio", Some(json!(0.25))),
-        ],
+        &[("greeting", Some(json!("hey"))), ("count", Some(json!(5))), ("ratio", Some(json!(0.25)))],
     )
     .unwrap();
     let (_, msg) = sim.unit_status("probe/1").unwrap();
     assert!(msg.starts_with("hey x5 ratio=0.25 hooks="), "{msg}");
-    sim.set_config("probe", &[("loud", Some(json!(true)))])
-        .unwrap();
+    sim.set_config("probe", &[("loud", Some(json!(true)))]).unwrap();
     assert!(sim.unit_status("probe/1").unwrap().1.starts_with("HEY X5"));
 
     // Relations: unit and app databags both ways, through a bash provider.
@@ -163,10 +121,7 @@ fn run_ops_probe(name: &str, spec: &str, expect_json_stdin: bool) {
         assert_eq!(d["members"], "prov/0");
         assert_eq!(d["remote-address"], "127.10.0.3");
     }
-    assert_eq!(
-        sim.relation_app_data(rel, "probe").unwrap()["app-key"],
-        r#"{"units": 1}"#
-    );
+    assert_eq!(sim.relation_app_data(rel, "probe").unwrap()["app-key"], r#"{"units": 1}"#);
     // ops sent relation data through `relation-set --file -` in its own format.
     let set = sim
         .tool_calls()
@@ -175,63 +130,33 @@ fn run_ops_probe(name: &str, spec: &str, expect_json_stdin: bool) {
         .find(|c| c.tool == "relation-set" && c.stdin.as_deref().unwrap_or("").contains("hello"))
         .unwrap();
     let stdin = set.stdin.unwrap();
-    assert_eq!(
-        stdin.trim_start().starts_with('{'),
-        expect_json_stdin,
-        "relation-set stdin: {stdin}"
-    );
-    assert!(
-        set.args.contains(&"--file".to_string()) && set.args.contains(&"-".to_string()),
-        "{:?}",
-        set.args
-    );
+    assert_eq!(stdin.trim_start().starts_with('{'), expect_json_stdin, "relation-set stdin: {stdin}");
+    assert!(set.args.contains(&"--file".to_string()) && set.args.contains(&"-".to_string()), "{:?}", set.args);
 
     // A change on the remote side reaches ops' relation-changed.
-    sim.write_relation_data(rel, "prov/0", "token", Some("tok2"))
-        .unwrap();
-    assert_eq!(
-        sim.relation_data(rel, "probe/1").unwrap()["echo-token"],
-        "tok2"
-    );
-    sim.write_relation_data(rel, "prov", "app-token", Some("apptok2"))
-        .unwrap();
-    assert_eq!(
-        sim.relation_data(rel, "probe/0").unwrap()["echo-app-token"],
-        "apptok2"
-    );
+    sim.write_relation_data(rel, "prov/0", "token", Some("tok2")).unwrap();
+    assert_eq!(sim.relation_data(rel, "probe/1").unwrap()["echo-token"], "tok2");
+    sim.write_relation_data(rel, "prov", "app-token", Some("apptok2")).unwrap();
+    assert_eq!(sim.relation_data(rel, "probe/0").unwrap()["echo-app-token"], "apptok2");
 
     // Actions: params with defaults, results (nested), logs, failure.
-    let r = sim
-        .run_action("probe/1", "set-value", json!({"value": "abc"}))
-        .unwrap();
+    let r = sim.run_action("probe/1", "set-value", json!({"value": "abc"})).unwrap();
     assert_eq!(r.status, "completed", "{r:?}");
-    assert_eq!(
-        r.results,
-        json!({"got": "abc", "extra": "x", "nested": {"a": "b"}})
-    );
+    assert_eq!(r.results, json!({"got": "abc", "extra": "x", "nested": {"a": "b"}}));
     assert_eq!(r.logs, vec!["logging from the action"]);
     assert_eq!(sim.relation_data(0, "probe/1").unwrap()["value"], "abc");
     let r = sim.run_action("probe/0", "fail-me", json!({})).unwrap();
-    assert_eq!(
-        (r.status.as_str(), r.message.as_deref()),
-        ("failed", Some("nope"))
-    );
+    assert_eq!((r.status.as_str(), r.message.as_deref()), ("failed", Some("nope")));
 
     // Unrelate: departed (the departing unit is gone from relation.units), then broken.
     sim.unrelate(rel).unwrap();
     sim.assert_no_failed_hooks().unwrap();
-    assert_eq!(
-        sim.unit_status("probe/0").unwrap(),
-        ("blocked".into(), "no lxd; departed=prov/0".into())
-    );
+    assert_eq!(sim.unit_status("probe/0").unwrap(), ("blocked".into(), "no lxd; departed=prov/0".into()));
 
     // Leadership moves.
     sim.set_leader("probe/1").unwrap();
     sim.assert_no_failed_hooks().unwrap();
-    assert_eq!(
-        sim.relation_app_data(0, "probe").unwrap()["leader"],
-        "probe/1"
-    );
+    assert_eq!(sim.relation_app_data(0, "probe").unwrap()["leader"], "probe/1");
     sim.remove_unit("probe/0").unwrap();
     sim.assert_no_failed_hooks().unwrap();
     assert!(sim.tool_calls().unwrap().iter().all(|c| c.exit_code == 0));

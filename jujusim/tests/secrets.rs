@@ -51,24 +51,40 @@ fn secret_get_answers_with_jujus_texts_and_exit_codes() {
     // Usage errors (Init): rc 2.
     assert_eq!(run(&mut sim, u, "secret-get"), "|ERROR require either a secret URI or label|2");
     assert_eq!(run(&mut sim, u, "secret-get nope"), "|ERROR secret URI \"nope\" not valid|2");
-    assert_eq!(run(&mut sim, u, &format!("secret-get {uri} --peek --refresh")), "|ERROR specify one of --peek or --refresh but not both|2");
+    assert_eq!(
+        run(&mut sim, u, &format!("secret-get {uri} --peek --refresh")),
+        "|ERROR specify one of --peek or --refresh but not both|2"
+    );
     assert_eq!(run(&mut sim, u, &format!("secret-get {uri} a b")), "|ERROR unrecognized args: [\"b\"]|2");
-    assert_eq!(run(&mut sim, u, &format!("secret-get {uri} --format=smart")), "|ERROR invalid value \"smart\" for option --format: unknown format \"smart\"|2");
+    assert_eq!(
+        run(&mut sim, u, &format!("secret-get {uri} --format=smart")),
+        "|ERROR invalid value \"smart\" for option --format: unknown format \"smart\"|2"
+    );
     // Not granted, then a secret that does not exist: rc 1.
     assert_eq!(run(&mut sim, u, &format!("secret-get {uri}")), "|ERROR permission denied|1");
     let missing = "secret:d0mbcnvmp25c77cd1arg";
     assert_eq!(run(&mut sim, u, &format!("secret-get {missing}")), format!("|ERROR secret \"{missing}\" not found|1"));
-    assert_eq!(run(&mut sim, u, "secret-get d0mbcnvmp25c77cd1arg"), format!("|ERROR secret \"{missing}\" not found|1"), "a bare ID is a URI too");
+    assert_eq!(
+        run(&mut sim, u, "secret-get d0mbcnvmp25c77cd1arg"),
+        format!("|ERROR secret \"{missing}\" not found|1"),
+        "a bare ID is a URI too"
+    );
     // Granted to the application: every unit reads it. yaml by default, json on request.
     sim.grant_secret(&uri, "app").unwrap();
     assert_eq!(run(&mut sim, u, &format!("secret-get {uri}")), "password: s3cret!\nuser: admin|0");
-    assert_eq!(run(&mut sim, "app/1", &format!("secret-get {uri} --format=json")), "{\"password\":\"s3cret!\",\"user\":\"admin\"}|0");
+    assert_eq!(
+        run(&mut sim, "app/1", &format!("secret-get {uri} --format=json")),
+        "{\"password\":\"s3cret!\",\"user\":\"admin\"}|0"
+    );
     assert_eq!(run(&mut sim, u, &format!("secret-get {} user", id_of(&uri))), "admin|0");
     assert_eq!(run(&mut sim, u, &format!("secret-get {uri} password#base64")), "czNjcmV0IQ==|0");
     assert_eq!(run(&mut sim, u, &format!("secret-get {uri} token")), "|ERROR secret key value \"token\" not found|1");
     // Nothing of the content is recorded: the tool record holds argv and stderr only.
     let calls = sim.tool_calls().unwrap();
-    assert!(calls.iter().any(|c| c.tool == "secret-get") && !calls.iter().any(|c| c.stderr.contains("s3cret") || c.args.iter().any(|a| a.contains("s3cret"))));
+    assert!(
+        calls.iter().any(|c| c.tool == "secret-get")
+            && !calls.iter().any(|c| c.stderr.contains("s3cret") || c.args.iter().any(|a| a.contains("s3cret")))
+    );
     // The controller keeps values base64, as Juju does.
     let s = sim.secret("db").unwrap();
     assert_eq!(s.revisions[0]["password"], "czNjcmV0IQ==");
@@ -90,7 +106,10 @@ fn a_unit_tracks_a_revision_until_it_refreshes_and_new_revisions_run_secret_chan
     assert!(changed(&sim, "app/1").is_empty(), "app/1 never read it");
     assert_eq!(run(&mut sim, "app/0", "secret-get --label db-creds"), "password: one|0");
     // As in Juju, the first argument is always the URI, even with --label.
-    assert_eq!(run(&mut sim, "app/0", "secret-get --label db-creds password"), "|ERROR secret URI \"password\" not valid|2");
+    assert_eq!(
+        run(&mut sim, "app/0", "secret-get --label db-creds password"),
+        "|ERROR secret URI \"password\" not valid|2"
+    );
     assert_eq!(run(&mut sim, "app/0", &format!("secret-get {uri} password --peek")), "two|0");
     assert_eq!(run(&mut sim, "app/0", &format!("secret-get {uri} password")), "one|0", "--peek does not move");
     assert_eq!(run(&mut sim, "app/0", &format!("secret-get {uri} password --refresh")), "two|0");
@@ -99,7 +118,8 @@ fn a_unit_tracks_a_revision_until_it_refreshes_and_new_revisions_run_secret_chan
     // One hook per new revision, about the newest.
     sim.update_secret(&uri, &[("password", "three")]).unwrap();
     assert_eq!(changed(&sim, "app/0").len(), 2);
-    let hooks: Vec<String> = sim.hooks().unwrap().into_iter().filter(|h| h.hook == "secret-changed").map(|h| h.unit).collect();
+    let hooks: Vec<String> =
+        sim.hooks().unwrap().into_iter().filter(|h| h.hook == "secret-changed").map(|h| h.unit).collect();
     assert_eq!(hooks, ["app/0", "app/0"]);
     let c = &sim.secret(&uri).unwrap().consumers["app/0"];
     assert_eq!((c.current, c.notified, c.label.as_str()), (2, 3, "db-creds"));
@@ -136,10 +156,16 @@ fn secret_info_get_knows_only_owned_secrets() {
     sim.grant_secret(&uri, "app").unwrap();
     let id = id_of(&uri).to_string();
     // A user secret belongs to the model, never to the consumer: not found, granted or not.
-    assert_eq!(run(&mut sim, "app/0", &format!("secret-info-get {uri}")), format!("|ERROR secret \"{id}\" not found|1"));
+    assert_eq!(
+        run(&mut sim, "app/0", &format!("secret-info-get {uri}")),
+        format!("|ERROR secret \"{id}\" not found|1")
+    );
     assert_eq!(run(&mut sim, "app/0", "secret-info-get --label db"), "|ERROR secret \"db\" not found|1");
     assert_eq!(run(&mut sim, "app/0", "secret-info-get"), "|ERROR require either a secret URI or label|2");
-    assert_eq!(run(&mut sim, "app/0", &format!("secret-info-get {uri} --label x")), "|ERROR specify either a secret URI or label but not both|2");
+    assert_eq!(
+        run(&mut sim, "app/0", &format!("secret-info-get {uri} --label x")),
+        "|ERROR specify either a secret URI or label but not both|2"
+    );
 }
 
 #[test]
@@ -183,5 +209,8 @@ fn a_juju_2_9_agent_has_no_secrets_and_refuses_secret_options() {
     assert!(sim.add_secret("db", &[("password", "x")]).unwrap_err().to_string().contains("3.3"));
     // Back to 3.x: the tools are there again.
     sim.set_juju_version(jujusim::JUJU_3).unwrap();
-    assert_eq!(run(&mut sim, "plain/0", "secret-get secret:d0mbcnvmp25c77cd1arg"), "|ERROR secret \"secret:d0mbcnvmp25c77cd1arg\" not found|1");
+    assert_eq!(
+        run(&mut sim, "plain/0", "secret-get secret:d0mbcnvmp25c77cd1arg"),
+        "|ERROR secret \"secret:d0mbcnvmp25c77cd1arg\" not found|1"
+    );
 }

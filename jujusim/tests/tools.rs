@@ -48,46 +48,19 @@ fn usage_errors_exit_2_with_go_texts() {
     let tmp = TempDir::new("usage");
     let mut sim = setup(&tmp);
     let u = "prov/0";
-    assert_eq!(
-        run(&mut sim, u, "is-leader --bogus"),
-        "|ERROR option provided but not defined: --bogus|2"
-    );
-    assert_eq!(
-        run(&mut sim, u, "is-leader -x"),
-        "|ERROR option provided but not defined: -x|2"
-    );
-    assert_eq!(
-        run(&mut sim, u, "is-leader a"),
-        "|ERROR unrecognized args: [\"a\"]|2"
-    );
-    assert_eq!(
-        run(&mut sim, u, "is-leader a 'b c'"),
-        "|ERROR unrecognized args: [\"a\" \"b c\"]|2"
-    );
-    assert_eq!(
-        run(&mut sim, u, "is-leader --format"),
-        "|ERROR option needs an argument: --format|2"
-    );
+    assert_eq!(run(&mut sim, u, "is-leader --bogus"), "|ERROR option provided but not defined: --bogus|2");
+    assert_eq!(run(&mut sim, u, "is-leader -x"), "|ERROR option provided but not defined: -x|2");
+    assert_eq!(run(&mut sim, u, "is-leader a"), "|ERROR unrecognized args: [\"a\"]|2");
+    assert_eq!(run(&mut sim, u, "is-leader a 'b c'"), "|ERROR unrecognized args: [\"a\" \"b c\"]|2");
+    assert_eq!(run(&mut sim, u, "is-leader --format"), "|ERROR option needs an argument: --format|2");
     assert_eq!(
         run(&mut sim, u, "is-leader --format=xml"),
         "|ERROR invalid value \"xml\" for option --format: unknown format \"xml\"|2"
     );
-    assert_eq!(
-        run(&mut sim, u, "relation-get"),
-        "|ERROR no relation id specified|2"
-    );
-    assert_eq!(
-        run(&mut sim, u, "relation-list"),
-        "|ERROR no relation id specified|2"
-    );
-    assert_eq!(
-        run(&mut sim, u, "relation-set a=b"),
-        "|ERROR no relation id specified|2"
-    );
-    assert_eq!(
-        run(&mut sim, u, "relation-ids"),
-        "|ERROR no endpoint name specified|2"
-    );
+    assert_eq!(run(&mut sim, u, "relation-get"), "|ERROR no relation id specified|2");
+    assert_eq!(run(&mut sim, u, "relation-list"), "|ERROR no relation id specified|2");
+    assert_eq!(run(&mut sim, u, "relation-set a=b"), "|ERROR no relation id specified|2");
+    assert_eq!(run(&mut sim, u, "relation-ids"), "|ERROR no endpoint name specified|2");
     assert_eq!(
         run(&mut sim, u, "relation-get -r 7 - req/0"),
         "|ERROR invalid value \"7\" for option -r: relation not found|2"
@@ -96,22 +69,13 @@ fn usage_errors_exit_2_with_go_texts() {
         run(&mut sim, u, "relation-get -r api:x - req/0"),
         "|ERROR invalid value \"api:x\" for option -r: invalid relation id|2"
     );
-    assert_eq!(
-        run(&mut sim, u, "juju-log"),
-        "|ERROR no message specified|2"
-    );
+    assert_eq!(run(&mut sim, u, "juju-log"), "|ERROR no message specified|2");
     assert_eq!(
         run(&mut sim, u, "status-set bogus"),
         "|ERROR invalid status \"bogus\", expected one of [maintenance blocked waiting active]|2"
     );
-    assert_eq!(
-        run(&mut sim, u, "status-set"),
-        "|ERROR invalid args, require <status> [message]|2"
-    );
-    assert_eq!(
-        run(&mut sim, u, "status-set active a b"),
-        "|ERROR unrecognized args: [\"b\"]|2"
-    );
+    assert_eq!(run(&mut sim, u, "status-set"), "|ERROR invalid args, require <status> [message]|2");
+    assert_eq!(run(&mut sim, u, "status-set active a b"), "|ERROR unrecognized args: [\"b\"]|2");
     assert_eq!(
         run(&mut sim, u, "config-get --all name"),
         "|ERROR cannot use argument --all together with key \"name\"|2"
@@ -120,26 +84,11 @@ fn usage_errors_exit_2_with_go_texts() {
         run(&mut sim, u, "action-set Bad=1"),
         "|ERROR key \"Bad\" must start and end with lowercase alphanumeric, and contain only lowercase alphanumeric, hyphens and periods|2"
     );
-    assert_eq!(
-        run(&mut sim, u, "action-set stdout=1"),
-        "|ERROR cannot set reserved action key \"stdout\"|2"
-    );
-    assert_eq!(
-        run(&mut sim, u, "action-set foo"),
-        "|ERROR argument \"foo\" must be of the form key...=value|2"
-    );
-    assert_eq!(
-        run(&mut sim, u, "state-get a b"),
-        "|ERROR unrecognized args: [\"b\"]|2"
-    );
-    assert_eq!(
-        run(&mut sim, u, "leader-set foo"),
-        "|ERROR expected \"key=value\", got \"foo\"|2"
-    );
-    assert_eq!(
-        run(&mut sim, u, "application-version-set"),
-        "|ERROR no version specified|2"
-    );
+    assert_eq!(run(&mut sim, u, "action-set stdout=1"), "|ERROR cannot set reserved action key \"stdout\"|2");
+    assert_eq!(run(&mut sim, u, "action-set foo"), "|ERROR argument \"foo\" must be of the form key...=value|2");
+    assert_eq!(run(&mut sim, u, "state-get a b"), "|ERROR unrecognized args: [\"b\"]|2");
+    assert_eq!(run(&mut sim, u, "leader-set foo"), "|ERROR expected \"key=value\", got \"foo\"|2");
+    assert_eq!(run(&mut sim, u, "application-version-set"), "|ERROR no version specified|2");
     // --help is not an error.
     assert!(run(&mut sim, u, "is-leader --help").ends_with("|0"));
 }
@@ -152,38 +101,17 @@ fn run_errors_exit_1() {
         run(&mut sim, "prov/0", "credential-get"),
         "|ERROR cannot access cloud credentials: permission denied|1"
     );
-    assert_eq!(
-        run(&mut sim, "prov/0", "state-get --strict nope"),
-        "|ERROR \"nope\" not found|1"
-    );
-    assert_eq!(
-        run(&mut sim, "prov/0", "action-get"),
-        "|ERROR not running an action|1"
-    );
-    assert_eq!(
-        run(&mut sim, "prov/0", "action-set a=b"),
-        "|ERROR not running an action|1"
-    );
-    assert_eq!(
-        run(&mut sim, "prov/0", "action-fail"),
-        "|ERROR not running an action|1"
-    );
-    assert_eq!(
-        run(&mut sim, "prov/0", "action-log x"),
-        "|ERROR not running an action|1"
-    );
-    assert_eq!(
-        run(&mut sim, "prov/1", "status-set --application active"),
-        "|ERROR this unit is not the leader|1"
-    );
+    assert_eq!(run(&mut sim, "prov/0", "state-get --strict nope"), "|ERROR \"nope\" not found|1");
+    assert_eq!(run(&mut sim, "prov/0", "action-get"), "|ERROR not running an action|1");
+    assert_eq!(run(&mut sim, "prov/0", "action-set a=b"), "|ERROR not running an action|1");
+    assert_eq!(run(&mut sim, "prov/0", "action-fail"), "|ERROR not running an action|1");
+    assert_eq!(run(&mut sim, "prov/0", "action-log x"), "|ERROR not running an action|1");
+    assert_eq!(run(&mut sim, "prov/1", "status-set --application active"), "|ERROR this unit is not the leader|1");
     assert_eq!(
         run(&mut sim, "prov/1", "leader-set a=b"),
         "|ERROR cannot write leadership settings: cannot write settings: not the leader|1"
     );
-    assert_eq!(
-        run(&mut sim, "prov/0", "network-get nope"),
-        "|ERROR no network config found for binding \"nope\"|1"
-    );
+    assert_eq!(run(&mut sim, "prov/0", "network-get nope"), "|ERROR no network config found for binding \"nope\"|1");
     sim.assert_no_failed_hooks().unwrap();
 }
 
@@ -196,16 +124,10 @@ fn formats_and_bool_forms() {
     assert_eq!(run(&mut sim, "prov/0", "is-leader --format=json"), "true|0");
     assert_eq!(run(&mut sim, "prov/0", "is-leader --format yaml"), "true|0");
     assert_eq!(run(&mut sim, "prov/0", "config-get name"), "hello|0");
-    assert_eq!(
-        run(&mut sim, "prov/0", "config-get count --format=json"),
-        "3|0"
-    );
+    assert_eq!(run(&mut sim, "prov/0", "config-get count --format=json"), "3|0");
     assert_eq!(run(&mut sim, "prov/0", "config-get count"), "3|0");
     assert_eq!(run(&mut sim, "prov/0", "config-get enabled"), "False|0");
-    assert_eq!(
-        run(&mut sim, "prov/0", "config-get missing --format=json"),
-        "null|0"
-    );
+    assert_eq!(run(&mut sim, "prov/0", "config-get missing --format=json"), "null|0");
     assert_eq!(run(&mut sim, "prov/0", "config-get missing"), "|0");
     assert_eq!(
         run(&mut sim, "prov/0", "config-get --format=json"),
@@ -219,93 +141,30 @@ fn formats_and_bool_forms() {
         run(&mut sim, "prov/0", "config-get -a --format=json unset"),
         "|ERROR cannot use argument --all together with key \"unset\"|2"
     );
-    assert_eq!(
-        run(&mut sim, "prov/0", "config-get"),
-        "count: 3\nenabled: false\nname: hello\nratio: 0.5|0"
-    );
+    assert_eq!(run(&mut sim, "prov/0", "config-get"), "count: 3\nenabled: false\nname: hello\nratio: 0.5|0");
     // Bool flag forms and interspersed flags / `--`.
-    assert_eq!(
-        run(
-            &mut sim,
-            "prov/0",
-            "status-set --application=False maintenance -- 'doing x'"
-        ),
-        "|0"
-    );
-    assert_eq!(
-        sim.unit_status("prov/0").unwrap(),
-        ("maintenance".into(), "doing x".into())
-    );
-    assert_eq!(
-        run(
-            &mut sim,
-            "prov/0",
-            "status-set active --application=True 'all good'"
-        ),
-        "|0"
-    );
-    assert_eq!(
-        sim.app_status("prov").unwrap(),
-        ("active".into(), "all good".into())
-    );
-    assert_eq!(
-        run(
-            &mut sim,
-            "prov/0",
-            "status-set --application=1 blocked -- --looks-like-a-flag"
-        ),
-        "|0"
-    );
-    assert_eq!(
-        sim.app_status("prov").unwrap(),
-        ("blocked".into(), "--looks-like-a-flag".into())
-    );
-    assert_eq!(
-        run(&mut sim, "prov/0", "status-set --application=0 active"),
-        "|0"
-    );
-    assert_eq!(
-        sim.unit_status("prov/0").unwrap(),
-        ("active".into(), "".into())
-    );
+    assert_eq!(run(&mut sim, "prov/0", "status-set --application=False maintenance -- 'doing x'"), "|0");
+    assert_eq!(sim.unit_status("prov/0").unwrap(), ("maintenance".into(), "doing x".into()));
+    assert_eq!(run(&mut sim, "prov/0", "status-set active --application=True 'all good'"), "|0");
+    assert_eq!(sim.app_status("prov").unwrap(), ("active".into(), "all good".into()));
+    assert_eq!(run(&mut sim, "prov/0", "status-set --application=1 blocked -- --looks-like-a-flag"), "|0");
+    assert_eq!(sim.app_status("prov").unwrap(), ("blocked".into(), "--looks-like-a-flag".into()));
+    assert_eq!(run(&mut sim, "prov/0", "status-set --application=0 active"), "|0");
+    assert_eq!(sim.unit_status("prov/0").unwrap(), ("active".into(), "".into()));
     assert_eq!(run(&mut sim, "prov/0", "status-get"), "active|0");
     assert_eq!(
-        run(
-            &mut sim,
-            "prov/0",
-            "status-get --include-data --format=json"
-        ),
+        run(&mut sim, "prov/0", "status-get --include-data --format=json"),
         r#"{"message":"","status":"active","status-data":{}}|0"#
     );
-    assert_eq!(
-        run(&mut sim, "prov/0", "status-get --format=json"),
-        r#"{"status":"active"}|0"#
-    );
+    assert_eq!(run(&mut sim, "prov/0", "status-get --format=json"), r#"{"status":"active"}|0"#);
     // The multi-call form.
     assert_eq!(
-        run(
-            &mut sim,
-            "prov/0",
-            "\"$(readlink -f \"$(command -v is-leader)\")\" is-leader --format=json"
-        ),
+        run(&mut sim, "prov/0", "\"$(readlink -f \"$(command -v is-leader)\")\" is-leader --format=json"),
         "true|0"
     );
-    assert_eq!(
-        run(&mut sim, "prov/0", "unit-get private-address"),
-        "127.10.0.1|0"
-    );
-    assert_eq!(
-        run(&mut sim, "prov/0", "network-get api --ingress-address"),
-        "127.10.0.1|0"
-    );
-    assert_eq!(
-        run(
-            &mut sim,
-            "prov/0",
-            "network-get api --format=json --egress-subnets"
-        ),
-        r#"["127.10.0.1/32"]|0"#
-    );
+    assert_eq!(run(&mut sim, "prov/0", "unit-get private-address"), "127.10.0.1|0");
+    assert_eq!(run(&mut sim, "prov/0", "network-get api --ingress-address"), "127.10.0.1|0");
+    assert_eq!(run(&mut sim, "prov/0", "network-get api --format=json --egress-subnets"), r#"["127.10.0.1/32"]|0"#);
     sim.assert_no_failed_hooks().unwrap();
 }
 
@@ -319,10 +178,7 @@ fn juju_log_records_levels() {
         "juju-log --log-level DEBUG -- hello world; juju-log -l warning warn; juju-log a b c; juju-log --debug d; juju-log -l nonsense x",
     );
     let logs = sim.logs().unwrap();
-    let got: Vec<(String, String)> = logs
-        .iter()
-        .map(|l| (l.level.clone(), l.message.clone()))
-        .collect();
+    let got: Vec<(String, String)> = logs.iter().map(|l| (l.level.clone(), l.message.clone())).collect();
     assert_eq!(
         got,
         vec![
@@ -330,17 +186,11 @@ fn juju_log_records_levels() {
             ("WARNING".into(), "warn".into()),
             ("INFO".into(), "a b c".into()),
             ("DEBUG".into(), "d".into()),
-            (
-                "WARNING".into(),
-                "Specified log level of \"nonsense\" is not valid".into()
-            ),
+            ("WARNING".into(), "Specified log level of \"nonsense\" is not valid".into()),
             ("INFO".into(), "x".into()),
         ]
     );
-    assert!(
-        logs.iter()
-            .all(|l| l.unit == "prov/0" && l.hook == "update-status")
-    );
+    assert!(logs.iter().all(|l| l.unit == "prov/0" && l.hook == "update-status"));
     let calls = sim.tool_calls().unwrap();
     let last = calls.last().unwrap();
     assert_eq!(last.tool, "juju-log");
@@ -358,14 +208,8 @@ fn credential_get_trust_and_absence() {
     sim.set_cloud_spec(spec).unwrap();
     let before = sim.hooks().unwrap().len();
     sim.trust("prov", true).unwrap();
-    let fired: Vec<String> = sim.hooks().unwrap()[before..]
-        .iter()
-        .map(|h| format!("{} {}", h.unit, h.hook))
-        .collect();
-    assert_eq!(
-        fired,
-        vec!["prov/0 config-changed", "prov/1 config-changed"]
-    );
+    let fired: Vec<String> = sim.hooks().unwrap()[before..].iter().map(|h| format!("{} {}", h.unit, h.hook)).collect();
+    assert_eq!(fired, vec!["prov/0 config-changed", "prov/1 config-changed"]);
     assert_eq!(
         run(&mut sim, "prov/0", "credential-get --format=json"),
         r#"{"credential":{"attrs":{"client-cert":"\u003cc\u003e","client-key":"k","server-cert":"s"},"auth-type":"certificate"},"endpoint":"https://127.0.0.1:8443","is-controller-cloud":true,"name":"localhost","type":"lxd"}|0"#
@@ -386,35 +230,17 @@ fn config_set_and_reset_fire_config_changed() {
     let tmp = TempDir::new("config");
     let mut sim = setup(&tmp);
     let before = sim.hooks().unwrap().len();
-    sim.set_config(
-        "prov",
-        &[("name", Some(json!("world"))), ("unset", Some(json!("x")))],
-    )
-    .unwrap();
+    sim.set_config("prov", &[("name", Some(json!("world"))), ("unset", Some(json!("x")))]).unwrap();
     assert_eq!(sim.hooks().unwrap().len(), before + 2);
     assert_eq!(run(&mut sim, "prov/0", "config-get name"), "world|0");
     assert_eq!(run(&mut sim, "prov/0", "config-get unset"), "x|0");
-    sim.set_config("prov", &[("unset", None), ("name", None)])
-        .unwrap();
+    sim.set_config("prov", &[("unset", None), ("name", None)]).unwrap();
     assert_eq!(run(&mut sim, "prov/0", "config-get name"), "hello|0");
-    assert_eq!(
-        run(&mut sim, "prov/0", "config-get unset --format=json"),
-        "null|0"
-    );
-    assert!(
-        sim.set_config("prov", &[("count", Some(json!("many")))])
-            .is_err()
-    );
-    assert!(
-        sim.set_config("prov", &[("nope", Some(json!("x")))])
-            .is_err()
-    );
-    sim.set_config("prov", &[("ratio", Some(json!(2)))])
-        .unwrap();
-    assert_eq!(
-        run(&mut sim, "prov/0", "config-get ratio --format=json"),
-        "2|0"
-    );
+    assert_eq!(run(&mut sim, "prov/0", "config-get unset --format=json"), "null|0");
+    assert!(sim.set_config("prov", &[("count", Some(json!("many")))]).is_err());
+    assert!(sim.set_config("prov", &[("nope", Some(json!("x")))]).is_err());
+    sim.set_config("prov", &[("ratio", Some(json!(2)))]).unwrap();
+    assert_eq!(run(&mut sim, "prov/0", "config-get ratio --format=json"), "2|0");
 }
 
 #[test]
@@ -423,33 +249,18 @@ fn state_tools() {
     let mut sim = setup(&tmp);
     assert_eq!(run(&mut sim, "prov/0", "state-get --format=json"), "null|0");
     assert_eq!(
-        run(
-            &mut sim,
-            "prov/0",
-            "state-set a=1 b= 'c=x y'; state-get --format=json"
-        ),
+        run(&mut sim, "prov/0", "state-set a=1 b= 'c=x y'; state-get --format=json"),
         r#"{"a":"1","b":"","c":"x y"}|0"#
     );
     assert_eq!(sim.unit_state("prov/0").unwrap().len(), 3);
     assert_eq!(run(&mut sim, "prov/0", "state-get a"), "1|0");
+    assert_eq!(run(&mut sim, "prov/0", "state-get nope --format=json"), "\"\"|0");
     assert_eq!(
-        run(&mut sim, "prov/0", "state-get nope --format=json"),
-        "\"\"|0"
-    );
-    assert_eq!(
-        run(
-            &mut sim,
-            "prov/0",
-            "state-delete a; state-delete nope; state-get --format=json"
-        ),
+        run(&mut sim, "prov/0", "state-delete a; state-delete nope; state-get --format=json"),
         r#"{"b":"","c":"x y"}|0"#
     );
     assert_eq!(
-        run(
-            &mut sim,
-            "prov/0",
-            "printf 'k: v\\nb: from-file\\n' | state-set --file - b=cli; state-get --format=json"
-        ),
+        run(&mut sim, "prov/0", "printf 'k: v\\nb: from-file\\n' | state-set --file - b=cli; state-get --format=json"),
         r#"{"b":"cli","c":"x y","k":"v"}|0"#
     );
     let long_key = "k".repeat(257);
@@ -458,11 +269,7 @@ fn state_tools() {
         "|ERROR max allowed key length (256) exceeded|1"
     );
     assert_eq!(
-        run(
-            &mut sim,
-            "prov/0",
-            "state-set big=$(head -c 65537 /dev/zero | tr '\\0' x)"
-        ),
+        run(&mut sim, "prov/0", "state-set big=$(head -c 65537 /dev/zero | tr '\\0' x)"),
         "|ERROR max allowed value length (65536) exceeded|1"
     );
     // Another unit's state is its own.
@@ -474,27 +281,11 @@ fn leader_settings() {
     let tmp = TempDir::new("leader");
     let mut sim = setup(&tmp);
     let before = sim.hooks().unwrap().len();
-    assert_eq!(
-        run(
-            &mut sim,
-            "prov/0",
-            "leader-set a=1 b=2; leader-get --format=json"
-        ),
-        r#"{"a":"1","b":"2"}|0"#
-    );
-    let fired: Vec<String> = sim.hooks().unwrap()[before..]
-        .iter()
-        .map(|h| format!("{} {}", h.unit, h.hook))
-        .collect();
-    assert_eq!(
-        fired,
-        vec!["prov/0 update-status", "prov/1 leader-settings-changed"]
-    );
+    assert_eq!(run(&mut sim, "prov/0", "leader-set a=1 b=2; leader-get --format=json"), r#"{"a":"1","b":"2"}|0"#);
+    let fired: Vec<String> = sim.hooks().unwrap()[before..].iter().map(|h| format!("{} {}", h.unit, h.hook)).collect();
+    assert_eq!(fired, vec!["prov/0 update-status", "prov/1 leader-settings-changed"]);
     assert_eq!(run(&mut sim, "prov/1", "leader-get a"), "1|0");
-    assert_eq!(
-        run(&mut sim, "prov/1", "leader-get nope --format=json"),
-        "null|0"
-    );
+    assert_eq!(run(&mut sim, "prov/1", "leader-get nope --format=json"), "null|0");
     // Immediate: survives a failing hook.
     run(&mut sim, "prov/0", "leader-set a=; exit 0");
     assert_eq!(sim.leader_settings("prov").unwrap().get("a"), None);

@@ -44,7 +44,8 @@ fn a_unit_only_requirer_gets_one_request_per_unit() {
     let (a, b) = (test_certs::client("a"), test_certs::client("b"));
     let got = read(&[view(5, vec![("gw/0", sends(&a.cert_pem)), ("gw/1", sends(&b.cert_pem))], Databag::new())], None);
     assert!(got.problems.is_empty(), "{:?}", got.problems);
-    let who: Vec<(String, Interface, Option<Vec<String>>)> = got.requests.iter().map(|r| (r.owner.member(), r.owner.interface, r.projects.clone())).collect();
+    let who: Vec<(String, Interface, Option<Vec<String>>)> =
+        got.requests.iter().map(|r| (r.owner.member(), r.owner.interface, r.projects.clone())).collect();
     assert_eq!(who, [("gw/0".into(), Interface::LxdHttps, None), ("gw/1".into(), Interface::LxdHttps, None)]);
     assert_eq!(got.requests[0].cert.pem, certs::to_pem(&a.der), "canonical PEM, as for client_certificates");
 }
@@ -125,7 +126,10 @@ fn certificate_problems_are_those_of_client_certificates_said_of_one_value() {
 fn a_certificate_over_the_bound_is_refused_whole() {
     let huge = "x".repeat(crate::limits::CLIENT_CERTS_BYTES + 1);
     let got = read(&[view(5, vec![("gw/0", sends(&huge))], Databag::new())], None);
-    assert_eq!(said(&got), ["gw/0 (relation https:5): certificate: too large (16,777,217 bytes; at most 16,777,216 are read)"]);
+    assert_eq!(
+        said(&got),
+        ["gw/0 (relation https:5): certificate: too large (16,777,217 bytes; at most 16,777,216 are read)"]
+    );
 }
 
 #[test]
@@ -133,7 +137,11 @@ fn api_relations_are_not_read_here_nor_https_ones_as_client_certificates() {
     let a = test_certs::client("a");
     let api = RelationView { interface: Interface::Lxd, ..view(3, vec![("gw/0", sends(&a.cert_pem))], Databag::new()) };
     assert!(read(&[api], None).requests.is_empty());
-    let https = view(5, vec![("gw/0", bag(&[("client_certificates", serde_json::json!([a.cert_pem]).to_string())]))], Databag::new());
+    let https = view(
+        5,
+        vec![("gw/0", bag(&[("client_certificates", serde_json::json!([a.cert_pem]).to_string())]))],
+        Databag::new(),
+    );
     assert!(crate::requests::collect(&[https], certs::now_unix(), &Protected::default()).requests.is_empty());
 }
 
@@ -147,7 +155,10 @@ fn projects_are_read_as_charm_lxd_splits_them() {
     // Not blank, yet naming nothing: never read as "unrestricted".
     let none = projects(Some(" , ,"), within(None));
     assert_eq!(none.grant, Grant::Nothing);
-    assert_eq!(none.refusal().as_deref(), Some("names no project; nothing left to grant, so the certificate is not trusted"));
+    assert_eq!(
+        none.refusal().as_deref(),
+        Some("names no project; nothing left to grant, so the certificate is not trusted")
+    );
 }
 
 #[test]
@@ -160,8 +171,15 @@ fn trust_projects_is_a_ceiling_never_widened() {
     assert_eq!(partly.refusal().as_deref(), Some("prod not in trust-projects, refused"));
     let outside = projects(Some("prod, staging"), within(Some(&limit)));
     assert_eq!(outside.grant, Grant::Nothing);
-    assert_eq!(outside.refusal().as_deref(), Some("prod, staging not in trust-projects, refused; nothing left to grant, so the certificate is not trusted"));
-    assert_eq!(projects(None, within(Some(&limit))).grant, Grant::AsConfigured, "no projects asked: trust-projects applies");
+    assert_eq!(
+        outside.refusal().as_deref(),
+        Some("prod, staging not in trust-projects, refused; nothing left to grant, so the certificate is not trusted")
+    );
+    assert_eq!(
+        projects(None, within(Some(&limit))).grant,
+        Grant::AsConfigured,
+        "no projects asked: trust-projects applies"
+    );
 }
 
 #[test]
@@ -189,7 +207,9 @@ fn without_certificate_project_a_requirer_asking_for_projects_is_not_trusted_at_
     assert_eq!(got.grant, Grant::Nothing);
     assert_eq!(
         got.refusal().as_deref(),
-        Some("LXD lacks the certificate_project extension, so no entry can be restricted to projects; nothing left to grant, so the certificate is not trusted")
+        Some(
+            "LXD lacks the certificate_project extension, so no entry can be restricted to projects; nothing left to grant, so the certificate is not trusted"
+        )
     );
     assert_eq!(projects(None, old_lxd).grant, Grant::AsConfigured, "asking for none is served as on any LXD");
 }
@@ -198,9 +218,19 @@ fn without_certificate_project_a_requirer_asking_for_projects_is_not_trusted_at_
 fn a_requirer_whose_projects_are_all_refused_asks_for_nothing() {
     let a = test_certs::client("a");
     let limit = ceiling(&["default"]);
-    let views = [view(5, vec![("gw/0", with_projects(&a.cert_pem, "prod")), ("gw/1", with_projects(&test_certs::client("b").cert_pem, "default,prod"))], Databag::new())];
+    let views = [view(
+        5,
+        vec![
+            ("gw/0", with_projects(&a.cert_pem, "prod")),
+            ("gw/1", with_projects(&test_certs::client("b").cert_pem, "default,prod")),
+        ],
+        Databag::new(),
+    )];
     let got = read(&views, Some(&limit));
-    assert_eq!(got.requests.iter().map(|r| (r.owner.member(), r.projects.clone())).collect::<Vec<_>>(), [("gw/1".to_string(), Some(ceiling(&["default"])))]);
+    assert_eq!(
+        got.requests.iter().map(|r| (r.owner.member(), r.projects.clone())).collect::<Vec<_>>(),
+        [("gw/1".to_string(), Some(ceiling(&["default"])))]
+    );
     assert_eq!(
         said(&got),
         [
@@ -211,7 +241,11 @@ fn a_requirer_whose_projects_are_all_refused_asks_for_nothing() {
 }
 
 fn members() -> OnlineMembers {
-    vec![("node1".into(), "https://10.0.0.1:8443".into()), ("node2".into(), "https://[fd00::2]:8443".into()), ("node3".into(), "https://lxd3.example:9443".into())]
+    vec![
+        ("node1".into(), "https://10.0.0.1:8443".into()),
+        ("node2".into(), "https://[fd00::2]:8443".into()),
+        ("node3".into(), "https://lxd3.example:9443".into()),
+    ]
 }
 
 #[test]
@@ -254,7 +288,8 @@ fn only_this_relations_certificates_count_as_trusted_here() {
 #[test]
 fn addresses_past_the_databag_bound_are_counted_not_written() {
     let pin = ServerPin::from_pinned(&test_certs::client("root@lxd").cert_pem).expect("pin");
-    let many: OnlineMembers = (0..400_000).map(|i| (format!("n{i}"), format!("https://node-{i:07}.example:8443"))).collect();
+    let many: OnlineMembers =
+        (0..400_000).map(|i| (format!("n{i}"), format!("https://node-{i:07}.example:8443"))).collect();
     let p = payload(&many, Some(&pin), true);
     assert!(bag_bytes(&p.bag) <= PUBLISHED_BYTES);
     assert!(p.withheld > 0);
@@ -263,7 +298,8 @@ fn addresses_past_the_databag_bound_are_counted_not_written() {
 
 fn schema(file: &str) -> jsonschema::Validator {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(file);
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file")).expect("schema JSON");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file")).expect("schema JSON");
     jsonschema::validator_for(&doc).expect("a valid schema")
 }
 
@@ -277,7 +313,11 @@ fn the_payload_matches_docs_schemas_https_provider_json() {
     let pin = ServerPin::from_pinned(&test_certs::client("root@lxd").cert_pem).expect("pin");
     let mut bag = payload(&members(), Some(&pin), true).bag;
     bag.insert("private-address".into(), "10.1.2.3".into());
-    assert!(provider.is_valid(&as_json(&bag)), "{:?}", provider.iter_errors(&as_json(&bag)).map(|e| e.to_string()).collect::<Vec<_>>());
+    assert!(
+        provider.is_valid(&as_json(&bag)),
+        "{:?}",
+        provider.iter_errors(&as_json(&bag)).map(|e| e.to_string()).collect::<Vec<_>>()
+    );
     assert!(provider.is_valid(&as_json(&payload(&members(), Some(&pin), false).bag)), "nothing published yet is valid");
     for key in PROVIDER_KEYS {
         let mut partial = bag.clone();

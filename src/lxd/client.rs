@@ -12,7 +12,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::{AddOutcome, Connection, Connector, Identity, Lxd, LxdError, Member, MemberStatus, NewTrustEntry, Permission, ServerInfo, ServerKind, TrustEntry, TrustKind};
+use super::{
+    AddOutcome, Connection, Connector, Identity, Lxd, LxdError, Member, MemberStatus, NewTrustEntry, Permission,
+    ServerInfo, ServerKind, TrustEntry, TrustKind,
+};
 use crate::credentials::TlsCredentials;
 use crate::endpoint::Endpoint;
 use crate::limits::LXD_REQUEST_DEADLINE;
@@ -654,11 +657,14 @@ mod tests {
         // Odd-numbered entries are already in the trust store; a little delay lets requests overlap.
         let mut f = fixture(&id, &id.cert_pem, |req| {
             std::thread::sleep(Duration::from_millis(5));
-            let odd = req.body.contains("\"name\":\"e1") || req.body.contains("\"name\":\"e3") || req.body.contains("\"name\":\"e5");
+            let odd = req.body.contains("\"name\":\"e1")
+                || req.body.contains("\"name\":\"e3")
+                || req.body.contains("\"name\":\"e5");
             if odd { error(409, "Certificate already in trust store") } else { sync("{}") }
         });
-        let entries: Vec<NewTrustEntry> =
-            (0..30).map(|i| NewTrustEntry { name: format!("e{}{}", i % 10, i), der: vec![1, 2, i as u8], projects: None }).collect();
+        let entries: Vec<NewTrustEntry> = (0..30)
+            .map(|i| NewTrustEntry { name: format!("e{}{}", i % 10, i), der: vec![1, 2, i as u8], projects: None })
+            .collect();
         let answers = f.lxd.add_trust_all(&entries);
         let want: Vec<AddOutcome> = (0..30)
             .map(|i| if matches!(i % 10, 1 | 3 | 5) { AddOutcome::AlreadyPresent } else { AddOutcome::Added })
@@ -966,7 +972,10 @@ mod tests {
             }
         );
         let log = f.server.log();
-        assert_eq!((log.requests[0].method.as_str(), log.requests[0].path.as_str()), ("PATCH", format!("/1.0/certificates/{fp}").as_str()));
+        assert_eq!(
+            (log.requests[0].method.as_str(), log.requests[0].path.as_str()),
+            ("PATCH", format!("/1.0/certificates/{fp}").as_str())
+        );
         let body: Value = serde_json::from_str(&log.requests[0].body).unwrap();
         // Nothing but the name: restrictions, projects and type are LXD's to keep.
         assert_eq!(body, json!({ "name": name }));
@@ -985,11 +994,19 @@ mod tests {
         }
         let name = req["name"].as_str().unwrap_or("");
         if name.starts_with('-') || name.contains('/') {
-            return error(400, &format!("Invalid certificate name \\\"{name}\\\", name must not start with a hyphen or contain forward slashes"));
+            return error(
+                400,
+                &format!(
+                    "Invalid certificate name \\\"{name}\\\", name must not start with a hyphen or contain forward slashes"
+                ),
+            );
         }
         let restricted = req["restricted"].as_bool().unwrap_or(false);
         if req["projects"].as_array().is_some_and(|p| !p.is_empty()) && !restricted {
-            return error(400, "Projects can only be specified for restricted certificates. Set restricted=true or remove projects");
+            return error(
+                400,
+                "Projects can only be specified for restricted certificates. Set restricted=true or remove projects",
+            );
         }
         let cert = req["certificate"].as_str().unwrap_or("");
         if legacy.contains(&cert) {
@@ -1008,8 +1025,16 @@ mod tests {
         let b64 = |der: &[u8]| base64::engine::general_purpose::STANDARD.encode(der);
         let (legacy, fine) = (b64(&held_legacy), b64(&held_fine));
         let mut f = fixture(&id, &id.cert_pem, move |r| lxd_6_9_post(&r.body, &[&legacy], &[&fine]));
-        let scope = crate::ownership::Scope { model_uuid: "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc".into(), app: "lxd-integrator".into() };
-        let owners = [Some(0), Some(17), None].map(|unit| crate::ownership::Owner { relation_id: 3, remote_app: "anbox-ams".into(), unit, interface: Default::default() });
+        let scope = crate::ownership::Scope {
+            model_uuid: "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc".into(),
+            app: "lxd-integrator".into(),
+        };
+        let owners = [Some(0), Some(17), None].map(|unit| crate::ownership::Owner {
+            relation_id: 3,
+            remote_app: "anbox-ams".into(),
+            unit,
+            interface: Default::default(),
+        });
         for (i, owner) in owners.iter().enumerate() {
             let der = self_signed(&format!("req-{i}")).der.to_vec();
             let name = scope.entry_name(owner);
@@ -1025,12 +1050,18 @@ mod tests {
         // The fake is LXD: a name it refuses comes back as LXD's own error.
         let slash = NewTrustEntry { name: "juju-req/0".into(), der: vec![1], projects: None };
         let err = f.lxd.add_trust(&slash).unwrap_err();
-        assert!(matches!(&err, LxdError::Api { status: 400, message, .. } if message.starts_with("Invalid certificate name")), "{err:?}");
+        assert!(
+            matches!(&err, LxdError::Api { status: 400, message, .. } if message.starts_with("Invalid certificate name")),
+            "{err:?}"
+        );
         // No body ever carried anything but these keys.
         for r in &f.server.log().requests {
             let body: Value = serde_json::from_str(&r.body).expect("JSON");
             let keys: Vec<&String> = body.as_object().expect("object").keys().collect();
-            assert!(keys.iter().all(|k| ["name", "type", "certificate", "restricted", "projects"].contains(&k.as_str())), "{keys:?}");
+            assert!(
+                keys.iter().all(|k| ["name", "type", "certificate", "restricted", "projects"].contains(&k.as_str())),
+                "{keys:?}"
+            );
             assert_eq!(body.get("projects").is_some(), body.get("restricted") == Some(&json!(true)), "{body}");
         }
     }
@@ -1039,10 +1070,19 @@ mod tests {
     fn the_duplicate_answers_of_lxd_5_21_and_later_count_as_present_and_only_as_409() {
         // 5.21.0-6.8: `lxd/db/cluster/identities.mapper.go` `CreateIdentity`; 6.9+:
         // `lxd/db/cluster/certificates_legacy.go` `CreateCertificateLegacy`.
-        for text in ["This \"identity\" entry already exists", "Certificate already exists", "Certificate already in trust store"] {
+        for text in [
+            "This \"identity\" entry already exists",
+            "Certificate already exists",
+            "Certificate already in trust store",
+        ] {
             assert!(answers::add_is_duplicate(409, text), "{text}");
         }
-        for (status, text) in [(400, "Certificate already exists"), (500, "This \"identity\" entry already exists"), (409, "Client is already trusted"), (409, "An identity with name \"x\" already exists")] {
+        for (status, text) in [
+            (400, "Certificate already exists"),
+            (500, "This \"identity\" entry already exists"),
+            (409, "Client is already trusted"),
+            (409, "An identity with name \"x\" already exists"),
+        ] {
             assert!(!answers::add_is_duplicate(status, text), "{status} {text}");
         }
     }
@@ -1062,7 +1102,10 @@ mod tests {
         let members = answers::members(200, INCUS_MEMBERS).expect("members");
         assert_eq!(members.iter().map(|m| m.status.to_string()).collect::<Vec<_>>(), ["Online", "Evacuating"]);
         let store = answers::trust_store(200, INCUS_TRUST).expect("trust store");
-        assert_eq!((store[1].name.as_str(), store[1].kind.clone(), store[1].restricted), ("op/odd", TrustKind::Client, false));
+        assert_eq!(
+            (store[1].name.as_str(), store[1].kind.clone(), store[1].restricted),
+            ("op/odd", TrustKind::Client, false)
+        );
         let lxd = answers::server(200, SERVER_TRUSTED.as_bytes()).expect("GET /1.0");
         assert_eq!(lxd.kind, ServerKind::Lxd);
         assert_eq!(answers::server(200, SERVER_UNTRUSTED.as_bytes()).expect("untrusted").kind, ServerKind::Unknown);
@@ -1073,13 +1116,26 @@ mod tests {
         // 5.21.0 `IdentityInfo` (`shared/api/auth.go`): no `fine_grained`.
         let v521 = br#"{"type":"sync","status":"Success","status_code":200,"metadata":{"authentication_method":"tls","type":"Client certificate (unrestricted)","id":"ab","name":"juju","groups":null,"effective_groups":null,"effective_permissions":[]}}"#;
         let id = answers::current_identity(200, v521).expect("5.21");
-        assert_eq!((id.kind.as_str(), id.fine_grained, id.permissions.len()), ("Client certificate (unrestricted)", None, 0));
+        assert_eq!(
+            (id.kind.as_str(), id.fine_grained, id.permissions.len()),
+            ("Client certificate (unrestricted)", None, 0)
+        );
         // 6.x: `fine_grained`, `tls_certificate`, permissions with the entity URL.
         let v6 = br#"{"type":"sync","status":"Success","status_code":200,"metadata":{"access_entitlements":null,"authentication_method":"tls","type":"Client certificate","id":"ab","name":"juju","groups":["trust-managers"],"tls_certificate":"-----BEGIN CERTIFICATE-----\n...","effective_groups":["trust-managers"],"effective_permissions":[{"entity_type":"server","url":"/1.0","entitlement":"can_create_identities"}],"fine_grained":true}}"#;
         let id = answers::current_identity(200, v6).expect("6.x");
         assert_eq!(id.fine_grained, Some(true));
-        assert_eq!(id.permissions, [Permission { entity_type: "server".into(), url: "/1.0".into(), entitlement: "can_create_identities".into() }]);
-        assert!(matches!(answers::current_identity(404, br#"{"type":"error","error":"not found","error_code":404}"#), Err(LxdError::Api { status: 404, .. })));
+        assert_eq!(
+            id.permissions,
+            [Permission {
+                entity_type: "server".into(),
+                url: "/1.0".into(),
+                entitlement: "can_create_identities".into()
+            }]
+        );
+        assert!(matches!(
+            answers::current_identity(404, br#"{"type":"error","error":"not found","error_code":404}"#),
+            Err(LxdError::Api { status: 404, .. })
+        ));
     }
 
     #[test]

@@ -98,10 +98,21 @@ impl Applied {
 /// Adds, then removes (so a rotating client always has one trusted certificate), then
 /// re-restricts. `projects` is `trust-projects` and `store` the trust store as observed, to
 /// name a configured project LXD does not have.
-pub fn apply(juju: &mut Juju, lxd: &mut dyn Lxd, plan: &Plan, projects: Option<&[String]>, store: &[TrustEntry], guard: &mut WriteGuard) -> Result<Applied, ToolError> {
+pub fn apply(
+    juju: &mut Juju,
+    lxd: &mut dyn Lxd,
+    plan: &Plan,
+    projects: Option<&[String]>,
+    store: &[TrustEntry],
+    guard: &mut WriteGuard,
+) -> Result<Applied, ToolError> {
     let mut applied = Applied::default();
     let total = plan.add.len() + plan.remove.len() + plan.restrict.len();
-    let adds: Vec<NewTrustEntry> = plan.add.iter().map(|a| NewTrustEntry { name: a.name.clone(), der: a.der.clone(), projects: a.projects.clone() }).collect();
+    let adds: Vec<NewTrustEntry> = plan
+        .add
+        .iter()
+        .map(|a| NewTrustEntry { name: a.name.clone(), der: a.der.clone(), projects: a.projects.clone() })
+        .collect();
     let removes: Vec<String> = plan.remove.iter().map(|r| r.fingerprint.clone()).collect();
     // Failures of changes restricting to `trust-projects`: only those can blame the option.
     // A missing project a requirer asked for is that requirer's failed change, in the log.
@@ -116,7 +127,13 @@ pub fn apply(juju: &mut Juju, lxd: &mut dyn Lxd, plan: &Plan, projects: Option<&
             }
             for (add, result) in plans.iter().zip(lxd.add_trust_all(batch)) {
                 let outcome = result.as_ref().ok().copied();
-                applied.changes.push(Change::new(ChangeKind::Add, &add.fingerprint, add.owner.clone(), result.as_ref().err(), outcome));
+                applied.changes.push(Change::new(
+                    ChangeKind::Add,
+                    &add.fingerprint,
+                    add.owner.clone(),
+                    result.as_ref().err(),
+                    outcome,
+                ));
                 errors.extend(result.err().filter(|_| configured(&add.projects)));
             }
         }
@@ -126,7 +143,13 @@ pub fn apply(juju: &mut Juju, lxd: &mut dyn Lxd, plan: &Plan, projects: Option<&
                 break 'all;
             }
             for (rm, result) in plans.iter().zip(lxd.remove_trust_all(batch)) {
-                applied.changes.push(Change::new(ChangeKind::Remove, &rm.fingerprint, rm.owner.clone(), result.as_ref().err(), None));
+                applied.changes.push(Change::new(
+                    ChangeKind::Remove,
+                    &rm.fingerprint,
+                    rm.owner.clone(),
+                    result.as_ref().err(),
+                    None,
+                ));
             }
         }
         for r in &plan.restrict {
@@ -135,7 +158,13 @@ pub fn apply(juju: &mut Juju, lxd: &mut dyn Lxd, plan: &Plan, projects: Option<&
                 break 'all;
             }
             let result = lxd.restrict_trust(&r.fingerprint, r.projects.as_deref());
-            applied.changes.push(Change::new(ChangeKind::Restrict, &r.fingerprint, r.owner.clone(), result.as_ref().err(), None));
+            applied.changes.push(Change::new(
+                ChangeKind::Restrict,
+                &r.fingerprint,
+                r.owner.clone(),
+                result.as_ref().err(),
+                None,
+            ));
             errors.extend(result.err().filter(|_| configured(&r.projects)));
         }
     }
@@ -165,8 +194,20 @@ fn log(juju: &mut Juju, applied: &Applied) -> Result<(), ToolError> {
 }
 
 impl Change {
-    fn new(kind: ChangeKind, fingerprint: &str, owner: Owner, error: Option<&LxdError>, outcome: Option<AddOutcome>) -> Change {
-        Change { kind, fingerprint: fingerprint.to_string(), owner, error: error.map(|e| e.to_string()), already_present: outcome == Some(AddOutcome::AlreadyPresent) }
+    fn new(
+        kind: ChangeKind,
+        fingerprint: &str,
+        owner: Owner,
+        error: Option<&LxdError>,
+        outcome: Option<AddOutcome>,
+    ) -> Change {
+        Change {
+            kind,
+            fingerprint: fingerprint.to_string(),
+            owner,
+            error: error.map(|e| e.to_string()),
+            already_present: outcome == Some(AddOutcome::AlreadyPresent),
+        }
     }
 
     fn log_line(&self) -> String {
@@ -196,7 +237,8 @@ pub fn unknown_project(error: &LxdError, projects: Option<&[String]>, store: &[T
     if !message.to_ascii_lowercase().contains("project") {
         return None;
     }
-    let existing: BTreeSet<&str> = store.iter().flat_map(|e| e.projects.iter().map(String::as_str)).chain(["default"]).collect();
+    let existing: BTreeSet<&str> =
+        store.iter().flat_map(|e| e.projects.iter().map(String::as_str)).chain(["default"]).collect();
     let configured = projects.unwrap_or_default();
     let mut suspects: Vec<&str> = configured.iter().map(String::as_str).filter(|p| !existing.contains(p)).collect();
     if suspects.is_empty() {
@@ -204,8 +246,12 @@ pub fn unknown_project(error: &LxdError, projects: Option<&[String]>, store: &[T
     }
     // Project names come from config, and a config value is never repeated (a key may have
     // been pasted there): the suspects are named by their place in the option.
-    let places: Vec<String> =
-        configured.iter().enumerate().filter(|(_, p)| suspects.contains(&p.as_str())).map(|(i, _)| (i + 1).to_string()).collect();
+    let places: Vec<String> = configured
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| suspects.contains(&p.as_str()))
+        .map(|(i, _)| (i + 1).to_string())
+        .collect();
     let named = match places.as_slice() {
         [one] => format!("entry {one} of {}", configured.len()),
         many => format!("one of entries {} of {}", many.join(", "), configured.len()),
@@ -220,7 +266,12 @@ mod tests {
     use crate::lxd::TrustEntry;
 
     fn not_found() -> LxdError {
-        LxdError::Api { method: "PATCH".into(), path: "/1.0/certificates/x".into(), status: 404, message: "Project not found".into() }
+        LxdError::Api {
+            method: "PATCH".into(),
+            path: "/1.0/certificates/x".into(),
+            status: 404,
+            message: "Project not found".into(),
+        }
     }
 
     fn store_with_projects(projects: &[&str]) -> Vec<TrustEntry> {
@@ -269,18 +320,34 @@ mod tests {
     #[test]
     fn the_unknown_project_is_named_by_its_place_never_by_its_value() {
         let r = refusal_for(&not_found(), &["default", "p1", "nope"], &["p1"]);
-        assert_eq!(r.as_deref(), Some("trust-projects names a project LXD does not have: entry 3 of 3 (Project not found)"));
+        assert_eq!(
+            r.as_deref(),
+            Some("trust-projects names a project LXD does not have: entry 3 of 3 (Project not found)")
+        );
         let r = refusal_for(&not_found(), &["a", "b"], &[]);
-        assert_eq!(r.as_deref(), Some("trust-projects names a project LXD does not have: one of entries 1, 2 of 2 (Project not found)"));
+        assert_eq!(
+            r.as_deref(),
+            Some("trust-projects names a project LXD does not have: one of entries 1, 2 of 2 (Project not found)")
+        );
         let r = refusal_for(&not_found(), &["p1", "-----BEGIN PRIVATE KEY----- MIIE"], &["p1"]).expect("refused");
         assert!(!r.contains("PRIVATE") && r.contains("entry 2 of 2"), "{r}");
     }
 
     #[test]
     fn other_failures_are_no_project_refusal() {
-        let other = LxdError::Api { method: "POST".into(), path: "/1.0/certificates".into(), status: 404, message: "not found".into() };
+        let other = LxdError::Api {
+            method: "POST".into(),
+            path: "/1.0/certificates".into(),
+            status: 404,
+            message: "not found".into(),
+        };
         assert_eq!(refusal_for(&other, &["p"], &[]), None);
-        let forbidden = LxdError::Api { method: "POST".into(), path: "/1.0/certificates".into(), status: 400, message: "Project x is bad".into() };
+        let forbidden = LxdError::Api {
+            method: "POST".into(),
+            path: "/1.0/certificates".into(),
+            status: 400,
+            message: "Project x is bad".into(),
+        };
         assert_eq!(refusal_for(&forbidden, &["p"], &[]), None);
     }
 }

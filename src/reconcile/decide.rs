@@ -8,8 +8,8 @@ use crate::endpoint::Endpoint;
 use crate::https;
 use crate::lxd::{Identity, LxdError, Member, MemberStatus, ServerInfo, TrustEntry};
 use crate::ownership::{Interface, Scope};
-use crate::relation::KEY_CLIENT_CERTS;
 use crate::plan::{self, HeldElsewhere, Plan};
+use crate::relation::KEY_CLIENT_CERTS;
 use crate::requests::{MemberProblems, Protected, Request};
 use crate::status::{self, Status, Summary};
 use std::collections::BTreeSet;
@@ -59,11 +59,20 @@ impl TrustAccess {
 /// one nothing to trust, a fine-grained identity what its server-wide permissions grant. Without
 /// it (LXD 5.0, Incus) a trusted certificate is an admin unless its own trust entry (found by
 /// `own_fingerprint`) is restricted.
-pub fn trust_access(server: &ServerInfo, identity: Option<&Result<Identity, LxdError>>, store: &[TrustEntry], own_fingerprint: &str) -> TrustAccess {
+pub fn trust_access(
+    server: &ServerInfo,
+    identity: Option<&Result<Identity, LxdError>>,
+    store: &[TrustEntry],
+    own_fingerprint: &str,
+) -> TrustAccess {
     match identity {
         Some(Ok(id)) => identity_access(id),
-        Some(Err(e)) => TrustAccess::Unknown(format!("{EXT_ACCESS_MANAGEMENT}: the current identity is unreadable: {e}")),
-        None if server.has_extension(EXT_ACCESS_MANAGEMENT) => TrustAccess::Unknown("the current identity was not read".into()),
+        Some(Err(e)) => {
+            TrustAccess::Unknown(format!("{EXT_ACCESS_MANAGEMENT}: the current identity is unreadable: {e}"))
+        }
+        None if server.has_extension(EXT_ACCESS_MANAGEMENT) => {
+            TrustAccess::Unknown("the current identity was not read".into())
+        }
         None => match store.iter().find(|e| e.fingerprint == own_fingerprint) {
             Some(e) if e.restricted => TrustAccess::Restricted,
             Some(_) => TrustAccess::Full,
@@ -77,7 +86,9 @@ fn identity_access(id: &Identity) -> TrustAccess {
     match id.kind.as_str() {
         UNRESTRICTED_CERTIFICATE => return TrustAccess::Full,
         RESTRICTED_CERTIFICATE => return TrustAccess::Restricted,
-        _ if !fine_grained => return TrustAccess::Unknown(format!("identity type {:?}", crate::limits::cut(&id.kind, 64))),
+        _ if !fine_grained => {
+            return TrustAccess::Unknown(format!("identity type {:?}", crate::limits::cut(&id.kind, 64)));
+        }
         _ => {}
     }
     let on_server: Vec<&str> = id
@@ -110,7 +121,16 @@ pub struct Decision {
 /// `protected`: certificates no requirer may have added or removed on its behalf (see
 /// `requests::Protected`).
 #[allow(clippy::too_many_arguments)]
-pub fn decide(scope: &Scope, config: &Config, server: &ServerInfo, store: &[TrustEntry], requests: &[Request], protected: &Protected, leader: bool, leaving: bool) -> Decision {
+pub fn decide(
+    scope: &Scope,
+    config: &Config,
+    server: &ServerInfo,
+    store: &[TrustEntry],
+    requests: &[Request],
+    protected: &Protected,
+    leader: bool,
+    leaving: bool,
+) -> Decision {
     let projects = config.trust_projects.clone();
     let mut plan = plan::plan(scope, requests, store, projects.as_deref());
     // Never asked for, yet never removed or re-restricted either, even under an entry of ours
@@ -192,11 +212,17 @@ pub fn status(o: &Outcome) -> Status {
         return status::leaving();
     }
     let from = |keys: &[&str], interface: Interface| {
-        let mut who: Vec<String> = o.problems.iter().filter(|p| p.owner.interface == interface && keys.contains(&p.key)).map(|p| p.owner.member()).collect();
+        let mut who: Vec<String> = o
+            .problems
+            .iter()
+            .filter(|p| p.owner.interface == interface && keys.contains(&p.key))
+            .map(|p| p.owner.member())
+            .collect();
         who.dedup();
         who
     };
-    let trusted: BTreeSet<&String> = o.requests.iter().map(|r| &r.cert.fingerprint).filter(|fp| o.held.contains(*fp)).collect();
+    let trusted: BTreeSet<&String> =
+        o.requests.iter().map(|r| &r.cert.fingerprint).filter(|fp| o.held.contains(*fp)).collect();
     status::ready(&Summary {
         leader: o.decision.writer,
         online: o.published,
@@ -226,7 +252,11 @@ mod tests {
     fn request(cn: &str) -> Request {
         let made = test_certs::client(cn);
         let cert = certs::parse_client_cert(&made.cert_pem, certs::now_unix()).expect("valid");
-        Request { owner: Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Interface::Lxd }, cert, projects: None }
+        Request {
+            owner: Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Interface::Lxd },
+            cert,
+            projects: None,
+        }
     }
 
     fn server(extensions: &[&str]) -> ServerInfo {
@@ -235,7 +265,9 @@ mod tests {
 
     #[test]
     fn only_a_leader_that_stays_writes() {
-        let d = |leader, leaving| decide(&scope(), &Config::default(), &server(&[]), &[], &[], &Protected::default(), leader, leaving).writer;
+        let d = |leader, leaving| {
+            decide(&scope(), &Config::default(), &server(&[]), &[], &[], &Protected::default(), leader, leaving).writer
+        };
         assert!(d(true, false));
         assert!(!d(true, true) && !d(false, false) && !d(false, true));
     }
@@ -247,7 +279,16 @@ mod tests {
         let d = decide(&scope(), &config, &server(&[]), &[], &reqs, &Protected::default(), true, false);
         assert!(d.plan.add.is_empty());
         assert_eq!(d.refusal.as_deref(), Some(status::LACKS_CERTIFICATE_PROJECT));
-        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &[], &reqs, &Protected::default(), true, false);
+        let d = decide(
+            &scope(),
+            &config,
+            &server(&[EXT_CERTIFICATE_PROJECT]),
+            &[],
+            &reqs,
+            &Protected::default(),
+            true,
+            false,
+        );
         assert_eq!((d.plan.add.len(), d.refusal), (1, None));
     }
 
@@ -256,21 +297,48 @@ mod tests {
         let credential = test_certs::client("integrator");
         let fp = certs::fingerprint(&credential.der);
         let owner = Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Default::default() };
-        let store = [TrustEntry { name: scope().entry_name(&owner), fingerprint: fp.clone(), kind: "client".into(), ..Default::default() }];
+        let store = [TrustEntry {
+            name: scope().entry_name(&owner),
+            fingerprint: fp.clone(),
+            kind: "client".into(),
+            ..Default::default()
+        }];
         let protected = Protected { fingerprints: [(fp, "the integrator's own credential certificate")].into() };
         let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
         let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &[], &protected, true, false);
         assert!(d.plan.is_empty(), "{:?}", d.plan);
-        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &[], &Protected::default(), true, false);
+        let d = decide(
+            &scope(),
+            &config,
+            &server(&[EXT_CERTIFICATE_PROJECT]),
+            &store,
+            &[],
+            &Protected::default(),
+            true,
+            false,
+        );
         assert_eq!((d.plan.remove.len(), d.plan.restrict.len()), (1, 0), "any other certificate nobody asks for goes");
     }
 
     #[test]
     fn what_is_held_follows_what_lxd_confirmed() {
-        let store = [TrustEntry { fingerprint: "kept".into(), ..Default::default() }, TrustEntry { fingerprint: "gone".into(), ..Default::default() }];
+        let store = [
+            TrustEntry { fingerprint: "kept".into(), ..Default::default() },
+            TrustEntry { fingerprint: "gone".into(), ..Default::default() },
+        ];
         let owner = Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Interface::Lxd };
-        let change = |kind, fp: &str, error: Option<&str>| Change { kind, fingerprint: fp.into(), owner: owner.clone(), error: error.map(String::from), already_present: false };
-        let changes = [change(ChangeKind::Add, "new", None), change(ChangeKind::Add, "refused", Some("400")), change(ChangeKind::Remove, "gone", None)];
+        let change = |kind, fp: &str, error: Option<&str>| Change {
+            kind,
+            fingerprint: fp.into(),
+            owner: owner.clone(),
+            error: error.map(String::from),
+            already_present: false,
+        };
+        let changes = [
+            change(ChangeKind::Add, "new", None),
+            change(ChangeKind::Add, "refused", Some("400")),
+            change(ChangeKind::Remove, "gone", None),
+        ];
         let elsewhere = HeldElsewhere { count: 1, not_as_configured: ["kept".to_string()].into() };
         assert_eq!(held_after(&store, &changes, &elsewhere), ["new".to_string()].into());
     }
@@ -278,7 +346,11 @@ mod tests {
     fn identity(kind: &str, fine_grained: Option<bool>, server_entitlements: &[&str]) -> Identity {
         let permissions = server_entitlements
             .iter()
-            .map(|e| crate::lxd::Permission { entity_type: "server".into(), url: "/1.0".into(), entitlement: e.to_string() })
+            .map(|e| crate::lxd::Permission {
+                entity_type: "server".into(),
+                url: "/1.0".into(),
+                entitlement: e.to_string(),
+            })
             .collect();
         Identity { kind: kind.into(), name: "juju".into(), fine_grained, permissions }
     }
@@ -304,17 +376,34 @@ mod tests {
         }
         // The entitlement on something other than the server grants nothing server-wide.
         let mut on_project = identity("Client certificate", Some(true), &[]);
-        on_project.permissions.push(crate::lxd::Permission { entity_type: "project".into(), url: "/1.0/projects/p".into(), entitlement: "admin".into() });
+        on_project.permissions.push(crate::lxd::Permission {
+            entity_type: "project".into(),
+            url: "/1.0/projects/p".into(),
+            entitlement: "admin".into(),
+        });
         assert!(access_of(on_project).denied());
         // A type this charm does not know, not marked fine-grained: LXD's answers will tell.
         assert!(matches!(access_of(identity("Quantum certificate", None, &[])), TrustAccess::Unknown(_)));
-        let unreadable = Err(LxdError::Api { method: "GET".into(), path: "/1.0/auth/identities/current".into(), status: 500, message: "boom".into() });
-        assert!(matches!(trust_access(&server(&[EXT_ACCESS_MANAGEMENT]), Some(&unreadable), &[], "ff"), TrustAccess::Unknown(_)));
+        let unreadable = Err(LxdError::Api {
+            method: "GET".into(),
+            path: "/1.0/auth/identities/current".into(),
+            status: 500,
+            message: "boom".into(),
+        });
+        assert!(matches!(
+            trust_access(&server(&[EXT_ACCESS_MANAGEMENT]), Some(&unreadable), &[], "ff"),
+            TrustAccess::Unknown(_)
+        ));
     }
 
     #[test]
     fn without_access_management_the_credential_s_own_entry_says_it() {
-        let own = |restricted| TrustEntry { fingerprint: "ff".into(), kind: "client".into(), restricted, ..Default::default() };
+        let own = |restricted| TrustEntry {
+            fingerprint: "ff".into(),
+            kind: "client".into(),
+            restricted,
+            ..Default::default()
+        };
         let lxd50 = server(&[EXT_CERTIFICATE_PROJECT]);
         assert_eq!(trust_access(&lxd50, None, &[own(false)], "ff"), TrustAccess::Full);
         assert_eq!(trust_access(&lxd50, None, &[own(true)], "ff"), TrustAccess::Restricted);
@@ -324,11 +413,31 @@ mod tests {
     #[test]
     fn a_credential_that_cannot_manage_trust_plans_nothing_and_says_what_it_lacks() {
         let reqs = [request("a")];
-        let theirs = scope().entry_name(&Owner { relation_id: 9, remote_app: "gone".into(), unit: Some(0), interface: Default::default() });
-        let store = [TrustEntry { name: theirs, fingerprint: "aa".into(), kind: "client".into(), ..Default::default() }];
+        let theirs = scope().entry_name(&Owner {
+            relation_id: 9,
+            remote_app: "gone".into(),
+            unit: Some(0),
+            interface: Default::default(),
+        });
+        let store =
+            [TrustEntry { name: theirs, fingerprint: "aa".into(), kind: "client".into(), ..Default::default() }];
         // trust-projects on an LXD without certificate_project: the rights come first.
         let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
-        let d = |access: &TrustAccess| within(access, decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &reqs, &Protected::default(), true, false));
+        let d = |access: &TrustAccess| {
+            within(
+                access,
+                decide(
+                    &scope(),
+                    &config,
+                    &server(&[EXT_CERTIFICATE_PROJECT]),
+                    &store,
+                    &reqs,
+                    &Protected::default(),
+                    true,
+                    false,
+                ),
+            )
+        };
         let full = d(&TrustAccess::Full);
         assert_eq!((full.plan.add.len(), full.plan.remove.len(), full.refusal), (1, 1, None));
         let missing = d(&TrustAccess::Missing(vec!["can_create_identities"]));
@@ -339,17 +448,36 @@ mod tests {
         assert!(restricted.plan.is_empty() && restricted.refusal.is_some_and(|r| r.contains("restricted")));
         let unknown = d(&TrustAccess::Unknown("?".into()));
         assert_eq!((unknown.plan.add.len(), unknown.refusal), (1, None), "unknown rights: try, and let LXD answer");
-        let old = within(&TrustAccess::Restricted, decide(&scope(), &config, &server(&[]), &store, &reqs, &Protected::default(), true, false));
+        let old = within(
+            &TrustAccess::Restricted,
+            decide(&scope(), &config, &server(&[]), &store, &reqs, &Protected::default(), true, false),
+        );
         assert!(old.refusal.is_some_and(|r| r.contains("restricted")), "before the certificate_project refusal");
     }
 
     #[test]
     fn only_online_members_are_published_whatever_else_a_version_reports() {
         let answering = Endpoint::parse("https://10.0.0.1:8443").expect("url");
-        let member = |status: &str| Member { name: "m".into(), url: "https://10.0.0.2:8443".into(), status: status.into(), message: String::new() };
+        let member = |status: &str| Member {
+            name: "m".into(),
+            url: "https://10.0.0.2:8443".into(),
+            status: status.into(),
+            message: String::new(),
+        };
         assert!(is_published(&member("Online"), &answering));
         // Incus 6.0.6+ (`internal/server/db/node.go`), LXD's own, and a status yet to come.
-        for status in ["Evacuating", "Restoring", "Evacuated", "Offline", "Blocked", "Broken", "Upgrading", "", "online", "ONLINE"] {
+        for status in [
+            "Evacuating",
+            "Restoring",
+            "Evacuated",
+            "Offline",
+            "Blocked",
+            "Broken",
+            "Upgrading",
+            "",
+            "online",
+            "ONLINE",
+        ] {
             assert!(!is_published(&member(status), &answering), "{status:?}");
         }
     }
@@ -357,7 +485,12 @@ mod tests {
     #[test]
     fn the_answering_member_is_published_whatever_the_cluster_says() {
         let answering = Endpoint::parse("https://10.0.0.1:8443").expect("url");
-        let member = |url: &str, status: &str| Member { name: "m".into(), url: url.into(), status: status.into(), message: String::new() };
+        let member = |url: &str, status: &str| Member {
+            name: "m".into(),
+            url: url.into(),
+            status: status.into(),
+            message: String::new(),
+        };
         assert!(is_published(&member("https://10.0.0.2:8443", "Online"), &answering));
         assert!(is_published(&member("https://10.0.0.1:8443", "Offline"), &answering));
         assert!(!is_published(&member("https://10.0.0.2:8443", "Offline"), &answering));

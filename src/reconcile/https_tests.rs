@@ -31,7 +31,8 @@ fn world() -> (World, test_certs::Made) {
 }
 
 fn bag_of(pem: &str, projects: Option<&str>) -> Databag {
-    let mut bag: Databag = [(KEY_VERSION.to_string(), "1.0".to_string()), (KEY_CERTIFICATE.to_string(), pem.to_string())].into();
+    let mut bag: Databag =
+        [(KEY_VERSION.to_string(), "1.0".to_string()), (KEY_CERTIFICATE.to_string(), pem.to_string())].into();
     if let Some(p) = projects {
         bag.insert(KEY_PROJECTS.into(), p.into());
     }
@@ -95,7 +96,11 @@ fn a_unit_only_requirer_gets_an_entry_per_unit_and_charm_lxds_payload_in_both_ba
         assert!(!bag.contains_key("nodes"), "lxd keys are not written on https");
     }
     assert_eq!(w.agent.status, ("active".into(), "2/2 members online, 2 clients trusted".into()));
-    assert!(w.agent.logs.iter().any(|l| l.contains("trust: added") && l.contains("gw/1 (relation https:5)")), "{:?}", w.agent.logs);
+    assert!(
+        w.agent.logs.iter().any(|l| l.contains("trust: added") && l.contains("gw/1 (relation https:5)")),
+        "{:?}",
+        w.agent.logs
+    );
 }
 
 #[test]
@@ -109,7 +114,11 @@ fn a_requirer_writing_both_bags_with_projects_is_one_entry_restricted_to_them() 
     w.https_hook("changed", 5, None);
     let entries = w.entries();
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0].name, scope().entry_name(&owner(5, None)), "named for the application, whose bag is read first");
+    assert_eq!(
+        entries[0].name,
+        scope().entry_name(&owner(5, None)),
+        "named for the application, whose bag is read first"
+    );
     assert!(entries[0].restricted);
     assert_eq!(entries[0].projects, ["sandboxes", "default"]);
     assert_eq!(w.agent.status.1, "2/2 members online, 1 client trusted");
@@ -129,7 +138,11 @@ fn nothing_is_published_before_lxd_holds_a_certificate_of_the_relation() {
     assert!(w.published(5).is_empty(), "and claims nothing LXD does not hold");
     assert_eq!(w.agent.status.1, "2/2 members online; leader manages trust");
     // The leader (elsewhere) trusted it: the follower now publishes in its unit bag only.
-    w.cluster().store.push(TrustEntry { name: scope().entry_name(&owner(5, Some(0))), fingerprint: certs::fingerprint(&a.der), ..Default::default() });
+    w.cluster().store.push(TrustEntry {
+        name: scope().entry_name(&owner(5, Some(0))),
+        fingerprint: certs::fingerprint(&a.der),
+        ..Default::default()
+    });
     w.hook("update-status");
     assert_eq!(w.published(5)[KEY_VERSION], "1.0");
     assert!(w.agent.published(5, true).is_empty(), "only a leader writes the application's bag");
@@ -164,17 +177,23 @@ fn a_databag_without_version_1_0_is_ignored_and_named_once() {
     w.https_hook("changed", 5, None);
     w.hook("update-status");
     assert_eq!(w.store_fps(), [certs::fingerprint(&a.der)].into());
-    let named: Vec<&String> = w.agent.logs.iter().filter(|l| l.contains("gw/1 (relation https:5): version: not \"1.0\"")).collect();
+    let named: Vec<&String> =
+        w.agent.logs.iter().filter(|l| l.contains("gw/1 (relation https:5): version: not \"1.0\"")).collect();
     assert_eq!(named.len(), 1, "{:?}", w.agent.logs);
     assert!(w.agent.status.1.ends_with("invalid lxd-https data from gw/1"), "{}", w.agent.status.1);
-    assert_eq!(w.agent.calls_containing("0.9").filter(|c| c.tool != "relation-get").count(), 0, "the value is never repeated");
+    assert_eq!(
+        w.agent.calls_containing("0.9").filter(|c| c.tool != "relation-get").count(),
+        0,
+        "the value is never repeated"
+    );
 }
 
 #[test]
 fn trust_projects_bounds_what_a_requirer_may_ask_and_is_what_one_asking_nothing_gets() {
     let (mut w, _) = world();
     w.agent.config.insert(OPT_TRUST_PROJECTS.into(), serde_json::json!("default, sandboxes"));
-    let (asks, outside, plain) = (test_certs::client("asks"), test_certs::client("outside"), test_certs::client("plain"));
+    let (asks, outside, plain) =
+        (test_certs::client("asks"), test_certs::client("outside"), test_certs::client("plain"));
     w.https_unit(5, "gw/0", bag_of(&asks.cert_pem, Some("sandboxes,prod")));
     w.https_unit(5, "gw/1", bag_of(&outside.cert_pem, Some("prod")));
     w.https_unit(5, "gw/2", bag_of(&plain.cert_pem, None));
@@ -183,7 +202,12 @@ fn trust_projects_bounds_what_a_requirer_may_ask_and_is_what_one_asking_nothing_
     assert_eq!(projects(&asks), Some((true, vec!["sandboxes".to_string()])), "prod refused, never widened");
     assert_eq!(projects(&outside), None, "nothing left to grant: not trusted at all");
     assert_eq!(projects(&plain), Some((true, vec!["default".to_string(), "sandboxes".to_string()])));
-    assert!(w.agent.logs.iter().any(|l| l.contains("gw/1 (relation https:5): projects: prod not in trust-projects, refused; nothing left to grant")), "{:?}", w.agent.logs);
+    assert!(
+        w.agent.logs.iter().any(|l| l
+            .contains("gw/1 (relation https:5): projects: prod not in trust-projects, refused; nothing left to grant")),
+        "{:?}",
+        w.agent.logs
+    );
     assert!(w.agent.status.1.ends_with("; projects refused for gw/0, gw/1"), "{}", w.agent.status.1);
 }
 
@@ -255,11 +279,21 @@ fn api_and_https_relations_side_by_side_never_disturb_each_other() {
     assert!(w.published(3).contains_key("nodes") && !w.published(3).contains_key(KEY_ADDRESSES));
     assert!(w.published(5).contains_key(KEY_ADDRESSES) && !w.published(5).contains_key("nodes"));
     let nodes: Vec<serde_json::Value> = serde_json::from_str(&w.published(3)["nodes"]).expect("json");
-    assert_eq!(nodes[0]["trusted_certs_fp"], serde_json::json!([certs::fingerprint(&ams.der)]), "each relation claims its own");
+    assert_eq!(
+        nodes[0]["trusted_certs_fp"],
+        serde_json::json!([certs::fingerprint(&ams.der)]),
+        "each relation claims its own"
+    );
     // A unit departing the https relation does not touch the api one, and the other way.
     w.https_hook("departed", 5, Some("gw/1"));
     assert_eq!(w.store_fps(), [certs::fingerprint(&ams.der), certs::fingerprint(&gw0.der)].into());
-    w.hook_ctx(HookContext { name: "api-relation-broken".into(), unit: "lxd-integrator/0".into(), model_uuid: "m-uuid".into(), relation_id: Some(3), ..Default::default() });
+    w.hook_ctx(HookContext {
+        name: "api-relation-broken".into(),
+        unit: "lxd-integrator/0".into(),
+        model_uuid: "m-uuid".into(),
+        relation_id: Some(3),
+        ..Default::default()
+    });
     assert_eq!(w.store_fps(), [certs::fingerprint(&gw0.der)].into());
     assert_eq!(w.published(5)[KEY_VERSION], "1.0");
 }
@@ -268,7 +302,10 @@ fn api_and_https_relations_side_by_side_never_disturb_each_other() {
 fn the_same_application_on_both_endpoints_loses_a_unit_one_relation_at_a_time() {
     let (mut w, _) = world();
     let (on_api, on_https) = (test_certs::client("api"), test_certs::client("https"));
-    w.agent.relate(3, GW).units.insert("gw/0".into(), [("client_certificates".to_string(), serde_json::json!([on_api.cert_pem]).to_string())].into());
+    w.agent.relate(3, GW).units.insert(
+        "gw/0".into(),
+        [("client_certificates".to_string(), serde_json::json!([on_api.cert_pem]).to_string())].into(),
+    );
     w.https_unit(5, "gw/0", bag_of(&on_https.cert_pem, None));
     w.hook("install");
     assert_eq!(w.store_fps().len(), 2);
@@ -283,12 +320,22 @@ fn entries_named_before_the_https_endpoint_are_neither_orphaned_nor_added_again(
     let a = test_certs::client("a");
     // What an earlier revision left: the six-part api name.
     let old = "juju.m-uuid.lxd-integrator.3.req.0".to_string();
-    w.cluster().store.push(TrustEntry { name: old.clone(), fingerprint: certs::fingerprint(&a.der), ..Default::default() });
+    w.cluster().store.push(TrustEntry {
+        name: old.clone(),
+        fingerprint: certs::fingerprint(&a.der),
+        ..Default::default()
+    });
     w.send(3, "req/0", &[&a.cert_pem]);
     let report = w.hook("upgrade-charm");
     assert!(report.changes.is_empty(), "{:?}", report.changes);
     assert_eq!(w.entries().iter().map(|e| e.name.clone()).collect::<Vec<_>>(), [old]);
-    w.hook_ctx(HookContext { name: "api-relation-broken".into(), unit: "lxd-integrator/0".into(), model_uuid: "m-uuid".into(), relation_id: Some(3), ..Default::default() });
+    w.hook_ctx(HookContext {
+        name: "api-relation-broken".into(),
+        unit: "lxd-integrator/0".into(),
+        model_uuid: "m-uuid".into(),
+        relation_id: Some(3),
+        ..Default::default()
+    });
     assert!(w.store_fps().is_empty(), "still ours to remove");
 }
 
@@ -298,8 +345,16 @@ fn charm_lxds_own_entries_and_an_operators_are_never_touched() {
     let a = test_certs::client("a");
     let fp = certs::fingerprint(&a.der);
     // As charm-lxd names them (LXD before 5.21.3 accepts the `/`), and an operator's.
-    w.cluster().store.push(TrustEntry { name: "juju-relation-gw/0".into(), fingerprint: fp.clone(), ..Default::default() });
-    w.cluster().store.push(TrustEntry { name: "juju-relation-gw".into(), fingerprint: "ab".repeat(32), ..Default::default() });
+    w.cluster().store.push(TrustEntry {
+        name: "juju-relation-gw/0".into(),
+        fingerprint: fp.clone(),
+        ..Default::default()
+    });
+    w.cluster().store.push(TrustEntry {
+        name: "juju-relation-gw".into(),
+        fingerprint: "ab".repeat(32),
+        ..Default::default()
+    });
     w.https_unit(5, "gw/0", bag_of(&a.cert_pem, None));
     let report = w.https_hook("changed", 5, None);
     assert!(report.changes.is_empty(), "already trusted by an entry not ours: left as it is");
@@ -318,7 +373,14 @@ fn without_certificate_project_a_requirer_asking_for_projects_is_refused_not_wid
     w.https_unit(5, "gw/1", bag_of(&plain.cert_pem, None));
     w.https_hook("changed", 5, None);
     assert_eq!(w.store_fps(), [certs::fingerprint(&plain.der)].into());
-    assert!(w.agent.logs.iter().any(|l| l.contains("gw/0 (relation https:5): projects: LXD lacks the certificate_project extension")), "{:?}", w.agent.logs);
+    assert!(
+        w.agent
+            .logs
+            .iter()
+            .any(|l| l.contains("gw/0 (relation https:5): projects: LXD lacks the certificate_project extension")),
+        "{:?}",
+        w.agent.logs
+    );
     assert_eq!(w.agent.status.0, "active");
 }
 
@@ -331,8 +393,17 @@ fn a_project_lxd_lacks_is_that_requirers_failed_change_not_a_blocked_option() {
     w.https_unit(5, "gw/1", bag_of(&plain.cert_pem, None));
     w.https_hook("changed", 5, None);
     assert_eq!(w.store_fps(), [certs::fingerprint(&plain.der)].into());
-    assert_eq!(w.agent.status, ("active".into(), "2/2 members online, 1 client trusted; 1 LXD change failed, see debug-log".into()));
-    assert!(w.agent.logs.iter().any(|l| l.contains("failed to add") && l.contains("gw/0 (relation https:5)") && l.contains("Project not found")), "{:?}", w.agent.logs);
+    assert_eq!(
+        w.agent.status,
+        ("active".into(), "2/2 members online, 1 client trusted; 1 LXD change failed, see debug-log".into())
+    );
+    assert!(
+        w.agent.logs.iter().any(|l| l.contains("failed to add")
+            && l.contains("gw/0 (relation https:5)")
+            && l.contains("Project not found")),
+        "{:?}",
+        w.agent.logs
+    );
 }
 
 #[test]
@@ -372,7 +443,6 @@ fn a_rotated_pin_is_published_on_https_once_connected_with_it() {
     }
 }
 
-
 #[test]
 fn a_leader_leaving_through_an_https_relation_leaves_lxd_alone() {
     let (mut w, _) = world();
@@ -389,7 +459,13 @@ impl World {
     /// Runs action `name` on this unit and returns its results.
     fn action(&mut self, name: &str, params: serde_json::Value) -> std::collections::BTreeMap<String, String> {
         self.agent.start_action(serde_json::from_value(params).expect("params"));
-        let ctx = HookContext { name: name.into(), is_action: true, unit: "lxd-integrator/0".into(), model_uuid: "m-uuid".into(), ..Default::default() };
+        let ctx = HookContext {
+            name: name.into(),
+            is_action: true,
+            unit: "lxd-integrator/0".into(),
+            model_uuid: "m-uuid".into(),
+            ..Default::default()
+        };
         let connector = crate::memory::MemoryConnector(self.cluster.clone());
         crate::actions::run(&ctx, &mut Juju::new(&mut self.agent), &connector).expect("action runs");
         let action = self.agent.action.take().expect("action");
@@ -422,7 +498,10 @@ fn actions_cover_both_endpoints() {
         .collect();
     assert!(clients.contains(&("api".into(), "req/0".into(), "3".into(), "default,sandboxes".into())), "{r:?}");
     assert!(clients.contains(&("https".into(), "gw/0".into(), "5".into(), "sandboxes".into())), "{r:?}");
-    assert_eq!((r["invalid.count"].as_str(), r["invalid.0.unit"].as_str(), r["invalid.0.endpoint"].as_str()), ("1", "gw/1", "https"));
+    assert_eq!(
+        (r["invalid.count"].as_str(), r["invalid.0.unit"].as_str(), r["invalid.0.endpoint"].as_str()),
+        ("1", "gw/1", "https")
+    );
     assert!(r["invalid.0.reason"].contains("projects: prod not in trust-projects, refused"), "{r:?}");
 
     let r = w.action("list-nodes", serde_json::json!({}));

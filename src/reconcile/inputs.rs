@@ -79,12 +79,21 @@ pub fn read_leadership(juju: &mut Juju) -> Result<Leadership, ToolError> {
     let asked = Instant::now();
     let endpoints = Interface::ALL.map(Interface::endpoint);
     let RelationInputs { leader, relation_ids } = juju.relation_inputs(&endpoints)?;
-    let relation_ids = Interface::ALL.into_iter().zip(relation_ids).flat_map(|(i, ids)| ids.into_iter().map(move |id| (i, id))).collect();
+    let relation_ids = Interface::ALL
+        .into_iter()
+        .zip(relation_ids)
+        .flat_map(|(i, ids)| ids.into_iter().map(move |id| (i, id)))
+        .collect();
     Ok(Leadership { leader, asked, relation_ids })
 }
 
 /// Reads leadership, then every live relation of every endpoint.
-pub fn read_relations(ctx: &HookContext, juju: &mut Juju, publish: bool, leaving: bool) -> Result<Relations, ToolError> {
+pub fn read_relations(
+    ctx: &HookContext,
+    juju: &mut Juju,
+    publish: bool,
+    leaving: bool,
+) -> Result<Relations, ToolError> {
     let leadership = read_leadership(juju)?;
     read_databags(ctx, juju, leadership, publish, leaving)
 }
@@ -92,7 +101,13 @@ pub fn read_relations(ctx: &HookContext, juju: &mut Juju, publish: bool, leaving
 /// Reads every live relation's databags: the breaking relation and departing units are left
 /// out. With `publish`, this unit's own databags are read too (to write only what changed);
 /// only a leader that stays may read its application's bag.
-pub fn read_databags(ctx: &HookContext, juju: &mut Juju, leadership: Leadership, publish: bool, leaving: bool) -> Result<Relations, ToolError> {
+pub fn read_databags(
+    ctx: &HookContext,
+    juju: &mut Juju,
+    leadership: Leadership,
+    publish: bool,
+    leaving: bool,
+) -> Result<Relations, ToolError> {
     let Leadership { leader, asked, relation_ids } = leadership;
     let own = OwnBags { unit: publish, app: publish && leader && !leaving };
     let (views, ours) = read_bags(ctx, juju, &relation_ids, own)?;

@@ -31,9 +31,9 @@ mod quiet;
 mod state;
 
 pub use apply::ChangeKind;
-pub use decide::{EXT_ACCESS_MANAGEMENT, EXT_CERTIFICATE_PROJECT, NEEDED_ENTITLEMENTS, TrustAccess, is_published};
 use apply::{Applied, WriteGuard};
 use decide::{Decision, Outcome};
+pub use decide::{EXT_ACCESS_MANAGEMENT, EXT_CERTIFICATE_PROJECT, NEEDED_ENTITLEMENTS, TrustAccess, is_published};
 use inputs::{Inputs, Relations};
 use observe::{NotObserved, Observed};
 use state::Cache;
@@ -123,7 +123,17 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
         });
         let leadership = leadership?;
         if let Ok(seen) = &observed {
-            let world = quiet::World { creds: &creds, config: &inputs.config, leader: leadership.leader, leaving: inputs.leaving, relation_ids: &leadership.relation_ids, server: &seen.server, members: &seen.members, store: &seen.store, identity: seen.identity.as_ref() };
+            let world = quiet::World {
+                creds: &creds,
+                config: &inputs.config,
+                leader: leadership.leader,
+                leaving: inputs.leaving,
+                relation_ids: &leadership.relation_ids,
+                server: &seen.server,
+                members: &seen.members,
+                store: &seen.store,
+                identity: seen.identity.as_ref(),
+            };
             if quiet::may_skip(inputs.cache.steady().as_ref(), &quiet::digest(&world), certs::now_unix()) {
                 return Ok(Report { leader: leadership.leader, credentials: Some(creds), ..Report::default() });
             }
@@ -141,7 +151,13 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     let asked = collect(&relations.views, &inputs.config, &protected, observed.as_ref().ok().map(|o| &o.server));
     let problem_lines: Vec<String> = asked.problems.iter().map(|p| p.to_string()).collect();
     inputs.cache.log_once(juju, state::LOGGED_PROBLEMS, LogLevel::Warning, &problem_lines)?;
-    let report = Report { leader: relations.leader, credentials: Some(creds), requests: asked.requests, problems: asked.problems, ..Report::default() };
+    let report = Report {
+        leader: relations.leader,
+        credentials: Some(creds),
+        requests: asked.requests,
+        problems: asked.problems,
+        ..Report::default()
+    };
     let read = Read { inputs, relations, report, protected, started };
     match observed {
         Ok(observed) => with_lxd(ctx, juju, mode, read, observed),
@@ -159,22 +175,48 @@ struct Read {
 }
 
 /// The pass once LXD answered: decide, apply, publish, status.
-fn with_lxd(ctx: &HookContext, juju: &mut Juju, mode: Mode, read: Read, mut observed: Observed) -> Result<Report, ToolError> {
+fn with_lxd(
+    ctx: &HookContext,
+    juju: &mut Juju,
+    mode: Mode,
+    read: Read,
+    mut observed: Observed,
+) -> Result<Report, ToolError> {
     let Read { mut inputs, relations, mut report, protected, started } = read;
     let own = report.credentials.as_ref().map(own_fingerprint).unwrap_or_default();
     let access = decide::trust_access(&observed.server, observed.identity.as_ref(), &observed.store, &own);
-    let decided = decide::decide(&ctx.scope(), &inputs.config, &observed.server, &observed.store, &report.requests, &protected, relations.leader, inputs.leaving);
+    let decided = decide::decide(
+        &ctx.scope(),
+        &inputs.config,
+        &observed.server,
+        &observed.store,
+        &report.requests,
+        &protected,
+        relations.leader,
+        inputs.leaving,
+    );
     let decision = decide::within(&access, decided);
     let applied = if decision.writer && mode.apply {
         let mut guard = WriteGuard::new(started, relations.leadership_asked);
-        apply::apply(juju, observed.lxd.as_mut(), &decision.plan, decision.projects.as_deref(), &observed.store, &mut guard)?
+        apply::apply(
+            juju,
+            observed.lxd.as_mut(),
+            &decision.plan,
+            decision.projects.as_deref(),
+            &observed.store,
+            &mut guard,
+        )?
     } else {
         Applied::planned(&decision.plan)
     };
     let held = decide::held_after(&observed.store, applied.confirmed(), &decision.held_elsewhere);
     let answering = observed.lxd.endpoint().clone();
-    let online: Vec<(String, String)> =
-        observed.members.iter().filter(|m| is_published(m, &answering)).map(|m| (m.name.clone(), m.url.clone())).collect();
+    let online: Vec<(String, String)> = observed
+        .members
+        .iter()
+        .filter(|m| is_published(m, &answering))
+        .map(|m| (m.name.clone(), m.url.clone()))
+        .collect();
     let withheld = if mode.publish {
         publish::lxd_facts(juju, &mut inputs.cache, &observed.members, &observed.server)?;
         // The pin this pass just connected with: requirers authenticate LXD with it.
@@ -220,9 +262,18 @@ fn with_lxd(ctx: &HookContext, juju: &mut Juju, mode: Mode, read: Read, mut obse
 
 /// What a full pass leaves for the next `update-status` to compare with, when it found nothing
 /// to change (a pass that changed LXD is followed by a full one, which then sees the result).
-fn steady(inputs: &Inputs, relations: &Relations, observed: &Observed, requests: &[Request], decision: &Decision, applied: &Applied, creds: &Option<Credentials>) -> Option<quiet::Steady> {
+fn steady(
+    inputs: &Inputs,
+    relations: &Relations,
+    observed: &Observed,
+    requests: &[Request],
+    decision: &Decision,
+    applied: &Applied,
+    creds: &Option<Credentials>,
+) -> Option<quiet::Steady> {
     let creds = creds.as_ref()?;
-    let settled = applied.confirmed().is_empty() && applied.deferred == 0 && (decision.plan.is_empty() || !decision.writer);
+    let settled =
+        applied.confirmed().is_empty() && applied.deferred == 0 && (decision.plan.is_empty() || !decision.writer);
     if !settled {
         return None;
     }
@@ -243,7 +294,12 @@ fn steady(inputs: &Inputs, relations: &Relations, observed: &Observed, requests:
 }
 
 /// No usable credentials: say so, touch nothing.
-fn without_credentials(juju: &mut Juju, mode: Mode, mut cache: Cache, problem: CredentialProblem) -> Result<Report, ToolError> {
+fn without_credentials(
+    juju: &mut Juju,
+    mode: Mode,
+    mut cache: Cache,
+    problem: CredentialProblem,
+) -> Result<Report, ToolError> {
     let status = status::credentials(&problem);
     // Not steady: once the credential is usable again (a secret granted: no hook runs), the
     // next update-status must run in full and replace this status, not skip as unchanged.
@@ -254,7 +310,13 @@ fn without_credentials(juju: &mut Juju, mode: Mode, mut cache: Cache, problem: C
 
 /// LXD could not be used: say so, and leave LXD and the relation data as they are (an outage
 /// never removes an entry nor withdraws a fingerprint).
-fn without_lxd(juju: &mut Juju, mode: Mode, mut cache: Cache, mut report: Report, not: NotObserved) -> Result<Report, ToolError> {
+fn without_lxd(
+    juju: &mut Juju,
+    mode: Mode,
+    mut cache: Cache,
+    mut report: Report,
+    not: NotObserved,
+) -> Result<Report, ToolError> {
     let status = status::connection(&not.error, not.tried);
     // Not steady either: when LXD answers again, the full pass restores the status.
     cache.remember_steady(None);
@@ -312,6 +374,6 @@ fn protected(creds: &Credentials) -> Protected {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod https_tests;
+#[cfg(test)]
+mod tests;

@@ -1,9 +1,9 @@
 //! What LXD says: the server, its members, its trust store, from the first member that
 //! answers all of it.
 
+use super::decide::EXT_ACCESS_MANAGEMENT;
 use crate::credentials::Credentials;
 use crate::endpoint::Endpoint;
-use super::decide::EXT_ACCESS_MANAGEMENT;
 use crate::lxd::{Connection, Connector, Identity, Lxd, LxdError, Member, ServerInfo, TrustEntry};
 
 /// What one member told us, and the connection it told us on.
@@ -61,7 +61,9 @@ fn read_all(connector: &dyn Connector, ep: &Endpoint, creds: &Credentials) -> Re
     let identity = if server.has_extension(EXT_ACCESS_MANAGEMENT) {
         match lxd.current_identity() {
             // Failing over or giving up is the connection's business, as for the reads above.
-            Err(e @ (LxdError::Unreachable { .. } | LxdError::Untrusted { .. } | LxdError::ServerCertMismatch { .. })) => return Err(e),
+            Err(
+                e @ (LxdError::Unreachable { .. } | LxdError::Untrusted { .. } | LxdError::ServerCertMismatch { .. }),
+            ) => return Err(e),
             // Any other answer leaves the rights unknown; LXD's answers to changes still tell.
             other => Some(other),
         }
@@ -76,5 +78,10 @@ fn members(lxd: &mut dyn Lxd, server: &ServerInfo) -> Result<Vec<Member>, LxdErr
         return lxd.members();
     }
     // A standalone server has no member list (LXD answers 500); it is its own only member.
-    Ok(vec![Member { name: server.server_name.clone(), url: lxd.endpoint().url(), status: "Online".into(), message: String::new() }])
+    Ok(vec![Member {
+        name: server.server_name.clone(),
+        url: lxd.endpoint().url(),
+        status: "Online".into(),
+        message: String::new(),
+    }])
 }

@@ -1,9 +1,9 @@
 //! What the pass writes to Juju: relation data (only the keys that changed), the member list
 //! and version it remembers, the status, the state cache.
 
+use super::Mode;
 use super::inputs::Relations;
 use super::state::Cache;
-use super::Mode;
 use crate::hook_tools::{Juju, ToolError};
 use crate::https;
 use crate::lxd::{Member, ServerInfo};
@@ -15,12 +15,22 @@ use std::collections::BTreeSet;
 
 /// Publishes to every live relation, in its interface's terms: this unit's databag, and the
 /// application's on the leader. Returns how many items did not fit the relation data.
-pub fn relation_data(juju: &mut Juju, relations: &Relations, online: &OnlineMembers, requests: &[Request], held: &BTreeSet<String>, pin: Option<&ServerPin>, writer: bool) -> Result<usize, ToolError> {
+pub fn relation_data(
+    juju: &mut Juju,
+    relations: &Relations,
+    online: &OnlineMembers,
+    requests: &[Request],
+    held: &BTreeSet<String>,
+    pin: Option<&ServerPin>,
+    writer: bool,
+) -> Result<usize, ToolError> {
     let mut withheld = 0;
     for rel in &relations.views {
         let (payload, keys): (Payload, &[&str]) = match rel.interface {
             Interface::Lxd => (relation::payload(rel.id, online, requests, held, pin), &relation::PROVIDER_KEYS),
-            Interface::LxdHttps => (https::payload(online, pin, https::any_trusted(rel.id, requests, held)), &https::PROVIDER_KEYS),
+            Interface::LxdHttps => {
+                (https::payload(online, pin, https::any_trusted(rel.id, requests, held)), &https::PROVIDER_KEYS)
+            }
         };
         withheld += payload.withheld;
         changed_keys(juju, rel.id, false, relations.ours.get(&(rel.id, false)), &payload.bag, keys)?;
@@ -32,7 +42,14 @@ pub fn relation_data(juju: &mut Juju, relations: &Relations, online: &OnlineMemb
 }
 
 /// Writes only the keys that differ from what the databag held when the pass read it.
-fn changed_keys(juju: &mut Juju, rel: u32, app: bool, have: Option<&Databag>, want: &Databag, keys: &[&str]) -> Result<(), ToolError> {
+fn changed_keys(
+    juju: &mut Juju,
+    rel: u32,
+    app: bool,
+    have: Option<&Databag>,
+    want: &Databag,
+    keys: &[&str],
+) -> Result<(), ToolError> {
     let empty = Databag::new();
     let diff = relation::changed_keys_among(have.unwrap_or(&empty), want, keys);
     if diff.is_empty() {

@@ -42,7 +42,11 @@ pub fn digest(world: &World) -> String {
     for part in [&world.creds.endpoint.url(), &tls.client_cert_pem, &tls.client_key_pem, &tls.server_cert_pem] {
         let _ = write!(text, "{}\n{part}\n", part.len());
     }
-    let _ = write!(text, "{:?}\n{}\n{}\n{:?}\n", world.config.trust_projects, world.leader, world.leaving, world.relation_ids);
+    let _ = write!(
+        text,
+        "{:?}\n{}\n{}\n{:?}\n",
+        world.config.trust_projects, world.leader, world.leaving, world.relation_ids
+    );
     let _ = write!(text, "{:?}\n{:?}\n{:?}\n{:?}\n", world.server, world.members, world.store, world.identity);
     certs::fingerprint(text.as_bytes())
 }
@@ -59,7 +63,12 @@ pub struct Steady {
 
 /// Whether an `update-status` that sees `digest` at `now` may skip the full pass.
 pub fn may_skip(steady: Option<&Steady>, digest: &str, now: i64) -> bool {
-    steady.is_some_and(|s| s.digest == digest && now < s.first_expiry && now - s.at < limits::FULL_PASS_EVERY.as_secs() as i64 && now >= s.at)
+    steady.is_some_and(|s| {
+        s.digest == digest
+            && now < s.first_expiry
+            && now - s.at < limits::FULL_PASS_EVERY.as_secs() as i64
+            && now >= s.at
+    })
 }
 
 #[cfg(test)]

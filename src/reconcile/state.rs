@@ -4,8 +4,8 @@
 
 use super::quiet::Steady;
 use crate::certs;
-use crate::limits;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
+use crate::limits;
 use crate::status::Status;
 use std::collections::BTreeMap;
 
@@ -79,7 +79,13 @@ impl Cache {
         };
         let half = limits::FULL_PASS_EVERY.as_secs() as i64 / 2;
         let at = match self.steady() {
-            Some(old) if old.digest == new.digest && old.first_expiry == new.first_expiry && (0..half).contains(&(new.at - old.at)) => old.at,
+            Some(old)
+                if old.digest == new.digest
+                    && old.first_expiry == new.first_expiry
+                    && (0..half).contains(&(new.at - old.at)) =>
+            {
+                old.at
+            }
             _ => new.at,
         };
         self.after.insert(STEADY.into(), format!("{} {} {}", new.digest, at, new.first_expiry));
@@ -112,8 +118,12 @@ impl Cache {
 
     /// Writes the keys that changed, in one `state-set`; a removed key is written empty.
     pub fn save(&self, juju: &mut Juju) -> Result<(), ToolError> {
-        let mut changed: BTreeMap<String, String> =
-            self.after.iter().filter(|(k, v)| self.before.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut changed: BTreeMap<String, String> = self
+            .after
+            .iter()
+            .filter(|(k, v)| self.before.get(*k) != Some(v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         for gone in self.before.keys().filter(|k| !self.after.contains_key(*k) && !self.before[*k].is_empty()) {
             changed.insert(gone.clone(), String::new());
         }

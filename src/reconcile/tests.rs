@@ -4,10 +4,10 @@
 use super::*;
 use crate::certs::test_certs;
 use crate::config::OPT_TRUST_PROJECTS;
-use crate::relation::Databag;
 use crate::lxd::TrustEntry;
-use crate::ownership::{Interface, Owner, Scope};
 use crate::memory::{Agent, Call, Cluster, MemoryConnector};
+use crate::ownership::{Interface, Owner, Scope};
+use crate::relation::Databag;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub(super) const N1: &str = "https://127.0.0.1:8443";
@@ -26,11 +26,19 @@ impl World {
     }
 
     pub(super) fn send(&mut self, rel: u32, unit: &str, pems: &[&str]) {
-        self.agent.relate(rel, "req").units.insert(unit.into(), [("client_certificates".to_string(), serde_json::to_string(pems).unwrap_or_default())].into());
+        self.agent.relate(rel, "req").units.insert(
+            unit.into(),
+            [("client_certificates".to_string(), serde_json::to_string(pems).unwrap_or_default())].into(),
+        );
     }
 
     pub(super) fn hook(&mut self, name: &str) -> Report {
-        self.hook_ctx(HookContext { name: name.into(), unit: "lxd-integrator/0".into(), model_uuid: "m-uuid".into(), ..Default::default() })
+        self.hook_ctx(HookContext {
+            name: name.into(),
+            unit: "lxd-integrator/0".into(),
+            model_uuid: "m-uuid".into(),
+            ..Default::default()
+        })
     }
 
     pub(super) fn hook_ctx(&mut self, ctx: HookContext) -> Report {
@@ -103,7 +111,8 @@ fn a_steady_state_hook_writes_nothing_and_asks_lxd_three_times() {
     w.cluster().requests = 0;
     w.hook("update-status");
     assert_eq!(w.cluster().requests, 3, "GET /1.0, members, certificates");
-    let writes: Vec<&Call> = w.agent.calls.iter().filter(|c| c.tool.ends_with("-set") || c.tool == "juju-log").collect();
+    let writes: Vec<&Call> =
+        w.agent.calls.iter().filter(|c| c.tool.ends_with("-set") || c.tool == "juju-log").collect();
     assert!(writes.is_empty(), "{:?}", w.agent.calls);
 }
 
@@ -119,8 +128,14 @@ fn quiet_world(units: usize, leader: bool) -> (World, Vec<test_certs::Made>) {
         // The leader (elsewhere) trusted them.
         let scope = Scope { model_uuid: "m-uuid".into(), app: "lxd-integrator".into() };
         for (i, m) in made.iter().enumerate() {
-            let owner = Owner { relation_id: 3, remote_app: "req".into(), unit: Some(i as u32), interface: Interface::Lxd };
-            w.cluster().store.push(TrustEntry { name: scope.entry_name(&owner), fingerprint: certs::fingerprint(&m.der), kind: "client".into(), ..Default::default() });
+            let owner =
+                Owner { relation_id: 3, remote_app: "req".into(), unit: Some(i as u32), interface: Interface::Lxd };
+            w.cluster().store.push(TrustEntry {
+                name: scope.entry_name(&owner),
+                fingerprint: certs::fingerprint(&m.der),
+                kind: "client".into(),
+                ..Default::default()
+            });
         }
     }
     w.hook("api-relation-changed");
@@ -138,7 +153,11 @@ fn a_quiet_update_status_costs_the_same_for_one_or_a_hundred_units() {
             w.hook("update-status");
             let tools: Vec<&str> = w.agent.calls.iter().map(|c| c.tool.as_str()).collect();
             // One `relation-ids` per endpoint (`api`, `https`), read together with `is-leader`.
-            assert_eq!(tools, ["credential-get", "config-get", "state-get", "is-leader", "relation-ids", "relation-ids"], "leader {leader}, {units} units");
+            assert_eq!(
+                tools,
+                ["credential-get", "config-get", "state-get", "is-leader", "relation-ids", "relation-ids"],
+                "leader {leader}, {units} units"
+            );
             assert_eq!(w.cluster().requests, 3);
         }
     }
@@ -157,7 +176,12 @@ fn drift_after_a_steady_pass_runs_the_full_pass() {
     let (mut w, _) = quiet_world(1, true);
     let scope = Scope { model_uuid: "m-uuid".into(), app: "lxd-integrator".into() };
     let stray = Owner { relation_id: 3, remote_app: "req".into(), unit: Some(9), interface: Interface::Lxd };
-    w.cluster().store.push(TrustEntry { name: scope.entry_name(&stray), fingerprint: "ab".repeat(32), kind: "client".into(), ..Default::default() });
+    w.cluster().store.push(TrustEntry {
+        name: scope.entry_name(&stray),
+        fingerprint: "ab".repeat(32),
+        kind: "client".into(),
+        ..Default::default()
+    });
     w.hook("update-status");
     assert!(!w.store_fps().contains(&"ab".repeat(32)));
 
@@ -217,7 +241,11 @@ fn an_outage_keeps_the_trust_store_and_the_published_data() {
     }
     w.hook("update-status");
     assert_eq!(w.agent.status.0, "waiting");
-    assert!(w.agent.status.1.starts_with("LXD unreachable at https://127.0.0.1:8443 and 1 other known members"), "{}", w.agent.status.1);
+    assert!(
+        w.agent.status.1.starts_with("LXD unreachable at https://127.0.0.1:8443 and 1 other known members"),
+        "{}",
+        w.agent.status.1
+    );
     assert_eq!(w.published(3), before);
     assert_eq!(w.store_fps().len(), 1);
 }
@@ -248,7 +276,11 @@ fn a_member_that_drops_after_answering_fails_over_too() {
     w.cluster().drop_after_server.insert(N2.into());
     w.hook("update-status");
     assert_eq!(w.agent.status.0, "waiting");
-    assert!(w.agent.status.1.starts_with("LXD unreachable at https://127.0.0.1:8443 and 1 other known members"), "{}", w.agent.status.1);
+    assert!(
+        w.agent.status.1.starts_with("LXD unreachable at https://127.0.0.1:8443 and 1 other known members"),
+        "{}",
+        w.agent.status.1
+    );
     assert_eq!(w.published(3), before);
     assert_eq!(w.store_fps().len(), 1);
 }
@@ -309,7 +341,10 @@ fn garbage_is_logged_once_not_every_update_status() {
     let mut w = World::new();
     let a = test_certs::client("a");
     w.send(3, "req/0", &[&a.cert_pem]);
-    w.agent.remote.get_mut(&3).map(|r| r.units.insert("req/1".into(), [("client_certificates".to_string(), "garbage".to_string())].into()));
+    w.agent
+        .remote
+        .get_mut(&3)
+        .map(|r| r.units.insert("req/1".into(), [("client_certificates".to_string(), "garbage".to_string())].into()));
     w.hook("api-relation-changed");
     w.hook("update-status");
     let warnings: Vec<&String> = w.agent.logs.iter().filter(|l| l.contains("not valid JSON")).collect();
@@ -347,13 +382,23 @@ fn a_certificate_held_by_someone_elses_entry_is_reported_and_not_counted_as_a_re
     let a = test_certs::client("a");
     let fp = certs::fingerprint(&a.der);
     // An operator trusted the same certificate by hand, unrestricted.
-    w.cluster().store.push(TrustEntry { name: "operator-added".into(), fingerprint: fp.clone(), kind: "client".into(), restricted: false, projects: vec![] });
+    w.cluster().store.push(TrustEntry {
+        name: "operator-added".into(),
+        fingerprint: fp.clone(),
+        kind: "client".into(),
+        restricted: false,
+        projects: vec![],
+    });
     w.agent.config.insert(OPT_TRUST_PROJECTS.into(), serde_json::json!("default"));
     w.send(3, "req/0", &[&a.cert_pem]);
     let report = w.hook("api-relation-changed");
     assert!(report.changes.is_empty(), "the operator's entry is left alone: {:?}", report.changes);
     let nodes: Vec<serde_json::Value> = serde_json::from_str(&w.published(3)["nodes"]).expect("json");
-    assert_eq!(nodes[0]["trusted_certs_fp"], serde_json::json!([]), "an unrestricted grant is not the restricted one configured");
+    assert_eq!(
+        nodes[0]["trusted_certs_fp"],
+        serde_json::json!([]),
+        "an unrestricted grant is not the restricted one configured"
+    );
     assert!(w.agent.status.1.contains("1 held by entries not ours"), "{}", w.agent.status.1);
 
     // Without trust-projects the operator's unrestricted entry is the grant asked for.
@@ -368,7 +413,8 @@ fn a_certificate_held_by_someone_elses_entry_is_reported_and_not_counted_as_a_re
 fn ten_thousand_bad_entries_from_one_unit_do_not_stop_another_relations_departure() {
     let mut w = World::new();
     let (good, leaving) = (test_certs::client("good"), test_certs::client("leaving"));
-    let garbage: Vec<String> = (0..10_000).map(|i| format!("-----BEGIN CERTIFICATE-----\nAAAA{i}\n-----END CERTIFICATE-----\n")).collect();
+    let garbage: Vec<String> =
+        (0..10_000).map(|i| format!("-----BEGIN CERTIFICATE-----\nAAAA{i}\n-----END CERTIFICATE-----\n")).collect();
     let mut noisy: Vec<&str> = garbage.iter().map(String::as_str).collect();
     noisy.push(&good.cert_pem);
     w.send(3, "req/0", &noisy);
@@ -434,7 +480,11 @@ fn fine_grained(entitlements: &[&str]) -> crate::lxd::Identity {
         fine_grained: Some(true),
         permissions: entitlements
             .iter()
-            .map(|e| crate::lxd::Permission { entity_type: "server".into(), url: "/1.0".into(), entitlement: e.to_string() })
+            .map(|e| crate::lxd::Permission {
+                entity_type: "server".into(),
+                url: "/1.0".into(),
+                entitlement: e.to_string(),
+            })
             .collect(),
     }
 }
@@ -449,7 +499,10 @@ fn an_identity_that_cannot_create_identities_blocks_naming_it_and_changes_nothin
     let report = w.hook("api-relation-changed");
     assert_eq!(
         w.agent.status,
-        ("blocked".into(), "LXD identity lacks can_create_identities, can_edit_identities on server; grant them".into())
+        (
+            "blocked".into(),
+            "LXD identity lacks can_create_identities, can_edit_identities on server; grant them".into()
+        )
     );
     assert!(w.store_fps().is_empty(), "nothing sent to be refused");
     assert!(report.changes.is_empty());
@@ -471,7 +524,13 @@ fn a_restricted_certificate_as_credential_blocks_without_access_management_too()
     w.agent.credential["credential"]["attrs"]["client-cert"] = serde_json::json!(me.cert_pem);
     w.agent.credential["credential"]["attrs"]["client-key"] = serde_json::json!(me.key_pem);
     let own = me.der.clone();
-    w.cluster().store.push(TrustEntry { name: "juju-controller".into(), fingerprint: certs::fingerprint(&own), kind: "client".into(), restricted: true, projects: vec!["default".into()] });
+    w.cluster().store.push(TrustEntry {
+        name: "juju-controller".into(),
+        fingerprint: certs::fingerprint(&own),
+        kind: "client".into(),
+        restricted: true,
+        projects: vec!["default".into()],
+    });
     let a = test_certs::client("a");
     w.send(3, "req/0", &[&a.cert_pem]);
     w.hook("api-relation-changed");
@@ -492,7 +551,12 @@ fn key_material() -> &'static str {
 }
 
 fn secret_content(endpoint: &str) -> Vec<(&'static str, String)> {
-    vec![("endpoint", endpoint.to_string()), ("client-cert", CERT.into()), ("client-key", KEY.into()), ("server-cert", SERVER.into())]
+    vec![
+        ("endpoint", endpoint.to_string()),
+        ("client-cert", CERT.into()),
+        ("client-key", KEY.into()),
+        ("server-cert", SERVER.into()),
+    ]
 }
 
 /// An untrusted leader whose config names a granted secret for member `endpoint`.
@@ -525,7 +589,11 @@ fn a_granted_secret_is_used_when_trust_is_not() {
     let creds = report.credentials.expect("credentials");
     assert_eq!((creds.source, creds.endpoint.url()), (crate::credentials::Source::Secret, N2.to_string()));
     assert_eq!(w.agent.status, ("active".into(), "2/2 members online, 0 clients trusted".into()));
-    assert_eq!(secret_gets(&w), [vec![format!("secret:{SECRET_ID}"), "--format=json".to_string()]], "read once, no --refresh outside secret-changed");
+    assert_eq!(
+        secret_gets(&w),
+        [vec![format!("secret:{SECRET_ID}"), "--format=json".to_string()]],
+        "read once, no --refresh outside secret-changed"
+    );
     assert_secret_kept(&w);
 }
 
@@ -536,10 +604,16 @@ fn trust_wins_over_the_secret_which_wins_over_the_plain_options() {
     let report = w.hook("config-changed");
     assert_eq!(report.credentials.map(|c| c.source), Some(crate::credentials::Source::Trust));
     assert!(secret_gets(&w).is_empty(), "trust wins: the secret is not even read");
-    assert!(w.agent.logs.iter().any(|l| l.contains("lxd-credentials-secret is set but not read")), "{:?}", w.agent.logs);
+    assert!(
+        w.agent.logs.iter().any(|l| l.contains("lxd-credentials-secret is set but not read")),
+        "{:?}",
+        w.agent.logs
+    );
     // Without trust, the secret beats complete plain options, which are said to be ignored.
     w.agent.trusted = false;
-    for (k, v) in [("lxd_endpoint", N1), ("lxd_client_cert", CERT), ("lxd_client_key", KEY), ("lxd_server_cert", SERVER)] {
+    for (k, v) in
+        [("lxd_endpoint", N1), ("lxd_client_cert", CERT), ("lxd_client_key", KEY), ("lxd_server_cert", SERVER)]
+    {
         w.agent.config.insert(k.into(), serde_json::json!(v));
     }
     let report = w.hook("config-changed");
@@ -554,7 +628,9 @@ fn an_unusable_secret_blocks_naming_the_fix_and_leaves_lxd_alone() {
     let fp = certs::fingerprint(&a.der);
     let mut w = secret_world(N1);
     // Plain options that would work: never used while the secret is set.
-    for (k, v) in [("lxd_endpoint", N1), ("lxd_client_cert", CERT), ("lxd_client_key", KEY), ("lxd_server_cert", SERVER)] {
+    for (k, v) in
+        [("lxd_endpoint", N1), ("lxd_client_cert", CERT), ("lxd_client_key", KEY), ("lxd_server_cert", SERVER)]
+    {
         w.agent.config.insert(k.into(), serde_json::json!(v));
     }
     w.send(3, "req/0", &[&a.cert_pem]);
@@ -565,7 +641,10 @@ fn an_unusable_secret_blocks_naming_the_fix_and_leaves_lxd_alone() {
     w.agent.secrets.get_mut(SECRET_ID).expect("secret").granted = false;
     w.cluster().requests = 0;
     let report = w.hook("update-status");
-    assert_eq!(w.agent.status, ("blocked".into(), format!("{uri} not granted; run: juju grant-secret {uri} lxd-integrator")));
+    assert_eq!(
+        w.agent.status,
+        ("blocked".into(), format!("{uri} not granted; run: juju grant-secret {uri} lxd-integrator"))
+    );
     assert!(report.credentials.is_none() && w.cluster().requests == 0, "LXD is not even asked");
     assert_eq!(w.store_fps(), [fp.clone()].into(), "nothing removed");
     // Granted again, but a new revision lacks the key; refreshed in secret-changed.
@@ -576,7 +655,10 @@ fn an_unusable_secret_blocks_naming_the_fix_and_leaves_lxd_alone() {
     // Removed.
     w.agent.secrets.clear();
     w.hook("update-status");
-    assert_eq!(w.agent.status.1, format!("{uri} not found; juju add-secret a new one and set lxd-credentials-secret to its ID"));
+    assert_eq!(
+        w.agent.status.1,
+        format!("{uri} not found; juju add-secret a new one and set lxd-credentials-secret to its ID")
+    );
     // An older Juju without secret-get.
     w.agent.secrets_available = false;
     w.hook("update-status");
@@ -605,7 +687,10 @@ fn a_new_revision_takes_effect_in_secret_changed() {
     assert_eq!(endpoint(&w.hook("update-status")), Some(N1.to_string()));
     w.agent.calls.clear();
     assert_eq!(endpoint(&w.hook("secret-changed")), Some(N2.to_string()));
-    assert_eq!(secret_gets(&w), [vec![format!("secret:{SECRET_ID}"), "--format=json".to_string(), "--refresh".to_string()]]);
+    assert_eq!(
+        secret_gets(&w),
+        [vec![format!("secret:{SECRET_ID}"), "--format=json".to_string(), "--refresh".to_string()]]
+    );
     assert_eq!(endpoint(&w.hook("update-status")), Some(N2.to_string()), "tracked from then on");
     assert_secret_kept(&w);
 }
@@ -614,7 +699,9 @@ fn a_new_revision_takes_effect_in_secret_changed() {
 fn the_plain_key_option_suggests_a_secret_once() {
     let mut w = World::new();
     w.agent.trusted = false;
-    for (k, v) in [("lxd_endpoint", N1), ("lxd_client_cert", CERT), ("lxd_client_key", KEY), ("lxd_server_cert", SERVER)] {
+    for (k, v) in
+        [("lxd_endpoint", N1), ("lxd_client_cert", CERT), ("lxd_client_key", KEY), ("lxd_server_cert", SERVER)]
+    {
         w.agent.config.insert(k.into(), serde_json::json!(v));
     }
     for _ in 0..3 {

@@ -5,7 +5,11 @@ use std::io::Read;
 
 fn main() -> anyhow::Result<()> {
     let n: usize = std::env::args().nth(1).map(|s| s.parse()).transpose()?.unwrap_or(3);
-    let kind = std::env::args().nth(2).map(|s| testbed::ServerKind::parse(&s)).transpose()?.unwrap_or(testbed::ServerKind::Lxd);
+    let kind = std::env::args()
+        .nth(2)
+        .map(|s| testbed::ServerKind::parse(&s))
+        .transpose()?
+        .unwrap_or(testbed::ServerKind::Lxd);
     let cluster = testbed::LxdCluster::start_kind(kind, n)?;
     let admin_dir = cluster.run_dir().join("home");
     std::fs::write(admin_dir.join("admin.crt"), &cluster.admin().cert_pem)?;

@@ -13,9 +13,8 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384,
-    SignatureAlgorithm,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, SignatureAlgorithm,
 };
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
@@ -110,11 +109,8 @@ impl CertSpec {
         params.not_after = self.not_after;
         if self.is_ca {
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::CrlSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
+            params.key_usages =
+                vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         } else {
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         }
@@ -172,23 +168,15 @@ pub fn client_cert_p256(cn: &str) -> Result<Pem> {
 /// A client certificate that expired yesterday (valid for a month before that).
 pub fn expired_cert(cn: &str) -> Result<Pem> {
     let now = OffsetDateTime::now_utc();
-    CertSpec {
-        not_before: now - Duration::days(31),
-        not_after: now - Duration::days(1),
-        ..CertSpec::client(cn)
-    }
-    .self_signed()
+    CertSpec { not_before: now - Duration::days(31), not_after: now - Duration::days(1), ..CertSpec::client(cn) }
+        .self_signed()
 }
 
 /// A client certificate that only becomes valid in a week.
 pub fn not_yet_valid_cert(cn: &str) -> Result<Pem> {
     let now = OffsetDateTime::now_utc();
-    CertSpec {
-        not_before: now + Duration::days(7),
-        not_after: now + Duration::days(365),
-        ..CertSpec::client(cn)
-    }
-    .self_signed()
+    CertSpec { not_before: now + Duration::days(7), not_after: now + Duration::days(365), ..CertSpec::client(cn) }
+        .self_signed()
 }
 
 /// A self-signed CA certificate (basicConstraints CA:TRUE, keyCertSign).
@@ -234,11 +222,7 @@ pub fn openssl_ec_client_cert(cn: &str) -> Result<Pem> {
 
 /// `openssl req -x509 -nodes -subj /CN=<cn> ARGS`, key and certificate read back.
 fn openssl_req_x509(cn: &str, args: &[&str]) -> Result<Pem> {
-    let dir = std::env::temp_dir().join(format!(
-        "testbed-openssl-{}-{}",
-        std::process::id(),
-        crate::random_u64()
-    ));
+    let dir = std::env::temp_dir().join(format!("testbed-openssl-{}-{}", std::process::id(), crate::random_u64()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let key = dir.join("key.pem");
     let crt = dir.join("cert.pem");

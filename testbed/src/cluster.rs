@@ -138,8 +138,8 @@ impl LxdCluster {
         }
         let cert_file = if clustered { "cluster.crt" } else { "server.crt" };
         let cert_path = cluster.members[0].dir.join(cert_file);
-        cluster.cluster_cert_pem = std::fs::read_to_string(&cert_path)
-            .with_context(|| format!("reading {}", cert_path.display()))?;
+        cluster.cluster_cert_pem =
+            std::fs::read_to_string(&cert_path).with_context(|| format!("reading {}", cert_path.display()))?;
         let admin_pem = cluster.admin.cert_pem.clone();
         cluster.trust_add("testbed-admin", &admin_pem)?;
         if clustered {
@@ -234,9 +234,7 @@ impl LxdCluster {
         ensure!(self.members[i].child.is_some(), "{} is not running", self.members[i].name);
         let shutdown = self.admin_cmd(i, &["shutdown", "--timeout", "30"], None);
         let m = &mut self.members[i];
-        let Some(mut child) = m.child.take() else {
-            bail!("{} is not running", m.name)
-        };
+        let Some(mut child) = m.child.take() else { bail!("{} is not running", m.name) };
         let exited = wait_child(&mut child, Duration::from_secs(15));
         if !exited {
             proc::signal(child.id(), libc::SIGTERM);
@@ -256,9 +254,7 @@ impl LxdCluster {
     /// so that [`start_member`](Self::start_member) can restart it from the same `LXD_DIR`.
     pub fn kill_member(&mut self, i: usize) -> Result<()> {
         let m = &mut self.members[i];
-        let Some(mut child) = m.child.take() else {
-            bail!("{} is not running", m.name)
-        };
+        let Some(mut child) = m.child.take() else { bail!("{} is not running", m.name) };
         let _ = child.kill();
         child.wait().with_context(|| format!("reaping the daemon of {}", m.name))?;
         proc::unmount_under(&m.dir);
@@ -310,9 +306,8 @@ impl LxdCluster {
         let deadline = Instant::now() + timeout;
         let mut last;
         loop {
-            let observer = self.live_members().into_iter().find(|&j| j != i).or_else(|| {
-                self.members[i].child.as_ref().map(|_| i)
-            });
+            let observer =
+                self.live_members().into_iter().find(|&j| j != i).or_else(|| self.members[i].child.as_ref().map(|_| i));
             if let Some(j) = observer {
                 match self.query_on(j, "GET", &format!("/1.0/cluster/members/{name}"), None) {
                     Ok(v) => {
@@ -328,10 +323,7 @@ impl LxdCluster {
                 last = "no member is running".into();
             }
             if Instant::now() >= deadline {
-                bail!(
-                    "{name} did not become {status} within {timeout:?}; last seen: {last}\n{}",
-                    self.diagnostics(i)
-                );
+                bail!("{name} did not become {status} within {timeout:?}; last seen: {last}\n{}", self.diagnostics(i));
             }
             std::thread::sleep(Duration::from_millis(250));
         }
@@ -441,8 +433,8 @@ impl LxdCluster {
                 Ok(v) => return Ok(v),
                 Err(e) => {
                     let text = format!("{e:#}");
-                    let unreachable = text.contains("unix.socket")
-                        && (text.contains("connect") || text.contains("no such file"));
+                    let unreachable =
+                        text.contains("unix.socket") && (text.contains("connect") || text.contains("no such file"));
                     if !unreachable {
                         return Err(e);
                     }
@@ -456,7 +448,8 @@ impl LxdCluster {
     fn spawn_daemon(&mut self, i: usize) -> Result<()> {
         let home = self.home.clone();
         let kind = self.kind;
-        let daemon = kind.daemon().ok_or_else(|| anyhow!("the {kind} daemon is not installed; {}", kind.install_hint()))?;
+        let daemon =
+            kind.daemon().ok_or_else(|| anyhow!("the {kind} daemon is not installed; {}", kind.install_hint()))?;
         let m = &mut self.members[i];
         let out = OpenOptions::new()
             .create(true)
@@ -512,7 +505,11 @@ impl LxdCluster {
             }
             if Instant::now() >= deadline {
                 let daemon = self.kind.daemon_name();
-                bail!("{daemon} for {} was not ready after {READY_TIMEOUT:?}\n{}", self.members[i].name, self.diagnostics(i));
+                bail!(
+                    "{daemon} for {} was not ready after {READY_TIMEOUT:?}\n{}",
+                    self.members[i].name,
+                    self.diagnostics(i)
+                );
             }
         }
     }
@@ -544,9 +541,7 @@ impl LxdCluster {
 
     fn join(&self, i: usize) -> Result<()> {
         let m = &self.members[i];
-        let token = self
-            .lxc_on(0, &["cluster", "add", &m.name, "--quiet"], None)
-            .context("creating a join token")?;
+        let token = self.lxc_on(0, &["cluster", "add", &m.name, "--quiet"], None).context("creating a join token")?;
         let preseed = json!({"cluster": {
             "enabled": true,
             "server_address": format!("{}:{PORT}", m.addr),

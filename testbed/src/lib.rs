@@ -22,9 +22,7 @@ pub(crate) fn random_u64() -> u64 {
     {
         return u64::from_le_bytes(buf);
     }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     nanos ^ ((std::process::id() as u64) << 32)
 }

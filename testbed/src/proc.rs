@@ -140,11 +140,7 @@ pub fn tail(path: &Path, lines: usize) -> String {
             let text = String::from_utf8_lossy(&bytes);
             let all: Vec<&str> = text.lines().collect();
             let start = all.len().saturating_sub(lines);
-            if all.is_empty() {
-                format!("({} is empty)", path.display())
-            } else {
-                all[start..].join("\n")
-            }
+            if all.is_empty() { format!("({} is empty)", path.display()) } else { all[start..].join("\n") }
         }
         Err(e) => format!("(cannot read {}: {e})", path.display()),
     }

@@ -30,7 +30,8 @@ fn stale_runs_are_removed_only_when_their_owner_is_dead() {
 #[test]
 fn a_dead_runs_incus_daemon_is_stopped_and_no_other() {
     use std::os::unix::process::CommandExt;
-    let Some(incusd) = ["/usr/libexec/incus/incusd", "/opt/incus/bin/incusd"].into_iter().find(|p| std::path::Path::new(p).is_file())
+    let Some(incusd) =
+        ["/usr/libexec/incus/incusd", "/opt/incus/bin/incusd"].into_iter().find(|p| std::path::Path::new(p).is_file())
     else {
         panic!("incusd is not installed (scripts/setup installs it)");
     };
@@ -82,4 +83,3 @@ fn a_dead_runs_incus_daemon_is_stopped_and_no_other() {
     assert!(!run.exists(), "the dead run was kept");
     assert!(other_alive, "an incusd outside any run was stopped");
 }
-

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use testbed::{LxdCluster, ServerKind};
 use testbed::certs::{self, Pem};
+use testbed::{LxdCluster, ServerKind};
 
 pub const INTEGRATOR: &str = "lxd-integrator";
 pub const REQUIRER: &str = "req";
@@ -38,7 +38,8 @@ fn repo() -> PathBuf {
 /// `{"$defs": ..., "$ref": "#/$defs/decoded"}`: the schema of a databag after its JSON-holding
 /// values are decoded (validators do not apply `contentSchema` themselves).
 fn decoded_validator(file: &str) -> Result<jsonschema::Validator> {
-    let text = std::fs::read_to_string(repo().join("docs/schemas").join(file)).with_context(|| format!("reading {file}"))?;
+    let text =
+        std::fs::read_to_string(repo().join("docs/schemas").join(file)).with_context(|| format!("reading {file}"))?;
     let doc: Value = serde_json::from_str(&text)?;
     let schema = json!({"$defs": doc["$defs"].clone(), "$ref": "#/$defs/decoded"});
     jsonschema::validator_for(&schema).map_err(|e| anyhow!("{file}: {e}"))
@@ -49,9 +50,11 @@ impl Bed {
         let work = std::env::temp_dir().join(format!("lxd-integrator-e2e-{}", std::process::id()));
         std::fs::create_dir_all(&work)?;
         let charm_dir = work.join("charm");
-        xtask::assemble_charm_dir(Path::new(env!("CARGO_BIN_EXE_lxd-integrator")), &charm_dir).context("assembling the charm")?;
+        xtask::assemble_charm_dir(Path::new(env!("CARGO_BIN_EXE_lxd-integrator")), &charm_dir)
+            .context("assembling the charm")?;
         let requirer_dir = repo().join("tests/requirer-charm");
-        let setup = std::process::Command::new("sh").arg(requirer_dir.join("setup.sh")).current_dir(&requirer_dir).status()?;
+        let setup =
+            std::process::Command::new("sh").arg(requirer_dir.join("setup.sh")).current_dir(&requirer_dir).status()?;
         ensure!(setup.success(), "tests/requirer-charm/setup.sh failed: {setup}");
         let cluster = LxdCluster::start_kind(kind, MEMBERS)
             .with_context(|| format!("starting the {kind} cluster (the e2e scenarios need a real one)"))?;
@@ -174,7 +177,9 @@ impl World<'_> {
         let mut decoded = serde_json::Map::new();
         for (k, v) in bag {
             let value = match k.as_str() {
-                "nodes" | "registered_certificates" => serde_json::from_str(v).with_context(|| format!("{k} is not JSON"))?,
+                "nodes" | "registered_certificates" => {
+                    serde_json::from_str(v).with_context(|| format!("{k} is not JSON"))?
+                }
                 _ => Value::String(v.clone()),
             };
             decoded.insert(k.clone(), value);
@@ -225,7 +230,9 @@ impl World<'_> {
             .trust_list()?
             .iter()
             .filter(|e| e["name"].as_str().is_some_and(|n| n.starts_with(&marker)))
-            .map(|e| (e["name"].as_str().unwrap_or("").to_string(), e["fingerprint"].as_str().unwrap_or("").to_string()))
+            .map(|e| {
+                (e["name"].as_str().unwrap_or("").to_string(), e["fingerprint"].as_str().unwrap_or("").to_string())
+            })
             .collect())
     }
 
@@ -235,7 +242,12 @@ impl World<'_> {
 
     /// Runs update-status until `done` holds, for facts LXD only learns with time (a member
     /// is seen offline after its heartbeat threshold).
-    pub fn update_until(&mut self, what: &str, limit: Duration, mut done: impl FnMut(&World) -> Result<bool>) -> Result<()> {
+    pub fn update_until(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        mut done: impl FnMut(&World) -> Result<bool>,
+    ) -> Result<()> {
         let start = Instant::now();
         loop {
             self.update_status()?;
@@ -243,7 +255,10 @@ impl World<'_> {
                 return Ok(());
             }
             if start.elapsed() > limit {
-                bail!("{what}: not true after {limit:?}; integrator status {:?}", self.status(&format!("{INTEGRATOR}/0")));
+                bail!(
+                    "{what}: not true after {limit:?}; integrator status {:?}",
+                    self.status(&format!("{INTEGRATOR}/0"))
+                );
             }
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -284,14 +299,21 @@ impl World<'_> {
         let key_body: String = self.identity.key_pem.lines().filter(|l| !l.starts_with("-----")).collect();
         let probe = &key_body[key_body.len().saturating_sub(40)..];
         let leaks = |text: &str| {
-            text.contains("PRIVATE KEY") || (!probe.is_empty() && text.contains(probe)) || secrets.iter().any(|s| text.contains(s))
+            text.contains("PRIVATE KEY")
+                || (!probe.is_empty() && text.contains(probe))
+                || secrets.iter().any(|s| text.contains(s))
         };
         for log in self.sim.logs()? {
             ensure!(!leaks(&log.message), "key material in a log line of {}: {}", log.unit, log.hook);
             ensure!(!log.message.contains("BEGIN CERTIFICATE"), "a full certificate in a log line of {}", log.unit);
         }
         for hook in self.sim.hooks()? {
-            ensure!(!leaks(&hook.stdout) && !leaks(&hook.stderr), "key material in the output of {} {}", hook.unit, hook.hook);
+            ensure!(
+                !leaks(&hook.stdout) && !leaks(&hook.stderr),
+                "key material in the output of {} {}",
+                hook.unit,
+                hook.hook
+            );
         }
         for unit in self.sim.units(INTEGRATOR)? {
             let (_, message) = self.status(&unit)?;

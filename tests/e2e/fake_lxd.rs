@@ -63,8 +63,15 @@ pub const LXD_6_9_EXTENSIONS: &[&str] = &[
     "auth_bearer",
 ];
 /// Incus 6.0 (`internal/version/api.go` in lxc/incus): no `access_management`.
-pub const INCUS_6_0_EXTENSIONS: &[&str] =
-    &["clustering", "projects", "certificate_project", "certificate_token", "cluster_member_state", "oidc", "auth_user"];
+pub const INCUS_6_0_EXTENSIONS: &[&str] = &[
+    "clustering",
+    "projects",
+    "certificate_project",
+    "certificate_token",
+    "cluster_member_state",
+    "oidc",
+    "auth_user",
+];
 
 /// Which server the fake plays; it decides validation and answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,7 +269,12 @@ fn serve(config: Arc<ServerConfig>, sock: TcpStream, state: &Mutex<State>, serve
                 "HTTP/1.1 {status} Fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                 body.len()
             );
-            if tls.write_all(head.as_bytes()).and_then(|_| tls.write_all(body.as_bytes())).and_then(|_| tls.flush()).is_err() {
+            if tls
+                .write_all(head.as_bytes())
+                .and_then(|_| tls.write_all(body.as_bytes()))
+                .and_then(|_| tls.flush())
+                .is_err()
+            {
                 return;
             }
         }
@@ -387,7 +399,10 @@ fn answer(request: &Request, state: &Mutex<State>, server: &Server) -> (u16, Str
         ("GET", "/1.0/certificates?recursion=1") => sync(200, Value::Array(state.store.clone())),
         ("GET", "/1.0/auth/identities/current") if era.fine_grained_auth() => match &state.identity {
             Some(id) => sync(200, id.clone()),
-            None => sync(200, json!({"type": "Client certificate (unrestricted)", "authentication_method": "tls", "name": "juju", "effective_permissions": []})),
+            None => sync(
+                200,
+                json!({"type": "Client certificate (unrestricted)", "authentication_method": "tls", "name": "juju", "effective_permissions": []}),
+            ),
         },
         ("POST", "/1.0/certificates") => {
             let Ok(body) = serde_json::from_str::<Value>(&request.body) else { return error(400, "invalid JSON") };
@@ -399,11 +414,17 @@ fn answer(request: &Request, state: &Mutex<State>, server: &Server) -> (u16, Str
                 return error(501, "Password authentication is no longer supported, please update your client");
             }
             if era.fine_grained_auth() && (name.starts_with('-') || name.contains('/')) {
-                let text = format!("Invalid certificate name {}, name must not start with a hyphen or contain forward slashes", json!(name));
+                let text = format!(
+                    "Invalid certificate name {}, name must not start with a hyphen or contain forward slashes",
+                    json!(name)
+                );
                 return error(400, &text);
             }
             if era == Era::Lxd6_9 && !projects.is_empty() && !restricted {
-                return error(400, "Projects can only be specified for restricted certificates. Set restricted=true or remove projects");
+                return error(
+                    400,
+                    "Projects can only be specified for restricted certificates. Set restricted=true or remove projects",
+                );
             }
             if !allowed(&state, server, "can_create_identities") {
                 return forbidden();

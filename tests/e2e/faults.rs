@@ -432,7 +432,8 @@ impl Mitm {
 /// The CN of the certificate the charm pins (LXD's cluster certificate): `root@<host>`.
 pub(crate) fn common_name(cert_pem: &str) -> Result<String> {
     let der = certs::pem_to_der(cert_pem)?;
-    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing the cluster certificate: {e}"))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(&der).map_err(|e| anyhow!("parsing the cluster certificate: {e}"))?;
     let cn = cert.subject().iter_common_name().next().and_then(|c| c.as_str().ok()).map(String::from);
     cn.ok_or_else(|| anyhow!("the cluster certificate has no CN"))
 }
@@ -485,7 +486,10 @@ fn f4_man_in_the_middle(bed: &mut Bed) -> Result<()> {
             .with_context(|| what.to_string())?;
         let log = mitm.settled_log();
         ensure!(log.connections >= 1, "{what}: the charm never connected: {log:?}");
-        ensure!(log.handshakes_ok == 0 && log.app_bytes == 0, "{what}: the server got a handshake or a request: {log:?}");
+        ensure!(
+            log.handshakes_ok == 0 && log.app_bytes == 0,
+            "{what}: the server got a handshake or a request: {log:?}"
+        );
         ensure!(w.owned_fps()? == fps(&[&a]), "{what}: {:?}", w.owned());
         ensure!(bags(&w, rel)? == before, "{what}: relation data changed");
         eprintln!("f4: {what}: blocked; {} connection(s), 0 handshakes, 0 bytes; {:?}", log.connections, log.errors);

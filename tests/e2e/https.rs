@@ -18,7 +18,10 @@ const GW: &str = "gw";
 
 pub fn all() -> Vec<(&'static str, crate::Scenario)> {
     vec![
-        ("h1_an_https_client_shaped_requirer_gets_an_entry_per_unit_reaches_every_address_pinned_and_is_cleaned_up", h1_https_client),
+        (
+            "h1_an_https_client_shaped_requirer_gets_an_entry_per_unit_reaches_every_address_pinned_and_is_cleaned_up",
+            h1_https_client,
+        ),
         ("h2_a_gateway_shaped_requirer_writing_both_bags_gets_one_entry_restricted_to_its_projects", h2_gateway),
         ("h3_an_api_and_an_https_relation_side_by_side_never_disturb_each_other", h3_side_by_side),
         ("h4_a_project_outside_trust_projects_is_refused_and_named_never_widened", h4_outside_trust_projects),
@@ -83,8 +86,12 @@ fn https_entries(w: &World) -> Result<BTreeMap<String, (String, bool, BTreeSet<S
     let mut out = BTreeMap::new();
     for e in w.bed.cluster.trust_list()? {
         let Some(name) = e["name"].as_str().filter(|n| n.starts_with(&marker)) else { continue };
-        let projects = e["projects"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(String::from)).collect();
-        out.insert(name.to_string(), (e["fingerprint"].as_str().unwrap_or("").to_string(), e["restricted"] == json!(true), projects));
+        let projects =
+            e["projects"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(String::from)).collect();
+        out.insert(
+            name.to_string(),
+            (e["fingerprint"].as_str().unwrap_or("").to_string(), e["restricted"] == json!(true), projects),
+        );
     }
     Ok(out)
 }
@@ -101,11 +108,17 @@ fn published(w: &World, rel: RelationId) -> Result<BTreeMap<String, String>> {
     validate_provider(&unit_bag)?;
     validate_provider(&app_bag)?;
     for key in ["version", "certificate", "certificate_fingerprint", "addresses"] {
-        ensure!(unit_bag.get(key).is_some() && unit_bag.get(key) == app_bag.get(key), "{key}: unit {unit_bag:?} app {app_bag:?}");
+        ensure!(
+            unit_bag.get(key).is_some() && unit_bag.get(key) == app_bag.get(key),
+            "{key}: unit {unit_bag:?} app {app_bag:?}"
+        );
     }
     let addresses: BTreeSet<String> = unit_bag["addresses"].split(',').map(String::from).collect();
     ensure!(addresses == w.bed.cluster.endpoints().into_iter().collect(), "addresses {addresses:?}");
-    ensure!(unit_bag["certificate_fingerprint"] == certs::fingerprint_pem(w.bed.cluster.cluster_cert_pem())?, "the cluster certificate");
+    ensure!(
+        unit_bag["certificate_fingerprint"] == certs::fingerprint_pem(w.bed.cluster.cluster_cert_pem())?,
+        "the cluster certificate"
+    );
     Ok(unit_bag)
 }
 
@@ -132,7 +145,10 @@ fn h1_https_client(bed: &mut Bed) -> Result<()> {
     published(&w, rel)?;
     for u in ["gw/0", "gw/1"] {
         let (status, message) = w.status(u)?;
-        ensure!(status == "active" && message == format!("addresses={MEMBERS} from={INTEGRATOR}"), "{u}: {status}: {message}");
+        ensure!(
+            status == "active" && message == format!("addresses={MEMBERS} from={INTEGRATOR}"),
+            "{u}: {status}: {message}"
+        );
         reaches_every_address(&mut w, u)?;
     }
     let (_, message) = w.status(I0)?;
@@ -189,7 +205,11 @@ fn h2_inner(bed: &mut Bed) -> Result<()> {
         req_action(&mut w, u, "use-identity", json!({"cert": shared.cert_pem, "key": shared.key_pem}))?;
     }
     let sent = w.sim.relation_app_data(rel, GW)?;
-    ensure!(sent.get("projects").map(String::as_str) == Some(SANDBOXES) && sent.get("version").map(String::as_str) == Some("1.0"), "{sent:?}");
+    ensure!(
+        sent.get("projects").map(String::as_str) == Some(SANDBOXES)
+            && sent.get("version").map(String::as_str) == Some("1.0"),
+        "{sent:?}"
+    );
     let entries = https_entries(&w)?;
     let want: BTreeMap<String, (String, bool, BTreeSet<String>)> =
         [(entry_name(&w, rel, "app"), (shared.fingerprint.clone(), true, [SANDBOXES.to_string()].into()))].into();
@@ -199,7 +219,10 @@ fn h2_inner(bed: &mut Bed) -> Result<()> {
         reaches_every_address(&mut w, u)?;
     }
     let r = act(&mut w, I0, "list-trusted-clients", json!({}))?;
-    ensure!(get(&r, "count")? == "1" && get(&r, "clients.0.endpoint")? == "https" && get(&r, "clients.0.unit")? == GW, "{r:#?}");
+    ensure!(
+        get(&r, "count")? == "1" && get(&r, "clients.0.endpoint")? == "https" && get(&r, "clients.0.unit")? == GW,
+        "{r:#?}"
+    );
     ensure!(get(&r, "clients.0.projects")? == SANDBOXES && get(&r, "clients.0.restricted")? == "yes", "{r:#?}");
 
     // It stops asking for projects: trust-projects applies.
@@ -220,7 +243,11 @@ fn h3_side_by_side(bed: &mut Bed) -> Result<()> {
     let gw = fingerprint_of(&mut w, "gw/0")?;
     ensure!(w.owned_fps()? == [ams.fingerprint.clone(), gw.clone()].into(), "{:?}", w.owned());
     let fps_on = |w: &World| -> Result<BTreeSet<String>> {
-        Ok(w.nodes(api, I0)?.iter().flat_map(|n| n["trusted_certs_fp"].as_array().cloned().unwrap_or_default()).filter_map(|f| f.as_str().map(String::from)).collect())
+        Ok(w.nodes(api, I0)?
+            .iter()
+            .flat_map(|n| n["trusted_certs_fp"].as_array().cloned().unwrap_or_default())
+            .filter_map(|f| f.as_str().map(String::from))
+            .collect())
     };
     ensure!(fps_on(&w)? == [ams.fingerprint.clone()].into(), "the api relation claims only its own");
     let api_before = w.payload(api, I0)?;
@@ -255,11 +282,17 @@ fn h4_inner(bed: &mut Bed) -> Result<()> {
     let fp = fingerprint_of(&mut w, "gw/0")?;
     // Granted what is inside, refused and named what is not.
     let entries = https_entries(&w)?;
-    ensure!(entries.get(&entry_name(&w, rel, "0")) == Some(&(fp.clone(), true, [SANDBOXES.to_string()].into())), "{entries:#?}");
+    ensure!(
+        entries.get(&entry_name(&w, rel, "0")) == Some(&(fp.clone(), true, [SANDBOXES.to_string()].into())),
+        "{entries:#?}"
+    );
     let (status, message) = w.status(I0)?;
     ensure!(status == "active" && message.ends_with("; projects refused for gw/0"), "{status}: {message}");
     let named = format!("gw/0 (relation https:{rel}): projects: {OUTSIDE} not in trust-projects, refused");
-    ensure!(w.sim.logs()?.iter().any(|l| l.unit == I0 && l.message.lines().any(|m| m == named)), "no {named:?} in the log");
+    ensure!(
+        w.sim.logs()?.iter().any(|l| l.unit == I0 && l.message.lines().any(|m| m == named)),
+        "no {named:?} in the log"
+    );
     let r = act(&mut w, I0, "list-trusted-clients", json!({}))?;
     ensure!(get(&r, "invalid.0.endpoint")? == "https" && get(&r, "invalid.0.reason")?.contains(OUTSIDE), "{r:#?}");
     reaches_every_address(&mut w, "gw/0")?;

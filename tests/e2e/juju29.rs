@@ -30,11 +30,17 @@ fn j1_juju_2_9(bed: &mut Bed) -> Result<()> {
     // juju deploy: no credential yet, so blocked, naming the fix.
     w.deploy_integrator(1, false)?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "blocked" && message == "Missing credentials access; grant with: juju trust", "{status}: {message}");
+    ensure!(
+        status == "blocked" && message == "Missing credentials access; grant with: juju trust",
+        "{status}: {message}"
+    );
     // juju trust: config-changed, credential-get answers, active.
     w.sim.trust(INTEGRATOR, true)?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "active" && message == format!("{MEMBERS}/{MEMBERS} members online, 0 clients trusted"), "{status}: {message}");
+    ensure!(
+        status == "active" && message == format!("{MEMBERS}/{MEMBERS} members online, 0 clients trusted"),
+        "{status}: {message}"
+    );
 
     // juju relate lxd-integrator:api req:lxd, and the requirer sends its certificate.
     w.deploy_requirer(1)?;

@@ -19,9 +19,9 @@ mod faults;
 mod https;
 mod juju29;
 mod newer;
-mod proxy;
 mod operator;
 mod packed;
+mod proxy;
 mod requirer_lib;
 mod scenarios;
 mod secrets;
@@ -80,10 +80,22 @@ fn run_suite(kind: ServerKind) -> ExitCode {
     let mut args = Arguments::from_args();
     // One cluster, one scenario at a time.
     args.test_threads = Some(1);
-    let scenarios = [scenarios::all(), operator::all(), faults::all(), packed::all(), upgrade::all(), juju29::all(), servers::all(), secrets::all(), https::all()];
-    let real = scenarios.into_iter().flatten().filter(|(name, _)| kind == ServerKind::Lxd || !FAKE_SERVER_ONLY.contains(name));
+    let scenarios = [
+        scenarios::all(),
+        operator::all(),
+        faults::all(),
+        packed::all(),
+        upgrade::all(),
+        juju29::all(),
+        servers::all(),
+        secrets::all(),
+        https::all(),
+    ];
+    let real =
+        scenarios.into_iter().flatten().filter(|(name, _)| kind == ServerKind::Lxd || !FAKE_SERVER_ONLY.contains(name));
     // The requirer library's and the large-input scenarios prove the charm, not the server: once.
-    let once = [requirer_lib::all(), volume::all(), newer::all()].into_iter().flatten().filter(|_| kind == ServerKind::Lxd);
+    let once =
+        [requirer_lib::all(), volume::all(), newer::all()].into_iter().flatten().filter(|_| kind == ServerKind::Lxd);
     let trials = real.chain(once).map(|(name, f)| trial(kind, name, f)).collect();
     let conclusion = libtest_mimic::run(&args, trials);
     // Stop the daemons before exiting: statics are never dropped.

@@ -14,7 +14,10 @@ use testbed::certs;
 pub fn all() -> Vec<(&'static str, crate::Scenario)> {
     vec![
         ("n1_lxd_6_9_gets_only_requests_it_accepts_and_identity_held_certificates_count_as_trusted", n1_lxd_6_9),
-        ("n2_lxd_5_21_identity_without_can_create_identities_blocks_naming_it_and_writes_nothing", n2_lxd_5_21_without_rights),
+        (
+            "n2_lxd_5_21_identity_without_can_create_identities_blocks_naming_it_and_writes_nothing",
+            n2_lxd_5_21_without_rights,
+        ),
         ("n3_incus_6_0_6_members_evacuating_or_restoring_are_listed_not_published", n3_incus_maintenance),
     ]
 }
@@ -75,7 +78,10 @@ fn n1_lxd_6_9(bed: &mut Bed) -> Result<()> {
     // trust-projects on and off: restricted adds and PATCHes both ways, all accepted.
     w.sim.set_config(INTEGRATOR, &[("trust-projects", Some(json!("default")))])?;
     let entry = fake.store().into_iter().find(|e| e["fingerprint"] == json!(a.fingerprint));
-    ensure!(entry.as_ref().is_some_and(|e| e["restricted"] == json!(true) && e["projects"] == json!(["default"])), "{entry:?}");
+    ensure!(
+        entry.as_ref().is_some_and(|e| e["restricted"] == json!(true) && e["projects"] == json!(["default"])),
+        "{entry:?}"
+    );
     w.sim.set_config(INTEGRATOR, &[("trust-projects", None)])?;
     let entry = fake.store().into_iter().find(|e| e["fingerprint"] == json!(a.fingerprint));
     ensure!(entry.as_ref().is_some_and(|e| e["restricted"] == json!(false)), "{entry:?}");
@@ -85,7 +91,10 @@ fn n1_lxd_6_9(bed: &mut Bed) -> Result<()> {
     for r in writes(&fake).iter().filter(|r| r.method == "POST") {
         let body: Value = serde_json::from_str(&r.body)?;
         ensure!(body.get("password").is_none(), "a password was sent: {body}");
-        ensure!(body.get("projects").is_none() || body["restricted"] == json!(true), "projects without restricted: {body}");
+        ensure!(
+            body.get("projects").is_none() || body["restricted"] == json!(true),
+            "projects without restricted: {body}"
+        );
         let name = body["name"].as_str().unwrap_or("");
         ensure!(lxd_integrator::ownership::lxd_accepts_name(name), "name {name:?}");
     }
@@ -108,7 +117,8 @@ fn n1_lxd_6_9(bed: &mut Bed) -> Result<()> {
 /// A fine-grained TLS identity (5.21.3+: `Client certificate`, no `fine_grained` field in 5.21)
 /// with these server entitlements.
 fn fine_grained(entitlements: &[&str]) -> Value {
-    let perms: Vec<Value> = entitlements.iter().map(|e| json!({"entity_type": "server", "url": "/1.0", "entitlement": e})).collect();
+    let perms: Vec<Value> =
+        entitlements.iter().map(|e| json!({"entity_type": "server", "url": "/1.0", "entitlement": e})).collect();
     json!({"authentication_method": "tls", "type": "Client certificate", "id": "ab", "name": "juju", "groups": ["viewers"],
            "effective_groups": ["viewers"], "effective_permissions": perms})
 }
@@ -126,7 +136,8 @@ fn n2_lxd_5_21_without_rights(bed: &mut Bed) -> Result<()> {
     w.sim.trust(INTEGRATOR, true)?;
     w.update_status()?;
 
-    let want = "LXD identity lacks can_create_identities, can_edit_identities, can_delete_identities on server; grant them";
+    let want =
+        "LXD identity lacks can_create_identities, can_edit_identities, can_delete_identities on server; grant them";
     let (status, message) = w.status(I0)?;
     ensure!(status == "blocked" && message == want, "{status}: {message}");
     ensure!(writes(&fake).is_empty(), "nothing is sent to be refused: {:?}", writes(&fake));
@@ -134,7 +145,10 @@ fn n2_lxd_5_21_without_rights(bed: &mut Bed) -> Result<()> {
     ensure!(w.registered(rel, I0)?.is_empty(), "nothing claimed");
     let r = act(&mut w, I0, "check-connection", json!({}))?;
     ensure!(get(&r, "can-manage-trust")? == "no" && get(&r, "server-version")? == "5.21.3", "{r:#?}");
-    ensure!(get(&r, "missing-permissions")? == "can_create_identities,can_edit_identities,can_delete_identities", "{r:#?}");
+    ensure!(
+        get(&r, "missing-permissions")? == "can_create_identities,can_edit_identities,can_delete_identities",
+        "{r:#?}"
+    );
     ensure!(get(&r, "trusted")? == "yes", "trusted, as LXD says of any authenticated identity: {r:#?}");
     let r = act(&mut w, I0, "list-trusted-clients", json!({}))?;
     ensure!(get(&r, "missing.count")? == "2" && get(&r, "missing.0.reason")? == want, "{r:#?}");
@@ -145,7 +159,10 @@ fn n2_lxd_5_21_without_rights(bed: &mut Bed) -> Result<()> {
     w.update_status()?;
     let (status, message) = w.status(I0)?;
     ensure!(status == "active" && message.starts_with("1/1 members online, 2 clients trusted"), "{status}: {message}");
-    ensure!(w.registered(rel, I0)?.len() == 2, "the identity-held certificate counts (409 `This \"identity\" entry already exists`)");
+    ensure!(
+        w.registered(rel, I0)?.len() == 2,
+        "the identity-held certificate counts (409 `This \"identity\" entry already exists`)"
+    );
     ensure!(conflicts(&fake) >= 1, "the identity-held certificate was offered and answered 409");
     ensure!(refused(&fake).is_none(), "{:?}", refused(&fake));
     let r = act(&mut w, I0, "check-connection", json!({}))?;
@@ -154,7 +171,13 @@ fn n2_lxd_5_21_without_rights(bed: &mut Bed) -> Result<()> {
 }
 
 fn n3_incus_maintenance(bed: &mut Bed) -> Result<()> {
-    let members = [("node1", "Online"), ("node2", "Evacuating"), ("node3", "Restoring"), ("node4", "Evacuated"), ("node5", "Rebalancing")];
+    let members = [
+        ("node1", "Online"),
+        ("node2", "Evacuating"),
+        ("node3", "Restoring"),
+        ("node4", "Evacuated"),
+        ("node5", "Rebalancing"),
+    ];
     let fake = FakeLxd::start_as(Era::Incus6_0_6, "6.0.6", INCUS_6_0_EXTENSIONS, &members)?;
     // Incus never checked names: an operator's entry with a slash is normal there.
     let op = certs::client_cert("incus-op")?;
@@ -168,7 +191,11 @@ fn n3_incus_maintenance(bed: &mut Bed) -> Result<()> {
 
     let (status, message) = w.status(I0)?;
     ensure!(status == "active" && message.starts_with("1/5 members online, 1 client trusted"), "{status}: {message}");
-    ensure!(w.node_names(rel, I0)? == ["node1".to_string()].into(), "only the online member is published: {:?}", w.node_names(rel, I0));
+    ensure!(
+        w.node_names(rel, I0)? == ["node1".to_string()].into(),
+        "only the online member is published: {:?}",
+        w.node_names(rel, I0)
+    );
     let r = act(&mut w, I0, "list-nodes", json!({}))?;
     ensure!(get(&r, "count")? == "5", "{r:#?}");
     for (i, (name, status)) in members.iter().enumerate() {
@@ -181,7 +208,10 @@ fn n3_incus_maintenance(bed: &mut Bed) -> Result<()> {
     let r = act(&mut w, I0, "check-connection", json!({}))?;
     ensure!(get(&r, "server")? == "incus" && get(&r, "server-version")? == "6.0.6", "{r:#?}");
     ensure!(get(&r, "can-manage-trust")? == "unknown", "its own entry is not in the fake's store: {r:#?}");
-    ensure!(!fake.requests().iter().any(|r| r.path.starts_with("/1.0/auth/")), "Incus has no identities API; none asked");
+    ensure!(
+        !fake.requests().iter().any(|r| r.path.starts_with("/1.0/auth/")),
+        "Incus has no identities API; none asked"
+    );
     ensure!(names(&fake).contains("team/ops"), "{:?}", names(&fake));
     ensure!(refused(&fake).is_none(), "{:?}", refused(&fake));
     w.check()

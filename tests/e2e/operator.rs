@@ -35,7 +35,10 @@ pub fn flat(r: &ActionResult) -> Result<BTreeMap<String, String>> {
                     let b = k.as_bytes();
                     let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
                     ensure!(
-                        !b.is_empty() && alnum(&b[0]) && alnum(&b[b.len() - 1]) && b.iter().all(|c| alnum(c) || *c == b'-'),
+                        !b.is_empty()
+                            && alnum(&b[0])
+                            && alnum(&b[b.len() - 1])
+                            && b.iter().all(|c| alnum(c) || *c == b'-'),
                         "invalid action key {k:?} under {prefix:?}"
                     );
                     let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
@@ -69,7 +72,9 @@ pub fn get<'a>(m: &'a BTreeMap<String, String>, k: &str) -> Result<&'a str> {
 /// The values of `prefix.N.field` for every N.
 fn column(m: &BTreeMap<String, String>, prefix: &str, field: &str) -> Vec<String> {
     m.iter()
-        .filter(|(k, _)| k.starts_with(&format!("{prefix}.")) && k.ends_with(&format!(".{field}")) && k.split('.').count() == 3)
+        .filter(|(k, _)| {
+            k.starts_with(&format!("{prefix}.")) && k.ends_with(&format!(".{field}")) && k.split('.').count() == 3
+        })
         .map(|(_, v)| v.clone())
         .collect()
 }
@@ -90,7 +95,8 @@ fn entry(w: &World, fp: &str) -> Result<Option<Value>> {
 
 fn restriction(w: &World, fp: &str) -> Result<(bool, BTreeSet<String>)> {
     let e = entry(w, fp)?.with_context(|| format!("{} not in LXD's trust store", short(fp)))?;
-    let projects = e["projects"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(String::from)).collect();
+    let projects =
+        e["projects"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(String::from)).collect();
     Ok((e["restricted"] == json!(true), projects))
 }
 
@@ -130,7 +136,10 @@ fn o1_actions(bed: &mut Bed) -> Result<()> {
     for i in 0..2 {
         let k = |f: &str| format!("clients.{i}.{f}");
         let fp = get(&r, &k("fingerprint"))?;
-        ensure!(owned.get(fp).map(String::as_str) == Some(get(&r, &k("name"))?), "clients.{i} names LXD's entry: {r:#?}");
+        ensure!(
+            owned.get(fp).map(String::as_str) == Some(get(&r, &k("name"))?),
+            "clients.{i} names LXD's entry: {r:#?}"
+        );
         let want_unit = if fp == a.fingerprint { unit(REQUIRER, 0) } else { unit(REQUIRER, 1) };
         ensure!(get(&r, &k("unit"))? == want_unit, "{r:#?}");
         ensure!(get(&r, &k("relation"))? == rel.to_string(), "{r:#?}");
@@ -164,7 +173,10 @@ fn o1_actions(bed: &mut Bed) -> Result<()> {
     for k in ["added.count", "removed.count", "restricted.count"] {
         ensure!(get(&r, k)? == "0", "{k}: {r:#?}");
     }
-    ensure!(get(&r, "status")?.starts_with(&format!("active: {MEMBERS}/{MEMBERS} members online, 2 clients trusted")), "{r:#?}");
+    ensure!(
+        get(&r, "status")?.starts_with(&format!("active: {MEMBERS}/{MEMBERS} members online, 2 clients trusted")),
+        "{r:#?}"
+    );
 
     // debug-log: each change at INFO with fingerprint and owner; the version from LXD.
     let info = logs(&w, I0, "INFO")?;
@@ -198,8 +210,15 @@ fn o2_dry_run(bed: &mut Bed) -> Result<()> {
 
     let r = act(&mut w, I0, "reconcile", json!({"dry-run": true}))?;
     ensure!(get(&r, "dry-run")? == "yes", "{r:#?}");
-    ensure!(get(&r, "added.count")? == "1" && get(&r, "added.entries")? == format!("{} (req/0)", short(&fp_a)), "{r:#?}");
-    ensure!(get(&r, "removed.count")? == "1" && get(&r, "removed.entries")? == format!("{} (gone/0)", short(&stale.fingerprint)), "{r:#?}");
+    ensure!(
+        get(&r, "added.count")? == "1" && get(&r, "added.entries")? == format!("{} (req/0)", short(&fp_a)),
+        "{r:#?}"
+    );
+    ensure!(
+        get(&r, "removed.count")? == "1"
+            && get(&r, "removed.entries")? == format!("{} (gone/0)", short(&stale.fingerprint)),
+        "{r:#?}"
+    );
     ensure!(get(&r, "restricted.count")? == "0", "{r:#?}");
     // Nothing changed: LXD, the status, the log.
     ensure!(w.bed.cluster.trust_list()? == store_before, "a dry run changed LXD's trust store");
@@ -265,7 +284,10 @@ fn o3_inner(bed: &mut Bed) -> Result<()> {
     ensure!(restriction(&w, &fp)? == (true, set(&[p2])), "{:?}", entry(&w, &fp));
     w.sim.set_config(INTEGRATOR, &[("trust-projects", None)])?;
     ensure!(restriction(&w, &fp)? == (false, set(&[])), "{:?}", entry(&w, &fp));
-    ensure!(act(&mut w, I0, "list-trusted-clients", json!({}))?.get("clients.0.restricted").map(String::as_str) == Some("no"));
+    ensure!(
+        act(&mut w, I0, "list-trusted-clients", json!({}))?.get("clients.0.restricted").map(String::as_str)
+            == Some("no")
+    );
     w.sim.set_config(INTEGRATOR, &[("trust-projects", Some(json!(p1)))])?;
     ensure!(restriction(&w, &fp)? == (true, set(&[p1])), "{:?}", entry(&w, &fp));
     let info = logs(&w, I0, "INFO")?;
@@ -279,22 +301,43 @@ fn o3_inner(bed: &mut Bed) -> Result<()> {
     // re-restricting an owned entry or adding a new one.
     w.sim.set_config(INTEGRATOR, &[("trust-projects", Some(json!(format!("{p1},op-nope"))))])?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "blocked" && message.contains(": entry 2 of 2") && !message.contains("op-nope"), "{status}: {message}");
+    ensure!(
+        status == "blocked" && message.contains(": entry 2 of 2") && !message.contains("op-nope"),
+        "{status}: {message}"
+    );
     ensure!(restriction(&w, &fp)? == (true, set(&[p1])), "the existing entry kept its projects: {:?}", entry(&w, &fp));
     let b = certs::client_cert("op-proj-b")?;
     w.send(&unit(REQUIRER, 0), &[&a.cert_pem, &b.cert_pem])?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "blocked" && message == "trust-projects names a project LXD does not have: entry 2 of 2 (Project not found)", "{status}: {message}");
+    ensure!(
+        status == "blocked"
+            && message == "trust-projects names a project LXD does not have: entry 2 of 2 (Project not found)",
+        "{status}: {message}"
+    );
     ensure!(!w.store_fps()?.contains(&b.fingerprint), "nothing created for an unknown project");
     ensure!(restriction(&w, &fp)? == (true, set(&[p1])), "{:?}", entry(&w, &fp));
-    let errors: Vec<String> = logs(&w, I0, "ERROR")?.iter().flat_map(|l| l.lines().map(String::from).collect::<Vec<_>>()).collect();
-    ensure!(errors.iter().any(|l| l.contains("trust-projects names a project LXD does not have: entry 2 of 2")), "the unknown project in the log: {errors:#?}");
-    let add_failed = format!("trust: failed to add {} for {owner}: LXD POST /1.0/certificates failed (404): Project not found", short(&b.fingerprint));
+    let errors: Vec<String> =
+        logs(&w, I0, "ERROR")?.iter().flat_map(|l| l.lines().map(String::from).collect::<Vec<_>>()).collect();
+    ensure!(
+        errors.iter().any(|l| l.contains("trust-projects names a project LXD does not have: entry 2 of 2")),
+        "the unknown project in the log: {errors:#?}"
+    );
+    let add_failed = format!(
+        "trust: failed to add {} for {owner}: LXD POST /1.0/certificates failed (404): Project not found",
+        short(&b.fingerprint)
+    );
     ensure!(errors.contains(&add_failed), "LXD's answer in the log: {errors:#?}");
-    ensure!(errors.iter().any(|l| l.starts_with(&format!("trust: failed to update {} for {owner}: ", short(&fp))) && l.ends_with("Project not found")), "{errors:#?}");
+    ensure!(
+        errors.iter().any(|l| l.starts_with(&format!("trust: failed to update {} for {owner}: ", short(&fp)))
+            && l.ends_with("Project not found")),
+        "{errors:#?}"
+    );
     let r = act(&mut w, I0, "list-trusted-clients", json!({}))?;
     // The action observes without writing, so it cannot know LXD's answer: it points to the log.
-    ensure!(get(&r, "missing.0.fingerprint")? == b.fingerprint && get(&r, "missing.0.reason")?.contains("debug-log"), "{r:#?}");
+    ensure!(
+        get(&r, "missing.0.fingerprint")? == b.fingerprint && get(&r, "missing.0.reason")?.contains("debug-log"),
+        "{r:#?}"
+    );
 
     // Fixed: the new certificate goes in, restricted.
     w.sim.set_config(INTEGRATOR, &[("trust-projects", Some(json!(p1)))])?;
@@ -319,9 +362,15 @@ fn o4_no_certificate_project(bed: &mut Bed) -> Result<()> {
     w.update_status()?;
 
     let (status, message) = w.status(I0)?;
-    ensure!(status == "blocked" && message.contains("certificate_project") && message.contains("trust-projects"), "{status}: {message}");
+    ensure!(
+        status == "blocked" && message.contains("certificate_project") && message.contains("trust-projects"),
+        "{status}: {message}"
+    );
     let requests = fake.requests();
-    ensure!(requests.iter().any(|r| r.method == "GET" && r.path == "/1.0"), "the charm talked to the fake: {requests:?}");
+    ensure!(
+        requests.iter().any(|r| r.method == "GET" && r.path == "/1.0"),
+        "the charm talked to the fake: {requests:?}"
+    );
     ensure!(requests.iter().any(|r| r.method == "GET" && r.path == "/1.0/certificates?recursion=1"), "{requests:?}");
     let writes: Vec<_> = requests.iter().filter(|r| r.method != "GET").collect();
     ensure!(writes.is_empty(), "an LXD without certificate_project must get no write: {writes:?}");
@@ -338,7 +387,12 @@ fn o4_no_certificate_project(bed: &mut Bed) -> Result<()> {
     let r = act(&mut w, I0, "reconcile", json!({}))?;
     ensure!(get(&r, "added.count")? == "0" && get(&r, "status")?.starts_with("blocked: "), "{r:#?}");
     let r = act(&mut w, I0, "list-nodes", json!({}))?;
-    ensure!(get(&r, "count")? == "1" && get(&r, "nodes.0.endpoint")? == fake.endpoint() && get(&r, "nodes.0.published")? == "yes", "{r:#?}");
+    ensure!(
+        get(&r, "count")? == "1"
+            && get(&r, "nodes.0.endpoint")? == fake.endpoint()
+            && get(&r, "nodes.0.published")? == "yes",
+        "{r:#?}"
+    );
     ensure!(fake.requests().iter().all(|r| r.method == "GET"), "still no write after the actions");
     ensure!(w.sim.app_version(INTEGRATOR)? == "4.0.9", "application version from the fake");
 

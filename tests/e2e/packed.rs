@@ -37,7 +37,13 @@ pub fn unpack(bed: &Bed, charm: &Path, name: &str) -> Result<PathBuf> {
 /// Unzips `charm` into `dir` (replacing it) with Info-ZIP's `unzip`.
 pub fn unzip(charm: &Path, dir: &Path) -> Result<()> {
     let _ = std::fs::remove_dir_all(dir);
-    let out = Command::new("unzip").arg("-q").arg(charm).arg("-d").arg(dir).output().context("running unzip (apt-get install unzip)")?;
+    let out = Command::new("unzip")
+        .arg("-q")
+        .arg(charm)
+        .arg("-d")
+        .arg(dir)
+        .output()
+        .context("running unzip (apt-get install unzip)")?;
     if !out.status.success() {
         bail!("unzip {}: {}", charm.display(), String::from_utf8_lossy(&out.stderr));
     }
@@ -53,7 +59,8 @@ fn p1_packed_charm_works(bed: &mut Bed) -> Result<()> {
     let mode = std::fs::metadata(dir.join("dispatch"))?.permissions().mode();
     ensure!(mode & 0o777 == 0o755, "dispatch mode {:o}", mode & 0o777);
     for hook in ["install", "update-status", "api-relation-changed", "api-relation-broken", "leader-elected"] {
-        let link = std::fs::read_link(dir.join("hooks").join(hook)).with_context(|| format!("hooks/{hook} is not a symlink"))?;
+        let link = std::fs::read_link(dir.join("hooks").join(hook))
+            .with_context(|| format!("hooks/{hook} is not a symlink"))?;
         ensure!(link == Path::new("../dispatch"), "hooks/{hook} -> {}", link.display());
     }
     let manifest = std::fs::read_to_string(dir.join("manifest.yaml"))?;
@@ -81,7 +88,14 @@ fn p1_packed_charm_works(bed: &mut Bed) -> Result<()> {
     let hooks_only = bed.work.join("unpacked-hooks-only");
     let _ = std::fs::remove_dir_all(&hooks_only);
     std::fs::rename(&dir, &hooks_only)?;
-    let out = Command::new("unzip").arg("-q").arg("-o").arg(&charm).arg("dispatch").arg("-d").arg(bed.work.join("bin")).output()?;
+    let out = Command::new("unzip")
+        .arg("-q")
+        .arg("-o")
+        .arg(&charm)
+        .arg("dispatch")
+        .arg("-d")
+        .arg(bed.work.join("bin"))
+        .output()?;
     ensure!(out.status.success(), "unzip dispatch");
     // Without a `dispatch` file Juju runs hooks/<name>; the symlinks then need their target
     // under another name, so point them at the binary directly.
@@ -100,6 +114,9 @@ fn p1_packed_charm_works(bed: &mut Bed) -> Result<()> {
     w.send(&unit(REQUIRER, 0), &[&b.cert_pem])?;
     ensure!(w.owned_fps()? == [b.fingerprint.clone()].into(), "{:?}", w.owned());
     ensure!(w.status(I0)?.0 == "active");
-    ensure!(w.sim.hooks()?.iter().any(|h| h.unit == I0 && h.hook == "install" && h.ran), "install ran via hooks/install");
+    ensure!(
+        w.sim.hooks()?.iter().any(|h| h.unit == I0 && h.hook == "install" && h.ran),
+        "install ran via hooks/install"
+    );
     w.check()
 }

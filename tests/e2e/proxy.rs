@@ -133,7 +133,15 @@ fn serve(client: TcpStream, upstream: SocketAddr, shared: &Arc<Mutex<Shared>>) {
 
 /// Copies `from` to `to`; at `limit` bytes either closes both sockets or (stall) keeps reading
 /// and dropping what arrives.
-fn pump(mut from: TcpStream, mut to: TcpStream, limit: Option<usize>, stall: bool, sign: i64, shared: &Mutex<Shared>, index: usize) {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    limit: Option<usize>,
+    stall: bool,
+    sign: i64,
+    shared: &Mutex<Shared>,
+    index: usize,
+) {
     let mut sent = 0usize;
     let mut buf = [0u8; 16384];
     loop {

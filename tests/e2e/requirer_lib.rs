@@ -12,7 +12,10 @@ use testbed::certs::{self, Pem};
 
 pub fn all() -> Vec<(&'static str, crate::Scenario)> {
     vec![
-        ("r1_every_requirer_unit_reaches_every_node_pinning_the_published_certificate", r1_every_unit_reaches_every_node),
+        (
+            "r1_every_requirer_unit_reaches_every_node_pinning_the_published_certificate",
+            r1_every_unit_reaches_every_node,
+        ),
         ("r2_the_librarys_pinned_context_refuses_a_man_in_the_middle_on_a_rewritten_endpoint", r2_man_in_the_middle),
     ]
 }
@@ -72,7 +75,10 @@ fn r1_every_unit_reaches_every_node(bed: &mut Bed) -> Result<()> {
         let u = unit(REQUIRER, n);
         // lxd_ready fired and the charm's own connections, made then, all said `trusted`.
         let (status, message) = w.status(&u)?;
-        ensure!(status == "active" && message.ends_with(&format!("reached={MEMBERS}/{MEMBERS}")), "{u}: {status}: {message}");
+        ensure!(
+            status == "active" && message.ends_with(&format!("reached={MEMBERS}/{MEMBERS}")),
+            "{u}: {status}: {message}"
+        );
         let (pinned, results) = probe(&mut w, &u, None)?;
         ensure!(pinned && results.len() == MEMBERS, "{u}: {results:?}");
         ensure!(results.values().all(|v| v == "trusted"), "{u}: {results:?}");
@@ -101,7 +107,10 @@ fn r2_man_in_the_middle(bed: &mut Bed) -> Result<()> {
         ensure!(pinned, "the provider's pin is used");
         ensure!(results.len() == MEMBERS, "{what}: {results:?}");
         for (node, outcome) in &results {
-            ensure!(outcome.contains("SSLCertVerificationError") && outcome.contains("CERTIFICATE_VERIFY_FAILED"), "{what}: {node}: {outcome}");
+            ensure!(
+                outcome.contains("SSLCertVerificationError") && outcome.contains("CERTIFICATE_VERIFY_FAILED"),
+                "{what}: {node}: {outcome}"
+            );
         }
         let log = mitm.settled_log();
         ensure!(log.connections >= MEMBERS, "{what}: the requirer never dialled it: {log:?}");

@@ -29,7 +29,10 @@ fn s1_without_trust_blocks(bed: &mut Bed) -> Result<()> {
     w.relate()?;
     w.update_status()?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "blocked" && message == "Missing credentials access; grant with: juju trust", "{status}: {message}");
+    ensure!(
+        status == "blocked" && message == "Missing credentials access; grant with: juju trust",
+        "{status}: {message}"
+    );
     let hooks = w.sim.hooks()?;
     ensure!(hooks.iter().filter(|h| h.unit == I0 && h.ran).count() >= 5, "hooks ran: {}", hooks.len());
     w.check()
@@ -42,7 +45,10 @@ fn s2_trust_or_config_reaches_active(bed: &mut Bed) -> Result<()> {
         ensure!(w.status(I0)?.0 == "blocked");
         w.sim.trust(INTEGRATOR, true)?;
         let (status, message) = w.status(I0)?;
-        ensure!(status == "active" && message == format!("{MEMBERS}/{MEMBERS} members online, 0 clients trusted"), "{status}: {message}");
+        ensure!(
+            status == "active" && message == format!("{MEMBERS}/{MEMBERS} members online, 0 clients trusted"),
+            "{status}: {message}"
+        );
         let version = w.bed.cluster.server_version()?;
         ensure!(w.sim.app_version(INTEGRATOR)? == version, "application version from the server: {version}");
         w.check()?;
@@ -55,7 +61,10 @@ fn s2_trust_or_config_reaches_active(bed: &mut Bed) -> Result<()> {
     // A partial config names exactly what is missing.
     w.sim.set_config(INTEGRATOR, &[("lxd_endpoint", Some(spec["endpoint"].clone()))])?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "blocked" && message == "config incomplete: set lxd_client_cert, lxd_client_key, lxd_server_cert", "{status}: {message}");
+    ensure!(
+        status == "blocked" && message == "config incomplete: set lxd_client_cert, lxd_client_key, lxd_server_cert",
+        "{status}: {message}"
+    );
     w.sim.set_config(
         INTEGRATOR,
         &[
@@ -86,7 +95,12 @@ fn s3_two_units_trusted_and_published(bed: &mut Bed) -> Result<()> {
     let cluster: BTreeSet<String> = w.bed.cluster.endpoints().iter().map(|e| format!("https://{e}")).collect();
     ensure!(endpoints == cluster, "{endpoints:?} vs {cluster:?}");
     for n in &nodes {
-        let fps: BTreeSet<String> = n["trusted_certs_fp"].as_array().into_iter().flatten().filter_map(|f| f.as_str().map(String::from)).collect();
+        let fps: BTreeSet<String> = n["trusted_certs_fp"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str().map(String::from))
+            .collect();
         ensure!(fps == want, "{n}");
     }
     let registered: BTreeSet<String> = w.registered(rel, I0)?.into_iter().collect();
@@ -168,7 +182,10 @@ fn s6_member_failure_and_failover(bed: &mut Bed) -> Result<()> {
     w.cluster().stop_member(0)?;
     w.update_until("node1 unpublished", Duration::from_secs(60), |w| Ok(!w.node_names(rel, I0)?.contains(&names[0])))?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "active" && message.starts_with(&format!("{}/{MEMBERS} members online", MEMBERS - 1)), "{status}: {message}");
+    ensure!(
+        status == "active" && message.starts_with(&format!("{}/{MEMBERS} members online", MEMBERS - 1)),
+        "{status}: {message}"
+    );
     // A new certificate still gets trusted while the configured member is down.
     let b = certs::client_cert("b")?;
     w.send(&unit(REQUIRER, 0), &[&a.cert_pem, &b.cert_pem])?;
@@ -188,7 +205,10 @@ fn s7_untrusted_or_wrong_credentials(bed: &mut Bed) -> Result<()> {
         w.identity = certs::client_cert("stranger")?;
         w.deploy_integrator(1, true)?;
         let (status, message) = w.status(I0)?;
-        ensure!(status == "blocked" && message.starts_with("client certificate not trusted by LXD at https://"), "{status}: {message}");
+        ensure!(
+            status == "blocked" && message.starts_with("client certificate not trusted by LXD at https://"),
+            "{status}: {message}"
+        );
         w.check()?;
     }
     let mut w = bed.world("wrong-server-cert")?;
@@ -248,9 +268,16 @@ fn s8_garbage_loses_nothing(bed: &mut Bed) -> Result<()> {
     w.send_raw(&unit(REQUIRER, 2), &json!([also_good.cert_pem, "junk"]).to_string())?;
     ensure!(w.owned_fps()? == want);
     let (status, message) = w.status(I0)?;
-    ensure!(status == "active" && message.contains("invalid client_certificates from req/1, req/2"), "{status}: {message}");
-    let warnings: Vec<String> = w.sim.logs()?.into_iter().filter(|l| l.unit == I0 && l.level == "WARNING").map(|l| l.message).collect();
-    ensure!(warnings.iter().any(|m| m.contains("req/2 (relation") && m.contains("1 not a PEM certificate ([1])")), "{warnings:?}");
+    ensure!(
+        status == "active" && message.contains("invalid client_certificates from req/1, req/2"),
+        "{status}: {message}"
+    );
+    let warnings: Vec<String> =
+        w.sim.logs()?.into_iter().filter(|l| l.unit == I0 && l.level == "WARNING").map(|l| l.message).collect();
+    ensure!(
+        warnings.iter().any(|m| m.contains("req/2 (relation") && m.contains("1 not a PEM certificate ([1])")),
+        "{warnings:?}"
+    );
     ensure!(warnings.iter().any(|m| m.contains("a private key, not a certificate")), "{warnings:?}");
     ensure!(warnings.iter().any(|m| m.contains("not valid JSON")), "{warnings:?}");
     // The requirer fixes its data: the status heals by itself.

@@ -13,8 +13,14 @@ use testbed::certs::{self, Pem};
 
 pub fn all() -> Vec<(&'static str, crate::Scenario)> {
     vec![
-        ("x1_a_granted_secret_alone_reaches_active_and_a_new_revision_is_used_after_secret_changed", x1_secret_and_rotation),
-        ("x2_a_revoked_removed_or_incomplete_secret_blocks_naming_the_fix_and_removes_nothing", x2_unusable_secret_blocks),
+        (
+            "x1_a_granted_secret_alone_reaches_active_and_a_new_revision_is_used_after_secret_changed",
+            x1_secret_and_rotation,
+        ),
+        (
+            "x2_a_revoked_removed_or_incomplete_secret_blocks_naming_the_fix_and_removes_nothing",
+            x2_unusable_secret_blocks,
+        ),
         ("x3_the_plain_options_still_work_suggest_a_secret_once_and_a_secret_then_wins", x3_plain_options),
     ]
 }
@@ -60,11 +66,18 @@ fn check_secret_kept(w: &World, identity: &Pem) -> Result<()> {
     let probe = &body[body.len().saturating_sub(40)..];
     for call in w.sim.tool_calls()? {
         let stdin = call.stdin.unwrap_or_default();
-        ensure!(!call.args.iter().any(|a| a.contains(probe)) && !stdin.contains(probe), "key material handed to {}", call.tool);
+        ensure!(
+            !call.args.iter().any(|a| a.contains(probe)) && !stdin.contains(probe),
+            "key material handed to {}",
+            call.tool
+        );
         ensure!(!call.stderr.contains(probe), "key material in the stderr of {}", call.tool);
     }
     for unit in w.sim.units(INTEGRATOR)? {
-        ensure!(!w.sim.unit_state(&unit)?.values().any(|v| v.contains(probe) || v.contains("PRIVATE KEY")), "key material in the state of {unit}");
+        ensure!(
+            !w.sim.unit_state(&unit)?.values().any(|v| v.contains(probe) || v.contains("PRIVATE KEY")),
+            "key material in the state of {unit}"
+        );
     }
     Ok(())
 }
@@ -72,12 +85,18 @@ fn check_secret_kept(w: &World, identity: &Pem) -> Result<()> {
 fn x1_secret_and_rotation(bed: &mut Bed) -> Result<()> {
     let mut w = packed_world(bed, "secret")?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "blocked" && message == "Missing credentials access; grant with: juju trust", "{status}: {message}");
+    ensure!(
+        status == "blocked" && message == "Missing credentials access; grant with: juju trust",
+        "{status}: {message}"
+    );
     let identity = w.identity.clone();
     let first = content(&w, &identity, 0);
     let uri = configure_secret(&mut w, "lxd-creds", &first)?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "active" && message == format!("{MEMBERS}/{MEMBERS} members online, 0 clients trusted"), "{status}: {message}");
+    ensure!(
+        status == "active" && message == format!("{MEMBERS}/{MEMBERS} members online, 0 clients trusted"),
+        "{status}: {message}"
+    );
     let r = act(&mut w, I0, "check-connection", json!({}))?;
     ensure!(r.get("credentials").map(String::as_str) == Some("secret"), "{r:?}");
 
@@ -99,11 +118,18 @@ fn x1_secret_and_rotation(bed: &mut Bed) -> Result<()> {
     let hooks_before = w.sim.hooks()?.len();
     let second = content(&w, &rotated, 1);
     w.sim.update_secret(&uri, &pairs(&second))?;
-    let ran: Vec<String> = w.sim.hooks()?.into_iter().skip(hooks_before).map(|h| format!("{} {}", h.unit, h.hook)).collect();
+    let ran: Vec<String> =
+        w.sim.hooks()?.into_iter().skip(hooks_before).map(|h| format!("{} {}", h.unit, h.hook)).collect();
     ensure!(ran == [format!("{I0} secret-changed")], "hooks after update-secret: {ran:?}");
     let (status, message) = w.status(I0)?;
     ensure!(status == "active", "after secret-changed: {status}: {message}");
-    let secret_get: Vec<Vec<String>> = w.sim.tool_calls()?.into_iter().filter(|c| c.hook == "secret-changed" && c.tool == "secret-get").map(|c| c.args).collect();
+    let secret_get: Vec<Vec<String>> = w
+        .sim
+        .tool_calls()?
+        .into_iter()
+        .filter(|c| c.hook == "secret-changed" && c.tool == "secret-get")
+        .map(|c| c.args)
+        .collect();
     ensure!(secret_get == [vec![uri.clone(), "--format=json".to_string(), "--refresh".to_string()]], "{secret_get:?}");
     let r = act(&mut w, I0, "check-connection", json!({}))?;
     let member2 = format!("https://{}", w.bed.cluster.endpoint(1));
@@ -129,7 +155,10 @@ fn x2_unusable_secret_blocks(bed: &mut Bed) -> Result<()> {
     incomplete.retain(|(k, _)| *k != "server-cert");
     let uri = configure_secret(&mut w, "lxd-creds", &incomplete)?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "blocked" && message == format!("{uri} lacks key server-cert; update it with all four keys"), "{status}: {message}");
+    ensure!(
+        status == "blocked" && message == format!("{uri} lacks key server-cert; update it with all four keys"),
+        "{status}: {message}"
+    );
     // Completed: active; then a relation and a trusted certificate.
     let full = content(&w, &identity, 0);
     w.sim.update_secret(&uri, &pairs(&full))?;
@@ -146,7 +175,10 @@ fn x2_unusable_secret_blocks(bed: &mut Bed) -> Result<()> {
     w.sim.revoke_secret(&uri, INTEGRATOR)?;
     w.update_status()?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "blocked" && message == format!("{uri} not granted; run: juju grant-secret {uri} {INTEGRATOR}"), "{status}: {message}");
+    ensure!(
+        status == "blocked" && message == format!("{uri} not granted; run: juju grant-secret {uri} {INTEGRATOR}"),
+        "{status}: {message}"
+    );
     ensure!(w.owned_fps()? == owned, "nothing removed from LXD: {:?}", w.owned());
     ensure!(w.payload(rel, I0)? == published, "the published data stays");
     // Even a relation change while blocked removes nothing.
@@ -168,11 +200,19 @@ fn x2_unusable_secret_blocks(bed: &mut Bed) -> Result<()> {
     w.sim.remove_secret(&uri)?;
     w.update_status()?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "blocked" && message == format!("{uri} not found; juju add-secret a new one and set {OPT} to its ID"), "{status}: {message}");
+    ensure!(
+        status == "blocked" && message == format!("{uri} not found; juju add-secret a new one and set {OPT} to its ID"),
+        "{status}: {message}"
+    );
     // Not a URI at all (e.g. the secret's name): said, never quoted.
     w.sim.set_config(INTEGRATOR, &[(OPT, Some(json!("lxd-creds")))])?;
     let (status, message) = w.status(I0)?;
-    ensure!(status == "blocked" && message.starts_with(&format!("{OPT} is not a secret URI")) && !message.contains("lxd-creds"), "{status}: {message}");
+    ensure!(
+        status == "blocked"
+            && message.starts_with(&format!("{OPT} is not a secret URI"))
+            && !message.contains("lxd-creds"),
+        "{status}: {message}"
+    );
     w.check()?;
     check_secret_kept(&w, &identity)
 }
@@ -193,7 +233,12 @@ fn x3_plain_options(bed: &mut Bed) -> Result<()> {
     ensure!(w.status(I0)?.0 == "active", "{:?}", w.status(I0));
     w.update_status()?;
     w.update_status()?;
-    let hints = w.sim.logs()?.into_iter().filter(|l| l.unit == I0 && l.message.contains("keep the credentials in a user secret")).count();
+    let hints = w
+        .sim
+        .logs()?
+        .into_iter()
+        .filter(|l| l.unit == I0 && l.message.contains("keep the credentials in a user secret"))
+        .count();
     ensure!(hints == 1, "the suggestion to use a secret is logged once, not every hook: {hints}");
     let r = act(&mut w, I0, "check-connection", json!({}))?;
     ensure!(r.get("credentials").map(String::as_str) == Some("config"), "{r:?}");
@@ -204,7 +249,12 @@ fn x3_plain_options(bed: &mut Bed) -> Result<()> {
     ensure!(w.status(I0)?.0 == "active");
     let r = act(&mut w, I0, "check-connection", json!({}))?;
     ensure!(r.get("credentials").map(String::as_str) == Some("secret"), "{r:?}");
-    ensure!(w.sim.logs()?.iter().any(|l| l.message.contains("the lxd_* options are ignored while lxd-credentials-secret is set")));
+    ensure!(
+        w.sim
+            .logs()?
+            .iter()
+            .any(|l| l.message.contains("the lxd_* options are ignored while lxd-credentials-secret is set"))
+    );
     // Unset again: back to the options.
     w.sim.set_config(INTEGRATOR, &[(OPT, None)])?;
     let r = act(&mut w, I0, "check-connection", json!({}))?;

@@ -38,7 +38,10 @@ fn evacuated_checks(w: &mut crate::bed::World, rel: jujusim::RelationId, names: 
     w.update_status()?;
     ensure!(!w.node_names(rel, I0)?.contains(&names[2]), "{:?}", w.node_names(rel, I0));
     let (status, message) = w.status(I0)?;
-    ensure!(status == "active" && message.starts_with(&format!("{}/{MEMBERS} members online", MEMBERS - 1)), "{status}: {message}");
+    ensure!(
+        status == "active" && message.starts_with(&format!("{}/{MEMBERS} members online", MEMBERS - 1)),
+        "{status}: {message}"
+    );
     let r = act(w, I0, "list-nodes", json!({}))?;
     let i = (0..MEMBERS).find(|i| get(&r, &format!("nodes.{i}.name")).is_ok_and(|n| n == names[2]));
     let i = i.ok_or_else(|| anyhow::anyhow!("{} not listed: {r:#?}", names[2]))?;

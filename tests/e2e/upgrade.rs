@@ -25,7 +25,10 @@ use std::process::Command;
 use testbed::certs::{self, Pem};
 
 pub fn all() -> Vec<(&'static str, crate::Scenario)> {
-    vec![("u1_refresh_from_the_python_charm_removes_its_files_and_adopt_takes_over_its_entries", u1_refresh_from_python)]
+    vec![(
+        "u1_refresh_from_the_python_charm_removes_its_files_and_adopt_takes_over_its_entries",
+        u1_refresh_from_python,
+    )]
 }
 
 const LEFTOVERS: [&str; 4] = ["client.crt", "client.key", "server.crt", ".unit-state.db"];
@@ -63,7 +66,8 @@ fn write_mode(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 /// (name, restricted, projects) of the entry for `fp`.
 fn entry(w: &World, fp: &str) -> Result<Option<(String, bool, Value)>> {
     let found = w.bed.cluster.trust_list()?.into_iter().find(|e| e["fingerprint"] == json!(fp));
-    Ok(found.map(|e| (e["name"].as_str().unwrap_or("").to_string(), e["restricted"] == json!(true), e["projects"].clone())))
+    Ok(found
+        .map(|e| (e["name"].as_str().unwrap_or("").to_string(), e["restricted"] == json!(true), e["projects"].clone())))
 }
 
 fn u1_inner(bed: &mut Bed, a: &Pem, b: &Pem, laptop: &Pem) -> Result<()> {
@@ -94,7 +98,10 @@ fn u1_inner(bed: &mut Bed, a: &Pem, b: &Pem, laptop: &Pem) -> Result<()> {
     }
     ensure!(w.registered(rel, I0)?.len() == 2);
     let (status, message) = w.status(I0)?;
-    ensure!(status == "active" && message.ends_with("2 clients trusted; 2 held by entries not ours"), "{status}: {message}");
+    ensure!(
+        status == "active" && message.ends_with("2 clients trusted; 2 held by entries not ours"),
+        "{status}: {message}"
+    );
 
     // The unit dir as the Python charm left it (its credentials, as `credential-get` gave them).
     let unit_dir = w.sim.unit_dir(I0)?;
@@ -107,7 +114,10 @@ fn u1_inner(bed: &mut Bed, a: &Pem, b: &Pem, laptop: &Pem) -> Result<()> {
     let mut db = b"SQLite format 3\0".to_vec();
     db.extend(serde_json::to_vec(&json!({"endpoint": spec["endpoint"], "client_cert": text("client-cert"), "client_key": text("client-key"), "server_cert": text("server-cert")}))?);
     write_mode(&unit_dir.join(".unit-state.db"), &db, 0o644)?;
-    let shipped: BTreeSet<String> = std::fs::read_dir(&unit_dir)?.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| !LEFTOVERS.contains(&n.as_str())).collect();
+    let shipped: BTreeSet<String> = std::fs::read_dir(&unit_dir)?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| !LEFTOVERS.contains(&n.as_str()))
+        .collect();
     // The scenario's own check sees them: it must pass only because they are gone.
     let seen = w.check().err().map(|e| format!("{e:#}")).unwrap_or_default();
     ensure!(seen.contains("key material on disk"), "the leftovers are visible to the check: {seen:?}");
@@ -118,20 +128,30 @@ fn u1_inner(bed: &mut Bed, a: &Pem, b: &Pem, laptop: &Pem) -> Result<()> {
     for name in LEFTOVERS {
         ensure!(!unit_dir.join(name).exists(), "{name} left in the charm dir after upgrade-charm");
     }
-    let now: BTreeSet<String> = std::fs::read_dir(&unit_dir)?.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+    let now: BTreeSet<String> =
+        std::fs::read_dir(&unit_dir)?.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
     ensure!(now == shipped, "only the leftovers went: {:?} vs {:?}", now, shipped);
     let upgrade_logs: Vec<_> = w.sim.logs()?.into_iter().skip(logs_before).filter(|l| l.unit == I0).collect();
     let want = "removed files the Python lxd-integrator charm left in the charm dir: client.crt, client.key, server.crt, .unit-state.db";
-    ensure!(upgrade_logs.iter().any(|l| l.level == "INFO" && l.hook == "upgrade-charm" && l.message == want), "{upgrade_logs:#?}");
-    ensure!(upgrade_logs.iter().filter(|l| l.message.contains("removed files")).count() == 1, "logged once: {upgrade_logs:#?}");
+    ensure!(
+        upgrade_logs.iter().any(|l| l.level == "INFO" && l.hook == "upgrade-charm" && l.message == want),
+        "{upgrade_logs:#?}"
+    );
+    ensure!(
+        upgrade_logs.iter().filter(|l| l.message.contains("removed files")).count() == 1,
+        "logged once: {upgrade_logs:#?}"
+    );
     ensure!(w.status(I0)?.0 == "active");
     // Refreshing changes no trust entry: that is the operator's call, through `adopt`.
     ensure!(w.owned()?.is_empty(), "{:?}", w.owned());
 
     // adopt, dry run (the default): the two CN-named entries, nothing else; nothing changes.
     let names = |u: u32| format!("juju.{}.{INTEGRATOR}.{rel}.{REQUIRER}.{u}", w.sim.model_uuid());
-    let want: BTreeMap<String, (String, String)> =
-        [(a.fingerprint.clone(), (names(0), unit(REQUIRER, 0))), (b.fingerprint.clone(), (names(1), unit(REQUIRER, 1)))].into();
+    let want: BTreeMap<String, (String, String)> = [
+        (a.fingerprint.clone(), (names(0), unit(REQUIRER, 0))),
+        (b.fingerprint.clone(), (names(1), unit(REQUIRER, 1))),
+    ]
+    .into();
     let store_before = w.bed.cluster.trust_list()?;
     let r = act(&mut w, I0, "adopt", json!({}))?;
     ensure!(get(&r, "dry-run")? == "yes" && get(&r, "count")? == "2", "{r:#?}");
@@ -141,12 +161,18 @@ fn u1_inner(bed: &mut Bed, a: &Pem, b: &Pem, laptop: &Pem) -> Result<()> {
             let k = |f: &str| format!("entries.{i}.{f}");
             ensure!(get(r, &k("old-name"))? == CN && get(r, &k("named-by-cn"))? == "yes", "{r:#?}");
             ensure!(get(r, &k("result"))? == result && get(r, &k("relation"))? == rel.to_string(), "{r:#?}");
-            out.insert(get(r, &k("fingerprint"))?.to_string(), (get(r, &k("new-name"))?.to_string(), get(r, &k("unit"))?.to_string()));
+            out.insert(
+                get(r, &k("fingerprint"))?.to_string(),
+                (get(r, &k("new-name"))?.to_string(), get(r, &k("unit"))?.to_string()),
+            );
         }
         Ok(out)
     };
     ensure!(listed(&r, "would rename")? == want, "{r:#?}");
-    ensure!(!r.values().any(|v| v.contains(&laptop.fingerprint) || v.contains(OPERATOR_ENTRY)), "the operator's entry is not listed: {r:#?}");
+    ensure!(
+        !r.values().any(|v| v.contains(&laptop.fingerprint) || v.contains(OPERATOR_ENTRY)),
+        "the operator's entry is not listed: {r:#?}"
+    );
     ensure!(!r.keys().any(|k| k.starts_with("skipped")), "{r:#?}");
     ensure!(w.bed.cluster.trust_list()? == store_before, "a dry run changed LXD's trust store");
 
@@ -160,11 +186,19 @@ fn u1_inner(bed: &mut Bed, a: &Pem, b: &Pem, laptop: &Pem) -> Result<()> {
         let e = entry(&w, &pem.fingerprint)?.context("still trusted")?;
         ensure!(!e.1, "restrictions kept: {e:?}");
     }
-    ensure!(entry(&w, &laptop.fingerprint)? == Some((OPERATOR_ENTRY.into(), false, json!([]))), "{:?}", entry(&w, &laptop.fingerprint));
-    let info: Vec<String> = w.sim.logs()?.into_iter().filter(|l| l.unit == I0 && l.level == "INFO").map(|l| l.message).collect();
+    ensure!(
+        entry(&w, &laptop.fingerprint)? == Some((OPERATOR_ENTRY.into(), false, json!([]))),
+        "{:?}",
+        entry(&w, &laptop.fingerprint)
+    );
+    let info: Vec<String> =
+        w.sim.logs()?.into_iter().filter(|l| l.unit == I0 && l.level == "INFO").map(|l| l.message).collect();
     for pem in [a, b] {
         let want = format!("trust: adopted {} for ", &pem.fingerprint[..12]);
-        ensure!(info.iter().any(|l| l.lines().any(|l| l.starts_with(&want) && l.ends_with(&format!("named \"{CN}\"")))), "{want:?} in {info:#?}");
+        ensure!(
+            info.iter().any(|l| l.lines().any(|l| l.starts_with(&want) && l.ends_with(&format!("named \"{CN}\"")))),
+            "{want:?} in {info:#?}"
+        );
     }
     let r = act(&mut w, I0, "adopt", json!({"dry-run": false}))?;
     ensure!(get(&r, "count")? == "0", "nothing left to adopt: {r:#?}");
@@ -175,8 +209,16 @@ fn u1_inner(bed: &mut Bed, a: &Pem, b: &Pem, laptop: &Pem) -> Result<()> {
     // The requirer leaves: the adopted entries go with it; the operator's stays as it was.
     w.sim.unrelate(rel)?;
     for pem in [a, b] {
-        ensure!(entry(&w, &pem.fingerprint)?.is_none(), "{} still trusted after the relation left", &pem.fingerprint[..12]);
+        ensure!(
+            entry(&w, &pem.fingerprint)?.is_none(),
+            "{} still trusted after the relation left",
+            &pem.fingerprint[..12]
+        );
     }
-    ensure!(entry(&w, &laptop.fingerprint)? == Some((OPERATOR_ENTRY.into(), false, json!([]))), "{:?}", entry(&w, &laptop.fingerprint));
+    ensure!(
+        entry(&w, &laptop.fingerprint)? == Some((OPERATOR_ENTRY.into(), false, json!([]))),
+        "{:?}",
+        entry(&w, &laptop.fingerprint)
+    );
     w.check()
 }

@@ -60,7 +60,11 @@ fn hooks_ok(w: &World, after: &str) -> Result<()> {
             )
         })
         .collect();
-    bail!("{} hook(s) failed {after}; first ones:\n{}", lines.len(), lines.iter().take(5).cloned().collect::<Vec<_>>().join("\n"))
+    bail!(
+        "{} hook(s) failed {after}; first ones:\n{}",
+        lines.len(),
+        lines.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+    )
 }
 
 /// No hook-tool argument the integrator passed reached the kernel's limit. A call the kernel
@@ -70,7 +74,14 @@ fn tool_args_fit(w: &World) -> Result<usize> {
     let mut largest = 0;
     for call in w.sim.tool_calls()?.iter().filter(|c| c.unit.starts_with(INTEGRATOR)) {
         for arg in &call.args {
-            ensure!(arg.len() < MAX_ARG_STRLEN, "{} passed {} an argument of {} bytes in {}", call.unit, call.tool, arg.len(), call.hook);
+            ensure!(
+                arg.len() < MAX_ARG_STRLEN,
+                "{} passed {} an argument of {} bytes in {}",
+                call.unit,
+                call.tool,
+                arg.len(),
+                call.hook
+            );
             largest = largest.max(arg.len());
         }
     }
@@ -91,7 +102,13 @@ fn finish(w: &World, secrets: &[&str]) -> Result<usize> {
 fn published_bytes(w: &World, rel: RelationId) -> Result<usize> {
     let mut total = 0;
     for u in w.sim.units(INTEGRATOR)? {
-        total += w.sim.relation_data(rel, &u)?.iter().filter(|(k, _)| !JUJU_KEYS.contains(&k.as_str())).map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        total += w
+            .sim
+            .relation_data(rel, &u)?
+            .iter()
+            .filter(|(k, _)| !JUJU_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
     }
     total += w.sim.relation_app_data(rel, INTEGRATOR)?.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     Ok(total)
@@ -107,7 +124,8 @@ fn registered_fps(w: &World, rel: RelationId) -> Result<(usize, BTreeSet<String>
 
 /// Wall times of the integrator's hooks: (count, slowest ms, total ms).
 fn hook_times(w: &World) -> Result<(usize, f64, f64)> {
-    let hooks: Vec<f64> = w.sim.hooks()?.iter().filter(|h| h.unit.starts_with(INTEGRATOR) && h.ran).map(|h| h.duration_ms).collect();
+    let hooks: Vec<f64> =
+        w.sim.hooks()?.iter().filter(|h| h.unit.starts_with(INTEGRATOR) && h.ran).map(|h| h.duration_ms).collect();
     Ok((hooks.len(), hooks.iter().copied().fold(0.0, f64::max), hooks.iter().sum()))
 }
 
@@ -236,7 +254,9 @@ fn v1_flood(bed: &mut Bed) -> Result<()> {
         .map(|i| match i % 3 {
             0 => json!(i),
             1 => json!(format!("x{i}")),
-            _ => json!(format!("-----BEGIN CERTIFICATE-----\nZmFrZS1jZXJ0aWZpY2F0ZS0{i:08}\n-----END CERTIFICATE-----\n")),
+            _ => json!(format!(
+                "-----BEGIN CERTIFICATE-----\nZmFrZS1jZXJ0aWZpY2F0ZS0{i:08}\n-----END CERTIFICATE-----\n"
+            )),
         })
         .collect();
     let flood = serde_json::to_string(&flood)?;
@@ -250,13 +270,19 @@ fn v1_flood(bed: &mut Bed) -> Result<()> {
     w.sim.remove_unit("other/1")?;
     let revoked = w.owned_fps()? == [good, keep].map(|p| p.fingerprint.clone()).into();
     if let Err(e) = flooded {
-        bail!("{e:#}\nthen other/1 departed and its trust entry was {}", if revoked { "revoked" } else { "NOT revoked" });
+        bail!(
+            "{e:#}\nthen other/1 departed and its trust entry was {}",
+            if revoked { "revoked" } else { "NOT revoked" }
+        );
     }
     hooks_ok(&w, "after other/1 departed")?;
     ensure!(revoked, "other/1's entry must be revoked: {:?}", w.owned());
     ensure!(w.owned_fps()?.contains(&good.fingerprint), "req/1's certificate lost: {:?}", w.owned());
     let (status, message) = w.status(I0)?;
-    ensure!(status == "active" && message.contains("req/0"), "the bad unit is named, nothing blocks: {status}: {message}");
+    ensure!(
+        status == "active" && message.contains("req/0"),
+        "the bad unit is named, nothing blocks: {status}: {message}"
+    );
     let largest = finish(&w, &[])?;
     let logged: usize = w.sim.logs()?.iter().filter(|l| l.unit.starts_with(INTEGRATOR)).map(|l| l.message.len()).sum();
     eprintln!("v1: largest hook-tool argument {largest} bytes; {logged} bytes of juju-log in all");
@@ -280,7 +306,9 @@ fn v2_padding(bed: &mut Bed) -> Result<()> {
     // Room for the key name and Juju's address keys under the limit.
     let target = jujusim::model::MAX_DATABAG_BYTES - 4096;
     let value = padded_list(&distinct, 300, target)?;
-    let bag_size = value.len() + "client_certificates".len() + w.sim.relation_data(rel, "padder/0")?.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    let bag_size = value.len()
+        + "client_certificates".len()
+        + w.sim.relation_data(rel, "padder/0")?.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     ensure!(bag_size <= jujusim::model::MAX_DATABAG_BYTES && bag_size > 15 * MIB, "the databag is {bag_size} bytes");
     let t = Instant::now();
     put(&mut w, rel, "padder/0", &value)?;
@@ -291,10 +319,16 @@ fn v2_padding(bed: &mut Bed) -> Result<()> {
     let owned = w.owned()?;
     ensure!(owned.len() == 3 && w.owned_fps()? == want, "each certificate trusted once: {owned:?}");
     let (entries, fps) = registered_fps(&w, rel)?;
-    ensure!(entries == 3 && fps == want, "registered_certificates lists each certificate once: {entries} entries, {fps:?}");
+    ensure!(
+        entries == 3 && fps == want,
+        "registered_certificates lists each certificate once: {entries} entries, {fps:?}"
+    );
     let published = published_bytes(&w, rel)?;
     eprintln!("v2: the integrator publishes {published} bytes");
-    ensure!(published < 64 * 1024, "the integrator publishes {published} bytes for 3 certificates (input: {bag_size} bytes)");
+    ensure!(
+        published < 64 * 1024,
+        "the integrator publishes {published} bytes for 3 certificates (input: {bag_size} bytes)"
+    );
     finish(&w, &[]).map(drop)
 }
 
@@ -302,7 +336,8 @@ fn v2_padding(bed: &mut Bed) -> Result<()> {
 /// megabytes of whitespace around it, then `copies` lightly padded repeats.
 fn padded_list(distinct: &[Pem], copies: usize, target: usize) -> Result<String> {
     let build = |pad: usize| {
-        let mut list: Vec<String> = distinct.iter().map(|p| format!("{}\n{}\n{}", " ".repeat(pad), p.cert_pem, " ".repeat(pad))).collect();
+        let mut list: Vec<String> =
+            distinct.iter().map(|p| format!("{}\n{}\n{}", " ".repeat(pad), p.cert_pem, " ".repeat(pad))).collect();
         list.extend((0..copies).map(|i| format!("\r\n \t{}\t \r\n", distinct[i % distinct.len()].cert_pem)));
         serde_json::to_string(&list)
     };
@@ -362,9 +397,15 @@ fn v3_many_units(bed: &mut Bed) -> Result<()> {
     let owned = w.owned_fps()?;
     ensure!(owned == want, "{} of {units} certificates trusted", owned.intersection(&want).count());
     let (entries, fps) = registered_fps(&w, rel)?;
-    ensure!(entries == units as usize && fps == want, "registered_certificates: {entries} entries for {units} certificates");
+    ensure!(
+        entries == units as usize && fps == want,
+        "registered_certificates: {entries} entries for {units} certificates"
+    );
     // Two databags, each with one canonical PEM (< 1 KiB for P-384) per certificate, plus nodes.
-    ensure!(published < 16 * 1024 + units as usize * 4 * 1024, "the integrator publishes {published} bytes for {units} certificates");
+    ensure!(
+        published < 16 * 1024 + units as usize * 4 * 1024,
+        "the integrator publishes {published} bytes for {units} certificates"
+    );
     let largest = finish(&w, &[])?;
     eprintln!("v3: largest hook-tool argument {largest} bytes");
     Ok(())
@@ -489,6 +530,9 @@ fn pasted_into(bed: &mut Bed, option: &str, value: &str, secrets: &[&str]) -> Re
         ensure!(!shown.contains(s), "the pasted value is in check-connection's result: {shown:.80}…");
     }
     finish(&w, secrets)?;
-    ensure!(status == "blocked" && message.contains(option), "the unit must block naming {option}: {status}: {message}");
+    ensure!(
+        status == "blocked" && message.contains(option),
+        "the unit must block naming {option}: {status}: {message}"
+    );
     Ok(())
 }

@@ -61,7 +61,9 @@ impl Sent {
         let pem = serde_json::to_string(&special_pem(special)).unwrap_or_default();
         match (&self.value, rendered) {
             // Appended to the list, the same certificate among the others.
-            (Value::List(items), Some(json)) if !items.is_empty() && json.len() > 2 => Some(format!("{},{pem}]", &json[..json.len() - 1])),
+            (Value::List(items), Some(json)) if !items.is_empty() && json.len() > 2 => {
+                Some(format!("{},{pem}]", &json[..json.len() - 1]))
+            }
             (Value::List(_), _) | (Value::Absent, _) => Some(format!("[{pem}]")),
             // Not JSON stays not JSON: nothing in it counts.
             (Value::NotJson(_), json) => json,
@@ -268,7 +270,9 @@ pub fn say(step: &Step) -> String {
         Step::Member(i, true) => format!("LXD member {} starts", i + 1),
         Step::Outage(true) => "every LXD member stops".into(),
         Step::Outage(false) => "every LXD member starts".into(),
-        Step::OperatorAdd(c, r) => format!("the operator trusts cert#{c} by hand{}", if *r { ", restricted to default" } else { "" }),
+        Step::OperatorAdd(c, r) => {
+            format!("the operator trusts cert#{c} by hand{}", if *r { ", restricted to default" } else { "" })
+        }
         Step::OperatorDelete(k) => format!("the operator deletes trust entry #{k} by hand"),
         Step::UpdateStatus(k) => format!("update-status is queued (live integrator unit #{k})"),
         Step::Hook(k) => format!("the next hook runs (integrator unit #{k} with hooks queued)"),

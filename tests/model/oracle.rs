@@ -58,7 +58,11 @@ impl Specials {
 
 /// Fingerprint → the members (`req0/1`, or `req0` for the application databag) asking for it,
 /// on one relation: every valid certificate in what they send, less the protected ones.
-pub fn asked<'a>(members: impl IntoIterator<Item = (&'a str, &'a Sent)>, specials: &Specials, protected: &BTreeSet<String>) -> BTreeMap<String, BTreeSet<String>> {
+pub fn asked<'a>(
+    members: impl IntoIterator<Item = (&'a str, &'a Sent)>,
+    specials: &Specials,
+    protected: &BTreeSet<String>,
+) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (member, sent) in members {
         let special = sent.readable_special().map(|s| specials.cert(s).fingerprint.clone());
@@ -78,7 +82,11 @@ pub fn owner(uuid: &str, name: &str) -> Option<(u32, String)> {
     let rest = name.strip_prefix(&format!("juju.{uuid}.{INTEGRATOR}."))?;
     let parts: Vec<&str> = rest.split('.').collect();
     let [rel, app, unit] = parts.as_slice() else { return None };
-    let number = |s: &str| (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'))).then(|| s.parse::<u32>().ok()).flatten();
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0')))
+            .then(|| s.parse::<u32>().ok())
+            .flatten()
+    };
     let rel = number(rel)?;
     if app.is_empty() || !app.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return None;
@@ -124,22 +132,31 @@ pub fn published(bag: &BTreeMap<String, String>) -> Result<Published, String> {
     if bag.get("version").map(String::as_str) != Some("1.0") {
         return Err(format!("version is {:?}", bag.get("version")));
     }
-    let nodes: Vec<serde_json::Value> = serde_json::from_str(bag.get("nodes").map_or("", String::as_str)).map_err(|e| format!("nodes: {e}"))?;
+    let nodes: Vec<serde_json::Value> =
+        serde_json::from_str(bag.get("nodes").map_or("", String::as_str)).map_err(|e| format!("nodes: {e}"))?;
     let mut out = Published { nodes: BTreeSet::new(), node_fps: BTreeSet::new(), registered: BTreeSet::new() };
     let mut lists = BTreeSet::new();
     for n in &nodes {
         let s = |k: &str| n[k].as_str().unwrap_or_default().to_string();
         out.nodes.insert((s("name"), s("endpoint")));
-        let fps: Vec<String> = n["trusted_certs_fp"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+        let fps: Vec<String> = n["trusted_certs_fp"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
         lists.insert(fps.clone());
         out.node_fps.extend(fps);
     }
     if lists.len() > 1 {
         return Err(format!("members list different fingerprints: {lists:?}"));
     }
-    let pems: Vec<String> = serde_json::from_str(bag.get("registered_certificates").map_or("", String::as_str)).map_err(|e| format!("registered_certificates: {e}"))?;
+    let pems: Vec<String> = serde_json::from_str(bag.get("registered_certificates").map_or("", String::as_str))
+        .map_err(|e| format!("registered_certificates: {e}"))?;
     for pem in pems {
-        let der = certs::pem_blocks(&pem).ok().and_then(|b| b.into_iter().next()).map(|b| b.der).ok_or("a registered certificate is not PEM")?;
+        let der = certs::pem_blocks(&pem)
+            .ok()
+            .and_then(|b| b.into_iter().next())
+            .map(|b| b.der)
+            .ok_or("a registered certificate is not PEM")?;
         if certs::to_pem(&der) != pem {
             return Err("a registered certificate is not in canonical PEM".into());
         }
@@ -151,7 +168,11 @@ pub fn published(bag: &BTreeMap<String, String>) -> Result<Published, String> {
 /// Checks a databag against what it must say: exactly `nodes` (when the world knows which
 /// members the charm saw online), and exactly `fps` both as `registered_certificates` and in
 /// every member's `trusted_certs_fp`.
-pub fn check_bag(bag: &BTreeMap<String, String>, nodes: Option<&BTreeSet<(String, String)>>, fps: &BTreeSet<String>) -> Result<(), String> {
+pub fn check_bag(
+    bag: &BTreeMap<String, String>,
+    nodes: Option<&BTreeSet<(String, String)>>,
+    fps: &BTreeSet<String>,
+) -> Result<(), String> {
     let p = published(bag)?;
     let node_fps = if p.nodes.is_empty() { BTreeSet::new() } else { fps.clone() };
     if nodes.is_some_and(|n| n != &p.nodes) || p.nodes.is_empty() || p.registered != *fps || p.node_fps != node_fps {
@@ -223,7 +244,11 @@ pub fn check_hook(f: &HookFacts) -> Result<(), String> {
     }
     if f.lxd_writes > 0 && (!f.leader || f.dying) {
         let who = if f.dying { "a unit being removed" } else { "a non-leader" };
-        return Err(format!("{who} wrote to LXD {} time(s): {}", f.lxd_writes, store_diff(f.store_before, f.store_after)));
+        return Err(format!(
+            "{who} wrote to LXD {} time(s): {}",
+            f.lxd_writes,
+            store_diff(f.store_before, f.store_after)
+        ));
     }
     let everywhere: BTreeSet<&String> = f.asked.values().flat_map(|a| a.keys()).collect();
     for (fp, e) in &after {
@@ -236,10 +261,18 @@ pub fn check_hook(f: &HookFacts) -> Result<(), String> {
                     return Err(format!("added {} for a requirer, a certificate nobody may ask for", name_of(fp)));
                 }
                 if !f.asked.get(&rel).and_then(|a| a.get(*fp)).is_some_and(|m| m.contains(&member)) {
-                    return Err(format!("added {} as {:?}, which {member} on relation {rel} does not ask for", name_of(fp), e.name));
+                    return Err(format!(
+                        "added {} as {:?}, which {member} on relation {rel} does not ask for",
+                        name_of(fp),
+                        e.name
+                    ));
                 }
                 if !as_configured(e, f.projects) {
-                    return Err(format!("added {} restricted to {:?}, not as trust-projects says", name_of(fp), e.projects));
+                    return Err(format!(
+                        "added {} restricted to {:?}, not as trust-projects says",
+                        name_of(fp),
+                        e.projects
+                    ));
                 }
             }
             Some(old) if old != e => {
@@ -266,7 +299,11 @@ pub fn check_hook(f: &HookFacts) -> Result<(), String> {
         if f.lxd_down {
             return Err(format!("changed its {member} databag on relation {rel} while LXD was down"));
         }
-        let want: BTreeSet<String> = f.asked.get(rel).map(|a| a.keys().filter(|fp| claimable.contains(*fp)).cloned().collect()).unwrap_or_default();
+        let want: BTreeSet<String> = f
+            .asked
+            .get(rel)
+            .map(|a| a.keys().filter(|fp| claimable.contains(*fp)).cloned().collect())
+            .unwrap_or_default();
         check_bag(bag, f.nodes, &want).map_err(|e| format!("its {member} databag on relation {rel}: {e}"))?;
     }
     Ok(())
@@ -304,7 +341,8 @@ pub fn check_settled(s: &Settled) -> Result<bool, String> {
         };
     }
     let everything: BTreeSet<String> = s.asked.values().flatten().cloned().collect();
-    let foreign: BTreeSet<String> = s.store.iter().filter(|e| owner(s.uuid, &e.name).is_none()).map(|e| e.fingerprint.clone()).collect();
+    let foreign: BTreeSet<String> =
+        s.store.iter().filter(|e| owner(s.uuid, &e.name).is_none()).map(|e| e.fingerprint.clone()).collect();
     let held: BTreeSet<String> = owned(s.uuid, s.store).map(|e| e.fingerprint.clone()).collect();
     // An entry of ours that holds the charm's own credential (a requirer asked for it before
     // the credential was rotated to it) stays, asked for or not, and as it is: restricted, it
@@ -313,10 +351,18 @@ pub fn check_settled(s: &Settled) -> Result<bool, String> {
     let want: BTreeSet<String> = everything.difference(&foreign).chain(&kept).cloned().collect();
     let everything: BTreeSet<String> = everything.union(&kept).cloned().collect();
     if s.projects.exist() && held != want {
-        return Err(format!("LXD's entries of ours hold {}, the live relations ask for {}", short(&held), short(&want)));
+        return Err(format!(
+            "LXD's entries of ours hold {}, the live relations ask for {}",
+            short(&held),
+            short(&want)
+        ));
     }
     if !held.is_subset(&everything) {
-        return Err(format!("LXD's entries of ours hold {}, more than the live relations ask for ({})", short(&held), short(&everything)));
+        return Err(format!(
+            "LXD's entries of ours hold {}, more than the live relations ask for ({})",
+            short(&held),
+            short(&everything)
+        ));
     }
     let unconfigured = |e: &&TrustEntry| !kept.contains(&e.fingerprint) && !as_configured(e, s.projects);
     if let Some(e) = owned(s.uuid, s.store).find(unconfigured).filter(|_| s.projects.exist()) {
@@ -324,13 +370,15 @@ pub fn check_settled(s: &Settled) -> Result<bool, String> {
     }
     let claimable = claimable(s.uuid, s.store, s.projects);
     for (whose, rel, bag) in s.bags {
-        let fps: BTreeSet<String> = s.asked.get(rel).map(|a| a.intersection(&claimable).cloned().collect()).unwrap_or_default();
+        let fps: BTreeSet<String> =
+            s.asked.get(rel).map(|a| a.intersection(&claimable).cloned().collect()).unwrap_or_default();
         check_bag(bag, s.nodes, &fps).map_err(|e| format!("{whose} on relation {rel}: {e}"))?;
     }
     // A missing project is refused to the leader when it tries to add or re-restrict an entry,
     // and only then; the others trust what LXD holds and say so.
     let in_store: BTreeSet<String> = s.store.iter().map(|e| e.fingerprint.clone()).collect();
-    let refused = !s.projects.exist() && (!want.is_subset(&in_store) || owned(s.uuid, s.store).any(|e| unconfigured(&e)));
+    let refused =
+        !s.projects.exist() && (!want.is_subset(&in_store) || owned(s.uuid, s.store).any(|e| unconfigured(&e)));
     for (unit, st) in &s.statuses {
         let expected = if refused && Some(unit) == s.leader.as_ref() { "blocked" } else { "active" };
         if st != expected {
@@ -344,7 +392,12 @@ pub fn check_settled(s: &Settled) -> Result<bool, String> {
 pub fn store_diff(before: &[TrustEntry], after: &[TrustEntry]) -> String {
     let mut out = Vec::new();
     for e in after.iter().filter(|e| !before.iter().any(|b| b.fingerprint == e.fingerprint)) {
-        out.push(format!("+{} as {:?}{}", name_of(&e.fingerprint), e.name, if e.restricted { format!(" in {:?}", e.projects) } else { String::new() }));
+        out.push(format!(
+            "+{} as {:?}{}",
+            name_of(&e.fingerprint),
+            e.name,
+            if e.restricted { format!(" in {:?}", e.projects) } else { String::new() }
+        ));
     }
     for e in before.iter().filter(|e| !after.iter().any(|a| a.fingerprint == e.fingerprint)) {
         out.push(format!("-{} ({:?})", name_of(&e.fingerprint), e.name));

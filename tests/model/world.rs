@@ -203,12 +203,21 @@ impl World {
         };
         cluster.store = vec![
             client("integrator-identity-0".into(), &SPECIALS.identity(0).fingerprint, false),
-            TrustEntry { name: "node2".into(), fingerprint: "ab".repeat(32), kind: TrustKind::Server, ..TrustEntry::default() },
+            TrustEntry {
+                name: "node2".into(),
+                fingerprint: "ab".repeat(32),
+                kind: TrustKind::Server,
+                ..TrustEntry::default()
+            },
             client(format!("juju.{OTHER_UUID}.{INTEGRATOR}.1.req0.0"), &POOL[1].fingerprint, false),
             client(format!("juju.{UUID}.{INTEGRATOR}-b.2.req1.app"), &POOL[6].fingerprint, true),
             client(format!("juju.{UUID}.{INTEGRATOR}.x.req0.0"), &"cd".repeat(32), false),
         ];
-        let requirer = |units: &[(u32, Sent)], app: Sent| Requirer { units: units.iter().cloned().collect(), next: units.len() as u32, app };
+        let requirer = |units: &[(u32, Sent)], app: Sent| Requirer {
+            units: units.iter().cloned().collect(),
+            next: units.len() as u32,
+            app,
+        };
         let mut w = World {
             units: BTreeMap::new(),
             next_unit: 0,
@@ -263,7 +272,11 @@ impl World {
                 let mut c = lock(&self.cluster);
                 if !c.store.iter().any(|e| e.fingerprint == identity.fingerprint) {
                     let name = format!("integrator-identity-{}", self.rotation);
-                    c.store.push(TrustEntry { name, fingerprint: identity.fingerprint.clone(), ..TrustEntry::default() });
+                    c.store.push(TrustEntry {
+                        name,
+                        fingerprint: identity.fingerprint.clone(),
+                        ..TrustEntry::default()
+                    });
                 }
             }
             Step::Member(i, up) => {
@@ -327,7 +340,15 @@ impl World {
         }
         let n = self.next_unit;
         self.next_unit += 1;
-        self.units.insert(n, Unit { state: BTreeMap::new(), status: ("maintenance".into(), String::new()), dying: false, queue: VecDeque::new() });
+        self.units.insert(
+            n,
+            Unit {
+                state: BTreeMap::new(),
+                status: ("maintenance".into(), String::new()),
+                dying: false,
+                queue: VecDeque::new(),
+            },
+        );
         self.log.push(format!("  → {}", unit_name(n)));
         self.queue(n, Event::simple("install"));
         let live: Vec<u32> = self.relations.iter().filter(|(_, r)| !r.dying).map(|(id, _)| *id).collect();
@@ -346,7 +367,8 @@ impl World {
         self.queue(n, Event::simple("config-changed"));
         self.queue(n, Event::simple("start"));
         for id in live {
-            let remotes: Vec<String> = self.relations[&id].remote.iter().filter(|(_, r)| r.live).map(|(name, _)| name.clone()).collect();
+            let remotes: Vec<String> =
+                self.relations[&id].remote.iter().filter(|(_, r)| r.live).map(|(name, _)| name.clone()).collect();
             for remote in remotes {
                 self.queue(n, Event::rel("relation-joined", id, Some(&remote)));
                 self.queue(n, Event::rel("relation-changed", id, Some(&remote)));
@@ -399,8 +421,11 @@ impl World {
         self.next_relation += 1;
         self.log.push(format!("  → relation {id}"));
         let req = &self.requirers[app];
-        let remote: BTreeMap<String, RemoteUnit> =
-            req.units.iter().map(|(k, sent)| (format!("{}/{k}", requirer(app)), RemoteUnit { sent: sent.clone(), live: true })).collect();
+        let remote: BTreeMap<String, RemoteUnit> = req
+            .units
+            .iter()
+            .map(|(k, sent)| (format!("{}/{k}", requirer(app)), RemoteUnit { sent: sent.clone(), live: true }))
+            .collect();
         let ours: Vec<u32> = self.units.iter().filter(|(_, u)| !u.dying).map(|(n, _)| *n).collect();
         let relation = Relation {
             app,
@@ -557,7 +582,8 @@ impl World {
     fn forget_departed(&mut self, id: u32) {
         let Some(r) = self.relations.get_mut(&id) else { return };
         let seen: BTreeSet<&String> = r.scope.values().flatten().collect();
-        let gone: Vec<String> = r.remote.iter().filter(|(name, u)| !u.live && !seen.contains(name)).map(|(name, _)| name.clone()).collect();
+        let gone: Vec<String> =
+            r.remote.iter().filter(|(name, u)| !u.live && !seen.contains(name)).map(|(name, _)| name.clone()).collect();
         for name in gone {
             r.remote.remove(&name);
         }
@@ -680,19 +706,33 @@ impl World {
     }
 
     /// What unit `n`'s view asks for on each relation, `breaking` left out.
-    fn asked_in_view(&self, n: u32, breaking: Option<u32>, protected: &BTreeSet<String>) -> BTreeMap<u32, BTreeMap<String, BTreeSet<String>>> {
+    fn asked_in_view(
+        &self,
+        n: u32,
+        breaking: Option<u32>,
+        protected: &BTreeSet<String>,
+    ) -> BTreeMap<u32, BTreeMap<String, BTreeSet<String>>> {
         let mut out = BTreeMap::new();
         for (id, r) in self.relations.iter().filter(|(id, _)| Some(**id) != breaking) {
             let Some(joined) = r.scope.get(&n) else { continue };
             let app = requirer(r.app);
-            let members = joined.iter().filter_map(|name| r.remote.get(name).map(|u| (name.as_str(), &u.sent))).chain([(app.as_str(), &r.remote_app)]);
+            let members = joined
+                .iter()
+                .filter_map(|name| r.remote.get(name).map(|u| (name.as_str(), &u.sent)))
+                .chain([(app.as_str(), &r.remote_app)]);
             out.insert(*id, asked(members, &SPECIALS, protected));
         }
         out
     }
 
     fn up_nodes(&self) -> BTreeSet<(String, String)> {
-        lock(&self.cluster).up.iter().enumerate().filter(|(_, (_, up))| **up).map(|(i, (url, _))| (format!("node{}", i + 1), url.clone())).collect()
+        lock(&self.cluster)
+            .up
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, up))| **up)
+            .map(|(i, (url, _))| (format!("node{}", i + 1), url.clone()))
+            .collect()
     }
 
     fn run_hook(&mut self, n: u32, ev: &Event) -> Ran {
@@ -719,7 +759,9 @@ impl World {
         };
         let result = if RECONCILE_HOOKS.contains(&hook.as_str()) {
             let connector = MemoryConnector(self.cluster.clone());
-            reconcile::run(&ctx, &mut Juju::new(&mut agent), &connector, Mode::HOOK).map(drop).map_err(|e| e.to_string())
+            reconcile::run(&ctx, &mut Juju::new(&mut agent), &connector, Mode::HOOK)
+                .map(drop)
+                .map_err(|e| e.to_string())
         } else {
             // `stop` and `remove` do nothing, as dispatch has it.
             Ok(())
@@ -749,7 +791,10 @@ impl World {
             }
         }
         for c in &agent.calls {
-            if matches!(c.tool.as_str(), "relation-set" | "state-set" | "status-set" | "juju-log" | "application-version-set") {
+            if matches!(
+                c.tool.as_str(),
+                "relation-set" | "state-set" | "status-set" | "juju-log" | "application-version-set"
+            ) {
                 self.writes_seen.push(format!("{} {hook}: {c:?}", unit_name(n)));
             }
         }
@@ -771,7 +816,21 @@ impl World {
             agent.status.1,
             if changes.is_empty() { String::new() } else { format!("; LXD: {changes}") }
         ));
-        Ran { unit: unit_name(n), hook, leader, dying, result, agent, ours_before, store_before, store_after, writes, up, asked, protected }
+        Ran {
+            unit: unit_name(n),
+            hook,
+            leader,
+            dying,
+            result,
+            agent,
+            ours_before,
+            store_before,
+            store_after,
+            writes,
+            up,
+            asked,
+            protected,
+        }
     }
 
     /// What Juju does once a hook has run: membership and life-cycle bookkeeping.
@@ -823,8 +882,13 @@ impl World {
                 return Err(format!("{} sent {secret:?}", call.tool));
             }
         }
-        let written: Vec<(u32, &str, &Databag)> =
-            ran.agent.ours.iter().filter(|(key, bag)| ran.ours_before.get(*key) != Some(*bag)).map(|((rel, member), bag)| (*rel, member.as_str(), bag)).collect();
+        let written: Vec<(u32, &str, &Databag)> = ran
+            .agent
+            .ours
+            .iter()
+            .filter(|(key, bag)| ran.ours_before.get(*key) != Some(*bag))
+            .map(|((rel, member), bag)| (*rel, member.as_str(), bag))
+            .collect();
         check_hook(&HookFacts {
             uuid: UUID,
             leader: ran.leader,
@@ -848,7 +912,10 @@ impl World {
     /// charm cannot act in (trust removed, its identity deleted from LXD) must then have it
     /// blocked; its credentials are then restored and it must converge as well.
     pub fn quiet(&mut self) -> Result<(), String> {
-        self.log.push("▶ quiet period: every LXD member starts, every queued hook runs, then update-status twice on every unit".into());
+        self.log.push(
+            "▶ quiet period: every LXD member starts, every queued hook runs, then update-status twice on every unit"
+                .into(),
+        );
         self.step(&Step::Outage(false))?;
         self.settle()?;
         self.quiet_round()?;
@@ -871,7 +938,11 @@ impl World {
         {
             let mut c = lock(&self.cluster);
             if !c.store.iter().any(|e| e.fingerprint == identity.fingerprint) {
-                c.store.push(TrustEntry { name: "integrator-identity-restored".into(), fingerprint: identity.fingerprint.clone(), ..TrustEntry::default() });
+                c.store.push(TrustEntry {
+                    name: "integrator-identity-restored".into(),
+                    fingerprint: identity.fingerprint.clone(),
+                    ..TrustEntry::default()
+                });
             }
         }
         self.step(&Step::Trust(true))?;
@@ -899,7 +970,12 @@ impl World {
         let mut bags = Vec::new();
         for (id, r) in &self.relations {
             let app = requirer(r.app);
-            let members = r.remote.iter().filter(|(_, u)| u.live).map(|(name, u)| (name.as_str(), &u.sent)).chain([(app.as_str(), &r.remote_app)]);
+            let members = r
+                .remote
+                .iter()
+                .filter(|(_, u)| u.live)
+                .map(|(name, u)| (name.as_str(), &u.sent))
+                .chain([(app.as_str(), &r.remote_app)]);
             asked_by.insert(*id, asked(members, &SPECIALS, &protected).into_keys().collect());
             for n in self.units.keys() {
                 bags.push((unit_name(*n), *id, r.ours.get(n).cloned().unwrap_or_default()));
@@ -939,7 +1015,10 @@ impl Tally {
         let has = |store: &[TrustEntry], e: &TrustEntry| store.iter().any(|x| x.fingerprint == e.fingerprint);
         self.added += after.iter().filter(|e| !has(before, e)).count();
         self.removed += before.iter().filter(|e| !has(after, e)).count();
-        self.restricted += after.iter().filter(|e| before.iter().any(|b| b.fingerprint == e.fingerprint && b.projects != e.projects)).count();
+        self.restricted += after
+            .iter()
+            .filter(|e| before.iter().any(|b| b.fingerprint == e.fingerprint && b.projects != e.projects))
+            .count();
         match up.len() {
             0 => self.hooks_lxd_down += 1,
             n if n < MEMBERS => self.hooks_member_down += 1,

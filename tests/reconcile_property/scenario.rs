@@ -8,11 +8,13 @@
 #![allow(dead_code)]
 
 use lxd_integrator::certs;
-use lxd_integrator::hook_tools::Juju;
-use lxd_integrator::limits;
-use lxd_integrator::memory::{Agent, Call, Cluster, Excerpt, MEMORY_CLIENT_KEY, MEMORY_SERVER_CERT, MemoryConnector, cloud_credential};
 use lxd_integrator::dispatch::HookContext;
+use lxd_integrator::hook_tools::Juju;
 use lxd_integrator::https;
+use lxd_integrator::limits;
+use lxd_integrator::memory::{
+    Agent, Call, Cluster, Excerpt, MEMORY_CLIENT_KEY, MEMORY_SERVER_CERT, MemoryConnector, cloud_credential,
+};
 use lxd_integrator::ownership::Interface;
 use lxd_integrator::reconcile::{self, Mode};
 use lxd_integrator::relation::KEY_CLIENT_CERTS;
@@ -379,7 +381,8 @@ impl Scenario {
     /// Whether a correct charm can reach LXD and act on every request: usable credentials
     /// (trust, or four good options) and `trust-projects` naming only projects LXD has.
     pub fn workable(&self) -> bool {
-        (self.trusted || self.config.credentials_usable()) && matches!(self.config.projects, Projects::Unset | Projects::Empty | Projects::Default)
+        (self.trusted || self.config.credentials_usable())
+            && matches!(self.config.projects, Projects::Unset | Projects::Empty | Projects::Default)
     }
 
     /// What every member sends: (relation index, unit index or `None` for the application,
@@ -412,7 +415,9 @@ impl Scenario {
     pub fn valid_fingerprints(&self) -> BTreeSet<String> {
         self.values()
             .into_iter()
-            .flat_map(|(i, _, v, _, _)| if self.relations[i].https { v.valid_one().into_iter().collect() } else { v.valid() })
+            .flat_map(
+                |(i, _, v, _, _)| if self.relations[i].https { v.valid_one().into_iter().collect() } else { v.valid() },
+            )
             .map(|i| POOL[i].fingerprint.clone())
             .collect()
     }
@@ -434,9 +439,13 @@ impl Scenario {
         for (i, unit, value, spelling, _) in self.values() {
             let app = app_name(i);
             let https = self.relations[i].https;
-            let remote = agent.relate_on(if https { Interface::LxdHttps } else { Interface::Lxd }, relation_id(i), &app);
+            let remote =
+                agent.relate_on(if https { Interface::LxdHttps } else { Interface::Lxd }, relation_id(i), &app);
             let bag = match unit {
-                Some(j) => remote.units.entry(format!("{app}/{j}")).or_insert_with(|| [("private-address".to_string(), format!("10.0.{i}.{j}"))].into()),
+                Some(j) => remote
+                    .units
+                    .entry(format!("{app}/{j}"))
+                    .or_insert_with(|| [("private-address".to_string(), format!("10.0.{i}.{j}"))].into()),
                 None => &mut remote.app_bag,
             };
             match (https, value.render_one(spelling)) {
@@ -468,7 +477,8 @@ impl Scenario {
     /// The world before any pass; `Outcome::pass` runs the next one.
     pub fn start(&self) -> Outcome {
         let (agent, cluster) = self.world();
-        let first_relation = self.relations.first().map(|r| (relation_id(0), app_name(0), if r.https { "https" } else { "api" }));
+        let first_relation =
+            self.relations.first().map(|r| (relation_id(0), app_name(0), if r.https { "https" } else { "api" }));
         Outcome { passes: Vec::new(), agent, cluster, first_relation }
     }
 
@@ -485,7 +495,11 @@ impl Scenario {
 }
 
 fn context() -> HookContext {
-    HookContext { unit: UNIT.into(), model_uuid: "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc".into(), ..HookContext::default() }
+    HookContext {
+        unit: UNIT.into(),
+        model_uuid: "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc".into(),
+        ..HookContext::default()
+    }
 }
 
 /// What one pass did.
@@ -514,9 +528,12 @@ impl Outcome {
     /// Runs the next pass: the relation hook first, then update-status.
     pub fn pass(&mut self) {
         let ctx = match (&self.first_relation, self.passes.is_empty()) {
-            (Some((id, app, endpoint)), true) => {
-                HookContext { name: format!("{endpoint}-relation-changed"), relation_id: Some(*id), remote_app: Some(app.clone()), ..context() }
-            }
+            (Some((id, app, endpoint)), true) => HookContext {
+                name: format!("{endpoint}-relation-changed"),
+                relation_id: Some(*id),
+                remote_app: Some(app.clone()),
+                ..context()
+            },
             _ => HookContext { name: "update-status".into(), ..context() },
         };
         let first = self.agent.calls.len();
@@ -524,7 +541,9 @@ impl Outcome {
         let report = reconcile::run(&ctx, &mut Juju::new(&mut self.agent), &connector, Mode::HOOK);
         let lxd_refused = report.as_ref().map_or(0, |r| r.changes.iter().filter(|c| c.error.is_some()).count());
         let (store, unrestricted) = match self.cluster.lock() {
-            Ok(c) => (c.fingerprints(), c.store.iter().filter(|e| !e.restricted).map(|e| e.fingerprint.clone()).collect()),
+            Ok(c) => {
+                (c.fingerprints(), c.store.iter().filter(|e| !e.restricted).map(|e| e.fingerprint.clone()).collect())
+            }
             Err(_) => Default::default(),
         };
         self.passes.push(Pass {
@@ -650,14 +669,18 @@ fn around(call: &Call, needle: &str) -> String {
 pub fn check_idempotent(o: &Outcome) -> Result<(), String> {
     for w in o.passes.windows(3) {
         let [earlier, before, after] = w else { continue };
-        if before.result.is_err() || before.lxd_refused > 0 || earlier.result.is_err() || earlier.store != before.store {
+        if before.result.is_err() || before.lxd_refused > 0 || earlier.result.is_err() || earlier.store != before.store
+        {
             continue;
         }
         if after.store != before.store {
             return Err("the trust store changed on a pass with the same input".into());
         }
-        let writes: Vec<&Call> =
-            o.calls(after).iter().filter(|c| matches!(c.tool.as_str(), "relation-set" | "state-set" | "status-set" | "juju-log")).collect();
+        let writes: Vec<&Call> = o
+            .calls(after)
+            .iter()
+            .filter(|c| matches!(c.tool.as_str(), "relation-set" | "state-set" | "status-set" | "juju-log"))
+            .collect();
         if !writes.is_empty() {
             return Err(format!("a pass with the same input wrote again: {writes:?}"));
         }
@@ -677,7 +700,9 @@ impl fmt::Debug for Item {
             Item::Cert(i) if POOL_SIZE - i % POOL_SIZE <= POOL_CAS => write!(f, "cert#{} (CA)", i % POOL_SIZE),
             Item::Cert(i) => write!(f, "cert#{}", i % POOL_SIZE),
             Item::Padded { cert, pad } => write!(f, "cert#{} padded with {pad} B of whitespace", cert % POOL_SIZE),
-            Item::Copies { cert, copies, pad } => write!(f, "{copies} copies of cert#{} padded with {pad}+ B each", cert % POOL_SIZE),
+            Item::Copies { cert, copies, pad } => {
+                write!(f, "{copies} copies of cert#{} padded with {pad}+ B each", cert % POOL_SIZE)
+            }
             Item::Numbers(n) => write!(f, "{n} numbers"),
             Item::Strings(n) => write!(f, "{n} short strings"),
             Item::FakePem(n) => write!(f, "{n} fake PEM blocks"),
@@ -703,8 +728,17 @@ impl fmt::Debug for Scenario {
         let values = self.values();
         for (i, rel) in self.relations.iter().enumerate() {
             let app = app_name(i);
-            let (endpoint, key) = if rel.https { ("https", "certificate (the first string below)") } else { ("api", "client_certificates") };
-            writeln!(f, "  {endpoint} relation {} with {app} ({} units; those not listed send no {key}):", relation_id(i), rel.units.len())?;
+            let (endpoint, key) = if rel.https {
+                ("https", "certificate (the first string below)")
+            } else {
+                ("api", "client_certificates")
+            };
+            writeln!(
+                f,
+                "  {endpoint} relation {} with {app} ({} units; those not listed send no {key}):",
+                relation_id(i),
+                rel.units.len()
+            )?;
             for (_, unit, v, _, _) in values.iter().filter(|x| x.0 == i && !x.4 && *x.2 != Value::Absent) {
                 writeln!(f, "    {}: {v:?}", member_name(&app, *unit))?;
             }
@@ -713,7 +747,11 @@ impl fmt::Debug for Scenario {
             let mut k = 0;
             while let Some((_, unit, v, _, _)) = large.get(k) {
                 let n = large[k..].iter().take_while(|x| x.2 == *v).count();
-                let who = if n > 1 { format!("{} members from {}", n, member_name(&app, *unit)) } else { member_name(&app, *unit) };
+                let who = if n > 1 {
+                    format!("{} members from {}", n, member_name(&app, *unit))
+                } else {
+                    member_name(&app, *unit)
+                };
                 let spelled = if n > 1 { ", each padded one byte more than the last" } else { "" };
                 writeln!(f, "    {who}: {v:?}{spelled}")?;
                 k += n;

@@ -13,14 +13,14 @@
 //! On a violation it prints that history as it ran, hook by hook, and stops (`SOAK_VERBOSE=1`
 //! prints every history).
 
-#[path = "../reconcile_property/scenario.rs"]
-mod scenario;
-#[path = "../reconcile_property/strategies.rs"]
-mod strategies;
 #[path = "../model/history.rs"]
 mod history;
 #[path = "../model/oracle.rs"]
 mod oracle;
+#[path = "../reconcile_property/scenario.rs"]
+mod scenario;
+#[path = "../reconcile_property/strategies.rs"]
+mod strategies;
 mod world;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -48,7 +48,9 @@ fn main() -> ExitCode {
 
 fn env_number(name: &str) -> Result<Option<u64>> {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => Ok(Some(v.trim().parse().with_context(|| format!("{name}={v:?} is not a number"))?)),
+        Ok(v) if !v.trim().is_empty() => {
+            Ok(Some(v.trim().parse().with_context(|| format!("{name}={v:?} is not a number"))?))
+        }
         _ => Ok(None),
     }
 }
@@ -60,7 +62,10 @@ fn run() -> Result<bool> {
         Some(seed) => seed,
         None => SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1),
     };
-    let charm = PathBuf::from(std::env::var_os("LXD_INTEGRATOR_CHARM").context("set LXD_INTEGRATOR_CHARM to the packed .charm (make charm)")?);
+    let charm = PathBuf::from(
+        std::env::var_os("LXD_INTEGRATOR_CHARM")
+            .context("set LXD_INTEGRATOR_CHARM to the packed .charm (make charm)")?,
+    );
     ensure!(charm.is_file(), "{} does not exist (make charm)", charm.display());
     let work = std::env::temp_dir().join(format!("lxd-integrator-soak-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
@@ -85,7 +90,8 @@ fn soak(charm: &std::path::Path, work: &std::path::Path, steps: usize, seed: u64
     let strategy = history::history(HISTORY);
     let (mut done, mut histories) = (0, 0);
     while done < steps && soak.violations().is_empty() {
-        let history = strategy.new_tree(&mut runner).map_err(|e| anyhow::anyhow!("generating a history: {e}"))?.current();
+        let history =
+            strategy.new_tree(&mut runner).map_err(|e| anyhow::anyhow!("generating a history: {e}"))?.current();
         for step in &history {
             soak.step(step).with_context(|| format!("carrying out: {}", history::say(step)))?;
             done += 1;
@@ -115,7 +121,10 @@ fn soak(charm: &std::path::Path, work: &std::path::Path, steps: usize, seed: u64
         violations.len(),
         started.elapsed().as_secs_f64() / 60.0
     );
-    println!("soak: {} of {histories} steady rounds still rewrote a unit's state cache or status (not a violation)", soak.restless);
+    println!(
+        "soak: {} of {histories} steady rounds still rewrote a unit's state cache or status (not a violation)",
+        soak.restless
+    );
     for v in &violations {
         println!("  ✗ {v}");
     }

@@ -75,7 +75,10 @@ fn entry(v: &Value) -> TrustEntry {
         fingerprint: s("fingerprint"),
         kind: s("type").as_str().into(),
         restricted: v["restricted"].as_bool().unwrap_or(false),
-        projects: v["projects"].as_array().map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect()).unwrap_or_default(),
+        projects: v["projects"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|p| p.as_str().map(String::from)).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -95,7 +98,8 @@ impl Soak {
     /// application's, besides the test bed's own.
     pub fn start(work: &Path, charm_dir: &Path, cluster: LxdCluster) -> Result<Soak> {
         cluster.lxc(&["project", "create", "p1"]).context("creating project p1")?;
-        let identities: Vec<Pem> = (0..3).map(|i| testbed::certs::client_cert(&format!("soak-integrator-{i}"))).collect::<Result<_>>()?;
+        let identities: Vec<Pem> =
+            (0..3).map(|i| testbed::certs::client_cert(&format!("soak-integrator-{i}"))).collect::<Result<_>>()?;
         let specials = Specials {
             identities: identities.iter().map(|p| Cert::from_pem(&p.cert_pem)).collect(),
             server: Cert::from_pem(cluster.cluster_cert_pem()),
@@ -207,11 +211,20 @@ impl Soak {
                 sh.store = after;
                 verdict
             });
-            let (status, message) = model.units.get(&record.unit).map(|u| (u.status.status.clone(), u.status.message.clone())).unwrap_or_default();
+            let (status, message) = model
+                .units
+                .get(&record.unit)
+                .map(|u| (u.status.status.clone(), u.status.message.clone()))
+                .unwrap_or_default();
             sh.log.push(format!("    {} {}: {status} {message:?}", record.unit, record.hook));
             // What the hook wrote is the new baseline, whatever the verdict.
             for (id, r) in &model.relations {
-                for (member, bag) in r.unit_data.iter().filter(|(u, _)| u.starts_with(&format!("{INTEGRATOR}/"))).chain(r.app_data.get_key_value(INTEGRATOR)) {
+                for (member, bag) in r
+                    .unit_data
+                    .iter()
+                    .filter(|(u, _)| u.starts_with(&format!("{INTEGRATOR}/")))
+                    .chain(r.app_data.get_key_value(INTEGRATOR))
+                {
                     sh.bags.insert((*id, member.clone()), bag.clone());
                 }
             }
@@ -324,7 +337,9 @@ impl Soak {
                 self.rotation += 1;
                 let identity = self.identities[self.rotation % self.identities.len()].clone();
                 if self.down.len() < MEMBERS && !self.in_store(&identity.fingerprint)? {
-                    self.cluster.borrow().trust_add(&format!("integrator-identity-{}", self.rotation), &identity.cert_pem)?;
+                    self.cluster
+                        .borrow()
+                        .trust_add(&format!("integrator-identity-{}", self.rotation), &identity.cert_pem)?;
                     self.refresh_store()?;
                 }
                 let protected = self.shared.borrow().specials.protected(self.rotation);
@@ -339,7 +354,12 @@ impl Soak {
                 if self.down.len() == MEMBERS || self.in_store(&cert.fingerprint)? {
                     return Ok(false);
                 }
-                operator_add(&self.cluster.borrow(), &format!("operator-cert{}", c % POOL.len()), &cert.pem, *restricted)?;
+                operator_add(
+                    &self.cluster.borrow(),
+                    &format!("operator-cert{}", c % POOL.len()),
+                    &cert.pem,
+                    *restricted,
+                )?;
                 self.refresh_store()?;
                 true
             }
@@ -347,7 +367,14 @@ impl Soak {
                 if self.down.len() == MEMBERS {
                     return Ok(false);
                 }
-                let deletable: Vec<TrustEntry> = self.shared.borrow().store.iter().filter(|e| e.kind == TrustKind::Client && e.name != "testbed-admin").cloned().collect();
+                let deletable: Vec<TrustEntry> = self
+                    .shared
+                    .borrow()
+                    .store
+                    .iter()
+                    .filter(|e| e.kind == TrustKind::Client && e.name != "testbed-admin")
+                    .cloned()
+                    .collect();
                 if deletable.is_empty() {
                     return Ok(false);
                 }
@@ -377,7 +404,11 @@ impl Soak {
 
     fn live_relation(&self, app: usize) -> Result<Option<RelationId>> {
         let model = self.sim.model()?;
-        Ok(self.sim.relation_ids(&requirer(app))?.into_iter().find(|id| model.relations.get(id).is_some_and(|r| r.endpoints.iter().any(|e| e.app == INTEGRATOR))))
+        Ok(self
+            .sim
+            .relation_ids(&requirer(app))?
+            .into_iter()
+            .find(|id| model.relations.get(id).is_some_and(|r| r.endpoints.iter().any(|e| e.app == INTEGRATOR))))
     }
 
     /// `juju relate`, then every member of the requirer writes what it sends (as a requirer
@@ -488,12 +519,24 @@ impl Soak {
                 let writes: Vec<String> = calls
                     .iter()
                     .filter(|c| c.unit.starts_with(INTEGRATOR) && c.tool == "relation-set")
-                    .map(|c| format!("{} {}: {} {:?} {}", c.unit, c.hook, c.tool, c.args, c.stdin.as_deref().unwrap_or_default()))
+                    .map(|c| {
+                        format!(
+                            "{} {}: {} {:?} {}",
+                            c.unit,
+                            c.hook,
+                            c.tool,
+                            c.args,
+                            c.stdin.as_deref().unwrap_or_default()
+                        )
+                    })
                     .collect();
                 if !writes.is_empty() || store(&self.cluster.borrow())? != before {
                     self.violation(format!("a steady update-status wrote: {writes:?}"));
                 }
-                if calls.iter().any(|c| c.unit.starts_with(INTEGRATOR) && matches!(c.tool.as_str(), "state-set" | "status-set")) {
+                if calls
+                    .iter()
+                    .any(|c| c.unit.starts_with(INTEGRATOR) && matches!(c.tool.as_str(), "state-set" | "status-set"))
+                {
                     self.restless += 1;
                 }
             }
@@ -541,7 +584,10 @@ impl Soak {
                 .chain([app.to_string()])
                 .map(|m| (m.clone(), sh.written.get(&(*id, m)).cloned().unwrap_or_else(Sent::absent)))
                 .collect();
-            asked_by.insert(*id, asked(members.iter().map(|(m, s)| (m.as_str(), s)), &sh.specials, &sh.protected).into_keys().collect());
+            asked_by.insert(
+                *id,
+                asked(members.iter().map(|(m, s)| (m.as_str(), s)), &sh.specials, &sh.protected).into_keys().collect(),
+            );
             for unit in &units {
                 bags.push((unit.clone(), *id, r.unit_data.get(unit).cloned().unwrap_or_default()));
             }
@@ -581,13 +627,17 @@ impl Soak {
             .members()?
             .iter()
             .filter(|m| m["status"] == "Online")
-            .map(|m| (m["server_name"].as_str().unwrap_or_default().to_string(), m["url"].as_str().unwrap_or_default().to_string()))
+            .map(|m| {
+                (
+                    m["server_name"].as_str().unwrap_or_default().to_string(),
+                    m["url"].as_str().unwrap_or_default().to_string(),
+                )
+            })
             .collect();
         for (whose, rel, bag) in bags {
             match published(bag) {
-                Ok(p) if p.nodes != online && online.len() == MEMBERS => {
-                    self.violation(format!("{whose} on relation {rel} publishes {:?}, LXD has {online:?} online", p.nodes))
-                }
+                Ok(p) if p.nodes != online && online.len() == MEMBERS => self
+                    .violation(format!("{whose} on relation {rel} publishes {:?}, LXD has {online:?} online", p.nodes)),
                 Ok(_) => {}
                 Err(e) => self.violation(format!("{whose} on relation {rel}: {e}")),
             }
@@ -626,7 +676,12 @@ fn operator_add(cluster: &LxdCluster, name: &str, pem: &str, restricted: bool) -
         return cluster.trust_add(name, pem).map(drop);
     }
     use base64::Engine as _;
-    let der = lxd_integrator::certs::pem_blocks(pem).map_err(|e| anyhow!("{e}"))?.into_iter().next().ok_or_else(|| anyhow!("no PEM"))?.der;
+    let der = lxd_integrator::certs::pem_blocks(pem)
+        .map_err(|e| anyhow!("{e}"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("no PEM"))?
+        .der;
     let body = json!({"type": "client", "name": name, "certificate": base64::engine::general_purpose::STANDARD.encode(der), "restricted": true, "projects": ["default"]});
     cluster.query("POST", "/1.0/certificates", Some(&body)).map(drop)
 }
@@ -634,7 +689,12 @@ fn operator_add(cluster: &LxdCluster, name: &str, pem: &str, restricted: bool) -
 /// The checks of one hook: it succeeded, and `oracle::check_hook` holds over what it did.
 fn check(sh: &mut Shared, record: &HookRecord, model: &Model, after: &[TrustEntry]) -> Result<(), String> {
     if record.failed() {
-        return Err(format!("the hook failed (exit {}): {} {}", record.exit_code, record.error.as_deref().unwrap_or_default(), record.stderr.trim()));
+        return Err(format!(
+            "the hook failed (exit {}): {} {}",
+            record.exit_code,
+            record.error.as_deref().unwrap_or_default(),
+            record.stderr.trim()
+        ));
     }
     let unit = model.units.get(&record.unit);
     // The unit's view as it ends the hook: Juju updates membership before a hook, and takes a

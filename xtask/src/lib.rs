@@ -63,13 +63,8 @@ const UNIT_HOOKS: &[&str] = &[
 ];
 
 /// Relation hook suffixes, in the order Juju fires them.
-const RELATION_HOOK_SUFFIXES: &[&str] = &[
-    "relation-created",
-    "relation-joined",
-    "relation-changed",
-    "relation-departed",
-    "relation-broken",
-];
+const RELATION_HOOK_SUFFIXES: &[&str] =
+    &["relation-created", "relation-joined", "relation-changed", "relation-departed", "relation-broken"];
 
 /// The endpoint names declared under `provides`, `requires` and `peers` in metadata.yaml.
 pub fn relation_endpoints() -> Vec<String> {
@@ -172,9 +167,7 @@ pub fn manifest_yaml(started_at: &str, arch: &str) -> String {
     out.push_str(&format!("charmcraft-started-at: '{started_at}'\n"));
     out.push_str("bases:\n");
     for channel in BASES {
-        out.push_str(&format!(
-            "- name: ubuntu\n  channel: '{channel}'\n  architectures:\n  - {arch}\n"
-        ));
+        out.push_str(&format!("- name: ubuntu\n  channel: '{channel}'\n  architectures:\n  - {arch}\n"));
     }
     out.push_str("analysis:\n  attributes:\n");
     out.push_str("  - name: language\n    result: unknown\n");
@@ -198,12 +191,7 @@ pub fn iso8601_utc(secs: u64, micros: u32) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+00:00",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}+00:00", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -228,10 +216,9 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
 
 fn remove_if_present(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} is a directory", path.display()),
-        )),
+        Ok(meta) if meta.is_dir() => {
+            Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} is a directory", path.display())))
+        }
         Ok(_) => fs::remove_file(path),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
@@ -251,9 +238,8 @@ fn write_symlink(target: &str, link: &Path) -> io::Result<()> {
 /// [`zip_charm_dir`]. `manifest.yaml` takes its architecture from the binary's ELF header
 /// (falling back to the host's) and its timestamp from `SOURCE_DATE_EPOCH` or the clock.
 pub fn assemble_charm_dir(binary: &Path, dest: &Path) -> io::Result<()> {
-    let meta = fs::metadata(binary).map_err(|e| {
-        io::Error::new(e.kind(), format!("charm binary {}: {e}", binary.display()))
-    })?;
+    let meta = fs::metadata(binary)
+        .map_err(|e| io::Error::new(e.kind(), format!("charm binary {}: {e}", binary.display())))?;
     if !meta.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -293,9 +279,8 @@ fn walk(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        let mut entries: Vec<PathBuf> = fs::read_dir(dir.join(&rel))?
-            .map(|e| e.map(|e| rel.join(e.file_name())))
-            .collect::<io::Result<_>>()?;
+        let mut entries: Vec<PathBuf> =
+            fs::read_dir(dir.join(&rel))?.map(|e| e.map(|e| rel.join(e.file_name()))).collect::<io::Result<_>>()?;
         entries.sort();
         for entry in entries.into_iter().rev() {
             let meta = fs::symlink_metadata(dir.join(&entry))?;
@@ -324,15 +309,12 @@ pub fn zip_charm_dir(dir: &Path, out: &Path) -> io::Result<()> {
     }
     let file = fs::File::create(out)?;
     let mut zip = zip::ZipWriter::new(io::BufWriter::new(file));
-    let base = zip::write::SimpleFileOptions::default()
-        .last_modified_time(zip::DateTime::default())
-        .system(zip::System::Unix);
+    let base =
+        zip::write::SimpleFileOptions::default().last_modified_time(zip::DateTime::default()).system(zip::System::Unix);
     for rel in walk(dir)? {
         let path = dir.join(&rel);
-        let name = rel
-            .to_str()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "non-UTF-8 path"))?
-            .to_string();
+        let name =
+            rel.to_str().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "non-UTF-8 path"))?.to_string();
         let meta = fs::symlink_metadata(&path)?;
         let mode = meta.permissions().mode() & 0o7777;
         if meta.file_type().is_symlink() {
@@ -341,14 +323,11 @@ pub fn zip_charm_dir(dir: &Path, out: &Path) -> io::Result<()> {
                 .to_str()
                 .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "non-UTF-8 link"))?
                 .to_string();
-            zip.add_symlink(name, target, base.unix_permissions(0o777))
-                .map_err(zip_err)?;
+            zip.add_symlink(name, target, base.unix_permissions(0o777)).map_err(zip_err)?;
         } else if meta.is_dir() {
             zip.add_directory(name, base.unix_permissions(mode)).map_err(zip_err)?;
         } else {
-            let options = base
-                .unix_permissions(mode)
-                .compression_method(zip::CompressionMethod::Deflated);
+            let options = base.unix_permissions(mode).compression_method(zip::CompressionMethod::Deflated);
             zip.start_file(name, options).map_err(zip_err)?;
             let mut f = fs::File::open(&path)?;
             io::copy(&mut f, &mut zip)?;
@@ -432,7 +411,15 @@ mod tests {
         assert_eq!(relation_endpoints(), vec!["api".to_string(), "https".to_string()]);
         let hooks = hook_names();
         assert_eq!(hooks.len(), 20);
-        for h in ["install", "update-status", "secret-changed", "api-relation-created", "api-relation-broken", "https-relation-changed", "https-relation-departed"] {
+        for h in [
+            "install",
+            "update-status",
+            "secret-changed",
+            "api-relation-created",
+            "api-relation-broken",
+            "https-relation-changed",
+            "https-relation-departed",
+        ] {
             assert!(hooks.iter().any(|x| x == h), "{h} missing");
         }
     }
@@ -449,10 +436,8 @@ mod tests {
     fn repo_hooks_and_actions_dirs_match_the_lists() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         for (dir, names) in [("hooks", hook_names()), ("actions", action_names())] {
-            let mut found: Vec<String> = fs::read_dir(root.join(dir))
-                .unwrap()
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
-                .collect();
+            let mut found: Vec<String> =
+                fs::read_dir(root.join(dir)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
             found.sort();
             let mut want = names.clone();
             want.sort();

@@ -22,10 +22,7 @@ fn repo_root() -> PathBuf {
 fn flag(args: &[String], name: &str) -> Result<Option<PathBuf>, String> {
     match args.iter().position(|a| a == name) {
         None => Ok(None),
-        Some(i) => args
-            .get(i + 1)
-            .map(|v| Some(PathBuf::from(v)))
-            .ok_or_else(|| format!("{name} needs a value")),
+        Some(i) => args.get(i + 1).map(|v| Some(PathBuf::from(v))).ok_or_else(|| format!("{name} needs a value")),
     }
 }
 
@@ -36,10 +33,7 @@ fn run(args: &[String]) -> Result<(), String> {
             let binary = flag(args, "--binary")?.unwrap_or_else(|| root.join(DEFAULT_BINARY));
             let build_dir = flag(args, "--build-dir")?.unwrap_or_else(|| root.join("build"));
             if !binary.is_file() {
-                return Err(format!(
-                    "{} not found: build it first with `make build`",
-                    binary.display()
-                ));
+                return Err(format!("{} not found: build it first with `make build`", binary.display()));
             }
             let out = xtask::pack(&binary, &build_dir).map_err(|e| e.to_string())?;
             let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);

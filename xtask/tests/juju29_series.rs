@@ -152,7 +152,9 @@ fn read_manifest(text: &str) -> Result<Vec<Base>, String> {
             None => Vec::new(),
             Some(Value::Sequence(s)) => s
                 .iter()
-                .map(|a| a.as_str().map(String::from).ok_or_else(|| format!("coerce: architectures: {a:?} is not a string")))
+                .map(|a| {
+                    a.as_str().map(String::from).ok_or_else(|| format!("coerce: architectures: {a:?} is not a string"))
+                })
                 .collect::<Result<Vec<_>, _>>()?,
             Some(other) => return Err(format!("coerce: architectures: expected list, got {other:?}")),
         };
@@ -235,7 +237,10 @@ fn juju_2_9_derives_every_series_the_original_supported_and_the_later_ltss() {
     let metadata = read_from_charm(&charm, "metadata.yaml");
 
     let bases = read_manifest(&manifest).expect("Juju 2.9 reads the manifest");
-    assert!(bases.iter().all(|b| b.name == "ubuntu" && b.channel.risk == "stable" && b.channel.branch.is_empty()), "{bases:?}");
+    assert!(
+        bases.iter().all(|b| b.name == "ubuntu" && b.channel.risk == "stable" && b.channel.branch.is_empty()),
+        "{bases:?}"
+    );
     let series = computed_series(&metadata, &bases).expect("Juju 2.9 computes the series");
     assert_eq!(series, ["xenial", "bionic", "focal", "jammy", "noble"]);
     fs::remove_dir_all(&tmp).expect("clean up");
@@ -249,7 +254,11 @@ fn the_port_refuses_what_juju_2_9_refuses() {
     assert!(read_manifest(&base("'16.04'")).is_ok());
     assert!(read_manifest(&base("''")).unwrap_err().contains("empty channel"));
     assert!(read_manifest("bases:\n- name: debian\n  channel: '12'\n").unwrap_err().contains("os \"debian\""));
-    assert!(read_manifest("bases:\n- name: ubuntu\n  channel: '22.04'\n  architectures: [sparc]\n").unwrap_err().contains("sparc"));
+    assert!(
+        read_manifest("bases:\n- name: ubuntu\n  channel: '22.04'\n  architectures: [sparc]\n")
+            .unwrap_err()
+            .contains("sparc")
+    );
     assert_eq!(parse_channel_normalize("22.04/edge").map(|c| c.risk), Ok("edge".to_string()));
     assert!(parse_channel_normalize("22.04/nope").is_err());
     // A version Juju 2.9's table does not know fails the whole computation, not just one base.

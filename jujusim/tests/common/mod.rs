@@ -33,12 +33,7 @@ impl Drop for TempDir {
 }
 
 pub fn new_sim(tmp: &TempDir) -> Sim {
-    Sim::with_binary(
-        tmp.path().join("sim"),
-        "test-model",
-        env!("CARGO_BIN_EXE_jujusim"),
-    )
-    .unwrap()
+    Sim::with_binary(tmp.path().join("sim"), "test-model", env!("CARGO_BIN_EXE_jujusim")).unwrap()
 }
 
 /// The generic test dispatch: logs every hook (with relation-list/relation-ids in relation
@@ -114,24 +109,14 @@ pub fn probe(sim: &mut Sim, unit: &str, script: &str) -> HookRecord {
     std::fs::write(dir.join("probe.sh"), script).unwrap();
     sim.run_hook(unit, "update-status").unwrap();
     std::fs::remove_file(dir.join("probe.sh")).unwrap();
-    sim.hooks()
-        .unwrap()
-        .into_iter()
-        .rev()
-        .find(|h| h.unit == unit && h.hook == "update-status")
-        .unwrap()
+    sim.hooks().unwrap().into_iter().rev().find(|h| h.unit == unit && h.hook == "update-status").unwrap()
 }
 
 /// The events.log lines of a unit.
 pub fn events(sim: &Sim, unit: &str) -> Vec<String> {
     let p = sim.unit_dir(unit).unwrap().join("events.log");
-    std::fs::read_to_string(p)
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
+    std::fs::read_to_string(p).unwrap_or_default().lines().map(String::from).collect()
 }
 
-pub const PROVIDER_META: &str =
-    "provides:\n  api:\n    interface: lxd\npeers:\n  cluster:\n    interface: lxd-peers\n";
+pub const PROVIDER_META: &str = "provides:\n  api:\n    interface: lxd\npeers:\n  cluster:\n    interface: lxd-peers\n";
 pub const REQUIRER_META: &str = "requires:\n  lxd:\n    interface: lxd\n";

@@ -80,12 +80,18 @@ fn run(charm: &Path, repo: &Path, work: &Path) -> Result<()> {
     println!("    version: {}", bag.get("version").map(String::as_str).unwrap_or("-"));
     let nodes: Value = serde_json::from_str(bag.get("nodes").map(String::as_str).unwrap_or("[]"))?;
     println!("    nodes: {}", serde_json::to_string_pretty(&nodes)?.replace('\n', "\n    "));
-    let registered: Vec<String> = serde_json::from_str(bag.get("registered_certificates").map(String::as_str).unwrap_or("[]"))?;
+    let registered: Vec<String> =
+        serde_json::from_str(bag.get("registered_certificates").map(String::as_str).unwrap_or("[]"))?;
     println!("    registered_certificates: {} PEM certificates", registered.len());
 
     step("lxc config trust list (as the LXD admin)");
     for e in cluster.trust_list()? {
-        println!("    {:<8} {:.12}  {}", e["type"].as_str().unwrap_or(""), e["fingerprint"].as_str().unwrap_or(""), e["name"].as_str().unwrap_or(""));
+        println!(
+            "    {:<8} {:.12}  {}",
+            e["type"].as_str().unwrap_or(""),
+            e["fingerprint"].as_str().unwrap_or(""),
+            e["name"].as_str().unwrap_or("")
+        );
     }
 
     step("juju run lxd-integrator/0 list-trusted-clients");
@@ -94,7 +100,8 @@ fn run(charm: &Path, repo: &Path, work: &Path) -> Result<()> {
 
     step("juju remove-relation: the integrator withdraws what it added");
     sim.unrelate(rel)?;
-    let left = cluster.trust_list()?.iter().filter(|e| e["name"].as_str().is_some_and(|n| n.starts_with("juju."))).count();
+    let left =
+        cluster.trust_list()?.iter().filter(|e| e["name"].as_str().is_some_and(|n| n.starts_with("juju."))).count();
     println!("    entries owned by lxd-integrator left in LXD: {left}");
     show_status(&sim, "lxd-integrator/0")?;
     let failed = sim.failed_hooks()?;
