@@ -27,10 +27,10 @@ LIB_VENV ?= /tmp/libvenv
 LIB_VENV_OPS2 ?= /tmp/libvenv-ops2
 LIB := lib/charms/lxd_integrator/v0/lxd.py
 
-.PHONY: help setup build charm analyse charmcraft-check lib-test test demo bench soak clean
+.PHONY: help setup build charm analyse charmcraft-check lib-test lint test demo bench soak clean
 
 help:
-	@echo "targets: setup build charm analyse charmcraft-check lib-test test demo bench soak clean"
+	@echo "targets: setup build charm analyse charmcraft-check lib-test lint test demo bench soak clean"
 
 setup:
 	scripts/setup
@@ -83,11 +83,16 @@ lib-test: $(LIB_VENV)/bin/mypy $(LIB_VENV_OPS2)/bin/pytest
 # Unit, simulator, fixture and end-to-end tests (the packed static charm included), the charm
 # library's tests, then charmcraft's linter on that artifact, then a short fuzzing pass over
 # every parser.
-test: setup charm
+test: setup charm lint
 	$(CARGO) build --workspace --bins
 	LXD_INTEGRATOR_CHARM=$(abspath $(CHARM)) $(CARGO) test --workspace
 	$(MAKE) --no-print-directory lib-test analyse charmcraft-check
 	scripts/fuzz 10
+
+# Formatting and lints are part of the tests: rustfmt.toml's style, clippy with no warning.
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 # The main job. The demo program lives in testbed/ (maintained with the tests).
 # The demo drives the charm through the simulator's own binary, so both are built here: on a

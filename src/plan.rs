@@ -302,13 +302,16 @@ mod tests {
         let name = scope().entry_name(&owner(0));
         let open = entry(&name, &fp);
         let projects = vec!["p1".to_string(), "p2".to_string()];
-        let p = plan(&scope(), &reqs, &[open.clone()], Some(&projects));
+        let p = plan(&scope(), &reqs, std::slice::from_ref(&open), Some(&projects));
         assert_eq!(
             p.restrict,
             [Restrict { fingerprint: fp.clone(), owner: owner(0), projects: Some(projects.clone()) }]
         );
         let restricted = TrustEntry { restricted: true, projects: vec!["p2".into(), "p1".into()], ..open };
-        assert!(plan(&scope(), &reqs, &[restricted.clone()], Some(&projects)).is_empty(), "order does not matter");
+        assert!(
+            plan(&scope(), &reqs, std::slice::from_ref(&restricted), Some(&projects)).is_empty(),
+            "order does not matter"
+        );
         let p = plan(&scope(), &reqs, &[restricted], None);
         assert_eq!(p.restrict, [Restrict { fingerprint: fp, owner: owner(0), projects: None }]);
     }

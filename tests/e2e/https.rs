@@ -81,7 +81,10 @@ fn fingerprint_of(w: &mut World, unit: &str) -> Result<String> {
 }
 
 /// The https entries this world's integrator owns: name → (fingerprint, restricted, projects).
-fn https_entries(w: &World) -> Result<BTreeMap<String, (String, bool, BTreeSet<String>)>> {
+/// An entry as LXD holds it: its name, whether it is restricted, and to which projects.
+type Held = (String, bool, BTreeSet<String>);
+
+fn https_entries(w: &World) -> Result<BTreeMap<String, Held>> {
     let marker = format!("juju.{}.{INTEGRATOR}.https.", w.sim.model_uuid());
     let mut out = BTreeMap::new();
     for e in w.bed.cluster.trust_list()? {
@@ -109,7 +112,7 @@ fn published(w: &World, rel: RelationId) -> Result<BTreeMap<String, String>> {
     validate_provider(&app_bag)?;
     for key in ["version", "certificate", "certificate_fingerprint", "addresses"] {
         ensure!(
-            unit_bag.get(key).is_some() && unit_bag.get(key) == app_bag.get(key),
+            unit_bag.contains_key(key) && unit_bag.get(key) == app_bag.get(key),
             "{key}: unit {unit_bag:?} app {app_bag:?}"
         );
     }

@@ -232,7 +232,7 @@ fn o2_dry_run(bed: &mut Bed) -> Result<()> {
     ensure!(!get(&r, "added.entries")?.contains("failed"), "{r:#?}");
     ensure!(w.owned()? == names_before, "re-added under the same name: {:?}", w.owned());
     ensure!(!w.store_fps()?.contains(&stale.fingerprint), "the orphan is gone");
-    ensure!(w.registered(rel, I0)? == [a.cert_pem.clone()]);
+    ensure!(w.registered(rel, I0)? == std::slice::from_ref(&a.cert_pem));
     let info = logs(&w, I0, "INFO")?;
     for want in [
         format!("trust: added {} for req/0 (relation {rel})", short(&fp_a)),
@@ -409,7 +409,7 @@ fn o4_no_certificate_project(bed: &mut Bed) -> Result<()> {
     ensure!(posts.len() == 1, "{posts:?}");
     ensure!(posts[0].get("restricted").is_none() && posts[0].get("projects").is_none(), "{}", posts[0]);
     ensure!(fake.store().iter().any(|e| e["fingerprint"] == json!(a.fingerprint)));
-    ensure!(w.registered(rel, I0)? == [a.cert_pem.clone()]);
+    ensure!(w.registered(rel, I0)? == std::slice::from_ref(&a.cert_pem));
     let info = logs(&w, I0, "INFO")?;
     let want = format!("trust: added {} for req/0 (relation {rel})", short(&a.fingerprint));
     ensure!(info.iter().any(|l| l.lines().any(|l| l == want)), "no {want:?} in {info:#?}");

@@ -77,7 +77,7 @@ fn p1_packed_charm_works(bed: &mut Bed) -> Result<()> {
     let a = certs::client_cert("packed-a")?;
     w.send(&unit(REQUIRER, 0), &[&a.cert_pem])?;
     ensure!(w.owned_fps()? == [a.fingerprint.clone()].into(), "{:?}", w.owned());
-    ensure!(w.registered(rel, I0)? == [a.cert_pem.clone()]);
+    ensure!(w.registered(rel, I0)? == std::slice::from_ref(&a.cert_pem));
     let (status, message) = w.status(I0)?;
     ensure!(status == "active", "{status}: {message}");
     w.check()?;

@@ -130,7 +130,7 @@ fn s4_rotation(bed: &mut Bed) -> Result<()> {
     ensure!(w.owned_fps()? == [old.fingerprint.clone()].into());
     w.send(&unit(REQUIRER, 0), &[&new.cert_pem])?;
     ensure!(w.owned_fps()? == [new.fingerprint.clone()].into(), "{:?}", w.owned());
-    ensure!(w.registered(rel, I0)? == [new.cert_pem.clone()]);
+    ensure!(w.registered(rel, I0)? == std::slice::from_ref(&new.cert_pem));
     // The same certificate the operator trusted by hand is requested, then withdrawn.
     w.send(&unit(REQUIRER, 0), &[&new.cert_pem, &admin_extra.cert_pem])?;
     ensure!(w.registered(rel, I0)?.len() == 2, "a certificate already trusted counts as present");
@@ -156,7 +156,7 @@ fn s5_unit_then_relation_removed(bed: &mut Bed) -> Result<()> {
     ensure!(w.owned()?.len() == 2);
     w.sim.remove_unit(&unit(REQUIRER, 1))?;
     ensure!(w.owned_fps()? == [a.fingerprint.clone()].into(), "{:?}", w.owned());
-    ensure!(w.registered(rel, I0)? == [a.cert_pem.clone()]);
+    ensure!(w.registered(rel, I0)? == std::slice::from_ref(&a.cert_pem));
     w.sim.unrelate(rel)?;
     ensure!(w.owned()?.is_empty(), "{:?}", w.owned());
     ensure!(w.status(I0)?.0 == "active");
@@ -300,7 +300,7 @@ fn s9_leadership(bed: &mut Bed) -> Result<()> {
     let (status, message) = w.status(&i1)?;
     ensure!(status == "active" && message.ends_with("leader manages trust"), "{status}: {message}");
     // Both units publish what LXD holds; only the leader changed LXD.
-    ensure!(w.registered(rel, &i1)? == [a.cert_pem.clone()]);
+    ensure!(w.registered(rel, &i1)? == std::slice::from_ref(&a.cert_pem));
     let writers: BTreeSet<String> =
         w.sim.logs()?.into_iter().filter(|l| l.message.contains("trust: added")).map(|l| l.unit).collect();
     ensure!(writers == [I0.to_string()].into(), "writers: {writers:?}");

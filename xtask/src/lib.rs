@@ -81,10 +81,10 @@ pub fn relation_endpoints() -> Vec<String> {
         if in_relations {
             // Endpoint names are the keys indented by exactly two spaces.
             let rest = &line[2..];
-            if !rest.starts_with(' ') {
-                if let Some((key, _)) = rest.split_once(':') {
-                    endpoints.push(key.trim().to_string());
-                }
+            if !rest.starts_with(' ')
+                && let Some((key, _)) = rest.split_once(':')
+            {
+                endpoints.push(key.trim().to_string());
             }
         }
     }
@@ -302,10 +302,10 @@ fn zip_err(e: zip::result::ZipError) -> io::Error {
 /// symlinks as symlinks (Juju's charm extraction recreates them) and deflating files.
 /// Entries are sorted and carry a fixed timestamp, so the same inputs give the same bytes.
 pub fn zip_charm_dir(dir: &Path, out: &Path) -> io::Result<()> {
-    if let Some(parent) = out.parent() {
-        if !parent.as_os_str().is_empty() {
-            fs::create_dir_all(parent)?;
-        }
+    if let Some(parent) = out.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        fs::create_dir_all(parent)?;
     }
     let file = fs::File::create(out)?;
     let mut zip = zip::ZipWriter::new(io::BufWriter::new(file));
