@@ -1280,6 +1280,25 @@ fn secret_format(out: &mut OutOpts, key: &str, v: &FlagValue) -> Option<Result<(
     out.set(key, v)
 }
 
+/// The secret a `secret-*` command names: the URI in its first argument, if any (one of a URI
+/// and `--label` is required), and the arguments after it.
+fn secret_target<'a>(
+    args: &'a [String],
+    label: &str,
+) -> Result<(Option<crate::secrets::Uri>, &'a [String]), ToolError> {
+    let uri = match args.first() {
+        Some(first) => Some(
+            crate::secrets::Uri::parse(first)
+                .ok_or_else(|| usage(format!("secret URI {} not valid", go_quote(first))))?,
+        ),
+        None => None,
+    };
+    if uri.is_none() && label.is_empty() {
+        return Err(usage("require either a secret URI or label"));
+    }
+    Ok((uri, args.get(1..).unwrap_or_default()))
+}
+
 /// `secret-get <ID> [key[#base64]] [--label L] [--peek|--refresh] [--format yaml|json]`
 /// (juju/juju `internal/worker/uniter/runner/jujuc/secret-get.go`; the revision rules of
 /// `apiserver/facades/agent/secretsmanager/secrets.go` `getSecretContent` and
@@ -1308,18 +1327,7 @@ fn secret_get(env: &mut Env, argv: &[String]) -> ToolResult {
         return Ok(());
     };
     // Init
-    let mut rest: &[String] = &args;
-    let mut uri = None;
-    if let Some(first) = rest.first() {
-        uri = Some(
-            crate::secrets::Uri::parse(first)
-                .ok_or_else(|| usage(format!("secret URI {} not valid", go_quote(first))))?,
-        );
-        rest = &rest[1..];
-    }
-    if uri.is_none() && label.is_empty() {
-        return Err(usage("require either a secret URI or label"));
-    }
+    let (uri, rest) = secret_target(&args, &label)?;
     if peek && refresh {
         return Err(usage("specify one of --peek or --refresh but not both"));
     }
@@ -1411,18 +1419,7 @@ fn secret_info_get(env: &mut Env, argv: &[String]) -> ToolResult {
     else {
         return Ok(());
     };
-    let mut rest: &[String] = &args;
-    let mut uri = None;
-    if let Some(first) = rest.first() {
-        uri = Some(
-            crate::secrets::Uri::parse(first)
-                .ok_or_else(|| usage(format!("secret URI {} not valid", go_quote(first))))?,
-        );
-        rest = &rest[1..];
-    }
-    if uri.is_none() && label.is_empty() {
-        return Err(usage("require either a secret URI or label"));
-    }
+    let (uri, rest) = secret_target(&args, &label)?;
     if uri.is_some() && !label.is_empty() {
         return Err(usage("specify either a secret URI or label but not both"));
     }
