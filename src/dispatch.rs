@@ -16,6 +16,9 @@ pub struct HookContext {
     pub model_uuid: String,
     pub relation_id: Option<u32>,
     pub remote_app: Option<String>,
+    /// The remote unit a relation hook is about; none when a remote application's databag
+    /// changed.
+    pub remote_unit: Option<String>,
     pub departing_unit: Option<String>,
 }
 
@@ -106,6 +109,7 @@ pub fn context_from_env(invocation: &Invocation, env: impl Fn(&str) -> Option<St
         model_uuid: nonempty("JUJU_MODEL_UUID").unwrap_or_default(),
         relation_id: nonempty("JUJU_RELATION_ID").and_then(|r| crate::hook_tools::parse_relation_id(&r)),
         remote_app: nonempty("JUJU_REMOTE_APP"),
+        remote_unit: nonempty("JUJU_REMOTE_UNIT"),
         departing_unit: nonempty("JUJU_DEPARTING_UNIT"),
     }
 }
@@ -197,6 +201,7 @@ mod tests {
                     "JUJU_MODEL_UUID" => "uuid",
                     "JUJU_RELATION_ID" => "api:4",
                     "JUJU_REMOTE_APP" => "req",
+                    "JUJU_REMOTE_UNIT" => "req/2",
                     "JUJU_DEPARTING_UNIT" => "",
                     _ => return None,
                 }
@@ -207,6 +212,7 @@ mod tests {
         assert_eq!(ctx.app(), "lxd-integrator");
         assert_eq!(ctx.relation_id, Some(4));
         assert_eq!(ctx.remote_app.as_deref(), Some("req"));
+        assert_eq!(ctx.remote_unit.as_deref(), Some("req/2"));
         assert_eq!(ctx.departing_unit, None);
     }
 }

@@ -115,36 +115,27 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     // LXD is observed on its own thread as soon as the credentials are known, while leadership
     // and the relations are read: a hook costs the longer of the two, not their sum.
     let known = inputs.cache.known_endpoints();
-    let (observed, relations) = if mode == Mode::HOOK && ctx.is_hook("update-status") {
-        let (observed, leadership) = std::thread::scope(|s| {
-            let observer = s.spawn(|| observe::observe(&creds, &known, connector));
-            let leadership = inputs::read_leadership(juju);
-            (observer.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), leadership)
-        });
-        let leadership = leadership?;
-        if let Ok(seen) = &observed {
-            let world = quiet::World {
-                creds: &creds,
-                config: &inputs.config,
-                leader: leadership.leader,
-                leaving: inputs.leaving,
-                relation_ids: &leadership.relation_ids,
-                server: &seen.server,
-                members: &seen.members,
-                store: &seen.store,
-                identity: seen.identity.as_ref(),
-            };
-            if quiet::may_skip(inputs.cache.steady().as_ref(), &quiet::digest(&world), certs::now_unix()) {
-                return Ok(Report { leader: leadership.leader, credentials: Some(creds), ..Report::default() });
+    let (observed, relations) = match may_be_quiet(ctx, mode) {
+        Some(hook) => {
+            let (observed, quick) = std::thread::scope(|s| {
+                let observer = s.spawn(|| observe::observe(&creds, &known, connector));
+                let quick = read_quick(juju, &hook, &inputs.cache);
+                (observer.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), quick)
+            });
+            let (leadership, asks_the_same) = quick?;
+            if asks_the_same && let Ok(seen) = &observed {
+                let world = world(&creds, &inputs, leadership.leader, &leadership.relation_ids, seen);
+                if quiet::may_skip(inputs.cache.steady().as_ref(), &quiet::digest(&world), certs::now_unix()) {
+                    return Ok(Report { leader: leadership.leader, credentials: Some(creds), ..Report::default() });
+                }
             }
+            (observed, inputs::read_databags(ctx, juju, leadership, mode.publish, inputs.leaving))
         }
-        (observed, inputs::read_databags(ctx, juju, leadership, mode.publish, inputs.leaving))
-    } else {
-        std::thread::scope(|s| {
+        None => std::thread::scope(|s| {
             let observer = s.spawn(|| observe::observe(&creds, &known, connector));
             let relations = inputs::read_relations(ctx, juju, mode.publish, inputs.leaving);
             (observer.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), relations)
-        })
+        }),
     };
     let relations = relations?;
     let protected = protected(&creds);
@@ -162,6 +153,64 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
     match observed {
         Ok(observed) => with_lxd(ctx, juju, mode, read, observed),
         Err(not) => without_lxd(juju, mode, read.inputs.cache, read.report, not),
+    }
+}
+
+/// A hook that may end without reading the relations (`quiet.rs`).
+enum MayBeQuiet<'a> {
+    UpdateStatus,
+    /// `-relation-changed` for one remote unit: only its databag can have changed.
+    UnitChanged {
+        rel: u32,
+        unit: &'a str,
+    },
+}
+
+fn may_be_quiet(ctx: &HookContext, mode: Mode) -> Option<MayBeQuiet<'_>> {
+    if mode != Mode::HOOK {
+        return None;
+    }
+    if ctx.is_hook("update-status") {
+        return Some(MayBeQuiet::UpdateStatus);
+    }
+    match (ctx.relation_id, ctx.remote_unit.as_deref()) {
+        (Some(rel), Some(unit)) if ctx.is_relation_hook("changed") => Some(MayBeQuiet::UnitChanged { rel, unit }),
+        _ => None,
+    }
+}
+
+/// Leadership and the relation ids, and whether the unit a change hook is about asks what the
+/// last steady pass saw it ask.
+fn read_quick(juju: &mut Juju, hook: &MayBeQuiet, cache: &Cache) -> Result<(inputs::Leadership, bool), ToolError> {
+    let leadership = inputs::read_leadership(juju)?;
+    let asks_the_same = match hook {
+        MayBeQuiet::UpdateStatus => true,
+        MayBeQuiet::UnitChanged { rel, unit } => {
+            let bag = juju.relation_get(*rel, unit, false)?;
+            cache.saw_request(&quiet::request_digest(*rel, unit, &bag))
+        }
+    };
+    Ok((leadership, asks_the_same))
+}
+
+/// Everything but the relation data that a pass depends on, for `quiet::digest`.
+fn world<'a>(
+    creds: &'a Credentials,
+    inputs: &'a Inputs,
+    leader: bool,
+    relation_ids: &'a [(Interface, u32)],
+    observed: &'a Observed,
+) -> quiet::World<'a> {
+    quiet::World {
+        creds,
+        config: &inputs.config,
+        leader,
+        leaving: inputs.leaving,
+        relation_ids,
+        server: &observed.server,
+        members: &observed.members,
+        store: &observed.store,
+        identity: observed.identity.as_ref(),
     }
 }
 
@@ -241,6 +290,9 @@ fn with_lxd(
     });
     if mode == Mode::HOOK {
         let steady = steady(&inputs, &relations, &observed, &report.requests, &decision, &applied, &report.credentials);
+        if steady.is_some() {
+            inputs.cache.remember_requests(request_digests(&relations.views));
+        }
         inputs.cache.remember_steady(steady.as_ref());
     }
     publish::finish(juju, mode, &mut inputs.cache, &status)?;
@@ -278,19 +330,14 @@ fn steady(
         return None;
     }
     let relation_ids: Vec<(Interface, u32)> = relations.views.iter().map(|v| (v.interface, v.id)).collect();
-    let world = quiet::World {
-        creds,
-        config: &inputs.config,
-        leader: relations.leader,
-        leaving: inputs.leaving,
-        relation_ids: &relation_ids,
-        server: &observed.server,
-        members: &observed.members,
-        store: &observed.store,
-        identity: observed.identity.as_ref(),
-    };
+    let world = world(creds, inputs, relations.leader, &relation_ids, observed);
     let first_expiry = requests.iter().map(|r| r.cert.not_after).min().unwrap_or(i64::MAX);
     Some(quiet::Steady { digest: quiet::digest(&world), at: certs::now_unix(), first_expiry })
+}
+
+/// What every remote unit asked in this pass, for a later change hook to compare with.
+fn request_digests(views: &[RelationView]) -> Vec<String> {
+    views.iter().flat_map(|v| v.units.iter().map(|(unit, bag)| quiet::request_digest(v.id, unit, bag))).collect()
 }
 
 /// No usable credentials: say so, touch nothing.

@@ -1,5 +1,6 @@
 //! A quiet `update-status`: when nothing it could learn has changed since the last steady full
-//! pass, it reads no databag and writes nothing.
+//! pass, it reads no databag and writes nothing. A quiet `-relation-changed` for one remote unit:
+//! the same, plus that unit's databag, whose request is the one the steady pass saw.
 //!
 //! Relation data cannot change without Juju running a relation hook on this unit, and every
 //! relation hook runs the full pass. What an `update-status` can learn comes from elsewhere:
@@ -17,6 +18,8 @@ use crate::credentials::Credentials;
 use crate::limits;
 use crate::lxd::{Identity, LxdError, Member, ServerInfo, TrustEntry};
 use crate::ownership::Interface;
+use crate::relation::Databag;
+use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 
 /// Everything an `update-status` can learn without reading relation data.
@@ -51,6 +54,35 @@ pub fn digest(world: &World) -> String {
     certs::fingerprint(text.as_bytes())
 }
 
+/// Keys Juju itself writes into every unit's databag: they ask nothing of the charm.
+const JUJU_KEYS: [&str; 3] = ["private-address", "ingress-address", "egress-subnets"];
+
+/// Hex digits kept of a request digest: 128 bits, so a requirer cannot make two of its own
+/// requests look alike.
+pub const REQUEST_DIGEST_CHARS: usize = 32;
+
+/// What remote `unit` of relation `rel` asks, digested: every key of its databag but Juju's.
+/// Hashed as it is read, so a 16 MiB databag is not copied again.
+pub fn request_digest(rel: u32, unit: &str, bag: &Databag) -> String {
+    let mut hash = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_be_bytes());
+        hash.update(bytes);
+    };
+    part(rel.to_string().as_bytes());
+    part(unit.as_bytes());
+    for (key, value) in bag.iter().filter(|(k, _)| !JUJU_KEYS.contains(&k.as_str())) {
+        part(key.as_bytes());
+        part(value.as_bytes());
+    }
+    let mut hex = String::with_capacity(64);
+    for byte in hash.finalize() {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex.truncate(REQUEST_DIGEST_CHARS);
+    hex
+}
+
 /// What a steady full pass left for the next `update-status` to compare with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Steady {
@@ -74,6 +106,29 @@ pub fn may_skip(steady: Option<&Steady>, digest: &str, now: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bag(pairs: &[(&str, &str)]) -> Databag {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn juju_writing_its_address_keys_changes_no_request() {
+        let asked = bag(&[("client_certificates", "[]")]);
+        let joined = bag(&[("client_certificates", "[]"), ("ingress-address", "10.0.0.9"), ("egress-subnets", "x")]);
+        assert_eq!(request_digest(3, "req/0", &asked), request_digest(3, "req/0", &joined));
+    }
+
+    #[test]
+    fn any_other_key_unit_or_relation_is_another_request() {
+        let asked = request_digest(3, "req/0", &bag(&[("client_certificates", "[]")]));
+        assert_ne!(asked, request_digest(3, "req/0", &bag(&[("client_certificates", "[ ]")])));
+        assert_ne!(asked, request_digest(3, "req/0", &bag(&[("client_certificates", "[]"), ("projects", "")])));
+        assert_ne!(asked, request_digest(4, "req/0", &bag(&[("client_certificates", "[]")])));
+        assert_ne!(asked, request_digest(3, "req/1", &bag(&[("client_certificates", "[]")])));
+        // Lengths are hashed too: moving bytes between key and value is another request.
+        assert_ne!(request_digest(3, "u", &bag(&[("ab", "c")])), request_digest(3, "u", &bag(&[("a", "bc")])));
+        assert_eq!(asked.len(), REQUEST_DIGEST_CHARS);
+    }
 
     fn steady(at: i64, first_expiry: i64) -> Steady {
         Steady { digest: "d".into(), at, first_expiry }

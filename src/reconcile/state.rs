@@ -14,6 +14,8 @@ const ENDPOINTS: &str = "known-endpoints";
 const VERSION: &str = "app-version";
 const LEAVING: &str = "leaving";
 const STEADY: &str = "steady";
+/// Digests of what each remote unit asked in the last steady pass, one per line.
+const REQUESTS: &str = "requests";
 /// Digests of what was logged last, so the same lines are not logged every five minutes.
 pub const LOGGED_PROBLEMS: &str = "logged-problems";
 pub const LOGGED_NOTE: &str = "note";
@@ -32,6 +34,7 @@ impl Cache {
         // one that could not reach LXD or had no credentials set another status, which a
         // quiet `update-status` must not keep once the world looks as it did before.
         after.remove(STEADY);
+        after.remove(REQUESTS);
         Cache { after, before: read }
     }
 
@@ -89,6 +92,21 @@ impl Cache {
             _ => new.at,
         };
         self.after.insert(STEADY.into(), format!("{} {} {}", new.digest, at, new.first_expiry));
+    }
+
+    /// Whether the last steady pass saw this request digest (`quiet::request_digest`).
+    pub fn saw_request(&self, digest: &str) -> bool {
+        self.before.get(REQUESTS).is_some_and(|text| text.lines().any(|line| line == digest))
+    }
+
+    /// Remembers the request digests of a steady pass, when they fit one state value (about
+    /// 1,900 remote units); past that, relation hooks simply run the full pass.
+    pub fn remember_requests(&mut self, mut digests: Vec<String>) {
+        digests.sort();
+        let text = digests.join("\n");
+        if text.len() <= limits::STATE_VALUE_BYTES {
+            self.after.insert(REQUESTS.into(), text);
+        }
     }
 
     /// True when `status` differs from the one last set, and remembers it.

@@ -163,6 +163,111 @@ fn a_quiet_update_status_costs_the_same_for_one_or_a_hundred_units() {
     }
 }
 
+/// `api-relation-changed` on relation 3 for remote `unit`.
+fn changed(w: &mut World, unit: &str) -> Report {
+    w.hook_ctx(HookContext {
+        name: "api-relation-changed".into(),
+        unit: "lxd-integrator/0".into(),
+        model_uuid: "m-uuid".into(),
+        relation_id: Some(3),
+        remote_app: Some("req".into()),
+        remote_unit: Some(unit.into()),
+        ..Default::default()
+    })
+}
+
+#[test]
+fn a_unit_writing_what_it_asked_before_costs_one_databag_for_any_number_of_units() {
+    for leader in [true, false] {
+        for units in [1, 100] {
+            let (mut w, _) = quiet_world(units, leader);
+            // Juju writes the unit's address keys as it joins; the requirer may write keys we
+            // do not read the meaning of, but it asks for the same certificates.
+            let bag = w.agent.relate(3, "req").units.entry("req/0".into()).or_default();
+            bag.insert("ingress-address".into(), "10.1.2.3".into());
+            changed(&mut w, "req/0");
+            let tools: Vec<&str> = w.agent.calls.iter().map(|c| c.tool.as_str()).collect();
+            assert_eq!(
+                tools,
+                [
+                    "credential-get",
+                    "config-get",
+                    "state-get",
+                    "is-leader",
+                    "relation-ids",
+                    "relation-ids",
+                    "relation-get"
+                ],
+                "leader {leader}, {units} units"
+            );
+            assert_eq!(w.cluster().requests, 3);
+        }
+    }
+}
+
+#[test]
+fn a_unit_asking_something_new_runs_the_full_pass() {
+    // Another certificate: trusted, the old one withdrawn.
+    let (mut w, made) = quiet_world(3, true);
+    let b = test_certs::client("b");
+    w.send(3, "req/1", &[&b.cert_pem]);
+    changed(&mut w, "req/1");
+    let fps = w.store_fps();
+    assert!(fps.contains(&certs::fingerprint(&b.der)));
+    assert!(!fps.contains(&certs::fingerprint(&made[1].der)));
+    assert!(fps.contains(&certs::fingerprint(&made[0].der)) && fps.contains(&certs::fingerprint(&made[2].der)));
+    let registered: Vec<String> = serde_json::from_str(&w.published(3)["registered_certificates"]).expect("json");
+    let published: BTreeSet<String> = registered
+        .iter()
+        .flat_map(|p| certs::pem_blocks(p).unwrap_or_default())
+        .map(|b| certs::fingerprint(&b.der))
+        .collect();
+    assert!(published.contains(&certs::fingerprint(&b.der)) && published.len() == 3, "{published:?}");
+
+    // Nothing at all: every certificate of that unit withdrawn.
+    let (mut w, made) = quiet_world(2, true);
+    w.send(3, "req/0", &[]);
+    changed(&mut w, "req/0");
+    assert_eq!(w.store_fps(), [certs::fingerprint(&made[1].der)].into());
+
+    // A new unit, never seen by a steady pass, even one asking nothing yet.
+    let (mut w, _) = quiet_world(1, true);
+    w.send(3, "req/7", &[]);
+    changed(&mut w, "req/7");
+    assert!(w.agent.calls.iter().filter(|c| c.tool == "relation-get").count() > 1, "full pass");
+}
+
+#[test]
+fn a_change_hook_after_a_pass_that_was_not_steady_runs_in_full() {
+    let (mut w, made) = quiet_world(1, true);
+    // The same request, but the last pass changed LXD (an entry deleted by hand, re-added):
+    // nothing about the requests is remembered from a pass that was not steady.
+    w.cluster().store.clear();
+    w.hook("update-status");
+    assert!(w.store_fps().contains(&certs::fingerprint(&made[0].der)));
+    w.agent.calls.clear();
+    changed(&mut w, "req/0");
+    assert!(w.agent.calls.iter().filter(|c| c.tool == "relation-get").count() > 1, "full pass");
+    // That full pass was steady: the next change hook for the same request is quiet again.
+    w.agent.calls.clear();
+    changed(&mut w, "req/0");
+    assert_eq!(w.agent.calls.iter().filter(|c| c.tool == "relation-get").count(), 1);
+}
+
+#[test]
+fn a_change_to_the_remote_application_data_runs_the_full_pass() {
+    let (mut w, _) = quiet_world(1, true);
+    w.hook_ctx(HookContext {
+        name: "api-relation-changed".into(),
+        unit: "lxd-integrator/0".into(),
+        model_uuid: "m-uuid".into(),
+        relation_id: Some(3),
+        remote_app: Some("req".into()),
+        ..Default::default()
+    });
+    assert!(w.agent.calls.iter().filter(|c| c.tool == "relation-get").count() > 1, "full pass");
+}
+
 #[test]
 fn drift_after_a_steady_pass_runs_the_full_pass() {
     // An owned entry deleted by hand is re-added.

@@ -745,6 +745,7 @@ impl World {
             model_uuid: UUID.into(),
             relation_id: ev.relation,
             remote_app: ev.relation.and_then(|id| self.relations.get(&id)).map(|r| requirer(r.app)),
+            remote_unit: ev.remote.clone(),
             departing_unit: ev.departing.clone(),
         };
         let mut agent = self.agent(n);
