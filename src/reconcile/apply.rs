@@ -106,72 +106,97 @@ pub fn apply(
     store: &[TrustEntry],
     guard: &mut WriteGuard,
 ) -> Result<Applied, ToolError> {
-    let mut applied = Applied::default();
     let total = plan.add.len() + plan.remove.len() + plan.restrict.len();
-    let adds: Vec<NewTrustEntry> = plan
-        .add
-        .iter()
-        .map(|a| NewTrustEntry { name: a.name.clone(), der: a.der.clone(), projects: a.projects.clone() })
-        .collect();
-    let removes: Vec<String> = plan.remove.iter().map(|r| r.fingerprint.clone()).collect();
-    // Failures of changes restricting to `trust-projects`: only those can blame the option.
-    // A missing project a requirer asked for is that requirer's failed change, in the log.
-    let mut errors: Vec<LxdError> = Vec::new();
-    let configured = |p: &Option<Vec<String>>| p.is_some() && p.as_deref() == projects;
-
-    'all: {
-        for (batch, plans) in adds.chunks(BATCH).zip(plan.add.chunks(BATCH)) {
-            if let Some(stop) = guard.check(juju)? {
-                applied.stopped = Some(stop);
-                break 'all;
-            }
-            for (add, result) in plans.iter().zip(lxd.add_trust_all(batch)) {
-                let outcome = result.as_ref().ok().copied();
-                applied.changes.push(Change::new(
-                    ChangeKind::Add,
-                    &add.fingerprint,
-                    add.owner.clone(),
-                    result.as_ref().err(),
-                    outcome,
-                ));
-                errors.extend(result.err().filter(|_| configured(&add.projects)));
-            }
-        }
-        for (batch, plans) in removes.chunks(BATCH).zip(plan.remove.chunks(BATCH)) {
-            if let Some(stop) = guard.check(juju)? {
-                applied.stopped = Some(stop);
-                break 'all;
-            }
-            for (rm, result) in plans.iter().zip(lxd.remove_trust_all(batch)) {
-                applied.changes.push(Change::new(
-                    ChangeKind::Remove,
-                    &rm.fingerprint,
-                    rm.owner.clone(),
-                    result.as_ref().err(),
-                    None,
-                ));
-            }
-        }
-        for r in &plan.restrict {
-            if let Some(stop) = guard.check(juju)? {
-                applied.stopped = Some(stop);
-                break 'all;
-            }
-            let result = lxd.restrict_trust(&r.fingerprint, r.projects.as_deref());
-            applied.changes.push(Change::new(
-                ChangeKind::Restrict,
-                &r.fingerprint,
-                r.owner.clone(),
-                result.as_ref().err(),
-                None,
-            ));
-            errors.extend(result.err().filter(|_| configured(&r.projects)));
-        }
-    }
+    let mut run = Run { juju, lxd, guard, projects, applied: Applied::default(), errors: Vec::new() };
+    // Each stage runs only if the one before was not stopped (deadline, leadership).
+    let _finished = run.adds(plan)? && run.removes(plan)? && run.restricts(plan)?;
+    let Run { juju, mut applied, errors, .. } = run;
     applied.deferred = total - applied.changes.len();
     applied.unknown_project = errors.iter().find_map(|e| unknown_project(e, projects, store));
     log(juju, &applied)?;
     Ok(applied)
+}
+
+/// One application of a plan: what was done so far, and what may stop it.
+struct Run<'a, 'j> {
+    juju: &'a mut Juju<'j>,
+    lxd: &'a mut dyn Lxd,
+    guard: &'a mut WriteGuard,
+    projects: Option<&'a [String]>,
+    applied: Applied,
+    /// Failures of changes restricting to `trust-projects`: only those can blame the option.
+    /// A missing project a requirer asked for is that requirer's failed change, in the log.
+    errors: Vec<LxdError>,
+}
+
+impl Run<'_, '_> {
+    /// Whether writing may go on; when not, records why.
+    fn may_go_on(&mut self) -> Result<bool, ToolError> {
+        match self.guard.check(self.juju)? {
+            Some(stop) => {
+                self.applied.stopped = Some(stop);
+                Ok(false)
+            }
+            None => Ok(true),
+        }
+    }
+
+    fn configured(&self, projects: &Option<Vec<String>>) -> bool {
+        projects.is_some() && projects.as_deref() == self.projects
+    }
+
+    fn adds(&mut self, plan: &Plan) -> Result<bool, ToolError> {
+        for plans in plan.add.chunks(BATCH) {
+            if !self.may_go_on()? {
+                return Ok(false);
+            }
+            let batch: Vec<NewTrustEntry> = plans
+                .iter()
+                .map(|a| NewTrustEntry { name: a.name.clone(), der: a.der.clone(), projects: a.projects.clone() })
+                .collect();
+            for (add, result) in plans.iter().zip(self.lxd.add_trust_all(&batch)) {
+                let outcome = result.as_ref().ok().copied();
+                let change =
+                    Change::new(ChangeKind::Add, &add.fingerprint, add.owner.clone(), result.as_ref().err(), outcome);
+                self.applied.changes.push(change);
+                if self.configured(&add.projects) {
+                    self.errors.extend(result.err());
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn removes(&mut self, plan: &Plan) -> Result<bool, ToolError> {
+        for plans in plan.remove.chunks(BATCH) {
+            if !self.may_go_on()? {
+                return Ok(false);
+            }
+            let batch: Vec<String> = plans.iter().map(|r| r.fingerprint.clone()).collect();
+            for (rm, result) in plans.iter().zip(self.lxd.remove_trust_all(&batch)) {
+                let change =
+                    Change::new(ChangeKind::Remove, &rm.fingerprint, rm.owner.clone(), result.as_ref().err(), None);
+                self.applied.changes.push(change);
+            }
+        }
+        Ok(true)
+    }
+
+    fn restricts(&mut self, plan: &Plan) -> Result<bool, ToolError> {
+        for r in &plan.restrict {
+            if !self.may_go_on()? {
+                return Ok(false);
+            }
+            let result = self.lxd.restrict_trust(&r.fingerprint, r.projects.as_deref());
+            let change =
+                Change::new(ChangeKind::Restrict, &r.fingerprint, r.owner.clone(), result.as_ref().err(), None);
+            self.applied.changes.push(change);
+            if self.configured(&r.projects) {
+                self.errors.extend(result.err());
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// Few `juju-log` calls per level: each is a round trip to the agent, and each is bounded.

@@ -231,41 +231,18 @@ fn with_lxd(
     read: Read,
     mut observed: Observed,
 ) -> Result<Report, ToolError> {
-    let Read { mut inputs, relations, mut report, protected, started } = read;
-    let own = report.credentials.as_ref().map(own_fingerprint).unwrap_or_default();
-    let access = decide::trust_access(&observed.server, observed.identity.as_ref(), &observed.store, &own);
-    let decided = decide::decide(
-        &ctx.scope(),
-        &inputs.config,
-        &observed.server,
-        &observed.store,
-        &report.requests,
-        &protected,
-        relations.leader,
-        inputs.leaving,
-    );
-    let decision = decide::within(&access, decided);
+    let Read { mut inputs, relations, report, protected, started } = read;
+    let (access, decision) = decide_pass(ctx, &inputs, &relations, &report, &protected, &observed);
     let applied = if decision.writer && mode.apply {
         let mut guard = WriteGuard::new(started, relations.leadership_asked);
-        apply::apply(
-            juju,
-            observed.lxd.as_mut(),
-            &decision.plan,
-            decision.projects.as_deref(),
-            &observed.store,
-            &mut guard,
-        )?
+        let projects = decision.projects.as_deref();
+        apply::apply(juju, observed.lxd.as_mut(), &decision.plan, projects, &observed.store, &mut guard)?
     } else {
         Applied::planned(&decision.plan)
     };
     let held = decide::held_after(&observed.store, applied.confirmed(), &decision.held_elsewhere);
     let answering = observed.lxd.endpoint().clone();
-    let online: Vec<(String, String)> = observed
-        .members
-        .iter()
-        .filter(|m| is_published(m, &answering))
-        .map(|m| (m.name.clone(), m.url.clone()))
-        .collect();
+    let online = published_members(&observed.members, &answering);
     let withheld = if mode.publish {
         publish::lxd_facts(juju, &mut inputs.cache, &observed.members, &observed.server)?;
         // The pin this pass just connected with: requirers authenticate LXD with it.
@@ -289,27 +266,70 @@ fn with_lxd(
         leaving: inputs.leaving,
     });
     if mode == Mode::HOOK {
-        let steady = steady(&inputs, &relations, &observed, &report.requests, &decision, &applied, &report.credentials);
-        if steady.is_some() {
-            inputs.cache.remember_requests(request_digests(&relations.views));
-        }
-        inputs.cache.remember_steady(steady.as_ref());
+        remember_steady(&mut inputs, &relations, &observed, &report, &decision, &applied);
     }
     publish::finish(juju, mode, &mut inputs.cache, &status)?;
-    let Decision { plan, .. } = decision;
-    report.endpoint_used = Some(answering);
-    report.server = Some(observed.server);
-    report.members = observed.members;
-    report.store = observed.store;
-    report.plan = plan;
-    report.changes = applied.changes;
-    report.held = held;
-    report.access = Some(access);
-    report.refusal = refusal;
-    report.withheld = withheld;
-    report.deferred = applied.deferred;
-    report.status = Some(status);
-    Ok(report)
+    Ok(Report {
+        endpoint_used: Some(answering),
+        server: Some(observed.server),
+        members: observed.members,
+        store: observed.store,
+        plan: decision.plan,
+        changes: applied.changes,
+        held,
+        access: Some(access),
+        refusal,
+        withheld,
+        deferred: applied.deferred,
+        status: Some(status),
+        ..report
+    })
+}
+
+/// The members requirers are told about, as (name, URL).
+fn published_members(members: &[Member], answering: &Endpoint) -> relation::OnlineMembers {
+    members.iter().filter(|m| is_published(m, answering)).map(|m| (m.name.clone(), m.url.clone())).collect()
+}
+
+/// The pure step: may this credential manage trust, and what should change.
+fn decide_pass(
+    ctx: &HookContext,
+    inputs: &Inputs,
+    relations: &Relations,
+    report: &Report,
+    protected: &Protected,
+    observed: &Observed,
+) -> (TrustAccess, Decision) {
+    let own = report.credentials.as_ref().map(own_fingerprint).unwrap_or_default();
+    let access = decide::trust_access(&observed.server, observed.identity.as_ref(), &observed.store, &own);
+    let decided = decide::decide(
+        &ctx.scope(),
+        &inputs.config,
+        &observed.server,
+        &observed.store,
+        &report.requests,
+        protected,
+        relations.leader,
+        inputs.leaving,
+    );
+    let decision = decide::within(&access, decided);
+    (access, decision)
+}
+
+/// Leaves, for the next `update-status` and change hooks, what this pass saw if it was steady.
+fn remember_steady(
+    inputs: &mut Inputs,
+    relations: &Relations,
+    observed: &Observed,
+    report: &Report,
+    decision: &Decision,
+    applied: &Applied,
+) {
+    let steady = steady(inputs, relations, observed, &report.requests, decision, applied, &report.credentials);
+    if steady.is_some() {
+        inputs.cache.remember_requests(request_digests(&relations.views));
+    }
+    inputs.cache.remember_steady(steady.as_ref());
 }
 
 /// What a full pass leaves for the next `update-status` to compare with, when it found nothing
