@@ -317,19 +317,7 @@ impl Agent {
                 None => ok_json(&self.config),
             },
             "is-leader" => ok_json(&self.leader),
-            // This unit only: the agent knows no other.
-            "goal-state" => {
-                let status = if self.dying {
-                    "dying"
-                } else if self.status.0.is_empty() {
-                    "waiting"
-                } else {
-                    self.status.0.as_str()
-                };
-                ok_json(
-                    &serde_json::json!({"units": {&self.unit: {"status": status, "since": "2026-01-01 00:00:00Z"}}, "relations": {}}),
-                )
-            }
+            "goal-state" => self.goal_state(),
             "state-get" => match args.positional.first().filter(|k| *k != "-") {
                 Some(key) => ok_json(self.state.get(key).map_or("", String::as_str)),
                 None if self.state.is_empty() => ok_json(&serde_json::Value::Null),
@@ -342,23 +330,8 @@ impl Agent {
                 }
                 ok("")
             }
-            "relation-ids" => {
-                let Some(endpoint) = args.positional.first() else { return fail(2, "no endpoint name specified") };
-                let ids: Vec<String> = self
-                    .remote
-                    .iter()
-                    .filter(|(_, r)| r.interface.endpoint() == endpoint)
-                    .map(|(id, _)| format!("{endpoint}:{id}"))
-                    .collect();
-                ok_json(&ids)
-            }
-            "relation-list" => {
-                let (_, remote) = match self.relation(args.flag("-r").unwrap_or("")) {
-                    Ok(found) => found,
-                    Err(out) => return Ok(out),
-                };
-                if args.has("--app") { ok_json(&remote.app) } else { ok_json(&remote.units.keys().collect::<Vec<_>>()) }
-            }
+            "relation-ids" => self.relation_ids(args),
+            "relation-list" => self.relation_list(args),
             "relation-get" => self.relation_get(args),
             "relation-set" => self.relation_set(args, stdin),
             "status-set" => self.status_set(args),
@@ -373,22 +346,63 @@ impl Agent {
                 self.version = args.positional.first().cloned();
                 ok("")
             }
-            "action-get" => match &self.action {
-                Some(action) => match args.positional.first() {
-                    Some(key) => ok_json(action.params.get(key).unwrap_or(&serde_json::Value::Null)),
-                    None => ok_json(&action.params),
-                },
-                None => fail(1, "not running an action"),
-            },
+            "action-get" => self.action_get(args),
             "action-set" => self.action_set(args),
-            "action-fail" => match &mut self.action {
-                Some(action) => {
-                    action.failed = Some(args.positional.first().cloned().unwrap_or_default());
-                    ok("")
-                }
-                None => fail(1, "not running an action"),
-            },
+            "action-fail" => self.action_fail(args),
             other => Err(ToolError::Missing(other.to_string())),
+        }
+    }
+
+    /// This unit only: the agent knows no other.
+    fn goal_state(&self) -> Result<ToolOutput, ToolError> {
+        let status = if self.dying {
+            "dying"
+        } else if self.status.0.is_empty() {
+            "waiting"
+        } else {
+            self.status.0.as_str()
+        };
+        ok_json(
+            &serde_json::json!({"units": {&self.unit: {"status": status, "since": "2026-01-01 00:00:00Z"}}, "relations": {}}),
+        )
+    }
+
+    fn relation_ids(&self, args: &Args) -> Result<ToolOutput, ToolError> {
+        let Some(endpoint) = args.positional.first() else { return fail(2, "no endpoint name specified") };
+        let ids: Vec<String> = self
+            .remote
+            .iter()
+            .filter(|(_, r)| r.interface.endpoint() == endpoint)
+            .map(|(id, _)| format!("{endpoint}:{id}"))
+            .collect();
+        ok_json(&ids)
+    }
+
+    fn relation_list(&self, args: &Args) -> Result<ToolOutput, ToolError> {
+        let (_, remote) = match self.relation(args.flag("-r").unwrap_or("")) {
+            Ok(found) => found,
+            Err(out) => return Ok(out),
+        };
+        if args.has("--app") { ok_json(&remote.app) } else { ok_json(&remote.units.keys().collect::<Vec<_>>()) }
+    }
+
+    fn action_get(&self, args: &Args) -> Result<ToolOutput, ToolError> {
+        match &self.action {
+            Some(action) => match args.positional.first() {
+                Some(key) => ok_json(action.params.get(key).unwrap_or(&serde_json::Value::Null)),
+                None => ok_json(&action.params),
+            },
+            None => fail(1, "not running an action"),
+        }
+    }
+
+    fn action_fail(&mut self, args: &Args) -> Result<ToolOutput, ToolError> {
+        match &mut self.action {
+            Some(action) => {
+                action.failed = Some(args.positional.first().cloned().unwrap_or_default());
+                ok("")
+            }
+            None => fail(1, "not running an action"),
         }
     }
 
