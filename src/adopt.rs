@@ -272,8 +272,6 @@ mod tests {
     use crate::hook_tools::Juju;
     use crate::memory::{Agent, Cluster, MemoryConnector};
     use crate::ownership::Interface;
-    use crate::relation::RelationView;
-    use crate::requests::{Protected, collect};
 
     const UUID: &str = "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc";
 
@@ -283,22 +281,7 @@ mod tests {
 
     /// Requests as the reconcile collects them: relation 3 with `req`, units in order.
     fn requests(units: &[(&str, &[&str])]) -> Vec<Request> {
-        let rel = RelationView {
-            interface: Interface::Lxd,
-            id: 3,
-            remote_app: "req".into(),
-            units: units
-                .iter()
-                .map(|(u, pems)| {
-                    (
-                        u.to_string(),
-                        [("client_certificates".to_string(), serde_json::to_string(pems).expect("json"))].into(),
-                    )
-                })
-                .collect(),
-            ..Default::default()
-        };
-        collect(&[rel], certs::now_unix(), &Protected::default()).requests
+        crate::requests::fixtures::requests_of(3, units)
     }
 
     fn entry(name: &str, pem: &test_certs::Made) -> TrustEntry {

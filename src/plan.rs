@@ -167,30 +167,13 @@ mod tests {
     use super::*;
     use crate::certs::{self, test_certs};
     use crate::ownership::Interface;
-    use crate::relation::RelationView;
-    use crate::requests::{Protected, collect};
 
     fn scope() -> Scope {
         Scope { model_uuid: "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc".into(), app: "lxd-integrator".into() }
     }
 
     fn requests(units: &[(&str, &[&str])]) -> Vec<Request> {
-        let rel = RelationView {
-            interface: Interface::Lxd,
-            id: 1,
-            remote_app: "req".into(),
-            units: units
-                .iter()
-                .map(|(u, pems)| {
-                    (
-                        u.to_string(),
-                        [("client_certificates".to_string(), serde_json::to_string(pems).expect("json"))].into(),
-                    )
-                })
-                .collect(),
-            app_data: Default::default(),
-        };
-        collect(&[rel], certs::now_unix(), &Protected::default()).requests
+        crate::requests::fixtures::requests_of(1, units)
     }
 
     fn entry(name: &str, fp: &str) -> TrustEntry {

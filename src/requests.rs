@@ -390,6 +390,14 @@ pub(crate) mod fixtures {
         serde_json::to_string(pems).expect("json")
     }
 
+    /// What relation `id` with `req` asks, as the reconcile collects it: each unit sends
+    /// `client_certificates`, units in the order given.
+    pub fn requests_of(id: u32, units: &[(&str, &[&str])]) -> Vec<super::Request> {
+        let units = units.iter().map(|(u, pems)| (*u, bag(&[("client_certificates", certs_json(pems))]))).collect();
+        let rel = view(id, units, Databag::new());
+        super::collect(&[rel], crate::certs::now_unix(), &super::Protected::default()).requests
+    }
+
     /// Relation `id` with the remote application `req`.
     pub fn view(id: u32, units: Vec<(&str, Databag)>, app_data: Databag) -> RelationView {
         RelationView {

@@ -287,13 +287,7 @@ fn api_and_https_relations_side_by_side_never_disturb_each_other() {
     // A unit departing the https relation does not touch the api one, and the other way.
     w.https_hook("departed", 5, Some("gw/1"));
     assert_eq!(w.store_fps(), [certs::fingerprint(&ams.der), certs::fingerprint(&gw0.der)].into());
-    w.hook_ctx(HookContext {
-        name: "api-relation-broken".into(),
-        unit: "lxd-integrator/0".into(),
-        model_uuid: "m-uuid".into(),
-        relation_id: Some(3),
-        ..Default::default()
-    });
+    w.broken(3);
     assert_eq!(w.store_fps(), [certs::fingerprint(&gw0.der)].into());
     assert_eq!(w.published(5)[KEY_VERSION], "1.0");
 }
@@ -329,13 +323,7 @@ fn entries_named_before_the_https_endpoint_are_neither_orphaned_nor_added_again(
     let report = w.hook("upgrade-charm");
     assert!(report.changes.is_empty(), "{:?}", report.changes);
     assert_eq!(w.entries().iter().map(|e| e.name.clone()).collect::<Vec<_>>(), [old]);
-    w.hook_ctx(HookContext {
-        name: "api-relation-broken".into(),
-        unit: "lxd-integrator/0".into(),
-        model_uuid: "m-uuid".into(),
-        relation_id: Some(3),
-        ..Default::default()
-    });
+    w.broken(3);
     assert!(w.store_fps().is_empty(), "still ours to remove");
 }
 

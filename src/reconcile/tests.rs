@@ -64,6 +64,28 @@ impl World {
         })
     }
 
+    /// `api-relation-broken` on relation `rel`: the relation is being removed.
+    pub(super) fn broken(&mut self, rel: u32) -> Report {
+        self.hook_ctx(HookContext {
+            name: "api-relation-broken".into(),
+            unit: "lxd-integrator/0".into(),
+            model_uuid: "m-uuid".into(),
+            relation_id: Some(rel),
+            ..Default::default()
+        })
+    }
+
+    /// A world where `req/0` on relation 3 had one certificate trusted and published, and what
+    /// was published then.
+    pub(super) fn one_client_trusted() -> (World, Databag) {
+        let mut w = World::new();
+        let a = test_certs::client("a");
+        w.send(3, "req/0", &[&a.cert_pem]);
+        w.hook("api-relation-changed");
+        let before = w.published(3);
+        (w, before)
+    }
+
     pub(super) fn store_fps(&self) -> BTreeSet<String> {
         self.cluster().store.iter().map(|e| e.fingerprint.clone()).collect()
     }
@@ -336,22 +358,20 @@ fn a_certificate_that_expired_since_the_steady_pass_is_handled() {
 
 #[test]
 fn an_outage_keeps_the_trust_store_and_the_published_data() {
-    let mut w = World::new();
-    let a = test_certs::client("a");
-    w.send(3, "req/0", &[&a.cert_pem]);
-    w.hook("api-relation-changed");
-    let before = w.published(3);
+    let (mut w, before) = World::one_client_trusted();
     for up in w.cluster().up.values_mut() {
         *up = false;
     }
     w.hook("update-status");
+    assert_waiting_with_everything_kept(&w, &before);
+}
+
+/// No member answered: waiting, naming what was tried, and nothing removed or withdrawn.
+fn assert_waiting_with_everything_kept(w: &World, before: &Databag) {
     assert_eq!(w.agent.status.0, "waiting");
-    assert!(
-        w.agent.status.1.starts_with("LXD unreachable at https://127.0.0.1:8443 and 1 other known members"),
-        "{}",
-        w.agent.status.1
-    );
-    assert_eq!(w.published(3), before);
+    let message = &w.agent.status.1;
+    assert!(message.starts_with("LXD unreachable at https://127.0.0.1:8443 and 1 other known members"), "{message}");
+    assert_eq!(&w.published(3), before);
     assert_eq!(w.store_fps().len(), 1);
 }
 
@@ -367,11 +387,7 @@ fn the_configured_member_down_fails_over_to_a_known_member() {
 
 #[test]
 fn a_member_that_drops_after_answering_fails_over_too() {
-    let mut w = World::new();
-    let a = test_certs::client("a");
-    w.send(3, "req/0", &[&a.cert_pem]);
-    w.hook("api-relation-changed");
-    let before = w.published(3);
+    let (mut w, before) = World::one_client_trusted();
     w.cluster().drop_after_server.insert(N1.into());
     let report = w.hook("update-status");
     assert_eq!(report.endpoint_used.map(|e| e.url()), Some(N2.to_string()));
@@ -380,14 +396,7 @@ fn a_member_that_drops_after_answering_fails_over_too() {
     // Every member doing it: waiting, naming all it tried, still nothing removed.
     w.cluster().drop_after_server.insert(N2.into());
     w.hook("update-status");
-    assert_eq!(w.agent.status.0, "waiting");
-    assert!(
-        w.agent.status.1.starts_with("LXD unreachable at https://127.0.0.1:8443 and 1 other known members"),
-        "{}",
-        w.agent.status.1
-    );
-    assert_eq!(w.published(3), before);
-    assert_eq!(w.store_fps().len(), 1);
+    assert_waiting_with_everything_kept(&w, &before);
 }
 
 #[test]
