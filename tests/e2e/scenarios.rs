@@ -1,7 +1,7 @@
 //! The scenarios of the test-bed issue, each asserting only what Juju and LXD can observe:
 //! statuses, relation data, the trust store, exit codes and logs.
 
-use crate::bed::{Bed, I0, INTEGRATOR, MEMBERS, REQUIRER, unit};
+use crate::bed::{Bed, I0, INTEGRATOR, MEMBERS, REQUIRER, World, unit};
 use anyhow::{Result, ensure};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -19,6 +19,7 @@ pub fn all() -> Vec<(&'static str, crate::Scenario)> {
         ("s7_untrusted_or_wrong_credentials_block_naming_the_cause", s7_untrusted_or_wrong_credentials),
         ("s8_garbage_from_a_requirer_is_named_and_loses_nothing", s8_garbage_loses_nothing),
         ("s9_only_the_leader_writes_and_a_new_leader_carries_on", s9_leadership),
+        ("s10_a_unit_changing_only_juju_keys_costs_one_databag_read", s10_quiet_change_hook),
     ]
 }
 
@@ -323,5 +324,49 @@ fn s9_leadership(bed: &mut Bed) -> Result<()> {
     ensure!(w.owned_fps()? == [b.fingerprint.clone()].into(), "a departing unit removed nothing");
     w.update_status()?;
     ensure!(w.status(&i1)?.0 == "active");
+    w.check()
+}
+
+/// Juju rewrites a unit's `ingress-address` (its machine moved): the change hook reads that one
+/// databag and stops. A real change, or drift in LXD, still gets the full pass.
+fn s10_quiet_change_hook(bed: &mut Bed) -> Result<()> {
+    let mut w = bed.world("quiet-change")?;
+    w.deploy_integrator(1, true)?;
+    w.deploy_requirer(3)?;
+    let rel = w.relate()?;
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        let c = certs::client_cert(&format!("req-{n}"))?;
+        w.send(&unit(REQUIRER, n), &[&c.cert_pem])?;
+        sent.push(c);
+    }
+    // Steady: the first update-status after the changes runs in full and remembers it.
+    w.update_status()?;
+    let relation_gets = |w: &World, from: usize| -> Result<usize> {
+        let calls = w.sim.tool_calls()?;
+        Ok(calls.iter().skip(from).filter(|c| c.unit == I0 && c.tool == "relation-get").count())
+    };
+
+    let from = w.sim.tool_calls()?.len();
+    w.sim.write_relation_data(rel, &unit(REQUIRER, 1), "ingress-address", Some("10.99.0.1"))?;
+    let reads = relation_gets(&w, from)?;
+    ensure!(reads == 1, "a quiet change hook reads one databag, read {reads}");
+    let all: BTreeSet<String> = sent.iter().map(|c| c.fingerprint.clone()).collect();
+    ensure!(w.owned_fps()? == all, "{:?}", w.owned());
+
+    // Drift in LXD meanwhile (an entry deleted by hand): the next change hook sees it and heals.
+    w.cluster().trust_remove(&sent[2].fingerprint)?;
+    let from = w.sim.tool_calls()?.len();
+    w.sim.write_relation_data(rel, &unit(REQUIRER, 0), "ingress-address", Some("10.99.0.2"))?;
+    ensure!(relation_gets(&w, from)? > 1, "full pass after drift");
+    ensure!(w.owned_fps()? == all, "re-added: {:?}", w.owned());
+
+    // A real change from the same unit: rotated.
+    let rotated = certs::client_cert("req-1-rotated")?;
+    w.send(&unit(REQUIRER, 1), &[&rotated.cert_pem])?;
+    let want: BTreeSet<String> =
+        [&sent[0].fingerprint, &rotated.fingerprint, &sent[2].fingerprint].into_iter().cloned().collect();
+    ensure!(w.owned_fps()? == want, "{:?}", w.owned());
+    ensure!(w.registered(rel, I0)?.len() == 3);
     w.check()
 }
