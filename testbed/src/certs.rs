@@ -7,14 +7,17 @@
 //!
 //! RSA: rcgen cannot *generate* RSA keys with the ring backend. [`rsa_client_cert`] shells out to
 //! `openssl req -x509 -newkey rsa:BITS` at test time instead (also for weak 1024-bit keys, which
-//! ring would refuse to sign with anyway).
+//! ring would refuse to sign with anyway); a [`Key`] read from an RSA PEM can still sign.
+//!
+//! This is the one certificate factory of the workspace's tests; [`fingerprint`] is the one
+//! test-side SHA-256 fingerprint (the charm keeps its own, it cannot depend on this crate).
 
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, SignatureAlgorithm,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, SerialNumber, SignatureAlgorithm,
 };
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
@@ -28,12 +31,14 @@ pub struct Pem {
     pub key_pem: String,
     /// SHA-256 of the certificate's DER, 64 lowercase hex characters (LXD's fingerprint).
     pub fingerprint: String,
+    /// The certificate's DER bytes.
+    pub der: Vec<u8>,
 }
 
 impl Pem {
-    /// The certificate's DER bytes.
-    pub fn cert_der(&self) -> Result<Vec<u8>> {
-        pem_to_der(&self.cert_pem)
+    /// The key's DER bytes: PKCS#8 for every key made here.
+    pub fn key_der(&self) -> Result<Vec<u8>> {
+        pem_to_der(&self.key_pem)
     }
 
     /// Base64 of the DER bytes: the PEM body without armour or line breaks. This is what
@@ -67,6 +72,26 @@ impl Curve {
     }
 }
 
+/// A private key, for certificates that must share one: the same name with the same key, or many
+/// certificates where key generation would be the slow part.
+pub struct Key(KeyPair);
+
+impl Key {
+    pub fn generate(curve: Curve) -> Result<Key> {
+        Ok(Key(KeyPair::generate_for(curve.alg()).context("generating an ECDSA key")?))
+    }
+
+    /// A PKCS#8 key: how a test signs with an RSA key, which ring cannot generate.
+    pub fn from_pem(pem: &str) -> Result<Key> {
+        Ok(Key(KeyPair::from_pem(pem).context("loading a private key")?))
+    }
+
+    /// `-----BEGIN PRIVATE KEY-----` (PKCS#8).
+    pub fn pem(&self) -> String {
+        self.0.serialize_pem()
+    }
+}
+
 /// Full control over one certificate. The convenience functions below all go through this.
 #[derive(Clone, Debug)]
 pub struct CertSpec {
@@ -80,6 +105,8 @@ pub struct CertSpec {
     pub client_auth: bool,
     pub server_auth: bool,
     pub is_ca: bool,
+    /// None: a random serial number.
+    pub serial: Option<u64>,
 }
 
 impl CertSpec {
@@ -95,6 +122,19 @@ impl CertSpec {
             client_auth: true,
             server_auth: false,
             is_ca: false,
+            serial: None,
+        }
+    }
+
+    /// Valid from 1 January `from` to 1 January `to`: a certificate long expired or not valid
+    /// for decades, whatever day the test runs.
+    pub fn between_years(self, from: i32, to: i32) -> Self {
+        let jan_1 =
+            |year| time::Date::from_calendar_date(year, time::Month::January, 1).map(|d| d.midnight().assume_utc());
+        CertSpec {
+            not_before: jan_1(from).unwrap_or(self.not_before),
+            not_after: jan_1(to).unwrap_or(self.not_after),
+            ..self
         }
     }
 
@@ -107,6 +147,7 @@ impl CertSpec {
         params.distinguished_name = dn;
         params.not_before = self.not_before;
         params.not_after = self.not_after;
+        params.serial_number = self.serial.map(SerialNumber::from);
         if self.is_ca {
             params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
             params.key_usages =
@@ -125,18 +166,22 @@ impl CertSpec {
 
     /// Make a self-signed certificate.
     pub fn self_signed(&self) -> Result<Pem> {
-        let key = KeyPair::generate_for(self.curve.alg()).context("generating an ECDSA key")?;
-        let cert = self.params()?.self_signed(&key).context("self-signing a certificate")?;
-        Ok(make_pem(cert.pem(), key.serialize_pem(), cert.der()))
+        self.self_signed_with(&Key::generate(self.curve)?)
+    }
+
+    /// Make a self-signed certificate with `key` (its own algorithm, whatever `curve` says).
+    pub fn self_signed_with(&self, key: &Key) -> Result<Pem> {
+        let cert = self.params()?.self_signed(&key.0).context("self-signing a certificate")?;
+        Ok(make_pem(cert.pem(), key.pem(), cert.der()))
     }
 
     /// Make a certificate signed by `ca`.
     pub fn signed_by(&self, ca: &Ca) -> Result<Pem> {
-        let key = KeyPair::generate_for(self.curve.alg()).context("generating an ECDSA key")?;
+        let key = Key::generate(self.curve)?;
         let ca_key = KeyPair::from_pem(&ca.pem.key_pem).context("loading the CA key")?;
         let issuer = Issuer::new(ca.spec.params()?, ca_key);
-        let cert = self.params()?.signed_by(&key, &issuer).context("signing a certificate")?;
-        Ok(make_pem(cert.pem(), key.serialize_pem(), cert.der()))
+        let cert = self.params()?.signed_by(&key.0, &issuer).context("signing a certificate")?;
+        Ok(make_pem(cert.pem(), key.pem(), cert.der()))
     }
 }
 
@@ -153,6 +198,16 @@ impl Ca {
     pub fn issue_client(&self, cn: &str) -> Result<Pem> {
         CertSpec::client(cn).signed_by(self)
     }
+
+    /// A CA signed by this one, to issue leaves whose chain needs the intermediate.
+    pub fn intermediate(&self, cn: &str) -> Result<Ca> {
+        let spec = ca_spec(cn);
+        Ok(Ca { pem: spec.signed_by(self)?, spec })
+    }
+}
+
+fn ca_spec(cn: &str) -> CertSpec {
+    CertSpec { is_ca: true, client_auth: false, ..CertSpec::client(cn) }
 }
 
 /// ECDSA P-384 client certificate, self-signed, valid now (like `lxc` generates).
@@ -181,7 +236,7 @@ pub fn not_yet_valid_cert(cn: &str) -> Result<Pem> {
 
 /// A self-signed CA certificate (basicConstraints CA:TRUE, keyCertSign).
 pub fn ca_cert(cn: &str) -> Result<Ca> {
-    let spec = CertSpec { is_ca: true, client_auth: false, ..CertSpec::client(cn) };
+    let spec = ca_spec(cn);
     let pem = spec.self_signed()?;
     Ok(Ca { pem, spec })
 }
@@ -235,7 +290,7 @@ fn openssl_req_x509(cn: &str, args: &[&str]) -> Result<Pem> {
         let cert_pem = std::fs::read_to_string(&crt).context("reading openssl's certificate")?;
         let key_pem = std::fs::read_to_string(&key).context("reading openssl's key")?;
         let der = pem_to_der(&cert_pem)?;
-        Ok(Pem { fingerprint: fingerprint(&der), cert_pem, key_pem })
+        Ok(Pem { fingerprint: fingerprint(&der), cert_pem, key_pem, der })
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -261,7 +316,7 @@ pub fn pem_to_der(pem: &str) -> Result<Vec<u8>> {
 }
 
 fn make_pem(cert_pem: String, key_pem: String, der: &[u8]) -> Pem {
-    Pem { fingerprint: fingerprint(der), cert_pem, key_pem }
+    Pem { fingerprint: fingerprint(der), cert_pem, key_pem, der: der.to_vec() }
 }
 
 /// The base64 body of the first PEM block (no armour, no whitespace).
@@ -345,7 +400,7 @@ mod tests {
     #[test]
     fn base64_roundtrip_matches_rcgen_der() {
         let pem = client_cert("t").expect("cert");
-        let der = pem.cert_der().expect("der");
+        let der = pem_to_der(&pem.cert_pem).expect("der");
         assert_eq!(fingerprint(&der), pem.fingerprint);
         assert_eq!(pem.fingerprint.len(), 64);
         assert!(pem.fingerprint.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));

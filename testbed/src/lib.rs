@@ -3,12 +3,14 @@
 //! - [`LxdCluster`]: a real cluster of N members on loopback addresses, run from a private
 //!   directory, torn down on drop: LXD (Debian's `lxd` 5.0.x) or Incus (Debian's `incus-base`
 //!   6.0.x from bookworm-backports), as [`ServerKind`] says.
-//! - [`certs`]: realistic client/server/CA certificates made with rcgen.
+//! - [`certs`]: realistic client/server/CA certificates made with rcgen, and LXD's fingerprint.
+//! - [`tls_server`]: a scripted HTTPS server that logs what a TLS client did.
 
 pub mod certs;
 mod cluster;
 mod proc;
 mod server;
+pub mod tls_server;
 
 pub use cluster::{LxdCluster, OFFLINE_THRESHOLD_SECS, PORT, remove_stale_runs};
 pub use server::ServerKind;

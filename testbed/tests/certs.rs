@@ -4,7 +4,8 @@ use testbed::certs;
 use x509_parser::prelude::*;
 
 fn parse(pem: &certs::Pem) -> (Vec<u8>, String) {
-    let der = pem.cert_der().expect("der");
+    let der = certs::pem_to_der(&pem.cert_pem).expect("der");
+    assert_eq!(der, pem.der);
     (der, pem.fingerprint.clone())
 }
 

@@ -148,7 +148,7 @@ impl FakeLxd {
     /// fake (`Online`) and whose others answer nothing.
     pub fn start_as(era: Era, version: &str, extensions: &[&str], members: &[(&str, &str)]) -> Result<FakeLxd> {
         let cert = certs::server_cert("fake-lxd", &[])?;
-        let chain = vec![CertificateDer::from(cert.cert_der()?)];
+        let chain = vec![CertificateDer::from(cert.der.clone())];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certs::pem_to_der(&cert.key_pem)?));
         let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()?
