@@ -284,7 +284,7 @@ mod tests {
         crate::requests::fixtures::requests_of(3, units)
     }
 
-    fn entry(name: &str, pem: &test_certs::Made) -> TrustEntry {
+    fn entry(name: &str, pem: &test_certs::Pem) -> TrustEntry {
         TrustEntry {
             name: name.into(),
             fingerprint: certs::fingerprint(&pem.der),
@@ -299,8 +299,8 @@ mod tests {
 
     #[test]
     fn entries_named_by_cn_are_adopted_under_the_first_requesters_name() {
-        let a = test_certs::client("ams-a");
-        let b = test_certs::client("ams-b");
+        let a = test_certs::self_signed("ams-a");
+        let b = test_certs::self_signed("ams-b");
         // req/0 and req/1 both ask for `a`: req/0 names it, as it would name a new entry.
         let reqs = requests(&[("req/0", &[&a.cert_pem]), ("req/1", &[&a.cert_pem, &b.cert_pem])]);
         let store = [entry("ams-a", &a), entry("ams-b", &b)];
@@ -342,7 +342,7 @@ mod tests {
     #[test]
     fn only_requested_certificates_are_looked_at_and_other_charms_entries_stay_theirs() {
         let [ours, operators, other_integrator, charm_lxd, server, requested_admin, unrequested, absent] =
-            ["ours", "op", "oi", "cl", "srv", "adm", "unreq", "absent"].map(test_certs::client);
+            ["ours", "op", "oi", "cl", "srv", "adm", "unreq", "absent"].map(test_certs::self_signed);
         let reqs = requests(&[(
             "req/0",
             &[
@@ -444,8 +444,8 @@ mod tests {
 
     impl World {
         fn new() -> World {
-            let a = test_certs::client("ams-0");
-            let nobody = test_certs::client("laptop");
+            let a = test_certs::self_signed("ams-0");
+            let nobody = test_certs::self_signed("laptop");
             let mut agent = Agent::leader();
             agent.relate(3, "req").units.insert(
                 "req/0".into(),

@@ -253,44 +253,27 @@ pub fn now_unix() -> i64 {
 
 #[cfg(test)]
 pub(crate) mod test_certs {
-    //! Real certificates made with rcgen, for the unit tests of this crate.
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    //! `testbed::certs` for the unit tests of this crate, where a certificate that cannot be made
+    //! is the test's panic.
+    pub use testbed::certs::Pem;
+    use testbed::certs::{self, CertSpec};
 
-    pub struct Made {
-        pub cert_pem: String,
-        pub key_pem: String,
-        pub der: Vec<u8>,
+    /// ECDSA P-384, valid now, as `lxc` makes a client certificate.
+    pub fn self_signed(cn: &str) -> Pem {
+        certs::client_cert(cn).expect("certificate")
     }
 
-    pub fn make(cn: &str, f: impl FnOnce(&mut CertificateParams)) -> Made {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("keygen");
-        let mut params = CertificateParams::new(vec![cn.to_string()]).expect("params");
-        params.distinguished_name.push(DnType::CommonName, cn);
-        f(&mut params);
-        let cert = params.self_signed(&key).expect("self-sign");
-        Made { cert_pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().to_vec() }
+    /// `CA:TRUE`, as `openssl req -x509` marks what it makes.
+    pub fn ca(cn: &str) -> Pem {
+        certs::ca_cert(cn).expect("CA certificate").pem
     }
 
-    pub fn client(cn: &str) -> Made {
-        make(cn, |_| {})
+    pub fn expired(cn: &str) -> Pem {
+        CertSpec::client(cn).between_years(2000, 2001).self_signed().expect("expired certificate")
     }
 
-    pub fn ca(cn: &str) -> Made {
-        make(cn, |p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained))
-    }
-
-    pub fn expired(cn: &str) -> Made {
-        make(cn, |p| {
-            p.not_before = rcgen::date_time_ymd(2000, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2001, 1, 1);
-        })
-    }
-
-    pub fn future(cn: &str) -> Made {
-        make(cn, |p| {
-            p.not_before = rcgen::date_time_ymd(2090, 1, 1);
-            p.not_after = rcgen::date_time_ymd(2091, 1, 1);
-        })
+    pub fn future(cn: &str) -> Pem {
+        CertSpec::client(cn).between_years(2090, 2091).self_signed().expect("future certificate")
     }
 }
 
@@ -305,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_plain_client_certificate_is_accepted_with_lxds_fingerprint() {
-        let made = client("req-0");
+        let made = self_signed("req-0");
         let cert = parse_client_cert(&made.cert_pem, now()).expect("valid");
         assert_eq!(cert.der, made.der);
         assert_eq!(cert.fingerprint.len(), 64);
@@ -334,20 +317,20 @@ mod tests {
 
     #[test]
     fn whitespace_and_crlf_around_the_block_are_tolerated() {
-        let made = client("crlf");
+        let made = self_signed("crlf");
         let text = format!("\n  {}\n\n", made.cert_pem.replace('\n', "\r\n"));
         assert_eq!(parse_client_cert(&text, now()).expect("valid").der, made.der);
     }
 
     #[test]
     fn garbage_is_rejected_with_a_reason() {
-        let made = client("x");
+        let made = self_signed("x");
         let cases: Vec<(String, CertRejection)> = vec![
             ("hello".into(), CertRejection::NotPem),
             ("".into(), CertRejection::NotPem),
             (made.key_pem.clone(), CertRejection::PrivateKey),
             (format!("{}{}", made.cert_pem, made.key_pem), CertRejection::PrivateKey),
-            (format!("{}{}", made.cert_pem, client("y").cert_pem), CertRejection::Several(2)),
+            (format!("{}{}", made.cert_pem, self_signed("y").cert_pem), CertRejection::Several(2)),
             (format!("{}trailing words", made.cert_pem), CertRejection::TrailingGarbage),
             ("-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n".into(), CertRejection::BadBase64),
             ("-----BEGIN CERTIFICATE-----\nAAAA\n".into(), CertRejection::NotPem),
@@ -367,7 +350,7 @@ mod tests {
 
     #[test]
     fn rejection_reasons_never_quote_the_input() {
-        let made = client("secret-holder");
+        let made = self_signed("secret-holder");
         let err = parse_client_cert(&made.key_pem, now()).expect_err("a key");
         assert!(!err.to_string().contains("BEGIN"));
         let odd = "-----BEGIN my password is hunter2-----\nAAAA\n-----END my password is hunter2-----\n";
@@ -391,7 +374,7 @@ mod tests {
 
     #[test]
     fn padding_and_line_endings_do_not_reach_the_published_text() {
-        let made = client("padded");
+        let made = self_signed("padded");
         let padded = format!("\r\n   {}   \n\n\n", made.cert_pem.replace('\n', "\r\n   "));
         assert_eq!(
             parse_client_cert(&padded, now()).expect("valid").pem,
@@ -401,7 +384,7 @@ mod tests {
 
     #[test]
     fn to_pem_round_trips() {
-        let made = client("rt");
+        let made = self_signed("rt");
         let pem = to_pem(&made.der);
         assert_eq!(parse_client_cert(&pem, now()).expect("valid").der, made.der);
     }

@@ -443,7 +443,7 @@ mod tests {
     #[test]
     fn an_expired_client_certificate_is_named_as_such() {
         let old = crate::certs::test_certs::expired("old");
-        let fresh = crate::certs::test_certs::client("fresh");
+        let fresh = crate::certs::test_certs::self_signed("fresh");
         let mut creds = resolve(&CredentialAnswer::Granted(spec()), None, &config(&[])).0.expect("usable");
         creds.tls.client_cert_pem = old.cert_pem;
         let err = check_validity(&creds, crate::certs::now_unix()).expect_err("expired");

@@ -992,7 +992,7 @@ mod tests {
 
     #[test]
     fn lxd_can_trust_the_client_by_its_certificate_in_the_store_and_counts_every_write() {
-        let identity = crate::certs::test_certs::client("integrator");
+        let identity = crate::certs::test_certs::self_signed("integrator");
         let tls = TlsCredentials {
             client_cert_pem: identity.cert_pem.clone(),
             client_key_pem: "K".into(),

@@ -348,89 +348,17 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Test fixtures shared with `lxd::client`'s tests: rcgen identities and a real rustls HTTPS
-/// server on 127.0.0.1 answering canned responses and recording what it saw.
+/// What the tests of `pin` and `lxd::client` need beyond `testbed`'s certificates and server:
+/// credentials and DER as this crate takes them.
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::io::{Read, Write};
-    use std::net::{SocketAddr, TcpListener, TcpStream};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex, MutexGuard};
-    use std::time::{Duration, Instant};
+    use rustls::pki_types::CertificateDer;
+    use testbed::certs::{Ca, CertSpec, Pem};
 
-    use base64::Engine as _;
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-    use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-    use rustls::server::{ClientHello, ResolvesServerCert};
-    use rustls::sign::CertifiedKey;
-    use rustls::{DistinguishedName, ServerConfig, ServerConnection, SupportedProtocolVersion};
-
+    pub use crate::certs::test_certs::self_signed;
     use crate::credentials::TlsCredentials;
-    use crate::endpoint::Endpoint;
 
-    /// A certificate with its key.
-    #[derive(Clone)]
-    pub struct Identity {
-        pub cert_pem: String,
-        pub der: CertificateDer<'static>,
-        /// PKCS#8 DER.
-        pub key_der: Vec<u8>,
-        pub key_pem: String,
-    }
-
-    impl Identity {
-        pub fn chain(&self) -> Vec<CertificateDer<'static>> {
-            vec![self.der.clone()]
-        }
-    }
-
-    pub fn params(cn: &str) -> CertificateParams {
-        let mut p = CertificateParams::new(vec!["lxd.invalid".to_string()]).expect("params");
-        p.distinguished_name.push(DnType::CommonName, cn);
-        p
-    }
-
-    pub fn key() -> KeyPair {
-        KeyPair::generate().expect("key")
-    }
-
-    pub fn self_signed_with(params: &CertificateParams, key: &KeyPair) -> Identity {
-        let cert = params.self_signed(key).expect("self-signed");
-        Identity {
-            cert_pem: cert.pem(),
-            der: cert.der().clone(),
-            key_der: key.serialize_der(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-
-    /// `root@<cn>`-style self-signed certificate, as LXD makes them.
-    pub fn self_signed(cn: &str) -> Identity {
-        self_signed_with(&params(cn), &key())
-    }
-
-    pub fn ca(cn: &str) -> (Identity, Issuer<'static, KeyPair>) {
-        let mut p = params(cn);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::CrlSign];
-        let k = key();
-        let id = self_signed_with(&p, &k);
-        (id, Issuer::new(p, k))
-    }
-
-    pub fn signed_by(params: &CertificateParams, issuer: &Issuer<'_, KeyPair>) -> Identity {
-        let k = key();
-        let cert = params.signed_by(&k, issuer).expect("signed");
-        Identity {
-            cert_pem: cert.pem(),
-            der: cert.der().clone(),
-            key_der: k.serialize_der(),
-            key_pem: k.serialize_pem(),
-        }
-    }
-
-    pub fn creds(client: &Identity, pinned_pem: &str) -> TlsCredentials {
+    pub fn creds(client: &Pem, pinned_pem: &str) -> TlsCredentials {
         TlsCredentials {
             client_cert_pem: client.cert_pem.clone(),
             client_key_pem: client.key_pem.clone(),
@@ -438,327 +366,31 @@ pub(crate) mod testing {
         }
     }
 
-    pub fn pem(label: &str, der: &[u8]) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        let mut out = format!("-----BEGIN {label}-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(line).unwrap());
-            out.push('\n');
-        }
-        out.push_str(&format!("-----END {label}-----\n"));
-        out
+    pub fn der(cert: &Pem) -> CertificateDer<'static> {
+        CertificateDer::from(cert.der.clone())
     }
 
-    /// One DER TLV: (tag, content, rest).
-    fn tlv(input: &[u8]) -> (u8, &[u8], &[u8]) {
-        let (len, header) = if input[1] < 0x80 {
-            (input[1] as usize, 2)
-        } else {
-            let n = (input[1] & 0x7f) as usize;
-            (input[2..2 + n].iter().fold(0usize, |l, b| (l << 8) | *b as usize), 2 + n)
-        };
-        (input[0], &input[header..header + len], &input[header + len..])
+    /// A server certificate whose only name is `lxd.invalid`: a check of the name we dial would
+    /// refuse it.
+    pub fn leaf_spec(cn: &str) -> CertSpec {
+        CertSpec { sans: vec!["lxd.invalid".into()], client_auth: false, server_auth: true, ..CertSpec::client(cn) }
     }
 
-    /// The algorithm-specific key inside a PKCS#8 `PrivateKeyInfo`: SEC1 `ECPrivateKey` for EC
-    /// keys, PKCS#1 `RSAPrivateKey` for RSA keys.
-    pub fn pkcs8_inner(pkcs8: &[u8]) -> Vec<u8> {
-        let (_, info, _) = tlv(pkcs8);
-        let (_, _, rest) = tlv(info); // version
-        let (_, _, rest) = tlv(rest); // algorithm
-        let (tag, key, _) = tlv(rest);
-        assert_eq!(tag, 0x04, "privateKey OCTET STRING");
-        key.to_vec()
-    }
-
-    pub fn at(secs: u64) -> UnixTime {
-        UnixTime::since_unix_epoch(Duration::from_secs(secs))
-    }
-
-    #[derive(Debug, Clone)]
-    pub struct Request {
-        pub method: String,
-        pub path: String,
-        pub body: String,
-    }
-
-    #[derive(Debug, Default)]
-    pub struct Log {
-        pub connections: usize,
-        pub closed: usize,
-        pub handshakes_ok: usize,
-        pub errors: Vec<String>,
-        /// Plaintext bytes received after the handshake, over all connections.
-        pub app_bytes: usize,
-        pub requests: Vec<Request>,
-        /// DER of the client certificate each completed handshake presented (empty: none).
-        pub client_certs: Vec<Vec<u8>>,
-    }
-
-    type Handler = dyn Fn(&Request) -> (u16, String) + Send + Sync;
-
-    pub struct TestServer {
-        pub addr: SocketAddr,
-        log: Arc<Mutex<Log>>,
-    }
-
-    /// Asks for a client certificate, accepts any (or none), like LXD does.
-    #[derive(Debug)]
-    struct AnyClientCert(rustls::crypto::WebPkiSupportedAlgorithms);
-
-    impl ClientCertVerifier for AnyClientCert {
-        fn client_auth_mandatory(&self) -> bool {
-            false
-        }
-        fn root_hint_subjects(&self) -> &[DistinguishedName] {
-            &[]
-        }
-        fn verify_client_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: UnixTime,
-        ) -> Result<ClientCertVerified, rustls::Error> {
-            Ok(ClientCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            m: &[u8],
-            c: &CertificateDer<'_>,
-            d: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(m, c, d, &self.0)
-        }
-        fn verify_tls13_signature(
-            &self,
-            m: &[u8],
-            c: &CertificateDer<'_>,
-            d: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(m, c, d, &self.0)
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.0.supported_schemes()
-        }
-    }
-
-    /// Presents its certificates in turn, one per handshake, then the last one for good.
-    #[derive(Debug)]
-    struct InTurn {
-        certs: Vec<Arc<CertifiedKey>>,
-        handshakes: AtomicUsize,
-    }
-
-    impl ResolvesServerCert for InTurn {
-        fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-            let n = self.handshakes.fetch_add(1, Ordering::SeqCst);
-            self.certs.get(n).or(self.certs.last()).cloned()
-        }
-    }
-
-    const BOTH: &[&SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
-
-    impl TestServer {
-        /// Serves TLS 1.3 and 1.2.
-        pub fn start(
-            chain: Vec<CertificateDer<'static>>,
-            key_pkcs8: &[u8],
-            handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
-        ) -> TestServer {
-            Self::start_with(chain, key_pkcs8, BOTH, handler)
-        }
-
-        pub fn start_with(
-            chain: Vec<CertificateDer<'static>>,
-            key_pkcs8: &[u8],
-            versions: &[&'static SupportedProtocolVersion],
-            handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
-        ) -> TestServer {
-            Self::start_raw(chain, key_pkcs8, versions, handler)
-        }
-
-        /// Presents `chain` and signs the handshake with `key_pkcs8`, whether or not they
-        /// belong together (rustls' own `with_single_cert` would refuse a mismatch).
-        pub fn start_raw(
-            chain: Vec<CertificateDer<'static>>,
-            key_pkcs8: &[u8],
-            versions: &[&'static SupportedProtocolVersion],
-            handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
-        ) -> TestServer {
-            launch(vec![certified(chain, key_pkcs8)], versions, None, Arc::new(handler))
-        }
-
-        /// Sends each answer's head at once, then its body one byte every `every`: an answer
-        /// that never stalls long enough for a per-read timeout, and takes its time in total.
-        pub fn start_trickling(
-            id: &Identity,
-            every: Duration,
-            handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
-        ) -> TestServer {
-            launch(vec![certified(id.chain(), &id.key_der)], BOTH, Some(every), Arc::new(handler))
-        }
-
-        /// Presents `first` in the first handshake and `then` in every later one: a server
-        /// whose certificate is replaced while a client holds a connection open.
-        pub fn start_switching(
-            first: &Identity,
-            then: &Identity,
-            handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
-        ) -> TestServer {
-            let certs = vec![certified(first.chain(), &first.key_der), certified(then.chain(), &then.key_der)];
-            launch(certs, BOTH, None, Arc::new(handler))
-        }
-
-        pub fn endpoint(&self) -> Endpoint {
-            Endpoint { host: self.addr.ip().to_string(), port: self.addr.port() }
-        }
-
-        pub fn log(&self) -> MutexGuard<'_, Log> {
-            self.log.lock().unwrap()
-        }
-
-        /// Waits (up to 3 s) until `n` connections have ended on the server side.
-        pub fn wait_closed(&self, n: usize) -> MutexGuard<'_, Log> {
-            let deadline = Instant::now() + Duration::from_secs(3);
-            loop {
-                let log = self.log();
-                if log.closed >= n || Instant::now() > deadline {
-                    return log;
-                }
-                drop(log);
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-    }
-
-    fn certified(chain: Vec<CertificateDer<'static>>, key_pkcs8: &[u8]) -> Arc<CertifiedKey> {
-        let provider = rustls::crypto::ring::default_provider();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_pkcs8.to_vec()));
-        let signer = provider.key_provider.load_private_key(key).expect("server key");
-        Arc::new(CertifiedKey::new(chain, signer))
-    }
-
-    fn launch(
-        certs: Vec<Arc<CertifiedKey>>,
-        versions: &[&'static SupportedProtocolVersion],
-        trickle: Option<Duration>,
-        handler: Arc<Handler>,
-    ) -> TestServer {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let algs = provider.signature_verification_algorithms;
-        let config = Arc::new(
-            ServerConfig::builder_with_provider(provider)
-                .with_protocol_versions(versions)
-                .expect("versions")
-                .with_client_cert_verifier(Arc::new(AnyClientCert(algs)))
-                .with_cert_resolver(Arc::new(InTurn { certs, handshakes: AtomicUsize::new(0) })),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = listener.local_addr().unwrap();
-        let log = Arc::new(Mutex::new(Log::default()));
-        let thread_log = log.clone();
-        // Detached: the accept loop ends with the test process.
-        std::thread::spawn(move || {
-            for sock in listener.incoming() {
-                let Ok(sock) = sock else { continue };
-                thread_log.lock().unwrap().connections += 1;
-                let (config, log, handler) = (config.clone(), thread_log.clone(), handler.clone());
-                std::thread::spawn(move || serve(config, sock, &log, &*handler, trickle));
-            }
-        });
-        TestServer { addr, log }
-    }
-
-    /// Writes one answer; with `trickle`, the body goes one byte at a time, that far apart.
-    fn answer(tls: &mut impl Write, head: &str, body: &str, trickle: Option<Duration>) -> std::io::Result<()> {
-        tls.write_all(head.as_bytes())?;
-        let Some(every) = trickle else {
-            tls.write_all(body.as_bytes())?;
-            return tls.flush();
-        };
-        tls.flush()?;
-        for byte in body.as_bytes() {
-            std::thread::sleep(every);
-            tls.write_all(&[*byte])?;
-            tls.flush()?;
-        }
-        Ok(())
-    }
-
-    fn serve(
-        config: Arc<ServerConfig>,
-        sock: TcpStream,
-        log: &Mutex<Log>,
-        handler: &Handler,
-        trickle: Option<Duration>,
-    ) {
-        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let conn = ServerConnection::new(config).expect("server connection");
-        let mut tls = rustls::StreamOwned::new(conn, sock);
-        let mut handshake_seen = false;
-        let mut buf = Vec::new();
-        loop {
-            let mut chunk = [0u8; 8192];
-            let read = tls.read(&mut chunk);
-            if !handshake_seen && !tls.conn.is_handshaking() {
-                handshake_seen = true;
-                let mut l = log.lock().unwrap();
-                l.handshakes_ok += 1;
-                let cert = tls.conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
-                l.client_certs.push(cert.unwrap_or_default());
-            }
-            match read {
-                Ok(0) => break,
-                Ok(n) => {
-                    log.lock().unwrap().app_bytes += n;
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                Err(e) => {
-                    log.lock().unwrap().errors.push(e.to_string());
-                    break;
-                }
-            }
-            while let Some((request, used)) = parse_request(&buf) {
-                buf.drain(..used);
-                let (status, body) = handler(&request);
-                log.lock().unwrap().requests.push(request);
-                let head = format!(
-                    "HTTP/1.1 {status} Canned\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                if answer(&mut tls, &head, &body, trickle).is_err() {
-                    break;
-                }
-            }
-        }
-        log.lock().unwrap().closed += 1;
-    }
-
-    fn parse_request(buf: &[u8]) -> Option<(Request, usize)> {
-        let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-        let head = std::str::from_utf8(&buf[..end]).ok()?;
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next()?.split(' ');
-        let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
-        let length = lines
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-            .unwrap_or(0);
-        let total = end + 4 + length;
-        if buf.len() < total {
-            return None;
-        }
-        let body = String::from_utf8_lossy(&buf[end + 4..total]).into_owned();
-        Some((Request { method, path, body }, total))
+    /// A [`leaf_spec`] certificate issued by `ca`.
+    pub fn leaf_of(ca: &Ca, cn: &str) -> Pem {
+        leaf_spec(cn).signed_by(ca).expect("leaf certificate")
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use base64::Engine as _;
+    use testbed::certs::{self, CertSpec, Key};
+
     use super::testing::*;
     use super::*;
-    use rcgen::date_time_ymd;
 
     /// A 2048-bit RSA key (PKCS#8) made for these tests only; ring cannot generate RSA keys.
     const RSA_PKCS8_PEM: &str = r"-----BEGIN PRIVATE KEY-----
@@ -800,23 +432,60 @@ rR3vre7YLmjlNsrn8FaqefI=
         UnixTime::now()
     }
 
+    fn at(secs: u64) -> UnixTime {
+        UnixTime::since_unix_epoch(Duration::from_secs(secs))
+    }
+
+    fn pem(label: &str, der: &[u8]) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut out = format!("-----BEGIN {label}-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).unwrap());
+            out.push('\n');
+        }
+        out.push_str(&format!("-----END {label}-----\n"));
+        out
+    }
+
+    /// One DER TLV: (tag, content, rest).
+    fn tlv(input: &[u8]) -> (u8, &[u8], &[u8]) {
+        let (len, header) = if input[1] < 0x80 {
+            (input[1] as usize, 2)
+        } else {
+            let n = (input[1] & 0x7f) as usize;
+            (input[2..2 + n].iter().fold(0usize, |l, b| (l << 8) | *b as usize), 2 + n)
+        };
+        (input[0], &input[header..header + len], &input[header + len..])
+    }
+
+    /// The algorithm-specific key inside a PKCS#8 `PrivateKeyInfo`: SEC1 `ECPrivateKey` for EC
+    /// keys, PKCS#1 `RSAPrivateKey` for RSA keys.
+    fn pkcs8_inner(pkcs8: &[u8]) -> Vec<u8> {
+        let (_, info, _) = tlv(pkcs8);
+        let (_, _, rest) = tlv(info); // version
+        let (_, _, rest) = tlv(rest); // algorithm
+        let (tag, key, _) = tlv(rest);
+        assert_eq!(tag, 0x04, "privateKey OCTET STRING");
+        key.to_vec()
+    }
+
     #[test]
     fn exact_pin_is_accepted_and_anything_else_refused() {
         let server = self_signed("root@lxd");
         let (v, handle) = verifier(&server.cert_pem);
-        assert_eq!(v.check(&server.der, &[], now()), Ok(()));
+        assert_eq!(v.check(&der(&server), &[], now()), Ok(()));
 
         let other = self_signed("root@lxd");
-        let err = v.check(&other.der, &[], now()).unwrap_err();
+        let err = v.check(&der(&other), &[], now()).unwrap_err();
         assert!(matches!(err, PinRejection::Mismatch { .. }), "{err:?}");
-        assert!(err.to_string().contains(&hex(&sha256(&server.der))), "{err}");
+        assert!(err.to_string().contains(&server.fingerprint), "{err}");
 
         // Through the rustls trait: the refusal is an error and is recorded for the caller.
         let name = ServerName::try_from("127.0.0.1").unwrap();
-        assert!(v.verify_server_cert(&other.der, &[], &name, &[], now()).is_err());
+        assert!(v.verify_server_cert(&der(&other), &[], &name, &[], now()).is_err());
         assert!(matches!(handle.take_rejection(), Some(PinRejection::Mismatch { .. })));
         assert_eq!(handle.take_rejection(), None);
-        assert!(v.verify_server_cert(&server.der, &[], &name, &[], now()).is_ok());
+        assert!(v.verify_server_cert(&der(&server), &[], &name, &[], now()).is_ok());
         assert_eq!(handle.last_rejection(), None);
     }
 
@@ -825,7 +494,7 @@ rR3vre7YLmjlNsrn8FaqefI=
         let server = self_signed("root@lxd");
         let (v, _) = verifier(&server.cert_pem);
         let name = ServerName::try_from("127.0.0.1").unwrap();
-        let refused = v.verify_server_cert(&self_signed("root@lxd").der, &[], &name, &[], now()).unwrap_err();
+        let refused = v.verify_server_cert(&der(&self_signed("root@lxd")), &[], &name, &[], now()).unwrap_err();
         // As an HTTP stack hands it up: an io::Error in an io::Error.
         let wrapped = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, refused));
         assert!(matches!(rejection_in(&wrapped), Some(PinRejection::Mismatch { .. })));
@@ -836,67 +505,55 @@ rR3vre7YLmjlNsrn8FaqefI=
 
     #[test]
     fn pinned_certificate_outside_its_validity_is_refused() {
-        let mut p = params("root@lxd");
-        p.not_before = date_time_ymd(2020, 1, 1);
-        p.not_after = date_time_ymd(2021, 1, 1);
-        let old = self_signed_with(&p, &key());
+        let old = CertSpec::client("root@lxd").between_years(2020, 2021).self_signed().unwrap();
         let (v, _) = verifier(&old.cert_pem);
-        let err = v.check(&old.der, &[], now()).unwrap_err();
+        let err = v.check(&der(&old), &[], now()).unwrap_err();
         assert!(matches!(err, PinRejection::OutsideValidity { .. }), "{err:?}");
         // ...and accepted while it was valid, so the date check uses the handshake's clock.
-        assert_eq!(v.check(&old.der, &[], at(1_600_000_000)), Ok(()));
-        assert!(matches!(v.check(&old.der, &[], at(1_500_000_000)), Err(PinRejection::OutsideValidity { .. })));
+        assert_eq!(v.check(&der(&old), &[], at(1_600_000_000)), Ok(()));
+        assert!(matches!(v.check(&der(&old), &[], at(1_500_000_000)), Err(PinRejection::OutsideValidity { .. })));
     }
 
     #[test]
     fn ca_mode_accepts_leaves_of_the_ca_without_a_name_check() {
-        let (ca_id, issuer) = ca("Operator CA");
+        let ca = certs::ca_cert("Operator CA").unwrap();
         // The leaf's only name is lxd.invalid; we dial 127.0.0.1 and never check names.
-        let leaf = signed_by(&params("root@node1"), &issuer);
-        let (v, _) = verifier(&ca_id.cert_pem);
-        assert_eq!(v.check(&leaf.der, &[], now()), Ok(()));
+        let leaf = leaf_of(&ca, "root@node1");
+        let (v, _) = verifier(&ca.pem.cert_pem);
+        assert_eq!(v.check(&der(&leaf), &[], now()), Ok(()));
         // The CA itself, presented as-is, matches the pin.
-        assert_eq!(v.check(&ca_id.der, &[], now()), Ok(()));
+        assert_eq!(v.check(&der(&ca.pem), &[], now()), Ok(()));
 
-        let (_, other_issuer) = ca("Operator CA");
-        let stranger = signed_by(&params("root@node1"), &other_issuer);
-        assert!(matches!(v.check(&stranger.der, &[], now()), Err(PinRejection::Chain { .. })));
+        let stranger = leaf_of(&certs::ca_cert("Operator CA").unwrap(), "root@node1");
+        assert!(matches!(v.check(&der(&stranger), &[], now()), Err(PinRejection::Chain { .. })));
 
-        let mut p = params("root@node1");
-        p.not_before = date_time_ymd(2020, 1, 1);
-        p.not_after = date_time_ymd(2021, 1, 1);
-        let expired = signed_by(&p, &issuer);
-        assert!(matches!(v.check(&expired.der, &[], now()), Err(PinRejection::Chain { .. })));
+        let expired = leaf_spec("root@node1").between_years(2020, 2021).signed_by(&ca).unwrap();
+        assert!(matches!(v.check(&der(&expired), &[], now()), Err(PinRejection::Chain { .. })));
     }
 
     #[test]
     fn intermediates_are_used_in_ca_mode() {
-        let (root, root_issuer) = ca("Root");
-        let mut p = params("Intermediate");
-        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
-        let k = key();
-        let inter_cert = p.signed_by(&k, &root_issuer).unwrap();
-        let inter_issuer = rcgen::Issuer::new(p, k);
-        let leaf = signed_by(&params("root@node1"), &inter_issuer);
-        let (v, _) = verifier(&root.cert_pem);
-        assert!(v.check(&leaf.der, &[], now()).is_err());
-        assert_eq!(v.check(&leaf.der, &[inter_cert.der().clone()], now()), Ok(()));
+        let root = certs::ca_cert("Root").unwrap();
+        let intermediate = root.intermediate("Intermediate").unwrap();
+        let leaf = leaf_of(&intermediate, "root@node1");
+        let (v, _) = verifier(&root.pem.cert_pem);
+        assert!(v.check(&der(&leaf), &[], now()).is_err());
+        assert_eq!(v.check(&der(&leaf), &[der(&intermediate.pem)], now()), Ok(()));
     }
 
     #[test]
     fn client_key_formats_pkcs8_sec1_pkcs1() {
         let server = self_signed("root@lxd");
         let ec = self_signed("client");
-        let sec1 = pem("EC PRIVATE KEY", &pkcs8_inner(&ec.key_der));
+        let sec1 = pem("EC PRIVATE KEY", &pkcs8_inner(&ec.key_der().unwrap()));
         for key_pem in [ec.key_pem.clone(), sec1] {
             let tls = TlsCredentials { client_key_pem: key_pem, ..creds(&ec, &server.cert_pem) };
             client_config(&tls).expect("EC key");
         }
 
-        let rsa_key = rcgen::KeyPair::from_pem(RSA_PKCS8_PEM).expect("rsa key");
-        let rsa = self_signed_with(&params("client"), &rsa_key);
-        let pkcs1 = pem("RSA PRIVATE KEY", &pkcs8_inner(&rsa.key_der));
+        let rsa_key = Key::from_pem(RSA_PKCS8_PEM).expect("rsa key");
+        let rsa = CertSpec::client("client").self_signed_with(&rsa_key).unwrap();
+        let pkcs1 = pem("RSA PRIVATE KEY", &pkcs8_inner(&rsa.key_der().unwrap()));
         for key_pem in [RSA_PKCS8_PEM.to_string(), pkcs1] {
             let tls = TlsCredentials { client_key_pem: key_pem, ..creds(&rsa, &server.cert_pem) };
             client_config(&tls).expect("RSA key");

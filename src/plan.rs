@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn missing_certificates_are_added_under_an_owned_name() {
-        let a = test_certs::client("a");
+        let a = test_certs::self_signed("a");
         let reqs = requests(&[("req/0", &[&a.cert_pem])]);
         let plan = plan(&scope(), &reqs, &[], None);
         assert_eq!(plan.add.len(), 1);
@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_steady_state_plans_nothing() {
-        let a = test_certs::client("a");
+        let a = test_certs::self_signed("a");
         let reqs = requests(&[("req/0", &[&a.cert_pem])]);
         let store = [entry(&scope().entry_name(&owner(0)), &certs::fingerprint(&a.der))];
         assert!(plan(&scope(), &reqs, &store, None).is_empty());
@@ -211,8 +211,8 @@ mod tests {
 
     #[test]
     fn rotation_removes_the_old_owned_entry_and_adds_the_new() {
-        let old = test_certs::client("old");
-        let new = test_certs::client("new");
+        let old = test_certs::self_signed("old");
+        let new = test_certs::self_signed("new");
         let reqs = requests(&[("req/0", &[&new.cert_pem])]);
         let store = [entry(&scope().entry_name(&owner(0)), &certs::fingerprint(&old.der))];
         let plan = plan(&scope(), &reqs, &store, None);
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn a_certificate_someone_else_added_counts_as_present() {
-        let a = test_certs::client("a");
+        let a = test_certs::self_signed("a");
         let reqs = requests(&[("req/0", &[&a.cert_pem])]);
         let store = [entry("added-by-hand", &certs::fingerprint(&a.der))];
         assert!(plan(&scope(), &reqs, &store, None).is_empty());
@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn a_certificate_two_units_send_is_added_once_and_kept_while_either_wants_it() {
-        let shared = test_certs::client("shared");
+        let shared = test_certs::self_signed("shared");
         let both = requests(&[("req/0", &[&shared.cert_pem]), ("req/1", &[&shared.cert_pem])]);
         let p = plan(&scope(), &both, &[], None);
         assert_eq!(p.add.len(), 1);
@@ -279,7 +279,7 @@ mod tests {
 
     #[test]
     fn restrictions_converge_in_both_directions() {
-        let a = test_certs::client("a");
+        let a = test_certs::self_signed("a");
         let reqs = requests(&[("req/0", &[&a.cert_pem])]);
         let fp = certs::fingerprint(&a.der);
         let name = scope().entry_name(&owner(0));
@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_request_with_its_own_projects_is_restricted_to_them_beside_others_under_trust_projects() {
-        let (a, b) = (test_certs::client("a"), test_certs::client("b"));
+        let (a, b) = (test_certs::self_signed("a"), test_certs::self_signed("b"));
         let mut reqs = asking(requests(&[("req/0", &[&a.cert_pem])]), &["sandboxes"]);
         reqs.extend(requests(&[("req/1", &[&b.cert_pem])]));
         let ceiling = vec!["default".to_string(), "sandboxes".to_string()];
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn a_requirers_projects_converge_both_ways() {
-        let a = test_certs::client("a");
+        let a = test_certs::self_signed("a");
         let fp = certs::fingerprint(&a.der);
         let plain = requests(&[("req/0", &[&a.cert_pem])]);
         let restricted =
@@ -342,7 +342,7 @@ mod tests {
 
     #[test]
     fn the_first_request_for_a_certificate_sets_its_restriction() {
-        let a = test_certs::client("a");
+        let a = test_certs::self_signed("a");
         let mut reqs = asking(requests(&[("req/0", &[&a.cert_pem])]), &["p1"]);
         reqs.extend(requests(&[("req/1", &[&a.cert_pem])]));
         let p = plan(&scope(), &reqs, &[], None);
@@ -351,7 +351,7 @@ mod tests {
 
     #[test]
     fn a_foreign_entry_counts_as_held_only_when_it_grants_what_the_request_asks() {
-        let a = test_certs::client("a");
+        let a = test_certs::self_signed("a");
         let fp = certs::fingerprint(&a.der);
         let reqs = asking(requests(&[("req/0", &[&a.cert_pem])]), &["p1"]);
         let open = entry("operator", &fp);

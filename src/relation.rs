@@ -166,9 +166,9 @@ mod tests {
 
     #[test]
     fn the_payload_claims_only_what_lxd_holds() {
-        let held = test_certs::client("held");
-        let missing = test_certs::client("missing");
-        let elsewhere = test_certs::client("elsewhere");
+        let held = test_certs::self_signed("held");
+        let missing = test_certs::self_signed("missing");
+        let elsewhere = test_certs::self_signed("elsewhere");
         let now = certs::now_unix();
         let mut requests = collect(
             &[view(
@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn the_pinned_certificate_is_published_in_canonical_pem_with_its_fingerprint() {
-        let server = test_certs::client("root@lxd");
+        let server = test_certs::self_signed("root@lxd");
         // As an operator may paste it: CRLF line ends, blank lines around.
         let pasted = format!("\r\n{}\r\n\r\n", server.cert_pem.replace('\n', "\r\n"));
         let pin = ServerPin::from_pinned(&pasted).expect("a pin");
@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn a_pinned_bundle_is_published_whole_and_its_first_certificate_names_it() {
         let ca = test_certs::ca("pki-root");
-        let other = test_certs::client("rotated");
+        let other = test_certs::self_signed("rotated");
         // `openssl pkcs12 -nokeys` style attributes and a key pasted along: the verifier skips
         // them, and so does what is published.
         let text = format!("Bag Attributes\n    localKeyID: 01\n{}{}{}", ca.cert_pem, ca.key_pem, other.cert_pem);
@@ -248,8 +248,8 @@ mod tests {
 
     #[test]
     fn only_what_the_verifier_pins_is_published() {
-        let server = test_certs::client("root@lxd");
-        let skipped = test_certs::client("indented");
+        let server = test_certs::self_signed("root@lxd");
+        let skipped = test_certs::self_signed("indented");
         // The verifier only reads BEGIN lines that start the line: an indented block is not
         // pinned, so it must not be published either.
         let indented: String = skipped.cert_pem.lines().map(|l| format!("  {l}\n")).collect();
@@ -265,8 +265,8 @@ mod tests {
 
     #[test]
     fn a_withdrawn_or_rotated_pin_is_rewritten_and_foreign_keys_are_left_alone() {
-        let old = ServerPin::from_pinned(&test_certs::client("old").cert_pem).expect("pin");
-        let new = ServerPin::from_pinned(&test_certs::client("new").cert_pem).expect("pin");
+        let old = ServerPin::from_pinned(&test_certs::self_signed("old").cert_pem).expect("pin");
+        let new = ServerPin::from_pinned(&test_certs::self_signed("new").cert_pem).expect("pin");
         let mut have = payload(1, &members(), &[], &BTreeSet::new(), Some(&old)).bag;
         have.insert("private-address".into(), "10.1.2.3".into());
         // Rotation: both keys change together, nothing else is written.
@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn the_pin_counts_against_the_byte_budget() {
-        let pin = ServerPin::from_pinned(&test_certs::client("root@lxd").cert_pem).expect("pin");
+        let pin = ServerPin::from_pinned(&test_certs::self_signed("root@lxd").cert_pem).expect("pin");
         let bare = payload(1, &members(), &[], &BTreeSet::new(), None).bag;
         let pinned = payload(1, &members(), &[], &BTreeSet::new(), Some(&pin)).bag;
         let extra = KEY_SERVER_CERT.len() + pin.pem.len() + KEY_SERVER_CERT_FP.len() + 64;

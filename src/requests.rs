@@ -427,9 +427,9 @@ mod tests {
 
     #[test]
     fn certificates_from_units_and_the_app_databag_are_requested() {
-        let a = test_certs::client("a");
-        let b = test_certs::client("b");
-        let c = test_certs::client("c");
+        let a = test_certs::self_signed("a");
+        let b = test_certs::self_signed("b");
+        let c = test_certs::self_signed("c");
         let rel = view(
             3,
             vec![
@@ -447,8 +447,8 @@ mod tests {
 
     #[test]
     fn garbage_is_named_per_unit_and_entry_while_good_certificates_still_count() {
-        let good = test_certs::client("good");
-        let other = test_certs::client("other");
+        let good = test_certs::self_signed("good");
+        let other = test_certs::self_signed("other");
         let rel = view(
             1,
             vec![
@@ -489,7 +489,7 @@ mod tests {
 
     #[test]
     fn ten_thousand_bad_entries_are_one_short_line() {
-        let good = test_certs::client("good");
+        let good = test_certs::self_signed("good");
         let mut list: Vec<serde_json::Value> = (0..10_000).map(|i| serde_json::json!([i])).collect();
         list.push(serde_json::json!(good.cert_pem));
         list.extend(
@@ -507,7 +507,7 @@ mod tests {
 
     #[test]
     fn padded_and_repeated_copies_are_one_request() {
-        let a = test_certs::client("a");
+        let a = test_certs::self_signed("a");
         let padded = format!("{}{}{}", " \n".repeat(50_000), a.cert_pem.replace('\n', "\r\n"), "\n\t ".repeat(50_000));
         let got = one_unit(serde_json::to_string(&vec![padded; 20]).expect("json"));
         assert!(got.problems.is_empty(), "{:?}", got.problems);
@@ -519,7 +519,7 @@ mod tests {
     fn certificates_past_the_cap_are_named_once_and_the_first_ones_kept() {
         // Distinct certificates are costly to make; the cap is exercised with a small pool by
         // counting what is taken, then the overflow with a cap-sized list of one good entry each.
-        let pool: Vec<test_certs::Made> = (0..3).map(|i| test_certs::client(&format!("c{i}"))).collect();
+        let pool: Vec<test_certs::Pem> = (0..3).map(|i| test_certs::self_signed(&format!("c{i}"))).collect();
         let pems: Vec<&str> = pool.iter().map(|m| m.cert_pem.as_str()).collect();
         let got = one_unit(certs_json(&pems));
         assert_eq!(got.requests.len(), 3);
@@ -547,7 +547,7 @@ mod tests {
 
     #[test]
     fn the_integrators_own_and_the_servers_certificates_are_never_requests() {
-        let own = test_certs::client("integrator");
+        let own = test_certs::self_signed("integrator");
         let mut protected = Protected::default();
         protected.fingerprints.insert(certs::fingerprint(&own.der), "the integrator's own credential certificate");
         let rel = view(1, vec![("req/0", bag(&[(KEY_CLIENT_CERTS, certs_json(&[&own.cert_pem]))]))], Databag::new());

@@ -41,7 +41,7 @@ fn said(got: &Requests) -> Vec<String> {
 
 #[test]
 fn a_unit_only_requirer_gets_one_request_per_unit() {
-    let (a, b) = (test_certs::client("a"), test_certs::client("b"));
+    let (a, b) = (test_certs::self_signed("a"), test_certs::self_signed("b"));
     let got = read(&[view(5, vec![("gw/0", sends(&a.cert_pem)), ("gw/1", sends(&b.cert_pem))], Databag::new())], None);
     assert!(got.problems.is_empty(), "{:?}", got.problems);
     let who: Vec<(String, Interface, Option<Vec<String>>)> =
@@ -53,7 +53,7 @@ fn a_unit_only_requirer_gets_one_request_per_unit() {
 #[test]
 fn both_bags_are_read_application_first_and_one_certificate_is_one_fingerprint() {
     // The OpenShell gateway writes the same certificate and projects into both bags.
-    let shared = test_certs::client("gateway");
+    let shared = test_certs::self_signed("gateway");
     let both = with_projects(&shared.cert_pem, "sandboxes");
     let got = read(&[view(5, vec![("gw/0", both.clone()), ("gw/1", both.clone())], both)], None);
     assert!(got.problems.is_empty(), "{:?}", got.problems);
@@ -66,7 +66,7 @@ fn both_bags_are_read_application_first_and_one_certificate_is_one_fingerprint()
 
 #[test]
 fn a_databag_without_version_1_0_is_ignored_and_named_without_its_value() {
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     let secretish = "2.0-with-a-secret-in-it";
     let views = [view(
         5,
@@ -92,9 +92,9 @@ fn a_databag_without_version_1_0_is_ignored_and_named_without_its_value() {
 
 #[test]
 fn certificate_problems_are_those_of_client_certificates_said_of_one_value() {
-    let good = test_certs::client("good");
-    let key_only = test_certs::client("leaked");
-    let own = test_certs::client("integrator");
+    let good = test_certs::self_signed("good");
+    let key_only = test_certs::self_signed("leaked");
+    let own = test_certs::self_signed("integrator");
     let mut protected = Protected::default();
     protected.fingerprints.insert(certs::fingerprint(&own.der), "the integrator's own credential certificate");
     let views = [view(
@@ -134,7 +134,7 @@ fn a_certificate_over_the_bound_is_refused_whole() {
 
 #[test]
 fn api_relations_are_not_read_here_nor_https_ones_as_client_certificates() {
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     let api = RelationView { interface: Interface::Lxd, ..view(3, vec![("gw/0", sends(&a.cert_pem))], Databag::new()) };
     assert!(read(&[api], None).requests.is_empty());
     let https = view(
@@ -184,7 +184,7 @@ fn trust_projects_is_a_ceiling_never_widened() {
 
 #[test]
 fn a_project_value_that_is_not_a_project_name_is_counted_never_shown() {
-    let key = test_certs::client("k").key_pem;
+    let key = test_certs::self_signed("k").key_pem;
     let limit = ceiling(&["default"]);
     for bound in [None, Some(limit.as_slice())] {
         let got = projects(Some(&format!("default,{key},has space")), within(bound));
@@ -216,13 +216,13 @@ fn without_certificate_project_a_requirer_asking_for_projects_is_not_trusted_at_
 
 #[test]
 fn a_requirer_whose_projects_are_all_refused_asks_for_nothing() {
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     let limit = ceiling(&["default"]);
     let views = [view(
         5,
         vec![
             ("gw/0", with_projects(&a.cert_pem, "prod")),
-            ("gw/1", with_projects(&test_certs::client("b").cert_pem, "default,prod")),
+            ("gw/1", with_projects(&test_certs::self_signed("b").cert_pem, "default,prod")),
         ],
         Databag::new(),
     )];
@@ -250,7 +250,7 @@ fn members() -> OnlineMembers {
 
 #[test]
 fn the_payload_is_charm_lxds_with_the_pinned_certificate() {
-    let server = test_certs::client("root@lxd");
+    let server = test_certs::self_signed("root@lxd");
     let pin = ServerPin::from_pinned(&server.cert_pem).expect("pin");
     let bag = payload(&members(), Some(&pin), true).bag;
     assert_eq!(bag[KEY_VERSION], "1.0");
@@ -263,7 +263,7 @@ fn the_payload_is_charm_lxds_with_the_pinned_certificate() {
 
 #[test]
 fn nothing_is_published_before_lxd_trusts_a_certificate_or_without_a_pin() {
-    let pin = ServerPin::from_pinned(&test_certs::client("root@lxd").cert_pem).expect("pin");
+    let pin = ServerPin::from_pinned(&test_certs::self_signed("root@lxd").cert_pem).expect("pin");
     assert!(payload(&members(), Some(&pin), false).bag.is_empty());
     assert!(payload(&members(), None, true).bag.is_empty());
     assert!(payload(&Vec::new(), Some(&pin), true).bag.is_empty(), "no member to name");
@@ -277,7 +277,7 @@ fn nothing_is_published_before_lxd_trusts_a_certificate_or_without_a_pin() {
 
 #[test]
 fn only_this_relations_certificates_count_as_trusted_here() {
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     let got = read(&[view(5, vec![("gw/0", sends(&a.cert_pem))], Databag::new())], None);
     let held: BTreeSet<String> = [certs::fingerprint(&a.der)].into();
     assert!(any_trusted(5, &got.requests, &held));
@@ -287,7 +287,7 @@ fn only_this_relations_certificates_count_as_trusted_here() {
 
 #[test]
 fn addresses_past_the_databag_bound_are_counted_not_written() {
-    let pin = ServerPin::from_pinned(&test_certs::client("root@lxd").cert_pem).expect("pin");
+    let pin = ServerPin::from_pinned(&test_certs::self_signed("root@lxd").cert_pem).expect("pin");
     let many: OnlineMembers =
         (0..400_000).map(|i| (format!("n{i}"), format!("https://node-{i:07}.example:8443"))).collect();
     let p = payload(&many, Some(&pin), true);
@@ -310,7 +310,7 @@ fn as_json(bag: &Databag) -> serde_json::Value {
 #[test]
 fn the_payload_matches_docs_schemas_https_provider_json() {
     let provider = schema("https-provider.json");
-    let pin = ServerPin::from_pinned(&test_certs::client("root@lxd").cert_pem).expect("pin");
+    let pin = ServerPin::from_pinned(&test_certs::self_signed("root@lxd").cert_pem).expect("pin");
     let mut bag = payload(&members(), Some(&pin), true).bag;
     bag.insert("private-address".into(), "10.1.2.3".into());
     assert!(
@@ -332,7 +332,7 @@ fn the_payload_matches_docs_schemas_https_provider_json() {
 #[test]
 fn what_the_test_requirers_send_matches_docs_schemas_https_requirer_json() {
     let requirer = schema("https-requirer.json");
-    let pem = test_certs::client("a").cert_pem;
+    let pem = test_certs::self_signed("a").cert_pem;
     assert!(requirer.is_valid(&as_json(&sends(&pem))));
     assert!(requirer.is_valid(&as_json(&with_projects(&pem, "sandboxes, default"))));
     assert!(!requirer.is_valid(&as_json(&with_projects(&pem, "has space"))));

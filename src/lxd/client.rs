@@ -574,34 +574,43 @@ fn snippet(bytes: &[u8]) -> String {
 mod tests {
     use std::time::{Duration, Instant};
 
+    use testbed::certs::{CertSpec, Curve, Key, Pem};
+    use testbed::tls_server::{Reply, Request, TlsServer};
+
     use super::*;
     use crate::pin::testing::*;
-    // The test identity (certificate and key), not LXD's `Identity`.
-    use crate::pin::testing::Identity;
 
     const SERVER_UNTRUSTED: &str = r#"{"type":"sync","status":"Success","status_code":200,"operation":"","error_code":0,"error":"","metadata":{"api_extensions":["certificate_project"],"api_status":"stable","api_version":"1.0","auth":"untrusted","public":false,"auth_methods":["tls"]}}"#;
     const SERVER_TRUSTED: &str = r#"{"type":"sync","status":"Success","status_code":200,"error_code":0,"error":"","metadata":{"api_extensions":["clustering","certificate_project"],"auth":"trusted","environment":{"addresses":["127.0.77.1:8443"],"certificate":"-----BEGIN CERTIFICATE-----\n...","server":"lxd","server_name":"node1","server_clustered":true,"server_version":"5.0.2"}}}"#;
 
     struct Fixture {
-        server: TestServer,
-        client_id: Identity,
+        server: TlsServer,
+        client_id: Pem,
         lxd: Box<dyn Lxd>,
     }
 
     /// A server presenting `server_id`, a client pinning `pinned_pem`.
     fn fixture(
-        server_id: &Identity,
+        server_id: &Pem,
         pinned_pem: &str,
-        handler: impl Fn(&crate::pin::testing::Request) -> (u16, String) + Send + Sync + 'static,
+        handler: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
     ) -> Fixture {
-        let server = TestServer::start(server_id.chain(), &server_id.key_der, handler);
+        connect(TlsServer::start(server_id, handler).expect("server"), pinned_pem)
+    }
+
+    /// A client pinning `pinned_pem`, for `server`.
+    fn connect(server: TlsServer, pinned_pem: &str) -> Fixture {
         let client_id = self_signed("juju-client");
         let lxd =
-            HttpConnector::default().connect(&server.endpoint(), &creds(&client_id, pinned_pem)).expect("connect");
+            HttpConnector::default().connect(&endpoint(&server), &creds(&client_id, pinned_pem)).expect("connect");
         Fixture { server, client_id, lxd }
     }
 
-    fn lxd_server() -> Identity {
+    fn endpoint(server: &TlsServer) -> Endpoint {
+        Endpoint { host: server.addr.ip().to_string(), port: server.addr.port() }
+    }
+
+    fn lxd_server() -> Pem {
         self_signed("root@lxd")
     }
 
@@ -647,8 +656,8 @@ mod tests {
         assert_eq!(log.requests.len(), 3);
         assert_eq!(log.requests[0].method, "GET");
         assert_eq!(log.requests[0].path, "/1.0");
-        assert_eq!(log.client_certs, vec![f.client_id.der.to_vec()]);
-        assert_eq!(f.lxd.endpoint(), &f.server.endpoint());
+        assert_eq!(log.client_certs, vec![f.client_id.der.clone()]);
+        assert_eq!(f.lxd.endpoint(), &endpoint(&f.server));
     }
 
     #[test]
@@ -688,16 +697,16 @@ mod tests {
     #[test]
     fn tls12_only_servers_work_too() {
         let id = lxd_server();
-        let server = TestServer::start_with(id.chain(), &id.key_der, &[&rustls::version::TLS12], |_| {
-            (200, SERVER_UNTRUSTED.into())
-        });
-        let client = self_signed("juju-client");
-        let mut lxd = HttpConnector::default().connect(&server.endpoint(), &creds(&client, &id.cert_pem)).unwrap();
-        assert!(!lxd.server().unwrap().trusted);
-        assert_eq!(server.log().client_certs, vec![client.der.to_vec()]);
+        let server = TlsServer::presenting(&id)
+            .versions(&[&rustls::version::TLS12])
+            .start(|_| (200, SERVER_UNTRUSTED.into()))
+            .unwrap();
+        let mut f = connect(server, &id.cert_pem);
+        assert!(!f.lxd.server().unwrap().trusted);
+        assert_eq!(f.server.log().client_certs, vec![f.client_id.der.clone()]);
     }
 
-    fn assert_refused_before_any_request(presented: &Identity, pinned: &Identity) -> String {
+    fn assert_refused_before_any_request(presented: &Pem, pinned: &Pem) -> String {
         let f = fixture(presented, &pinned.cert_pem, |_| (200, SERVER_TRUSTED.into()));
         assert_refused(f)
     }
@@ -705,7 +714,7 @@ mod tests {
     fn assert_refused(mut f: Fixture) -> String {
         let err = f.lxd.server().unwrap_err();
         let LxdError::ServerCertMismatch { endpoint, detail } = &err else { panic!("{err:?}") };
-        assert_eq!(endpoint, &f.server.endpoint().url());
+        assert_eq!(endpoint, &f.server.url());
         let log = f.server.wait_closed(1);
         assert_eq!(log.closed, 1);
         assert_eq!(log.handshakes_ok, 0, "{log:?}");
@@ -725,33 +734,29 @@ mod tests {
     #[test]
     fn replaying_the_pinned_certificate_without_its_key_is_refused() {
         let pinned = lxd_server();
-        let thief_key = key().serialize_der();
+        let thief = self_signed("thief");
         for versions in [&[&rustls::version::TLS13][..], &[&rustls::version::TLS12][..]] {
-            let server = TestServer::start_raw(pinned.chain(), &thief_key, versions, |_| (200, SERVER_TRUSTED.into()));
-            let client_id = self_signed("juju-client");
-            let lxd =
-                HttpConnector::default().connect(&server.endpoint(), &creds(&client_id, &pinned.cert_pem)).unwrap();
-            let detail = assert_refused(Fixture { server, client_id, lxd });
+            let server = TlsServer::presenting(&pinned)
+                .signing_with(&thief.key_pem)
+                .versions(versions)
+                .start(|_| (200, SERVER_TRUSTED.into()))
+                .unwrap();
+            let detail = assert_refused(connect(server, &pinned.cert_pem));
             assert!(detail.contains("handshake signature"), "{detail}");
         }
     }
 
     #[test]
     fn same_name_other_key_is_refused() {
-        let p = params("root@lxd");
-        let pinned = self_signed_with(&p, &key());
-        let impostor = self_signed_with(&p, &key());
+        let (pinned, impostor) = (self_signed("root@lxd"), self_signed("root@lxd"));
         assert_refused_before_any_request(&impostor, &pinned);
     }
 
     #[test]
     fn expired_copy_of_the_pinned_certificate_is_refused() {
-        let k = key();
-        let pinned = self_signed_with(&params("root@lxd"), &k);
-        let mut p = params("root@lxd");
-        p.not_before = rcgen::date_time_ymd(2019, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2020, 1, 1);
-        let expired = self_signed_with(&p, &k);
+        let key = Key::generate(Curve::P384).unwrap();
+        let pinned = CertSpec::client("root@lxd").self_signed_with(&key).unwrap();
+        let expired = CertSpec::client("root@lxd").between_years(2019, 2020).self_signed_with(&key).unwrap();
         assert_refused_before_any_request(&expired, &pinned);
         // Pinning the expired certificate itself does not help either.
         let detail = assert_refused_before_any_request(&expired, &expired);
@@ -760,14 +765,12 @@ mod tests {
 
     #[test]
     fn ca_mode_accepts_a_leaf_of_the_pinned_ca() {
-        let (ca_id, issuer) = ca("Operator CA");
-        let leaf = signed_by(&params("root@node1"), &issuer);
-        let mut f = fixture(&leaf, &ca_id.cert_pem, |_| (200, SERVER_TRUSTED.into()));
+        let ca = testbed::certs::ca_cert("Operator CA").unwrap();
+        let mut f = fixture(&leaf_of(&ca, "root@node1"), &ca.pem.cert_pem, |_| (200, SERVER_TRUSTED.into()));
         assert!(f.lxd.server().unwrap().trusted);
 
-        let (_, other) = ca("Operator CA");
-        let stranger = signed_by(&params("root@node1"), &other);
-        let detail = assert_refused_before_any_request(&stranger, &ca_id);
+        let stranger = leaf_of(&testbed::certs::ca_cert("Operator CA").unwrap(), "root@node1");
+        let detail = assert_refused_before_any_request(&stranger, &ca.pem);
         assert!(detail.contains("does not chain"), "{detail}");
     }
 
@@ -783,7 +786,7 @@ mod tests {
             info,
             ServerInfo { trusted: false, api_extensions: vec!["certificate_project".into()], ..Default::default() }
         );
-        let untrusted = LxdError::Untrusted { endpoint: f.server.endpoint().url() };
+        let untrusted = LxdError::Untrusted { endpoint: f.server.url() };
         assert_eq!(f.lxd.trust_store().unwrap_err(), untrusted);
         assert_eq!(f.lxd.members().unwrap_err(), untrusted);
         let entry = NewTrustEntry { name: "x".into(), der: vec![1], projects: None };
@@ -1185,13 +1188,14 @@ mod tests {
     #[test]
     fn a_server_that_never_answers_times_out_as_unreachable() {
         let id = lxd_server();
-        let server = TestServer::start(id.chain(), &id.key_der, |_| {
+        let server = TlsServer::start(&id, |_| {
             std::thread::sleep(Duration::from_millis(600));
             sync("{}")
-        });
+        })
+        .unwrap();
         let connector =
             HttpConnector { connect_timeout: Duration::from_millis(300), request_timeout: Duration::from_millis(200) };
-        let mut lxd = connector.connect(&server.endpoint(), &creds(&self_signed("c"), &id.cert_pem)).unwrap();
+        let mut lxd = connector.connect(&endpoint(&server), &creds(&self_signed("c"), &id.cert_pem)).unwrap();
         let err = lxd.server().unwrap_err();
         assert!(matches!(&err, LxdError::Unreachable { detail, .. } if detail.starts_with("timed out")), "{err:?}");
     }
@@ -1201,9 +1205,14 @@ mod tests {
         let id = lxd_server();
         let metadata = format!("\"{}\"", "x".repeat(1000));
         // Headers at once, then 1 byte per 200 ms: every read gets a byte well within a second.
-        let server = TestServer::start_trickling(&id, Duration::from_millis(200), move |_| sync(&metadata));
+        let server = TlsServer::presenting(&id)
+            .script(move |_| {
+                let (status, body) = sync(&metadata);
+                Reply::Trickle(status, body, Duration::from_millis(200))
+            })
+            .unwrap();
         let connector = HttpConnector { connect_timeout: CONNECT_TIMEOUT, request_timeout: Duration::from_secs(1) };
-        let mut lxd = connector.connect(&server.endpoint(), &creds(&self_signed("c"), &id.cert_pem)).unwrap();
+        let mut lxd = connector.connect(&endpoint(&server), &creds(&self_signed("c"), &id.cert_pem)).unwrap();
         let start = Instant::now();
         let err = lxd.server().unwrap_err();
         let took = start.elapsed();
@@ -1235,12 +1244,15 @@ mod tests {
     fn a_certificate_replaced_mid_batch_is_named_on_the_connections_that_saw_it() {
         let (old, new) = (lxd_server(), lxd_server());
         // A little delay per answer keeps the open connection busy, so the batch opens more.
-        let server = TestServer::start_switching(&old, &new, |_| {
-            std::thread::sleep(Duration::from_millis(20));
-            sync("{}")
-        });
+        let server = TlsServer::presenting(&old)
+            .then_presenting(&new)
+            .start(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                sync("{}")
+            })
+            .unwrap();
         let mut lxd =
-            HttpConnector::default().connect(&server.endpoint(), &creds(&self_signed("c"), &old.cert_pem)).unwrap();
+            HttpConnector::default().connect(&endpoint(&server), &creds(&self_signed("c"), &old.cert_pem)).unwrap();
         lxd.remove_trust(&"0".repeat(64)).expect("the first connection presents the pinned certificate");
         let fps: Vec<String> = (0..4 * MIN_TO_SPREAD).map(|i| format!("{i:064x}")).collect();
         let (mut served, mut refused) = (0, 0);
@@ -1327,8 +1339,8 @@ mod real_lxd {
         println!("trust store -> {store:#?}");
 
         let req = self_signed("juju-req");
-        let fp: String = hex_sha256(&req.der);
-        let entry = NewTrustEntry { name: "juju-req-0".into(), der: req.der.to_vec(), projects: None };
+        let fp = req.fingerprint.clone();
+        let entry = NewTrustEntry { name: "juju-req-0".into(), der: req.der.clone(), projects: None };
         println!("add -> {:?}", lxd.add_trust(&entry));
         println!("add again -> {:?}", lxd.add_trust(&entry));
         println!("restrict -> {:?}", lxd.restrict_trust(&fp, Some(&["default".to_string()])));
@@ -1340,20 +1352,17 @@ mod real_lxd {
         println!("restrict missing -> {:?}", lxd.restrict_trust(&fp, None));
 
         let other = self_signed("juju-other");
-        let restricted = NewTrustEntry {
-            name: "juju-other".into(),
-            der: other.der.to_vec(),
-            projects: Some(vec!["default".into()]),
-        };
+        let restricted =
+            NewTrustEntry { name: "juju-other".into(), der: other.der.clone(), projects: Some(vec!["default".into()]) };
         println!("add restricted -> {:?}", lxd.add_trust(&restricted));
         let e = lxd.trust_store().unwrap().into_iter().find(|e| e.name == "juju-other");
         println!("restricted entry -> {e:?}");
-        println!("remove -> {:?}", lxd.remove_trust(&hex_sha256(&other.der)));
+        println!("remove -> {:?}", lxd.remove_trust(&other.fingerprint));
         let bad_project = NewTrustEntry { projects: Some(vec!["nope".into()]), ..restricted.clone() };
         println!("add with unknown project -> {:?}", lxd.add_trust(&bad_project));
         let slash = NewTrustEntry { name: "juju-req/0".into(), ..restricted.clone() };
         println!("add with a slash in the name -> {:?}", lxd.add_trust(&slash));
-        println!("remove -> {:?}", lxd.remove_trust(&hex_sha256(&other.der)));
+        println!("remove -> {:?}", lxd.remove_trust(&other.fingerprint));
         let garbage = NewTrustEntry { name: "garbage".into(), der: vec![1, 2, 3], projects: None };
         println!("add garbage DER -> {:?}", lxd.add_trust(&garbage));
 
@@ -1372,12 +1381,7 @@ mod real_lxd {
         }
 
         let mut lxd = connector.connect(&endpoint, &tls).unwrap();
-        println!("remove self -> {:?}", lxd.remove_trust(&hex_sha256(&client.der)));
+        println!("remove self -> {:?}", lxd.remove_trust(&client.fingerprint));
         std::fs::remove_file(&file).ok();
-    }
-
-    fn hex_sha256(der: &[u8]) -> String {
-        use sha2::Digest;
-        sha2::Sha256::digest(der).iter().map(|b| format!("{b:02x}")).collect()
     }
 }

@@ -250,7 +250,7 @@ mod tests {
     }
 
     fn request(cn: &str) -> Request {
-        let made = test_certs::client(cn);
+        let made = test_certs::self_signed(cn);
         let cert = certs::parse_client_cert(&made.cert_pem, certs::now_unix()).expect("valid");
         Request {
             owner: Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Interface::Lxd },
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn an_entry_of_ours_holding_the_charms_own_credential_is_never_removed_or_restricted() {
-        let credential = test_certs::client("integrator");
+        let credential = test_certs::self_signed("integrator");
         let fp = certs::fingerprint(&credential.der);
         let owner = Owner { relation_id: 1, remote_app: "req".into(), unit: Some(0), interface: Default::default() };
         let store = [TrustEntry {

@@ -23,9 +23,9 @@ fn owner(rel: u32, unit: Option<u32>) -> Owner {
 
 /// A world whose credential pins a real server certificate (the default "S" pins nothing, and
 /// without a pin nothing is published on `https`).
-fn world() -> (World, test_certs::Made) {
+fn world() -> (World, test_certs::Pem) {
     let mut w = World::new();
-    let server = test_certs::client("root@lxd");
+    let server = test_certs::self_signed("root@lxd");
     w.agent.credential["credential"]["attrs"]["server-cert"] = serde_json::json!(server.cert_pem);
     (w, server)
 }
@@ -70,7 +70,7 @@ impl World {
         self.cluster().store.clone()
     }
 
-    fn entry_of(&self, made: &test_certs::Made) -> Option<TrustEntry> {
+    fn entry_of(&self, made: &test_certs::Pem) -> Option<TrustEntry> {
         let fp = certs::fingerprint(&made.der);
         self.cluster().store.iter().find(|e| e.fingerprint == fp).cloned()
     }
@@ -79,7 +79,7 @@ impl World {
 #[test]
 fn a_unit_only_requirer_gets_an_entry_per_unit_and_charm_lxds_payload_in_both_bags() {
     let (mut w, server) = world();
-    let (a, b) = (test_certs::client("gw-0"), test_certs::client("gw-1"));
+    let (a, b) = (test_certs::self_signed("gw-0"), test_certs::self_signed("gw-1"));
     w.https_unit(5, "gw/0", bag_of(&a.cert_pem, None));
     w.https_unit(5, "gw/1", bag_of(&b.cert_pem, None));
     w.https_hook("changed", 5, None);
@@ -106,7 +106,7 @@ fn a_unit_only_requirer_gets_an_entry_per_unit_and_charm_lxds_payload_in_both_ba
 #[test]
 fn a_requirer_writing_both_bags_with_projects_is_one_entry_restricted_to_them() {
     let (mut w, _) = world();
-    let shared = test_certs::client("gateway");
+    let shared = test_certs::self_signed("gateway");
     let both = bag_of(&shared.cert_pem, Some("sandboxes, default"));
     w.https_app(5, both.clone());
     w.https_unit(5, "gw/0", both.clone());
@@ -131,7 +131,7 @@ fn a_requirer_writing_both_bags_with_projects_is_one_entry_restricted_to_them() 
 fn nothing_is_published_before_lxd_holds_a_certificate_of_the_relation() {
     let (mut w, _) = world();
     w.agent.leader = false;
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     w.https_unit(5, "gw/0", bag_of(&a.cert_pem, None));
     w.https_hook("changed", 5, None);
     assert!(w.store_fps().is_empty(), "a follower never writes to LXD");
@@ -152,7 +152,7 @@ fn nothing_is_published_before_lxd_holds_a_certificate_of_the_relation() {
 // refused as unusable material), so there is no pass that trusts without a pin to publish.
 #[test]
 fn an_outage_withdraws_nothing_from_an_https_relation() {
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     let (mut w, _) = world();
     w.https_unit(5, "gw/0", bag_of(&a.cert_pem, None));
     w.https_hook("changed", 5, None);
@@ -169,7 +169,7 @@ fn an_outage_withdraws_nothing_from_an_https_relation() {
 #[test]
 fn a_databag_without_version_1_0_is_ignored_and_named_once() {
     let (mut w, _) = world();
-    let (a, b) = (test_certs::client("a"), test_certs::client("b"));
+    let (a, b) = (test_certs::self_signed("a"), test_certs::self_signed("b"));
     w.https_unit(5, "gw/0", bag_of(&a.cert_pem, None));
     let mut old = bag_of(&b.cert_pem, None);
     old.insert(KEY_VERSION.into(), "0.9".into());
@@ -193,12 +193,12 @@ fn trust_projects_bounds_what_a_requirer_may_ask_and_is_what_one_asking_nothing_
     let (mut w, _) = world();
     w.agent.config.insert(OPT_TRUST_PROJECTS.into(), serde_json::json!("default, sandboxes"));
     let (asks, outside, plain) =
-        (test_certs::client("asks"), test_certs::client("outside"), test_certs::client("plain"));
+        (test_certs::self_signed("asks"), test_certs::self_signed("outside"), test_certs::self_signed("plain"));
     w.https_unit(5, "gw/0", bag_of(&asks.cert_pem, Some("sandboxes,prod")));
     w.https_unit(5, "gw/1", bag_of(&outside.cert_pem, Some("prod")));
     w.https_unit(5, "gw/2", bag_of(&plain.cert_pem, None));
     w.https_hook("changed", 5, None);
-    let projects = |m: &test_certs::Made| w.entry_of(m).map(|e| (e.restricted, e.projects));
+    let projects = |m: &test_certs::Pem| w.entry_of(m).map(|e| (e.restricted, e.projects));
     assert_eq!(projects(&asks), Some((true, vec!["sandboxes".to_string()])), "prod refused, never widened");
     assert_eq!(projects(&outside), None, "nothing left to grant: not trusted at all");
     assert_eq!(projects(&plain), Some((true, vec!["default".to_string(), "sandboxes".to_string()])));
@@ -214,7 +214,7 @@ fn trust_projects_bounds_what_a_requirer_may_ask_and_is_what_one_asking_nothing_
 #[test]
 fn projects_converge_both_ways() {
     let (mut w, _) = world();
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     let restriction = |w: &World| w.entry_of(&a).map(|e| (e.restricted, e.projects));
     w.https_unit(5, "gw/0", bag_of(&a.cert_pem, Some("p1")));
     w.https_hook("changed", 5, None);
@@ -243,7 +243,7 @@ fn projects_converge_both_ways() {
 #[test]
 fn rotation_departure_withdrawal_and_broken_remove_what_was_added() {
     let (mut w, _) = world();
-    let (a, a2, b) = (test_certs::client("a"), test_certs::client("a-rotated"), test_certs::client("b"));
+    let (a, a2, b) = (test_certs::self_signed("a"), test_certs::self_signed("a-rotated"), test_certs::self_signed("b"));
     w.https_unit(5, "gw/0", bag_of(&a.cert_pem, None));
     w.https_unit(5, "gw/1", bag_of(&b.cert_pem, None));
     w.https_hook("changed", 5, None);
@@ -270,7 +270,8 @@ fn rotation_departure_withdrawal_and_broken_remove_what_was_added() {
 #[test]
 fn api_and_https_relations_side_by_side_never_disturb_each_other() {
     let (mut w, _) = world();
-    let (ams, gw0, gw1) = (test_certs::client("ams"), test_certs::client("gw-0"), test_certs::client("gw-1"));
+    let (ams, gw0, gw1) =
+        (test_certs::self_signed("ams"), test_certs::self_signed("gw-0"), test_certs::self_signed("gw-1"));
     w.send(3, "req/0", &[&ams.cert_pem]);
     w.https_unit(5, "gw/0", bag_of(&gw0.cert_pem, None));
     w.https_unit(5, "gw/1", bag_of(&gw1.cert_pem, None));
@@ -295,7 +296,7 @@ fn api_and_https_relations_side_by_side_never_disturb_each_other() {
 #[test]
 fn the_same_application_on_both_endpoints_loses_a_unit_one_relation_at_a_time() {
     let (mut w, _) = world();
-    let (on_api, on_https) = (test_certs::client("api"), test_certs::client("https"));
+    let (on_api, on_https) = (test_certs::self_signed("api"), test_certs::self_signed("https"));
     w.agent.relate(3, GW).units.insert(
         "gw/0".into(),
         [("client_certificates".to_string(), serde_json::json!([on_api.cert_pem]).to_string())].into(),
@@ -311,7 +312,7 @@ fn the_same_application_on_both_endpoints_loses_a_unit_one_relation_at_a_time() 
 #[test]
 fn entries_named_before_the_https_endpoint_are_neither_orphaned_nor_added_again() {
     let (mut w, _) = world();
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     // What an earlier revision left: the six-part api name.
     let old = "juju.m-uuid.lxd-integrator.3.req.0".to_string();
     w.cluster().store.push(TrustEntry {
@@ -330,7 +331,7 @@ fn entries_named_before_the_https_endpoint_are_neither_orphaned_nor_added_again(
 #[test]
 fn charm_lxds_own_entries_and_an_operators_are_never_touched() {
     let (mut w, _) = world();
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     let fp = certs::fingerprint(&a.der);
     // As charm-lxd names them (LXD before 5.21.3 accepts the `/`), and an operator's.
     w.cluster().store.push(TrustEntry {
@@ -356,7 +357,7 @@ fn charm_lxds_own_entries_and_an_operators_are_never_touched() {
 fn without_certificate_project_a_requirer_asking_for_projects_is_refused_not_widened() {
     let (mut w, _) = world();
     w.cluster().extensions.retain(|e| e != EXT_CERTIFICATE_PROJECT);
-    let (asks, plain) = (test_certs::client("asks"), test_certs::client("plain"));
+    let (asks, plain) = (test_certs::self_signed("asks"), test_certs::self_signed("plain"));
     w.https_unit(5, "gw/0", bag_of(&asks.cert_pem, Some("sandboxes")));
     w.https_unit(5, "gw/1", bag_of(&plain.cert_pem, None));
     w.https_hook("changed", 5, None);
@@ -376,7 +377,7 @@ fn without_certificate_project_a_requirer_asking_for_projects_is_refused_not_wid
 fn a_project_lxd_lacks_is_that_requirers_failed_change_not_a_blocked_option() {
     let (mut w, _) = world();
     w.cluster().projects = Some(["default".to_string()].into());
-    let (asks, plain) = (test_certs::client("asks"), test_certs::client("plain"));
+    let (asks, plain) = (test_certs::self_signed("asks"), test_certs::self_signed("plain"));
     w.https_unit(5, "gw/0", bag_of(&asks.cert_pem, Some("nope")));
     w.https_unit(5, "gw/1", bag_of(&plain.cert_pem, None));
     w.https_hook("changed", 5, None);
@@ -397,8 +398,8 @@ fn a_project_lxd_lacks_is_that_requirers_failed_change_not_a_blocked_option() {
 #[test]
 fn what_a_requirer_sends_is_never_repeated_and_what_is_written_stays_bounded() {
     let (mut w, _) = world();
-    let key = test_certs::client("leak").key_pem;
-    let good = test_certs::client("good");
+    let key = test_certs::self_signed("leak").key_pem;
+    let good = test_certs::self_signed("good");
     w.https_unit(5, "gw/0", bag_of(&good.cert_pem, Some(&format!("default,{key}"))));
     w.https_unit(5, "gw/1", bag_of(&key, Some(&"x,".repeat(100_000))));
     w.https_app(5, bag_of(&format!("{}{}", " ".repeat(4 << 20), good.cert_pem), None));
@@ -415,11 +416,11 @@ fn what_a_requirer_sends_is_never_repeated_and_what_is_written_stays_bounded() {
 #[test]
 fn a_rotated_pin_is_published_on_https_once_connected_with_it() {
     let (mut w, first) = world();
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     w.https_unit(5, "gw/0", bag_of(&a.cert_pem, None));
     w.https_hook("changed", 5, None);
     assert_eq!(w.published(5)[KEY_CERTIFICATE_FP], certs::fingerprint(&first.der));
-    let rotated = test_certs::client("root@lxd");
+    let rotated = test_certs::self_signed("root@lxd");
     w.agent.credential["credential"]["attrs"]["server-cert"] = serde_json::json!(rotated.cert_pem);
     w.cluster().up.insert(N1.into(), false);
     w.hook("update-status");
@@ -434,7 +435,7 @@ fn a_rotated_pin_is_published_on_https_once_connected_with_it() {
 #[test]
 fn a_leader_leaving_through_an_https_relation_leaves_lxd_alone() {
     let (mut w, _) = world();
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     w.https_unit(5, "gw/0", bag_of(&a.cert_pem, None));
     w.https_hook("changed", 5, None);
     w.https_hook("departed", 5, Some("lxd-integrator/0"));
@@ -466,7 +467,8 @@ impl World {
 fn actions_cover_both_endpoints() {
     let (mut w, _) = world();
     w.agent.config.insert(OPT_TRUST_PROJECTS.into(), serde_json::json!("default,sandboxes"));
-    let (ams, gw, refused) = (test_certs::client("ams"), test_certs::client("gw"), test_certs::client("refused"));
+    let (ams, gw, refused) =
+        (test_certs::self_signed("ams"), test_certs::self_signed("gw"), test_certs::self_signed("refused"));
     w.send(3, "req/0", &[&ams.cert_pem]);
     w.https_unit(5, "gw/0", bag_of(&gw.cert_pem, Some("sandboxes")));
     w.https_unit(5, "gw/1", bag_of(&refused.cert_pem, Some("prod")));

@@ -79,7 +79,7 @@ impl World {
     /// was published then.
     pub(super) fn one_client_trusted() -> (World, Databag) {
         let mut w = World::new();
-        let a = test_certs::client("a");
+        let a = test_certs::self_signed("a");
         w.send(3, "req/0", &[&a.cert_pem]);
         w.hook("api-relation-changed");
         let before = w.published(3);
@@ -107,7 +107,7 @@ fn no_trust_and_no_config_blocks_without_touching_lxd() {
 #[test]
 fn a_relation_gets_its_certificate_trusted_and_published() {
     let mut w = World::new();
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     w.send(3, "req/0", &[&a.cert_pem]);
     w.hook("api-relation-changed");
     let fp = certs::fingerprint(&a.der);
@@ -124,7 +124,7 @@ fn a_relation_gets_its_certificate_trusted_and_published() {
 #[test]
 fn a_steady_state_hook_writes_nothing_and_asks_lxd_three_times() {
     let mut w = World::new();
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     w.send(3, "req/0", &[&a.cert_pem]);
     w.hook("api-relation-changed");
     // The first update-status after a change runs the full pass and remembers it was steady.
@@ -139,10 +139,10 @@ fn a_steady_state_hook_writes_nothing_and_asks_lxd_three_times() {
 }
 
 /// A unit whose last full pass was steady, with `units` requirer units on one relation.
-fn quiet_world(units: usize, leader: bool) -> (World, Vec<test_certs::Made>) {
+fn quiet_world(units: usize, leader: bool) -> (World, Vec<test_certs::Pem>) {
     let mut w = World::new();
     w.agent.leader = leader;
-    let made: Vec<test_certs::Made> = (0..units).map(|i| test_certs::client(&format!("u{i}"))).collect();
+    let made: Vec<test_certs::Pem> = (0..units).map(|i| test_certs::self_signed(&format!("u{i}"))).collect();
     for (i, m) in made.iter().enumerate() {
         w.send(3, &format!("req/{i}"), &[&m.cert_pem]);
     }
@@ -231,7 +231,7 @@ fn a_unit_writing_what_it_asked_before_costs_one_databag_for_any_number_of_units
 fn a_unit_asking_something_new_runs_the_full_pass() {
     // Another certificate: trusted, the old one withdrawn.
     let (mut w, made) = quiet_world(3, true);
-    let b = test_certs::client("b");
+    let b = test_certs::self_signed("b");
     w.send(3, "req/1", &[&b.cert_pem]);
     changed(&mut w, "req/1");
     let fps = w.store_fps();
@@ -403,7 +403,7 @@ fn a_member_that_drops_after_answering_fails_over_too() {
 fn a_non_leader_publishes_but_never_writes_to_lxd() {
     let mut w = World::new();
     w.agent.leader = false;
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     w.send(3, "req/0", &[&a.cert_pem]);
     w.hook("api-relation-changed");
     assert!(w.store_fps().is_empty());
@@ -414,7 +414,7 @@ fn a_non_leader_publishes_but_never_writes_to_lxd() {
 #[test]
 fn a_departing_leader_unit_leaves_lxd_alone_from_then_on() {
     let mut w = World::new();
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     w.send(3, "req/0", &[&a.cert_pem]);
     w.hook("api-relation-changed");
     w.agent.remote.clear();
@@ -427,8 +427,8 @@ fn a_departing_leader_unit_leaves_lxd_alone_from_then_on() {
 #[test]
 fn a_departing_remote_unit_has_its_certificate_removed() {
     let mut w = World::new();
-    let a = test_certs::client("a");
-    let b = test_certs::client("b");
+    let a = test_certs::self_signed("a");
+    let b = test_certs::self_signed("b");
     w.send(3, "req/0", &[&a.cert_pem]);
     w.send(3, "req/1", &[&b.cert_pem]);
     w.hook("api-relation-changed");
@@ -442,7 +442,7 @@ fn trust_projects_without_the_extension_is_refused_not_widened() {
     let mut w = World::new();
     w.cluster().extensions.retain(|e| e != EXT_CERTIFICATE_PROJECT);
     w.agent.config.insert(OPT_TRUST_PROJECTS.into(), serde_json::json!("p1"));
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     w.send(3, "req/0", &[&a.cert_pem]);
     w.hook("api-relation-changed");
     assert!(w.store_fps().is_empty());
@@ -453,7 +453,7 @@ fn trust_projects_without_the_extension_is_refused_not_widened() {
 #[test]
 fn garbage_is_logged_once_not_every_update_status() {
     let mut w = World::new();
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     w.send(3, "req/0", &[&a.cert_pem]);
     w.agent
         .remote
@@ -480,7 +480,7 @@ fn the_member_that_answers_is_published_even_when_the_cluster_calls_everyone_off
 #[test]
 fn many_certificates_are_added_in_one_pass_and_logged_in_one_call() {
     let mut w = World::new();
-    let pems: Vec<String> = (0..20).map(|i| test_certs::client(&format!("c{i}")).cert_pem).collect();
+    let pems: Vec<String> = (0..20).map(|i| test_certs::self_signed(&format!("c{i}")).cert_pem).collect();
     let refs: Vec<&str> = pems.iter().map(String::as_str).collect();
     w.send(3, "req/0", &refs);
     let report = w.hook("api-relation-changed");
@@ -493,7 +493,7 @@ fn many_certificates_are_added_in_one_pass_and_logged_in_one_call() {
 #[test]
 fn a_certificate_held_by_someone_elses_entry_is_reported_and_not_counted_as_a_restricted_grant() {
     let mut w = World::new();
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     let fp = certs::fingerprint(&a.der);
     // An operator trusted the same certificate by hand, unrestricted.
     w.cluster().store.push(TrustEntry {
@@ -526,7 +526,7 @@ fn a_certificate_held_by_someone_elses_entry_is_reported_and_not_counted_as_a_re
 #[test]
 fn ten_thousand_bad_entries_from_one_unit_do_not_stop_another_relations_departure() {
     let mut w = World::new();
-    let (good, leaving) = (test_certs::client("good"), test_certs::client("leaving"));
+    let (good, leaving) = (test_certs::self_signed("good"), test_certs::self_signed("leaving"));
     let garbage: Vec<String> =
         (0..10_000).map(|i| format!("-----BEGIN CERTIFICATE-----\nAAAA{i}\n-----END CERTIFICATE-----\n")).collect();
     let mut noisy: Vec<&str> = garbage.iter().map(String::as_str).collect();
@@ -544,7 +544,7 @@ fn ten_thousand_bad_entries_from_one_unit_do_not_stop_another_relations_departur
 #[test]
 fn padded_copies_of_one_certificate_are_published_once_and_small() {
     let mut w = World::new();
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     let padded = format!("{}{}{}", "\n".repeat(100_000), a.cert_pem.replace('\n', "\r\n"), " ".repeat(100_000));
     let copies: Vec<&str> = std::iter::repeat_n(padded.as_str(), 20).collect();
     w.send(3, "req/0", &copies);
@@ -558,9 +558,9 @@ fn padded_copies_of_one_certificate_are_published_once_and_small() {
 #[test]
 fn the_server_certificate_is_published_only_after_connecting_with_it() {
     let mut w = World::new();
-    let (first, rotated) = (test_certs::client("root@lxd"), test_certs::client("root@lxd"));
+    let (first, rotated) = (test_certs::self_signed("root@lxd"), test_certs::self_signed("root@lxd"));
     w.agent.credential["credential"]["attrs"]["server-cert"] = serde_json::json!(first.cert_pem);
-    w.send(3, "req/0", &[&test_certs::client("a").cert_pem]);
+    w.send(3, "req/0", &[&test_certs::self_signed("a").cert_pem]);
     w.hook("api-relation-changed");
     for app in [false, true] {
         let bag = w.agent.published(3, app);
@@ -608,7 +608,7 @@ fn an_identity_that_cannot_create_identities_blocks_naming_it_and_changes_nothin
     let mut w = World::new();
     w.cluster().extensions.push(EXT_ACCESS_MANAGEMENT.into());
     w.cluster().identity = Some(fine_grained(&["can_view", "can_delete_identities"]));
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     w.send(3, "req/0", &[&a.cert_pem]);
     let report = w.hook("api-relation-changed");
     assert_eq!(
@@ -634,7 +634,7 @@ fn an_identity_that_cannot_create_identities_blocks_naming_it_and_changes_nothin
 #[test]
 fn a_restricted_certificate_as_credential_blocks_without_access_management_too() {
     let mut w = World::new();
-    let me = test_certs::client("integrator");
+    let me = test_certs::self_signed("integrator");
     w.agent.credential["credential"]["attrs"]["client-cert"] = serde_json::json!(me.cert_pem);
     w.agent.credential["credential"]["attrs"]["client-key"] = serde_json::json!(me.key_pem);
     let own = me.der.clone();
@@ -645,7 +645,7 @@ fn a_restricted_certificate_as_credential_blocks_without_access_management_too()
         restricted: true,
         projects: vec!["default".into()],
     });
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     w.send(3, "req/0", &[&a.cert_pem]);
     w.hook("api-relation-changed");
     assert_eq!(w.agent.status.0, "blocked");
@@ -738,7 +738,7 @@ fn trust_wins_over_the_secret_which_wins_over_the_plain_options() {
 
 #[test]
 fn an_unusable_secret_blocks_naming_the_fix_and_leaves_lxd_alone() {
-    let a = test_certs::client("a");
+    let a = test_certs::self_signed("a");
     let fp = certs::fingerprint(&a.der);
     let mut w = secret_world(N1);
     // Plain options that would work: never used while the secret is set.
