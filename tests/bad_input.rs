@@ -5,8 +5,8 @@
 //! against a trust store that already holds this application's entries — that nothing owned and
 //! still wanted would be removed.
 //!
-//! Certificates are made here with rcgen; the RSA-1024 one (which ring cannot generate) comes
-//! from `openssl` when it is installed, else from the checked-in `tests/corpus/rsa1024-cert.pem`.
+//! Certificates come from `testbed::certs`; the RSA-1024 one (which ring cannot generate) from
+//! `openssl` when it is installed, else from the checked-in `tests/corpus/rsa1024-cert.pem`.
 
 use lxd_integrator::certs;
 use lxd_integrator::config::Config;
@@ -22,9 +22,9 @@ use lxd_integrator::pin::{self, PinError};
 use lxd_integrator::plan::plan;
 use lxd_integrator::relation::{Databag, KEY_CLIENT_CERTS, KEY_NODES, KEY_REGISTERED, RelationView};
 use lxd_integrator::requests::{Protected, Requests};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
+use testbed::certs::{self as testcerts, CertSpec, Curve, Key, Pem};
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -42,46 +42,15 @@ fn payload(
     lxd_integrator::relation::payload(rel, members, requests, in_store, None).bag
 }
 
-struct Made {
-    pem: String,
-    key_pem: String,
-    der: Vec<u8>,
+fn client(cn: &str) -> Pem {
+    testcerts::client_cert(cn).expect("certificate")
 }
 
-impl Made {
-    fn fp(&self) -> String {
-        certs::fingerprint(&self.der)
-    }
-}
-
-fn make_with(key: &KeyPair, cn: &str, f: impl FnOnce(&mut CertificateParams)) -> Made {
-    let mut params = CertificateParams::new(vec![]).expect("params");
-    params.distinguished_name.push(DnType::CommonName, cn);
-    f(&mut params);
-    let cert = params.self_signed(key).expect("self-sign");
-    Made { pem: cert.pem(), key_pem: key.serialize_pem(), der: cert.der().to_vec() }
-}
-
-fn make(cn: &str, f: impl FnOnce(&mut CertificateParams)) -> Made {
-    make_with(&KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("keygen"), cn, f)
-}
-
-fn client(cn: &str) -> Made {
-    make(cn, |_| {})
-}
-
-/// RSA-1024, self-signed, not a CA: fresh from openssl when available, else the fixture.
+/// RSA-1024, self-signed: fresh from openssl when available, else the fixture.
 fn rsa_1024_pem() -> String {
-    let fresh = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:1024", "-nodes", "-keyout", "/dev/null", "-subj", "/CN=weak-rsa"])
-        .args(["-days", "36500", "-addext", "basicConstraints=critical,CA:FALSE"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .filter(|s| s.contains("BEGIN CERTIFICATE"));
-    fresh.unwrap_or_else(|| include_str!("corpus/rsa1024-cert.pem").to_string())
+    testcerts::rsa_client_cert("weak-rsa", 1024)
+        .map(|made| made.cert_pem)
+        .unwrap_or_else(|_| include_str!("corpus/rsa1024-cert.pem").to_string())
 }
 
 fn now() -> i64 {
@@ -121,8 +90,8 @@ fn requested(got: &Requests) -> Vec<(String, String)> {
     got.requests.iter().map(|r| (r.owner.member(), r.cert.fingerprint.clone())).collect()
 }
 
-fn member_fp(member: &str, m: &Made) -> (String, String) {
-    (member.to_string(), m.fp())
+fn member_fp(member: &str, m: &Pem) -> (String, String) {
+    (member.to_string(), m.fingerprint.clone())
 }
 
 fn scope() -> Scope {
@@ -163,7 +132,7 @@ fn assert_owned_and_wanted_entries_stay(got: &Requests) {
 #[test]
 fn a_value_that_is_not_json_is_skipped_and_the_other_units_still_count() {
     let good = client("good");
-    let got = collect_requests(&req(&[(0, "this is not json".into()), (1, list(&[&good.pem]))]), now());
+    let got = collect_requests(&req(&[(0, "this is not json".into()), (1, list(&[&good.cert_pem]))]), now());
     assert_eq!(said(&got), ["req/0 (relation 1): client_certificates: not valid JSON (16 bytes; syntax error)",]);
     assert_eq!(requested(&got), [member_fp("req/1", &good)]);
     assert_owned_and_wanted_entries_stay(&got);
@@ -178,8 +147,8 @@ fn json_of_the_wrong_type_is_named_per_unit_and_per_entry() {
         (2, "[1, 2]".to_string()),
         (3, "null".to_string()),
         // The PEM itself instead of a list holding it: a common requirer mistake.
-        (4, serde_json::to_string(&good.pem).expect("json")),
-        (5, json!([null, ["nested"], {"pem": "x"}, true, good.pem]).to_string()),
+        (4, serde_json::to_string(&good.cert_pem).expect("json")),
+        (5, json!([null, ["nested"], {"pem": "x"}, true, good.cert_pem]).to_string()),
     ];
     let got = collect_requests(&req(&units), now());
     assert_eq!(
@@ -209,7 +178,7 @@ fn strings_that_are_not_pem_are_skipped_entry_by_entry() {
         "-----BEGIN CERTIFICATE-----\nAAAA\n",
         "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
         "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
-        good.pem.as_str(),
+        good.cert_pem.as_str(),
     ];
     let got = collect_requests(&req(&[(0, list(&values))]), now());
     assert_eq!(
@@ -226,7 +195,7 @@ fn strings_that_are_not_pem_are_skipped_entry_by_entry() {
 fn a_certificate_block_that_is_not_x509_is_skipped_with_the_parser_reason() {
     let good = client("good");
     let not_x509 = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-    let got = collect_requests(&req(&[(0, list(&[not_x509, &good.pem]))]), now());
+    let got = collect_requests(&req(&[(0, list(&[not_x509, &good.cert_pem]))]), now());
     assert_eq!(got.problems.len(), 1);
     let line = got.problems[0].to_string();
     assert!(
@@ -240,9 +209,9 @@ fn a_certificate_block_that_is_not_x509_is_skipped_with_the_parser_reason() {
 #[test]
 fn pem_with_text_around_it_is_skipped() {
     let (a, b, good) = (client("a"), client("b"), client("good"));
-    let trailing = format!("{}trailing words\n", a.pem);
-    let leading = format!("certificate for req/0:\n{}", b.pem);
-    let got = collect_requests(&req(&[(0, list(&[&trailing, &leading, &good.pem]))]), now());
+    let trailing = format!("{}trailing words\n", a.cert_pem);
+    let leading = format!("certificate for req/0:\n{}", b.cert_pem);
+    let got = collect_requests(&req(&[(0, list(&[&trailing, &leading, &good.cert_pem]))]), now());
     assert_eq!(
         said(&got),
         [
@@ -256,7 +225,7 @@ fn pem_with_text_around_it_is_skipped() {
 #[test]
 fn whitespace_and_crlf_around_a_certificate_are_not_garbage() {
     let a = client("a");
-    let padded = format!("\r\n  {}\r\n\n", a.pem.replace('\n', "\r\n"));
+    let padded = format!("\r\n  {}\r\n\n", a.cert_pem.replace('\n', "\r\n"));
     let got = collect_requests(&req(&[(0, list(&[&padded]))]), now());
     assert!(got.problems.is_empty(), "{:?}", said(&got));
     assert_eq!(requested(&got), [member_fp("req/0", &a)]);
@@ -267,9 +236,9 @@ fn whitespace_and_crlf_around_a_certificate_are_not_garbage() {
 #[test]
 fn several_certificates_in_one_string_are_skipped_not_split() {
     let (a, b) = (client("a"), client("b"));
-    let bundle = format!("{}{}", a.pem, b.pem);
+    let bundle = format!("{}{}", a.cert_pem, b.cert_pem);
     // req/0 sends a bundle; req/1 sends `a` properly.
-    let got = collect_requests(&req(&[(0, list(&[&bundle])), (1, list(&[&a.pem]))]), now());
+    let got = collect_requests(&req(&[(0, list(&[&bundle])), (1, list(&[&a.cert_pem]))]), now());
     assert_eq!(
         said(&got),
         [
@@ -278,7 +247,7 @@ fn several_certificates_in_one_string_are_skipped_not_split() {
     );
     assert_eq!(requested(&got), [member_fp("req/1", &a)], "neither half of the bundle is taken from req/0");
     // `a` was added earlier under req/0's name; req/1 still wants it, so it stays.
-    let store = [entry(scope().entry_name(&unit(1, "req", 0)), a.fp())];
+    let store = [entry(scope().entry_name(&unit(1, "req", 0)), a.fingerprint.clone())];
     assert!(plan(&scope(), &got.requests, &store, None).is_empty());
     assert_owned_and_wanted_entries_stay(&got);
 }
@@ -286,9 +255,9 @@ fn several_certificates_in_one_string_are_skipped_not_split() {
 #[test]
 fn a_private_key_or_a_cert_and_key_bundle_is_skipped_and_never_echoed() {
     let (a, good) = (client("a"), client("good"));
-    let cert_and_key = format!("{}{}", a.pem, a.key_pem);
-    let key_and_cert = format!("{}{}", a.key_pem, a.pem);
-    let got = collect_requests(&req(&[(0, list(&[&a.key_pem, &cert_and_key, &key_and_cert, &good.pem]))]), now());
+    let cert_and_key = format!("{}{}", a.cert_pem, a.key_pem);
+    let key_and_cert = format!("{}{}", a.key_pem, a.cert_pem);
+    let got = collect_requests(&req(&[(0, list(&[&a.key_pem, &cert_and_key, &key_and_cert, &good.cert_pem]))]), now());
     assert_eq!(
         said(&got),
         [
@@ -307,8 +276,8 @@ fn a_private_key_or_a_cert_and_key_bundle_is_skipped_and_never_echoed() {
 #[test]
 fn a_self_signed_ca_certificate_is_taken_like_any_client_certificate() {
     // LXD matches clients by fingerprint; `openssl req -x509` marks its certificates CA:TRUE.
-    let (ca, good) = (make("Operator CA", |p| p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained)), client("good"));
-    let got = collect_requests(&req(&[(0, list(&[&ca.pem, &good.pem]))]), now());
+    let (ca, good) = (testcerts::ca_cert("Operator CA").expect("CA").pem, client("good"));
+    let got = collect_requests(&req(&[(0, list(&[&ca.cert_pem, &good.cert_pem]))]), now());
     assert!(got.problems.is_empty(), "{:?}", said(&got));
     assert_eq!(requested(&got), [member_fp("req/0", &ca), member_fp("req/0", &good)]);
     assert_owned_and_wanted_entries_stay(&got);
@@ -316,16 +285,13 @@ fn a_self_signed_ca_certificate_is_taken_like_any_client_certificate() {
 
 #[test]
 fn expired_and_not_yet_valid_certificates_are_skipped() {
-    let expired = make("old", |p| {
-        p.not_before = rcgen::date_time_ymd(2000, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2001, 1, 1);
-    });
-    let future = make("new", |p| {
-        p.not_before = rcgen::date_time_ymd(2090, 1, 1);
-        p.not_after = rcgen::date_time_ymd(2091, 1, 1);
-    });
+    let expired = CertSpec::client("old").between_years(2000, 2001).self_signed().expect("expired");
+    let future = CertSpec::client("new").between_years(2090, 2091).self_signed().expect("future");
     let good = client("good");
-    let got = collect_requests(&req(&[(0, list(&[&expired.pem, &future.pem])), (1, list(&[&good.pem]))]), now());
+    let got = collect_requests(
+        &req(&[(0, list(&[&expired.cert_pem, &future.cert_pem])), (1, list(&[&good.cert_pem]))]),
+        now(),
+    );
     assert_eq!(
         said(&got),
         ["req/0 (relation 1): client_certificates: 2 entries refused: 1 expired ([0]); 1 not valid yet ([1])",]
@@ -338,7 +304,7 @@ fn expired_and_not_yet_valid_certificates_are_skipped() {
 fn an_rsa_key_under_2048_bits_is_skipped() {
     let weak = rsa_1024_pem();
     let good = client("good");
-    let got = collect_requests(&req(&[(0, list(&[&weak, &good.pem]))]), now());
+    let got = collect_requests(&req(&[(0, list(&[&weak, &good.cert_pem]))]), now());
     assert_eq!(
         said(&got),
         [
@@ -355,38 +321,38 @@ fn an_rsa_key_under_2048_bits_is_skipped() {
 #[test]
 fn a_certificate_twice_in_one_list_is_requested_once_without_complaint() {
     let a = client("a");
-    let crlf = a.pem.replace('\n', "\r\n");
-    let got = collect_requests(&req(&[(0, list(&[&a.pem, &a.pem, &crlf]))]), now());
+    let crlf = a.cert_pem.replace('\n', "\r\n");
+    let got = collect_requests(&req(&[(0, list(&[&a.cert_pem, &a.cert_pem, &crlf]))]), now());
     assert!(got.problems.is_empty(), "{:?}", said(&got));
     assert_eq!(requested(&got), [member_fp("req/0", &a)]);
-    assert_eq!(got.requests[0].cert.pem, a.pem, "the first spelling is kept");
+    assert_eq!(got.requests[0].cert.pem, a.cert_pem, "the first spelling is kept");
     assert_owned_and_wanted_entries_stay(&got);
 }
 
 #[test]
 fn a_certificate_two_units_send_is_added_once_and_stays_while_either_sends_it() {
     let a = client("shared");
-    let both = collect_requests(&req(&[(0, list(&[&a.pem])), (1, list(&[&a.pem]))]), now());
+    let both = collect_requests(&req(&[(0, list(&[&a.cert_pem])), (1, list(&[&a.cert_pem]))]), now());
     assert_eq!(requested(&both), [member_fp("req/0", &a), member_fp("req/1", &a)]);
     let p = plan(&scope(), &both.requests, &[], None);
     assert_eq!(p.add.iter().map(|x| x.name.clone()).collect::<Vec<_>>(), [scope().entry_name(&unit(1, "req", 0))]);
 
-    let store = [entry(scope().entry_name(&unit(1, "req", 0)), a.fp())];
+    let store = [entry(scope().entry_name(&unit(1, "req", 0)), a.fingerprint.clone())];
     assert!(plan(&scope(), &both.requests, &store, None).is_empty());
     // req/0 departs: the entry named for it stays, req/1 still wants it.
-    let only_second = collect_requests(&req(&[(1, list(&[&a.pem]))]), now());
+    let only_second = collect_requests(&req(&[(1, list(&[&a.cert_pem]))]), now());
     assert!(plan(&scope(), &only_second.requests, &store, None).is_empty());
     // req/1 departs as well: now it goes.
     let p = plan(&scope(), &[], &store, None);
-    assert_eq!(p.remove.iter().map(|r| r.fingerprint.clone()).collect::<Vec<_>>(), [a.fp()]);
+    assert_eq!(p.remove.iter().map(|r| &r.fingerprint).collect::<Vec<_>>(), [&a.fingerprint]);
 }
 
 #[test]
 fn a_certificate_another_application_also_sends_stays_while_either_relation_wants_it() {
     let (shared, own) = (client("shared"), client("own"));
     let rels = vec![
-        relation(1, "req", &[(0, list(&[&shared.pem, &own.pem]))]),
-        relation(2, "other", &[(3, list(&[&shared.pem]))]),
+        relation(1, "req", &[(0, list(&[&shared.cert_pem, &own.cert_pem]))]),
+        relation(2, "other", &[(3, list(&[&shared.cert_pem]))]),
     ];
     let got = collect_requests(&rels, now());
     assert!(got.problems.is_empty(), "{:?}", said(&got));
@@ -396,15 +362,21 @@ fn a_certificate_another_application_also_sends_stays_while_either_relation_want
     let added: Vec<(String, String)> = p.add.iter().map(|x| (x.fingerprint.clone(), x.name.clone())).collect();
     assert_eq!(
         added,
-        [(shared.fp(), scope().entry_name(&unit(1, "req", 0))), (own.fp(), scope().entry_name(&unit(1, "req", 0)))],
+        [
+            (shared.fingerprint.clone(), scope().entry_name(&unit(1, "req", 0))),
+            (own.fingerprint.clone(), scope().entry_name(&unit(1, "req", 0)))
+        ],
         "added once, named for the first requester"
     );
 
     // Both relations are told the shared certificate is trusted.
-    let in_store: BTreeSet<String> = [shared.fp(), own.fp()].into();
+    let in_store: BTreeSet<String> = [shared.fingerprint.clone(), own.fingerprint.clone()].into();
     let members = vec![("node1".to_string(), "https://10.0.0.1:8443".to_string())];
     // Published once per certificate, ordered by fingerprint.
-    let mut both = vec![(shared.fp(), certs::to_pem(&shared.der)), (own.fp(), certs::to_pem(&own.der))];
+    let mut both = vec![
+        (shared.fingerprint.clone(), certs::to_pem(&shared.der)),
+        (own.fingerprint.clone(), certs::to_pem(&own.der)),
+    ];
     both.sort();
     let both: Vec<String> = both.into_iter().map(|(_, pem)| pem).collect();
     for (rel, want) in [(1, both), (2, vec![certs::to_pem(&shared.der)])] {
@@ -412,19 +384,19 @@ fn a_certificate_another_application_also_sends_stays_while_either_relation_want
         let registered: Vec<String> = serde_json::from_str(&bag[KEY_REGISTERED]).expect("json");
         assert_eq!(registered, want, "relation {rel}");
         let nodes: serde_json::Value = serde_json::from_str(&bag[KEY_NODES]).expect("json");
-        assert!(nodes[0]["trusted_certs_fp"].as_array().expect("list").contains(&json!(shared.fp())));
+        assert!(nodes[0]["trusted_certs_fp"].as_array().expect("list").contains(&json!(shared.fingerprint.clone())));
     }
 
     // Relation 1 is removed: its own certificate goes, the shared one (named for relation 1)
     // stays because relation 2 still asks for it.
     let store = [
-        entry(scope().entry_name(&unit(1, "req", 0)), shared.fp()),
-        entry(scope().entry_name(&unit(1, "req", 0)), own.fp()),
+        entry(scope().entry_name(&unit(1, "req", 0)), shared.fingerprint.clone()),
+        entry(scope().entry_name(&unit(1, "req", 0)), own.fingerprint.clone()),
     ];
     let left = collect_requests(&rels[1..], now());
     let p = plan(&scope(), &left.requests, &store, None);
     assert!(p.add.is_empty());
-    assert_eq!(p.remove.iter().map(|r| r.fingerprint.clone()).collect::<Vec<_>>(), [own.fp()]);
+    assert_eq!(p.remove.iter().map(|r| &r.fingerprint).collect::<Vec<_>>(), [&own.fingerprint]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,18 +405,19 @@ fn a_certificate_another_application_also_sends_stays_while_either_relation_want
 #[test]
 fn a_thousand_certificates_from_one_unit_are_all_requested() {
     // One key for all (keygen is the slow part); every certificate still differs (CN, serial).
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("keygen");
-    let made: Vec<Made> = (0..1000)
+    let key = Key::generate(Curve::P256).expect("keygen");
+    let made: Vec<Pem> = (0..1000)
         .map(|i| {
-            make_with(&key, &format!("bulk-{i}"), |p| p.serial_number = Some(rcgen::SerialNumber::from(i as u64 + 1)))
+            let spec = CertSpec { serial: Some(i + 1), ..CertSpec::client(&format!("bulk-{i}")) };
+            spec.self_signed_with(&key).expect("certificate")
         })
         .collect();
-    let pems: Vec<&str> = made.iter().map(|m| m.pem.as_str()).collect();
+    let pems: Vec<&str> = made.iter().map(|m| m.cert_pem.as_str()).collect();
     let got = collect_requests(&req(&[(0, list(&pems))]), now());
     assert!(got.problems.is_empty(), "{:?}", said(&got));
     assert_eq!(got.requests.len(), 1000);
     let fps: BTreeSet<String> = got.requests.iter().map(|r| r.cert.fingerprint.clone()).collect();
-    assert_eq!(fps, made.iter().map(Made::fp).collect());
+    assert_eq!(fps, made.iter().map(|m| m.fingerprint.clone()).collect());
 
     let p = plan(&scope(), &got.requests, &[], None);
     assert_eq!(p.add.len(), 1000);
@@ -460,7 +433,7 @@ fn a_one_mebibyte_value_is_skipped_with_a_short_reason_and_the_rest_still_counts
     let not_json = "A".repeat(MIB);
     let junk_entry = "B".repeat(MIB);
     let huge_block = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", "QUFB".repeat(MIB / 4));
-    let got = collect_requests(&req(&[(0, not_json), (1, list(&[&junk_entry, &huge_block, &good.pem]))]), now());
+    let got = collect_requests(&req(&[(0, not_json), (1, list(&[&junk_entry, &huge_block, &good.cert_pem]))]), now());
     let lines = said(&got);
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0], "req/0 (relation 1): client_certificates: not valid JSON (1,048,576 bytes; syntax error)");
@@ -489,12 +462,14 @@ fn non_utf8_bytes_arrive_lossy_and_are_skipped_for_what_they_became() {
     let raw_garbage = lossy(b"\xff\xfe\xfd");
     // Inside a list entry: before the armour, and inside the base64 body.
     let mut before = b"[\"\xff".to_vec();
-    before.extend_from_slice(serde_json::to_string(&a.pem).expect("json").trim_matches('"').as_bytes());
+    before.extend_from_slice(serde_json::to_string(&a.cert_pem).expect("json").trim_matches('"').as_bytes());
     before.extend_from_slice(b"\"]");
-    let mut body = b.pem.clone().into_bytes();
+    let mut body = b.cert_pem.clone().into_bytes();
     body[40] = 0xff;
-    let got =
-        collect_requests(&req(&[(0, raw_garbage), (1, lossy(&before)), (2, list(&[&lossy(&body), &good.pem]))]), now());
+    let got = collect_requests(
+        &req(&[(0, raw_garbage), (1, lossy(&before)), (2, list(&[&lossy(&body), &good.cert_pem]))]),
+        now(),
+    );
     assert_eq!(
         said(&got),
         [
@@ -510,14 +485,16 @@ fn non_utf8_bytes_arrive_lossy_and_are_skipped_for_what_they_became() {
 #[test]
 fn control_characters_are_refused_in_the_armour_and_stripped_from_names() {
     let (a, b, good) = (client("a"), client("b"), client("good"));
-    let bell_after = format!("{}\u{7}", a.pem);
-    let nul_inside = b.pem.replacen('\n', "\n\u{0}", 2);
+    let bell_after = format!("{}\u{7}", a.cert_pem);
+    let nul_inside = b.cert_pem.replacen('\n', "\n\u{0}", 2);
     // Raw control characters inside a JSON string are not JSON.
     let raw = "[\"\u{1}\"]".to_string();
     // A certificate whose CN tries terminal escapes: accepted, but the name is cleaned for logs.
-    let escapes = make("\u{1b}[31mred\u{7}", |_| {});
-    let got =
-        collect_requests(&req(&[(0, list(&[&bell_after, &nul_inside, &escapes.pem, &good.pem])), (1, raw)]), now());
+    let escapes = client("\u{1b}[31mred\u{7}");
+    let got = collect_requests(
+        &req(&[(0, list(&[&bell_after, &nul_inside, &escapes.cert_pem, &good.cert_pem])), (1, raw)]),
+        now(),
+    );
     assert_eq!(
         said(&got),
         [
@@ -541,8 +518,8 @@ fn config(pairs: &[(&str, &str)]) -> Config {
 }
 
 struct Tls {
-    client: Made,
-    server: Made,
+    client: Pem,
+    server: Pem,
 }
 
 fn tls() -> Tls {
@@ -561,9 +538,9 @@ fn option_mut<'a>(cfg: &'a mut Config, option: &str) -> &'a mut Option<String> {
 fn full_config(t: &Tls, endpoint: &str) -> Config {
     config(&[
         (OPT_ENDPOINT, endpoint),
-        (OPT_CERT, t.client.pem.as_str()),
+        (OPT_CERT, t.client.cert_pem.as_str()),
         (OPT_KEY, t.client.key_pem.as_str()),
-        (OPT_SERVER_CERT, t.server.pem.as_str()),
+        (OPT_SERVER_CERT, t.server.cert_pem.as_str()),
     ])
 }
 
@@ -622,7 +599,7 @@ fn a_cloud_endpoint_that_is_not_a_url_falls_back_to_config_or_says_why() {
     let t = tls();
     let spec = json!({"type": "lxd", "name": "localhost", "endpoint": "ftp://10.0.0.1",
         "credential": {"auth-type": "certificate", "attrs": {
-            "client-cert": t.client.pem, "client-key": t.client.key_pem, "server-cert": t.server.pem}}});
+            "client-cert": t.client.cert_pem, "client-key": t.client.key_pem, "server-cert": t.server.cert_pem}}});
     let answer = CredentialAnswer::Granted(spec);
     // The endpoint is named, not quoted: only its kind of defect is said.
     let why = "endpoint: uses a scheme other than https (LXD speaks https)";
