@@ -1,6 +1,6 @@
 //! A fake LXD for what a real cluster cannot show: an older or newer server than Debian's. It
-//! speaks HTTPS (rustls, on 127.0.0.1 with a `testbed::certs` server certificate the charm
-//! pins), answers as a trusted server with the version and API extensions it was started with,
+//! speaks HTTPS (`testbed::tls_server`, on 127.0.0.1 with a `testbed::certs` server certificate
+//! the charm pins), answers as a trusted server with the version and API extensions it was started with,
 //! keeps a tiny trust store (`GET`/`POST`/`PATCH`/`DELETE` on `/1.0/certificates`) and records
 //! every request it receives with the status it answered. It can also trickle one path's answer
 //! for ever: headers at once, then a byte now and then.
@@ -10,15 +10,12 @@
 //! LXD 6.9, Incus 6.0.6.
 
 use anyhow::{Context, Result};
-use rustls::ServerConfig;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use testbed::certs::{self, Pem};
+use testbed::tls_server::{self, Reply, TlsServer};
 
 /// API extensions of an LXD 4.0 LTS server: clustering and projects, no `certificate_project`.
 pub const LXD_4_0_EXTENSIONS: &[&str] = &[
@@ -124,7 +121,8 @@ pub struct FakeLxd {
     /// The server certificate it presents (and the charm must pin).
     pub cert: Pem,
     state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
+    /// Stops serving when the fake is dropped.
+    _server: TlsServer,
 }
 
 struct Server {
@@ -133,9 +131,16 @@ struct Server {
     version: String,
     extensions: Vec<String>,
     cert_pem: String,
-    addr: SocketAddr,
+    /// Known once the server listens, before any request.
+    addr: OnceLock<SocketAddr>,
     /// Other members and their statuses; empty: not clustered.
     members: Vec<(String, String)>,
+}
+
+impl Server {
+    fn addr(&self) -> String {
+        self.addr.get().map(SocketAddr::to_string).unwrap_or_default()
+    }
 }
 
 impl FakeLxd {
@@ -148,40 +153,22 @@ impl FakeLxd {
     /// fake (`Online`) and whose others answer nothing.
     pub fn start_as(era: Era, version: &str, extensions: &[&str], members: &[(&str, &str)]) -> Result<FakeLxd> {
         let cert = certs::server_cert("fake-lxd", &[])?;
-        let chain = vec![CertificateDer::from(cert.der.clone())];
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certs::pem_to_der(&cert.key_pem)?));
-        let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .context("fake LXD TLS config")?;
-        let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
-        let stop = Arc::new(AtomicBool::new(false));
         let server = Arc::new(Server {
             name: if members.is_empty() { "fake-lxd".into() } else { "node1".into() },
             era,
             version: version.into(),
             extensions: extensions.iter().map(|e| e.to_string()).collect(),
             cert_pem: cert.cert_pem.clone(),
-            addr,
+            addr: OnceLock::new(),
             members: members.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect(),
         });
-        let (thread_state, thread_stop) = (state.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for sock in listener.incoming() {
-                if thread_stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Ok(sock) = sock else { continue };
-                let (config, state, server, stop) =
-                    (config.clone(), thread_state.clone(), server.clone(), thread_stop.clone());
-                std::thread::spawn(move || serve(config, sock, &state, &server, &stop));
-            }
-        });
-        Ok(FakeLxd { addr, cert, state, stop })
+        let (serving_state, serving) = (state.clone(), server.clone());
+        let tls = TlsServer::presenting(&cert)
+            .script(move |request| reply(request, &serving_state, &serving))
+            .context("fake LXD server")?;
+        let _ = server.addr.set(tls.addr);
+        Ok(FakeLxd { addr: tls.addr, cert, state, _server: tls })
     }
 
     pub fn endpoint(&self) -> String {
@@ -203,11 +190,11 @@ impl FakeLxd {
     }
 
     pub fn requests(&self) -> Vec<Request> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).requests.clone()
+        lock(&self.state).requests.clone()
     }
 
     pub fn store(&self) -> Vec<Value> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).store.clone()
+        lock(&self.state).store.clone()
     }
 
     /// An entry as an operator (or an older server) left it, any name.
@@ -217,107 +204,47 @@ impl FakeLxd {
             "name": name, "type": "client", "restricted": restricted, "projects": if restricted { json!(["default"]) } else { json!([]) },
             "certificate": pem, "fingerprint": fp, "description": "",
         });
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).store.push(entry);
+        lock(&self.state).store.push(entry);
         Ok(fp)
     }
 
     /// The certificate is held by a fine-grained identity (5.21+): trusted, not listed.
     pub fn hold_as_identity(&self, pem: &str) -> Result<()> {
         let fp = certs::fingerprint_pem(pem).context("not a PEM")?;
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).identities.push(fp);
+        lock(&self.state).identities.push(fp);
         Ok(())
     }
 
     /// What `GET /1.0/auth/identities/current` answers from now on; it also decides which
     /// writes the fake allows, as LXD's authorizer would.
     pub fn set_identity(&self, identity: Value) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).identity = Some(identity);
+        lock(&self.state).identity = Some(identity);
     }
 
     /// From now on, `path` (with its query) is answered 200 with a 1 GiB body announced, of
     /// which one byte of [`TRICKLED`] is sent every `every` until the client hangs up: never
     /// silent long enough for a per-read timeout, never done.
     pub fn trickle(&self, path: &str, every: Duration) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).trickle = Some((path.into(), every));
+        lock(&self.state).trickle = Some((path.into(), every));
     }
 }
 
-impl Drop for FakeLxd {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-    }
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn serve(config: Arc<ServerConfig>, sock: TcpStream, state: &Mutex<State>, server: &Server, stop: &AtomicBool) {
-    let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(conn) = rustls::ServerConnection::new(config) else { return };
-    let mut tls = rustls::StreamOwned::new(conn, sock);
-    let mut buf = Vec::new();
-    loop {
-        while let Some((request, used)) = parse_request(&buf) {
-            buf.drain(..used);
-            let trickle = state.lock().unwrap_or_else(|p| p.into_inner()).trickle.clone();
-            if let Some((_, every)) = trickle.filter(|(path, _)| *path == request.path) {
-                state.lock().unwrap_or_else(|p| p.into_inner()).requests.push(request);
-                return trickle_for_ever(&mut tls, every, stop);
-            }
-            let (status, body) = answer(&request, state, server);
-            state.lock().unwrap_or_else(|p| p.into_inner()).requests.push(Request { status, ..request });
-            let head = format!(
-                "HTTP/1.1 {status} Fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            if tls
-                .write_all(head.as_bytes())
-                .and_then(|_| tls.write_all(body.as_bytes()))
-                .and_then(|_| tls.flush())
-                .is_err()
-            {
-                return;
-            }
-        }
-        let mut chunk = [0u8; 16384];
-        match tls.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+/// The answer, recorded with its status; a path set to trickle gets [`TRICKLED`] for ever.
+fn reply(request: &tls_server::Request, state: &Mutex<State>, server: &Server) -> Reply {
+    let request =
+        Request { method: request.method.clone(), path: request.path.clone(), body: request.body.clone(), status: 0 };
+    let trickle = lock(state).trickle.clone();
+    if let Some((_, every)) = trickle.filter(|(path, _)| *path == request.path) {
+        lock(state).requests.push(request);
+        return Reply::TrickleForEver(TRICKLED, every);
     }
-}
-
-/// The head at once, then one byte of [`TRICKLED`] every `every` until the client hangs up or the
-/// fake is dropped.
-fn trickle_for_ever(tls: &mut impl Write, every: Duration, stop: &AtomicBool) {
-    let head = "HTTP/1.1 200 Fake\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n";
-    if tls.write_all(head.as_bytes()).and_then(|_| tls.flush()).is_err() {
-        return;
-    }
-    for byte in TRICKLED.iter().cycle() {
-        std::thread::sleep(every);
-        if stop.load(Ordering::SeqCst) || tls.write_all(&[*byte]).and_then(|_| tls.flush()).is_err() {
-            return;
-        }
-    }
-}
-
-fn parse_request(buf: &[u8]) -> Option<(Request, usize)> {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = std::str::from_utf8(&buf[..end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
-    let length = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    let total = end + 4 + length;
-    if buf.len() < total {
-        return None;
-    }
-    let body = String::from_utf8_lossy(&buf[end + 4..total]).into_owned();
-    Some((Request { method, path, body, status: 0 }, total))
+    let (status, body) = answer(&request, state, server);
+    lock(state).requests.push(Request { status, ..request });
+    Reply::Answer(status, body)
 }
 
 fn sync(status: u16, metadata: Value) -> (u16, String) {
@@ -354,7 +281,7 @@ fn forbidden() -> (u16, String) {
 }
 
 fn answer(request: &Request, state: &Mutex<State>, server: &Server) -> (u16, String) {
-    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    let mut state = lock(state);
     let era = server.era;
     match (request.method.as_str(), request.path.as_str()) {
         ("GET", "/1.0") => sync(
@@ -367,7 +294,7 @@ fn answer(request: &Request, state: &Mutex<State>, server: &Server) -> (u16, Str
                 "auth_methods": ["tls"],
                 "public": false,
                 "environment": {
-                    "addresses": [server.addr.to_string()],
+                    "addresses": [server.addr()],
                     "certificate": server.cert_pem,
                     "server": if era == Era::Incus6_0_6 { "incus" } else { "lxd" },
                     "server_name": server.name,
@@ -384,7 +311,7 @@ fn answer(request: &Request, state: &Mutex<State>, server: &Server) -> (u16, Str
                 .iter()
                 .enumerate()
                 .map(|(i, (name, status))| {
-                    let url = if i == 0 { format!("https://{}", server.addr) } else { format!("https://127.0.0.1:{}", 9 + i) };
+                    let url = if i == 0 { format!("https://{}", server.addr()) } else { format!("https://127.0.0.1:{}", 9 + i) };
                     let message = match status.as_str() {
                         "Online" => "Fully operational",
                         "Evacuated" | "Evacuating" | "Restoring" => "Unavailable due to maintenance",

@@ -14,11 +14,10 @@ use anyhow::{Context, Result, anyhow, ensure};
 use jujusim::RelationId;
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use testbed::certs::{self, Pem};
+use testbed::tls_server::{Reply, TlsServer};
 
 const I0: &str = "lxd-integrator/0";
 /// No hook may take longer, whatever LXD does: 3 s connect + 15 s request per endpoint are the
@@ -349,84 +348,11 @@ fn f3_rotated_and_revoked(bed: &mut Bed) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // 4. A man in the middle
 
-/// What a TLS server saw.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct MitmLog {
-    pub(crate) connections: usize,
-    closed: usize,
-    pub(crate) handshakes_ok: usize,
-    /// Plaintext bytes received after a handshake: an HTTP request would show here.
-    pub(crate) app_bytes: usize,
-    pub(crate) errors: Vec<String>,
-}
-
-/// A TLS server on 127.0.0.1 presenting `identity`, counting what it receives. (The requirer
-/// library's scenarios point the test requirer at it too.)
-pub(crate) struct Mitm {
-    pub(crate) addr: SocketAddr,
-    log: Arc<Mutex<MitmLog>>,
-}
-
-impl Mitm {
-    pub(crate) fn start(identity: &Pem) -> Result<Mitm> {
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cert = CertificateDer::from(certs::pem_to_der(&identity.cert_pem)?);
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certs::pem_to_der(&identity.key_pem)?));
-        let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()?
-                .with_no_client_auth()
-                .with_single_cert(vec![cert], key)?,
-        );
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?;
-        let log = Arc::new(Mutex::new(MitmLog::default()));
-        let thread_log = log.clone();
-        // Detached; it ends with the test process. Each connection is served on its own thread.
-        std::thread::spawn(move || {
-            for sock in listener.incoming() {
-                let Ok(sock) = sock else { continue };
-                thread_log.lock().unwrap().connections += 1;
-                let (config, log) = (config.clone(), thread_log.clone());
-                std::thread::spawn(move || {
-                    let _ = sock.set_read_timeout(Some(Duration::from_secs(5)));
-                    let Ok(conn) = rustls::ServerConnection::new(config) else { return };
-                    let mut tls = rustls::StreamOwned::new(conn, sock);
-                    // One read: it drives the handshake, then returns the first plaintext (an
-                    // HTTP request), an EOF or the error. Then hang up: there is no answer to give.
-                    let mut buf = [0u8; 4096];
-                    let read = tls.read(&mut buf);
-                    let mut l = log.lock().unwrap();
-                    if !tls.conn.is_handshaking() {
-                        l.handshakes_ok += 1;
-                    }
-                    match read {
-                        Ok(n) => l.app_bytes += n,
-                        Err(e) => l.errors.push(e.to_string()),
-                    }
-                    l.closed += 1;
-                });
-            }
-        });
-        Ok(Mitm { addr, log })
-    }
-
-    fn url(&self) -> String {
-        format!("https://{}", self.addr)
-    }
-
-    /// The log once every connection has ended (up to 3 s).
-    pub(crate) fn settled_log(&self) -> MitmLog {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let log = self.log.lock().unwrap().clone();
-            if log.closed >= log.connections || Instant::now() > deadline {
-                return log;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+/// A TLS server on 127.0.0.1 presenting `identity` that hangs up on every request: there is no
+/// answer to give, only what it saw to count. (The requirer library's scenarios point the test
+/// requirer at it too.)
+pub(crate) fn mitm(identity: &Pem) -> Result<TlsServer> {
+    TlsServer::presenting(identity).script(|_| Reply::HangUp)
 }
 
 /// The CN of the certificate the charm pins (LXD's cluster certificate): `root@<host>`.
@@ -455,20 +381,20 @@ fn f4_man_in_the_middle(bed: &mut Bed) -> Result<()> {
     // Control: a server the charm is told to pin does see the handshake and a request, so the
     // zero counts below are the refusal, not a blind server.
     let control_id = certs::server_cert("control", &[])?;
-    let control = Mitm::start(&control_id)?;
+    let control = mitm(&control_id)?;
     let mut spec = w.cloud_spec();
     spec["endpoint"] = json!(control.url());
     spec["credential"]["attrs"]["server-cert"] = json!(control_id.cert_pem);
     w.sim.set_cloud_spec(spec)?;
     w.update_status()?;
-    let log = control.settled_log();
+    let log = control.settled();
     ensure!(log.handshakes_ok >= 1 && log.app_bytes > 0, "control server saw nothing: {log:?}");
     ensure!(w.owned_fps()? == fps(&[&a]), "control: {:?}", w.owned());
     ensure!(bags(&w, rel)? == before, "control: relation data changed");
 
     let b = certs::client_cert("b")?;
     for (i, (what, identity, pin)) in variants.into_iter().enumerate() {
-        let mitm = Mitm::start(&identity)?;
+        let mitm = mitm(&identity)?;
         let mut spec = w.cloud_spec();
         spec["endpoint"] = json!(mitm.url());
         if let Some(pin) = pin {
@@ -484,7 +410,7 @@ fn f4_man_in_the_middle(bed: &mut Bed) -> Result<()> {
         bounded(&w, mark, what)?;
         expect_status(&w, "blocked", &format!("LXD server certificate mismatch at {}; check server-cert", mitm.url()))
             .with_context(|| what.to_string())?;
-        let log = mitm.settled_log();
+        let log = mitm.settled();
         ensure!(log.connections >= 1, "{what}: the charm never connected: {log:?}");
         ensure!(
             log.handshakes_ok == 0 && log.app_bytes == 0,

@@ -3,7 +3,7 @@
 //! on `lxd_ready`, pinning the server certificate the integrator published.
 
 use crate::bed::{Bed, I0, INTEGRATOR, MEMBERS, REQUIRER, World, unit};
-use crate::faults::{Mitm, common_name};
+use crate::faults::{common_name, mitm};
 use anyhow::{Context, Result, anyhow, ensure};
 use jujusim::RelationId;
 use serde_json::json;
@@ -102,7 +102,7 @@ fn r2_man_in_the_middle(bed: &mut Bed) -> Result<()> {
         ("the cluster certificate's CN with another key", certs::same_cn_other_keys(&cn, 1)?.remove(0)),
     ];
     for (what, identity) in impostors {
-        let mitm = Mitm::start(&identity)?;
+        let mitm = mitm(&identity)?;
         let (pinned, results) = probe(&mut w, &u, Some(&mitm.addr.to_string()))?;
         ensure!(pinned, "the provider's pin is used");
         ensure!(results.len() == MEMBERS, "{what}: {results:?}");
@@ -112,7 +112,7 @@ fn r2_man_in_the_middle(bed: &mut Bed) -> Result<()> {
                 "{what}: {node}: {outcome}"
             );
         }
-        let log = mitm.settled_log();
+        let log = mitm.settled();
         ensure!(log.connections >= MEMBERS, "{what}: the requirer never dialled it: {log:?}");
         ensure!(log.handshakes_ok == 0 && log.app_bytes == 0, "{what}: it got a handshake or a request: {log:?}");
         eprintln!("r2: {what}: refused on {} connections, 0 handshakes, 0 bytes", log.connections);
