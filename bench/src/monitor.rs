@@ -4,114 +4,58 @@
 //! Why not a byte pass-through: the requests travel inside one TLS session, so a TCP proxy
 //! sees records, not requests. Why not LXD's log: the test daemons run without `--debug`, and
 //! LXD 5.0 only logs `Handling API request` at debug level (`lxc monitor --loglevel=debug`
-//! then shows nothing). So the proxy presents the cluster certificate (the charm's pin holds),
-//! reads each HTTP/1.1 request, replays it upstream over one kept-alive [`raw::Conn`] with the
-//! same client identity, and answers with LXD's status and body. It is used only in the
+//! then shows nothing). So the proxy (`testbed`'s TLS server) presents the cluster certificate
+//! (the charm's pin holds), replays each request upstream over a kept-alive [`raw::Conn`] with
+//! the same client identity, and answers with LXD's status and body. It is used only in the
 //! instrumented runs (its hop would distort wall time).
 
 use crate::raw;
-use anyhow::{Context, Result, bail};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use anyhow::Result;
+use std::sync::{Arc, Mutex};
+use testbed::certs::Pem;
+use testbed::tls_server::{Reply, Request, TlsServer};
 
 pub struct Proxy {
     pub addr: String,
-    count: Arc<AtomicUsize>,
+    server: TlsServer,
 }
 
 impl Proxy {
     pub fn start(cert_pem: &str, key_pem: &str, upstream: String, client: Arc<rustls::ClientConfig>) -> Result<Proxy> {
-        let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).context("cluster key")?;
-        let cfg = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)?;
-        let cfg = Arc::new(cfg);
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let addr = listener.local_addr()?.to_string();
-        let count = Arc::new(AtomicUsize::new(0));
-        let c = count.clone();
-        std::thread::spawn(move || {
-            for tcp in listener.incoming().flatten() {
-                let (cfg, c, up, client) = (cfg.clone(), c.clone(), upstream.clone(), client.clone());
-                std::thread::spawn(move || {
-                    // A hook exits without TLS close_notify: that EOF is the normal end.
-                    if let Err(e) = serve(tcp, cfg, &c, &up, &client)
-                        && !e.chain().any(|c| {
-                            c.downcast_ref::<std::io::Error>()
-                                .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
-                        })
-                    {
-                        eprintln!("bench proxy: {e:#}");
-                    }
-                });
+        let cluster = Pem::from_pems(cert_pem, key_pem)?;
+        // One upstream connection per request in flight, kept alive between them, as the charm's.
+        let idle = Mutex::new(Vec::new());
+        let server = TlsServer::presenting(&cluster).script(move |request| {
+            match forward(&idle, &client, &upstream, request) {
+                Ok((status, body)) => Reply::Answer(status, body),
+                Err(e) => {
+                    eprintln!("bench proxy: {e:#}");
+                    Reply::HangUp
+                }
             }
-        });
-        Ok(Proxy { addr, count })
+        })?;
+        Ok(Proxy { addr: server.addr.to_string(), server })
     }
 
+    /// Requests received so far.
     pub fn count(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
+        self.server.log().requests.len()
     }
 }
 
-fn serve(
-    tcp: TcpStream,
-    cfg: Arc<ServerConfig>,
-    count: &AtomicUsize,
-    upstream: &str,
+fn forward(
+    idle: &Mutex<Vec<raw::Conn>>,
     client: &Arc<rustls::ClientConfig>,
-) -> Result<()> {
-    tcp.set_nodelay(true)?;
-    let mut io = BufReader::new(StreamOwned::new(ServerConnection::new(cfg)?, tcp));
-    let mut up: Option<raw::Conn> = None;
-    loop {
-        let mut line = String::new();
-        if io.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let mut parts = line.split_whitespace();
-        let (Some(method), Some(path)) = (parts.next().map(String::from), parts.next().map(String::from)) else {
-            bail!("bad request line {line:?}");
-        };
-        let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            if io.read_line(&mut h)? == 0 {
-                bail!("closed in headers");
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':')
-                && k.trim().eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse()?;
-            }
-        }
-        let mut body = vec![0u8; length];
-        io.read_exact(&mut body)?;
-        if up.is_none() {
-            up = Some(raw::Conn::open(client, upstream)?);
-        }
-        let conn = up.as_mut().unwrap();
-        let body = (length > 0).then(|| String::from_utf8_lossy(&body).into_owned());
-        let (status, answer) = conn.call(&method, &path, body.as_deref())?;
-        count.fetch_add(1, Ordering::SeqCst);
-        let head = format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            answer.len()
-        );
-        let s = io.get_mut();
-        s.write_all(head.as_bytes())?;
-        s.write_all(&answer)?;
-        s.flush()?;
-    }
+    upstream: &str,
+    request: &Request,
+) -> Result<(u16, String)> {
+    let kept = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let mut conn = match kept {
+        Some(conn) => conn,
+        None => raw::Conn::open(client, upstream)?,
+    };
+    let body = (!request.body.is_empty()).then_some(request.body.as_str());
+    let (status, answer) = conn.call(&request.method, &request.path, body)?;
+    idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+    Ok((status, String::from_utf8_lossy(&answer).into_owned()))
 }

@@ -36,6 +36,12 @@ pub struct Pem {
 }
 
 impl Pem {
+    /// A certificate and key made elsewhere (a cluster's, openssl's), fingerprinted like ours.
+    pub fn from_pems(cert_pem: &str, key_pem: &str) -> Result<Pem> {
+        let der = pem_to_der(cert_pem)?;
+        Ok(Pem { fingerprint: fingerprint(&der), cert_pem: cert_pem.to_string(), key_pem: key_pem.to_string(), der })
+    }
+
     /// The key's DER bytes: PKCS#8 for every key made here.
     pub fn key_der(&self) -> Result<Vec<u8>> {
         pem_to_der(&self.key_pem)
@@ -289,8 +295,7 @@ fn openssl_req_x509(cn: &str, args: &[&str]) -> Result<Pem> {
         run_openssl(&all, None)?;
         let cert_pem = std::fs::read_to_string(&crt).context("reading openssl's certificate")?;
         let key_pem = std::fs::read_to_string(&key).context("reading openssl's key")?;
-        let der = pem_to_der(&cert_pem)?;
-        Ok(Pem { fingerprint: fingerprint(&der), cert_pem, key_pem, der })
+        Pem::from_pems(&cert_pem, &key_pem)
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
