@@ -46,13 +46,9 @@ static IDENTITIES: LazyLock<Vec<(String, String)>> =
 
 /// A self-signed certificate and its private key, both PEM.
 fn self_signed(cn: &str, ca: bool) -> (String, String) {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key generation");
-    let mut params = rcgen::CertificateParams::new(vec![cn.to_string()]).expect("params");
-    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
-    if ca {
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    }
-    (params.self_signed(&key).expect("self-signed").pem(), key.serialize_pem())
+    let made = if ca { testbed::certs::ca_cert(cn).map(|ca| ca.pem) } else { testbed::certs::client_cert(cn) };
+    let made = made.expect("certificate");
+    (made.cert_pem, made.key_pem)
 }
 
 /// What must never appear in anything the charm sends: the marker in every piece of garbage,
