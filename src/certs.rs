@@ -83,10 +83,15 @@ impl fmt::Display for BlockLabel {
 
 /// SHA-256 of the DER bytes as 64 lowercase hex characters, the same as LXD's fingerprint.
 pub fn fingerprint(der: &[u8]) -> String {
-    let digest = Sha256::digest(der);
-    let mut out = String::with_capacity(64);
-    for b in digest.iter() {
-        out.push_str(&format!("{b:02x}"));
+    hex(&Sha256::digest(der))
+}
+
+/// Bytes as lowercase hex, two digits each: how LXD and this charm write digests.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
     }
     out
 }

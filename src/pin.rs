@@ -22,6 +22,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use crate::certs::hex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, verify_server_cert_signed_by_trust_anchor};
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
@@ -342,10 +343,6 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     std::hint::black_box(diff) == 0
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the tests of `pin` and `lxd::client` need beyond `testbed`'s certificates and server:

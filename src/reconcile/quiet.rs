@@ -75,10 +75,7 @@ pub fn request_digest(rel: u32, unit: &str, bag: &Databag) -> String {
         part(key.as_bytes());
         part(value.as_bytes());
     }
-    let mut hex = String::with_capacity(64);
-    for byte in hash.finalize() {
-        let _ = write!(hex, "{byte:02x}");
-    }
+    let mut hex = certs::hex(&hash.finalize());
     hex.truncate(REQUEST_DIGEST_CHARS);
     hex
 }
