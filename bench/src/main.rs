@@ -499,6 +499,40 @@ impl Bench {
                 row.raw_lxd.push(self.raw_observe()?);
             }
             rows.push(row);
+            // Juju rewriting one unit's address: a change hook with nothing new to ask.
+            sim.run_hook(UNIT, "update-status")?;
+            let mut quiet = [Row::new(&format!("api-relation-changed, quiet (address), {u} unit(s) × 1 cert"))];
+            let mut moves = 0usize;
+            let mut move_unit = |s: &mut Sim, k: usize| {
+                s.write_relation_data(
+                    rel,
+                    &format!("{REQ}/0"),
+                    "ingress-address",
+                    Some(&format!("10.77.{}.{}", k / 250, k % 250)),
+                )
+            };
+            self.measure_cycle(
+                &mut sim,
+                &mut quiet,
+                "api-relation-changed",
+                &mut [&mut |s: &mut Sim| {
+                    moves += 1;
+                    s.write_relation_data(
+                        rel,
+                        &format!("{REQ}/0"),
+                        "ingress-address",
+                        Some(&format!("10.66.0.{}", moves % 250)),
+                    )
+                }],
+                &mut move_unit,
+                rel,
+                counts,
+            )?;
+            let [mut quiet] = quiet;
+            for _ in 0..self.reps() {
+                quiet.raw_lxd.push(self.raw_observe()?);
+            }
+            rows.push(quiet);
             sim.unrelate(rel)?;
             sim.assert_no_failed_hooks()?;
         }
