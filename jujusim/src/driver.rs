@@ -13,6 +13,7 @@ use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::bags::{self, Bag};
 use crate::charm::{self, CharmMeta};
 use crate::model::{
     self, ActionContext, App, Databag, Event, HookContext, MAX_DATABAG_BYTES, Model, ModelLock, Paths, RelEndpoint,
@@ -526,9 +527,22 @@ impl Sim {
         Ok(())
     }
 
-    /// A snapshot of the whole model (for assertions not covered by the helpers).
+    /// A snapshot of the whole model, every databag included (for assertions not covered
+    /// by the helpers).
     pub fn model(&self) -> anyhow::Result<Model> {
-        self.read()
+        let _l = ModelLock::acquire(&self.paths)?;
+        self.refresh()?;
+        let mut m = self.cache.borrow().as_ref().unwrap().model.clone();
+        bags::fill(&self.paths, &mut m)?;
+        Ok(m)
+    }
+
+    /// A committed databag (empty when it does not exist), once `owner` found what holds it.
+    fn read_bag(&self, owner: impl FnOnce(&Model) -> anyhow::Result<()>, bag: Bag) -> anyhow::Result<Databag> {
+        let _l = ModelLock::acquire(&self.paths)?;
+        self.refresh()?;
+        owner(&self.cache.borrow().as_ref().unwrap().model)?;
+        bags::read_or_empty(&self.paths, bag)
     }
 
     // -----------------------------------------------------------------------------------
@@ -642,7 +656,7 @@ impl Sim {
             for id in &rel_ids {
                 let r = m.relations.get_mut(id).unwrap();
                 r.scope.insert(name.clone(), BTreeSet::new());
-                r.unit_data.insert(name.clone(), unit_addresses(&address));
+                bags::write(&self.paths, Bag::Unit(*id, &name), &unit_addresses(&address))?;
                 let remote_app = r.remote_app(app).unwrap().to_string();
                 push_event(m, rel_event(&name, "relation-created", *id, None, &remote_app, 0));
             }
@@ -738,14 +752,17 @@ impl Sim {
         self.settle()?;
         self.write(|m| {
             m.apps.remove(app);
+            bags::remove(&self.paths, Bag::Leader(app))?;
+            for u in m.units.values().filter(|u| u.app == app) {
+                bags::remove(&self.paths, Bag::State(&u.name))?;
+            }
             m.units.retain(|_, u| u.app != app);
             for s in m.secrets.values_mut() {
                 s.grants.remove(app);
                 s.consumers.retain(|u, _| model::unit_app(u) != app);
             }
             m.queue.retain(|e| model::unit_app(&e.unit) != app);
-            m.relations.retain(|_, r| !r.involves(app));
-            Ok(())
+            drop_relations(&self.paths, m, |r| r.involves(app))
         })?;
         self.flush()
     }
@@ -808,7 +825,7 @@ impl Sim {
             };
             for (u, addr) in units_a.iter().chain(units_b.iter()) {
                 rel.scope.insert(u.clone(), BTreeSet::new());
-                rel.unit_data.insert(u.clone(), unit_addresses(addr));
+                bags::write(&self.paths, Bag::Unit(id, u), &unit_addresses(addr))?;
             }
             m.relations.insert(id, rel);
             // Every unit of each side sees relation-created, then joined + changed per unit
@@ -858,23 +875,18 @@ impl Sim {
         value: Option<&str>,
     ) -> anyhow::Result<()> {
         self.write(|m| {
-            let r = m.relations.get_mut(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
+            let r = m.relations.get(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
             let is_unit = member.contains('/');
-            let bag = if is_unit {
-                if !r.involves(model::unit_app(member)) {
-                    bail!("{member} is not in relation {rel}");
-                }
-                r.unit_data.entry(member.into()).or_default()
-            } else {
-                if !r.involves(member) {
-                    bail!("{member} is not in relation {rel}");
-                }
-                r.app_data.entry(member.into()).or_default()
-            };
+            if !r.involves(if is_unit { model::unit_app(member) } else { member }) {
+                bail!("{member} is not in relation {rel}");
+            }
+            let name = if is_unit { Bag::Unit(rel, member) } else { Bag::App(rel, member) };
+            let mut bag = bags::read_or_empty(&self.paths, name)?;
             match value {
                 Some(v) => bag.insert(key.into(), v.into()),
                 None => bag.remove(key),
             };
+            bags::write(&self.paths, name, &bag)?;
             if is_unit {
                 queue_unit_data_changed(m, rel, member, 0);
             } else {
@@ -887,16 +899,12 @@ impl Sim {
 
     /// The committed unit databag of `unit` in `rel` (includes Juju's address keys).
     pub fn relation_data(&self, rel: RelationId, unit: &str) -> anyhow::Result<Databag> {
-        let m = self.read()?;
-        let r = m.relations.get(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
-        Ok(r.unit_data.get(unit).cloned().unwrap_or_default())
+        self.read_bag(|m| relation_exists(m, rel), Bag::Unit(rel, unit))
     }
 
     /// The committed application databag of `app` in `rel`.
     pub fn relation_app_data(&self, rel: RelationId, app: &str) -> anyhow::Result<Databag> {
-        let m = self.read()?;
-        let r = m.relations.get(&rel).ok_or_else(|| anyhow!("relation {rel} not found"))?;
-        Ok(r.app_data.get(app).cloned().unwrap_or_default())
+        self.read_bag(|m| relation_exists(m, rel), Bag::App(rel, app))
     }
 
     /// Ids of the live relations of `app` (on any endpoint), ascending.
@@ -1079,7 +1087,8 @@ impl Sim {
 
     /// Leader settings (leader-get) of an application.
     pub fn leader_settings(&self, app: &str) -> anyhow::Result<Databag> {
-        Ok(self.read()?.apps.get(app).ok_or_else(|| anyhow!("application {app:?} not found"))?.leader_settings.clone())
+        let exists = |m: &Model| m.apps.get(app).map(drop).ok_or_else(|| anyhow!("application {app:?} not found"));
+        self.read_bag(exists, Bag::Leader(app))
     }
 
     /// Runs update-status on every unit of `app`.
@@ -1181,8 +1190,10 @@ impl Sim {
 
     /// Committed charm state (state-get) of a unit.
     pub fn unit_state(&self, unit: &str) -> anyhow::Result<Databag> {
-        let m = self.read()?;
-        Ok(m.units.get(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?.state.clone())
+        self.read_bag(
+            |m| m.units.get(unit).map(drop).ok_or_else(|| anyhow!("unit {unit:?} not found")),
+            Bag::State(unit),
+        )
     }
 
     /// Hooks still waiting to run (only units in error hold any after a call returns).
@@ -1253,7 +1264,7 @@ impl Sim {
         self.write(|m| {
             let u = m.units.get_mut(unit).ok_or_else(|| anyhow!("unit {unit:?} not found"))?;
             let e = u.error.take().ok_or_else(|| anyhow!("unit {unit:?} is not in an error state"))?;
-            after_hook_bookkeeping(m, &e.event, true);
+            after_hook_bookkeeping(&self.paths, m, &e.event, true)?;
             Ok(())
         })?;
         self.settle()
@@ -1299,7 +1310,7 @@ impl Sim {
                 error = Some(format!("action {name:?} not implemented on unit {unit:?}"));
             }
             let ok = outcome.exit_code == 0 && error.is_none();
-            if ok && let Err(e) = commit(m, &ctx, 0) {
+            if ok && let Err(e) = commit(&self.paths, m, &ctx, 0) {
                 error = Some(e.to_string());
             }
             let failed = !ok || error.is_some() || act.failed;
@@ -1566,7 +1577,7 @@ impl Sim {
                 ..Default::default()
             };
             model::save_context(&self.paths, &ctx)?;
-            let leader_before = m.apps[&app].leader_settings.clone();
+            let leader_before = bags::read_or_empty(&self.paths, Bag::Leader(&app))?;
             let vars = self.base_env(m, &ctx, &charm_dir, &hook_name);
             let secret_env = match &ev.secret {
                 Some((id, _)) => {
@@ -1606,13 +1617,11 @@ impl Sim {
             let _ = std::fs::remove_file(self.paths.context(&ctx.id));
             let mut error = outcome.error.clone();
             let ok = outcome.exit_code == 0 && error.is_none();
-            if ok && let Err(e) = commit(m, &ctx, ev.depth + 1) {
+            if ok && let Err(e) = commit(&self.paths, m, &ctx, ev.depth + 1) {
                 error = Some(e.to_string());
             }
             // leader-set is immediate: minions hear about it even if the hook failed.
-            if let Some(a) = m.apps.get(&app)
-                && a.leader_settings != leader_before
-            {
+            if m.apps.contains_key(&app) && bags::read_or_empty(&self.paths, Bag::Leader(&app))? != leader_before {
                 let minions: Vec<String> = m
                     .units
                     .values()
@@ -1634,7 +1643,7 @@ impl Sim {
                         Some(UnitError { message: format!("hook failed: \"{}\"", ctx.hook_name), event: ev.clone() });
                 }
             } else {
-                after_hook_bookkeeping(m, &ev, true);
+                after_hook_bookkeeping(&self.paths, m, &ev, true)?;
             }
             Ok(HookRecord {
                 unit: ev.unit.clone(),
@@ -1657,7 +1666,9 @@ impl Sim {
         if let Some(observe) = self.observer.as_mut()
             && let Some(c) = self.cache.borrow().as_ref()
         {
-            observe(&record, &c.model);
+            let mut snapshot = c.model.clone();
+            bags::fill(&self.paths, &mut snapshot)?;
+            observe(&record, &snapshot);
         }
         Ok(true)
     }
@@ -1670,7 +1681,7 @@ impl Drop for Sim {
 }
 
 /// What happens in the model once a hook has completed (or been skipped).
-fn after_hook_bookkeeping(m: &mut Model, ev: &Event, _ok: bool) {
+fn after_hook_bookkeeping(paths: &Paths, m: &mut Model, ev: &Event, _ok: bool) -> anyhow::Result<()> {
     match ev.kind.as_str() {
         "relation-created" => {
             if let Some(r) = ev.relation_id.and_then(|id| m.relations.get_mut(&id)) {
@@ -1692,6 +1703,7 @@ fn after_hook_bookkeeping(m: &mut Model, ev: &Event, _ok: bool) {
                 r.created.remove(&ev.unit);
                 if r.dying && r.scope.is_empty() {
                     m.relations.remove(&id);
+                    bags::remove_relation(paths, id)?;
                 }
             }
         }
@@ -1713,6 +1725,7 @@ fn after_hook_bookkeeping(m: &mut Model, ev: &Event, _ok: bool) {
         }
         "remove" if m.units.get(&ev.unit).is_some_and(|u| u.dying) => {
             m.units.remove(&ev.unit);
+            bags::remove(paths, Bag::State(&ev.unit))?;
             for s in m.secrets.values_mut() {
                 s.consumers.remove(&ev.unit);
             }
@@ -1722,7 +1735,7 @@ fn after_hook_bookkeeping(m: &mut Model, ev: &Event, _ok: bool) {
                     s.remove(&ev.unit);
                 }
             }
-            m.relations.retain(|_, r| !(r.dying && r.scope.is_empty()));
+            drop_relations(paths, m, |r| r.dying && r.scope.is_empty())?;
             let app = model::unit_app(&ev.unit).to_string();
             if let Some(a) = m.apps.get_mut(&app)
                 && a.leader.as_deref() == Some(ev.unit.as_str())
@@ -1743,10 +1756,22 @@ fn after_hook_bookkeeping(m: &mut Model, ev: &Event, _ok: bool) {
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// Removes the relations `gone` picks, with their databags.
+fn drop_relations(paths: &Paths, m: &mut Model, gone: impl Fn(&Relation) -> bool) -> anyhow::Result<()> {
+    let ids: Vec<u32> = m.relations.values().filter(|r| gone(r)).map(|r| r.id).collect();
+    for id in ids {
+        m.relations.remove(&id);
+        bags::remove_relation(paths, id)?;
+    }
+    Ok(())
 }
 
 /// Applies a successful hook's staged writes and queues relation-changed on the other side.
-fn commit(m: &mut Model, ctx: &HookContext, depth: u32) -> anyhow::Result<()> {
+/// Only a databag the hook changed is written.
+fn commit(paths: &Paths, m: &mut Model, ctx: &HookContext, depth: u32) -> anyhow::Result<()> {
     let app = model::unit_app(&ctx.unit).to_string();
     for (id, bag) in ctx.staged_unit.iter().chain(ctx.staged_app.iter()) {
         if model::databag_size(bag) > MAX_DATABAG_BYTES {
@@ -1757,27 +1782,21 @@ fn commit(m: &mut Model, ctx: &HookContext, depth: u32) -> anyhow::Result<()> {
         }
     }
     for (id, bag) in &ctx.staged_unit {
-        let Some(r) = m.relations.get_mut(id) else {
-            continue;
-        };
-        if r.unit_data.get(&ctx.unit) != Some(bag) {
-            r.unit_data.insert(ctx.unit.clone(), bag.clone());
+        if m.relations.contains_key(id) && bags::read(paths, Bag::Unit(*id, &ctx.unit))?.as_ref() != Some(bag) {
+            bags::write(paths, Bag::Unit(*id, &ctx.unit), bag)?;
             queue_unit_data_changed(m, *id, &ctx.unit, depth);
         }
     }
     for (id, bag) in &ctx.staged_app {
-        let Some(r) = m.relations.get_mut(id) else {
-            continue;
-        };
-        if r.app_data.get(&app) != Some(bag) {
-            r.app_data.insert(app.clone(), bag.clone());
+        if m.relations.contains_key(id) && bags::read(paths, Bag::App(*id, &app))?.as_ref() != Some(bag) {
+            bags::write(paths, Bag::App(*id, &app), bag)?;
             queue_app_data_changed(m, *id, &app, Some(&ctx.unit), depth);
         }
     }
     if let Some(state) = &ctx.staged_state
-        && let Some(u) = m.units.get_mut(&ctx.unit)
+        && m.units.contains_key(&ctx.unit)
     {
-        u.state = state.clone();
+        bags::write(paths, Bag::State(&ctx.unit), state)?;
     }
     Ok(())
 }
@@ -1843,6 +1862,10 @@ fn queue_relation_removal(m: &mut Model, rel: u32) {
         }
         m.queue.push(rel_event(u, "relation-broken", rel, None, &remote_app, 0));
     }
+}
+
+fn relation_exists(m: &Model, rel: RelationId) -> anyhow::Result<()> {
+    m.relations.get(&rel).map(drop).ok_or_else(|| anyhow!("relation {rel} not found"))
 }
 
 fn resolve_endpoints(m: &Model, a: &str, b: &str) -> anyhow::Result<(RelEndpoint, RelEndpoint)> {

@@ -14,6 +14,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::bags::{self, Bag};
 use crate::flags::{self, Flag, FlagValue, bool_flag, check_empty, go_quote, value_flag};
 use crate::format::{self, Format, Out};
 use crate::model::{self, Databag, HookContext, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, Model, ModelLock, Paths};
@@ -114,6 +115,10 @@ pub struct Env {
 impl Env {
     fn unit(&self) -> &model::Unit {
         &self.model.units[&self.ctx.unit]
+    }
+    /// A committed databag (empty when it does not exist).
+    fn committed(&self, bag: Bag) -> Result<Databag, ToolError> {
+        bags::read_or_empty(&self.paths, bag).map_err(|e| fail(e.to_string()))
     }
     fn app_name(&self) -> String {
         model::unit_app(&self.ctx.unit).to_string()
@@ -454,21 +459,17 @@ fn read_relation_settings(env: &Env, rel_id: u32, target: &str, app: bool) -> Re
     let my_unit = env.ctx.unit.as_str();
     let my_app = env.app_name();
     if target == my_unit && !app {
-        return Ok(env
-            .ctx
-            .staged_unit
-            .get(&rel_id)
-            .cloned()
-            .unwrap_or_else(|| rel.unit_data.get(my_unit).cloned().unwrap_or_default()));
+        return match env.ctx.staged_unit.get(&rel_id) {
+            Some(staged) => Ok(staged.clone()),
+            None => env.committed(Bag::Unit(rel_id, my_unit)),
+        };
     }
     if target == my_app && env.is_leader() {
         // Juju reads the local application settings here, whatever --app says.
-        return Ok(env
-            .ctx
-            .staged_app
-            .get(&rel_id)
-            .cloned()
-            .unwrap_or_else(|| rel.app_data.get(&my_app).cloned().unwrap_or_default()));
+        return match env.ctx.staged_app.get(&rel_id) {
+            Some(staged) => Ok(staged.clone()),
+            None => env.committed(Bag::App(rel_id, &my_app)),
+        };
     }
     if app {
         if target == my_app && !rel.is_peer() {
@@ -477,15 +478,17 @@ fn read_relation_settings(env: &Env, rel_id: u32, target: &str, app: bool) -> Re
         if !rel.involves(target) {
             return Err(fail("permission denied"));
         }
-        return Ok(rel.app_data.get(target).cloned().unwrap_or_default());
+        return env.committed(Bag::App(rel_id, target));
     }
     // A unit's settings, read "from the controller".
     let target_app = model::unit_app(target);
     let allowed = if rel.is_peer() { target_app == my_app } else { target_app != my_app && rel.involves(target_app) };
-    match rel.unit_data.get(target) {
-        Some(bag) if allowed => Ok(bag.clone()),
-        _ => Err(fail("permission denied")),
+    if !allowed {
+        return Err(fail("permission denied"));
     }
+    bags::read(&env.paths, Bag::Unit(rel_id, target))
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail("permission denied"))
 }
 
 fn relation_set(env: &mut Env, argv: &[String]) -> ToolResult {
@@ -525,18 +528,16 @@ fn relation_set(env: &mut Env, argv: &[String]) -> ToolResult {
     }
     settings.extend(overrides);
 
-    let committed = &env.model.relations[&rel];
-    let bag = if app {
-        if !env.is_leader() {
-            return Err(fail("cannot write relation settings"));
-        }
-        let my_app = env.app_name();
-        let base = committed.app_data.get(&my_app).cloned().unwrap_or_default();
-        env.ctx.staged_app.entry(rel).or_insert(base)
-    } else {
-        let base = committed.unit_data.get(&env.ctx.unit).cloned().unwrap_or_default();
-        env.ctx.staged_unit.entry(rel).or_insert(base)
-    };
+    if app && !env.is_leader() {
+        return Err(fail("cannot write relation settings"));
+    }
+    let (my_app, my_unit) = (env.app_name(), env.ctx.unit.clone());
+    let committed = if app { Bag::App(rel, &my_app) } else { Bag::Unit(rel, &my_unit) };
+    let staged = if app { &env.ctx.staged_app } else { &env.ctx.staged_unit };
+    // Copied on first write: later reads in this hook see the pending values.
+    let base = if staged.contains_key(&rel) { Databag::new() } else { env.committed(committed)? };
+    let staged = if app { &mut env.ctx.staged_app } else { &mut env.ctx.staged_unit };
+    let bag = staged.entry(rel).or_insert(base);
     for (k, v) in settings {
         if v.is_empty() {
             bag.remove(&k);
@@ -869,7 +870,7 @@ fn leader_get(env: &mut Env, argv: &[String]) -> ToolResult {
         }
         check_empty(&args[1..]).map_err(usage)?;
     }
-    let settings = env.model.apps[&env.app_name()].leader_settings.clone();
+    let settings = env.committed(Bag::Leader(&env.app_name()))?;
     let v = if key.is_empty() {
         Out::Any(Value::Object(settings.into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
     } else {
@@ -890,7 +891,7 @@ fn leader_set(env: &mut Env, argv: &[String]) -> ToolResult {
         return Err(fail("cannot write leadership settings: cannot write settings: not the leader"));
     }
     let app = env.app_name();
-    let bag = &mut env.model.apps.get_mut(&app).unwrap().leader_settings;
+    let mut bag = env.committed(Bag::Leader(&app))?;
     for (k, v) in settings {
         if v.is_empty() {
             bag.remove(&k);
@@ -898,15 +899,19 @@ fn leader_set(env: &mut Env, argv: &[String]) -> ToolResult {
             bag.insert(k, v);
         }
     }
-    env.model_dirty = true;
-    Ok(())
+    // Immediate, not staged: Juju writes leader settings at once (the driver tells the
+    // minions once the hook is over).
+    bags::write(&env.paths, Bag::Leader(&app), &bag).map_err(|e| fail(e.to_string()))
 }
 
 // ---------------------------------------------------------------------------------------
 // state-*
 
-fn current_state(env: &Env) -> Databag {
-    env.ctx.staged_state.clone().unwrap_or_else(|| env.unit().state.clone())
+fn current_state(env: &Env) -> Result<Databag, ToolError> {
+    match &env.ctx.staged_state {
+        Some(staged) => Ok(staged.clone()),
+        None => env.committed(Bag::State(&env.ctx.unit)),
+    }
 }
 
 fn state_get(env: &mut Env, argv: &[String]) -> ToolResult {
@@ -933,7 +938,7 @@ fn state_get(env: &mut Env, argv: &[String]) -> ToolResult {
         }
         check_empty(&args[1..]).map_err(usage)?;
     }
-    let state = current_state(env);
+    let state = current_state(env)?;
     if key.is_empty() {
         if state.is_empty() {
             return out.write(env, Out::Nil);
@@ -967,7 +972,7 @@ fn state_set(env: &mut Env, argv: &[String]) -> ToolResult {
         values = parse_settings_file(&data).map_err(fail)?;
     }
     values.extend(overrides);
-    let mut state = current_state(env);
+    let mut state = current_state(env)?;
     for (k, v) in values {
         if k.len() > MAX_STATE_KEY_BYTES {
             return Err(fail(format!("max allowed key length ({MAX_STATE_KEY_BYTES}) exceeded")));
@@ -994,7 +999,7 @@ fn state_delete(env: &mut Env, argv: &[String]) -> ToolResult {
     if key.is_empty() {
         return Ok(());
     }
-    let mut state = current_state(env);
+    let mut state = current_state(env)?;
     state.remove(key);
     env.ctx.staged_state = Some(state);
     env.ctx_dirty = true;

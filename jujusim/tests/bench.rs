@@ -51,7 +51,8 @@ fn tool_calls_with_many_large_databags() {
 
     let calls = sim.tool_calls().unwrap();
     let mean_ms = |tool: &str| {
-        let d: Vec<u64> = calls.iter().filter(|c| c.hook == "read-all" && c.tool == tool).map(|c| c.duration_us).collect();
+        let d: Vec<u64> =
+            calls.iter().filter(|c| c.hook == "read-all" && c.tool == tool).map(|c| c.duration_us).collect();
         d.iter().sum::<u64>() as f64 / d.len().max(1) as f64 / 1000.0
     };
     eprintln!(
