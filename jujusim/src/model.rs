@@ -419,6 +419,11 @@ pub fn unit_app(unit: &str) -> &str {
     unit.rsplit_once('/').map(|(a, _)| a).unwrap_or(unit)
 }
 
+/// The number of a unit (`app/3` → 3), by which Juju orders an application's units.
+pub fn unit_number(unit: &str) -> u32 {
+    unit.rsplit_once('/').and_then(|(_, n)| n.parse().ok()).unwrap_or(0)
+}
+
 /// `names.IsValidApplication`: lowercase letters, digits and hyphens; starts with a letter;
 /// no segment after a hyphen made only of digits.
 pub fn is_valid_application(name: &str) -> bool {
