@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bags::{self, Bag};
-use crate::flags::{self, Flag, FlagValue, bool_flag, check_empty, go_quote, value_flag};
+mod args;
+
+use self::args::{Opts, Parsed};
+use crate::flags::{check_empty, go_quote};
 use crate::format::{self, Format, Out};
 use crate::model::{self, Databag, HookContext, MAX_STATE_KEY_BYTES, MAX_STATE_VALUE_BYTES, Model, ModelLock, Paths};
 
@@ -167,24 +170,10 @@ struct OutOpts {
     path: Option<String>,
 }
 
-impl Default for OutOpts {
-    fn default() -> Self {
-        OutOpts { format: Format::Smart, path: None }
-    }
-}
-
-const FORMAT_FLAGS: [Flag; 2] = [value_flag("format", &["format"]), value_flag("output", &["o", "output"])];
-
 impl OutOpts {
-    fn set(&mut self, key: &str, v: &FlagValue) -> Option<Result<(), String>> {
-        match (key, v) {
-            ("format", FlagValue::Str(s)) => Some(Format::parse(s).map(|f| self.format = f)),
-            ("output", FlagValue::Str(s)) => {
-                self.path = Some(s.clone());
-                Some(Ok(()))
-            }
-            _ => None,
-        }
+    /// What the command line asked for, `default` when it named no format.
+    fn of(o: &Opts, default: Format) -> Self {
+        OutOpts { format: o.format(default), path: o.text("output") }
     }
     fn write(&self, env: &mut Env, out: Out) -> Result<(), ToolError> {
         let bytes = format::render(self.format, &out);
@@ -197,29 +186,6 @@ impl OutOpts {
         }
         Ok(())
     }
-}
-
-fn with_format(extra: &[Flag]) -> Vec<Flag> {
-    let mut v = FORMAT_FLAGS.to_vec();
-    v.extend_from_slice(extra);
-    v
-}
-
-fn go_atoi(s: &str) -> Option<i64> {
-    let digits = s.strip_prefix('+').or_else(|| s.strip_prefix('-').map(|_| s)).unwrap_or(s);
-    if digits.is_empty() {
-        return None;
-    }
-    if let Some(d) = s.strip_prefix('-') {
-        if d.is_empty() || !d.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        return d.parse::<i64>().ok().map(|v| -v);
-    }
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 /// `keyvalues.Parse(args, allowEmptyValues=true)`.
@@ -284,64 +250,43 @@ fn parse_settings_file(data: &[u8]) -> Result<BTreeMap<String, String>, String> 
 
 type ToolResult = Result<(), ToolError>;
 
-/// Parses flags, mapping parse errors to rc 2; returns None when `--help` was asked for.
-fn parse_flags(
-    env: &mut Env,
-    tool: &str,
-    defs: &[Flag],
-    argv: &[String],
-    set: &mut dyn FnMut(&'static str, &str, FlagValue) -> Result<(), String>,
-) -> Result<Option<Vec<String>>, ToolError> {
-    let parsed = flags::parse(defs, argv, set).map_err(usage)?;
-    if parsed.help {
-        let names: Vec<String> = defs
-            .iter()
-            .map(|f| {
-                let n = f.names[f.names.len() - 1];
-                if n.len() > 1 { format!("--{n}") } else { format!("-{n}") }
-            })
-            .collect();
-        env.stdout.extend_from_slice(format!("Usage: {tool} [options]\n\nOptions: {}\n", names.join(" ")).as_bytes());
-        return Ok(None);
-    }
-    Ok(Some(parsed.args))
-}
-
-/// Parses a tool whose only flags are `--format` and `-o/--output`; `None` after `--help`.
-fn parse_output_flags(env: &mut Env, tool: &str, argv: &[String]) -> Result<Option<(OutOpts, Vec<String>)>, ToolError> {
-    let mut out = OutOpts::default();
-    let args = parse_flags(env, tool, &FORMAT_FLAGS, argv, &mut |k, _n, v| out.set(k, &v).unwrap_or(Ok(())))?;
-    Ok(args.map(|args| (out, args)))
-}
-
 /// Runs one tool against an already loaded environment.
 pub fn run_tool(env: &mut Env, tool: &str, argv: &[String]) -> ToolResult {
+    let table = args::flags_of(tool).ok_or_else(|| fail(format!("unknown command {}", go_quote(tool))))?;
+    let known = env.relation_ids();
+    let o = match args::parse(tool, table, argv, &known).map_err(usage)? {
+        Parsed::Opts(o) => o,
+        Parsed::Help(text) => {
+            env.stdout.extend_from_slice(text.as_bytes());
+            return Ok(());
+        }
+    };
     match tool {
-        "relation-get" => relation_get(env, argv),
-        "relation-set" => relation_set(env, argv),
-        "relation-ids" => relation_ids(env, argv),
-        "relation-list" => relation_list(env, argv),
-        "config-get" => config_get(env, argv),
-        "credential-get" => credential_get(env, argv),
-        "status-set" => status_set(env, argv),
-        "status-get" => status_get(env, argv),
-        "juju-log" => juju_log(env, argv),
-        "is-leader" => is_leader(env, argv),
-        "leader-get" => leader_get(env, argv),
-        "leader-set" => leader_set(env, argv),
-        "state-get" => state_get(env, argv),
-        "state-set" => state_set(env, argv),
-        "state-delete" => state_delete(env, argv),
-        "action-get" => action_get(env, argv),
-        "action-set" => action_set(env, argv),
-        "action-fail" => action_fail(env, argv),
-        "action-log" => action_log(env, argv),
-        "application-version-set" => application_version_set(env, argv),
-        "network-get" => network_get(env, argv),
-        "unit-get" => unit_get(env, argv),
-        "secret-get" => secret_get(env, argv),
-        "secret-info-get" => secret_info_get(env, argv),
-        "goal-state" => goal_state(env, argv),
+        "relation-get" => relation_get(env, o),
+        "relation-set" => relation_set(env, o),
+        "relation-ids" => relation_ids(env, o),
+        "relation-list" => relation_list(env, o),
+        "config-get" => config_get(env, o),
+        "credential-get" => credential_get(env, o),
+        "status-set" => status_set(env, o),
+        "status-get" => status_get(env, o),
+        "juju-log" => juju_log(env, o),
+        "is-leader" => is_leader(env, o),
+        "leader-get" => leader_get(env, o),
+        "leader-set" => leader_set(env, o),
+        "state-get" => state_get(env, o),
+        "state-set" => state_set(env, o),
+        "state-delete" => state_delete(env, o),
+        "action-get" => action_get(env, o),
+        "action-set" => action_set(env, o),
+        "action-fail" => action_fail(env, o),
+        "action-log" => action_log(env, o),
+        "application-version-set" => application_version_set(env, o),
+        "network-get" => network_get(env, o),
+        "unit-get" => unit_get(env, o),
+        "secret-get" => secret_get(env, o),
+        "secret-info-get" => secret_info_get(env, o),
+        "goal-state" => goal_state(env, o),
         other => Err(fail(format!("unknown command {}", go_quote(other)))),
     }
 }
@@ -349,31 +294,11 @@ pub fn run_tool(env: &mut Env, tool: &str, argv: &[String]) -> ToolResult {
 // ---------------------------------------------------------------------------------------
 // relation-*
 
-fn relation_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[value_flag("relation", &["r", "relation"]), bool_flag("app", &["app"])]);
-    let mut out = OutOpts::default();
-    let mut rel: Option<u32> = env.hook_relation();
-    let mut app = false;
-    let snapshot = EnvView::of(env);
-    let Some(mut args) = parse_flags(env, "relation-get", &defs, argv, &mut |k, _n, v| {
-        if let Some(r) = out.set(k, &v) {
-            return r;
-        }
-        match (k, v) {
-            ("relation", FlagValue::Str(s)) => {
-                rel = Some(snapshot.parse_rel(&s)?);
-                Ok(())
-            }
-            ("app", FlagValue::Bool(b)) => {
-                app = b;
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    })?
-    else {
-        return Ok(());
-    };
+fn relation_get(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Smart);
+    let rel = o.relation().or_else(|| env.hook_relation());
+    let mut app = o.on("app");
+    let mut args = o.args;
     let rel = rel.ok_or_else(|| usage("no relation id specified"))?;
     let mut key = String::new();
     if !args.is_empty() {
@@ -430,28 +355,6 @@ fn relation_get(env: &mut Env, argv: &[String]) -> ToolResult {
     out.write(env, value)
 }
 
-/// A read-only snapshot of what flag setters need (they cannot borrow `env`).
-struct EnvView {
-    known: Vec<u32>,
-}
-
-impl EnvView {
-    fn of(env: &Env) -> Self {
-        EnvView { known: env.relation_ids() }
-    }
-    fn parse_rel(&self, value: &str) -> Result<u32, String> {
-        let trim = match value.rfind(':') {
-            Some(i) => &value[i + 1..],
-            None => value,
-        };
-        let id = go_atoi(trim).ok_or_else(|| "invalid relation id".to_string())?;
-        if id < 0 || id > u32::MAX as i64 || !self.known.contains(&(id as u32)) {
-            return Err("relation not found".into());
-        }
-        Ok(id as u32)
-    }
-}
-
 /// relation-get's read rules: own unit and (as leader) own app from the hook context
 /// (staged writes visible); everything else as committed, with Juju's permission checks.
 fn read_relation_settings(env: &Env, rel_id: u32, target: &str, app: bool) -> Result<Databag, ToolError> {
@@ -491,31 +394,12 @@ fn read_relation_settings(env: &Env, rel_id: u32, target: &str, app: bool) -> Re
         .ok_or_else(|| fail("permission denied"))
 }
 
-fn relation_set(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = [
-        value_flag("relation", &["r", "relation"]),
-        value_flag("file", &["file"]),
-        bool_flag("app", &["app"]),
-        value_flag("format", &["format"]),
-    ];
-    let mut rel: Option<u32> = env.hook_relation();
-    let mut app = false;
-    let mut file: Option<String> = None;
-    let mut format_flag = String::new();
-    let snapshot = EnvView::of(env);
-    let Some(args) = parse_flags(env, "relation-set", &defs, argv, &mut |k, _n, v| {
-        match (k, v) {
-            ("relation", FlagValue::Str(s)) => rel = Some(snapshot.parse_rel(&s)?),
-            ("app", FlagValue::Bool(b)) => app = b,
-            ("file", FlagValue::Str(s)) => file = Some(s),
-            ("format", FlagValue::Str(s)) => format_flag = s,
-            _ => {}
-        }
-        Ok(())
-    })?
-    else {
-        return Ok(());
-    };
+fn relation_set(env: &mut Env, o: Opts) -> ToolResult {
+    let rel = o.relation().or_else(|| env.hook_relation());
+    let app = o.on("app");
+    let file = o.text("file");
+    let format_flag = o.text("format").unwrap_or_default();
+    let args = o.args;
     let rel = rel.ok_or_else(|| usage("no relation id specified"))?;
     let overrides = parse_key_values(&args).map_err(usage)?;
     if !format_flag.is_empty() {
@@ -549,10 +433,9 @@ fn relation_set(env: &mut Env, argv: &[String]) -> ToolResult {
     Ok(())
 }
 
-fn relation_ids(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some((out, mut args)) = parse_output_flags(env, "relation-ids", argv)? else {
-        return Ok(());
-    };
+fn relation_ids(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Smart);
+    let mut args = o.args;
     let my_app = env.app_name();
     let default_name =
         env.hook_relation().and_then(|id| env.model.relations[&id].local_endpoint(&my_app).map(|e| e.endpoint.clone()));
@@ -573,26 +456,11 @@ fn relation_ids(env: &mut Env, argv: &[String]) -> ToolResult {
     out.write(env, Out::StrList(result))
 }
 
-fn relation_list(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[value_flag("relation", &["r", "relation"]), bool_flag("app", &["app"])]);
-    let mut out = OutOpts::default();
-    let mut rel: Option<u32> = env.hook_relation();
-    let mut app = false;
-    let snapshot = EnvView::of(env);
-    let Some(args) = parse_flags(env, "relation-list", &defs, argv, &mut |k, _n, v| {
-        if let Some(r) = out.set(k, &v) {
-            return r;
-        }
-        match (k, v) {
-            ("relation", FlagValue::Str(s)) => rel = Some(snapshot.parse_rel(&s)?),
-            ("app", FlagValue::Bool(b)) => app = b,
-            _ => {}
-        }
-        Ok(())
-    })?
-    else {
-        return Ok(());
-    };
+fn relation_list(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Smart);
+    let rel = o.relation().or_else(|| env.hook_relation());
+    let app = o.on("app");
+    let args = o.args;
     let rel = rel.ok_or_else(|| usage("no relation id specified"))?;
     check_empty(&args).map_err(usage)?;
     let r = &env.model.relations[&rel];
@@ -618,22 +486,10 @@ pub fn effective_config(model: &Model, app: &str) -> serde_json::Map<String, Val
     out
 }
 
-fn config_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[bool_flag("all", &["a", "all"])]);
-    let mut out = OutOpts::default();
-    let mut all = false;
-    let Some(args) = parse_flags(env, "config-get", &defs, argv, &mut |k, _n, v| {
-        if let Some(r) = out.set(k, &v) {
-            return r;
-        }
-        if let ("all", FlagValue::Bool(b)) = (k, v) {
-            all = b;
-        }
-        Ok(())
-    })?
-    else {
-        return Ok(());
-    };
+fn config_get(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Smart);
+    let all = o.on("all");
+    let args = o.args;
     let mut key = String::new();
     if !args.is_empty() {
         key = args[0].clone();
@@ -659,10 +515,9 @@ fn config_get(env: &mut Env, argv: &[String]) -> ToolResult {
     out.write(env, value)
 }
 
-fn credential_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some((out, args)) = parse_output_flags(env, "credential-get", argv)? else {
-        return Ok(());
-    };
+fn credential_get(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Smart);
+    let args = o.args;
     check_empty(&args).map_err(usage)?;
     if !env.model.apps[&env.app_name()].trusted {
         return Err(fail("cannot access cloud credentials: permission denied"));
@@ -674,18 +529,9 @@ fn credential_get(env: &mut Env, argv: &[String]) -> ToolResult {
 
 const VALID_STATUS: [&str; 4] = ["maintenance", "blocked", "waiting", "active"];
 
-fn status_set(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = [bool_flag("application", &["application"])];
-    let mut application = false;
-    let Some(args) = parse_flags(env, "status-set", &defs, argv, &mut |k, _n, v| {
-        if let ("application", FlagValue::Bool(b)) = (k, v) {
-            application = b;
-        }
-        Ok(())
-    })?
-    else {
-        return Ok(());
-    };
+fn status_set(env: &mut Env, o: Opts) -> ToolResult {
+    let application = o.on("application");
+    let args = o.args;
     if args.is_empty() {
         return Err(usage("invalid args, require <status> [message]"));
     }
@@ -728,24 +574,10 @@ fn status_details(s: &model::Status, include_data: bool) -> Value {
     Value::Object(m)
 }
 
-fn status_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[bool_flag("include-data", &["include-data"]), bool_flag("application", &["application"])]);
-    let mut out = OutOpts::default();
-    let (mut include, mut application) = (false, false);
-    let Some(args) = parse_flags(env, "status-get", &defs, argv, &mut |k, _n, v| {
-        if let Some(r) = out.set(k, &v) {
-            return r;
-        }
-        match (k, v) {
-            ("include-data", FlagValue::Bool(b)) => include = b,
-            ("application", FlagValue::Bool(b)) => application = b,
-            _ => {}
-        }
-        Ok(())
-    })?
-    else {
-        return Ok(());
-    };
+fn status_get(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Smart);
+    let (include, application) = (o.on("include-data"), o.on("application"));
+    let args = o.args;
     check_empty(&args).map_err(usage)?;
     if application {
         if !env.is_leader() {
@@ -789,24 +621,11 @@ fn parse_log_level(s: &str) -> Option<&'static str> {
     }
 }
 
-fn juju_log(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs =
-        [bool_flag("debug", &["debug"]), value_flag("level", &["l", "log-level"]), value_flag("format", &["format"])];
-    let mut debug = false;
-    let mut level = "INFO".to_string();
-    let mut format_flag = String::new();
-    let Some(args) = parse_flags(env, "juju-log", &defs, argv, &mut |k, _n, v| {
-        match (k, v) {
-            ("debug", FlagValue::Bool(b)) => debug = b,
-            ("level", FlagValue::Str(s)) => level = s,
-            ("format", FlagValue::Str(s)) => format_flag = s,
-            _ => {}
-        }
-        Ok(())
-    })?
-    else {
-        return Ok(());
-    };
+fn juju_log(env: &mut Env, o: Opts) -> ToolResult {
+    let debug = o.on("debug");
+    let level = o.text("level").unwrap_or_else(|| "INFO".into());
+    let format_flag = o.text("format").unwrap_or_default();
+    let args = o.args;
     if args.is_empty() {
         return Err(usage("no message specified"));
     }
@@ -849,19 +668,17 @@ fn juju_log(env: &mut Env, argv: &[String]) -> ToolResult {
     Ok(())
 }
 
-fn is_leader(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some((out, args)) = parse_output_flags(env, "is-leader", argv)? else {
-        return Ok(());
-    };
+fn is_leader(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Smart);
+    let args = o.args;
     check_empty(&args).map_err(usage)?;
     let l = env.is_leader();
     out.write(env, Out::Bool(l))
 }
 
-fn leader_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some((out, args)) = parse_output_flags(env, "leader-get", argv)? else {
-        return Ok(());
-    };
+fn leader_get(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Smart);
+    let args = o.args;
     let mut key = String::new();
     if !args.is_empty() {
         key = args[0].clone();
@@ -882,10 +699,8 @@ fn leader_get(env: &mut Env, argv: &[String]) -> ToolResult {
     out.write(env, v)
 }
 
-fn leader_set(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some(args) = parse_flags(env, "leader-set", &[], argv, &mut |_, _, _| Ok(()))? else {
-        return Ok(());
-    };
+fn leader_set(env: &mut Env, o: Opts) -> ToolResult {
+    let args = o.args;
     let settings = parse_key_values(&args).map_err(usage)?;
     if !env.is_leader() {
         return Err(fail("cannot write leadership settings: cannot write settings: not the leader"));
@@ -914,22 +729,10 @@ fn current_state(env: &Env) -> Result<Databag, ToolError> {
     }
 }
 
-fn state_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[bool_flag("strict", &["strict"])]);
-    let mut out = OutOpts::default();
-    let mut strict = false;
-    let Some(args) = parse_flags(env, "state-get", &defs, argv, &mut |k, _n, v| {
-        if let Some(r) = out.set(k, &v) {
-            return r;
-        }
-        if let ("strict", FlagValue::Bool(b)) = (k, v) {
-            strict = b;
-        }
-        Ok(())
-    })?
-    else {
-        return Ok(());
-    };
+fn state_get(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Smart);
+    let strict = o.on("strict");
+    let args = o.args;
     let mut key = String::new();
     if !args.is_empty() {
         key = args[0].clone();
@@ -953,18 +756,9 @@ fn state_get(env: &mut Env, argv: &[String]) -> ToolResult {
     }
 }
 
-fn state_set(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = [value_flag("file", &["file"])];
-    let mut file: Option<String> = None;
-    let Some(args) = parse_flags(env, "state-set", &defs, argv, &mut |k, _n, v| {
-        if let ("file", FlagValue::Str(s)) = (k, v) {
-            file = Some(s);
-        }
-        Ok(())
-    })?
-    else {
-        return Ok(());
-    };
+fn state_set(env: &mut Env, o: Opts) -> ToolResult {
+    let file = o.text("file");
+    let args = o.args;
     let overrides = parse_key_values(&args).map_err(usage)?;
     let mut values = BTreeMap::new();
     if let Some(path) = file.filter(|p| !p.is_empty()) {
@@ -987,10 +781,8 @@ fn state_set(env: &mut Env, argv: &[String]) -> ToolResult {
     Ok(())
 }
 
-fn state_delete(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some(args) = parse_flags(env, "state-delete", &[], argv, &mut |_, _, _| Ok(()))? else {
-        return Ok(());
-    };
+fn state_delete(env: &mut Env, o: Opts) -> ToolResult {
+    let args = o.args;
     if args.is_empty() {
         return Ok(());
     }
@@ -1013,10 +805,9 @@ fn not_in_action() -> ToolError {
     fail("not running an action")
 }
 
-fn action_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some((out, args)) = parse_output_flags(env, "action-get", argv)? else {
-        return Ok(());
-    };
+fn action_get(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Smart);
+    let args = o.args;
     let mut keys: Vec<String> = Vec::new();
     if !args.is_empty() {
         check_empty(&args[1..]).map_err(usage)?;
@@ -1059,10 +850,8 @@ fn valid_action_key(k: &str) -> bool {
 
 const RESERVED_ACTION_KEYS: [&str; 4] = ["stdout", "stdout-encoding", "stderr", "stderr-encoding"];
 
-fn action_set(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some(args) = parse_flags(env, "action-set", &[], argv, &mut |_, _, _| Ok(()))? else {
-        return Ok(());
-    };
+fn action_set(env: &mut Env, o: Opts) -> ToolResult {
+    let args = o.args;
     let mut pairs: Vec<(Vec<String>, String)> = Vec::new();
     for arg in &args {
         let (k, v) = arg
@@ -1098,10 +887,8 @@ fn action_set(env: &mut Env, argv: &[String]) -> ToolResult {
     Ok(())
 }
 
-fn action_fail(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some(args) = parse_flags(env, "action-fail", &[], argv, &mut |_, _, _| Ok(()))? else {
-        return Ok(());
-    };
+fn action_fail(env: &mut Env, o: Opts) -> ToolResult {
+    let args = o.args;
     let message = if args.is_empty() {
         "action failed without reason given, check action for errors".to_string()
     } else {
@@ -1115,10 +902,8 @@ fn action_fail(env: &mut Env, argv: &[String]) -> ToolResult {
     Ok(())
 }
 
-fn action_log(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some(args) = parse_flags(env, "action-log", &[], argv, &mut |_, _, _| Ok(()))? else {
-        return Ok(());
-    };
+fn action_log(env: &mut Env, o: Opts) -> ToolResult {
+    let args = o.args;
     if args.is_empty() {
         return Err(usage("no message specified"));
     }
@@ -1131,10 +916,8 @@ fn action_log(env: &mut Env, argv: &[String]) -> ToolResult {
 // ---------------------------------------------------------------------------------------
 // misc
 
-fn application_version_set(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some(args) = parse_flags(env, "application-version-set", &[], argv, &mut |_, _, _| Ok(()))? else {
-        return Ok(());
-    };
+fn application_version_set(env: &mut Env, o: Opts) -> ToolResult {
+    let args = o.args;
     if args.is_empty() {
         return Err(usage("no version specified"));
     }
@@ -1145,10 +928,9 @@ fn application_version_set(env: &mut Env, argv: &[String]) -> ToolResult {
     Ok(())
 }
 
-fn unit_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some((out, args)) = parse_output_flags(env, "unit-get", argv)? else {
-        return Ok(());
-    };
+fn unit_get(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Smart);
+    let args = o.args;
     if args.is_empty() {
         return Err(usage("no setting specified"));
     }
@@ -1164,10 +946,9 @@ fn unit_get(env: &mut Env, argv: &[String]) -> ToolResult {
 /// status, or `dying` once it is being removed (as Juju's `goalStateUnits` has it), and per
 /// endpoint the remote applications (`joined`, or `dying` while the relation is removed) and
 /// their units. Juju's `since` times are left out.
-fn goal_state(env: &mut Env, argv: &[String]) -> ToolResult {
-    let Some((mut out, args)) = parse_output_flags(env, "goal-state", argv)? else {
-        return Ok(());
-    };
+fn goal_state(env: &mut Env, o: Opts) -> ToolResult {
+    let mut out = OutOpts::of(&o, Format::Smart);
+    let args = o.args;
     check_empty(&args).map_err(usage)?;
     if out.format == Format::Smart {
         // goal-state formats as yaml unless told json.
@@ -1195,34 +976,10 @@ fn goal_state(env: &mut Env, argv: &[String]) -> ToolResult {
     out.write(env, Out::Any(value))
 }
 
-fn network_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[
-        value_flag("relation", &["r", "relation"]),
-        bool_flag("primary-address", &["primary-address"]),
-        bool_flag("bind-address", &["bind-address"]),
-        bool_flag("ingress-address", &["ingress-address"]),
-        bool_flag("egress-subnets", &["egress-subnets"]),
-    ]);
-    let mut out = OutOpts::default();
-    let mut sel: Vec<&'static str> = Vec::new();
-    let snapshot = EnvView::of(env);
-    let Some(args) = parse_flags(env, "network-get", &defs, argv, &mut |k, _n, v| {
-        if let Some(r) = out.set(k, &v) {
-            return r;
-        }
-        match (k, v) {
-            ("relation", FlagValue::Str(s)) => {
-                snapshot.parse_rel(&s)?;
-            }
-            (k, FlagValue::Bool(true)) if !sel.contains(&k) => sel.push(k),
-            (k, FlagValue::Bool(false)) => sel.retain(|x| *x != k),
-            _ => {}
-        }
-        Ok(())
-    })?
-    else {
-        return Ok(());
-    };
+fn network_get(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Smart);
+    let sel = o.selected();
+    let args = o.args;
     if args.is_empty() {
         return Err(usage("no arguments specified"));
     }
@@ -1275,16 +1032,6 @@ fn single_network_value(k: &str, addr: &str, cidr: &str) -> Out {
 // ---------------------------------------------------------------------------------------
 // secret-*: a consumer's view of user secrets (Juju >= 3.3)
 
-/// `--format` for the secret tools: cmd.Output with only yaml (the default) and json.
-fn secret_format(out: &mut OutOpts, key: &str, v: &FlagValue) -> Option<Result<(), String>> {
-    if let ("format", FlagValue::Str(s)) = (key, v)
-        && s == "smart"
-    {
-        return Some(Err("unknown format \"smart\"".into()));
-    }
-    out.set(key, v)
-}
-
 /// The secret a `secret-*` command names: the URI in its first argument, if any (one of a URI
 /// and `--label` is required), and the arguments after it.
 fn secret_target<'a>(
@@ -1308,29 +1055,11 @@ fn secret_target<'a>(
 /// (juju/juju `internal/worker/uniter/runner/jujuc/secret-get.go`; the revision rules of
 /// `apiserver/facades/agent/secretsmanager/secrets.go` `getSecretContent` and
 /// `getConsumedRevision`).
-fn secret_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[
-        value_flag("label", &["label"]),
-        bool_flag("peek", &["peek"]),
-        bool_flag("refresh", &["refresh"]),
-    ]);
-    let mut out = OutOpts { format: Format::Yaml, path: None };
-    let (mut label, mut peek, mut refresh) = (String::new(), false, false);
-    let Some(args) = parse_flags(env, "secret-get", &defs, argv, &mut |k, _n, v| {
-        if let Some(r) = secret_format(&mut out, k, &v) {
-            return r;
-        }
-        match (k, v) {
-            ("label", FlagValue::Str(s)) => label = s,
-            ("peek", FlagValue::Bool(b)) => peek = b,
-            ("refresh", FlagValue::Bool(b)) => refresh = b,
-            _ => {}
-        }
-        Ok(())
-    })?
-    else {
-        return Ok(());
-    };
+fn secret_get(env: &mut Env, o: Opts) -> ToolResult {
+    let out = OutOpts::of(&o, Format::Yaml);
+    let label = o.text("label").unwrap_or_default();
+    let (peek, refresh) = (o.on("peek"), o.on("refresh"));
+    let args = o.args;
     // Init
     let (uri, rest) = secret_target(&args, &label)?;
     if peek && refresh {
@@ -1408,22 +1137,9 @@ fn secret_get(env: &mut Env, argv: &[String]) -> ToolResult {
 /// `secret-info-get <ID> | --label L`: the metadata of a secret this unit or its application
 /// owns (`jujuc/secret-info-get.go`, which looks only in `SecretMetadata`, the owned
 /// secrets). A user secret is owned by the model, so a consumer always gets "not found".
-fn secret_info_get(env: &mut Env, argv: &[String]) -> ToolResult {
-    let defs = with_format(&[value_flag("label", &["label"])]);
-    let mut out = OutOpts { format: Format::Yaml, path: None };
-    let mut label = String::new();
-    let Some(args) = parse_flags(env, "secret-info-get", &defs, argv, &mut |k, _n, v| {
-        if let Some(r) = secret_format(&mut out, k, &v) {
-            return r;
-        }
-        if let ("label", FlagValue::Str(s)) = (k, v) {
-            label = s;
-        }
-        Ok(())
-    })?
-    else {
-        return Ok(());
-    };
+fn secret_info_get(_env: &mut Env, o: Opts) -> ToolResult {
+    let label = o.text("label").unwrap_or_default();
+    let args = o.args;
     let (uri, rest) = secret_target(&args, &label)?;
     if uri.is_some() && !label.is_empty() {
         return Err(usage("specify either a secret URI or label but not both"));
@@ -1575,14 +1291,5 @@ mod tests {
         assert!(!valid_action_key("a-"));
         assert!(!valid_action_key("a_b"));
         assert!(!valid_action_key(""));
-    }
-
-    #[test]
-    fn atoi() {
-        assert_eq!(go_atoi("3"), Some(3));
-        assert_eq!(go_atoi("+3"), Some(3));
-        assert_eq!(go_atoi("-3"), Some(-3));
-        assert_eq!(go_atoi("x"), None);
-        assert_eq!(go_atoi(""), None);
     }
 }
