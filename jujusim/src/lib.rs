@@ -41,9 +41,11 @@
 //! [`Sim::with_binary`] takes an explicit path (this crate's own tests pass
 //! `env!("CARGO_BIN_EXE_jujusim")`).
 //!
-//! The model lives on disk under the root directory (JSON, see [`model`]); tool calls are
+//! The model lives on disk under the root directory (JSON, see [`model`]; each databag in a
+//! file of its own, see [`bags`]); tool calls are
 //! atomic under a file lock; records are JSON lines under `<root>/records/`.
 
+pub mod bags;
 pub mod charm;
 pub mod driver;
 pub mod flags;

@@ -3,7 +3,8 @@
 //! Layout of a simulator root directory:
 //!
 //! ```text
-//! <root>/model.json          the committed model (apps, units, relations, databags, queue)
+//! <root>/model.json          the committed model (apps, units, relations, queue)
+//! <root>/bags/               the committed databags, one file each (see `bags`)
 //! <root>/lock                flock(2)ed around every read-modify-write of the model
 //! <root>/agent.socket        JUJU_AGENT_SOCKET_ADDRESS points here (a plain marker file)
 //! <root>/contexts/<id>.json  one per running hook/action: staged writes, action results
@@ -113,6 +114,9 @@ pub struct App {
     /// Explicitly set config values (typed).
     pub config: BTreeMap<String, Value>,
     pub leader: Option<String>,
+    /// Kept in a file of its own ([`crate::bags`]): filled only in a snapshot of the whole
+    /// model ([`crate::Sim::model`], the hook observer), empty elsewhere.
+    #[serde(skip)]
     pub leader_settings: Databag,
     pub status: Status,
     pub next_unit: u32,
@@ -131,7 +135,9 @@ pub struct Unit {
     pub workload_version: String,
     /// Set while the unit is in a hook error; the failed event is retried by `resolve`.
     pub error: Option<UnitError>,
-    /// Committed charm state (state-get/state-set).
+    /// Committed charm state (state-get/state-set). Kept in a file of its own, like
+    /// `App::leader_settings`.
+    #[serde(skip)]
     pub state: Databag,
     pub started: bool,
     /// Being removed: after its `remove` hook it is deleted from the model.
@@ -153,12 +159,15 @@ pub struct RelEndpoint {
     pub role: String,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct Relation {
     pub id: u32,
     /// One endpoint for a peer relation, two otherwise.
     pub endpoints: Vec<RelEndpoint>,
+    /// The databags, each kept in a file of its own like `App::leader_settings`.
+    #[serde(skip)]
     pub unit_data: BTreeMap<String, Databag>,
+    #[serde(skip)]
     pub app_data: BTreeMap<String, Databag>,
     /// Units in scope, each with the remote units it currently knows (relation-list).
     pub scope: BTreeMap<String, BTreeSet<String>>,
@@ -291,6 +300,9 @@ impl Paths {
     pub fn model(&self) -> PathBuf {
         self.root.join("model.json")
     }
+    pub fn bags(&self) -> PathBuf {
+        self.root.join("bags")
+    }
     pub fn lock(&self) -> PathBuf {
         self.root.join("lock")
     }
@@ -405,6 +417,11 @@ pub fn random_uuid() -> String {
 /// Application name of a unit name (`app/3` → `app`).
 pub fn unit_app(unit: &str) -> &str {
     unit.rsplit_once('/').map(|(a, _)| a).unwrap_or(unit)
+}
+
+/// The number of a unit (`app/3` → 3), by which Juju orders an application's units.
+pub fn unit_number(unit: &str) -> u32 {
+    unit.rsplit_once('/').and_then(|(_, n)| n.parse().ok()).unwrap_or(0)
 }
 
 /// `names.IsValidApplication`: lowercase letters, digits and hyphens; starts with a letter;

@@ -559,3 +559,22 @@ fn a_hook_observer_sees_every_hook_and_the_relation_data_it_committed() {
     assert_eq!(seen[changed], "prov/0 api-relation-changed req/0", "the observer sees what the hook committed");
     assert_eq!(seen.len(), sim.hooks().unwrap().len() - before, "every hook since, and only those: {seen:?}");
 }
+
+#[test]
+fn a_redeployed_application_starts_with_no_leader_settings_state_or_databags() {
+    let tmp = TempDir::new("redeploy");
+    let (mut sim, rel) = related(&tmp, 1, 1, &[], &[]);
+    let h = probe(&mut sim, "req/0", "leader-set l=1 && state-set s=1 && relation-set -r 1 r=1");
+    assert_eq!(h.exit_code, 0, "{}", h.stderr);
+    assert_eq!(sim.leader_settings("req").unwrap()["l"], "1");
+    assert_eq!(sim.model().unwrap().relations[&rel].unit_data["req/0"]["r"], "1", "a snapshot holds the databags");
+    let charm = sim.model().unwrap().apps["req"].charm_src.clone();
+    sim.remove_application("req").unwrap();
+    assert!(!sim.root().join(format!("bags/relation-{rel}")).exists(), "the relation's databags went with it");
+    sim.deploy("req", &charm, 1).unwrap();
+    assert!(sim.leader_settings("req").unwrap().is_empty());
+    assert!(sim.unit_state("req/0").unwrap().is_empty());
+    let again = sim.relate("prov:api", "req:lxd").unwrap();
+    assert!(!sim.relation_data(again, "req/0").unwrap().contains_key("r"));
+    sim.assert_no_failed_hooks().unwrap();
+}

@@ -181,8 +181,7 @@ fn put_certs(w: &mut World, rel: RelationId, unit: &str, pems: &[&Pem]) -> Resul
 /// Records the integrator's peak RSS: every hook tool becomes a shell shim that appends the
 /// caller's (`$PPID`: the charm) `VmHWM` before exec'ing the real tool, as `make bench` does
 /// (bench/src/main.rs, `wrap_tools`). The charm's last tool call comes after its LXD work, so
-/// the largest sample of a hook is its peak. The tools themselves load the whole model and are
-/// not counted.
+/// the largest sample of a hook is its peak. The tools themselves are not counted.
 fn probe_rss(sim: &Sim) -> Result<PathBuf> {
     let tools = sim.root().join("tools");
     let real = tools.join(".real");
@@ -353,10 +352,9 @@ fn padded_list(distinct: &[Pem], copies: usize, target: usize) -> Result<String>
 // ---------------------------------------------------------------------------------------------
 // 3. Many units of a MiB each
 
-/// Units in `v3`; `LXD_E2E_VOLUME_UNITS=100` asks for the full size by hand. The default
-/// is what the simulator affords here: each hook-tool call re-reads the whole model (every
-/// databag), and unit k's write fires a hook making k reads, so the run grows with the cube of
-/// the units at 1 MiB each (10 units: ~36 s of hooks on two cores shared with other builds).
+/// Units in `v3`; `LXD_E2E_VOLUME_UNITS=100` asks for the full size by hand. Unit k's
+/// write fires a hook that reads k databags of 1 MiB (each `relation-get` reads only the databag
+/// it names), so the run grows with the square of the units.
 const UNITS: u32 = 8;
 const UNIT_BYTES: usize = MIB;
 
