@@ -123,10 +123,7 @@ fn a_relation_gets_its_certificate_trusted_and_published() {
 
 #[test]
 fn a_steady_state_hook_writes_nothing_and_asks_lxd_three_times() {
-    let mut w = World::new();
-    let a = test_certs::self_signed("a");
-    w.send(3, "req/0", &[&a.cert_pem]);
-    w.hook("api-relation-changed");
+    let (mut w, _) = World::one_client_trusted();
     // The first update-status after a change runs the full pass and remembers it was steady.
     w.hook("update-status");
     w.agent.calls.clear();
