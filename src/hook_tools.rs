@@ -80,7 +80,10 @@ fn run_process(tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOu
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(data).map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
     }
-    let out = child.wait_with_output().map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
+    let mut out = child.wait_with_output().map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
+    // Read by doubling, a 1 MiB databag can hold 2 MiB; a pass keeps every databag it read
+    // until it is decoded, so the slack would double its peak memory.
+    out.stdout.shrink_to_fit();
     Ok(ToolOutput { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
 }
 
@@ -379,7 +382,15 @@ impl<'a> Juju<'a> {
         reads: &[Read],
         decode: fn(Result<ToolOutput, ToolError>) -> Result<T, ToolError>,
     ) -> Result<Vec<T>, ToolError> {
-        self.tools.run_reads(reads).into_iter().map(decode).collect()
+        // A batch at a time, each decoded before the next is read: the raw answers (a databag
+        // may be 16 MiB) never pile up beside their decoded copies.
+        let mut out = Vec::with_capacity(reads.len());
+        for batch in reads.chunks(MAX_PARALLEL_READS) {
+            for answer in self.tools.run_reads(batch) {
+                out.push(decode(answer)?);
+            }
+        }
+        Ok(out)
     }
 
     pub fn credential_get(&mut self) -> Result<CredentialAnswer, ToolError> {
