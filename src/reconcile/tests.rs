@@ -182,15 +182,16 @@ fn a_quiet_update_status_costs_the_same_for_one_or_a_hundred_units() {
     }
 }
 
-/// `api-relation-changed` on relation 3 for remote `unit`.
-fn changed(w: &mut World, unit: &str) -> Report {
+/// `api-relation-changed` on relation 3 for remote `unit`, or for the remote application's
+/// databag when there is none.
+fn changed(w: &mut World, unit: Option<&str>) -> Report {
     w.hook_ctx(HookContext {
         name: "api-relation-changed".into(),
         unit: "lxd-integrator/0".into(),
         model_uuid: "m-uuid".into(),
         relation_id: Some(3),
         remote_app: Some("req".into()),
-        remote_unit: Some(unit.into()),
+        remote_unit: unit.map(String::from),
         ..Default::default()
     })
 }
@@ -204,7 +205,7 @@ fn a_unit_writing_what_it_asked_before_costs_one_databag_for_any_number_of_units
             // do not read the meaning of, but it asks for the same certificates.
             let bag = w.agent.relate(3, "req").units.entry("req/0".into()).or_default();
             bag.insert("ingress-address".into(), "10.1.2.3".into());
-            changed(&mut w, "req/0");
+            changed(&mut w, Some("req/0"));
             let tools: Vec<&str> = w.agent.calls.iter().map(|c| c.tool.as_str()).collect();
             assert_eq!(
                 tools,
@@ -230,7 +231,7 @@ fn a_unit_asking_something_new_runs_the_full_pass() {
     let (mut w, made) = quiet_world(3, true);
     let b = test_certs::self_signed("b");
     w.send(3, "req/1", &[&b.cert_pem]);
-    changed(&mut w, "req/1");
+    changed(&mut w, Some("req/1"));
     let fps = w.store_fps();
     assert!(fps.contains(&certs::fingerprint(&b.der)));
     assert!(!fps.contains(&certs::fingerprint(&made[1].der)));
@@ -246,13 +247,13 @@ fn a_unit_asking_something_new_runs_the_full_pass() {
     // Nothing at all: every certificate of that unit withdrawn.
     let (mut w, made) = quiet_world(2, true);
     w.send(3, "req/0", &[]);
-    changed(&mut w, "req/0");
+    changed(&mut w, Some("req/0"));
     assert_eq!(w.store_fps(), [certs::fingerprint(&made[1].der)].into());
 
     // A new unit, never seen by a steady pass, even one asking nothing yet.
     let (mut w, _) = quiet_world(1, true);
     w.send(3, "req/7", &[]);
-    changed(&mut w, "req/7");
+    changed(&mut w, Some("req/7"));
     assert!(w.agent.calls.iter().filter(|c| c.tool == "relation-get").count() > 1, "full pass");
 }
 
@@ -265,25 +266,18 @@ fn a_change_hook_after_a_pass_that_was_not_steady_runs_in_full() {
     w.hook("update-status");
     assert!(w.store_fps().contains(&certs::fingerprint(&made[0].der)));
     w.agent.calls.clear();
-    changed(&mut w, "req/0");
+    changed(&mut w, Some("req/0"));
     assert!(w.agent.calls.iter().filter(|c| c.tool == "relation-get").count() > 1, "full pass");
     // That full pass was steady: the next change hook for the same request is quiet again.
     w.agent.calls.clear();
-    changed(&mut w, "req/0");
+    changed(&mut w, Some("req/0"));
     assert_eq!(w.agent.calls.iter().filter(|c| c.tool == "relation-get").count(), 1);
 }
 
 #[test]
 fn a_change_to_the_remote_application_data_runs_the_full_pass() {
     let (mut w, _) = quiet_world(1, true);
-    w.hook_ctx(HookContext {
-        name: "api-relation-changed".into(),
-        unit: "lxd-integrator/0".into(),
-        model_uuid: "m-uuid".into(),
-        relation_id: Some(3),
-        remote_app: Some("req".into()),
-        ..Default::default()
-    });
+    changed(&mut w, None);
     assert!(w.agent.calls.iter().filter(|c| c.tool == "relation-get").count() > 1, "full pass");
 }
 
