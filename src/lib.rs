@@ -8,6 +8,8 @@
 //!                                               then the credentials secret, if one is named
 //!                           reconcile::observe  LXD: server, members, trust store    ┐ at once
 //!                           reconcile::inputs   leadership, relations, databags     ┘
+//!                           reconcile::quiet    update-status, or one unit's change hook: nothing
+//!                                               new since the last steady pass → stop here
 //!                           requests, https     what requirers ask for on `api` and `https` (bounded)
 //!                           reconcile::decide   pure: plan, policy, what is held, status
 //!                           reconcile::apply    leader only: changes, in batches, under a deadline
@@ -17,13 +19,14 @@
 //! Only two boundaries do I/O: `hook_tools` (Juju's tools, as processes) and `lxd` (HTTPS with
 //! a pinned server certificate, `pin`), besides `legacy`, which removes the files the Python
 //! charm left in the charm directory on `install` and `upgrade-charm`. The `adopt` action takes
-//! over that charm's trust entries. Everything between them is plain data and pure
+//! over that charm's trust entries; the other `actions` run the same pass (in a dry run or
+//! not) and report from it. Everything between them is plain data and pure
 //! functions: `config`, `credentials`, `certs`, `endpoint`, `ownership` (who owns a trust
 //! entry, from its name), `plan`, `relation` (the `lxd` interface payload), `https` (the
-//! `lxd-https` interface, as charm-lxd serves it: requests in, payload out), `status`, and
-//! `limits`, which names every bound on what crosses a process boundary. `memory` holds the
-//! in-memory unit agent and LXD the tests, the fuzz targets and the property checks run
-//! the pass against.
+//! `lxd-https` interface, as charm-lxd serves it: requests in, payload out), `status`,
+//! `limits` (every bound on what crosses a process boundary) and `parallel` (bounded fan-out
+//! for reads). `memory` holds the in-memory unit agent and LXD the tests, the fuzz targets
+//! and the property checks run the pass against.
 
 pub mod actions;
 pub mod adopt;
