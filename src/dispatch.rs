@@ -84,7 +84,7 @@ pub enum Invocation {
     Action(String),
 }
 
-/// `hooks/x` / `actions/x` from the dispatch path, else the basename of argv[0].
+/// `hooks/x` / `actions/x` from the dispatch path, else the basename of `argv[0]`.
 pub fn invocation(dispatch_path: Option<&str>, argv0: &str) -> Option<Invocation> {
     let path = dispatch_path.filter(|p| !p.is_empty()).unwrap_or(argv0);
     let mut parts = path.rsplit('/');
