@@ -80,10 +80,7 @@ fn run_process(tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOu
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(data).map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
     }
-    let mut out = child.wait_with_output().map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
-    // Read by doubling, a 1 MiB databag can hold 2 MiB; a pass keeps every databag it read
-    // until it is decoded, so the slack would double its peak memory.
-    out.stdout.shrink_to_fit();
+    let out = child.wait_with_output().map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
     Ok(ToolOutput { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
 }
 
