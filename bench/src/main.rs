@@ -502,29 +502,22 @@ impl Bench {
             // Juju rewriting one unit's address: a change hook with nothing new to ask.
             sim.run_hook(UNIT, "update-status")?;
             let mut quiet = [Row::new(&format!("api-relation-changed, quiet (address), {u} unit(s) × 1 cert"))];
-            let mut moves = 0usize;
-            let mut move_unit = |s: &mut Sim, k: usize| {
-                s.write_relation_data(
-                    rel,
-                    &format!("{REQ}/0"),
-                    "ingress-address",
-                    Some(&format!("10.77.{}.{}", k / 250, k % 250)),
-                )
+            // Each write a new address, so each fires a change hook; the measured writes and the
+            // replays' triggers draw from two networks and never repeat each other.
+            let move_unit = |s: &mut Sim, net: u8, k: usize| {
+                let address = format!("10.{net}.{}.{}", k / 250, k % 250);
+                s.write_relation_data(rel, &format!("{REQ}/0"), "ingress-address", Some(&address))
             };
+            let mut moves = 0usize;
             self.measure_cycle(
                 &mut sim,
                 &mut quiet,
                 "api-relation-changed",
                 &mut [&mut |s: &mut Sim| {
                     moves += 1;
-                    s.write_relation_data(
-                        rel,
-                        &format!("{REQ}/0"),
-                        "ingress-address",
-                        Some(&format!("10.66.0.{}", moves % 250)),
-                    )
+                    move_unit(s, 66, moves)
                 }],
-                &mut move_unit,
+                &mut |s, k| move_unit(s, 77, k),
                 rel,
                 counts,
             )?;
