@@ -142,6 +142,15 @@ pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CertRejection> {
     Ok(blocks)
 }
 
+/// The fingerprint of a value that is exactly one decodable PEM certificate block, without
+/// parsing the certificate: enough to tell a requirer which certificate was not read.
+pub fn block_fingerprint(text: &str) -> Option<String> {
+    match pem_blocks(text).ok()?.as_slice() {
+        [one] if one.label == CERT_LABEL => Some(fingerprint(&one.der)),
+        _ => None,
+    }
+}
+
 /// Armours DER as a PEM certificate (64-column lines, trailing newline).
 pub fn to_pem(der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -156,38 +165,58 @@ pub fn to_pem(der: &[u8]) -> String {
 
 /// Validates one value from a requirer's `client_certificates`. `now` is Unix seconds.
 pub fn parse_client_cert(text: &str, now: i64) -> Result<ClientCert, CertRejection> {
+    examine_client_cert(text, now).map_err(|r| r.why)
+}
+
+/// A value refused as a client certificate, with what could still be learnt of it: the
+/// fingerprint of its one certificate block (so a requirer can be told which of its
+/// certificates was refused) and when a certificate that is not valid yet becomes valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub why: CertRejection,
+    pub fingerprint: Option<String>,
+    pub not_before: Option<i64>,
+}
+
+impl From<CertRejection> for Rejected {
+    fn from(why: CertRejection) -> Rejected {
+        Rejected { why, fingerprint: None, not_before: None }
+    }
+}
+
+/// `parse_client_cert`, keeping the refused certificate's fingerprint and start of validity.
+pub fn examine_client_cert(text: &str, now: i64) -> Result<ClientCert, Rejected> {
     // Look for key material first, so a key pasted with a certificate is called what it is.
     if text.contains("PRIVATE KEY-----") {
-        return Err(CertRejection::PrivateKey);
+        return Err(CertRejection::PrivateKey.into());
     }
     let blocks = pem_blocks(text)?;
     if let Some(other) = blocks.iter().find(|b| b.label != CERT_LABEL) {
-        return Err(CertRejection::WrongBlock(BlockLabel::of(&other.label)));
+        return Err(CertRejection::WrongBlock(BlockLabel::of(&other.label)).into());
     }
     if blocks.len() > 1 {
-        return Err(CertRejection::Several(blocks.len()));
+        return Err(CertRejection::Several(blocks.len()).into());
     }
     let der = blocks.into_iter().next().map(|b| b.der).ok_or(CertRejection::NotPem)?;
-    let info = inspect_der(&der)?;
+    let fp = fingerprint(&der);
+    let refuse = |why, not_before| Err(Rejected { why, fingerprint: Some(fp.clone()), not_before });
+    let info = match inspect_der(&der) {
+        Ok(info) => info,
+        Err(why) => return refuse(why, None),
+    };
     if now > info.not_after {
-        return Err(CertRejection::Expired);
+        return refuse(CertRejection::Expired, None);
     }
     if now < info.not_before {
-        return Err(CertRejection::NotYetValid);
+        return refuse(CertRejection::NotYetValid, Some(info.not_before));
     }
     match info.key {
         KeyKind::Ec => {}
         KeyKind::Rsa(bits) if bits >= 2048 => {}
-        KeyKind::Rsa(bits) => return Err(CertRejection::WeakRsa(bits)),
-        KeyKind::Other => return Err(CertRejection::UnsupportedKey),
+        KeyKind::Rsa(bits) => return refuse(CertRejection::WeakRsa(bits), None),
+        KeyKind::Other => return refuse(CertRejection::UnsupportedKey, None),
     }
-    Ok(ClientCert {
-        pem: to_pem(&der),
-        fingerprint: fingerprint(&der),
-        der,
-        common_name: info.common_name,
-        not_after: info.not_after,
-    })
+    Ok(ClientCert { pem: to_pem(&der), fingerprint: fp, der, common_name: info.common_name, not_after: info.not_after })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,6 +304,11 @@ pub(crate) mod test_certs {
 
     pub fn expired(cn: &str) -> Pem {
         CertSpec::client(cn).between_years(2000, 2001).self_signed().expect("expired certificate")
+    }
+
+    /// Valid from `secs` seconds from now: what a requirer whose clock runs ahead sends.
+    pub fn starting_in(secs: i64) -> Pem {
+        CertSpec::client("ahead").starting_in(secs).self_signed().expect("certificate")
     }
 
     pub fn future(cn: &str) -> Pem {

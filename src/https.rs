@@ -22,6 +22,7 @@ use crate::endpoint::Endpoint;
 use crate::limits::{PROJECTS_BYTES, PUBLISHED_BYTES};
 use crate::ownership::{Interface, Owner};
 use crate::plan;
+use crate::refusal::{KEY_REFUSED, Reason, RefusedCert};
 use crate::relation::{Databag, OnlineMembers, Payload, RelationView, ServerPin, bag_bytes};
 use crate::requests::{MemberProblems, MemberReader, Protected, Request, Requests, thousands};
 use std::collections::BTreeSet;
@@ -33,8 +34,12 @@ pub const KEY_CERTIFICATE: &str = "certificate";
 pub const KEY_PROJECTS: &str = "projects";
 pub const KEY_CERTIFICATE_FP: &str = "certificate_fingerprint";
 pub const KEY_ADDRESSES: &str = "addresses";
+/// The LXD project a restricted requirer should use (lxd-integrator-k8s's key, which the
+/// OpenShell gateway reads; `default` when absent).
+pub const KEY_PROJECT: &str = "project";
 /// Every key the provider writes; one it no longer wants is deleted, any other is left alone.
-pub const PROVIDER_KEYS: [&str; 4] = [KEY_VERSION, KEY_CERTIFICATE, KEY_CERTIFICATE_FP, KEY_ADDRESSES];
+pub const PROVIDER_KEYS: [&str; 6] =
+    [KEY_VERSION, KEY_CERTIFICATE, KEY_CERTIFICATE_FP, KEY_ADDRESSES, KEY_PROJECT, KEY_REFUSED];
 /// A requirer's databag holding none of these has not spoken the interface (yet): it is
 /// passed over without a word, like the keys Juju itself puts in a unit's databag.
 const REQUIRER_KEYS: [&str; 3] = [KEY_VERSION, KEY_CERTIFICATE, KEY_PROJECTS];
@@ -94,12 +99,23 @@ fn read_member(owner: Owner, bag: &Databag, now: i64, protected: &Protected, bou
     }
     let mut reader = MemberReader::new(owner.clone(), KEY_CERTIFICATE, now, protected);
     reader.read_one(raw);
-    let (taken, problems) = reader.finish();
+    let (taken, problems, refused) = reader.finish();
     out.problems.extend(problems);
+    out.refused.extend(refused);
     let granted = match asked.grant {
         Grant::AsConfigured => None,
         Grant::Projects(list) => Some(list),
-        Grant::Nothing => return,
+        Grant::Nothing => {
+            let reason =
+                if asked.outside.is_empty() { Reason::ProjectsRefused } else { Reason::ProjectsOutsideCeiling };
+            let refused = taken.into_iter().map(|r| RefusedCert {
+                owner: r.owner,
+                fingerprint: r.cert.fingerprint,
+                reason,
+                not_before: None,
+            });
+            return out.refused.extend(refused);
+        }
     };
     out.requests.extend(taken.into_iter().map(|r| Request { projects: granted.clone(), ..r }));
 }
@@ -204,20 +220,58 @@ pub fn any_trusted(relation_id: u32, requests: &[Request], held: &BTreeSet<Strin
     })
 }
 
-/// The provider's databag for one `https` relation: empty (every provider key withdrawn) unless
-/// the pass connected with `pin` and `trusted` holds. `addresses` lists the members as
-/// `host:port`, IPv6 in brackets; members past what fits `PUBLISHED_BYTES` are counted in
+/// The project an `https` relation's requirer should use: the first project its first trusted
+/// request is restricted to (the one it asked for, or the first of `trust-projects` in the
+/// operator's order when it asked for none); `None` when its grant is unrestricted or nothing it
+/// asked is trusted.
+pub fn project(
+    relation_id: u32,
+    requests: &[Request],
+    held: &BTreeSet<String>,
+    ceiling: Option<&[String]>,
+) -> Option<String> {
+    let first = requests.iter().find(|r| {
+        r.owner.relation_id == relation_id
+            && r.owner.interface == Interface::LxdHttps
+            && held.contains(&r.cert.fingerprint)
+    })?;
+    first.projects.as_deref().or(ceiling)?.first().cloned()
+}
+
+/// What one `https` relation is told.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Served<'a> {
+    /// What LXD presents (`environment.certificate`), else the pin the pass connected with;
+    /// `None` when the pass connected with no pin.
+    pub certificate: Option<&'a ServerPin>,
+    /// LXD holds a certificate requested on the relation.
+    pub trusted: bool,
+    pub project: Option<&'a str>,
+    /// The `refused` value for the relation, if any.
+    pub refused: Option<&'a str>,
+}
+
+/// The provider's databag for one `https` relation: the connection keys only when the pass
+/// connected with a pin and LXD trusts a certificate requested there (else they are withdrawn),
+/// and `refused` whenever something requested there was refused. `addresses` lists the members
+/// as `host:port`, IPv6 in brackets; members past what fits `PUBLISHED_BYTES` are counted in
 /// `withheld`.
-pub fn payload(members: &OnlineMembers, pin: Option<&ServerPin>, trusted: bool) -> Payload {
-    let (Some(pin), true) = (pin, trusted) else {
-        return Payload { bag: Databag::new(), withheld: 0 };
+pub fn payload(members: &OnlineMembers, served: Served) -> Payload {
+    let mut bag = Databag::new();
+    if let Some(refused) = served.refused {
+        bag.insert(KEY_REFUSED.into(), refused.to_string());
+    }
+    let (Some(pin), true) = (served.certificate, served.trusted) else {
+        return Payload { bag, withheld: 0 };
     };
     let addresses: Vec<String> =
         members.iter().filter_map(|(_, url)| Endpoint::parse(url).ok()).map(|e| e.authority()).collect();
-    let mut bag = Databag::new();
     bag.insert(KEY_VERSION.into(), VERSION.into());
     bag.insert(KEY_CERTIFICATE.into(), pin.pem.clone());
     bag.insert(KEY_CERTIFICATE_FP.into(), pin.fingerprint.clone());
+    if let Some(project) = served.project {
+        bag.insert(KEY_PROJECT.into(), project.to_string());
+    }
     let room = PUBLISHED_BYTES.saturating_sub(bag_bytes(&bag) + KEY_ADDRESSES.len());
     let mut joined = String::new();
     let mut listed = 0;
@@ -233,7 +287,8 @@ pub fn payload(members: &OnlineMembers, pin: Option<&ServerPin>, trusted: bool) 
         listed += 1;
     }
     if joined.is_empty() {
-        return Payload { bag: Databag::new(), withheld: addresses.len() };
+        let refused_only = bag.into_iter().filter(|(k, _)| k == KEY_REFUSED).collect();
+        return Payload { bag: refused_only, withheld: addresses.len() };
     }
     bag.insert(KEY_ADDRESSES.into(), joined);
     Payload { bag, withheld: addresses.len() - listed }

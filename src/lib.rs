@@ -47,6 +47,7 @@ pub mod parallel;
 pub mod pin;
 pub mod plan;
 pub mod reconcile;
+pub mod refusal;
 pub mod relation;
 pub mod requests;
 pub mod status;

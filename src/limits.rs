@@ -61,6 +61,15 @@ pub const PROJECTS_BYTES: usize = 64 * 1024;
 /// What the charm writes into one databag of its own: half of Juju's limit, so Juju's own keys
 /// and any growth in the JSON around the values never push a `relation-set` over.
 pub const PUBLISHED_BYTES: usize = DATABAG_BYTES / 2;
+/// Refused certificates named in one relation's `refused` key (about 100 bytes each): as many
+/// as one databag may ask for; past it the rest are counted in the status only.
+pub const REFUSED_PUBLISHED: usize = CERTS_PER_DATABAG;
+/// How far ahead of this unit's clock a requirer's certificate may start and still count as a
+/// request rather than bad input. Requirers make certificates with notBefore = now, so a clock a
+/// little ahead sends one LXD refuses for a moment ("isn't valid yet", LXD 5.0 and Incus alike);
+/// ten minutes covers two `update-status` periods of drift on a machine without time
+/// synchronisation, and a clock further off is a fault the operator should hear of.
+pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(600);
 
 // --- Time.
 

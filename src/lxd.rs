@@ -60,6 +60,9 @@ pub struct ServerInfo {
     pub server_name: String,
     pub server_version: String,
     pub clustered: bool,
+    /// `environment.certificate` as DER: what the server presents to clients (in LXD's PKI mode
+    /// a certificate the pinned CA issued), for requirers that pin what they are shown.
+    pub certificate: Option<Vec<u8>>,
     /// `environment.addresses`: the `core.https_address` listen addresses (`host:port`).
     pub addresses: Vec<String>,
 }

@@ -766,6 +766,7 @@ impl Lxd for MemoryLxd {
             server_name: "node1".into(),
             server_version: "5.0.2".into(),
             clustered: true,
+            certificate: None,
             addresses: vec![],
         })
     }

@@ -1,15 +1,22 @@
 //! Desired trust versus LXD's trust store → the changes to make. Pure.
 //!
-//! Rules that keep operators safe:
+//! Rules that keep operators and tenants safe:
 //! - only `client` entries whose name says this application owns them are ever removed or
 //!   re-restricted; everything else in the store is left exactly as it is;
 //! - a certificate already in the store counts as present, whoever added it;
-//! - an owned entry stays while any live relation of this application still asks for it.
+//! - one owner per certificate: the entry's name records the relation that asked first, and
+//!   that relation alone (any of its units, or its application databag) decides the entry's
+//!   projects and its lifetime. The entry goes when its owner stops asking, even while another
+//!   relation still asks; that other request is then new, and the next full pass adds it under
+//!   its own name (never in the same pass: a withdrawal, after a key compromise say, takes
+//!   effect at once, and the other grant is a new, visible change);
+//! - a relation asking for a certificate held under another relation's entry changes nothing
+//!   about it, and is claimed trusted there only when that grant covers what it asked
+//!   (`not_covered`).
 //!
 //! Restrictions are per certificate: the projects its request carries (an `lxd-https`
-//! requirer's, already within `trust-projects`), or else `trust-projects` itself. A certificate
-//! is one entry: the first request for it, in relation order, names the entry and sets its
-//! projects, so a restriction never depends on which endpoint happened to be read last.
+//! requirer's, already within `trust-projects`), or else `trust-projects` itself. A new entry
+//! is named after the first request for it, in relation order.
 
 use crate::lxd::{TrustEntry, TrustKind};
 use crate::ownership::{Owner, Scope};
@@ -57,7 +64,7 @@ impl Plan {
 /// restricted to (`None`: unrestricted).
 pub fn plan(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects: Option<&[String]>) -> Plan {
     let by_fp: BTreeMap<&str, &TrustEntry> = store.iter().map(|e| (e.fingerprint.as_str(), e)).collect();
-    let wanted = desired(requests, projects);
+    let first = desired(requests, projects);
     let mut plan = Plan::default();
 
     // Requests arrive ordered by relation and unit, so the first requester names the entry.
@@ -72,18 +79,18 @@ pub fn plan(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects:
             name: scope.entry_name(&req.owner),
             der: req.cert.der.clone(),
             owner: req.owner.clone(),
-            projects: wanted.get(fp).cloned().flatten(),
+            projects: first.get(fp).cloned().flatten(),
         });
     }
 
     for entry in store.iter().filter(|e| e.kind == TrustKind::Client) {
         let Some(owner) = scope.owner_of(&entry.name) else { continue };
-        match wanted.get(entry.fingerprint.as_str()) {
+        match owners_want(requests, &owner, &entry.fingerprint, projects) {
             None => {
                 plan.remove.push(Remove { fingerprint: entry.fingerprint.clone(), name: entry.name.clone(), owner })
             }
             Some(want) if !restrictions_match(entry, want.as_deref()) => {
-                plan.restrict.push(Restrict { fingerprint: entry.fingerprint.clone(), owner, projects: want.clone() })
+                plan.restrict.push(Restrict { fingerprint: entry.fingerprint.clone(), owner, projects: want })
             }
             Some(_) => {}
         }
@@ -91,15 +98,92 @@ pub fn plan(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects:
     plan
 }
 
+/// Whether two requesters are one tenant: the same relation (an application's units and its
+/// application databag share one grant).
+pub fn same_relation(a: &Owner, b: &Owner) -> bool {
+    a.interface == b.interface && a.relation_id == b.relation_id
+}
+
+/// What the relation owning an entry asks for its certificate: the restriction of its first
+/// request for it; `None` when it no longer asks, whoever else does.
+fn owners_want(
+    requests: &[Request],
+    owner: &Owner,
+    fp: &str,
+    projects: Option<&[String]>,
+) -> Option<Option<Vec<String>>> {
+    requests.iter().find(|r| r.cert.fingerprint == fp && same_relation(&r.owner, owner)).map(|r| wanted(r, projects))
+}
+
+/// The restriction one request asks for: its own projects, or `trust-projects`.
+fn wanted(req: &Request, projects: Option<&[String]>) -> Option<Vec<String>> {
+    req.projects.clone().or_else(|| projects.map(<[String]>::to_vec))
+}
+
 /// Every requested fingerprint with the restriction it should carry: its first request's
 /// projects, or `trust-projects`.
 pub fn desired<'r>(requests: &'r [Request], projects: Option<&[String]>) -> BTreeMap<&'r str, Option<Vec<String>>> {
     let mut out = BTreeMap::new();
     for req in requests {
-        out.entry(req.cert.fingerprint.as_str())
-            .or_insert_with(|| req.projects.clone().or_else(|| projects.map(<[String]>::to_vec)));
+        out.entry(req.cert.fingerprint.as_str()).or_insert_with(|| wanted(req, projects));
     }
     out
+}
+
+/// The requests this pass must not claim as trusted for their requirer: the certificate is held
+/// (or about to be) under an entry of ours that another relation owns, and that entry's grant
+/// does not cover what this request asks. An unrestricted grant covers any request; one
+/// restricted to P covers a request restricted to projects all within P, never one that would
+/// be unrestricted. The entry itself stays as its owner wants it.
+pub fn not_covered<'r>(
+    scope: &Scope,
+    requests: &'r [Request],
+    store: &[TrustEntry],
+    plan: &Plan,
+    projects: Option<&[String]>,
+) -> Vec<&'r Request> {
+    let grants = grants_after(scope, store, plan);
+    requests
+        .iter()
+        .filter(|req| {
+            grants.get(req.cert.fingerprint.as_str()).is_some_and(|(owner, grant)| {
+                !same_relation(owner, &req.owner) && !covers(grant.as_deref(), wanted(req, projects).as_deref())
+            })
+        })
+        .collect()
+}
+
+/// Each certificate under an entry of ours: its owner and grant (`None`: unrestricted) once
+/// `plan` is applied. A removed entry grants nothing to anyone.
+fn grants_after<'a>(
+    scope: &Scope,
+    store: &'a [TrustEntry],
+    plan: &'a Plan,
+) -> BTreeMap<&'a str, (Owner, Option<Vec<String>>)> {
+    let mut grants = BTreeMap::new();
+    for entry in store.iter().filter(|e| e.kind == TrustKind::Client) {
+        if let Some(owner) = scope.owner_of(&entry.name) {
+            grants.insert(entry.fingerprint.as_str(), (owner, entry.restricted.then(|| entry.projects.clone())));
+        }
+    }
+    for r in &plan.restrict {
+        if let Some(slot) = grants.get_mut(r.fingerprint.as_str()) {
+            slot.1 = r.projects.clone();
+        }
+    }
+    for a in &plan.add {
+        grants.insert(a.fingerprint.as_str(), (a.owner.clone(), a.projects.clone()));
+    }
+    grants
+}
+
+/// Whether a grant (`None`: unrestricted) gives at least what `want` asks.
+fn covers(grant: Option<&[String]>, want: Option<&[String]>) -> bool {
+    match (grant, want) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(have), Some(want)) => want.iter().all(|p| have.contains(p)),
+    }
 }
 
 /// Requested certificates LXD trusts only under entries this application does not own

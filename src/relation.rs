@@ -4,6 +4,7 @@
 
 use crate::limits::PUBLISHED_BYTES;
 use crate::ownership::Interface;
+use crate::refusal::KEY_REFUSED;
 use crate::requests::Request;
 use crate::{certs, pin};
 use serde::Serialize;
@@ -22,7 +23,8 @@ pub const KEY_SERVER_CERT: &str = "server_certificate";
 pub const KEY_SERVER_CERT_FP: &str = "server_certificate_fingerprint";
 /// Every key the provider writes. A key of these that the provider no longer wants is deleted;
 /// any other key in its own databag (Juju's `private-address`...) is left alone.
-pub const PROVIDER_KEYS: [&str; 5] = [KEY_VERSION, KEY_NODES, KEY_REGISTERED, KEY_SERVER_CERT, KEY_SERVER_CERT_FP];
+pub const PROVIDER_KEYS: [&str; 6] =
+    [KEY_VERSION, KEY_NODES, KEY_REGISTERED, KEY_SERVER_CERT, KEY_SERVER_CERT_FP, KEY_REFUSED];
 
 pub type Databag = BTreeMap<String, String>;
 
@@ -65,6 +67,11 @@ impl ServerPin {
     /// PEM parser (`pin::pinned_ders`), not re-parsed another way, so requirers are told to
     /// accept the very certificates the charm accepted, no more, no fewer. `None` when the
     /// text holds no certificate (then the charm could not have connected with it either).
+    /// One certificate as DER (what LXD says it presents).
+    pub fn of_der(der: &[u8]) -> ServerPin {
+        ServerPin { pem: certs::to_pem(der), fingerprint: certs::fingerprint(der) }
+    }
+
     pub fn from_pinned(pem: &str) -> Option<ServerPin> {
         let ders = pin::pinned_ders(pem)?;
         let first = ders.first()?;
@@ -90,12 +97,14 @@ pub struct Payload {
 /// fit in `PUBLISHED_BYTES`, the first ones by fingerprint are published and the rest counted.
 /// `pin` is the server certificate the charm connected with in this hook; without one, the
 /// `server_certificate*` keys are left out (and so deleted by `changed_keys`).
+/// `refused`: the `refused` value for this relation (`refusal::published`), if any.
 pub fn payload(
     relation_id: u32,
     members: &OnlineMembers,
     requests: &[Request],
     in_store: &BTreeSet<String>,
     pin: Option<&ServerPin>,
+    refused: Option<&str>,
 ) -> Payload {
     let trusted: BTreeMap<&str, &str> = requests
         .iter()
@@ -103,7 +112,13 @@ pub fn payload(
         .map(|r| (r.cert.fingerprint.as_str(), r.cert.pem.as_str()))
         .collect();
     let trusted: Vec<(&str, &str)> = trusted.into_iter().collect();
-    let bag = |n: usize| databag(members, &trusted[..n], pin);
+    let bag = |n: usize| {
+        let mut bag = databag(members, &trusted[..n], pin);
+        if let Some(refused) = refused {
+            bag.insert(KEY_REFUSED.into(), refused.to_string());
+        }
+        bag
+    };
     let all = bag(trusted.len());
     if bag_bytes(&all) <= PUBLISHED_BYTES {
         return Payload { bag: all, withheld: 0 };
@@ -197,7 +212,7 @@ mod tests {
             ("node1".to_string(), "https://127.0.0.1:8443".to_string()),
             ("node2".into(), "https://[::1]:8443".into()),
         ];
-        let Payload { bag, withheld } = payload(5, &members, &requests, &in_store, None);
+        let Payload { bag, withheld } = payload(5, &members, &requests, &in_store, None, None);
         assert_eq!(withheld, 0);
         assert_eq!(bag[KEY_VERSION], "1.0");
         let nodes: serde_json::Value = serde_json::from_str(&bag[KEY_NODES]).expect("json");
@@ -226,7 +241,7 @@ mod tests {
         let pin = ServerPin::from_pinned(&pasted).expect("a pin");
         assert_eq!(pin.pem, certs::to_pem(&server.der));
         assert_eq!(pin.fingerprint, certs::fingerprint(&server.der));
-        let bag = payload(1, &members(), &[], &BTreeSet::new(), Some(&pin)).bag;
+        let bag = payload(1, &members(), &[], &BTreeSet::new(), Some(&pin), None).bag;
         assert_eq!(bag[KEY_SERVER_CERT], certs::to_pem(&server.der));
         assert_eq!(bag[KEY_SERVER_CERT_FP], certs::fingerprint(&server.der));
         assert_eq!(bag[KEY_VERSION], "1.0", "additive: still 1.0");
@@ -267,15 +282,15 @@ mod tests {
     fn a_withdrawn_or_rotated_pin_is_rewritten_and_foreign_keys_are_left_alone() {
         let old = ServerPin::from_pinned(&test_certs::self_signed("old").cert_pem).expect("pin");
         let new = ServerPin::from_pinned(&test_certs::self_signed("new").cert_pem).expect("pin");
-        let mut have = payload(1, &members(), &[], &BTreeSet::new(), Some(&old)).bag;
+        let mut have = payload(1, &members(), &[], &BTreeSet::new(), Some(&old), None).bag;
         have.insert("private-address".into(), "10.1.2.3".into());
         // Rotation: both keys change together, nothing else is written.
-        let rotated = payload(1, &members(), &[], &BTreeSet::new(), Some(&new)).bag;
+        let rotated = payload(1, &members(), &[], &BTreeSet::new(), Some(&new), None).bag;
         let diff = changed_keys(&have, &rotated);
         assert_eq!(diff.keys().collect::<Vec<_>>(), [KEY_SERVER_CERT, KEY_SERVER_CERT_FP]);
         assert_eq!(diff[KEY_SERVER_CERT_FP], new.fingerprint);
         // No pin known: both keys are deleted (an empty value), Juju's own key stays.
-        let unpinned = payload(1, &members(), &[], &BTreeSet::new(), None).bag;
+        let unpinned = payload(1, &members(), &[], &BTreeSet::new(), None, None).bag;
         let diff = changed_keys(&have, &unpinned);
         assert_eq!(diff, bag(&[(KEY_SERVER_CERT, String::new()), (KEY_SERVER_CERT_FP, String::new())]));
         assert!(changed_keys(&unpinned, &unpinned).is_empty(), "a deletion is written once");
@@ -284,8 +299,8 @@ mod tests {
     #[test]
     fn the_pin_counts_against_the_byte_budget() {
         let pin = ServerPin::from_pinned(&test_certs::self_signed("root@lxd").cert_pem).expect("pin");
-        let bare = payload(1, &members(), &[], &BTreeSet::new(), None).bag;
-        let pinned = payload(1, &members(), &[], &BTreeSet::new(), Some(&pin)).bag;
+        let bare = payload(1, &members(), &[], &BTreeSet::new(), None, None).bag;
+        let pinned = payload(1, &members(), &[], &BTreeSet::new(), Some(&pin), None).bag;
         let extra = KEY_SERVER_CERT.len() + pin.pem.len() + KEY_SERVER_CERT_FP.len() + 64;
         assert_eq!(bag_bytes(&pinned), bag_bytes(&bare) + extra);
     }

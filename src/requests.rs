@@ -8,8 +8,9 @@
 //! indices: the report of 10,000 bad entries is as long as the report of three.
 
 use crate::certs::{self, ClientCert};
-use crate::limits::{CERTS_PER_DATABAG, CLIENT_CERTS_BYTES, PROBLEMS_NAMED};
+use crate::limits::{CERTS_PER_DATABAG, CLIENT_CERTS_BYTES, CLOCK_SKEW_ALLOWANCE, PROBLEMS_NAMED};
 use crate::ownership::{Interface, Owner};
+use crate::refusal::{Reason, RefusedCert};
 use crate::relation::{KEY_CLIENT_CERTS, RelationView};
 use serde::de::{self, Deserializer as _, IgnoredAny, SeqAccess, Visitor};
 use std::collections::{BTreeMap, BTreeSet};
@@ -115,6 +116,8 @@ pub fn thousands(n: usize) -> String {
 pub struct Requests {
     pub requests: Vec<Request>,
     pub problems: Vec<MemberProblems>,
+    /// Certificates refused, by fingerprint, for the requirer to be told.
+    pub refused: Vec<RefusedCert>,
 }
 
 /// Reads `client_certificates` from every databag of every `api` relation. What is wrong is
@@ -133,6 +136,7 @@ pub fn collect(relations: &[RelationView], now: i64, protected: &Protected) -> R
             let mut reader = MemberReader::new(owner, KEY_CLIENT_CERTS, now, protected);
             reader.read(raw);
             out.requests.append(&mut reader.taken);
+            out.refused.append(&mut reader.refused_certs);
             if let Some(problems) = reader.problems() {
                 out.problems.push(problems);
             }
@@ -151,6 +155,7 @@ pub(crate) struct MemberReader<'p> {
     taken: Vec<Request>,
     whole: Option<String>,
     refused: Vec<Refused>,
+    refused_certs: Vec<RefusedCert>,
 }
 
 impl<'p> MemberReader<'p> {
@@ -164,6 +169,7 @@ impl<'p> MemberReader<'p> {
             taken: Vec::new(),
             whole: None,
             refused: Vec::new(),
+            refused_certs: Vec::new(),
         }
     }
 
@@ -191,6 +197,7 @@ impl<'p> MemberReader<'p> {
             // trusting half of a truncated list would be a guess about what was meant.
             self.taken.clear();
             self.refused.clear();
+            self.refused_certs.clear();
             self.whole = Some(format!("not valid JSON ({} bytes; {})", thousands(raw.len()), category(&e)));
         }
     }
@@ -208,10 +215,11 @@ impl<'p> MemberReader<'p> {
         }
     }
 
-    /// What was taken and what was wrong, once the value is read.
-    pub(crate) fn finish(mut self) -> (Vec<Request>, Option<MemberProblems>) {
+    /// What was taken, what was wrong and which certificates were refused, once the value is
+    /// read.
+    pub(crate) fn finish(mut self) -> (Vec<Request>, Option<MemberProblems>, Vec<RefusedCert>) {
         let problems = self.problems();
-        (self.taken, problems)
+        (self.taken, problems, self.refused_certs)
     }
 
     fn entry(&mut self, index: usize, entry: Entry) {
@@ -220,12 +228,16 @@ impl<'p> MemberReader<'p> {
             Entry::Other(kind) => return self.refuse(index, format!("expected a PEM string, got {kind}")),
         };
         if self.seen.len() >= CERTS_PER_DATABAG {
+            if let Some(fp) = certs::block_fingerprint(&text) {
+                self.note(fp, Reason::TooMany, None);
+            }
             return self
                 .refuse(index, format!("not read: over {} certificates in one databag", thousands(CERTS_PER_DATABAG)));
         }
-        match certs::parse_client_cert(&text, self.now) {
+        match certs::examine_client_cert(&text, self.now) {
             Ok(cert) => {
                 if let Some(what) = self.protected.fingerprints.get(&cert.fingerprint) {
+                    self.note(cert.fingerprint, Reason::Reserved, None);
                     return self.refuse(index, format!("{what}; never added or removed for a requirer"));
                 }
                 // The same certificate twice (however it is padded) is harmless; keep the first.
@@ -233,8 +245,21 @@ impl<'p> MemberReader<'p> {
                     self.taken.push(Request { owner: self.owner.clone(), cert, projects: None });
                 }
             }
-            Err(why) => self.refuse(index, why.to_string()),
+            Err(rejected) => {
+                if let Some(fp) = rejected.fingerprint.clone() {
+                    self.note(fp, Reason::of(&rejected.why), rejected.not_before);
+                }
+                // A certificate that starts within the clock-skew allowance is a requirer whose
+                // clock runs a little ahead, not bad input: it is told, and trusted once valid.
+                if rejected.not_before.is_none_or(|t| t - self.now > CLOCK_SKEW_ALLOWANCE.as_secs() as i64) {
+                    self.refuse(index, rejected.why.to_string());
+                }
+            }
         }
+    }
+
+    fn note(&mut self, fingerprint: String, reason: Reason, not_before: Option<i64>) {
+        self.refused_certs.push(RefusedCert { owner: self.owner.clone(), fingerprint, reason, not_before });
     }
 
     fn refuse(&mut self, index: usize, reason: String) {

@@ -121,6 +121,11 @@ pub struct Summary {
     pub withheld: usize,
     /// Requested certificates trusted under entries this application does not own.
     pub held_elsewhere: usize,
+    /// Requests for certificates another relation's entry holds with a grant that does not
+    /// cover them: not claimed for their requirer, which is told.
+    pub held_by_other: usize,
+    /// Certificates that start later than this unit's clock: trusted once they are valid.
+    pub not_yet_valid: usize,
     /// A reason the leader must not add certificates at all (e.g. missing API extension).
     pub refusal: Option<String>,
 }
@@ -154,6 +159,12 @@ pub fn ready(s: &Summary) -> Status {
     }
     if s.held_elsewhere > 0 {
         msg.push_str(&format!("; {} held by entries not ours", s.held_elsewhere));
+    }
+    if s.held_by_other > 0 {
+        msg.push_str(&format!("; {} held for another application, not granted", s.held_by_other));
+    }
+    if s.not_yet_valid > 0 {
+        msg.push_str(&format!("; {} not valid yet, trusted once valid", s.not_yet_valid));
     }
     if !s.bad_input_from.is_empty() {
         msg.push_str(&format!("; invalid client_certificates from {}", s.bad_input_from.join(", ")));

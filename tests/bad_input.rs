@@ -39,7 +39,7 @@ fn payload(
     requests: &[lxd_integrator::requests::Request],
     in_store: &BTreeSet<String>,
 ) -> Databag {
-    lxd_integrator::relation::payload(rel, members, requests, in_store, None).bag
+    lxd_integrator::relation::payload(rel, members, requests, in_store, None, None).bag
 }
 
 fn client(cn: &str) -> Pem {

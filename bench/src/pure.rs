@@ -72,7 +72,7 @@ pub fn measure(pems: &[String], n: usize, reps: usize) -> Result<Steps> {
             p.remove.len()
         );
         let t = Instant::now();
-        let bag = relation::payload(7, &members, &collected.requests, &in_store, None);
+        let bag = relation::payload(7, &members, &collected.requests, &in_store, None, None);
         times.entry("payload").or_default().push(crate::ms(t.elapsed()));
         anyhow::ensure!(bag.bag.contains_key(relation::KEY_NODES));
     }

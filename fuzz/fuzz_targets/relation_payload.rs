@@ -113,7 +113,7 @@ fuzz_target!(|data: &[u8]| {
     let in_store: BTreeSet<String> = got.requests.iter().map(|r| r.cert.fingerprint.clone()).collect();
     let online = vec![("node1".to_string(), "https://10.0.0.1:8443".to_string())];
     for rel in &relations {
-        let bag = payload(rel.id, &online, &got.requests, &in_store, None).bag;
+        let bag = payload(rel.id, &online, &got.requests, &in_store, None, None).bag;
         let nodes: serde_json::Value = serde_json::from_str(&bag[KEY_NODES]).expect("nodes is JSON");
         assert!(nodes.is_array());
         let registered: Vec<String> = serde_json::from_str(&bag[KEY_REGISTERED]).expect("registered is JSON");

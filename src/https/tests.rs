@@ -252,7 +252,7 @@ fn members() -> OnlineMembers {
 fn the_payload_is_charm_lxds_with_the_pinned_certificate() {
     let server = test_certs::self_signed("root@lxd");
     let pin = ServerPin::from_pinned(&server.cert_pem).expect("pin");
-    let bag = payload(&members(), Some(&pin), true).bag;
+    let bag = payload(&members(), served(Some(&pin), true)).bag;
     assert_eq!(bag[KEY_VERSION], "1.0");
     assert_eq!(bag[KEY_CERTIFICATE], certs::to_pem(&server.der));
     assert_eq!(bag[KEY_CERTIFICATE_FP], certs::fingerprint(&server.der));
@@ -264,11 +264,11 @@ fn the_payload_is_charm_lxds_with_the_pinned_certificate() {
 #[test]
 fn nothing_is_published_before_lxd_trusts_a_certificate_or_without_a_pin() {
     let pin = ServerPin::from_pinned(&test_certs::self_signed("root@lxd").cert_pem).expect("pin");
-    assert!(payload(&members(), Some(&pin), false).bag.is_empty());
-    assert!(payload(&members(), None, true).bag.is_empty());
-    assert!(payload(&Vec::new(), Some(&pin), true).bag.is_empty(), "no member to name");
+    assert!(payload(&members(), served(Some(&pin), false)).bag.is_empty());
+    assert!(payload(&members(), served(None, true)).bag.is_empty());
+    assert!(payload(&Vec::new(), served(Some(&pin), true)).bag.is_empty(), "no member to name");
     // Withdrawn: every provider key deleted, Juju's own left alone.
-    let mut have = payload(&members(), Some(&pin), true).bag;
+    let mut have = payload(&members(), served(Some(&pin), true)).bag;
     have.insert("private-address".into(), "10.1.2.3".into());
     let diff = changed_keys_among(&have, &Databag::new(), &PROVIDER_KEYS);
     assert_eq!(diff.keys().collect::<Vec<_>>(), [KEY_ADDRESSES, KEY_CERTIFICATE, KEY_CERTIFICATE_FP, KEY_VERSION]);
@@ -290,7 +290,7 @@ fn addresses_past_the_databag_bound_are_counted_not_written() {
     let pin = ServerPin::from_pinned(&test_certs::self_signed("root@lxd").cert_pem).expect("pin");
     let many: OnlineMembers =
         (0..400_000).map(|i| (format!("n{i}"), format!("https://node-{i:07}.example:8443"))).collect();
-    let p = payload(&many, Some(&pin), true);
+    let p = payload(&many, served(Some(&pin), true));
     assert!(bag_bytes(&p.bag) <= PUBLISHED_BYTES);
     assert!(p.withheld > 0);
     assert_eq!(p.bag[KEY_ADDRESSES].split(',').count() + p.withheld, many.len());
@@ -311,19 +311,35 @@ fn as_json(bag: &Databag) -> serde_json::Value {
 fn the_payload_matches_docs_schemas_https_provider_json() {
     let provider = schema("https-provider.json");
     let pin = ServerPin::from_pinned(&test_certs::self_signed("root@lxd").cert_pem).expect("pin");
-    let mut bag = payload(&members(), Some(&pin), true).bag;
+    let mut bag = payload(&members(), served(Some(&pin), true)).bag;
     bag.insert("private-address".into(), "10.1.2.3".into());
     assert!(
         provider.is_valid(&as_json(&bag)),
         "{:?}",
         provider.iter_errors(&as_json(&bag)).map(|e| e.to_string()).collect::<Vec<_>>()
     );
-    assert!(provider.is_valid(&as_json(&payload(&members(), Some(&pin), false).bag)), "nothing published yet is valid");
-    for key in PROVIDER_KEYS {
+    assert!(
+        provider.is_valid(&as_json(&payload(&members(), served(Some(&pin), false)).bag)),
+        "nothing published yet is valid"
+    );
+    for key in [KEY_VERSION, KEY_CERTIFICATE, KEY_CERTIFICATE_FP, KEY_ADDRESSES] {
         let mut partial = bag.clone();
         partial.remove(key);
         assert!(!provider.is_valid(&as_json(&partial)), "the four keys come together: {key}");
     }
+    let mut told = bag.clone();
+    told.insert(KEY_PROJECT.into(), "p1".into());
+    told.insert(KEY_REFUSED.into(), r#"[{"fingerprint":"00","reason":"expired"}]"#.into());
+    assert!(!provider.is_valid(&as_json(&told)), "a refused fingerprint is 64 hex digits");
+    told.insert(KEY_REFUSED.into(), format!(r#"[{{"fingerprint":"{}","reason":"expired"}}]"#, "0".repeat(64)));
+    assert!(
+        provider.is_valid(&as_json(&told)),
+        "{:?}",
+        provider.iter_errors(&as_json(&told)).map(|e| e.to_string()).collect::<Vec<_>>()
+    );
+    let refused_only: Databag =
+        told.iter().filter(|(k, _)| *k == KEY_REFUSED).map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert!(provider.is_valid(&as_json(&refused_only)), "a relation with nothing trusted is still told why");
     let mut schemed = bag.clone();
     schemed.insert(KEY_ADDRESSES.into(), "https://10.0.0.1:8443".into());
     assert!(!provider.is_valid(&as_json(&schemed)), "no scheme in addresses");
@@ -338,4 +354,8 @@ fn what_the_test_requirers_send_matches_docs_schemas_https_requirer_json() {
     assert!(!requirer.is_valid(&as_json(&with_projects(&pem, "has space"))));
     assert!(!requirer.is_valid(&as_json(&bag(&[(KEY_CERTIFICATE, pem.clone())]))), "version is required");
     assert!(!requirer.is_valid(&as_json(&bag(&[(KEY_VERSION, "2.0".into()), (KEY_CERTIFICATE, pem)]))));
+}
+
+fn served(certificate: Option<&ServerPin>, trusted: bool) -> Served<'_> {
+    Served { certificate, trusted, ..Served::default() }
 }

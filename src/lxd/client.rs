@@ -371,6 +371,9 @@ struct RawEnvironment {
     server_version: Option<String>,
     #[serde(default)]
     server_clustered: Option<bool>,
+    /// PEM of what the server presents (the cluster certificate; in PKI mode, the CA-issued one).
+    #[serde(default)]
+    certificate: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -433,7 +436,16 @@ fn server_info(raw: RawServer) -> ServerInfo {
         server_name: env.as_ref().and_then(|e| e.server_name.clone()).unwrap_or_default(),
         server_version: env.as_ref().and_then(|e| e.server_version.clone()).unwrap_or_default(),
         clustered: env.as_ref().and_then(|e| e.server_clustered).unwrap_or(false),
+        certificate: env.as_ref().and_then(|e| presented_der(e.certificate.as_deref()?)),
         addresses: env.and_then(|e| e.addresses).unwrap_or_default(),
+    }
+}
+
+/// The DER of the certificate LXD says it presents: its one CERTIFICATE block, or nothing.
+fn presented_der(pem: &str) -> Option<Vec<u8>> {
+    match crate::certs::pem_blocks(pem).ok()?.as_slice() {
+        [one] if one.label == "CERTIFICATE" && crate::certs::inspect_der(&one.der).is_ok() => Some(one.der.clone()),
+        _ => None,
     }
 }
 
@@ -646,6 +658,7 @@ mod tests {
                 server_name: "node1".into(),
                 server_version: "5.0.2".into(),
                 clustered: true,
+                certificate: None,
                 addresses: vec!["127.0.77.1:8443".into()],
             }
         );

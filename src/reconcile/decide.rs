@@ -9,6 +9,7 @@ use crate::https;
 use crate::lxd::{Identity, LxdError, Member, MemberStatus, ServerInfo, TrustEntry};
 use crate::ownership::{Interface, Scope};
 use crate::plan::{self, HeldElsewhere, Plan};
+use crate::refusal::{Reason, RefusedCert};
 use crate::relation::KEY_CLIENT_CERTS;
 use crate::requests::{MemberProblems, Protected, Request};
 use crate::status::{self, Status, Summary};
@@ -116,6 +117,9 @@ pub struct Decision {
     /// Why nothing may be added at all, for the status.
     pub refusal: Option<String>,
     pub held_elsewhere: HeldElsewhere,
+    /// Requests for certificates held under another relation's entry that does not grant what
+    /// they ask: not claimed for them, and they are told.
+    pub held_by_other: Vec<RefusedCert>,
 }
 
 /// `protected`: certificates no requirer may have added or removed on its behalf (see
@@ -146,7 +150,7 @@ pub fn decide(
         plan.restrict.clear();
     }
     let held_elsewhere = plan::held_elsewhere(scope, requests, store, projects.as_deref());
-    Decision { writer: leader && !leaving, plan, projects, refusal, held_elsewhere }
+    Decision { writer: leader && !leaving, plan, projects, refusal, held_elsewhere, held_by_other: Vec::new() }
 }
 
 /// The decision as far as the credential's rights allow: one that may not manage trust plans
@@ -157,6 +161,28 @@ pub fn within(access: &TrustAccess, decision: Decision) -> Decision {
         Some(refusal) => Decision { plan: Plan::default(), refusal: Some(refusal), ..decision },
         None => decision,
     }
+}
+
+/// The decision with the requests it may not claim for their requirer (`plan::not_covered`),
+/// judged on the plan as it stands once every refusal has trimmed it.
+pub fn with_tenancy(
+    scope: &Scope,
+    config: &Config,
+    store: &[TrustEntry],
+    requests: &[Request],
+    decision: Decision,
+) -> Decision {
+    let not_covered = plan::not_covered(scope, requests, store, &decision.plan, config.trust_projects.as_deref());
+    let held_by_other = not_covered
+        .into_iter()
+        .map(|r| RefusedCert {
+            owner: r.owner.clone(),
+            fingerprint: r.cert.fingerprint.clone(),
+            reason: Reason::HeldByAnotherApplication,
+            not_before: None,
+        })
+        .collect();
+    Decision { held_by_other, ..decision }
 }
 
 /// The fingerprints the pass may claim LXD holds: the store as read, with the changes LXD
@@ -204,7 +230,19 @@ pub struct Outcome<'a> {
     pub deferred: usize,
     pub withheld: usize,
     pub refusal: Option<&'a str>,
+    /// Every certificate refused for a requirer, as it is told.
+    pub refused: &'a [RefusedCert],
     pub leaving: bool,
+}
+
+/// How many (relation, certificate) pairs were refused for `reason`.
+fn distinct(refused: &[RefusedCert], reason: Reason) -> usize {
+    let pairs: BTreeSet<(Interface, u32, &str)> = refused
+        .iter()
+        .filter(|r| r.reason == reason)
+        .map(|r| (r.owner.interface, r.owner.relation_id, r.fingerprint.as_str()))
+        .collect();
+    pairs.len()
 }
 
 pub fn status(o: &Outcome) -> Status {
@@ -235,6 +273,8 @@ pub fn status(o: &Outcome) -> Status {
         deferred: o.deferred,
         withheld: o.withheld,
         held_elsewhere: o.decision.held_elsewhere.count,
+        held_by_other: distinct(o.refused, Reason::HeldByAnotherApplication),
+        not_yet_valid: distinct(o.refused, Reason::NotYetValid),
         refusal: o.refusal.map(String::from),
     })
 }

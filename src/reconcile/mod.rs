@@ -16,6 +16,7 @@ use crate::https;
 use crate::lxd::{Connector, LxdError, Member, ServerInfo, TrustEntry};
 use crate::ownership::{Interface, Owner};
 use crate::plan::Plan;
+use crate::refusal::{Reason, RefusedCert};
 use crate::relation::{self, RelationView};
 use crate::requests::{self, MemberProblems, Protected, Request, Requests};
 use crate::status::{self, Status};
@@ -83,6 +84,8 @@ pub struct Report {
     pub store: Vec<TrustEntry>,
     pub requests: Vec<Request>,
     pub problems: Vec<MemberProblems>,
+    /// Certificates refused for the requirer that asked, as each is told (`refused`).
+    pub refused: Vec<RefusedCert>,
     pub plan: Plan,
     pub changes: Vec<Change>,
     /// Fingerprints LXD holds after the pass, as far as the pass may claim them.
@@ -147,6 +150,7 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
         credentials: Some(creds),
         requests: asked.requests,
         problems: asked.problems,
+        refused: asked.refused,
         ..Report::default()
     };
     let read = Read { inputs, relations, report, protected, started };
@@ -231,7 +235,7 @@ fn with_lxd(
     read: Read,
     mut observed: Observed,
 ) -> Result<Report, ToolError> {
-    let Read { mut inputs, relations, report, protected, started } = read;
+    let Read { mut inputs, relations, mut report, protected, started } = read;
     let (access, decision) = decide_pass(ctx, &inputs, &relations, &report, &protected, &observed);
     let applied = if decision.writer && mode.apply {
         let mut guard = WriteGuard::new(started, relations.leadership_asked);
@@ -243,11 +247,23 @@ fn with_lxd(
     let held = decide::held_after(&observed.store, applied.confirmed(), &decision.held_elsewhere);
     let answering = observed.lxd.endpoint().clone();
     let online = published_members(&observed.members, &answering);
+    report.refused.extend(refused_by_pass(&decision, &applied, &report.requests));
+    let claimed = claimable(&report.requests, &decision.held_by_other);
     let withheld = if mode.publish {
         publish::lxd_facts(juju, &mut inputs.cache, &observed.members, &observed.server)?;
         // The pin this pass just connected with: requirers authenticate LXD with it.
         let pin = report.credentials.as_ref().and_then(|c| relation::ServerPin::from_pinned(&c.tls.server_cert_pem));
-        publish::relation_data(juju, &relations, &online, &report.requests, &held, pin.as_ref(), decision.writer)?
+        let presented = observed.server.certificate.as_deref().map(relation::ServerPin::of_der);
+        let what = publish::Publication {
+            online: &online,
+            requests: &claimed,
+            held: &held,
+            pin: pin.as_ref(),
+            presented: presented.as_ref(),
+            refused: &report.refused,
+            trust_projects: inputs.config.trust_projects.as_deref(),
+        };
+        publish::relation_data(juju, &relations, &what, decision.writer)?
     } else {
         0
     };
@@ -256,13 +272,14 @@ fn with_lxd(
         decision: &decision,
         members: &observed.members,
         published: online.len(),
-        requests: &report.requests,
+        requests: &claimed,
         problems: &report.problems,
         held: &held,
         changes: applied.confirmed(),
         deferred: applied.deferred,
         withheld,
         refusal: refusal.as_deref(),
+        refused: &report.refused,
         leaving: inputs.leaving,
     });
     if mode == Mode::HOOK {
@@ -284,6 +301,30 @@ fn with_lxd(
         status: Some(status),
         ..report
     })
+}
+
+/// What this pass itself refused to requirers: certificates held for another relation, and
+/// adds LXD answered with an error (told to every relation that asked).
+fn refused_by_pass(decision: &Decision, applied: &Applied, requests: &[Request]) -> Vec<RefusedCert> {
+    let failed: BTreeSet<&str> = applied
+        .confirmed()
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Add && c.error.is_some())
+        .map(|c| c.fingerprint.as_str())
+        .collect();
+    let rejected = requests.iter().filter(|r| failed.contains(r.cert.fingerprint.as_str())).map(|r| RefusedCert {
+        owner: r.owner.clone(),
+        fingerprint: r.cert.fingerprint.clone(),
+        reason: Reason::RejectedByLxd,
+        not_before: None,
+    });
+    decision.held_by_other.iter().cloned().chain(rejected).collect()
+}
+
+/// The requests that may be claimed trusted for their requirer: all but those held for another.
+fn claimable(requests: &[Request], held_by_other: &[RefusedCert]) -> Vec<Request> {
+    let not: BTreeSet<(&Owner, &str)> = held_by_other.iter().map(|r| (&r.owner, r.fingerprint.as_str())).collect();
+    requests.iter().filter(|r| !not.contains(&(&r.owner, r.cert.fingerprint.as_str()))).cloned().collect()
 }
 
 /// The members requirers are told about, as (name, URL).
@@ -313,6 +354,7 @@ fn decide_pass(
         inputs.leaving,
     );
     let decision = decide::within(&access, decided);
+    let decision = decide::with_tenancy(&ctx.scope(), &inputs.config, &observed.store, &report.requests, decision);
     (access, decision)
 }
 
@@ -325,7 +367,7 @@ fn remember_steady(
     decision: &Decision,
     applied: &Applied,
 ) {
-    let steady = steady(inputs, relations, observed, &report.requests, decision, applied, &report.credentials);
+    let steady = steady(inputs, relations, observed, report, decision, applied);
     if steady.is_some() {
         inputs.cache.remember_requests(request_digests(&relations.views));
     }
@@ -338,12 +380,12 @@ fn steady(
     inputs: &Inputs,
     relations: &Relations,
     observed: &Observed,
-    requests: &[Request],
+    report: &Report,
     decision: &Decision,
     applied: &Applied,
-    creds: &Option<Credentials>,
 ) -> Option<quiet::Steady> {
-    let creds = creds.as_ref()?;
+    let creds = report.credentials.as_ref()?;
+    let requests = &report.requests;
     let settled =
         applied.confirmed().is_empty() && applied.deferred == 0 && (decision.plan.is_empty() || !decision.writer);
     if !settled {
@@ -351,7 +393,11 @@ fn steady(
     }
     let relation_ids: Vec<(Interface, u32)> = relations.views.iter().map(|v| (v.interface, v.id)).collect();
     let world = world(creds, inputs, relations.leader, &relation_ids, observed);
-    let first_expiry = requests.iter().map(|r| r.cert.not_after).min().unwrap_or(i64::MAX);
+    // The quiet path wakes for the first expiry, and for the first refused certificate that
+    // becomes valid: a requirer whose clock runs ahead is trusted by the next update-status.
+    let expiries = requests.iter().map(|r| r.cert.not_after);
+    let starts = report.refused.iter().filter_map(|r| r.not_before);
+    let first_expiry = expiries.chain(starts).min().unwrap_or(i64::MAX);
     Some(quiet::Steady { digest: quiet::digest(&world), at: certs::now_unix(), first_expiry })
 }
 
@@ -418,6 +464,7 @@ fn collect(views: &[RelationView], config: &Config, protected: &Protected, serve
     let served = https::collect(views, now, protected, bounds);
     out.requests.extend(served.requests);
     out.problems.extend(served.problems);
+    out.refused.extend(served.refused);
     // Stable: within a relation the endpoint's own order stays.
     out.requests.sort_by_key(|r| r.owner.relation_id);
     out.problems.sort_by_key(|p| p.owner.relation_id);
@@ -442,5 +489,7 @@ fn protected(creds: &Credentials) -> Protected {
 
 #[cfg(test)]
 mod https_tests;
+#[cfg(test)]
+mod tenancy_tests;
 #[cfg(test)]
 mod tests;

@@ -144,6 +144,11 @@ impl CertSpec {
         }
     }
 
+    /// Valid from `secs` seconds from now: a certificate made on a clock running ahead.
+    pub fn starting_in(self, secs: i64) -> Self {
+        CertSpec { not_before: OffsetDateTime::now_utc() + Duration::seconds(secs), ..self }
+    }
+
     fn params(&self) -> Result<CertificateParams> {
         let mut params = CertificateParams::new(self.sans.clone())
             .with_context(|| format!("invalid subject alternative names {:?}", self.sans))?;
