@@ -348,7 +348,7 @@ fn a_certificate_two_units_send_is_added_once_and_stays_while_either_sends_it() 
 }
 
 #[test]
-fn a_certificate_another_application_also_sends_stays_while_either_relation_wants_it() {
+fn a_certificate_another_application_also_sends_belongs_to_the_first_and_goes_with_it() {
     let (shared, own) = (client("shared"), client("own"));
     let rels = vec![
         relation(1, "req", &[(0, list(&[&shared.cert_pem, &own.cert_pem]))]),
@@ -369,7 +369,8 @@ fn a_certificate_another_application_also_sends_stays_while_either_relation_want
         "added once, named for the first requester"
     );
 
-    // Both relations are told the shared certificate is trusted.
+    // Both relations are told the shared certificate is trusted: the owner's unrestricted grant
+    // covers what the other asked.
     let in_store: BTreeSet<String> = [shared.fingerprint.clone(), own.fingerprint.clone()].into();
     let members = vec![("node1".to_string(), "https://10.0.0.1:8443".to_string())];
     // Published once per certificate, ordered by fingerprint.
@@ -387,8 +388,8 @@ fn a_certificate_another_application_also_sends_stays_while_either_relation_want
         assert!(nodes[0]["trusted_certs_fp"].as_array().expect("list").contains(&json!(shared.fingerprint.clone())));
     }
 
-    // Relation 1 is removed: its own certificate goes, the shared one (named for relation 1)
-    // stays because relation 2 still asks for it.
+    // Relation 1 is removed: both its entries go, the shared one too (its owner withdrew,
+    // whoever else asks); relation 2's request is new once the entry is gone, under its name.
     let store = [
         entry(scope().entry_name(&unit(1, "req", 0)), shared.fingerprint.clone()),
         entry(scope().entry_name(&unit(1, "req", 0)), own.fingerprint.clone()),
@@ -396,7 +397,13 @@ fn a_certificate_another_application_also_sends_stays_while_either_relation_want
     let left = collect_requests(&rels[1..], now());
     let p = plan(&scope(), &left.requests, &store, None);
     assert!(p.add.is_empty());
-    assert_eq!(p.remove.iter().map(|r| &r.fingerprint).collect::<Vec<_>>(), [&own.fingerprint]);
+    let mut removed: Vec<&String> = p.remove.iter().map(|r| &r.fingerprint).collect();
+    removed.sort();
+    let mut want = vec![&shared.fingerprint, &own.fingerprint];
+    want.sort();
+    assert_eq!(removed, want);
+    let next = plan(&scope(), &left.requests, &[], None);
+    assert_eq!(next.add.iter().map(|a| a.name.clone()).collect::<Vec<_>>(), [scope().entry_name(&unit(2, "other", 3))]);
 }
 
 // ---------------------------------------------------------------------------------------------
