@@ -57,9 +57,9 @@ fn j1_juju_2_9(bed: &mut Bed) -> Result<()> {
         ensure!(n["trusted_certs_fp"] == json!([a.fingerprint]), "{n}");
     }
     ensure!(w.registered(rel, I0)? == [a.cert_pem.clone()], "registered_certificates");
-    let app_bag = w.sim.relation_app_data(rel, INTEGRATOR)?;
-    w.validate_provider(&app_bag.clone().into_iter().collect())?;
-    ensure!(app_bag.get("nodes") == w.payload(rel, I0)?.get("nodes"), "app and unit databags agree");
+    // As the original charm: unit databags only (its requirers do not survive an
+    // application-databag change).
+    ensure!(w.sim.relation_app_data(rel, INTEGRATOR)?.is_empty(), "api leaves the application databag empty");
     let (status, message) = w.status(&unit(REQUIRER, 0))?;
     ensure!(status == "active" && message == format!("nodes={MEMBERS} registered=1"), "requirer: {status}: {message}");
 

@@ -41,14 +41,11 @@ fn published_pin(w: &World, rel: RelationId) -> Result<()> {
     let cluster = w.bed.cluster.cluster_cert_pem();
     let want_fp = certs::fingerprint_pem(cluster)?;
     let unit_bag = w.payload(rel, I0)?;
-    let app_bag = w.sim.relation_app_data(rel, INTEGRATOR)?;
-    for bag in [unit_bag.get("server_certificate"), app_bag.get("server_certificate")] {
-        let pem = bag.ok_or_else(|| anyhow!("no server_certificate published"))?;
-        ensure!(certs::fingerprint_pem(pem)? == want_fp, "the published certificate is not the cluster's");
-        ensure!(!pem.contains('\r') && pem.ends_with("-----END CERTIFICATE-----\n"), "canonical PEM");
-    }
+    let pem = unit_bag.get("server_certificate").ok_or_else(|| anyhow!("no server_certificate published"))?;
+    ensure!(certs::fingerprint_pem(pem)? == want_fp, "the published certificate is not the cluster's");
+    ensure!(!pem.contains('\r') && pem.ends_with("-----END CERTIFICATE-----\n"), "canonical PEM");
     ensure!(unit_bag.get("server_certificate_fingerprint") == Some(&want_fp));
-    ensure!(app_bag.get("server_certificate_fingerprint") == Some(&want_fp));
+    ensure!(w.sim.relation_app_data(rel, INTEGRATOR)?.is_empty(), "api: unit databags only");
     Ok(())
 }
 
