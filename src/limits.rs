@@ -64,18 +64,41 @@ pub const PUBLISHED_BYTES: usize = DATABAG_BYTES / 2;
 
 // --- Time.
 
-/// One request to LXD, from connecting to the last byte of its answer. LXD serves the charm's
-/// small reads and writes in well under a second even on a busy cluster; this leaves room for a
-/// slow leader election.
+/// One read from LXD, from connecting to the last byte of its answer. LXD serves the charm's
+/// small reads in well under a second even on a busy cluster; this leaves room for a slow
+/// leader election.
 pub const LXD_REQUEST_DEADLINE: Duration = Duration::from_secs(15);
+/// No write to LXD starts later than this after the last `is-leader` that answered true
+/// (timed from just before that call). Between any two writes, a leader whose answer is older
+/// asks again; the parallel writers check the same clock before each request they start.
+/// Well under `LEADERSHIP_GUARANTEE`, so that a write started at the very end of the window
+/// still has `LXD_WRITE_DEADLINE` to finish inside the guarantee (see below).
+pub const LEADERSHIP_WINDOW: Duration = Duration::from_secs(10);
+/// A leader whose last answer is this old asks again before the next batch of writes, so a
+/// batch has at least half the window to run in rather than being cut off at once. Asking
+/// costs one hook tool (tens of milliseconds); a batch of changes takes seconds.
+pub const LEADERSHIP_RECHECK_AFTER: Duration = Duration::from_secs(5);
+/// One write to LXD (add, remove, re-restrict, rename), from connecting to the last byte of
+/// its answer. A write starts at most `LEADERSHIP_WINDOW` (10 s) after the last `is-leader`
+/// that answered true and ends by this deadline: 10 s + 10 s = 20 s, inside the 30 s that
+/// answer guarantees, with 10 s to spare for the timer firing late on a loaded machine and for
+/// LXD finishing a write the charm has stopped waiting for (a deadline ends the wait, not the
+/// server's work). LXD answers these small writes in well under a second; one that takes 10 s
+/// is treated as unreachable, and the next hook retries it.
+pub const LXD_WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// A whole pass: past this, no further change is started and the rest waits for the next hook.
 /// Above the benchmark's 1,000 adds (~190 s on LXD 5.0), far below "forever".
 pub const PASS_DEADLINE: Duration = Duration::from_secs(300);
 /// A quiet `update-status` (nothing changed since a steady pass) still runs the full pass this
 /// often, so that nothing its digest might miss stays wrong for longer.
 pub const FULL_PASS_EVERY: Duration = Duration::from_secs(3600);
-/// A leader that has run this long since `is-leader` asks again before writing to LXD.
-pub const LEADERSHIP_RECHECK_AFTER: Duration = Duration::from_secs(5);
+
+// The arithmetic above, checked by the compiler: a write started at the end of the window
+// ends inside the guarantee with the stated margin, and a batch is started inside the window.
+const _: () = assert!(
+    LEADERSHIP_WINDOW.as_secs() + LXD_WRITE_DEADLINE.as_secs() + 10 <= LEADERSHIP_GUARANTEE.as_secs()
+        && LEADERSHIP_RECHECK_AFTER.as_secs() < LEADERSHIP_WINDOW.as_secs()
+);
 
 /// `text` cut to at most `max` bytes on a character boundary, saying how much was left out.
 pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
