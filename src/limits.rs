@@ -62,6 +62,36 @@ pub const PROJECTS_BYTES: usize = 64 * 1024;
 /// and any growth in the JSON around the values never push a `relation-set` over.
 pub const PUBLISHED_BYTES: usize = DATABAG_BYTES / 2;
 
+// --- What the charm takes from LXD. A misbehaving server (or anything answering with the
+// pinned certificate) is outside input like a requirer: its values go into argv, databags and
+// the state cache, so each is checked (`lxd::checked`); a member that fails is skipped and
+// named, never published.
+
+/// Cluster members taken from one answer; the rest are skipped and counted. LXD documents no
+/// limit, and real clusters have tens of members; 256 of the longest names and URLs below
+/// stay under 150 KiB in a `nodes` value, far inside `PUBLISHED_BYTES`.
+pub const MEMBERS: usize = 256;
+/// Bytes of a member's name. LXD validates none (`lxd/api_cluster.go` refuses only `none` and
+/// a leading `@`; the default is the hostname, at most 64 bytes); Incus allows 64
+/// (`validate.IsAPIName`). 255, the longest DNS name, refuses no name a real member has.
+pub const MEMBER_NAME_BYTES: usize = 255;
+/// Bytes of a member's URL: `https://`, a 253-byte DNS name and `:65535` make 267.
+pub const MEMBER_URL_BYTES: usize = 267;
+/// Bytes of a member's status: LXD's and Incus's are single words (`Online`, `Evacuating`).
+pub const MEMBER_STATUS_BYTES: usize = 32;
+/// Bytes of a member's message (`Fully operational`, `No heartbeat for 41s (...)`) kept for
+/// `list-nodes`; a longer one is cut.
+pub const MEMBER_MESSAGE_BYTES: usize = 256;
+/// Bytes of a skipped member's name shown in the log: enough to recognise it.
+pub const MEMBER_NAME_SHOWN: usize = 64;
+/// Bytes of LXD's `server_version` (`5.0.2`, `5.21.3`, `6.9`), which becomes an argument of
+/// `application-version-set`; anything longer, or not a plain version, is shown as `unknown`.
+pub const SERVER_VERSION_BYTES: usize = 32;
+/// Member endpoints the unit remembers, and tries, for failover when the configured one is
+/// down. Each unreachable one may cost a connect timeout (3 s) of a hook, and any one member
+/// that answers is enough.
+pub const FAILOVER_ENDPOINTS: usize = 10;
+
 // --- Time.
 
 /// One read from LXD, from connecting to the last byte of its answer. LXD serves the charm's

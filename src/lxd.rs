@@ -9,6 +9,7 @@
 //! entries are ever touched), and there is no `access_management` (so no [`Identity`]): whether
 //! a credential may manage trust is read from its own trust entry.
 
+pub mod checked;
 pub mod client;
 
 use crate::credentials::TlsCredentials;
@@ -35,7 +36,8 @@ impl ServerKind {
             "" => ServerKind::Unknown,
             "lxd" => ServerKind::Lxd,
             "incus" => ServerKind::Incus,
-            other => ServerKind::Other(crate::limits::cut(other, 64).into_owned()),
+            // Shown in `check-connection`, so as plain and short as a skipped member's name.
+            other => ServerKind::Other(checked::shown(other)),
         }
     }
 
