@@ -172,6 +172,38 @@ def main():
     # Structured (arbitrary) targets: a few byte strings to start from.
     write("trust_name", "t0", b"\x24\x00\x00\x000f6d3b1a-1c2b-4f5e-8a9b-123456789abc\x0e\x00\x00\x00lxd-integrator\x07\x00\x00\x00\x03req\x01\x00\x00\x00juju.x")
     write("plan_store", "s0", bytes(range(64)))
+    lxd_answer_seeds()
+
+
+def lxd_answer_seeds():
+    """lxd_answer: a 2-byte status (100 + n % 500; 100 is 200), then the body. The members and
+    servers a real cluster sends, and the values `lxd::checked` skips or replaces. Writes only
+    these files: `python3 -c 'import make_seeds; make_seeds.lxd_answer_seeds()'` from fuzz/."""
+    def sync(metadata):
+        return b"\x00\x64" + json.dumps({"type": "sync", "status": "Success", "status_code": 200,
+                                          "metadata": metadata}).encode()
+
+    def member(name, url="https://10.0.0.1:8443", status="Online", message="Fully operational"):
+        return {"server_name": name, "url": url, "status": status, "message": message,
+                "roles": ["database"], "architecture": "x86_64", "failure_domain": "default"}
+
+    def server(name, version, kind="lxd"):
+        return {"auth": "trusted", "api_extensions": ["clustering"],
+                "environment": {"server": kind, "server_name": name, "server_version": version,
+                                "server_clustered": True, "addresses": ["10.0.0.1:8443", "[fd42::1]:8443"]}}
+
+    write("lxd_answer", "members_real", sync([
+        member("node1"), member("lxd-2.maas", "https://[fd42:1::2]:8443", "Evacuated"),
+        member("micro3", "https://micro3.example.com:8443", "Offline", "No heartbeat for 41s"),
+        member("incus-4", "https://10.0.0.4:8443", "Evacuating")]))
+    write("lxd_answer", "members_bad", sync([
+        member("node1"), member("evil\n\u001b[31m"), member(""), member("a/b"), member("x" * 300),
+        member("node1", "https://10.0.0.9:8443"), member("u", "http://10.0.0.1:8443"),
+        member("v", "https://10.0.0.1:8443/" + "p" * 300), member("w", status="On line"),
+        member("z", message="line\nbreak\u202e")]))
+    write("lxd_answer", "server_real", sync(server("node1", "5.21.3")))
+    write("lxd_answer", "server_incus", sync(server("incus1", "6.0.4", "incus")))
+    write("lxd_answer", "server_bad", sync(server("bad\u0007name", "5.0\n--help " + "9" * 40, "lxd\u001b[0m")))
 
 
 if __name__ == "__main__":

@@ -71,20 +71,73 @@ pub const REFUSED_PUBLISHED: usize = CERTS_PER_DATABAG;
 /// synchronisation, and a clock further off is a fault the operator should hear of.
 pub const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(600);
 
+// --- What the charm takes from LXD. A misbehaving server (or anything answering with the
+// pinned certificate) is outside input like a requirer: its values go into argv, databags and
+// the state cache, so each is checked (`lxd::checked`); a member that fails is skipped and
+// named, never published.
+
+/// Cluster members taken from one answer; the rest are skipped and counted. LXD documents no
+/// limit, and real clusters have tens of members; 256 of the longest names and URLs below
+/// stay under 150 KiB in a `nodes` value, far inside `PUBLISHED_BYTES`.
+pub const MEMBERS: usize = 256;
+/// Bytes of a member's name. LXD validates none (`lxd/api_cluster.go` refuses only `none` and
+/// a leading `@`; the default is the hostname, at most 64 bytes); Incus allows 64
+/// (`validate.IsAPIName`). 255, the longest DNS name, refuses no name a real member has.
+pub const MEMBER_NAME_BYTES: usize = 255;
+/// Bytes of a member's URL: `https://`, a 253-byte DNS name and `:65535` make 267.
+pub const MEMBER_URL_BYTES: usize = 267;
+/// Bytes of a member's status: LXD's and Incus's are single words (`Online`, `Evacuating`).
+pub const MEMBER_STATUS_BYTES: usize = 32;
+/// Bytes of a member's message (`Fully operational`, `No heartbeat for 41s (...)`) kept for
+/// `list-nodes`; a longer one is cut.
+pub const MEMBER_MESSAGE_BYTES: usize = 256;
+/// Bytes of a skipped member's name shown in the log: enough to recognise it.
+pub const MEMBER_NAME_SHOWN: usize = 64;
+/// Bytes of LXD's `server_version` (`5.0.2`, `5.21.3`, `6.9`), which becomes an argument of
+/// `application-version-set`; anything longer, or not a plain version, is shown as `unknown`.
+pub const SERVER_VERSION_BYTES: usize = 32;
+/// Member endpoints the unit remembers, and tries, for failover when the configured one is
+/// down. Each unreachable one may cost a connect timeout (3 s) of a hook, and any one member
+/// that answers is enough.
+pub const FAILOVER_ENDPOINTS: usize = 10;
+
 // --- Time.
 
-/// One request to LXD, from connecting to the last byte of its answer. LXD serves the charm's
-/// small reads and writes in well under a second even on a busy cluster; this leaves room for a
-/// slow leader election.
+/// One read from LXD, from connecting to the last byte of its answer. LXD serves the charm's
+/// small reads in well under a second even on a busy cluster; this leaves room for a slow
+/// leader election.
 pub const LXD_REQUEST_DEADLINE: Duration = Duration::from_secs(15);
+/// No write to LXD starts later than this after the last `is-leader` that answered true
+/// (timed from just before that call). Between any two writes, a leader whose answer is older
+/// asks again; the parallel writers check the same clock before each request they start.
+/// Well under `LEADERSHIP_GUARANTEE`, so that a write started at the very end of the window
+/// still has `LXD_WRITE_DEADLINE` to finish inside the guarantee (see below).
+pub const LEADERSHIP_WINDOW: Duration = Duration::from_secs(10);
+/// A leader whose last answer is this old asks again before the next batch of writes, so a
+/// batch has at least half the window to run in rather than being cut off at once. Asking
+/// costs one hook tool (tens of milliseconds); a batch of changes takes seconds.
+pub const LEADERSHIP_RECHECK_AFTER: Duration = Duration::from_secs(5);
+/// One write to LXD (add, remove, re-restrict, rename), from connecting to the last byte of
+/// its answer. A write starts at most `LEADERSHIP_WINDOW` (10 s) after the last `is-leader`
+/// that answered true and ends by this deadline: 10 s + 10 s = 20 s, inside the 30 s that
+/// answer guarantees, with 10 s to spare for the timer firing late on a loaded machine and for
+/// LXD finishing a write the charm has stopped waiting for (a deadline ends the wait, not the
+/// server's work). LXD answers these small writes in well under a second; one that takes 10 s
+/// is treated as unreachable, and the next hook retries it.
+pub const LXD_WRITE_DEADLINE: Duration = Duration::from_secs(10);
 /// A whole pass: past this, no further change is started and the rest waits for the next hook.
 /// Above the benchmark's 1,000 adds (~190 s on LXD 5.0), far below "forever".
 pub const PASS_DEADLINE: Duration = Duration::from_secs(300);
 /// A quiet `update-status` (nothing changed since a steady pass) still runs the full pass this
 /// often, so that nothing its digest might miss stays wrong for longer.
 pub const FULL_PASS_EVERY: Duration = Duration::from_secs(3600);
-/// A leader that has run this long since `is-leader` asks again before writing to LXD.
-pub const LEADERSHIP_RECHECK_AFTER: Duration = Duration::from_secs(5);
+
+// The arithmetic above, checked by the compiler: a write started at the end of the window
+// ends inside the guarantee with the stated margin, and a batch is started inside the window.
+const _: () = assert!(
+    LEADERSHIP_WINDOW.as_secs() + LXD_WRITE_DEADLINE.as_secs() + 10 <= LEADERSHIP_GUARANTEE.as_secs()
+        && LEADERSHIP_RECHECK_AFTER.as_secs() < LEADERSHIP_WINDOW.as_secs()
+);
 
 /// `text` cut to at most `max` bytes on a character boundary, saying how much was left out.
 pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {

@@ -9,10 +9,13 @@
 //! entries are ever touched), and there is no `access_management` (so no [`Identity`]): whether
 //! a credential may manage trust is read from its own trust entry.
 
+pub mod checked;
 pub mod client;
 
 use crate::credentials::TlsCredentials;
 use crate::endpoint::Endpoint;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 /// Which server answers: `environment.server` of `GET /1.0` (`lxd/api_1.0.go` in canonical/lxd,
 /// `cmd/incusd/api_1.0.go` in lxc/incus).
@@ -33,7 +36,8 @@ impl ServerKind {
             "" => ServerKind::Unknown,
             "lxd" => ServerKind::Lxd,
             "incus" => ServerKind::Incus,
-            other => ServerKind::Other(crate::limits::cut(other, 64).into_owned()),
+            // Shown in `check-connection`, so as plain and short as a skipped member's name.
+            other => ServerKind::Other(checked::shown(other)),
         }
     }
 
@@ -241,16 +245,52 @@ pub trait Lxd {
     /// meant that entry, not "nothing to do".
     fn rename_trust(&mut self, fingerprint: &str, name: &str) -> Result<(), LxdError>;
 
-    /// Adds every entry; the answers come in the same order. An implementation may have a few
-    /// requests in flight at once (LXD serves concurrent adds faster than sequential ones).
-    fn add_trust_all(&mut self, entries: &[NewTrustEntry]) -> Vec<Result<AddOutcome, LxdError>> {
-        entries.iter().map(|e| self.add_trust(e)).collect()
+    /// Adds entries in order, starting none at or after `until` (the end of the leader's
+    /// window, `reconcile::apply`): the answers are those of the first entries, as many as were
+    /// started, in the same order. An implementation may have a few requests in flight at once
+    /// (LXD serves concurrent adds faster than sequential ones), each started by that clock.
+    fn add_trust_all(&mut self, entries: &[NewTrustEntry], until: Instant) -> Vec<Result<AddOutcome, LxdError>> {
+        entries.iter().map_while(|e| (Instant::now() < until).then(|| self.add_trust(e))).collect()
     }
 
-    /// Removes every entry; the answers come in the same order. May run requests at once.
-    fn remove_trust_all(&mut self, fingerprints: &[String]) -> Vec<Result<(), LxdError>> {
-        fingerprints.iter().map(|fp| self.remove_trust(fp)).collect()
+    /// Removes entries as `add_trust_all` adds them: none started at or after `until`, the
+    /// answers those of the first ones, in order. May run requests at once.
+    fn remove_trust_all(&mut self, fingerprints: &[String], until: Instant) -> Vec<Result<(), LxdError>> {
+        fingerprints.iter().map_while(|fp| (Instant::now() < until).then(|| self.remove_trust(fp))).collect()
     }
+}
+
+/// Applies `op` to `items` with up to `at_once` calls running, starting none at or after
+/// `until`; the answers are those of the items started, which are always the first ones, in
+/// order. The parallel writers' half of "no write starts after the leader's window".
+pub fn start_before<T: Sync, R: Send>(
+    items: &[T],
+    at_once: usize,
+    until: Instant,
+    op: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    // The clock is read and the next item taken under one lock: once a worker finds the window
+    // closed no later item starts, so what started is a prefix and the caller knows the rest.
+    let next = Mutex::new(Some(0usize));
+    let take = || {
+        let mut next = next.lock().unwrap_or_else(PoisonError::into_inner);
+        let i = (*next)?;
+        let open = Instant::now() < until;
+        let item = items.get(i).filter(|_| open);
+        *next = item.map(|_| i + 1);
+        item.map(|item| (i, item))
+    };
+    let run = || std::iter::from_fn(take).map(|(i, item)| (i, op(item))).collect::<Vec<_>>();
+    let workers = items.len().min(at_once);
+    if workers <= 1 {
+        return run().into_iter().map(|(_, r)| r).collect();
+    }
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers).map(|_| s.spawn(run)).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// A connection the reconcile can hand to another thread: it talks to LXD while the hook

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::credentials::TlsCredentials;
 use crate::endpoint::Endpoint;
-use crate::limits::LXD_REQUEST_DEADLINE;
+use crate::limits::{LXD_REQUEST_DEADLINE, LXD_WRITE_DEADLINE};
 use crate::pin;
 
 /// TCP connect plus TLS handshake budget. LXD answers a handshake in milliseconds on any network
@@ -39,20 +39,27 @@ const MAX_BODY: u64 = 32 * 1024 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpConnector {
     pub connect_timeout: Duration,
-    /// Each request, from connecting to the last byte of its answer, ends by then.
+    /// Each read, from connecting to the last byte of its answer, ends by then.
     pub request_timeout: Duration,
+    /// Each write (POST, PATCH, DELETE) ends by then: shorter, so that one started inside the
+    /// leader's window cannot outlast its guarantee (`limits::LXD_WRITE_DEADLINE`).
+    pub write_timeout: Duration,
 }
 
 impl Default for HttpConnector {
     fn default() -> Self {
-        HttpConnector { connect_timeout: CONNECT_TIMEOUT, request_timeout: LXD_REQUEST_DEADLINE }
+        HttpConnector {
+            connect_timeout: CONNECT_TIMEOUT,
+            request_timeout: LXD_REQUEST_DEADLINE,
+            write_timeout: LXD_WRITE_DEADLINE,
+        }
     }
 }
 
 impl Connector for HttpConnector {
     /// Builds the client only (no network traffic); connection errors surface on the first call.
     fn connect(&self, endpoint: &Endpoint, tls: &TlsCredentials) -> Result<Connection, LxdError> {
-        Ok(Box::new(HttpLxd::with_timeouts(endpoint, tls, self.connect_timeout, self.request_timeout)?))
+        Ok(Box::new(HttpLxd::with_timeouts(endpoint, tls, *self)?))
     }
 }
 
@@ -61,7 +68,9 @@ pub struct HttpLxd {
     endpoint: Endpoint,
     base: String,
     client: Client,
-    deadline: Duration,
+    /// Of a read, and of a write.
+    read_deadline: Duration,
+    write_deadline: Duration,
 }
 
 impl fmt::Debug for HttpLxd {
@@ -91,14 +100,13 @@ struct Answer {
 
 impl HttpLxd {
     pub fn new(endpoint: &Endpoint, tls: &TlsCredentials) -> Result<HttpLxd, LxdError> {
-        HttpLxd::with_timeouts(endpoint, tls, CONNECT_TIMEOUT, LXD_REQUEST_DEADLINE)
+        HttpLxd::with_timeouts(endpoint, tls, HttpConnector::default())
     }
 
     pub fn with_timeouts(
         endpoint: &Endpoint,
         tls: &TlsCredentials,
-        connect_timeout: Duration,
-        request_timeout: Duration,
+        timeouts: HttpConnector,
     ) -> Result<HttpLxd, LxdError> {
         let (config, _) = pin::client_config(tls).map_err(|e| LxdError::BadCredentials(e.to_string()))?;
         let client = Client::builder()
@@ -107,33 +115,40 @@ impl HttpLxd {
             // see (or break) the mutual-TLS session.
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(connect_timeout)
+            .connect_timeout(timeouts.connect_timeout)
             // One per request in flight, or `spread` would close and reopen connections.
             .pool_max_idle_per_host(MAX_IN_FLIGHT)
             .user_agent(concat!("lxd-integrator/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| LxdError::BadCredentials(format!("cannot set up the HTTPS client: {}", error_chain(&e))))?;
-        Ok(HttpLxd { endpoint: endpoint.clone(), base: endpoint.url(), client, deadline: request_timeout })
+        Ok(HttpLxd {
+            endpoint: endpoint.clone(),
+            base: endpoint.url(),
+            client,
+            read_deadline: timeouts.request_timeout,
+            write_deadline: timeouts.write_timeout,
+        })
     }
 
     fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Answer, LxdError> {
         let started = Instant::now();
+        let deadline = if method == Method::GET { self.read_deadline } else { self.write_deadline };
         // The deadline is set on the request, not with `ClientBuilder::timeout`: in reqwest 0.13's
         // blocking client that one restarts on every read of the body (`blocking::Response`'s
         // `Read` waits up to the whole timeout per call), so a server sending a byte every few
         // seconds holds the hook for as long as it likes. A request's own timeout also becomes
         // the async client's total timeout: one timer started before connecting, which keeps
         // running into the body (`TotalTimeoutBody`) and fails the read that outlives it.
-        let mut request = self.client.request(method, format!("{}{}", self.base, path)).timeout(self.deadline);
+        let mut request = self.client.request(method, format!("{}{}", self.base, path)).timeout(deadline);
         if let Some(body) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
         }
-        let response = request.send().map_err(|e| self.transport_error(&e, path, started))?;
+        let response = request.send().map_err(|e| self.transport_error(&e, path, started, deadline))?;
         let status = response.status().as_u16();
         let mut bytes = Vec::new();
         response.take(MAX_BODY + 1).read_to_end(&mut bytes).map_err(|e| {
-            if self.past_deadline(started) {
-                self.timed_out(path)
+            if started.elapsed() >= deadline {
+                self.timed_out(path, deadline)
             } else {
                 self.unreachable(format!("reading the answer to {path}: {}", error_chain(&e)))
             }
@@ -149,25 +164,21 @@ impl HttpLxd {
 
     /// The refusal is read from this request's own error: the verifier is shared by every
     /// connection of the client, and `spread` runs several handshakes at once.
-    fn transport_error(&self, e: &reqwest::Error, path: &str, started: Instant) -> LxdError {
+    /// reqwest's timer starts after `started`, so an error once `deadline` has passed is that
+    /// timer's (or comes too late to matter).
+    fn transport_error(&self, e: &reqwest::Error, path: &str, started: Instant, deadline: Duration) -> LxdError {
         if let Some(rejection) = pin::rejection_in(e) {
             return LxdError::ServerCertMismatch { endpoint: self.base.clone(), detail: rejection.to_string() };
         }
-        if self.past_deadline(started) {
-            return self.timed_out(path);
+        if started.elapsed() >= deadline {
+            return self.timed_out(path, deadline);
         }
         let detail = error_chain(e);
         if e.is_timeout() { self.unreachable(format!("timed out: {detail}")) } else { self.unreachable(detail) }
     }
 
-    /// reqwest's timer starts after `started`, so an error once the deadline has passed is that
-    /// timer's (or comes too late to matter).
-    fn past_deadline(&self, started: Instant) -> bool {
-        started.elapsed() >= self.deadline
-    }
-
-    fn timed_out(&self, path: &str) -> LxdError {
-        self.unreachable(format!("timed out after {} on {path}", duration_text(self.deadline)))
+    fn timed_out(&self, path: &str, deadline: Duration) -> LxdError {
+        self.unreachable(format!("timed out after {} on {path}", duration_text(deadline)))
     }
 
     fn unreachable(&self, detail: String) -> LxdError {
@@ -216,12 +227,12 @@ impl HttpLxd {
     }
 
     /// Runs `op` over `items` with up to `MAX_IN_FLIGHT` requests at once, each on its own
-    /// kept-alive connection from the client's pool; answers come back in `items`' order.
-    /// Short lists stay on the one open connection: a new one costs a full TLS handshake,
-    /// which is more than a change.
-    fn spread<T: Sync, R: Send>(&self, items: &[T], op: impl Fn(&HttpLxd, &T) -> R + Sync) -> Vec<R> {
+    /// kept-alive connection from the client's pool, none started at or after `until`; the
+    /// answers are those of the first items, in order. Short lists stay on the one open
+    /// connection: a new one costs a full TLS handshake, which is more than a change.
+    fn spread<T: Sync, R: Send>(&self, items: &[T], until: Instant, op: impl Fn(&HttpLxd, &T) -> R + Sync) -> Vec<R> {
         let at_once = if items.len() < MIN_TO_SPREAD { 1 } else { MAX_IN_FLIGHT };
-        crate::parallel::map_bounded(items, at_once, |item| op(self, item))
+        super::start_before(items, at_once, until, |item| op(self, item))
     }
 }
 
@@ -523,12 +534,12 @@ impl Lxd for HttpLxd {
         self.remove_one(fingerprint)
     }
 
-    fn add_trust_all(&mut self, entries: &[NewTrustEntry]) -> Vec<Result<AddOutcome, LxdError>> {
-        self.spread(entries, HttpLxd::add_one)
+    fn add_trust_all(&mut self, entries: &[NewTrustEntry], until: Instant) -> Vec<Result<AddOutcome, LxdError>> {
+        self.spread(entries, until, HttpLxd::add_one)
     }
 
-    fn remove_trust_all(&mut self, fingerprints: &[String]) -> Vec<Result<(), LxdError>> {
-        self.spread(fingerprints, |lxd, fp| lxd.remove_one(fp))
+    fn remove_trust_all(&mut self, fingerprints: &[String], until: Instant) -> Vec<Result<(), LxdError>> {
+        self.spread(fingerprints, until, |lxd, fp| lxd.remove_one(fp))
     }
 
     fn restrict_trust(&mut self, fingerprint: &str, projects: Option<&[String]>) -> Result<(), LxdError> {
@@ -635,6 +646,11 @@ mod tests {
         )
     }
 
+    /// A leader's window that stays open for the whole test.
+    fn open_window() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
     fn error(status: u16, text: &str) -> (u16, String) {
         (
             status,
@@ -687,7 +703,7 @@ mod tests {
         let entries: Vec<NewTrustEntry> = (0..30)
             .map(|i| NewTrustEntry { name: format!("e{}{}", i % 10, i), der: vec![1, 2, i as u8], projects: None })
             .collect();
-        let answers = f.lxd.add_trust_all(&entries);
+        let answers = f.lxd.add_trust_all(&entries, open_window());
         let want: Vec<AddOutcome> = (0..30)
             .map(|i| if matches!(i % 10, 1 | 3 | 5) { AddOutcome::AlreadyPresent } else { AddOutcome::Added })
             .collect();
@@ -698,11 +714,67 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_whose_window_has_closed_sends_nothing() {
+        let id = lxd_server();
+        let mut f = fixture(&id, &id.cert_pem, |_| sync("{}"));
+        let fps: Vec<String> = (0..4 * MIN_TO_SPREAD).map(|i| format!("{i:064x}")).collect();
+        assert!(f.lxd.remove_trust_all(&fps, Instant::now()).is_empty());
+        let entries = [NewTrustEntry { name: "e".into(), der: vec![1], projects: None }];
+        assert!(f.lxd.add_trust_all(&entries, Instant::now()).is_empty());
+        assert!(f.server.log().requests.is_empty());
+    }
+
+    #[test]
+    fn a_batch_on_a_slow_server_stops_starting_writes_when_the_window_closes() {
+        let id = lxd_server();
+        let mut f = fixture(&id, &id.cert_pem, |_| {
+            std::thread::sleep(Duration::from_millis(100));
+            sync("{}")
+        });
+        let fps: Vec<String> = (0..40).map(|i| format!("{i:064x}")).collect();
+        let until = Instant::now() + Duration::from_millis(250);
+        let answers = f.lxd.remove_trust_all(&fps, until);
+        // Four at a time, 100 ms each: about three rounds fit, never all 40.
+        assert!((MAX_IN_FLIGHT..fps.len()).contains(&answers.len()), "{} answers", answers.len());
+        assert!(answers.iter().all(Result::is_ok));
+        let log = f.server.log();
+        assert_eq!(log.requests.len(), answers.len(), "every request started was answered");
+        let paths: Vec<&str> = log.requests.iter().map(|r| r.path.as_str()).collect();
+        for fp in &fps[..answers.len()] {
+            assert!(paths.contains(&format!("/1.0/certificates/{fp}").as_str()), "the first ones were sent");
+        }
+    }
+
+    #[test]
+    fn writes_end_at_the_write_deadline_and_reads_at_the_read_deadline() {
+        let id = lxd_server();
+        let server = TlsServer::start(&id, |_| {
+            std::thread::sleep(Duration::from_millis(700));
+            sync("{}")
+        })
+        .unwrap();
+        let connector = HttpConnector {
+            request_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_millis(200),
+            ..HttpConnector::default()
+        };
+        let mut lxd = connector.connect(&endpoint(&server), &creds(&self_signed("c"), &id.cert_pem)).unwrap();
+        let err = lxd.remove_trust(&"0".repeat(64)).unwrap_err();
+        assert!(
+            matches!(&err, LxdError::Unreachable { detail, .. } if detail.starts_with("timed out after 200 ms")),
+            "{err:?}"
+        );
+        let err = lxd.restrict_trust(&"0".repeat(64), None).unwrap_err();
+        assert!(matches!(&err, LxdError::Unreachable { .. }), "{err:?}");
+        lxd.server().expect("a read waits for its slower answer");
+    }
+
+    #[test]
     fn a_few_changes_stay_on_the_open_connection() {
         let id = lxd_server();
         let mut f = fixture(&id, &id.cert_pem, |_| sync("{}"));
         let fps: Vec<String> = (0..MIN_TO_SPREAD - 1).map(|i| format!("{i:064x}")).collect();
-        assert!(f.lxd.remove_trust_all(&fps).iter().all(Result::is_ok));
+        assert!(f.lxd.remove_trust_all(&fps, open_window()).iter().all(Result::is_ok));
         let log = f.server.log();
         assert_eq!((log.connections, log.requests.len()), (1, MIN_TO_SPREAD - 1));
     }
@@ -1206,8 +1278,11 @@ mod tests {
             sync("{}")
         })
         .unwrap();
-        let connector =
-            HttpConnector { connect_timeout: Duration::from_millis(300), request_timeout: Duration::from_millis(200) };
+        let connector = HttpConnector {
+            connect_timeout: Duration::from_millis(300),
+            request_timeout: Duration::from_millis(200),
+            ..HttpConnector::default()
+        };
         let mut lxd = connector.connect(&endpoint(&server), &creds(&self_signed("c"), &id.cert_pem)).unwrap();
         let err = lxd.server().unwrap_err();
         assert!(matches!(&err, LxdError::Unreachable { detail, .. } if detail.starts_with("timed out")), "{err:?}");
@@ -1224,7 +1299,7 @@ mod tests {
                 Reply::Trickle(status, body, Duration::from_millis(200))
             })
             .unwrap();
-        let connector = HttpConnector { connect_timeout: CONNECT_TIMEOUT, request_timeout: Duration::from_secs(1) };
+        let connector = HttpConnector { request_timeout: Duration::from_secs(1), ..HttpConnector::default() };
         let mut lxd = connector.connect(&endpoint(&server), &creds(&self_signed("c"), &id.cert_pem)).unwrap();
         let start = Instant::now();
         let err = lxd.server().unwrap_err();
@@ -1242,7 +1317,7 @@ mod tests {
         let f = fixture(&lxd_server(), &lxd_server().cert_pem, |_| sync("{}"));
         let mut lxd = f.lxd;
         let fps: Vec<String> = (0..4 * MIN_TO_SPREAD).map(|i| format!("{i:064x}")).collect();
-        for answer in lxd.remove_trust_all(&fps) {
+        for answer in lxd.remove_trust_all(&fps, open_window()) {
             let err = answer.unwrap_err();
             assert!(
                 matches!(&err, LxdError::ServerCertMismatch { detail, .. } if detail.contains("the pin is")),
@@ -1269,7 +1344,7 @@ mod tests {
         lxd.remove_trust(&"0".repeat(64)).expect("the first connection presents the pinned certificate");
         let fps: Vec<String> = (0..4 * MIN_TO_SPREAD).map(|i| format!("{i:064x}")).collect();
         let (mut served, mut refused) = (0, 0);
-        for answer in lxd.remove_trust_all(&fps) {
+        for answer in lxd.remove_trust_all(&fps, open_window()) {
             match answer {
                 Ok(()) => served += 1,
                 Err(LxdError::ServerCertMismatch { detail, .. }) if detail.contains("the pin is") => refused += 1,

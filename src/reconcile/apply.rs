@@ -1,5 +1,6 @@
-//! The leader's changes to LXD, in batches, each started only while the pass is inside its
-//! deadline and this unit is known to lead.
+//! The leader's changes to LXD, in batches, each write started only while the pass is inside
+//! its deadline and this unit is known to lead: within `limits::LEADERSHIP_WINDOW` of an
+//! `is-leader` that answered true.
 
 use super::Change;
 use crate::certs::short_fp;
@@ -11,8 +12,8 @@ use crate::plan::Plan;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-/// Changes per batch: enough to keep the client's parallel connections busy, few enough that
-/// the time between two leadership checks stays short.
+/// Changes per batch: enough to keep the client's parallel connections busy. A batch on a slow
+/// LXD is cut off where the leader's window closes; the rest follows after `is-leader`.
 const BATCH: usize = 64;
 
 /// What kind of change.
@@ -24,12 +25,18 @@ pub enum ChangeKind {
 }
 
 /// Whether the pass may still write to LXD: inside its deadline, and leading. `is-leader`
-/// guarantees leadership for 30 s from the call; a pass that has run longer than
-/// `limits::LEADERSHIP_RECHECK_AFTER` since then asks again before the next batch.
+/// guarantees leadership for 30 s from the call; no write starts more than
+/// `limits::LEADERSHIP_WINDOW` after the last true answer, and an answer older than
+/// `limits::LEADERSHIP_RECHECK_AFTER` is asked again before the next batch.
 pub struct WriteGuard {
     started: Instant,
+    /// Just before the last `is-leader` that answered true.
     confirmed: Instant,
     deadline: Duration,
+    window: Duration,
+    recheck_after: Duration,
+    /// Ask again at the next check, however recent the answer.
+    stale: bool,
 }
 
 /// Why writing stopped early.
@@ -42,7 +49,14 @@ pub enum Stop {
 impl WriteGuard {
     /// `started`: when the pass began; `confirmed`: just before `is-leader` answered true.
     pub fn new(started: Instant, confirmed: Instant) -> WriteGuard {
-        WriteGuard { started, confirmed, deadline: limits::PASS_DEADLINE }
+        WriteGuard {
+            started,
+            confirmed,
+            deadline: limits::PASS_DEADLINE,
+            window: limits::LEADERSHIP_WINDOW,
+            recheck_after: limits::LEADERSHIP_RECHECK_AFTER,
+            stale: false,
+        }
     }
 
     #[cfg(test)]
@@ -51,18 +65,35 @@ impl WriteGuard {
         self
     }
 
-    fn check(&mut self, juju: &mut Juju) -> Result<Option<Stop>, ToolError> {
+    /// The same rules on a shorter clock, so a test can run many windows.
+    #[cfg(test)]
+    pub fn with_window(mut self, window: Duration, recheck_after: Duration) -> WriteGuard {
+        self.window = window;
+        self.recheck_after = recheck_after;
+        self
+    }
+
+    /// Before writing: stops past the pass deadline, asks `is-leader` again when the last
+    /// answer is old, and otherwise says until when writes may start.
+    fn check(&mut self, juju: &mut Juju) -> Result<Result<Instant, Stop>, ToolError> {
         if self.started.elapsed() >= self.deadline {
-            return Ok(Some(Stop::Deadline));
+            return Ok(Err(Stop::Deadline));
         }
-        if self.confirmed.elapsed() >= limits::LEADERSHIP_RECHECK_AFTER {
+        if self.stale || self.confirmed.elapsed() >= self.recheck_after {
             let asked = Instant::now();
             if !juju.is_leader()? {
-                return Ok(Some(Stop::LostLeadership));
+                return Ok(Err(Stop::LostLeadership));
             }
             self.confirmed = asked;
+            self.stale = false;
         }
-        Ok(None)
+        Ok(Ok((self.confirmed + self.window).min(self.started + self.deadline)))
+    }
+
+    /// A batch started nothing (`is-leader` answered too slowly for its window): the next
+    /// check asks again, so the loop over batches always moves on or stops.
+    fn expire(&mut self) {
+        self.stale = true;
     }
 }
 
@@ -130,15 +161,23 @@ struct Run<'a, 'j> {
 }
 
 impl Run<'_, '_> {
-    /// Whether writing may go on; when not, records why.
-    fn may_go_on(&mut self) -> Result<bool, ToolError> {
+    /// Until when writes may start, or `None` (with the reason recorded) when they may not.
+    fn may_go_on(&mut self) -> Result<Option<Instant>, ToolError> {
         match self.guard.check(self.juju)? {
-            Some(stop) => {
+            Ok(until) => Ok(Some(until)),
+            Err(stop) => {
                 self.applied.stopped = Some(stop);
-                Ok(false)
+                Ok(None)
             }
-            None => Ok(true),
         }
+    }
+
+    /// `started` of the `asked` changes of a batch were started: the rest go into the next one.
+    fn started(&mut self, asked: usize, started: usize) -> usize {
+        if started == 0 && asked > 0 {
+            self.guard.expire();
+        }
+        started.min(asked)
     }
 
     fn configured(&self, projects: &Option<Vec<String>>) -> bool {
@@ -146,15 +185,17 @@ impl Run<'_, '_> {
     }
 
     fn adds(&mut self, plan: &Plan) -> Result<bool, ToolError> {
-        for plans in plan.add.chunks(BATCH) {
-            if !self.may_go_on()? {
-                return Ok(false);
-            }
+        let mut rest = plan.add.as_slice();
+        while !rest.is_empty() {
+            let Some(until) = self.may_go_on()? else { return Ok(false) };
+            let plans = &rest[..rest.len().min(BATCH)];
             let batch: Vec<NewTrustEntry> = plans
                 .iter()
                 .map(|a| NewTrustEntry { name: a.name.clone(), der: a.der.clone(), projects: a.projects.clone() })
                 .collect();
-            for (add, result) in plans.iter().zip(self.lxd.add_trust_all(&batch)) {
+            let results = self.lxd.add_trust_all(&batch, until);
+            rest = &rest[self.started(plans.len(), results.len())..];
+            for (add, result) in plans.iter().zip(results) {
                 let outcome = result.as_ref().ok().copied();
                 let change =
                     Change::new(ChangeKind::Add, &add.fingerprint, add.owner.clone(), result.as_ref().err(), outcome);
@@ -168,12 +209,14 @@ impl Run<'_, '_> {
     }
 
     fn removes(&mut self, plan: &Plan) -> Result<bool, ToolError> {
-        for plans in plan.remove.chunks(BATCH) {
-            if !self.may_go_on()? {
-                return Ok(false);
-            }
+        let mut rest = plan.remove.as_slice();
+        while !rest.is_empty() {
+            let Some(until) = self.may_go_on()? else { return Ok(false) };
+            let plans = &rest[..rest.len().min(BATCH)];
             let batch: Vec<String> = plans.iter().map(|r| r.fingerprint.clone()).collect();
-            for (rm, result) in plans.iter().zip(self.lxd.remove_trust_all(&batch)) {
+            let results = self.lxd.remove_trust_all(&batch, until);
+            rest = &rest[self.started(plans.len(), results.len())..];
+            for (rm, result) in plans.iter().zip(results) {
                 let change =
                     Change::new(ChangeKind::Remove, &rm.fingerprint, rm.owner.clone(), result.as_ref().err(), None);
                 self.applied.changes.push(change);
@@ -183,10 +226,13 @@ impl Run<'_, '_> {
     }
 
     fn restricts(&mut self, plan: &Plan) -> Result<bool, ToolError> {
-        for r in &plan.restrict {
-            if !self.may_go_on()? {
-                return Ok(false);
+        let mut rest = plan.restrict.as_slice();
+        while let Some((r, later)) = rest.split_first() {
+            let Some(until) = self.may_go_on()? else { return Ok(false) };
+            if self.started(1, usize::from(Instant::now() < until)) == 0 {
+                continue;
             }
+            rest = later;
             let result = self.lxd.restrict_trust(&r.fingerprint, r.projects.as_deref());
             let change =
                 Change::new(ChangeKind::Restrict, &r.fingerprint, r.owner.clone(), result.as_ref().err(), None);
@@ -285,6 +331,9 @@ pub fn unknown_project(error: &LxdError, projects: Option<&[String]>, store: &[T
 }
 
 #[cfg(test)]
+mod window_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::hook_tools::fake::{ScriptedTools, ok};
@@ -316,7 +365,7 @@ mod tests {
     fn a_pass_past_its_deadline_starts_no_change() {
         let mut tools = ScriptedTools::default();
         let mut guard = WriteGuard::new(Instant::now(), Instant::now()).with_deadline(Duration::ZERO);
-        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("no tool fails"), Some(Stop::Deadline));
+        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("no tool fails"), Err(Stop::Deadline));
         assert!(tools.calls.is_empty());
     }
 
@@ -325,12 +374,12 @@ mod tests {
         let mut tools = ScriptedTools::default();
         tools.answers.push(("is-leader".into(), ok("false")));
         let mut guard = WriteGuard::new(ago(20), ago(20));
-        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("asked"), Some(Stop::LostLeadership));
+        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("asked"), Err(Stop::LostLeadership));
         let mut tools = ScriptedTools::default();
         tools.answers.push(("is-leader".into(), ok("true")));
         let mut guard = WriteGuard::new(ago(20), ago(20));
-        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("asked"), None);
-        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("not asked again"), None, "confirmed just now");
+        assert!(guard.check(&mut Juju::new(&mut tools)).expect("asked").is_ok());
+        assert!(guard.check(&mut Juju::new(&mut tools)).expect("not asked again").is_ok(), "confirmed just now");
         assert_eq!(tools.calls.len(), 1);
     }
 
@@ -338,7 +387,8 @@ mod tests {
     fn a_fresh_pass_trusts_the_leadership_it_just_read() {
         let mut tools = ScriptedTools::default();
         let mut guard = WriteGuard::new(Instant::now(), Instant::now());
-        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("no call"), None);
+        let until = guard.check(&mut Juju::new(&mut tools)).expect("no call").expect("may write");
+        assert!(until <= Instant::now() + limits::LEADERSHIP_WINDOW, "writes may start for one window");
         assert!(tools.calls.is_empty());
     }
 

@@ -236,6 +236,7 @@ fn with_lxd(
     mut observed: Observed,
 ) -> Result<Report, ToolError> {
     let Read { mut inputs, relations, mut report, protected, started } = read;
+    inputs.cache.log_once(juju, state::LOGGED_LXD, LogLevel::Warning, &observed.problems)?;
     let (access, decision) = decide_pass(ctx, &inputs, &relations, &report, &protected, &observed);
     let applied = if decision.writer && mode.apply {
         let mut guard = WriteGuard::new(started, relations.leadership_asked);

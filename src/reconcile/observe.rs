@@ -1,10 +1,12 @@
 //! What LXD says: the server, its members, its trust store, from the first member that
-//! answers all of it.
+//! answers all of it. The server's facts and the members are checked here (`lxd::checked`),
+//! so nothing later publishes, remembers or passes on an unchecked value of LXD's.
 
 use super::decide::EXT_ACCESS_MANAGEMENT;
 use crate::credentials::Credentials;
 use crate::endpoint::Endpoint;
-use crate::lxd::{Connection, Connector, Identity, Lxd, LxdError, Member, ServerInfo, TrustEntry};
+use crate::limits;
+use crate::lxd::{Connection, Connector, Identity, Lxd, LxdError, Member, ServerInfo, TrustEntry, checked};
 
 /// What one member told us, and the connection it told us on.
 pub struct Observed {
@@ -15,6 +17,9 @@ pub struct Observed {
     /// `GET /1.0/auth/identities/current`, read only where the server has `access_management`
     /// (LXD 5.21+): there `auth: trusted` no longer means the caller may change trust.
     pub identity: Option<Result<Identity, LxdError>>,
+    /// What LXD said that was not taken (a member skipped, the server's name), one log line
+    /// each, values shown cut and escaped.
+    pub problems: Vec<String>,
 }
 
 /// LXD could not be used this pass: the error that says why, and how many endpoints were tried.
@@ -31,7 +36,8 @@ pub struct NotObserved {
 /// mid-hook, a proxy cuts the connection) is skipped like one that never answered.
 pub fn observe(creds: &Credentials, known: &[String], connector: &dyn Connector) -> Result<Observed, NotObserved> {
     let mut candidates = vec![creds.endpoint.clone()];
-    for ep in known.iter().filter_map(|url| Endpoint::parse(url).ok()) {
+    // A cache written by an older version may list more: each one down costs a connect timeout.
+    for ep in known.iter().take(limits::FAILOVER_ENDPOINTS).filter_map(|url| Endpoint::parse(url).ok()) {
         if !candidates.contains(&ep) {
             candidates.push(ep);
         }
@@ -56,7 +62,10 @@ fn read_all(connector: &dyn Connector, ep: &Endpoint, creds: &Credentials) -> Re
     if !server.trusted {
         return Err(LxdError::Untrusted { endpoint: ep.url() });
     }
-    let members = members(lxd.as_mut(), &server)?;
+    let (server, mut problems) = checked::server(server);
+    let members = checked::members(members(lxd.as_mut(), &server)?);
+    problems.extend(members.problems);
+    let members = members.kept;
     let store = lxd.trust_store()?;
     let identity = if server.has_extension(EXT_ACCESS_MANAGEMENT) {
         match lxd.current_identity() {
@@ -70,18 +79,18 @@ fn read_all(connector: &dyn Connector, ep: &Endpoint, creds: &Credentials) -> Re
     } else {
         None
     };
-    Ok(Observed { lxd, server, members, store, identity })
+    Ok(Observed { lxd, server, members, store, identity, problems })
 }
 
 fn members(lxd: &mut dyn Lxd, server: &ServerInfo) -> Result<Vec<Member>, LxdError> {
     if server.clustered {
         return lxd.members();
     }
-    // A standalone server has no member list (LXD answers 500); it is its own only member.
-    Ok(vec![Member {
-        name: server.server_name.clone(),
-        url: lxd.endpoint().url(),
-        status: "Online".into(),
-        message: String::new(),
-    }])
+    // A standalone server has no member list (LXD answers 500); it is its own only member,
+    // named after the host it was reached at when its own name is missing or was refused.
+    let name = match server.server_name.as_str() {
+        "" => lxd.endpoint().host.clone(),
+        name => name.to_string(),
+    };
+    Ok(vec![Member { name, url: lxd.endpoint().url(), status: "Online".into(), message: String::new() }])
 }

@@ -1,11 +1,14 @@
 //! The unit's state cache (`state-get`/`state-set`). Nothing in it matters for correctness: it
 //! saves hook-tool calls and repeated log lines. It holds digests and short values only, far
-//! inside the controller's `max-charm-state-size` (`limits::UNIT_STATE_BYTES`).
+//! inside the controller's `max-charm-state-size` (`limits::UNIT_STATE_BYTES`): what comes from
+//! LXD is checked and bounded (`lxd::checked`), and a value that would still outgrow
+//! `limits::STATE_VALUE_BYTES` is dropped rather than written.
 
 use super::quiet::Steady;
 use crate::certs;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
 use crate::limits;
+use crate::lxd::checked;
 use crate::status::Status;
 use std::collections::BTreeMap;
 
@@ -19,6 +22,8 @@ const REQUESTS: &str = "requests";
 /// Digests of what was logged last, so the same lines are not logged every five minutes.
 pub const LOGGED_PROBLEMS: &str = "logged-problems";
 pub const LOGGED_NOTE: &str = "note";
+/// What LXD said that was not taken (`lxd::checked`), logged once until it changes.
+pub const LOGGED_LXD: &str = "logged-lxd";
 
 /// The cache as read at the start of the pass, and as it should be at the end.
 #[derive(Debug, Clone, Default)]
@@ -51,8 +56,11 @@ impl Cache {
         self.before.get(ENDPOINTS).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default()
     }
 
+    /// Remembers the first few member URLs (`limits::FAILOVER_ENDPOINTS`), however many LXD
+    /// lists: a bounded value, and a bounded number of endpoints a later hook may try.
     pub fn remember_endpoints(&mut self, urls: &[&String]) {
-        self.after.insert(ENDPOINTS.into(), serde_json::to_string(urls).unwrap_or_default());
+        let urls = checked::failover(urls.iter().copied());
+        self.after.insert(ENDPOINTS.into(), serde_json::to_string(&urls).unwrap_or_default());
     }
 
     /// True when `version` differs from the one last set, and remembers it.
@@ -134,13 +142,16 @@ impl Cache {
         Ok(())
     }
 
-    /// Writes the keys that changed, in one `state-set`; a removed key is written empty.
+    /// Writes the keys that changed, in one `state-set`; a removed key is written empty. A value
+    /// past `limits::STATE_VALUE_BYTES` (none is, by the bounds above) is written empty too:
+    /// the cache only saves work, and `state-set` refusing it would fail the hook.
     pub fn save(&self, juju: &mut Juju) -> Result<(), ToolError> {
+        let fits = |v: &String| if v.len() <= limits::STATE_VALUE_BYTES { v.clone() } else { String::new() };
         let mut changed: BTreeMap<String, String> = self
             .after
             .iter()
-            .filter(|(k, v)| self.before.get(*k) != Some(v))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.clone(), fits(v)))
+            .filter(|(k, v)| self.before.get(k) != Some(v))
             .collect();
         for gone in self.before.keys().filter(|k| !self.after.contains_key(*k) && !self.before[*k].is_empty()) {
             changed.insert(gone.clone(), String::new());
@@ -149,5 +160,35 @@ impl Cache {
             return Ok(());
         }
         juju.state_set(&changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::Agent;
+
+    #[test]
+    fn only_the_first_few_member_urls_are_remembered_however_many_lxd_lists() {
+        let urls: Vec<String> = (0..5_000).map(|i| format!("https://10.{}.{}.1:8443", i / 250, i % 250)).collect();
+        let refs: Vec<&String> = urls.iter().collect();
+        let mut cache = Cache::default();
+        cache.remember_endpoints(&refs);
+        let mut agent = Agent::leader();
+        cache.save(&mut Juju::new(&mut agent)).expect("state-set takes it");
+        let remembered = Cache::new(agent.state.clone()).known_endpoints();
+        assert_eq!(remembered, urls[..limits::FAILOVER_ENDPOINTS]);
+        assert!(agent.refused().next().is_none());
+    }
+
+    #[test]
+    fn a_value_past_the_state_quota_is_never_written() {
+        let mut agent = Agent::leader();
+        agent.state.insert(VERSION.into(), "5.0.2".into());
+        let mut cache = Cache::new(agent.state.clone());
+        assert!(cache.version_changed(&"9".repeat(limits::STATE_VALUE_BYTES + 1)));
+        cache.save(&mut Juju::new(&mut agent)).expect("state-set takes it");
+        assert!(agent.refused().next().is_none());
+        assert_eq!(agent.state.get(VERSION).map(String::len).unwrap_or(0), 0, "dropped, not written");
     }
 }
