@@ -121,6 +121,8 @@ pub struct Summary {
     pub withheld: usize,
     /// Requested certificates trusted under entries this application does not own.
     pub held_elsewhere: usize,
+    /// Of those, held by entries the `adopt` action would take over (`adopt::adoptable`).
+    pub adoptable: usize,
     /// A reason the leader must not add certificates at all (e.g. missing API extension).
     pub refusal: Option<String>,
 }
@@ -154,6 +156,11 @@ pub fn ready(s: &Summary) -> Status {
     }
     if s.held_elsewhere > 0 {
         msg.push_str(&format!("; {} held by entries not ours", s.held_elsewhere));
+        // Only then: advising `adopt` when it would take nothing sends an operator to rename
+        // someone else's grant by hand.
+        if s.adoptable > 0 {
+            msg.push_str(&format!(", {} adoptable (run adopt)", s.adoptable));
+        }
     }
     if !s.bad_input_from.is_empty() {
         msg.push_str(&format!("; invalid client_certificates from {}", s.bad_input_from.join(", ")));
@@ -241,6 +248,17 @@ mod tests {
         assert_eq!(
             ready(&s).message,
             "1/1 members online, 1 client trusted; invalid lxd-https data from gw/1; projects refused for gw"
+        );
+    }
+
+    #[test]
+    fn adopt_is_advised_only_when_it_would_take_something() {
+        let s = Summary { leader: true, online: 1, members: 1, trusted: 3, held_elsewhere: 3, ..Default::default() };
+        assert_eq!(ready(&s).message, "1/1 members online, 3 clients trusted; 3 held by entries not ours");
+        let s = Summary { adoptable: 2, ..s };
+        assert_eq!(
+            ready(&s).message,
+            "1/1 members online, 3 clients trusted; 3 held by entries not ours, 2 adoptable (run adopt)"
         );
     }
 

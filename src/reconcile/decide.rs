@@ -116,6 +116,8 @@ pub struct Decision {
     /// Why nothing may be added at all, for the status.
     pub refusal: Option<String>,
     pub held_elsewhere: HeldElsewhere,
+    /// Of those, how many the `adopt` action would take over: the status points to it then.
+    pub adoptable: usize,
 }
 
 /// `protected`: certificates no requirer may have added or removed on its behalf (see
@@ -146,7 +148,8 @@ pub fn decide(
         plan.restrict.clear();
     }
     let held_elsewhere = plan::held_elsewhere(scope, requests, store, projects.as_deref());
-    Decision { writer: leader && !leaving, plan, projects, refusal, held_elsewhere }
+    let adoptable = crate::adopt::adoptable(scope, requests, store);
+    Decision { writer: leader && !leaving, plan, projects, refusal, held_elsewhere, adoptable }
 }
 
 /// The decision as far as the credential's rights allow: one that may not manage trust plans
@@ -235,6 +238,7 @@ pub fn status(o: &Outcome) -> Status {
         deferred: o.deferred,
         withheld: o.withheld,
         held_elsewhere: o.decision.held_elsewhere.count,
+        adoptable: o.decision.adoptable,
         refusal: o.refusal.map(String::from),
     })
 }
