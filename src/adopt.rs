@@ -463,8 +463,11 @@ mod tests {
         Owner::from_member_on(interface, relation_id, member).expect("member")
     }
 
-    /// (old name, new name, why) of each adoption; (name, why) of each entry left.
-    fn summary(c: &Choice) -> (Vec<(&str, String, MadeBy)>, Vec<(&str, Leave)>) {
+    /// (old name, new name, why) of each adoption.
+    type Taken<'a> = Vec<(&'a str, String, MadeBy)>;
+
+    /// What `c` takes, and (name, why) of each entry it leaves.
+    fn summary(c: &Choice) -> (Taken<'_>, Vec<(&str, Leave)>) {
         (
             c.adopt.iter().map(|a| (a.old_name.as_str(), a.new_name.clone(), a.made_by)).collect(),
             c.left.iter().map(|l| (l.name.as_str(), l.why)).collect(),

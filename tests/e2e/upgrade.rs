@@ -311,8 +311,9 @@ fn u2_inner(bed: &mut Bed, gw: &Pem, hc0: &Pem, hc1: &Pem) -> Result<()> {
     let ours = |rel: RelationId, app: &str, member: &str| {
         format!("juju.{}.{INTEGRATOR}.https.{rel}.{app}.{member}", w.sim.model_uuid())
     };
-    // fingerprint → (old name, new name, unit), in request order.
-    let want = vec![
+    // (fingerprint, (old name, new name, unit)), in request order.
+    type Rows = Vec<(String, (String, String, String))>;
+    let want: Rows = vec![
         (
             gw.fingerprint.clone(),
             (format!("juju-relation-{GATEWAY}"), ours(gw_rel, GATEWAY, "app"), GATEWAY.to_string()),
@@ -322,7 +323,7 @@ fn u2_inner(bed: &mut Bed, gw: &Pem, hc0: &Pem, hc1: &Pem) -> Result<()> {
             (format!("juju-relation-{HTTPS_CLIENT}/0"), ours(hc_rel, HTTPS_CLIENT, "0"), unit(HTTPS_CLIENT, 0)),
         ),
     ];
-    let listed = |r: &BTreeMap<String, String>, result: &str| -> Result<Vec<(String, (String, String, String))>> {
+    let listed = |r: &BTreeMap<String, String>, result: &str| -> Result<Rows> {
         let mut out = Vec::new();
         for i in 0..2 {
             let k = |f: &str| format!("entries.{i}.{f}");
