@@ -337,10 +337,11 @@ fn rename_all(
     Ok(out)
 }
 
-/// An entry name as results and logs show it: cut, and escaped so that it stays one line
-/// (anyone who can add a trust entry chooses its name). A plain name shows as it is.
+/// An entry name as results and logs show it: escaped so that it stays one line (anyone who
+/// can add a trust entry chooses its name), then cut, so that escaping cannot outgrow
+/// `limits::ENTRY_NAME_SHOWN`. A plain name shows as it is.
 fn shown(name: &str) -> String {
-    limits::cut(name, limits::ENTRY_NAME_SHOWN).escape_debug().to_string()
+    limits::cut(&name.escape_debug().to_string(), limits::ENTRY_NAME_SHOWN).into_owned()
 }
 
 fn yes(b: bool) -> String {
@@ -655,8 +656,9 @@ mod tests {
         let bytes: usize = r.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
         assert!(bytes < limits::ACTION_RESULTS_BYTES, "{bytes}");
 
-        // A dry run with room lists what it leaves too, each with why; a long name is cut.
-        let long = Left { name: "x".repeat(10_000), ..choice.left[0].clone() };
+        // A dry run with room lists what it leaves too, each with why; a long name is cut,
+        // escapes included.
+        let long = Left { name: "\u{1}".repeat(10_000), ..choice.left[0].clone() };
         let dry = Choice { adopt: vec![adoption(1)], left: vec![long] };
         let dry: BTreeMap<String, String> = results(true, &dry, &[Outcome::WouldRename]).into_iter().collect();
         assert_eq!((dry["dry-run"].as_str(), dry["entries.0.result"].as_str()), ("yes", "would rename"));
