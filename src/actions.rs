@@ -196,6 +196,12 @@ pub fn check_connection(report: &Report) -> Results {
     let mut out = Vec::new();
     if let Some(c) = &report.credentials {
         out.push(("credentials".to_string(), c.source.to_string()));
+        // What the operator set to get it, and what else is set but not used (names only).
+        out.push(("credentials-setting".to_string(), c.source.setting().to_string()));
+        if !c.ignored.is_empty() {
+            let ignored: Vec<&str> = c.ignored.iter().map(|s| s.setting()).collect();
+            out.push(("credentials-ignored".to_string(), ignored.join(", ")));
+        }
         out.push(("configured-endpoint".to_string(), c.endpoint.url()));
     }
     if let Some(ep) = &report.endpoint_used {

@@ -1,37 +1,107 @@
-//! The `adopt` action: take over the trust entries the Python charm made.
+//! The `adopt` action: take over the trust entries the charms this one replaces made, and
+//! nothing else.
 //!
-//! canonical/lxd-integrator-operator named each entry after its certificate's subject CN
-//! (`src/interface.py` `_register_cert`: `"name": x509_cert.get_subject().CN`) and never removed
-//! one. To this charm such an entry is foreign: it counts the certificate as trusted but, the
-//! name not saying who asked, it would leave the entry behind when the requirer goes. Adopting
-//! renames the entry to the name this charm would have given it (`Scope::entry_name` of the
-//! first requester, as `plan::plan` names new entries), after which the usual rules apply: it
-//! stays while a live relation asks for the certificate and goes when none does.
+//! Two charms made entries a requirer of this charm may still be using, each recognisable only
+//! by its name and only for the requirers it served:
 //!
-//! Taken over: `client` entries whose certificate a live relation of this application requests
-//! and whose name no integrator claims. An entry for a certificate nobody requests is never
-//! looked at, whoever made it. Entries other charms find again by their name are left to them.
-//! The LXD write is `PATCH` of the name alone, so restrictions and projects stay as they were
-//! (until the next hook brings them in line with `trust-projects`, as for any owned entry).
+//! - canonical/lxd-integrator-operator served `api` (interface `lxd`) and named each entry
+//!   after the certificate's subject CN (`src/interface.py` `_register_cert`:
+//!   `"name": x509_cert.get_subject().CN`, pyOpenSSL's first CN), unrestricted, and never
+//!   removed one.
+//! - canonical/charm-lxd served `https` (interface `lxd-https`) and named each entry
+//!   `juju-relation-<bag.name>` (`src/charm.py` `_on_https_relation_changed`:
+//!   `cert_name = f"juju-relation-{bag.name}"`, `bag` the remote application, or the remote
+//!   unit when the application's databag lacked `version: "1.0"`), with no sanitising; it
+//!   removed them by that name when the unit departed or the relation broke.
+//!
+//! So an entry is adopted only when a live relation asks for its certificate and its name is
+//! exactly what the old charm would have given it for that request: the CN for an `api`
+//! request; `juju-relation-<remote app>` for an `https` request from that application (from
+//! its databag or a unit's), `juju-relation-<remote unit>` for one from that unit's databag.
+//! A CN-named entry is not taken for an `https` request alone: the Python charm never served
+//! that interface, so such an entry was made by someone else (an operator naming a grant
+//! after its CN, say), and taking it would hand its scope to a requirer that never had it.
+//! Nor is a restricted CN-named entry: the Python charm never restricted one, so someone has
+//! decided its projects since. Every other name (an operator's `ops-admin`, another
+//! integrator's `juju.…`) is left as it is, with the reason listed. A name is a weak proof
+//! (an operator may have named a grant exactly like the old charm would); the dry run, the
+//! default, shows every entry and why before anything is renamed.
+//!
+//! Adopting renames the entry to the name this charm gives the requester it was made for
+//! (`Scope::entry_name`): the first `api` requester for a CN-named entry, the matching `https`
+//! requester for a `juju-relation-` one. From then on the usual rules apply: it stays while
+//! its requester asks for the certificate and goes when it stops. The LXD write is `PATCH` of
+//! the name alone, so restrictions and projects stay as they were until the next hook brings
+//! them in line, as for any owned entry.
 
 use crate::certs::short_fp;
 use crate::dispatch::HookContext;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
 use crate::limits;
 use crate::lxd::{Connector, Lxd, TrustEntry, TrustKind};
-use crate::ownership::{Owner, Scope};
+use crate::ownership::{Interface, Owner, Scope};
 use crate::reconcile::{self, Mode};
 use crate::requests::Request;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// Name prefixes of entries some other charm owns and looks up by name: renaming one would
-/// strand it there. `juju.` is this charm's own scheme (another model or application, or a
-/// name of ours this version cannot read); `juju-relation-` is the LXD charm's `https`
-/// relation (`juju-relation-<app or unit>`, removed by that name) and lxd-integrator-k8s's
-/// default `trust-name-prefix`.
-const CLAIMED_PREFIXES: &[(&str, &str)] =
-    &[("juju.", "named by another lxd-integrator"), ("juju-relation-", "named by the LXD charm or lxd-integrator-k8s")];
+/// charm-lxd's prefix for the entries of its `https` relation.
+const CHARM_LXD_PREFIX: &str = "juju-relation-";
+/// This charm's own naming scheme (`ownership`): a name of it that is not ours is another
+/// model's or another integrator's, which finds it again by that name.
+const OWN_SCHEME_PREFIX: &str = "juju.";
+
+/// Which old charm made an entry, as its name shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MadeBy {
+    /// canonical/lxd-integrator-operator: the certificate's CN, for an `api` requester.
+    PythonCharm,
+    /// canonical/charm-lxd: `juju-relation-<app or unit>`, for an `https` requester.
+    CharmLxd,
+}
+
+impl MadeBy {
+    pub fn why(self) -> &'static str {
+        match self {
+            MadeBy::PythonCharm => {
+                "named by the certificate's CN, as the Python lxd-integrator named it for an api requirer"
+            }
+            MadeBy::CharmLxd => "named juju-relation-<requirer>, as charm-lxd named it for this https requirer",
+        }
+    }
+}
+
+/// Why a requested certificate's entry is left as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    NotClient,
+    OtherIntegrator,
+    /// Named by the CN, but only `https` requirers ask: the Python charm served `api` only.
+    CnForHttpsOnly,
+    /// Named by the CN, but restricted: the Python charm never restricted an entry.
+    CnRestricted,
+    /// charm-lxd's prefix, for an application or unit that does not ask for this certificate.
+    CharmLxdOtherRequirer,
+    /// Any other name: an operator's or another tool's grant.
+    OtherName,
+}
+
+impl Leave {
+    pub fn why(self) -> &'static str {
+        match self {
+            Leave::NotClient => "not a client entry",
+            Leave::OtherIntegrator => "named by another lxd-integrator (juju.…)",
+            Leave::CnForHttpsOnly => {
+                "named by the certificate's CN, but only https requirers ask for it; the Python charm served api only"
+            }
+            Leave::CnRestricted => {
+                "named by the certificate's CN, but restricted; the Python charm never restricted one"
+            }
+            Leave::CharmLxdOtherRequirer => "named juju-relation-…, but not for an https requirer asking for it",
+            Leave::OtherName => "not named as an old charm named its entries; an operator's or another tool's",
+        }
+    }
+}
 
 /// One entry to take over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,64 +109,120 @@ pub struct Adoption {
     pub fingerprint: String,
     pub old_name: String,
     pub new_name: String,
-    /// The first requester of the certificate, whom the new name records.
+    /// The requester the old charm made the entry for, whom the new name records.
     pub owner: Owner,
-    /// The entry is named after the certificate's subject CN, as the Python charm named its
-    /// entries; otherwise it may be an operator's grant for the same certificate.
-    pub named_by_cn: bool,
+    pub made_by: MadeBy,
 }
 
 /// A requested certificate held by an entry that is not taken over, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
+pub struct Left {
     pub fingerprint: String,
     pub name: String,
+    /// The first requester of the certificate.
     pub owner: Owner,
-    pub reason: &'static str,
+    pub why: Leave,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Choice {
     pub adopt: Vec<Adoption>,
-    pub skipped: Vec<Skipped>,
+    pub left: Vec<Left>,
 }
 
-/// What to adopt, from the requests of the live relations and LXD's trust store. Pure.
+/// What to adopt and what to leave, from the requests of the live relations and LXD's trust
+/// store: one item for every requested certificate LXD holds under a name this application
+/// does not own. Pure.
 pub fn choose(scope: &Scope, requests: &[Request], store: &[TrustEntry]) -> Choice {
     let by_fp: BTreeMap<&str, &TrustEntry> = store.iter().map(|e| (e.fingerprint.as_str(), e)).collect();
-    let mut seen = BTreeSet::new();
-    let mut out = Choice::default();
-    // Requests come ordered by relation and unit: the first requester names the entry, as it
-    // would have named a new one.
+    // Every requester of each certificate, in request order (relation, then application
+    // databag, then units), certificates in order of their first request.
+    let mut order: Vec<&str> = Vec::new();
+    let mut asking: BTreeMap<&str, Vec<&Request>> = BTreeMap::new();
     for req in requests {
         let fp = req.cert.fingerprint.as_str();
-        if !seen.insert(fp) {
-            continue;
+        let list = asking.entry(fp).or_default();
+        if list.is_empty() {
+            order.push(fp);
         }
+        list.push(req);
+    }
+    let mut out = Choice::default();
+    for fp in order {
         // Not in LXD: the reconcile adds it under our name. Ours already: nothing to do.
         let Some(entry) = by_fp.get(fp).filter(|e| scope.owner_of(&e.name).is_none()) else { continue };
-        let reason = if entry.kind != TrustKind::Client {
-            Some("not a client entry")
-        } else {
-            CLAIMED_PREFIXES.iter().find(|(prefix, _)| entry.name.starts_with(prefix)).map(|(_, why)| *why)
-        };
-        match reason {
-            Some(reason) => out.skipped.push(Skipped {
-                fingerprint: fp.to_string(),
-                name: entry.name.clone(),
-                owner: req.owner.clone(),
-                reason,
-            }),
-            None => out.adopt.push(Adoption {
+        let Some(reqs) = asking.get(fp).filter(|r| !r.is_empty()) else { continue };
+        match judge(entry, reqs) {
+            Ok((owner, made_by)) => out.adopt.push(Adoption {
                 fingerprint: fp.to_string(),
                 old_name: entry.name.clone(),
-                new_name: scope.entry_name(&req.owner),
-                owner: req.owner.clone(),
-                named_by_cn: entry.name == req.cert.common_name,
+                new_name: scope.entry_name(owner),
+                owner: owner.clone(),
+                made_by,
+            }),
+            Err(why) => out.left.push(Left {
+                fingerprint: fp.to_string(),
+                name: entry.name.clone(),
+                owner: reqs[0].owner.clone(),
+                why,
             }),
         }
     }
     out
+}
+
+/// How many entries `adopt` would take now: for the status, which points to the action only
+/// when this is not zero. Pure.
+pub fn adoptable(scope: &Scope, requests: &[Request], store: &[TrustEntry]) -> usize {
+    choose(scope, requests, store).adopt.len()
+}
+
+/// Whether `entry` was made by an old charm for one of `asking` (all requests for its
+/// certificate, never empty), and for whom. charm-lxd's names are tried first: they name one
+/// requester, where a CN names only the certificate.
+fn judge<'r>(entry: &TrustEntry, asking: &[&'r Request]) -> Result<(&'r Owner, MadeBy), Leave> {
+    if entry.kind != TrustKind::Client {
+        return Err(Leave::NotClient);
+    }
+    if entry.name.starts_with(OWN_SCHEME_PREFIX) {
+        return Err(Leave::OtherIntegrator);
+    }
+    if let Some(req) = asking.iter().find(|r| charm_lxd_named(&entry.name, &r.owner)) {
+        return Ok((&req.owner, MadeBy::CharmLxd));
+    }
+    if asking.first().and_then(|r| python_charm_name(&r.cert.der)).is_some_and(|cn| cn == entry.name) {
+        let Some(req) = asking.iter().find(|r| r.owner.interface == Interface::Lxd) else {
+            return Err(Leave::CnForHttpsOnly);
+        };
+        if entry.restricted {
+            return Err(Leave::CnRestricted);
+        }
+        return Ok((&req.owner, MadeBy::PythonCharm));
+    }
+    if entry.name.starts_with(CHARM_LXD_PREFIX) {
+        return Err(Leave::CharmLxdOtherRequirer);
+    }
+    Err(Leave::OtherName)
+}
+
+/// Whether charm-lxd would have named the entry for `owner`'s request `name`: its
+/// application's name for a request from the application or any of its units (charm-lxd took
+/// the application's databag when it had `version: "1.0"`), the unit's own name for a
+/// request from that unit's databag. Only on `https`: charm-lxd served nothing else.
+fn charm_lxd_named(name: &str, owner: &Owner) -> bool {
+    let Some(member) = name.strip_prefix(CHARM_LXD_PREFIX) else { return false };
+    owner.interface == Interface::LxdHttps
+        && (member == owner.remote_app || (owner.unit.is_some() && member == owner.member()))
+}
+
+/// The name the Python charm gave a certificate's entry: pyOpenSSL's `get_subject().CN`, the
+/// first CN of the subject, whole. `None` when there is none, it is empty, or it is a string
+/// type read here only approximately: such an entry is left rather than risk a wrong match.
+fn python_charm_name(der: &[u8]) -> Option<String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    (!cn.is_empty()).then(|| cn.to_string())
 }
 
 /// What happened to one adoption.
@@ -211,18 +337,20 @@ fn rename_all(
     Ok(out)
 }
 
-/// An entry name as results and logs show it: cut, and escaped so that it stays one line
-/// (anyone who can add a trust entry chooses its name). A plain name shows as it is.
+/// An entry name as results and logs show it: escaped so that it stays one line (anyone who
+/// can add a trust entry chooses its name), then cut, so that escaping cannot outgrow
+/// `limits::ENTRY_NAME_SHOWN`. A plain name shows as it is.
 fn shown(name: &str) -> String {
-    limits::cut(name, limits::ENTRY_NAME_SHOWN).escape_debug().to_string()
+    limits::cut(&name.escape_debug().to_string(), limits::ENTRY_NAME_SHOWN).into_owned()
 }
 
 fn yes(b: bool) -> String {
     if b { "yes".into() } else { "no".into() }
 }
 
-/// The action's results: every adoption (and every requested certificate left alone) up to
-/// `limits::ADOPT_ITEMS` in all, the rest counted.
+/// The action's results: every adoption, then every requested certificate left alone, up to
+/// `limits::ADOPT_ITEMS` in all, the rest counted. Each says why in fixed words; names are
+/// cut and escaped (`shown`).
 pub fn results(dry_run: bool, choice: &Choice, outcomes: &[Outcome]) -> Vec<(String, String)> {
     let mut out = vec![("dry-run".to_string(), yes(dry_run)), ("count".to_string(), choice.adopt.len().to_string())];
     if !dry_run {
@@ -239,24 +367,26 @@ pub fn results(dry_run: bool, choice: &Choice, outcomes: &[Outcome]) -> Vec<(Str
         out.push((format!("{k}.new-name"), a.new_name.clone()));
         out.push((format!("{k}.unit"), a.owner.member()));
         out.push((format!("{k}.relation"), a.owner.relation_id.to_string()));
-        out.push((format!("{k}.named-by-cn"), yes(a.named_by_cn)));
+        out.push((format!("{k}.endpoint"), a.owner.interface.endpoint().to_string()));
+        out.push((format!("{k}.why"), a.made_by.why().to_string()));
         out.push((format!("{k}.result"), o.text()));
     }
     if choice.adopt.len() > listed {
         out.push(("entries.not-listed".into(), (choice.adopt.len() - listed).to_string()));
     }
-    if !choice.skipped.is_empty() {
-        out.push(("skipped.count".into(), choice.skipped.len().to_string()));
+    if !choice.left.is_empty() {
+        out.push(("left.count".into(), choice.left.len().to_string()));
         let room = limits::ADOPT_ITEMS - listed;
-        for (i, s) in choice.skipped.iter().take(room).enumerate() {
-            let k = format!("skipped.{i}");
-            out.push((format!("{k}.fingerprint"), s.fingerprint.clone()));
-            out.push((format!("{k}.name"), shown(&s.name)));
-            out.push((format!("{k}.unit"), s.owner.member()));
-            out.push((format!("{k}.reason"), s.reason.to_string()));
+        for (i, l) in choice.left.iter().take(room).enumerate() {
+            let k = format!("left.{i}");
+            out.push((format!("{k}.fingerprint"), l.fingerprint.clone()));
+            out.push((format!("{k}.name"), shown(&l.name)));
+            out.push((format!("{k}.unit"), l.owner.member()));
+            out.push((format!("{k}.endpoint"), l.owner.interface.endpoint().to_string()));
+            out.push((format!("{k}.why"), l.why.why().to_string()));
         }
-        if choice.skipped.len() > room {
-            out.push(("skipped.not-listed".into(), (choice.skipped.len() - room).to_string()));
+        if choice.left.len() > room {
+            out.push(("left.not-listed".into(), (choice.left.len() - room).to_string()));
         }
     }
     if dry_run && !choice.adopt.is_empty() {
@@ -271,7 +401,8 @@ mod tests {
     use crate::certs::{self, test_certs};
     use crate::hook_tools::Juju;
     use crate::memory::{Agent, Cluster, MemoryConnector};
-    use crate::ownership::Interface;
+    use crate::relation::{Databag, RelationView};
+    use crate::requests::Protected;
 
     const UUID: &str = "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc";
 
@@ -279,9 +410,41 @@ mod tests {
         Scope { model_uuid: UUID.into(), app: "lxd-integrator".into() }
     }
 
-    /// Requests as the reconcile collects them: relation 3 with `req`, units in order.
-    fn requests(units: &[(&str, &[&str])]) -> Vec<Request> {
-        crate::requests::fixtures::requests_of(3, units)
+    fn bag(pairs: &[(&str, &str)]) -> Databag {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// An `api` relation `id` with `app`, each unit sending `client_certificates`.
+    fn api(id: u32, app: &str, units: &[(&str, &[&str])]) -> RelationView {
+        let units = units
+            .iter()
+            .map(|(u, pems)| {
+                (u.to_string(), bag(&[("client_certificates", &serde_json::to_string(pems).expect("json"))]))
+            })
+            .collect();
+        RelationView { id, interface: Interface::Lxd, remote_app: app.into(), units, app_data: Databag::new() }
+    }
+
+    /// An `https` relation `id` with `app`: `lxd-https` databags from the application (if
+    /// `app_cert`) and from the units given.
+    fn https(id: u32, app: &str, app_cert: Option<&str>, units: &[(&str, &str)]) -> RelationView {
+        let speaks = |pem: &str| bag(&[("version", "1.0"), ("certificate", pem)]);
+        RelationView {
+            id,
+            interface: Interface::LxdHttps,
+            remote_app: app.into(),
+            units: units.iter().map(|(u, pem)| (u.to_string(), speaks(pem))).collect(),
+            app_data: app_cert.map(speaks).unwrap_or_default(),
+        }
+    }
+
+    /// Requests as a pass collects them: both endpoints, in relation order.
+    fn asked(views: &[RelationView]) -> Vec<Request> {
+        let (now, none) = (certs::now_unix(), Protected::default());
+        let mut out = crate::requests::collect(views, now, &none).requests;
+        out.extend(crate::https::collect(views, now, &none, crate::https::Bounds::default()).requests);
+        out.sort_by_key(|r| r.owner.relation_id);
+        out
     }
 
     fn entry(name: &str, pem: &test_certs::Pem) -> TrustEntry {
@@ -293,116 +456,181 @@ mod tests {
         }
     }
 
-    fn owner(unit: u32) -> Owner {
-        Owner { relation_id: 3, remote_app: "req".into(), unit: Some(unit), interface: Interface::Lxd }
+    fn fp(pem: &test_certs::Pem) -> String {
+        certs::fingerprint(&pem.der)
+    }
+
+    fn owner(interface: Interface, relation_id: u32, member: &str) -> Owner {
+        Owner::from_member_on(interface, relation_id, member).expect("member")
+    }
+
+    /// (old name, new name, why) of each adoption.
+    type Taken<'a> = Vec<(&'a str, String, MadeBy)>;
+
+    /// What `c` takes, and (name, why) of each entry it leaves.
+    fn summary(c: &Choice) -> (Taken<'_>, Vec<(&str, Leave)>) {
+        (
+            c.adopt.iter().map(|a| (a.old_name.as_str(), a.new_name.clone(), a.made_by)).collect(),
+            c.left.iter().map(|l| (l.name.as_str(), l.why)).collect(),
+        )
+    }
+
+    /// The store once `choice` is carried out.
+    fn renamed(store: &[TrustEntry], choice: &Choice) -> Vec<TrustEntry> {
+        let new: BTreeMap<&str, &str> =
+            choice.adopt.iter().map(|a| (a.fingerprint.as_str(), a.new_name.as_str())).collect();
+        store
+            .iter()
+            .map(|e| TrustEntry {
+                name: new.get(e.fingerprint.as_str()).map_or(e.name.clone(), |n| n.to_string()),
+                ..e.clone()
+            })
+            .collect()
     }
 
     #[test]
-    fn entries_named_by_cn_are_adopted_under_the_first_requesters_name() {
+    fn after_a_refresh_from_the_python_charm_its_cn_named_entries_are_adopted_and_an_operators_grant_is_left() {
         let a = test_certs::self_signed("ams-a");
         let b = test_certs::self_signed("ams-b");
-        // req/0 and req/1 both ask for `a`: req/0 names it, as it would name a new entry.
-        let reqs = requests(&[("req/0", &[&a.cert_pem]), ("req/1", &[&a.cert_pem, &b.cert_pem])]);
-        let store = [entry("ams-a", &a), entry("ams-b", &b)];
+        let c = test_certs::self_signed("ams-c");
+        // req/0 and req/1 both ask for `a`: the first names it, as it would name a new entry.
+        // `c` is asked for the same way, but LXD holds it under the operator's own grant.
+        let reqs =
+            asked(&[api(3, "req", &[("req/0", &[&a.cert_pem]), ("req/1", &[&a.cert_pem, &b.cert_pem, &c.cert_pem])])]);
+        let store = [entry("ams-a", &a), entry("ams-b", &b), entry("ops-admin", &c)];
         let choice = choose(&scope(), &reqs, &store);
-        assert!(choice.skipped.is_empty(), "{choice:?}");
+        let name = |m: &str| scope().entry_name(&owner(Interface::Lxd, 3, m));
         assert_eq!(
-            choice.adopt,
-            vec![
-                Adoption {
-                    fingerprint: certs::fingerprint(&a.der),
-                    old_name: "ams-a".into(),
-                    new_name: scope().entry_name(&owner(0)),
-                    owner: owner(0),
-                    named_by_cn: true,
-                },
-                Adoption {
-                    fingerprint: certs::fingerprint(&b.der),
-                    old_name: "ams-b".into(),
-                    new_name: scope().entry_name(&owner(1)),
-                    owner: owner(1),
-                    named_by_cn: true,
-                },
-            ]
+            summary(&choice),
+            (
+                vec![("ams-a", name("req/0"), MadeBy::PythonCharm), ("ams-b", name("req/1"), MadeBy::PythonCharm)],
+                vec![("ops-admin", Leave::OtherName)]
+            )
         );
-        // Adopted, the entry is ours: a second run finds nothing.
-        let renamed: Vec<TrustEntry> = choice
-            .adopt
-            .iter()
-            .map(|x| TrustEntry {
-                name: x.new_name.clone(),
-                fingerprint: x.fingerprint.clone(),
-                kind: "client".into(),
-                ..Default::default()
-            })
-            .collect();
-        assert_eq!(choose(&scope(), &reqs, &renamed), Choice::default());
+        assert_eq!(adoptable(&scope(), &reqs, &store), 2);
+        // Adopted, the entries are ours: a second run takes nothing and still leaves the grant.
+        let after = renamed(&store, &choice);
+        assert_eq!(summary(&choose(&scope(), &reqs, &after)), (vec![], vec![("ops-admin", Leave::OtherName)]));
+        assert_eq!(adoptable(&scope(), &reqs, &after), 0);
     }
 
     #[test]
-    fn only_requested_certificates_are_looked_at_and_other_charms_entries_stay_theirs() {
-        let [ours, operators, other_integrator, charm_lxd, server, requested_admin, unrequested, absent] =
-            ["ours", "op", "oi", "cl", "srv", "adm", "unreq", "absent"].map(test_certs::self_signed);
-        let reqs = requests(&[(
-            "req/0",
-            &[
-                &ours.cert_pem,
-                &other_integrator.cert_pem,
-                &charm_lxd.cert_pem,
-                &server.cert_pem,
-                &requested_admin.cert_pem,
-                &absent.cert_pem,
-            ],
-        )]);
-        let other_model = Scope { model_uuid: "11111111-1c2b-4f5e-8a9b-123456789abc".into(), ..scope() };
+    fn after_moving_from_charm_lxd_its_juju_relation_entries_are_adopted_for_their_requirer_and_an_operators_grant_is_left()
+     {
+        let [gw, hc0, hc1] = ["gateway", "hc-0", "hc-1"].map(test_certs::self_signed);
+        let reqs = asked(&[
+            // The gateway writes its application databag and a unit's, as it does.
+            https(5, "gw", Some(&gw.cert_pem), &[("gw/0", &gw.cert_pem)]),
+            // charm-lxd's https-client example writes unit databags only.
+            https(6, "hc", None, &[("hc/0", &hc0.cert_pem), ("hc/1", &hc1.cert_pem)]),
+        ]);
+        let store = [entry("juju-relation-gw", &gw), entry("juju-relation-hc/0", &hc0), entry("ops-admin", &hc1)];
+        let choice = choose(&scope(), &reqs, &store);
+        let name = |id, m: &str| scope().entry_name(&owner(Interface::LxdHttps, id, m));
+        assert_eq!(
+            summary(&choice),
+            (
+                vec![
+                    ("juju-relation-gw", name(5, "gw"), MadeBy::CharmLxd),
+                    ("juju-relation-hc/0", name(6, "hc/0"), MadeBy::CharmLxd),
+                ],
+                vec![("ops-admin", Leave::OtherName)]
+            )
+        );
+        // The new names are ones LXD 5.21.3+ accepts, unlike charm-lxd's unit names.
+        assert!(choice.adopt.iter().all(|a| crate::ownership::lxd_accepts_name(&a.new_name)));
+        let after = renamed(&store, &choice);
+        assert_eq!(summary(&choose(&scope(), &reqs, &after)), (vec![], vec![("ops-admin", Leave::OtherName)]));
+    }
+
+    #[test]
+    fn a_name_like_an_old_charms_is_taken_only_for_the_requester_the_old_charm_served() {
+        let certs =
+            ["gw-other", "gw-unit", "api-juju-relation", "cn-https", "cn-restricted", "cn-both", "other-model", "srv"];
+        let [gw_other, gw_unit, api_jr, cn_https, cn_restricted, cn_both, other_model, server] =
+            certs.map(test_certs::self_signed);
+        let unrequested = test_certs::self_signed("unrequested");
+        let reqs = asked(&[
+            api(
+                2,
+                "req",
+                &[("req/0", &[&api_jr.cert_pem, &cn_restricted.cert_pem, &other_model.cert_pem, &server.cert_pem])],
+            ),
+            // The gateway asks only from its application databag.
+            https(4, "gw", Some(&gw_other.cert_pem), &[]),
+            https(5, "gx", Some(&gw_unit.cert_pem), &[]),
+            https(6, "hc", None, &[("hc/0", &cn_https.cert_pem), ("hc/1", &cn_both.cert_pem)]),
+            api(7, "ams", &[("ams/0", &[&cn_both.cert_pem])]),
+        ]);
+        let elsewhere = Scope { model_uuid: "11111111-1c2b-4f5e-8a9b-123456789abc".into(), ..scope() };
         let store = [
-            entry(&scope().entry_name(&owner(0)), &ours),
-            entry("operator-laptop", &operators),
-            entry(&other_model.entry_name(&owner(0)), &other_integrator),
-            entry("juju-relation-req", &charm_lxd),
-            TrustEntry { kind: "server".into(), ..entry("node2", &server) },
-            entry("admin", &requested_admin),
-            entry("unreq", &unrequested),
+            entry("juju-relation-other", &gw_other),
+            // A unit's name where only the application asks.
+            entry("juju-relation-gx/0", &gw_unit),
+            // charm-lxd's name for an `api` requirer, which charm-lxd never served.
+            entry("juju-relation-req", &api_jr),
+            entry("cn-https", &cn_https),
+            TrustEntry { restricted: true, projects: vec!["p1".into()], ..entry("cn-restricted", &cn_restricted) },
+            // Asked for on `https` first, then on `api`: the Python charm's, for the `api` requester.
+            entry("cn-both", &cn_both),
+            entry(&elsewhere.entry_name(&owner(Interface::Lxd, 2, "req/0")), &other_model),
+            TrustEntry { kind: "server".into(), ..entry("srv", &server) },
+            entry("unrequested", &unrequested),
         ];
         let choice = choose(&scope(), &reqs, &store);
-        // An operator's entry for a requested certificate is adopted, flagged as not named by CN.
-        assert_eq!(choice.adopt.len(), 1, "{choice:?}");
-        assert_eq!((choice.adopt[0].old_name.as_str(), choice.adopt[0].named_by_cn), ("admin", false));
-        let skipped: Vec<(&str, &str)> = choice.skipped.iter().map(|s| (s.name.as_str(), s.reason)).collect();
+        let (taken, left) = summary(&choice);
         assert_eq!(
-            skipped,
+            taken,
+            vec![("cn-both", scope().entry_name(&owner(Interface::Lxd, 7, "ams/0")), MadeBy::PythonCharm)]
+        );
+        let other_integrator = elsewhere.entry_name(&owner(Interface::Lxd, 2, "req/0"));
+        assert_eq!(
+            left,
             vec![
-                (other_model.entry_name(&owner(0)).as_str(), "named by another lxd-integrator"),
-                ("juju-relation-req", "named by the LXD charm or lxd-integrator-k8s"),
-                ("node2", "not a client entry"),
+                ("juju-relation-req", Leave::CharmLxdOtherRequirer),
+                ("cn-restricted", Leave::CnRestricted),
+                (other_integrator.as_str(), Leave::OtherIntegrator),
+                ("srv", Leave::NotClient),
+                ("juju-relation-other", Leave::CharmLxdOtherRequirer),
+                ("juju-relation-gx/0", Leave::CharmLxdOtherRequirer),
+                ("cn-https", Leave::CnForHttpsOnly),
             ]
         );
-        // Unrequested entries ("operator-laptop", "unreq") are in neither list.
-        let named: BTreeSet<&str> = choice
-            .adopt
-            .iter()
-            .map(|a| a.old_name.as_str())
-            .chain(choice.skipped.iter().map(|s| s.name.as_str()))
-            .collect();
-        assert!(!named.contains("operator-laptop") && !named.contains("unreq"), "{named:?}");
     }
 
     #[test]
-    fn results_are_bounded_and_every_outcome_is_readable() {
+    fn a_cn_is_matched_whole_and_a_certificate_without_one_matches_no_name() {
+        let long = "a".repeat(80);
+        let [with_control, long_cn, empty] = ["ams\u{1}x", long.as_str(), ""].map(test_certs::self_signed);
+        let reqs = asked(&[api(3, "req", &[("req/0", &[&with_control.cert_pem, &long_cn.cert_pem, &empty.cert_pem])])]);
+        // The charm's display CN drops control characters and stops at 64 characters; the
+        // Python charm's name did neither.
+        let store = [entry("amsx", &with_control), entry(&long[..64], &long_cn), entry("", &empty)];
+        let choice = choose(&scope(), &reqs, &store);
+        let (taken, left) = summary(&choice);
+        assert!(taken.is_empty(), "{taken:?}");
+        assert_eq!(left.iter().map(|l| l.1).collect::<Vec<_>>(), vec![Leave::OtherName; 3]);
+        let store = [entry("ams\u{1}x", &with_control), entry(&long, &long_cn)];
+        assert_eq!(adoptable(&scope(), &reqs, &store), 2);
+    }
+
+    #[test]
+    fn results_are_bounded_say_why_and_every_outcome_is_readable() {
+        let lxd = |i: usize| owner(Interface::Lxd, 3, &format!("req/{i}"));
         let adoption = |i: usize| Adoption {
             fingerprint: format!("{i:064x}"),
             old_name: if i == 0 { "evil\nname".into() } else { format!("cn-{i}") },
-            new_name: scope().entry_name(&owner(i as u32)),
-            owner: owner(i as u32),
-            named_by_cn: i.is_multiple_of(2),
+            new_name: scope().entry_name(&lxd(i)),
+            owner: lxd(i),
+            made_by: MadeBy::PythonCharm,
         };
         let choice = Choice {
             adopt: (0..limits::ADOPT_ITEMS + 50).map(adoption).collect(),
-            skipped: vec![Skipped {
+            left: vec![Left {
                 fingerprint: "f".repeat(64),
-                name: "juju-relation-x".into(),
-                owner: owner(0),
-                reason: "r",
+                name: "ops-admin".into(),
+                owner: lxd(0),
+                why: Leave::OtherName,
             }],
         };
         let mut outcomes = vec![Outcome::Renamed; choice.adopt.len()];
@@ -416,10 +644,11 @@ mod tests {
             ((limits::ADOPT_ITEMS + 48).to_string().as_str(), "1", "1")
         );
         assert_eq!(r["entries.not-listed"], "50");
-        assert_eq!(r["skipped.count"], "1");
-        assert_eq!(r["skipped.not-listed"], "1", "the lists share one bound");
+        assert_eq!(r["left.count"], "1");
+        assert_eq!(r["left.not-listed"], "1", "the lists share one bound");
         assert_eq!(r["entries.0.old-name"], r"evil\nname");
-        assert_eq!(r["entries.0.unit"], "req/0");
+        assert_eq!((r["entries.0.unit"].as_str(), r["entries.0.endpoint"].as_str()), ("req/0", "api"));
+        assert_eq!(r["entries.0.why"], MadeBy::PythonCharm.why());
         assert_eq!(r["entries.1.result"], "failed: LXD PATCH /1.0/certificates/x failed (404): Certificate not found");
         assert_eq!(r["entries.2.result"], "not tried: lost leadership");
         assert!(!r.contains_key(&format!("entries.{}.fingerprint", limits::ADOPT_ITEMS)));
@@ -427,34 +656,56 @@ mod tests {
         let bytes: usize = r.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
         assert!(bytes < limits::ACTION_RESULTS_BYTES, "{bytes}");
 
-        let dry = results(true, &Choice { adopt: vec![adoption(1)], skipped: vec![] }, &[Outcome::WouldRename]);
-        let dry: BTreeMap<String, String> = dry.into_iter().collect();
+        // A dry run with room lists what it leaves too, each with why; a long name is cut,
+        // escapes included.
+        let long = Left { name: "\u{1}".repeat(10_000), ..choice.left[0].clone() };
+        let dry = Choice { adopt: vec![adoption(1)], left: vec![long] };
+        let dry: BTreeMap<String, String> = results(true, &dry, &[Outcome::WouldRename]).into_iter().collect();
         assert_eq!((dry["dry-run"].as_str(), dry["entries.0.result"].as_str()), ("yes", "would rename"));
+        assert_eq!((dry["left.0.unit"].as_str(), dry["left.0.why"].as_str()), ("req/0", Leave::OtherName.why()));
+        assert!(dry["left.0.name"].len() <= limits::ENTRY_NAME_SHOWN, "{}", dry["left.0.name"].len());
         assert!(!dry.contains_key("renamed") && dry.contains_key("next"));
+        // Fixed words, each short enough to read in `juju run` output.
+        let whys = [MadeBy::PythonCharm.why(), MadeBy::CharmLxd.why()].into_iter().chain(
+            [
+                Leave::NotClient,
+                Leave::OtherIntegrator,
+                Leave::CnForHttpsOnly,
+                Leave::CnRestricted,
+                Leave::CharmLxdOtherRequirer,
+                Leave::OtherName,
+            ]
+            .map(Leave::why),
+        );
+        assert!(whys.into_iter().all(|w| w.len() <= 120));
     }
 
-    /// A unit of this charm related to `req` (relation 3) whose LXD holds the Python charm's
-    /// entry for req/0's certificate and an operator's entry for a certificate nobody requests.
+    /// A unit of this charm related to `req` (relation 3, `api`) and `gw` (relation 4,
+    /// `https`) whose LXD holds the Python charm's entry for req/0's certificate, charm-lxd's
+    /// for gw's, an operator's grant for req/1's, and an operator's entry nobody asks for.
     struct World {
         agent: Agent,
         cluster: std::sync::Arc<std::sync::Mutex<Cluster>>,
-        fp: String,
-        operator: TrustEntry,
+        python: String,
+        charm_lxd: String,
+        operators: Vec<TrustEntry>,
     }
 
     impl World {
         fn new() -> World {
-            let a = test_certs::self_signed("ams-0");
-            let nobody = test_certs::self_signed("laptop");
+            let [a, b, g, nobody] = ["ams-0", "ams-1", "gateway", "laptop"].map(test_certs::self_signed);
             let mut agent = Agent::leader();
-            agent.relate(3, "req").units.insert(
-                "req/0".into(),
-                [("client_certificates".to_string(), serde_json::to_string(&[&a.cert_pem]).expect("json"))].into(),
-            );
-            let operator = entry("laptop", &nobody);
+            let json = |p: &test_certs::Pem| serde_json::to_string(&[&p.cert_pem]).expect("json");
+            let req = agent.relate(3, "req");
+            req.units.insert("req/0".into(), [("client_certificates".to_string(), json(&a))].into());
+            req.units.insert("req/1".into(), [("client_certificates".to_string(), json(&b))].into());
+            agent.relate_on(Interface::LxdHttps, 4, "gw").app_bag =
+                bag(&[("version", "1.0"), ("certificate", &g.cert_pem)]);
+            let operators = vec![entry("ops-admin", &b), entry("laptop", &nobody)];
             let mut cluster = Cluster::new(&["https://127.0.0.1:8443"]);
-            cluster.store = vec![entry("ams-0", &a), operator.clone()];
-            World { agent, cluster: cluster.shared(), fp: certs::fingerprint(&a.der), operator }
+            cluster.store = vec![entry("ams-0", &a), entry("juju-relation-gw", &g)];
+            cluster.store.extend(operators.iter().cloned());
+            World { agent, cluster: cluster.shared(), python: fp(&a), charm_lxd: fp(&g), operators }
         }
 
         fn adopt(&mut self, params: serde_json::Value) {
@@ -469,6 +720,19 @@ mod tests {
             };
             let connector = MemoryConnector(self.cluster.clone());
             run(&ctx, &mut Juju::new(&mut self.agent), &connector, &params).expect("hook tools work");
+        }
+
+        /// A hook's full pass, for the status it sets.
+        fn hook(&mut self, name: &str) -> (String, String) {
+            let ctx = HookContext {
+                name: name.into(),
+                unit: self.agent.unit.clone(),
+                model_uuid: UUID.into(),
+                ..Default::default()
+            };
+            let connector = MemoryConnector(self.cluster.clone());
+            reconcile::run(&ctx, &mut Juju::new(&mut self.agent), &connector, Mode::HOOK).expect("hook tools work");
+            self.agent.status.clone()
         }
 
         fn results(&self) -> BTreeMap<String, String> {
@@ -488,16 +752,29 @@ mod tests {
     fn the_action_lists_by_default_renames_on_the_leader_and_then_has_nothing_left() {
         let mut w = World::new();
         let before = w.store();
-        let ours = scope().entry_name(&owner(0));
+        let python = scope().entry_name(&owner(Interface::Lxd, 3, "req/0"));
+        let charm_lxd = scope().entry_name(&owner(Interface::LxdHttps, 4, "gw"));
 
-        // No parameter: a dry run.
+        // No parameter: a dry run, listing what it would take and what it leaves.
         w.adopt(serde_json::json!({}));
         let r = w.results();
         assert_eq!(w.failed(), None);
-        assert_eq!((r["dry-run"].as_str(), r["count"].as_str()), ("yes", "1"), "{r:#?}");
-        assert_eq!(r["entries.0.fingerprint"], w.fp);
-        assert_eq!((r["entries.0.old-name"].as_str(), r["entries.0.new-name"].as_str()), ("ams-0", ours.as_str()));
-        assert_eq!((r["entries.0.unit"].as_str(), r["entries.0.named-by-cn"].as_str()), ("req/0", "yes"));
+        assert_eq!((r["dry-run"].as_str(), r["count"].as_str()), ("yes", "2"), "{r:#?}");
+        let taken = |i: usize| {
+            let k = |f: &str| r[&format!("entries.{i}.{f}")].clone();
+            (k("fingerprint"), k("old-name"), k("new-name"), k("unit"), k("endpoint"))
+        };
+        assert_eq!(taken(0), (w.python.clone(), "ams-0".into(), python.clone(), "req/0".into(), "api".into()));
+        assert_eq!(
+            taken(1),
+            (w.charm_lxd.clone(), "juju-relation-gw".into(), charm_lxd.clone(), "gw".into(), "https".into())
+        );
+        assert_eq!(
+            (r["left.count"].as_str(), r["left.0.name"].as_str(), r["left.0.unit"].as_str()),
+            ("1", "ops-admin", "req/1")
+        );
+        assert_eq!(r["left.0.why"], Leave::OtherName.why());
+        assert!(!r.values().any(|v| v == "laptop"), "an entry nobody asks for is not even listed");
         assert_eq!(w.store(), before, "a dry run changes nothing");
         assert_eq!(w.agent.status, (String::new(), String::new()), "nor the status");
 
@@ -513,18 +790,32 @@ mod tests {
         assert_eq!(w.failed(), None);
         assert_eq!(
             (r["dry-run"].as_str(), r["renamed"].as_str(), r["entries.0.result"].as_str()),
-            ("no", "1", "renamed"),
-            "{r:#?}"
+            ("no", "2", "renamed")
         );
         let store = w.store();
-        let adopted = store.iter().find(|e| e.fingerprint == w.fp).expect("still trusted");
-        assert_eq!((adopted.name.as_str(), adopted.restricted), (ours.as_str(), false));
-        assert!(store.contains(&w.operator), "the operator's entry is untouched");
-        let want = format!("trust: adopted {} for req/0 (relation 3), named \"ams-0\"", short_fp(&w.fp));
+        let name_of = |fp: &str| store.iter().find(|e| e.fingerprint == fp).map(|e| e.name.clone());
+        assert_eq!((name_of(&w.python), name_of(&w.charm_lxd)), (Some(python), Some(charm_lxd)));
+        for operators in &w.operators {
+            assert!(store.contains(operators), "the operator's entry is untouched: {operators:?}");
+        }
+        let want = format!("trust: adopted {} for req/0 (relation 3), named \"ams-0\"", short_fp(&w.python));
         assert!(w.agent.logs.iter().any(|l| l.contains(&want)), "{want:?} in {:?}", w.agent.logs);
 
         w.adopt(serde_json::json!({"dry-run": false}));
-        assert_eq!(w.results()["count"], "0");
+        let r = w.results();
+        assert_eq!((r["count"].as_str(), r["left.0.name"].as_str()), ("0", "ops-admin"));
+    }
+
+    #[test]
+    fn the_status_points_to_adopt_only_while_it_would_take_something() {
+        let mut w = World::new();
+        let (kind, message) = w.hook("config-changed");
+        assert_eq!(kind, "active");
+        assert!(message.ends_with("3 held by entries not ours, 2 adoptable (run adopt)"), "{message}");
+        w.adopt(serde_json::json!({"dry-run": false}));
+        let (_, message) = w.hook("config-changed");
+        // The operator's grant is still counted, but adopt would not take it: no advice.
+        assert!(message.ends_with("1 held by entries not ours"), "{message}");
     }
 
     #[test]

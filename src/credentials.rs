@@ -10,6 +10,12 @@
 //! 3. the four `lxd_*` config options, which must then be set together.
 //!
 //! All are re-read on every hook, so rotation and revocation are noticed.
+//!
+//! A source that is set but not the one in use is never silent: an operator who pointed the
+//! `lxd_*` options at one cluster while `juju trust` is granted for another would otherwise
+//! manage the wrong LXD without a word. `Credentials::ignored` names such sources; the log
+//! says which settings are ignored (never their values), the status names the source in use,
+//! and `check-connection` reports both.
 
 use crate::config::{Config, OPT_SECRET, SecretSetting, SecretUri};
 use crate::endpoint::{Endpoint, EndpointError};
@@ -50,6 +56,15 @@ pub enum Source {
 }
 
 impl Source {
+    /// What an operator sets to use this source, as the status and `check-connection` name it.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Source::Trust => "juju trust",
+            Source::Secret => OPT_SECRET,
+            Source::Config => "lxd_* options",
+        }
+    }
+
     /// Where the endpoint of this source is set, as an operator would look for it.
     fn endpoint_option(self) -> &'static str {
         match self {
@@ -82,6 +97,8 @@ pub struct Credentials {
     pub endpoint: Endpoint,
     pub tls: TlsCredentials,
     pub source: Source,
+    /// Other sources that are set (granted, configured) but not used, in precedence order.
+    pub ignored: Vec<Source>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,12 +192,7 @@ fn from_cloud(spec: &serde_json::Value, config: &Config) -> Result<Credentials, 
         return Err(format!("missing {}", missing.join(", ")));
     }
     // Some local clouds give no endpoint; the config may name it.
-    let raw_endpoint = spec
-        .get("endpoint")
-        .and_then(|v| v.as_str())
-        .filter(|s| !s.trim().is_empty())
-        .or(config.endpoint.as_deref())
-        .ok_or("no endpoint; set lxd_endpoint")?;
+    let raw_endpoint = cloud_endpoint(spec).or(config.endpoint.as_deref()).ok_or("no endpoint; set lxd_endpoint")?;
     let endpoint = Endpoint::parse(raw_endpoint).map_err(|e| format!("endpoint: {e}"))?;
     Ok(Credentials {
         endpoint,
@@ -190,7 +202,45 @@ fn from_cloud(spec: &serde_json::Value, config: &Config) -> Result<Credentials, 
             server_cert_pem: attr("server-cert").unwrap_or_default().to_string(),
         },
         source: Source::Trust,
+        ignored: Vec::new(),
     })
+}
+
+/// The cloud credential's own endpoint, when it names one.
+fn cloud_endpoint(spec: &serde_json::Value) -> Option<&str> {
+    spec.get("endpoint").and_then(|v| v.as_str()).filter(|s| !s.trim().is_empty())
+}
+
+/// Whether a cloud credential, were it used, would take its endpoint from `lxd_endpoint`.
+fn borrows_endpoint(answer: &CredentialAnswer) -> bool {
+    matches!(answer, CredentialAnswer::Granted(spec) if cloud_endpoint(spec).is_none())
+}
+
+/// The `lxd_*` options that are set, by name; `lxd_endpoint` left out when `endpoint_in_use`
+/// (the cloud credential named no endpoint and took it from there).
+fn options_set(config: &Config, endpoint_in_use: bool) -> Vec<&'static str> {
+    [
+        (OPT_ENDPOINT, &config.endpoint),
+        (OPT_CERT, &config.client_cert),
+        (OPT_KEY, &config.client_key),
+        (OPT_SERVER_CERT, &config.server_cert),
+    ]
+    .into_iter()
+    .filter(|(name, value)| value.is_some() && !(endpoint_in_use && *name == OPT_ENDPOINT))
+    .map(|(name, _)| name)
+    .collect()
+}
+
+/// The sources other than `used` that are set: trust granted (usable or not), the secret
+/// option, any `lxd_*` option the credential in use does not take its endpoint from.
+fn ignored(answer: &CredentialAnswer, config: &Config, used: Source) -> Vec<Source> {
+    let endpoint_in_use = used == Source::Trust && borrows_endpoint(answer);
+    let set = [
+        (Source::Trust, matches!(answer, CredentialAnswer::Granted(_))),
+        (Source::Secret, config.credentials_secret.is_some()),
+        (Source::Config, !options_set(config, endpoint_in_use).is_empty()),
+    ];
+    set.into_iter().filter(|(source, is_set)| *is_set && *source != used).map(|(source, _)| source).collect()
 }
 
 fn from_config(config: &Config) -> Result<Option<Credentials>, CredentialProblem> {
@@ -219,6 +269,7 @@ fn from_config(config: &Config) -> Result<Option<Credentials>, CredentialProblem
             server_cert_pem: server.to_string(),
         },
         source: Source::Config,
+        ignored: Vec::new(),
     }))
 }
 
@@ -265,7 +316,14 @@ pub fn resolve(
             if config.credentials_secret.is_some() {
                 notes.push(format!("{OPT_SECRET} is set but not read: the juju trust credential is in use"));
             }
-            return (Ok(creds), join(notes));
+            let options = options_set(config, borrows_endpoint(answer));
+            if !options.is_empty() {
+                notes.push(format!(
+                    "the lxd_* options are ignored while the juju trust credential is in use (set: {})",
+                    options.join(", ")
+                ));
+            }
+            return (Ok(with_ignored(creds, answer, config)), join(notes));
         }
         Some(Err(why)) => Some(why),
         None => None,
@@ -273,10 +331,7 @@ pub fn resolve(
     let result = match &config.credentials_secret {
         // Set: the secret or a status, never the plain options.
         Some(setting) => {
-            if [&config.endpoint, &config.client_cert, &config.client_key, &config.server_cert]
-                .iter()
-                .any(|o| o.is_some())
-            {
+            if !options_set(config, false).is_empty() {
                 notes.push(format!("the lxd_* options are ignored while {OPT_SECRET} is set"));
             }
             from_secret(setting, secret)
@@ -296,7 +351,11 @@ pub fn resolve(
     if let (Some(why), Ok(creds)) = (&unusable_cloud, &result) {
         notes.insert(0, format!("cloud credential not usable ({why}); using {}", creds.source));
     }
-    (result, join(notes))
+    (result.map(|c| with_ignored(c, answer, config)), join(notes))
+}
+
+fn with_ignored(creds: Credentials, answer: &CredentialAnswer, config: &Config) -> Credentials {
+    Credentials { ignored: ignored(answer, config, creds.source), ..creds }
 }
 
 fn join(notes: Vec<String>) -> Option<String> {
@@ -335,6 +394,7 @@ fn from_secret(setting: &SecretSetting, read: Option<SecretRead>) -> Result<Cred
             server_cert_pem: server.to_string(),
         },
         source: Source::Secret,
+        ignored: Vec::new(),
     })
 }
 
@@ -354,6 +414,7 @@ mod tests {
                 server_cert_pem: secret.into(),
             },
             source: Source::Config,
+            ignored: Vec::new(),
         };
         let said = check_material(&creds).expect_err("unusable").to_string();
         assert!(said.starts_with("lxd_server_cert is unusable: "), "{said}");
@@ -377,13 +438,61 @@ mod tests {
     }
 
     #[test]
-    fn trust_wins_over_config() {
+    fn trust_wins_over_config_and_the_ignored_options_are_named_never_their_values() {
         let (got, note) = resolve(&CredentialAnswer::Granted(spec()), None, &full_config());
         let creds = got.expect("usable");
         assert_eq!(creds.source, Source::Trust);
         assert_eq!(creds.endpoint.url(), "https://10.0.0.1:8443");
         assert_eq!(creds.tls.client_key_pem, "KEY");
-        assert_eq!(note, None);
+        assert_eq!(creds.ignored, vec![Source::Config]);
+        assert_eq!(
+            note.as_deref(),
+            Some(
+                "the lxd_* options are ignored while the juju trust credential is in use \
+                 (set: lxd_endpoint, lxd_client_cert, lxd_client_key, lxd_server_cert)"
+            )
+        );
+        // Alone, nothing is ignored and nothing said.
+        let (got, note) = resolve(&CredentialAnswer::Granted(spec()), None, &config(&[]));
+        assert_eq!((got.expect("usable").ignored, note), (vec![], None));
+    }
+
+    #[test]
+    fn lxd_endpoint_is_not_ignored_when_the_cloud_credential_takes_its_endpoint_from_it() {
+        let mut s = spec();
+        s["endpoint"] = json!("");
+        let granted = CredentialAnswer::Granted(s);
+        let (got, note) = resolve(&granted, None, &config(&[(OPT_ENDPOINT, "10.0.0.9")]));
+        let creds = got.expect("usable");
+        assert_eq!((creds.source, creds.ignored, note), (Source::Trust, vec![], None));
+        // Another option beside it is ignored, and only that one is named.
+        let (got, note) = resolve(&granted, None, &config(&[(OPT_ENDPOINT, "10.0.0.9"), (OPT_CERT, "C")]));
+        assert_eq!(got.expect("usable").ignored, vec![Source::Config]);
+        assert!(note.is_some_and(|n| n.ends_with("(set: lxd_client_cert)")));
+    }
+
+    #[test]
+    fn every_source_set_but_not_used_is_listed_in_precedence_order() {
+        let secret = full_secret();
+        let ignored = |answer: &CredentialAnswer, read: Option<SecretRead>, c: &Config| {
+            let creds = resolve(answer, read, c).0.expect("usable");
+            (creds.source, creds.ignored)
+        };
+        let trusted = CredentialAnswer::Granted(spec());
+        let all = with_secret(full_config());
+        assert_eq!(ignored(&trusted, None, &all), (Source::Trust, vec![Source::Secret, Source::Config]));
+        assert_eq!(ignored(&trusted, None, &with_secret(config(&[]))), (Source::Trust, vec![Source::Secret]));
+        assert_eq!(ignored(&CredentialAnswer::NotTrusted, read(&secret), &all), (Source::Secret, vec![Source::Config]));
+        // Granted but unusable (another cloud's credential) is set, and passed over.
+        let aws = CredentialAnswer::Granted(json!({"type": "ec2", "credential": {"auth-type": "access-key"}}));
+        assert_eq!(ignored(&aws, read(&secret), &all), (Source::Secret, vec![Source::Trust, Source::Config]));
+        assert_eq!(ignored(&aws, None, &full_config()), (Source::Config, vec![Source::Trust]));
+        assert_eq!(ignored(&CredentialAnswer::NotTrusted, None, &full_config()), (Source::Config, vec![]));
+        // What the status and check-connection call each.
+        assert_eq!(
+            [Source::Trust, Source::Secret, Source::Config].map(Source::setting),
+            ["juju trust", "lxd-credentials-secret", "lxd_* options"]
+        );
     }
 
     #[test]
@@ -481,9 +590,12 @@ mod tests {
         assert_eq!(secret_to_read(&trusted, &with_secret(full_config())), None);
         let (got, note) = resolve(&trusted, None, &with_secret(full_config()));
         assert_eq!(got.expect("usable").source, Source::Trust);
-        assert_eq!(
-            note.as_deref(),
-            Some("lxd-credentials-secret is set but not read: the juju trust credential is in use")
+        assert!(
+            note.as_deref().is_some_and(|n| n.starts_with(
+                "lxd-credentials-secret is set but not read: the juju trust credential is in use; \
+                 the lxd_* options are ignored while the juju trust credential is in use"
+            )),
+            "{note:?}"
         );
         // Without trust the secret wins over the plain options, which are said to be ignored.
         let cfg = with_secret(full_config());

@@ -1,7 +1,7 @@
 //! The workload status an operator sees in `juju status`: chosen from what the reconcile found.
 //! Short, and naming the next step where there is one.
 
-use crate::credentials::CredentialProblem;
+use crate::credentials::{CredentialProblem, Credentials};
 use crate::lxd::LxdError;
 use crate::reconcile::TrustAccess;
 
@@ -99,6 +99,21 @@ pub fn connection(error: &LxdError, tried: usize) -> Status {
     }
 }
 
+/// `status`, naming the credential source in use when another one is set too
+/// (`Credentials::ignored`): with `juju trust` granted and the `lxd_*` options pointing at
+/// another cluster, nothing else an operator looks at first says which LXD is managed. The
+/// message is cut before the suffix, so the suffix always shows within `MAX_LEN`.
+pub fn naming_credential(status: Status, creds: Option<&Credentials>) -> Status {
+    let Some(creds) = creds.filter(|c| !c.ignored.is_empty()) else { return status };
+    let suffix = format!(" (credential: {})", creds.source.setting());
+    let room = MAX_LEN - suffix.chars().count();
+    let mut message = status.message;
+    if message.chars().count() > room {
+        message = message.chars().take(room - 1).collect::<String>() + "…";
+    }
+    Status { kind: status.kind, message: message + &suffix }
+}
+
 /// What a successful pass looked like.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -126,6 +141,8 @@ pub struct Summary {
     pub held_by_other: usize,
     /// Certificates that start later than this unit's clock: trusted once they are valid.
     pub not_yet_valid: usize,
+    /// Of those, held by entries the `adopt` action would take over (`adopt::adoptable`).
+    pub adoptable: usize,
     /// A reason the leader must not add certificates at all (e.g. missing API extension).
     pub refusal: Option<String>,
 }
@@ -159,6 +176,11 @@ pub fn ready(s: &Summary) -> Status {
     }
     if s.held_elsewhere > 0 {
         msg.push_str(&format!("; {} held by entries not ours", s.held_elsewhere));
+        // Only then: advising `adopt` when it would take nothing sends an operator to rename
+        // someone else's grant by hand.
+        if s.adoptable > 0 {
+            msg.push_str(&format!(", {} adoptable (run adopt)", s.adoptable));
+        }
     }
     if s.held_by_other > 0 {
         msg.push_str(&format!("; {} held for another application, not granted", s.held_by_other));
@@ -256,6 +278,17 @@ mod tests {
     }
 
     #[test]
+    fn adopt_is_advised_only_when_it_would_take_something() {
+        let s = Summary { leader: true, online: 1, members: 1, trusted: 3, held_elsewhere: 3, ..Default::default() };
+        assert_eq!(ready(&s).message, "1/1 members online, 3 clients trusted; 3 held by entries not ours");
+        let s = Summary { adoptable: 2, ..s };
+        assert_eq!(
+            ready(&s).message,
+            "1/1 members online, 3 clients trusted; 3 held by entries not ours, 2 adoptable (run adopt)"
+        );
+    }
+
+    #[test]
     fn long_messages_are_cut_for_juju_status() {
         let s = Summary {
             leader: true,
@@ -265,6 +298,46 @@ mod tests {
         let st = ready(&s);
         assert_eq!(st.message.chars().count(), MAX_LEN);
         assert!(st.message.ends_with('…'));
+    }
+
+    #[test]
+    fn the_credential_in_use_is_named_only_when_another_is_set_and_always_fits() {
+        use crate::credentials::{Source, TlsCredentials};
+        let creds = |source, ignored| Credentials {
+            endpoint: crate::endpoint::Endpoint::parse("10.0.0.1").expect("endpoint"),
+            tls: TlsCredentials {
+                client_cert_pem: String::new(),
+                client_key_pem: String::new(),
+                server_cert_pem: String::new(),
+            },
+            source,
+            ignored,
+        };
+        let active = ready(&Summary { leader: true, online: 3, members: 3, trusted: 2, ..Default::default() });
+        let alone = creds(Source::Trust, vec![]);
+        assert_eq!(naming_credential(active.clone(), Some(&alone)), active);
+        assert_eq!(naming_credential(active.clone(), None), active);
+        let trust = creds(Source::Trust, vec![Source::Config]);
+        assert_eq!(
+            naming_credential(active.clone(), Some(&trust)).message,
+            "3/3 members online, 2 clients trusted (credential: juju trust)"
+        );
+        let secret = creds(Source::Secret, vec![Source::Trust, Source::Config]);
+        let unreachable = LxdError::Unreachable { endpoint: "https://10.0.0.1:8443".into(), detail: "refused".into() };
+        let named = naming_credential(connection(&unreachable, 1), Some(&secret));
+        assert_eq!(
+            (named.kind, named.message.as_str()),
+            (Kind::Waiting, "LXD unreachable at https://10.0.0.1:8443; retrying (credential: lxd-credentials-secret)")
+        );
+        // A long message gives way to the suffix, never the other way round.
+        let long = ready(&Summary {
+            leader: true,
+            bad_input_from: (0..50).map(|i| format!("req/{i}")).collect(),
+            ..Default::default()
+        });
+        let named = naming_credential(long, Some(&creds(Source::Config, vec![Source::Trust])));
+        assert_eq!(named.message.chars().count(), MAX_LEN);
+        assert!(named.message.ends_with("… (credential: lxd_* options)"), "{}", named.message);
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub struct Decision {
     /// Requests for certificates held under another relation's entry that does not grant what
     /// they ask: not claimed for them, and they are told.
     pub held_by_other: Vec<RefusedCert>,
+    /// Of those, how many the `adopt` action would take over: the status points to it then.
+    pub adoptable: usize,
 }
 
 /// `protected`: certificates no requirer may have added or removed on its behalf (see
@@ -150,7 +152,16 @@ pub fn decide(
         plan.restrict.clear();
     }
     let held_elsewhere = plan::held_elsewhere(scope, requests, store, projects.as_deref());
-    Decision { writer: leader && !leaving, plan, projects, refusal, held_elsewhere, held_by_other: Vec::new() }
+    let adoptable = crate::adopt::adoptable(scope, requests, store);
+    Decision {
+        writer: leader && !leaving,
+        plan,
+        projects,
+        refusal,
+        held_elsewhere,
+        adoptable,
+        held_by_other: Vec::new(),
+    }
 }
 
 /// The decision as far as the credential's rights allow: one that may not manage trust plans
@@ -275,6 +286,7 @@ pub fn status(o: &Outcome) -> Status {
         held_elsewhere: o.decision.held_elsewhere.count,
         held_by_other: distinct(o.refused, Reason::HeldByAnotherApplication),
         not_yet_valid: distinct(o.refused, Reason::NotYetValid),
+        adoptable: o.decision.adoptable,
         refusal: o.refusal.map(String::from),
     })
 }

@@ -183,3 +183,76 @@ fn read_bags(ctx: &HookContext, juju: &mut Juju, ids: &[(Interface, u32)], own: 
     }
     Ok((views, ours))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::dispatch::HookContext;
+    use crate::hook_tools::Juju;
+    use crate::memory::{Agent, Cluster, MEMORY_CLIENT_CERT, MEMORY_CLIENT_KEY, MEMORY_SERVER_CERT, MemoryConnector};
+    use crate::reconcile::{self, Mode};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    /// Where the operator pointed the `lxd_*` options: another cluster than the cloud's.
+    const ELSEWHERE: &str = "https://10.9.9.9:8443";
+
+    fn ctx(agent: &Agent, name: &str, is_action: bool) -> HookContext {
+        HookContext { name: name.into(), is_action, unit: agent.unit.clone(), ..Default::default() }
+    }
+
+    fn hook(agent: &mut Agent, cluster: &Arc<Mutex<Cluster>>, name: &str) {
+        let connector = MemoryConnector(cluster.clone());
+        reconcile::run(&ctx(agent, name, false), &mut Juju::new(agent), &connector, Mode::HOOK).expect("hook tools");
+    }
+
+    fn check_connection(agent: &mut Agent, cluster: &Arc<Mutex<Cluster>>) -> BTreeMap<String, String> {
+        agent.start_action(BTreeMap::new());
+        let connector = MemoryConnector(cluster.clone());
+        crate::actions::run(&ctx(agent, "check-connection", true), &mut Juju::new(agent), &connector).expect("action");
+        agent.action.as_ref().map(|a| a.results.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn with_trust_granted_and_the_options_set_the_status_names_trust_and_the_log_names_the_options_once() {
+        let mut agent = Agent::leader();
+        let cluster = Cluster::new(&["https://127.0.0.1:8443"]).shared();
+        let options = [
+            ("lxd_endpoint", ELSEWHERE),
+            ("lxd_client_cert", MEMORY_CLIENT_CERT),
+            ("lxd_client_key", MEMORY_CLIENT_KEY),
+            ("lxd_server_cert", MEMORY_SERVER_CERT),
+        ];
+        for (k, v) in options {
+            agent.config.insert(k.into(), serde_json::json!(v));
+        }
+        for name in ["config-changed", "update-status", "config-changed"] {
+            hook(&mut agent, &cluster, name);
+        }
+        assert_eq!(
+            agent.status,
+            ("active".to_string(), "1/1 members online, 0 clients trusted (credential: juju trust)".to_string())
+        );
+        let said = "the lxd_* options are ignored while the juju trust credential is in use \
+                    (set: lxd_endpoint, lxd_client_cert, lxd_client_key, lxd_server_cert)";
+        assert_eq!(agent.logs.iter().filter(|l| l.contains(said)).count(), 1, "once: {:?}", agent.logs);
+        let key_line = MEMORY_CLIENT_KEY.lines().nth(1).unwrap_or(MEMORY_CLIENT_KEY);
+        assert!(!agent.logs.iter().any(|l| l.contains("10.9.9.9") || l.contains(key_line)), "never the values");
+
+        let r = check_connection(&mut agent, &cluster);
+        let got = |k: &str| r.get(k).map(String::as_str);
+        assert_eq!((got("credentials"), got("credentials-setting")), (Some("juju trust"), Some("juju trust")));
+        assert_eq!(got("credentials-ignored"), Some("lxd_* options"));
+        assert_eq!(
+            (got("configured-endpoint"), got("endpoint")),
+            (Some("https://127.0.0.1:8443"), Some("https://127.0.0.1:8443"))
+        );
+
+        // Only one source set: nothing to tell apart, so nothing added.
+        for (k, _) in options {
+            agent.config.remove(k);
+        }
+        hook(&mut agent, &cluster, "config-changed");
+        assert_eq!(agent.status.1, "1/1 members online, 0 clients trusted");
+        assert_eq!(check_connection(&mut agent, &cluster).get("credentials-ignored"), None);
+    }
+}

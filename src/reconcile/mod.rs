@@ -283,6 +283,7 @@ fn with_lxd(
         refused: &report.refused,
         leaving: inputs.leaving,
     });
+    let status = status::naming_credential(status, report.credentials.as_ref());
     if mode == Mode::HOOK {
         remember_steady(&mut inputs, &relations, &observed, &report, &decision, &applied);
     }
@@ -431,7 +432,7 @@ fn without_lxd(
     mut report: Report,
     not: NotObserved,
 ) -> Result<Report, ToolError> {
-    let status = status::connection(&not.error, not.tried);
+    let status = status::naming_credential(status::connection(&not.error, not.tried), report.credentials.as_ref());
     // Not steady either: when LXD answers again, the full pass restores the status.
     cache.remember_steady(None);
     // Logged when the status it leads to is new, not every five minutes.

@@ -50,7 +50,7 @@ pub fn validate_provider(bag: &BTreeMap<String, String>) -> Result<()> {
 }
 
 /// tests/https-requirer-charm, its ops linked in.
-fn requirer_dir() -> Result<PathBuf> {
+pub(crate) fn requirer_dir() -> Result<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/https-requirer-charm");
     let setup = std::process::Command::new("sh").arg(dir.join("setup.sh")).current_dir(&dir).status()?;
     ensure!(setup.success(), "tests/https-requirer-charm/setup.sh failed: {setup}");
@@ -69,7 +69,7 @@ fn relate_https(w: &mut World, units: u32, config: &[(&str, &str)]) -> Result<Re
 }
 
 /// An action on a requirer unit: its results, as strings.
-fn req_action(w: &mut World, unit: &str, name: &str, params: Value) -> Result<BTreeMap<String, String>> {
+pub(crate) fn req_action(w: &mut World, unit: &str, name: &str, params: Value) -> Result<BTreeMap<String, String>> {
     let r = w.sim.run_action(unit, name, params)?;
     ensure!(r.status == "completed", "{name} on {unit}: {} {:?} {}", r.status, r.message, r.stderr);
     let map = r.results.as_object().ok_or_else(|| anyhow!("{name}: no results"))?;
