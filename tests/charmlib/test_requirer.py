@@ -237,15 +237,26 @@ def test_a_provider_without_the_server_certificate_keys_is_ready_unpinned_and_sa
     assert run(lambda ctx: ctx.on.update_status(), r.out, context).result == "ok"
 
 
-def test_the_app_databag_wins_and_a_unit_databag_stands_in_for_it() -> None:
+def test_unit_databags_are_read_first_and_the_app_databag_only_without_a_versioned_one() -> None:
     rel = relation()
     state = asking(testing.State(relations=[rel]))
-    r = changed(state, rel, app_data=provider(server=ROTATED), units={0: provider(server=SERVER)})
-    info = r.charm.lxd.info()
-    assert info is not None and info.server_certificate_fingerprint == ROTATED.fingerprint
-    r = changed(state, rel, app_data={}, units={0: {}, 1: provider(server=SERVER)})
+    # Every provider unit writes its own databag; the first by unit name with a version wins.
+    r = changed(state, rel, app_data=provider(server=ROTATED), units={0: {}, 1: provider(server=SERVER), 2: provider(server=ROTATED)})
     info = r.charm.lxd.info()
     assert info is not None and info.server_certificate_fingerprint == SERVER.fingerprint
+    # A unit databag holding keys but no version does not stand in for a versioned one.
+    r = changed(state, rel, app_data=provider(server=ROTATED), units={0: {"nodes": "[]"}, 1: provider(server=SERVER)})
+    info = r.charm.lxd.info()
+    assert info is not None and info.server_certificate_fingerprint == SERVER.fingerprint
+    # Older providers also wrote the application databag: read when no unit databag has a version.
+    r = changed(state, rel, app_data=provider(server=ROTATED), units={0: {"nodes": "[]"}})
+    info = r.charm.lxd.info()
+    assert info is not None and info.server_certificate_fingerprint == ROTATED.fingerprint
+    # Keys without any version anywhere: the info says so, and is never ready.
+    r = changed(state, rel, app_data={}, units={0: {k: v for k, v in provider().items() if k != "version"}})
+    info = r.charm.lxd.info()
+    assert info is not None and info.version == "" and info.major is None
+    assert "version: missing" in info.problems and not r.charm.lxd.is_ready()
 
 
 GARBAGE: Dict[str, Mapping[str, str]] = {
@@ -297,8 +308,8 @@ def test_the_relation_going_away_fires_gone() -> None:
 
 def test_a_departed_provider_unit_is_a_change_when_it_was_the_only_source() -> None:
     rel = relation(units={0: provider()})
-    r = changed(asking(testing.State(relations=[rel])), rel, units={0: provider()})
-    assert r.events == [LxdReadyEvent]
+    r = run(lambda ctx: ctx.on.update_status(), testing.State(relations=[rel]), with_certs([CLIENT.cert_pem]))
+    assert r.events == [LxdReadyEvent], "already trusted when set: ready at once"
     left = testing.Relation("lxd", id=7, remote_app_name="lxd-integrator", remote_units_data={}, local_unit_data=r.out.get_relation(7).local_unit_data)
     state = testing.State(relations=[left], stored_states=r.out.stored_states)
     d = run(lambda ctx: ctx.on.relation_departed(left, remote_unit=0, departing_unit=0), state)
