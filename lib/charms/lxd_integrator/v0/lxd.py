@@ -191,10 +191,12 @@ LIMITS: Mapping[str, int] = MappingProxyType(
         "server_certificate_fingerprint_chars": 256,
         "refused_chars": 1 * _MIB,
         # JSON: nesting measured before decoding (the provider's values nest 3 deep); `[` and
-        # `{` anywhere in a value, strings included, and `"` counted when nesting is measured.
+        # `{` anywhere in a value, strings included; `"` and `\` counted when nesting must be
+        # measured (more openings than json_depth), which bounds the scan that measures it.
         "json_depth": 32,
         "json_openings": 20_000,
         "json_quotes": 1_000_000,
+        "json_backslashes": 100_000,
         # `,` anywhere in a value: bounds every list before it is decoded.
         "json_commas": 500_000,
         "nodes": 1_000,
@@ -615,15 +617,15 @@ class LxdInfo:
         if not fps:
             return "no client certificate set"
         for fp in fps:
+            trusted = sum(1 for node in self.nodes if fp in node.trusted_certs_fp)
+            if trusted == len(self.nodes) and self.nodes:
+                continue
             reason = self.refused.get(fp)
             if reason is not None:
                 return f"certificate {fp[:12]} refused by the provider: {REFUSAL_REASONS.get(reason, reason)}"
-        if not self.nodes:
-            return "no LXD node is online"
-        for fp in fps:
-            trusted = sum(1 for node in self.nodes if fp in node.trusted_certs_fp)
-            if trusted < len(self.nodes):
-                return f"certificate {fp[:12]} trusted on {trusted} of {len(self.nodes)} nodes"
+            if not self.nodes:
+                return "no LXD node is online"
+            return f"certificate {fp[:12]} trusted on {trusted} of {len(self.nodes)} nodes"
         return None
 
 
@@ -661,6 +663,8 @@ def _json_shape_fault(raw: str) -> Optional[str]:
         return f"more than {LIMITS['json_openings']} JSON arrays and objects"
     if raw.count('"') > LIMITS["json_quotes"]:
         return f"more than {LIMITS['json_quotes']} JSON quotes"
+    if raw.count("\\") > LIMITS["json_backslashes"]:
+        return f"more than {LIMITS['json_backslashes']} JSON escapes"
     brackets = _NOT_BRACKET.sub("", _JSON_STRING_OR_ESCAPE.sub("", raw))
     depth = 0
     for c in brackets:  # at most json_openings * 2 characters
@@ -825,7 +829,10 @@ def _parse_server_certificate(pem: Optional[_Raw], fp: Optional[_Raw], problems:
     if not pem or not fp:
         problems.add(KEY_SERVER_CERT, "server_certificate and server_certificate_fingerprint are not both set")
         return None, None
-    if isinstance(fp, int) or not _HEX64.fullmatch(_normal_fp(fp)):
+    if isinstance(fp, int):
+        problems.add(KEY_SERVER_CERT_FP, f"longer than {LIMITS['server_certificate_fingerprint_chars']} characters")
+        return None, None
+    if not _HEX64.fullmatch(_normal_fp(fp)):
         problems.add(KEY_SERVER_CERT_FP, "not a SHA-256 fingerprint")
         return None, None
     if isinstance(pem, int):
@@ -1255,21 +1262,32 @@ class LxdRequirer(ops.Object):
 
     def _evaluate(self, relation: ops.Relation) -> None:
         """Fires lxd_ready or lxd_changed when the picture differs from the last one reported.
-        The picture holds only what matters to us: other requirers' certificates coming and
-        going on the same nodes change nothing here."""
+
+        Ready, the picture is what a connected charm would reconnect for: our certificates,
+        the nodes (name, endpoint), the server certificate, the major version. Not ready, it
+        is everything that could explain why (the trust of our certificates on each node, the
+        refusals of ours, the problems). Other requirers' certificates coming and going on the
+        same nodes change neither."""
         info = self._read(relation)
         ours, bad = self._ours()
         ready = bad == 0 and _ready(info, ours)
-        picture: Dict[str, Any] = {"ready": ready, "ours": sorted(ours), "bad": bad}
-        if info is not None:
+        picture: Dict[str, Any] = {"ready": ready, "ours": sorted(ours)}
+        if ready and info is not None:
             picture.update(
+                nodes=sorted([n.name, n.endpoint] for n in info.nodes),
+                server=info.server_certificate_fingerprint,
+                major=info.major,
+            )
+        elif info is not None:
+            picture.update(
+                bad=bad,
                 version=info.version,
                 nodes=[[n.name, n.endpoint, sorted(ours & n.trusted_certs_fp)] for n in info.nodes],
                 complete=info.nodes_complete,
                 server=info.server_certificate_fingerprint,
                 publishes_server=info.publishes_server_certificate,
-                refused=sorted((fp, r) for fp, r in info.refused.items() if fp in ours),
-                problems=[] if ready else list(info.problems),
+                refused=sorted([fp, r] for fp, r in info.refused.items() if fp in ours),
+                problems=list(info.problems),
             )
         digest = hashlib.sha256(json.dumps(picture, sort_keys=True).encode()).hexdigest()
         seen: Dict[str, str] = dict(self._state.seen)
