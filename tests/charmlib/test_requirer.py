@@ -215,3 +215,25 @@ def test_a_departed_provider_unit_is_a_change_when_it_was_the_only_source() -> N
     state = testing.State(relations=[left], stored_states=r.out.stored_states)
     d = run(lambda ctx: ctx.on.relation_departed(left, remote_unit=0, departing_unit=0), state)
     assert d.events == [LxdChangedEvent] and not d.charm.lxd.is_ready()
+
+
+def test_every_public_name_of_libpatch_1_still_works() -> None:
+    """Compatible within v0: names are added, never renamed or removed."""
+    from charms.lxd_integrator.v0 import lxd
+
+    for name in (
+        "LxdRequirer", "LxdInfo", "LxdNode", "LxdReadyEvent", "LxdChangedEvent", "LxdGoneEvent", "LxdRequirerEvents",
+        "ServerCertificateUnknown", "parse_provider_data", "pinned_context", "fingerprint", "DEFAULT_PORT",
+        "KEY_CLIENT_CERTS", "KEY_VERSION", "KEY_NODES", "KEY_SERVER_CERT", "KEY_SERVER_CERT_FP",
+    ):  # fmt: skip
+        assert hasattr(lxd, name), name
+    for method in ("set_client_certificates", "clear_client_certificates", "client_fingerprints", "info", "is_trusted", "is_ready", "ssl_context"):
+        assert hasattr(lxd.LxdRequirer, method), method
+    # LxdInfo built the LIBPATCH 1 way (six fields, positionally), as a charm's own tests may.
+    node = lxd.LxdNode("node1", N1, "10.0.0.1", 8443, frozenset([CLIENT.fingerprint]))
+    info = lxd.LxdInfo("1.0", (node,), None, None, False, ())
+    assert info.is_trusted(CLIENT.fingerprint) and not info.pinned and info.nodes_complete and dict(info.refused) == {}
+    assert info.not_ready_reason([CLIENT.fingerprint]) is None
+    assert hash(info) == hash(lxd.LxdInfo("1.0", (node,), None, None, False, ())), "still hashable"
+    assert lxd.fingerprint(CLIENT.cert_pem) == CLIENT.fingerprint
+    assert lxd.LxdRequirer.__init__.__defaults__ == ("lxd",)
