@@ -35,7 +35,7 @@ def installed(charm: Type[ops.CharmBase], rel: testing.Relation) -> testing.Stat
     return run(lambda ctx: ctx.on.install(), testing.State(relations=[rel]), charm_type=charm).out
 
 
-def test_the_docstring_example_against_a_provider_that_predates_the_server_certificate() -> None:
+def test_found_5_the_docstring_example_against_a_provider_that_predates_the_server_certificate() -> None:
     charm = example()
     bag = provider(fps=[[CLIENT.fingerprint]], server=None)
     rel = relation(units={0: bag})
@@ -68,7 +68,7 @@ def test_the_docstring_example_says_why_it_is_not_ready() -> None:
     assert r.out.unit_status == testing.WaitingStatus(reason)
 
 
-def test_the_docstring_points_at_this_projects_interface_document() -> None:
+def test_found_7_the_docstring_points_at_this_projects_interface_document() -> None:
     doc = lxd.__doc__ or ""
     assert "`docs/interface-lxd.md` in the lxd-integrator" in doc
     assert "github.com/canonical/lxd-integrator" not in doc

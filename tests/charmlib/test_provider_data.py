@@ -62,7 +62,7 @@ def test_a_missing_version_is_a_problem_and_never_ready() -> None:
     assert info.version == "" and info.major is None and "version: missing" in info.problems and not ready(info)
 
 
-def test_banana_through_a_hook_is_not_ready_and_says_so() -> None:
+def test_found_7_banana_through_a_hook_is_not_ready_and_says_so() -> None:
     rel = relation()
     r = changed(asking(testing.State(relations=[rel])), rel, units={0: {**provider(), "version": "banana"}})
     assert r.events == [LxdChangedEvent] and not r.charm.lxd.is_ready()
@@ -133,7 +133,7 @@ BAD_ENDPOINTS = [
 
 
 @pytest.mark.parametrize("endpoint", BAD_ENDPOINTS)
-def test_a_node_whose_endpoint_is_not_a_valid_host_makes_the_info_not_ready(endpoint: str) -> None:
+def test_found_7_a_node_whose_endpoint_is_not_a_valid_host_makes_the_info_not_ready(endpoint: str) -> None:
     info = parse({**provider(), "nodes": json.dumps([node(endpoint), node(N2, "node2")])})
     assert [n.name for n in info.nodes] == ["node2"], "the valid entry is kept for display"
     assert not info.nodes_complete and not ready(info) and not info.is_trusted(CLIENT.fingerprint)
@@ -158,7 +158,7 @@ def test_a_node_whose_endpoint_is_not_a_valid_host_makes_the_info_not_ready(endp
         {"name": "n", "endpoint": N1, "trusted_certs_fp": {"fp": CLIENT.fingerprint}},
     ],
 )
-def test_a_malformed_node_entry_is_named_and_every_node_is_not_judged_on_the_rest(entry: Any) -> None:
+def test_found_7_a_malformed_node_entry_is_named_and_every_node_is_not_judged_on_the_rest(entry: Any) -> None:
     info = parse({**provider(), "nodes": json.dumps([node(), entry])})
     assert not info.nodes_complete and not ready(info) and not info.is_trusted(CLIENT.fingerprint)
     assert any(p.startswith("nodes: entry 1:") for p in info.problems), info.problems
