@@ -22,7 +22,8 @@ CHARM := build/lxd-integrator_$(JUJU_ARCH).charm
 CHARMCRAFT_VENV ?= /tmp/ccvenv
 CHARMCRAFT := $(CHARMCRAFT_VENV)/bin/charmcraft
 # Throwaway virtualenvs for the charm library's checks: ops 3 with mypy, and ops 2 (the library
-# supports both). `cryptography` makes the TLS tests' certificates; the library never needs it.
+# supports both). `cryptography` makes the TLS tests' certificates and `hypothesis` generates
+# provider payloads for the property tests; the library needs neither.
 LIB_VENV ?= /tmp/libvenv
 LIB_VENV_OPS2 ?= /tmp/libvenv-ops2
 LIB := lib/charms/lxd_integrator/v0/lxd.py
@@ -62,23 +63,29 @@ charmcraft-check: $(CHARMCRAFT)
 	$(CHARMCRAFT) expand-extensions >/dev/null
 	$(CHARMCRAFT_VENV)/bin/python scripts/charmcraft-plan charmcraft.yaml
 
-$(LIB_VENV)/bin/mypy:
-	python3 -m venv $(LIB_VENV)
+# A stamp per venv naming what is installed: changing the list rebuilds the venv.
+LIB_PKGS := mypy pytest cryptography hypothesis
+$(LIB_VENV)/.lib-test-1:
+	rm -rf $(LIB_VENV) && python3 -m venv $(LIB_VENV)
 	$(LIB_VENV)/bin/pip install --quiet --upgrade pip
-	$(LIB_VENV)/bin/pip install --quiet 'ops[testing]>=3,<4' mypy pytest cryptography
+	$(LIB_VENV)/bin/pip install --quiet 'ops[testing]>=3,<4' $(LIB_PKGS)
+	touch $@
 
-$(LIB_VENV_OPS2)/bin/pytest:
-	python3 -m venv $(LIB_VENV_OPS2)
+$(LIB_VENV_OPS2)/.lib-test-1:
+	rm -rf $(LIB_VENV_OPS2) && python3 -m venv $(LIB_VENV_OPS2)
 	$(LIB_VENV_OPS2)/bin/pip install --quiet --upgrade pip
-	$(LIB_VENV_OPS2)/bin/pip install --quiet 'ops[testing]>=2.17,<3' pytest cryptography
+	$(LIB_VENV_OPS2)/bin/pip install --quiet 'ops[testing]>=2.17,<3' $(LIB_PKGS)
+	touch $@
 
-# The library strictly type-checked (its tests too), then its tests under ops 3 and ops 2:
-# ops' state-transition testing for every event, real local TLS servers for the SSL context.
-lib-test: $(LIB_VENV)/bin/mypy $(LIB_VENV_OPS2)/bin/pytest
-	$(LIB_VENV)/bin/mypy --strict $(LIB)
-	MYPYPATH=lib:tests/charmlib $(LIB_VENV)/bin/mypy --strict --explicit-package-bases tests/charmlib
-	cd tests/charmlib && $(abspath $(LIB_VENV))/bin/python -m pytest -q -p no:cacheprovider
-	cd tests/charmlib && $(abspath $(LIB_VENV_OPS2))/bin/python -m pytest -q -p no:cacheprovider
+# The library and its tests strictly type-checked against ops 3 and against ops 2, then the
+# tests under both: ops' state-transition testing for every event, property tests over
+# generated provider payloads (hypothesis), real local TLS servers for the SSL context.
+LIB_MYPY = MYPYPATH=lib:tests/charmlib $(1)/bin/mypy --strict --explicit-package-bases --cache-dir=/dev/null
+lib-test: $(LIB_VENV)/.lib-test-1 $(LIB_VENV_OPS2)/.lib-test-1
+	$(call LIB_MYPY,$(LIB_VENV)) $(LIB) tests/charmlib
+	$(call LIB_MYPY,$(LIB_VENV_OPS2)) $(LIB) tests/charmlib
+	cd tests/charmlib && $(abspath $(LIB_VENV))/bin/python -m pytest -q -p no:cacheprovider --durations=8
+	cd tests/charmlib && $(abspath $(LIB_VENV_OPS2))/bin/python -m pytest -q -p no:cacheprovider --durations=8
 
 # Unit, simulator, fixture and end-to-end tests (the packed static charm included), the charm
 # library's tests, then charmcraft's linter on that artifact, then a short fuzzing pass over

@@ -23,5 +23,14 @@ def test_the_library_is_where_fetch_lib_puts_it_with_constant_metadata() -> None
                     fields[target.id] = node.value.value
     assert re.fullmatch(r"[0-9a-f]{32}", str(fields["LIBID"]))
     assert fields["LIBAPI"] == int(LIB.parent.name[1:]) == 0
-    assert isinstance(fields["LIBPATCH"], int) and fields["LIBPATCH"] >= 1
+    assert isinstance(fields["LIBPATCH"], int) and fields["LIBPATCH"] >= 2
     assert ast.get_docstring(tree), "a module docstring (shown on Charmhub)"
+
+
+def test_the_changelog_at_the_top_names_every_libpatch() -> None:
+    text = LIB.read_text()
+    patch = int(re.search(r"^LIBPATCH = (\d+)$", text, re.M).group(1))  # type: ignore[union-attr]
+    changelog = text[text.index("# Changelog") : text.index("\nfrom __future__")]
+    assert text.index("# Changelog") < text.index("LIBID = "), "at the top, before the code"
+    for n in range(1, patch + 1):
+        assert f"# - LIBPATCH {n}:" in changelog, n

@@ -4,111 +4,12 @@ every event and edge, from no relation to garbage from the provider."""
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping
 
-import ops
 import pytest
-from certs import Identity, make
-from charms.lxd_integrator.v0.lxd import (
-    LxdChangedEvent,
-    LxdGoneEvent,
-    LxdReadyEvent,
-    LxdRequirer,
-    ServerCertificateUnknown,
-)
+from charms.lxd_integrator.v0.lxd import LxdChangedEvent, LxdGoneEvent, LxdReadyEvent, ServerCertificateUnknown
+from helpers import CLIENT, N1, OTHER, ROTATED, SERVER, Charm, asking, changed, client_certs, provider, relation, run, with_certs
 from ops import testing
-
-META = {"name": "requirer", "requires": {"lxd": {"interface": "lxd"}}}
-CLIENT = make("requirer-0", server=False)
-OTHER = make("requirer-1", server=False)
-SERVER = make("root@vm")
-ROTATED = make("root@vm")
-N1, N2 = "https://10.0.0.1:8443", "https://[fd42::2]:8443"
-
-
-class Charm(ops.CharmBase):
-    def __init__(self, framework: ops.Framework):
-        super().__init__(framework)
-        self.lxd = LxdRequirer(self, "lxd")
-
-
-LIB_EVENTS = (LxdReadyEvent, LxdChangedEvent, LxdGoneEvent)
-
-
-def provider(
-    fps: Sequence[Sequence[str]] = ((CLIENT.fingerprint,), (CLIENT.fingerprint,)),
-    server: Optional[Identity] = SERVER,
-    endpoints: Sequence[str] = (N1, N2),
-) -> Dict[str, str]:
-    """A provider databag: one node per entry of `fps`, listing those fingerprints."""
-    nodes = [{"endpoint": ep, "name": f"node{i + 1}", "trusted_certs_fp": list(f)} for i, (ep, f) in enumerate(zip(endpoints, fps))]
-    bag = {"version": "1.0", "nodes": json.dumps(nodes), "registered_certificates": "[]"}
-    if server is not None:
-        bag["server_certificate"] = server.cert_pem
-        bag["server_certificate_fingerprint"] = server.fingerprint
-    return bag
-
-
-def relation(app_data: Optional[Dict[str, str]] = None, units: Optional[Dict[int, Dict[str, str]]] = None, rid: int = 7) -> testing.Relation:
-    return testing.Relation(
-        "lxd", id=rid, remote_app_name="lxd-integrator", remote_app_data=app_data or {}, remote_units_data=units if units is not None else {0: {}}
-    )
-
-
-class Run:
-    """One dispatch: the output state, the library's events and the charm as it was."""
-
-    def __init__(self, ctx: testing.Context[Charm], out: testing.State, charm: Charm, result: Any):
-        self.ctx, self.out, self.charm, self.result = ctx, out, charm, result
-        self.events = [type(e) for e in ctx.emitted_events if isinstance(e, LIB_EVENTS)]
-        self.logs = [line.message for line in ctx.juju_log]
-
-
-def run(
-    event: Callable[[testing.Context[Charm]], Any],
-    state: testing.State,
-    during: Optional[Callable[[Charm], Any]] = None,
-) -> Run:
-    """Runs `event` on `state`; `during(charm)` runs inside the dispatch, before the handlers
-    (what it changes is in the output state). The charm stays readable afterwards."""
-    ctx = testing.Context(Charm, meta=META)
-    with ctx(event(ctx), state) as mgr:
-        result = during(mgr.charm) if during else None
-        out = mgr.run()
-        return Run(ctx, out, mgr.charm, result)
-
-
-def with_certs(pems: Sequence[str], app: bool = False) -> Callable[[Charm], None]:
-    return lambda charm: charm.lxd.set_client_certificates(pems, app=app)
-
-
-def asking(state: testing.State, pems: Sequence[str] = (CLIENT.cert_pem,), app: bool = False) -> testing.State:
-    """`state` after the charm asked for `pems` (stored by the library)."""
-    return run(lambda ctx: ctx.on.update_status(), state, with_certs(pems, app)).out
-
-
-def changed(state: testing.State, rel: testing.Relation, **data: Any) -> Run:
-    """The provider's data on `rel` replaced, then relation-changed."""
-    new = testing.Relation(
-        "lxd",
-        id=rel.id,
-        remote_app_name=rel.remote_app_name,
-        remote_app_data=data.get("app_data", rel.remote_app_data),
-        remote_units_data=data.get("units", rel.remote_units_data),
-        local_unit_data=state.get_relation(rel.id).local_unit_data,
-        local_app_data=state.get_relation(rel.id).local_app_data,
-    )
-    rels = [r for r in state.relations if r.id != rel.id] + [new]
-    state = testing.State(leader=state.leader, relations=rels, stored_states=state.stored_states)
-    return run(lambda ctx: ctx.on.relation_changed(new, remote_unit=0), state)
-
-
-def client_certs(state: testing.State, rid: int = 7, app: bool = False) -> Optional[List[str]]:
-    rel = state.get_relation(rid)
-    bag: Mapping[str, str] = rel.local_app_data if app else rel.local_unit_data
-    raw = bag.get("client_certificates")
-    return None if raw is None else list(json.loads(raw))
-
 
 # --- no relation, sending -----------------------------------------------------------------
 
@@ -237,15 +138,26 @@ def test_a_provider_without_the_server_certificate_keys_is_ready_unpinned_and_sa
     assert run(lambda ctx: ctx.on.update_status(), r.out, context).result == "ok"
 
 
-def test_the_app_databag_wins_and_a_unit_databag_stands_in_for_it() -> None:
+def test_unit_databags_are_read_first_and_the_app_databag_only_without_a_versioned_one() -> None:
     rel = relation()
     state = asking(testing.State(relations=[rel]))
-    r = changed(state, rel, app_data=provider(server=ROTATED), units={0: provider(server=SERVER)})
-    info = r.charm.lxd.info()
-    assert info is not None and info.server_certificate_fingerprint == ROTATED.fingerprint
-    r = changed(state, rel, app_data={}, units={0: {}, 1: provider(server=SERVER)})
+    # Every provider unit writes its own databag; the first by unit name with a version wins.
+    r = changed(state, rel, app_data=provider(server=ROTATED), units={0: {}, 1: provider(server=SERVER), 2: provider(server=ROTATED)})
     info = r.charm.lxd.info()
     assert info is not None and info.server_certificate_fingerprint == SERVER.fingerprint
+    # A unit databag holding keys but no version does not stand in for a versioned one.
+    r = changed(state, rel, app_data=provider(server=ROTATED), units={0: {"nodes": "[]"}, 1: provider(server=SERVER)})
+    info = r.charm.lxd.info()
+    assert info is not None and info.server_certificate_fingerprint == SERVER.fingerprint
+    # Older providers also wrote the application databag: read when no unit databag has a version.
+    r = changed(state, rel, app_data=provider(server=ROTATED), units={0: {"nodes": "[]"}})
+    info = r.charm.lxd.info()
+    assert info is not None and info.server_certificate_fingerprint == ROTATED.fingerprint
+    # Keys without any version anywhere: the info says so, and is never ready.
+    r = changed(state, rel, app_data={}, units={0: {k: v for k, v in provider().items() if k != "version"}})
+    info = r.charm.lxd.info()
+    assert info is not None and info.version == "" and info.major is None
+    assert "version: missing" in info.problems and not r.charm.lxd.is_ready()
 
 
 GARBAGE: Dict[str, Mapping[str, str]] = {
@@ -297,9 +209,31 @@ def test_the_relation_going_away_fires_gone() -> None:
 
 def test_a_departed_provider_unit_is_a_change_when_it_was_the_only_source() -> None:
     rel = relation(units={0: provider()})
-    r = changed(asking(testing.State(relations=[rel])), rel, units={0: provider()})
-    assert r.events == [LxdReadyEvent]
+    r = run(lambda ctx: ctx.on.update_status(), testing.State(relations=[rel]), with_certs([CLIENT.cert_pem]))
+    assert r.events == [LxdReadyEvent], "already trusted when set: ready at once"
     left = testing.Relation("lxd", id=7, remote_app_name="lxd-integrator", remote_units_data={}, local_unit_data=r.out.get_relation(7).local_unit_data)
     state = testing.State(relations=[left], stored_states=r.out.stored_states)
     d = run(lambda ctx: ctx.on.relation_departed(left, remote_unit=0, departing_unit=0), state)
     assert d.events == [LxdChangedEvent] and not d.charm.lxd.is_ready()
+
+
+def test_every_public_name_of_libpatch_1_still_works() -> None:
+    """Compatible within v0: names are added, never renamed or removed."""
+    from charms.lxd_integrator.v0 import lxd
+
+    for name in (
+        "LxdRequirer", "LxdInfo", "LxdNode", "LxdReadyEvent", "LxdChangedEvent", "LxdGoneEvent", "LxdRequirerEvents",
+        "ServerCertificateUnknown", "parse_provider_data", "pinned_context", "fingerprint", "DEFAULT_PORT",
+        "KEY_CLIENT_CERTS", "KEY_VERSION", "KEY_NODES", "KEY_SERVER_CERT", "KEY_SERVER_CERT_FP",
+    ):  # fmt: skip
+        assert hasattr(lxd, name), name
+    for method in ("set_client_certificates", "clear_client_certificates", "client_fingerprints", "info", "is_trusted", "is_ready", "ssl_context"):
+        assert hasattr(lxd.LxdRequirer, method), method
+    # LxdInfo built the LIBPATCH 1 way (six fields, positionally), as a charm's own tests may.
+    node = lxd.LxdNode("node1", N1, "10.0.0.1", 8443, frozenset([CLIENT.fingerprint]))
+    info = lxd.LxdInfo("1.0", (node,), None, None, False, ())
+    assert info.is_trusted(CLIENT.fingerprint) and not info.pinned and info.nodes_complete and dict(info.refused) == {}
+    assert info.not_ready_reason([CLIENT.fingerprint]) is None
+    assert hash(info) == hash(lxd.LxdInfo("1.0", (node,), None, None, False, ())), "still hashable"
+    assert lxd.fingerprint(CLIENT.cert_pem) == CLIENT.fingerprint
+    assert lxd.LxdRequirer.__init__.__defaults__ == ("lxd",)

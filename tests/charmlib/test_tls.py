@@ -22,9 +22,11 @@ Address = Tuple[str, int]
 
 class Server:
     """One TLS server on 127.0.0.1 presenting `identity` (plus `chain`), requiring a client
-    certificate; records the client certificate and the bytes it received per connection."""
+    certificate; records the client certificate and the bytes it received per connection, and
+    answers `reply`."""
 
-    def __init__(self, identity: Identity, client: Identity, chain: Optional[Identity] = None):
+    def __init__(self, identity: Identity, client: Identity, chain: Optional[Identity] = None, reply: bytes = b"pong"):
+        self.reply = reply
         self.seen: List[Tuple[Optional[bytes], bytes]] = []
         self._dir = tempfile.TemporaryDirectory()
         cert_path = os.path.join(self._dir.name, "cert.pem")
@@ -54,7 +56,7 @@ class Server:
                 with self._context.wrap_socket(sock, server_side=True) as tls:
                     data = tls.recv(1024)
                     self.seen.append((tls.getpeercert(binary_form=True), data))
-                    tls.sendall(b"pong")
+                    tls.sendall(self.reply)
             except (ssl.SSLError, OSError):
                 self.seen.append((None, b""))
 

@@ -54,6 +54,9 @@ assert "client_certificates" not in h.get_relation_data(rid, h.model.app.name)
 h.run_action("set-certificates", {"value": "remembered"})
 rid2 = h.add_relation("lxd", "other-integrator")
 assert h.get_relation_data(rid2, h.model.unit.name)["client_certificates"] == "remembered"
+state = h.run_action("lib-state").results
+print("lib-state:", state)
+assert state["ready"] == "false" and state["ready-events"] == "0" and state["refused"] == "{}"
 h.remove_relation(rid)
 print("after broken:", h.model.unit.status, json.loads(h.run_action("get-received").results["received"]).keys())
 print("OK")

@@ -35,7 +35,8 @@ class LxdRequirerCharm(ops.CharmBase):
         # value: None = never set / cleared (send nothing); app: write the app databag.
         # identity: {"cert", "key"} once use-identity ran (the library sends the certificate);
         # reached: what the last lxd_ready probe found, {"node": "trusted" | reason}.
-        self._stored.set_default(value=None, app=False, received="{}", identity=None, reached="{}")
+        # ready_events: how many times the library fired lxd_ready on this unit.
+        self._stored.set_default(value=None, app=False, received="{}", identity=None, reached="{}", ready_events=0)
         self.lxd = LxdRequirer(self, ENDPOINT)
         framework.observe(self.lxd.on.lxd_ready, self._on_lxd_ready)
         framework.observe(self.lxd.on.lxd_changed, self._on_lxd_changed)
@@ -47,13 +48,15 @@ class LxdRequirerCharm(ops.CharmBase):
         observe(on[ENDPOINT].relation_changed, self._on_relation_changed)
         observe(on[ENDPOINT].relation_departed, self._on_relation_changed)
         observe(on[ENDPOINT].relation_broken, self._on_relation_broken)
-        for event in (on.install, on.start, on.config_changed, on.update_status):
+        for event in (on.install, on.start, on.config_changed):
             observe(event, self._on_other)
+        observe(on.update_status, self._on_update_status)
         observe(on.set_certificates_action, self._on_set_certificates)
         observe(on.clear_certificates_action, self._on_clear_certificates)
         observe(on.get_received_action, self._on_get_received)
         observe(on.use_identity_action, self._on_use_identity)
         observe(on.probe_action, self._on_probe)
+        observe(on.lib_state_action, self._on_lib_state)
 
     # --- what we send -----------------------------------------------------------------------
 
@@ -138,6 +141,12 @@ class LxdRequirerCharm(ops.CharmBase):
     def _on_other(self, event: ops.EventBase) -> None:
         self._set_status(json.loads(self._stored.received))
 
+    def _on_update_status(self, event: ops.EventBase) -> None:
+        # The library evaluates readiness on update-status itself; refresh() is what a charm
+        # calls from hooks the library does not observe, and must be harmless here.
+        self.lxd.refresh()
+        self._on_other(event)
+
     def _on_set_certificates(self, event: ops.ActionEvent) -> None:
         app = bool(event.params.get("app", False))
         if app and not self.unit.is_leader():
@@ -172,18 +181,23 @@ class LxdRequirerCharm(ops.CharmBase):
 
     def _on_use_identity(self, event: ops.ActionEvent) -> None:
         cert, key = str(event.params["cert"]), str(event.params["key"])
+        before = self._stored.identity
+        # Set first: the library may fire lxd_ready from inside set_client_certificates (the
+        # provider already trusts the certificate), and that handler probes with it.
+        self._stored.identity = {"cert": cert, "key": key}
         try:
             self.lxd.set_client_certificates([cert])
-        except ValueError:
-            event.fail("cert is not a PEM certificate")
+        except ValueError as e:
+            self._stored.identity = before
+            event.fail(f"cert is not one PEM certificate: {e}")
             return
-        self._stored.identity = {"cert": cert, "key": key}
         self._stored.value = None
         self._stored.app = False
         self._refresh()
         event.set_results({"fingerprint": sorted(self.lxd.client_fingerprints)[0]})
 
     def _on_lxd_ready(self, event: ops.RelationEvent) -> None:
+        self._stored.ready_events += 1
         info = self.lxd.info(event.relation)
         if info is not None and self._stored.identity is not None:
             self._stored.reached = json.dumps(self._probe(event.relation, info, via=None))
@@ -203,6 +217,25 @@ class LxdRequirerCharm(ops.CharmBase):
         via = str(event.params.get("via", "")) or None
         results = self._probe(relation, info, via)
         event.set_results({"pinned": str(info.pinned).lower(), "results": json.dumps(results, sort_keys=True)})
+
+    def _on_lib_state(self, event: ops.ActionEvent) -> None:
+        """What the library says now. A pure read: no refresh, so that `ready-events` counts
+        only what the hooks fired."""
+        relations = self.model.relations[ENDPOINT]
+        problems, versions = [], []
+        for relation in relations:
+            info = self.lxd.info(relation)
+            if info is not None:
+                problems.extend(info.problems)
+                versions.append(info.version)
+        event.set_results({
+            "ready": str(self.lxd.is_ready()).lower(),
+            "ready-events": str(self._stored.ready_events),
+            "refused": json.dumps(self.lxd.refused(), sort_keys=True),
+            "problems": json.dumps(problems),
+            "version": ",".join(versions),
+            "reason": (self.lxd.not_ready_reason(relations[0]) or "") if len(relations) == 1 else "",
+        })
 
     def _probe(self, relation: ops.Relation, info: LxdInfo, via: Optional[str]) -> Dict[str, str]:
         """`GET /1.0` on every node through the library's pinned context: the node's `auth`
