@@ -145,6 +145,25 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
         out.push((format!("invalid.{i}.endpoint"), p.owner.interface.endpoint().to_string()));
         out.push((format!("invalid.{i}.reason"), p.to_string()));
     }
+    out.extend(refused_results(report));
+    out
+}
+
+/// Every certificate refused for the requirer that asked, as that requirer is told
+/// (`refused`): fingerprint, who asked, the reason code.
+fn refused_results(report: &Report) -> Results {
+    let mut out = Vec::new();
+    if !report.refused.is_empty() {
+        out.push(("refused.count".into(), report.refused.len().to_string()));
+    }
+    for (i, r) in report.refused.iter().take(limits::ACTION_ITEMS).enumerate() {
+        let k = format!("refused.{i}");
+        out.push((format!("{k}.fingerprint"), r.fingerprint.clone()));
+        out.push((format!("{k}.unit"), r.owner.member()));
+        out.push((format!("{k}.relation"), r.owner.relation_id.to_string()));
+        out.push((format!("{k}.endpoint"), r.owner.interface.endpoint().to_string()));
+        out.push((format!("{k}.reason"), r.reason.code().to_string()));
+    }
     out
 }
 
@@ -221,6 +240,10 @@ pub fn check_connection(report: &Report) -> Results {
         }
         None => out.push(("trusted".into(), "unknown".into())),
     }
+    // Requests named, not trusted: how many, and how many databags were unusable (the
+    // details are list-trusted-clients').
+    out.push(("refused".into(), report.refused.len().to_string()));
+    out.push(("invalid".into(), report.problems.len().to_string()));
     if let Some(access) = &report.access {
         let (can, detail) = match access {
             TrustAccess::Full => ("yes", None),

@@ -237,3 +237,22 @@ fn a_certificate_from_a_clock_running_ahead_is_trusted_once_valid_and_never_call
     assert_eq!(w.store_fps(), [certs::fingerprint(&ahead.der)].into());
     assert!(w.refused_on(3).is_empty());
 }
+
+#[test]
+fn the_actions_name_every_refusal_by_fingerprint_requester_and_reason() {
+    let mut w = world();
+    let shared = test_certs::self_signed("shared");
+    w.gateway(1, "gw", &shared.cert_pem, Some("p2"));
+    w.hook("update-status");
+    w.ams(2, "ams", &shared.cert_pem);
+    let report = w.hook("api-relation-changed");
+    let listed: std::collections::BTreeMap<String, String> =
+        crate::actions::list_trusted_clients(&report, &scope()).into_iter().collect();
+    assert_eq!(listed["refused.count"], "1");
+    assert_eq!(listed["refused.0.fingerprint"], certs::fingerprint(&shared.der));
+    assert_eq!((listed["refused.0.unit"].as_str(), listed["refused.0.endpoint"].as_str()), ("ams/0", "api"));
+    assert_eq!(listed["refused.0.reason"], "held-by-another-application");
+    let checked: std::collections::BTreeMap<String, String> =
+        crate::actions::check_connection(&report).into_iter().collect();
+    assert_eq!((checked["refused"].as_str(), checked["invalid"].as_str()), ("1", "0"));
+}
