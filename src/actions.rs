@@ -2,7 +2,7 @@
 //! with keys Juju accepts (lowercase, digits, `-`, `.`), readable in `juju run` output.
 
 use crate::certs::short_fp;
-use crate::dispatch::HookContext;
+use crate::context::HookContext;
 use crate::endpoint::Endpoint;
 use crate::hook_tools::Juju;
 use crate::limits;

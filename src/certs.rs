@@ -8,6 +8,8 @@
 //! reason that is safe to log: it never quotes the input.
 
 use base64::Engine as _;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -148,6 +150,39 @@ pub fn block_fingerprint(text: &str) -> Option<String> {
     match pem_blocks(text).ok()?.as_slice() {
         [one] if one.label == CERT_LABEL => Some(fingerprint(&one.der)),
         _ => None,
+    }
+}
+
+/// The DER of every certificate `pin::PinVerifier::new` pins for `server_cert_pem`, in order (the
+/// same parser, so the same blocks: other blocks and text around them are skipped alike).
+/// What the charm tells requirers to pin (`relation::ServerPin`) is exactly this list.
+pub fn pinned_ders(server_cert_pem: &str) -> Option<Vec<Vec<u8>>> {
+    parse_certs(server_cert_pem).ok().map(|ders| ders.iter().map(|d| d.as_ref().to_vec()).collect())
+}
+
+/// Every CERTIFICATE block of `pem`, in order, by rustls' PEM reader: the one the TLS
+/// verifier and the client configuration read certificates with.
+pub fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let mut out = Vec::new();
+    for item in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+        out.push(item.map_err(|e| format!("invalid PEM: {}", pem_error_kind(&e)))?);
+    }
+    if out.is_empty() {
+        return Err("no CERTIFICATE block found".into());
+    }
+    Ok(out)
+}
+
+/// A description of a PEM error that cannot echo any of the input (some variants carry bytes
+/// of it, which for a key file could be secret).
+pub fn pem_error_kind(e: &rustls::pki_types::pem::Error) -> &'static str {
+    use rustls::pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { .. } => "a BEGIN line without its END line",
+        E::IllegalSectionStart { .. } => "a malformed BEGIN line",
+        E::Base64Decode(_) => "the body is not valid base64",
+        E::NoItemsFound => "no PEM block found",
+        _ => "unreadable",
     }
 }
 

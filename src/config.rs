@@ -1,7 +1,7 @@
 //! The charm's options (`config.yaml`), parsed once per pass into one typed value.
 
-use crate::plan;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 pub const OPT_ENDPOINT: &str = "lxd_endpoint";
 pub const OPT_CERT: &str = "lxd_client_cert";
@@ -112,11 +112,31 @@ impl Config {
             client_cert: text(OPT_CERT),
             client_key: text(OPT_KEY),
             server_cert: text(OPT_SERVER_CERT),
-            trust_projects: text(OPT_TRUST_PROJECTS).as_deref().and_then(plan::parse_projects),
+            trust_projects: text(OPT_TRUST_PROJECTS).as_deref().and_then(parse_projects),
             credentials_secret: text(OPT_SECRET)
                 .map(|s| SecretUri::parse(&s).map_or(SecretSetting::Malformed, SecretSetting::Uri)),
         }
     }
+}
+
+/// Parses `trust-projects`: comma-separated, blanks ignored, duplicates folded, order kept.
+pub fn parse_projects(raw: &str) -> Option<Vec<String>> {
+    let mut seen = BTreeSet::new();
+    let list: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && seen.insert(p.to_string()))
+        .map(String::from)
+        .collect();
+    if list.is_empty() { None } else { Some(list) }
+}
+
+/// A name short and plain enough to be an LXD project's, and so safe to repeat in a status or
+/// a log: a value from config or from a requirer may hold anything, a key included.
+pub fn plain_project_name(name: &str) -> bool {
+    name.len() <= 63
+        && !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
 #[cfg(test)]

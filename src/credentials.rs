@@ -19,7 +19,6 @@
 
 use crate::config::{Config, OPT_SECRET, SecretSetting, SecretUri};
 use crate::endpoint::{Endpoint, EndpointError};
-use crate::hook_tools::{CredentialAnswer, SecretAnswer};
 
 /// The keys of the credentials secret. They match Juju's secret key pattern
 /// `^([a-z](?:-?[a-z0-9]){2,})$` (juju/juju `core/secrets/createsecret.go` `keyRegExp`) and
@@ -152,26 +151,6 @@ pub fn check_validity(creds: &Credentials, now: i64) -> Result<(), CredentialPro
 }
 
 pub use crate::config::{OPT_CERT, OPT_ENDPOINT, OPT_KEY, OPT_SERVER_CERT};
-
-/// Refuses TLS material the client could not be built from, naming the option (or the cloud
-/// credential's attribute) that holds it, so an operator who pasted the wrong thing knows
-/// where to look; the reason is the parser's and never quotes the value.
-pub fn check_material(creds: &Credentials) -> Result<(), CredentialProblem> {
-    use crate::pin::PinError;
-    let Err(e) = crate::pin::client_config(&creds.tls) else { return Ok(()) };
-    let (config, cloud) = match &e {
-        PinError::ServerCert(_) => (OPT_SERVER_CERT, "the cloud credential's server-cert"),
-        PinError::ClientCert(_) => (OPT_CERT, "the cloud credential's client-cert"),
-        PinError::ClientKey(_) | PinError::KeyMismatch => (OPT_KEY, "the cloud credential's client-key"),
-        PinError::Tls(_) => (OPT_CERT, "the cloud credential"),
-    };
-    let where_ = if creds.source == Source::Config { config } else { cloud };
-    let why = match e {
-        PinError::ServerCert(why) | PinError::ClientCert(why) | PinError::ClientKey(why) | PinError::Tls(why) => why,
-        PinError::KeyMismatch => "the key does not belong to the client certificate".into(),
-    };
-    Err(CredentialProblem::UnusableMaterial { where_, why })
-}
 
 /// Reads the cloud credential (`credential-get --format=json`), returning why it is unusable.
 fn from_cloud(spec: &serde_json::Value, config: &Config) -> Result<Credentials, String> {
@@ -398,9 +377,48 @@ fn from_secret(setting: &SecretSetting, read: Option<SecretRead>) -> Result<Cred
     })
 }
 
+// --- What the hook tools answered (filled in by `hook_tools`).
+
+/// What `credential-get` said.
+#[derive(Debug)]
+pub enum CredentialAnswer {
+    Granted(serde_json::Value),
+    /// `permission denied`: the application is not trusted.
+    NotTrusted,
+    /// No `credential-get` on this Juju.
+    Unsupported,
+}
+
+/// The content of a secret revision, key → value. It holds the client key: kept in memory,
+/// and Debug names the keys only.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SecretContent(pub std::collections::BTreeMap<String, String>);
+
+impl std::fmt::Debug for SecretContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// What `secret-get` said about a user secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretAnswer {
+    Content(SecretContent),
+    /// `ERROR permission denied`: the secret is not granted to this application
+    /// (juju/juju `apiserver/facades/agent/secretsmanager/secrets.go`: `canRead` fails with
+    /// `apiservererrors.ErrPerm`).
+    NotGranted,
+    /// `ERROR secret "secret:<id>" not found`: no such secret, or it was removed
+    /// (`state/secrets.go` `GetSecret`: `errors.NotFoundf("secret %q", uri)`).
+    NotFound,
+    /// No `secret-get` on this Juju (before 3.0).
+    Unsupported,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pin::check_material;
     use serde_json::json;
 
     #[test]

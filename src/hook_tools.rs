@@ -113,41 +113,7 @@ impl LogLevel {
     }
 }
 
-/// What `credential-get` said.
-#[derive(Debug)]
-pub enum CredentialAnswer {
-    Granted(serde_json::Value),
-    /// `permission denied`: the application is not trusted.
-    NotTrusted,
-    /// No `credential-get` on this Juju.
-    Unsupported,
-}
-
-/// The content of a secret revision, key → value. It holds the client key: kept in memory,
-/// and Debug names the keys only.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct SecretContent(pub BTreeMap<String, String>);
-
-impl std::fmt::Debug for SecretContent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
-    }
-}
-
-/// What `secret-get` said about a user secret.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretAnswer {
-    Content(SecretContent),
-    /// `ERROR permission denied`: the secret is not granted to this application
-    /// (juju/juju `apiserver/facades/agent/secretsmanager/secrets.go`: `canRead` fails with
-    /// `apiservererrors.ErrPerm`).
-    NotGranted,
-    /// `ERROR secret "secret:<id>" not found`: no such secret, or it was removed
-    /// (`state/secrets.go` `GetSecret`: `errors.NotFoundf("secret %q", uri)`).
-    NotFound,
-    /// No `secret-get` on this Juju (before 3.0).
-    Unsupported,
-}
+pub use crate::credentials::{CredentialAnswer, SecretAnswer, SecretContent};
 
 /// What a pass reads before it can connect to LXD.
 #[derive(Debug)]

@@ -18,10 +18,10 @@
 //! before LXD trusts a certificate requested on it, with the server certificate the pass
 //! connected with.
 
+use crate::config;
 use crate::endpoint::Endpoint;
 use crate::limits::{PROJECTS_BYTES, PUBLISHED_BYTES};
 use crate::ownership::{Interface, Owner};
-use crate::plan;
 use crate::refusal::{KEY_REFUSED, Reason, RefusedCert};
 use crate::relation::{Databag, OnlineMembers, Payload, RelationView, ServerPin, bag_bytes};
 use crate::requests::{MemberProblems, MemberReader, Protected, Request, Requests, thousands};
@@ -160,7 +160,7 @@ pub fn projects(raw: Option<&str>, bounds: Bounds) -> Projects {
     let mut seen = BTreeSet::new();
     let mut granted = Vec::new();
     for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty() && seen.insert(*n)) {
-        if !plan::plain_project_name(name) {
+        if !config::plain_project_name(name) {
             out.not_names += 1;
         } else if bounds.ceiling.is_some_and(|c| !c.iter().any(|p| p == name)) {
             out.outside.push(name.to_string());

@@ -28,11 +28,16 @@
 //! for reads). `memory` holds the in-memory unit agent and LXD the tests, the fuzz targets
 //! and the property checks run the pass against.
 
+pub mod access;
 pub mod actions;
 pub mod adopt;
+pub mod adoption;
 pub mod certs;
+pub mod cluster;
 pub mod config;
+pub mod context;
 pub mod credentials;
+pub mod databag;
 pub mod dispatch;
 pub mod endpoint;
 pub mod hook_tools;

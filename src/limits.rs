@@ -139,6 +139,14 @@ const _: () = assert!(
         && LEADERSHIP_RECHECK_AFTER.as_secs() < LEADERSHIP_WINDOW.as_secs()
 );
 
+/// A name as a log line may show it: printable ASCII as it is, anything else as `?`, cut to
+/// `MEMBER_NAME_SHOWN` bytes. What LXD sent is never repeated raw.
+pub fn shown(name: &str) -> String {
+    let plain: String =
+        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '?' }).collect();
+    cut(&plain, MEMBER_NAME_SHOWN).into_owned()
+}
+
 /// `text` cut to at most `max` bytes on a character boundary, saying how much was left out.
 pub fn cut(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     if text.len() <= max {

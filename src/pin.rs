@@ -32,7 +32,7 @@ use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-use crate::credentials::TlsCredentials;
+use crate::credentials::{CredentialProblem, Credentials, OPT_CERT, OPT_KEY, OPT_SERVER_CERT, Source, TlsCredentials};
 
 /// Why a TLS client configuration could not be built. Messages never contain key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -277,23 +277,8 @@ pub fn client_config(tls: &TlsCredentials) -> Result<(ClientConfig, PinHandle), 
     Ok((config, handle))
 }
 
-/// The DER of every certificate [`PinVerifier::new`] pins for `server_cert_pem`, in order (the
-/// same parser, so the same blocks: other blocks and text around them are skipped alike).
-/// What the charm tells requirers to pin (`relation::ServerPin`) is exactly this list.
-pub fn pinned_ders(server_cert_pem: &str) -> Option<Vec<Vec<u8>>> {
-    parse_certs(server_cert_pem).ok().map(|ders| ders.iter().map(|d| d.as_ref().to_vec()).collect())
-}
-
-fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let mut out = Vec::new();
-    for item in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-        out.push(item.map_err(|e| format!("invalid PEM: {}", pem_error_kind(&e)))?);
-    }
-    if out.is_empty() {
-        return Err("no CERTIFICATE block found".into());
-    }
-    Ok(out)
-}
+pub use crate::certs::pinned_ders;
+use crate::certs::{parse_certs, pem_error_kind};
 
 /// PKCS#8 (`PRIVATE KEY`), SEC1 (`EC PRIVATE KEY`) or PKCS#1 (`RSA PRIVATE KEY`).
 fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, PinError> {
@@ -305,19 +290,6 @@ fn parse_key(pem: &str) -> Result<PrivateKeyDer<'static>, PinError> {
             other => format!("invalid PEM: {}", pem_error_kind(&other)),
         })
     })
-}
-
-/// A description of a PEM error that cannot echo any of the input (some variants carry bytes
-/// of it, which for a key file could be secret).
-fn pem_error_kind(e: &rustls::pki_types::pem::Error) -> &'static str {
-    use rustls::pki_types::pem::Error as E;
-    match e {
-        E::MissingSectionEnd { .. } => "a BEGIN line without its END line",
-        E::IllegalSectionStart { .. } => "a malformed BEGIN line",
-        E::Base64Decode(_) => "the body is not valid base64",
-        E::NoItemsFound => "no PEM block found",
-        _ => "unreadable",
-    }
 }
 
 fn check_validity(der: &CertificateDer<'_>, now: UnixTime) -> Result<(), PinRejection> {
@@ -347,6 +319,25 @@ fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 
 /// What the tests of `pin` and `lxd::client` need beyond `testbed`'s certificates and server:
 /// credentials and DER as this crate takes them.
+/// Refuses TLS material the client could not be built from, naming the option (or the cloud
+/// credential's attribute) that holds it, so an operator who pasted the wrong thing knows
+/// where to look; the reason is the parser's and never quotes the value.
+pub fn check_material(creds: &Credentials) -> Result<(), CredentialProblem> {
+    let Err(e) = client_config(&creds.tls) else { return Ok(()) };
+    let (config, cloud) = match &e {
+        PinError::ServerCert(_) => (OPT_SERVER_CERT, "the cloud credential's server-cert"),
+        PinError::ClientCert(_) => (OPT_CERT, "the cloud credential's client-cert"),
+        PinError::ClientKey(_) | PinError::KeyMismatch => (OPT_KEY, "the cloud credential's client-key"),
+        PinError::Tls(_) => (OPT_CERT, "the cloud credential"),
+    };
+    let where_ = if creds.source == Source::Config { config } else { cloud };
+    let why = match e {
+        PinError::ServerCert(why) | PinError::ClientCert(why) | PinError::ClientKey(why) | PinError::Tls(why) => why,
+        PinError::KeyMismatch => "the key does not belong to the client certificate".into(),
+    };
+    Err(CredentialProblem::UnusableMaterial { where_, why })
+}
+
 #[cfg(test)]
 pub(crate) mod testing {
     use rustls::pki_types::CertificateDer;

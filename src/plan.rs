@@ -18,7 +18,7 @@
 //! requirer's, already within `trust-projects`), or else `trust-projects` itself. A new entry
 //! is named after the first request for it, in relation order.
 
-use crate::lxd::{TrustEntry, TrustKind};
+use crate::cluster::{TrustEntry, TrustKind};
 use crate::ownership::{Owner, Scope};
 use crate::requests::Request;
 use std::collections::{BTreeMap, BTreeSet};
@@ -226,30 +226,11 @@ fn restrictions_match(entry: &TrustEntry, projects: Option<&[String]>) -> bool {
     }
 }
 
-/// Parses `trust-projects`: comma-separated, blanks ignored, duplicates folded, order kept.
-pub fn parse_projects(raw: &str) -> Option<Vec<String>> {
-    let mut seen = BTreeSet::new();
-    let list: Vec<String> = raw
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty() && seen.insert(p.to_string()))
-        .map(String::from)
-        .collect();
-    if list.is_empty() { None } else { Some(list) }
-}
-
-/// A name short and plain enough to be an LXD project's, and so safe to repeat in a status or
-/// a log: a value from config or from a requirer may hold anything, a key included.
-pub fn plain_project_name(name: &str) -> bool {
-    name.len() <= 63
-        && !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::certs::{self, test_certs};
+    use crate::config::parse_projects;
     use crate::ownership::Interface;
 
     fn scope() -> Scope {

@@ -2,17 +2,16 @@
 //! (`version`, `nodes`, `registered_certificates`, `server_certificate`,
 //! `server_certificate_fingerprint`). Pure functions over databag maps.
 
+use crate::certs;
 use crate::limits::PUBLISHED_BYTES;
-use crate::ownership::Interface;
 use crate::refusal::KEY_REFUSED;
 use crate::requests::Request;
-use crate::{certs, pin};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const ENDPOINT: &str = "api";
 pub const INTERFACE_VERSION: &str = "1.0";
-pub const KEY_CLIENT_CERTS: &str = "client_certificates";
+pub use crate::requests::KEY_CLIENT_CERTS;
 pub const KEY_VERSION: &str = "version";
 pub const KEY_NODES: &str = "nodes";
 pub const KEY_REGISTERED: &str = "registered_certificates";
@@ -26,19 +25,7 @@ pub const KEY_SERVER_CERT_FP: &str = "server_certificate_fingerprint";
 pub const PROVIDER_KEYS: [&str; 6] =
     [KEY_VERSION, KEY_NODES, KEY_REGISTERED, KEY_SERVER_CERT, KEY_SERVER_CERT_FP, KEY_REFUSED];
 
-pub type Databag = BTreeMap<String, String>;
-
-/// One relation (on `api` or `https`) as this unit sees it during the current hook.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RelationView {
-    pub id: u32,
-    /// The endpoint the relation is on.
-    pub interface: Interface,
-    pub remote_app: String,
-    /// Remote unit name → its databag. Departing units are already left out.
-    pub units: BTreeMap<String, Databag>,
-    pub app_data: Databag,
-}
+pub use crate::databag::{Databag, RelationView};
 
 /// One entry of `nodes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,7 +51,7 @@ pub struct ServerPin {
 
 impl ServerPin {
     /// The pin exactly as the TLS layer used it: the blocks are found by the verifier's own
-    /// PEM parser (`pin::pinned_ders`), not re-parsed another way, so requirers are told to
+    /// PEM parser (`certs::pinned_ders`), not re-parsed another way, so requirers are told to
     /// accept the very certificates the charm accepted, no more, no fewer. `None` when the
     /// text holds no certificate (then the charm could not have connected with it either).
     /// One certificate as DER (what LXD says it presents).
@@ -73,7 +60,7 @@ impl ServerPin {
     }
 
     pub fn from_pinned(pem: &str) -> Option<ServerPin> {
-        let ders = pin::pinned_ders(pem)?;
+        let ders = certs::pinned_ders(pem)?;
         let first = ders.first()?;
         Some(ServerPin {
             fingerprint: certs::fingerprint(first),

@@ -8,13 +8,16 @@
 //! indices: the report of 10,000 bad entries is as long as the report of three.
 
 use crate::certs::{self, ClientCert};
+use crate::databag::RelationView;
 use crate::limits::{CERTS_PER_DATABAG, CLIENT_CERTS_BYTES, CLOCK_SKEW_ALLOWANCE, PROBLEMS_NAMED};
 use crate::ownership::{Interface, Owner};
 use crate::refusal::{Reason, RefusedCert};
-use crate::relation::{KEY_CLIENT_CERTS, RelationView};
 use serde::de::{self, Deserializer as _, IgnoredAny, SeqAccess, Visitor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+
+/// The key an `lxd` requirer sends its certificates under (docs/interface-lxd.md).
+pub const KEY_CLIENT_CERTS: &str = "client_certificates";
 
 /// A certificate a requirer wants trusted, and who wants it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,9 @@
 //! The workload status an operator sees in `juju status`: chosen from what the reconcile found.
 //! Short, and naming the next step where there is one.
 
+use crate::access::TrustAccess;
+use crate::cluster::LxdError;
 use crate::credentials::{CredentialProblem, Credentials};
-use crate::lxd::LxdError;
-use crate::reconcile::TrustAccess;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

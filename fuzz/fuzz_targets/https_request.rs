@@ -13,7 +13,7 @@ use common::*;
 use libfuzzer_sys::fuzz_target;
 use lxd_integrator::https::{self, Bounds, Grant, KEY_CERTIFICATE, KEY_PROJECTS, KEY_VERSION};
 use lxd_integrator::ownership::Interface;
-use lxd_integrator::plan::{parse_projects, plain_project_name};
+use lxd_integrator::config::{parse_projects, plain_project_name};
 use lxd_integrator::relation::RelationView;
 use lxd_integrator::requests::Protected;
 use std::collections::BTreeSet;

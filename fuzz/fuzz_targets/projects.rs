@@ -1,8 +1,8 @@
-//! The `trust-projects` option: `plan::parse_projects` is normalising and idempotent.
+//! The `trust-projects` option: `config::parse_projects` is normalising and idempotent.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lxd_integrator::plan::parse_projects;
+use lxd_integrator::config::parse_projects;
 use std::collections::BTreeSet;
 
 fuzz_target!(|data: &[u8]| {

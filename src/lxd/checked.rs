@@ -151,13 +151,7 @@ pub fn failover<'a>(urls: impl IntoIterator<Item = &'a String>) -> Vec<String> {
     urls.into_iter().filter_map(|u| member_url(u).ok()).take(limits::FAILOVER_ENDPOINTS).collect()
 }
 
-/// A name as a log line may show it: printable ASCII as it is, anything else as `?`, cut to
-/// `limits::MEMBER_NAME_SHOWN` bytes. What LXD sent is never repeated raw.
-pub fn shown(name: &str) -> String {
-    let plain: String =
-        name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '?' }).collect();
-    limits::cut(&plain, limits::MEMBER_NAME_SHOWN).into_owned()
-}
+pub use crate::limits::shown;
 
 /// `text` on one line (control, invisible and line-breaking characters as spaces), cut to
 /// `max` bytes.

@@ -3,8 +3,8 @@
 use super::state::Cache;
 use crate::certs;
 use crate::config::Config;
+use crate::context::HookContext;
 use crate::credentials::{self, CredentialProblem, Credentials};
-use crate::dispatch::HookContext;
 use crate::hook_tools::{ConnectionInputs, Juju, RelationInputs, ToolError};
 use crate::ownership::{Interface, app_of};
 use crate::relation::{Databag, RelationView};
@@ -36,7 +36,7 @@ pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
     let (resolved, note) = credentials::resolve(&answer, read, &config);
     let credentials = resolved.and_then(|c| {
         credentials::check_validity(&c, certs::now_unix())?;
-        credentials::check_material(&c)?;
+        crate::pin::check_material(&c)?;
         Ok(c)
     });
     let mut cache = Cache::new(state);
@@ -186,7 +186,7 @@ fn read_bags(ctx: &HookContext, juju: &mut Juju, ids: &[(Interface, u32)], own: 
 
 #[cfg(test)]
 mod tests {
-    use crate::dispatch::HookContext;
+    use crate::context::HookContext;
     use crate::hook_tools::Juju;
     use crate::memory::{Agent, Cluster, MEMORY_CLIENT_CERT, MEMORY_CLIENT_KEY, MEMORY_SERVER_CERT, MemoryConnector};
     use crate::reconcile::{self, Mode};

@@ -8,8 +8,8 @@
 
 use crate::certs;
 use crate::config::Config;
+use crate::context::HookContext;
 use crate::credentials::{CredentialProblem, Credentials};
-use crate::dispatch::HookContext;
 use crate::endpoint::Endpoint;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
 use crate::https;
