@@ -16,17 +16,25 @@
 //!                           reconcile::publish  relation data, state cache, status
 //! ```
 //!
-//! Only two boundaries do I/O: `hook_tools` (Juju's tools, as processes) and `lxd` (HTTPS with
-//! a pinned server certificate, `pin`), besides `legacy`, which removes the files the Python
-//! charm left in the charm directory on `install` and `upgrade-charm`. The `adopt` action takes
-//! over that charm's trust entries; the other `actions` run the same pass (in a dry run or
-//! not) and report from it. Everything between them is plain data and pure
-//! functions: `config`, `credentials`, `certs`, `endpoint`, `ownership` (who owns a trust
-//! entry, from its name), `plan`, `relation` (the `lxd` interface payload), `https` (the
-//! `lxd-https` interface, as charm-lxd serves it: requests in, payload out), `status`,
-//! `limits` (every bound on what crosses a process boundary) and `parallel` (bounded fan-out
-//! for reads). `memory` holds the in-memory unit agent and LXD the tests, the fuzz targets
-//! and the property checks run the pass against.
+//! The crate stands on floors; a module names only modules on its own floor or below, and
+//! `tests/floors.rs` fails on any import that breaks this (or makes a cycle within a floor):
+//!
+//! ```text
+//! 4 entry points  dispatch (hook or action → HookContext), actions, adopt, legacy, main
+//! 3 the pass      reconcile/{inputs, observe, quiet, decide, apply, publish, state}
+//! 2 boundaries    hook_tools (Juju's tools, as processes), lxd + pin (HTTPS to LXD, pinned)
+//! 1 the domain    config, credentials, requests, relation (`lxd` payload), https (`lxd-https`),
+//!   (pure)        plan, access (may the credential manage trust), adoption (what adopt takes),
+//!                 status (every status text)
+//! 0 vocabulary    limits, certs, endpoint, ownership (who owns an entry, from its name),
+//!                 context (HookContext), databag, cluster (what LXD answers), refusal,
+//!                 parallel
+//! ```
+//!
+//! Only the boundaries do I/O, besides `legacy`, which removes the files the Python charm left
+//! in the charm directory on `install` and `upgrade-charm`. `memory` (an in-memory unit agent
+//! and LXD) is test support: compiled for the tests and with the `testkit` feature that the
+//! fuzz targets and benchmarks enable, never into the charm.
 
 pub mod access;
 pub mod actions;
@@ -45,7 +53,9 @@ pub mod https;
 pub mod legacy;
 pub mod limits;
 pub mod lxd;
-/// An in-memory unit agent and LXD for tests, fuzzing and property checks; never used by the binary.
+/// An in-memory unit agent and LXD for tests, fuzzing and property checks: test support,
+/// compiled only for tests and with the `testkit` feature, never into the charm.
+#[cfg(any(test, feature = "testkit"))]
 pub mod memory;
 pub mod ownership;
 pub mod parallel;
