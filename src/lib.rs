@@ -50,6 +50,7 @@ pub mod dispatch;
 pub mod endpoint;
 pub mod hook_tools;
 pub mod https;
+pub mod interfaces;
 pub mod legacy;
 pub mod limits;
 pub mod lxd;

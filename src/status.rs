@@ -114,6 +114,27 @@ pub fn naming_credential(status: Status, creds: Option<&Credentials>) -> Status 
     Status { kind: status.kind, message: message + &suffix }
 }
 
+/// What was wrong with what a requirer sent, as the status names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputProblem {
+    /// `api`: unusable `client_certificates`.
+    ClientCertificates,
+    /// `https`: no `version: "1.0"`, or an unusable `certificate`.
+    HttpsData,
+    /// `https`: some `projects` outside `trust-projects` (or LXD cannot restrict).
+    ProjectsRefused,
+}
+
+impl InputProblem {
+    fn text(self) -> &'static str {
+        match self {
+            InputProblem::ClientCertificates => "invalid client_certificates from",
+            InputProblem::HttpsData => "invalid lxd-https data from",
+            InputProblem::ProjectsRefused => "projects refused for",
+        }
+    }
+}
+
 /// What a successful pass looked like.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -122,12 +143,9 @@ pub struct Summary {
     pub members: usize,
     /// Certificates requested on live relations that LXD holds.
     pub trusted: usize,
-    /// Members of an `api` relation that sent bad `client_certificates`, e.g. `req/1`.
-    pub bad_input_from: Vec<String>,
-    /// Members of an `https` relation whose databag or certificate is unusable.
-    pub bad_https_from: Vec<String>,
-    /// Members of an `https` relation some of whose `projects` were refused.
-    pub projects_refused_for: Vec<String>,
+    /// Members (`req/1`, or `req` for an application databag) whose data had a problem, by
+    /// kind, in the order the endpoints register them.
+    pub input_problems: Vec<(InputProblem, Vec<String>)>,
     /// LXD refused some changes (details in the log).
     pub failed_changes: usize,
     /// Changes left for a later hook (deadline or leadership).
@@ -188,14 +206,8 @@ pub fn ready(s: &Summary) -> Status {
     if s.not_yet_valid > 0 {
         msg.push_str(&format!("; {} not valid yet, trusted once valid", s.not_yet_valid));
     }
-    if !s.bad_input_from.is_empty() {
-        msg.push_str(&format!("; invalid client_certificates from {}", s.bad_input_from.join(", ")));
-    }
-    if !s.bad_https_from.is_empty() {
-        msg.push_str(&format!("; invalid lxd-https data from {}", s.bad_https_from.join(", ")));
-    }
-    if !s.projects_refused_for.is_empty() {
-        msg.push_str(&format!("; projects refused for {}", s.projects_refused_for.join(", ")));
+    for (problem, who) in s.input_problems.iter().filter(|(_, who)| !who.is_empty()) {
+        msg.push_str(&format!("; {} {}", problem.text(), who.join(", ")));
     }
     Status::new(Kind::Active, msg)
 }
@@ -253,7 +265,11 @@ mod tests {
         assert_eq!(ready(&s), Status { kind: Kind::Active, message: "3/3 members online, 2 clients trusted".into() });
         let follower = Summary { leader: false, online: 2, members: 3, ..Default::default() };
         assert_eq!(ready(&follower).message, "2/3 members online; leader manages trust");
-        let bad = Summary { bad_input_from: vec!["req/1".into(), "req/4".into()], failed_changes: 1, ..s };
+        let bad = Summary {
+            input_problems: vec![(InputProblem::ClientCertificates, vec!["req/1".into(), "req/4".into()])],
+            failed_changes: 1,
+            ..s
+        };
         assert_eq!(
             ready(&bad).message,
             "3/3 members online, 2 clients trusted; 1 LXD change failed, see debug-log; invalid client_certificates from req/1, req/4"
@@ -267,8 +283,10 @@ mod tests {
             online: 1,
             members: 1,
             trusted: 1,
-            bad_https_from: vec!["gw/1".into()],
-            projects_refused_for: vec!["gw".into()],
+            input_problems: vec![
+                (InputProblem::HttpsData, vec!["gw/1".into()]),
+                (InputProblem::ProjectsRefused, vec!["gw".into()]),
+            ],
             ..Default::default()
         };
         assert_eq!(
@@ -292,7 +310,7 @@ mod tests {
     fn long_messages_are_cut_for_juju_status() {
         let s = Summary {
             leader: true,
-            bad_input_from: (0..50).map(|i| format!("req/{i}")).collect(),
+            input_problems: vec![(InputProblem::ClientCertificates, (0..50).map(|i| format!("req/{i}")).collect())],
             ..Default::default()
         };
         let st = ready(&s);
@@ -332,7 +350,7 @@ mod tests {
         // A long message gives way to the suffix, never the other way round.
         let long = ready(&Summary {
             leader: true,
-            bad_input_from: (0..50).map(|i| format!("req/{i}")).collect(),
+            input_problems: vec![(InputProblem::ClientCertificates, (0..50).map(|i| format!("req/{i}")).collect())],
             ..Default::default()
         });
         let named = naming_credential(long, Some(&creds(Source::Config, vec![Source::Trust])));

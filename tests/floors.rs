@@ -10,7 +10,21 @@ use std::path::{Path, PathBuf};
 /// `src/lib.rs`.
 const FLOORS: &[(u8, &[&str])] = &[
     (0, &["limits", "certs", "endpoint", "ownership", "parallel", "context", "databag", "cluster", "refusal"]),
-    (1, &["config", "credentials", "requests", "relation", "https", "plan", "access", "adoption", "status"]),
+    (
+        1,
+        &[
+            "config",
+            "credentials",
+            "requests",
+            "relation",
+            "https",
+            "plan",
+            "access",
+            "adoption",
+            "status",
+            "interfaces",
+        ],
+    ),
     (2, &["hook_tools", "pin", "lxd"]),
     (3, &["reconcile"]),
     (4, &["dispatch", "actions", "adopt", "legacy", "main", "lib"]),

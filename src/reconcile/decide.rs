@@ -5,14 +5,13 @@ use super::Change;
 use super::apply::ChangeKind;
 use crate::config::Config;
 use crate::endpoint::Endpoint;
-use crate::https;
+use crate::interfaces;
 use crate::lxd::{Member, MemberStatus, ServerInfo, TrustEntry};
 use crate::ownership::{Interface, Scope};
 use crate::plan::{self, HeldElsewhere, Plan};
 use crate::refusal::{Reason, RefusedCert};
-use crate::relation::KEY_CLIENT_CERTS;
 use crate::requests::{MemberProblems, Protected, Request};
-use crate::status::{self, Status, Summary};
+use crate::status::{self, InputProblem, Status, Summary};
 use std::collections::BTreeSet;
 
 pub use crate::access::{
@@ -160,6 +159,23 @@ pub struct Outcome<'a> {
     pub leaving: bool,
 }
 
+/// Who sent what the status names, by kind, as the endpoints register them.
+fn input_problems(problems: &[MemberProblems]) -> Vec<(InputProblem, Vec<String>)> {
+    let mut out = Vec::new();
+    for served in &interfaces::SERVED {
+        for (keys, kind) in served.problems {
+            let mut who: Vec<String> = problems
+                .iter()
+                .filter(|p| p.owner.interface == served.interface && keys.contains(&p.key))
+                .map(|p| p.owner.member())
+                .collect();
+            who.dedup();
+            out.push((*kind, who));
+        }
+    }
+    out
+}
+
 /// How many (relation, certificate) pairs were refused for `reason`.
 fn distinct(refused: &[RefusedCert], reason: Reason) -> usize {
     let pairs: BTreeSet<(Interface, u32, &str)> = refused
@@ -174,16 +190,6 @@ pub fn status(o: &Outcome) -> Status {
     if o.leaving {
         return status::leaving();
     }
-    let from = |keys: &[&str], interface: Interface| {
-        let mut who: Vec<String> = o
-            .problems
-            .iter()
-            .filter(|p| p.owner.interface == interface && keys.contains(&p.key))
-            .map(|p| p.owner.member())
-            .collect();
-        who.dedup();
-        who
-    };
     let trusted: BTreeSet<&String> =
         o.requests.iter().map(|r| &r.cert.fingerprint).filter(|fp| o.held.contains(*fp)).collect();
     status::ready(&Summary {
@@ -191,9 +197,7 @@ pub fn status(o: &Outcome) -> Status {
         online: o.published,
         members: o.members.len(),
         trusted: trusted.len(),
-        bad_input_from: from(&[KEY_CLIENT_CERTS], Interface::Lxd),
-        bad_https_from: from(&[https::KEY_VERSION, https::KEY_CERTIFICATE], Interface::LxdHttps),
-        projects_refused_for: from(&[https::KEY_PROJECTS], Interface::LxdHttps),
+        input_problems: input_problems(o.problems),
         failed_changes: o.changes.iter().filter(|c| c.error.is_some()).count(),
         deferred: o.deferred,
         withheld: o.withheld,

@@ -12,13 +12,13 @@ use crate::context::HookContext;
 use crate::credentials::{CredentialProblem, Credentials};
 use crate::endpoint::Endpoint;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
-use crate::https;
+use crate::interfaces;
 use crate::lxd::{Connector, LxdError, Member, ServerInfo, TrustEntry};
 use crate::ownership::{Interface, Owner};
 use crate::plan::Plan;
 use crate::refusal::{Reason, RefusedCert};
 use crate::relation::{self, RelationView};
-use crate::requests::{self, MemberProblems, Protected, Request, Requests};
+use crate::requests::{MemberProblems, Protected, Request, Requests};
 use crate::status::{self, Status};
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -459,18 +459,13 @@ fn own_fingerprint(creds: &Credentials) -> String {
 /// is what LXD said this pass, if it answered: an `lxd-https` requirer's projects can only be
 /// granted where LXD can restrict an entry.
 fn collect(views: &[RelationView], config: &Config, protected: &Protected, server: Option<&ServerInfo>) -> Requests {
-    let now = certs::now_unix();
-    let mut out = requests::collect(views, now, protected);
-    let cannot_restrict = server.is_some_and(|s| !s.api_extensions.iter().any(|e| e == EXT_CERTIFICATE_PROJECT));
-    let bounds = https::Bounds { ceiling: config.trust_projects.as_deref(), cannot_restrict };
-    let served = https::collect(views, now, protected, bounds);
-    out.requests.extend(served.requests);
-    out.problems.extend(served.problems);
-    out.refused.extend(served.refused);
-    // Stable: within a relation the endpoint's own order stays.
-    out.requests.sort_by_key(|r| r.owner.relation_id);
-    out.problems.sort_by_key(|p| p.owner.relation_id);
-    out
+    let reading = interfaces::Reading {
+        now: certs::now_unix(),
+        protected,
+        ceiling: config.trust_projects.as_deref(),
+        cannot_restrict: server.is_some_and(|s| !s.api_extensions.iter().any(|e| e == EXT_CERTIFICATE_PROJECT)),
+    };
+    interfaces::collect(views, &reading)
 }
 
 /// The certificates no requirer may have trusted or withdrawn on its behalf: the integrator's

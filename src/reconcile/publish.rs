@@ -5,35 +5,17 @@ use super::Mode;
 use super::inputs::Relations;
 use super::state::Cache;
 use crate::hook_tools::{Juju, ToolError};
-use crate::https;
+use crate::interfaces;
 use crate::lxd::{Member, ServerInfo};
-use crate::ownership::Interface;
-use crate::refusal::{self, RefusedCert};
-use crate::relation::{self, Databag, OnlineMembers, Payload, ServerPin};
-use crate::requests::Request;
+use crate::relation::{self, Databag};
 use crate::status::Status;
-use std::collections::BTreeSet;
 
-/// What a pass tells requirers.
-pub struct Publication<'a> {
-    pub online: &'a OnlineMembers,
-    /// The requests that may be claimed for their requirer (not those held for another).
-    pub requests: &'a [Request],
-    pub held: &'a BTreeSet<String>,
-    /// The pin the pass connected with.
-    pub pin: Option<&'a ServerPin>,
-    /// What LXD presents, when it said.
-    pub presented: Option<&'a ServerPin>,
-    pub refused: &'a [RefusedCert],
-    pub trust_projects: Option<&'a [String]>,
-}
+pub use crate::interfaces::Publication;
 
-/// Publishes to every live relation, in its interface's terms, and returns how many items did
-/// not fit the relation data. `api` is written to this unit's databag only, as the original
-/// charm wrote it: its requirers read the remote unit's databag in `-relation-changed`, and a
-/// change to the application databag reaches them as a hook with no remote unit, which they do
-/// not survive. What an earlier revision wrote there is withdrawn by the leader. `https` goes to
-/// both, its requirers reading the application's first, as charm-lxd writes it.
+/// Publishes to every live relation, in its interface's terms (`interfaces::payload`), and
+/// returns how many items did not fit the relation data. The leader also writes the
+/// application databag: the payload where the endpoint publishes there, and otherwise only the
+/// withdrawal of what an earlier revision wrote there.
 pub fn relation_data(
     juju: &mut Juju,
     relations: &Relations,
@@ -42,28 +24,12 @@ pub fn relation_data(
 ) -> Result<usize, ToolError> {
     let mut withheld = 0;
     for rel in &relations.views {
-        let refused = refusal::published(rel.interface, rel.id, what.refused);
-        let (payload, keys): (Payload, &[&str]) = match rel.interface {
-            Interface::Lxd => (
-                relation::payload(rel.id, what.online, what.requests, what.held, what.pin, refused.as_deref()),
-                &relation::PROVIDER_KEYS,
-            ),
-            Interface::LxdHttps => {
-                let project = https::project(rel.id, what.requests, what.held, what.trust_projects);
-                let served = https::Served {
-                    certificate: what.pin.and(what.presented.or(what.pin)),
-                    trusted: https::any_trusted(rel.id, what.requests, what.held),
-                    project: project.as_deref(),
-                    refused: refused.as_deref(),
-                };
-                (https::payload(what.online, served), &https::PROVIDER_KEYS)
-            }
-        };
+        let keys = interfaces::served(rel.interface).provider_keys;
+        let (payload, app_bag) = interfaces::payload(rel, what);
         withheld += payload.withheld;
         changed_keys(juju, rel.id, false, relations.ours.get(&(rel.id, false)), &payload.bag, keys)?;
         if writer {
-            let app_bag = if rel.interface == Interface::Lxd { &Databag::new() } else { &payload.bag };
-            changed_keys(juju, rel.id, true, relations.ours.get(&(rel.id, true)), app_bag, keys)?;
+            changed_keys(juju, rel.id, true, relations.ours.get(&(rel.id, true)), &app_bag, keys)?;
         }
     }
     Ok(withheld)
