@@ -14,6 +14,7 @@
 //! source) run once, in the LXD suite.
 
 mod bed;
+mod existing;
 mod fake_lxd;
 mod faults;
 mod https;
@@ -90,6 +91,7 @@ fn run_suite(kind: ServerKind) -> ExitCode {
         servers::all(),
         secrets::all(),
         https::all(),
+        existing::all(),
     ];
     let real =
         scenarios.into_iter().flatten().filter(|(name, _)| kind == ServerKind::Lxd || !FAKE_SERVER_ONLY.contains(name));

@@ -7,6 +7,11 @@ unit databag. In mode `both` the leader also writes them to the application data
 canonical/charmed-openshell's gateway does. What the provider publishes is read application
 databag first, then the units' (both of those requirers do so), and `probe` connects to every
 published address with this unit's key, trusting only the published `certificate`.
+
+`list-instances` is the OpenShell gateway's driver: it uses the provider's `project` (`default`
+when absent), pins `certificate_fingerprint` against the certificate each server presents (the
+SHA-256 of its DER, compared before any request is sent) and lists the instances in that
+project on every published address.
 """
 
 import hashlib
@@ -16,6 +21,7 @@ import logging
 import os
 import ssl
 import subprocess
+import urllib.parse
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -26,7 +32,7 @@ logger = logging.getLogger(__name__)
 ENDPOINT = "https"
 VERSION = "1.0"
 CERT, KEY = Path("client.crt"), Path("client.key")
-READ_KEYS = ("version", "certificate", "certificate_fingerprint", "addresses")
+READ_KEYS = ("version", "certificate", "certificate_fingerprint", "addresses", "project")
 PROBE_TIMEOUT = 5.0
 
 
@@ -45,6 +51,7 @@ class HttpsRequirerCharm(ops.CharmBase):
         framework.observe(on.rotate_action, self._on_rotate)
         framework.observe(on.get_received_action, self._on_get_received)
         framework.observe(on.probe_action, self._on_probe)
+        framework.observe(on.list_instances_action, self._on_list_instances)
 
     # --- identity, as https-client makes it ---------------------------------------------------
 
@@ -153,6 +160,17 @@ class HttpsRequirerCharm(ops.CharmBase):
         results = {a: _probe(a, got["certificate"]) for a in got["addresses"].split(",")}
         event.set_results({"results": json.dumps(results, sort_keys=True), "fingerprint-matches": str(matches).lower()})
 
+    def _on_list_instances(self, event: ops.ActionEvent) -> None:
+        relation = self.model.get_relation(ENDPOINT)
+        got = self._received(relation) if relation else {}
+        if not got.get("certificate_fingerprint") or not got.get("addresses"):
+            event.fail("nothing published")
+            return
+        project = str(event.params.get("project") or "") or got.get("project") or "default"
+        pin = got["certificate_fingerprint"]
+        results = {a: _list_instances(a, pin, project) for a in got["addresses"].split(",")}
+        event.set_results({"project": project, "results": json.dumps(results, sort_keys=True)})
+
 
 def _fingerprint(pem: str) -> str:
     """LXD's fingerprint of the first certificate of `pem`: SHA-256 of its DER, lowercase hex."""
@@ -186,6 +204,40 @@ def _probe(address: str, server_certificate: str) -> str:
         return str(answer.get("metadata", {}).get("auth", "no auth field"))
     except (OSError, ValueError, http.client.HTTPException) as e:
         return f"failed: {type(e).__name__}: {e}"[:300]
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _list_instances(address: str, pin: str, project: str) -> Dict[str, object]:
+    """`GET /1.0/instances?project=<project>` at `host:port`, as the gateway's driver sends it:
+    the chain is not verified; the certificate the server presents must have `pin` as its
+    SHA-256 fingerprint, checked after the handshake and before the request is written.
+    Returns {"presented": fp, "status": HTTP status, "instances": [...]} or {"error": why}."""
+    host, _, port = address.rpartition(":")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.load_cert_chain(str(CERT), str(KEY))
+    conn: Optional[http.client.HTTPSConnection] = None
+    try:
+        conn = http.client.HTTPSConnection(host.strip("[]"), int(port), context=context, timeout=PROBE_TIMEOUT)
+        conn.connect()
+        der = conn.sock.getpeercert(binary_form=True) if conn.sock else None
+        presented = hashlib.sha256(der).hexdigest() if der else ""
+        if presented != pin:
+            return {"error": "pin mismatch", "presented": presented}
+        conn.request("GET", "/1.0/instances?" + urllib.parse.urlencode({"project": project}))
+        response = conn.getresponse()
+        answer = json.loads(response.read(1 << 20))
+        out: Dict[str, object] = {"presented": presented, "status": response.status}
+        if isinstance(answer.get("metadata"), list):
+            out["instances"] = answer["metadata"]
+        else:
+            out["error"] = str(answer.get("error", ""))[:300]
+        return out
+    except (OSError, ValueError, http.client.HTTPException) as e:
+        return {"error": f"{type(e).__name__}: {e}"[:300]}
     finally:
         if conn is not None:
             conn.close()
