@@ -304,7 +304,11 @@ fn h4_inner(bed: &mut Bed) -> Result<()> {
     w.sim.set_config(GW, &[("projects", Some(json!(OUTSIDE)))])?;
     ensure!(https_entries(&w)?.is_empty(), "{:#?}", https_entries(&w)?);
     ensure!(!w.sim.relation_data(rel, I0)?.contains_key("addresses"), "withdrawn");
-    ensure!(w.sim.relation_app_data(rel, INTEGRATOR)?.is_empty(), "withdrawn from the application databag too");
+    // Only why is left, in both databags: the requirer is told, never in silence.
+    let app_bag: BTreeMap<String, String> = w.sim.relation_app_data(rel, INTEGRATOR)?.into_iter().collect();
+    ensure!(app_bag.keys().collect::<Vec<_>>() == ["refused"], "withdrawn from the application databag: {app_bag:?}");
+    validate_provider(&app_bag)?;
+    ensure!(app_bag["refused"].contains("\"reason\":\"projects-outside-ceiling\""), "{app_bag:?}");
     ensure!(w.status("gw/0")?.0 == "waiting", "the requirer sees nothing to connect to");
 
     // The operator widens trust-projects: granted, published again.
