@@ -36,13 +36,6 @@ pub enum TrustAccess {
     Unknown(String),
 }
 
-impl TrustAccess {
-    /// Whether the charm must not even try to change the trust store.
-    pub fn denied(&self) -> bool {
-        matches!(self, TrustAccess::Restricted | TrustAccess::Missing(_))
-    }
-}
-
 /// Reads the credential's rights from what the server said. With `access_management` (LXD
 /// 5.21+), from `identities/current`: an unrestricted certificate may do anything, a restricted
 /// one nothing to trust, a fine-grained identity what its server-wide permissions grant. Without

@@ -25,7 +25,7 @@
 //! 2 boundaries    hook_tools (Juju's tools, as processes), lxd + pin (HTTPS to LXD, pinned)
 //! 1 the domain    config, credentials, requests, relation (`lxd` payload), https (`lxd-https`),
 //!   (pure)        plan, access (may the credential manage trust), adoption (what adopt takes),
-//!                 status (every status text)
+//!                 status (every status text), interfaces (every endpoint, registered once)
 //! 0 vocabulary    limits, certs, endpoint, ownership (who owns an entry, from its name),
 //!                 context (HookContext), databag, cluster (what LXD answers), refusal,
 //!                 parallel

@@ -51,14 +51,6 @@ impl Interface {
         }
     }
 
-    /// The interface's name in metadata.yaml.
-    pub fn name(self) -> &'static str {
-        match self {
-            Interface::Lxd => "lxd",
-            Interface::LxdHttps => "lxd-https",
-        }
-    }
-
     /// The endpoint named `endpoint`, if this charm provides it.
     pub fn of_endpoint(endpoint: &str) -> Option<Interface> {
         Interface::ALL.into_iter().find(|i| i.endpoint() == endpoint)

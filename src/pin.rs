@@ -16,11 +16,11 @@
 //! A rejection aborts the handshake (rustls sends a fatal alert), so not a single byte of the
 //! HTTP request is written. Why it refused travels inside the handshake's own error, however
 //! deeply the HTTP stack wraps it: [`rejection_in`] finds it there. That ties the reason to the
-//! connection that was refused; a slot shared by every connection of a client (the
-//! [`PinHandle`]) cannot, once several handshakes run at once.
+//! connection that was refused, which a slot shared by every connection of a client could not,
+//! once several handshakes run at once.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::certs::hex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -64,36 +64,6 @@ pub enum PinRejection {
     BadSignature(String),
 }
 
-/// Shared with the verifier inside a [`ClientConfig`]: the reason of the last refusal, on
-/// whichever connection it happened. For callers that drive one handshake at a time; see
-/// [`rejection_in`] for the reason of a given connection.
-#[derive(Clone, Default)]
-pub struct PinHandle {
-    slot: Arc<Mutex<Option<PinRejection>>>,
-}
-
-impl PinHandle {
-    /// The last refusal, clearing it.
-    pub fn take_rejection(&self) -> Option<PinRejection> {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
-
-    /// The last refusal, keeping it.
-    pub fn last_rejection(&self) -> Option<PinRejection> {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn record(&self, rejection: PinRejection) {
-        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(rejection);
-    }
-}
-
-impl fmt::Debug for PinHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PinHandle").field("last_rejection", &self.last_rejection()).finish()
-    }
-}
-
 struct Pin {
     sha256: [u8; 32],
 }
@@ -104,7 +74,6 @@ pub struct PinVerifier {
     /// Pinned certificates that are CAs; empty in pin mode.
     anchors: RootCertStore,
     algorithms: WebPkiSupportedAlgorithms,
-    handle: PinHandle,
 }
 
 impl fmt::Debug for PinVerifier {
@@ -117,10 +86,7 @@ impl fmt::Debug for PinVerifier {
 impl PinVerifier {
     /// Parses the pinned PEM (one or more certificates). Certificates with `CA:TRUE` are also
     /// trust anchors for chain verification.
-    pub fn new(
-        server_cert_pem: &str,
-        algorithms: WebPkiSupportedAlgorithms,
-    ) -> Result<(PinVerifier, PinHandle), PinError> {
+    pub fn new(server_cert_pem: &str, algorithms: WebPkiSupportedAlgorithms) -> Result<PinVerifier, PinError> {
         let ders = parse_certs(server_cert_pem).map_err(PinError::ServerCert)?;
         let mut pins = Vec::new();
         let mut anchors = RootCertStore::empty();
@@ -134,8 +100,7 @@ impl PinVerifier {
             }
             pins.push(Pin { sha256: sha256(der.as_ref()) });
         }
-        let handle = PinHandle::default();
-        Ok((PinVerifier { pins, anchors, algorithms, handle: handle.clone() }, handle))
+        Ok(PinVerifier { pins, anchors, algorithms })
     }
 
     /// The check behind `verify_server_cert`, as a plain function of its inputs.
@@ -172,7 +137,6 @@ impl PinVerifier {
     /// [`rejection_in`] can read it back from that connection's error. A bad handshake signature
     /// keeps rustls' own `BadSignature`, whose alert (`decrypt_error`) says what went wrong.
     fn reject(&self, rejection: PinRejection) -> rustls::Error {
-        self.handle.record(rejection.clone());
         match rejection {
             PinRejection::BadSignature(_) => rustls::Error::InvalidCertificate(CertificateError::BadSignature),
             other => rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(other)))),
@@ -254,9 +218,9 @@ impl ServerCertVerifier for PinVerifier {
 
 /// A rustls client configuration for one LXD: ring provider, TLS 1.3 and 1.2, the pinning
 /// verifier, our client certificate, no session resumption (every connection is verified).
-pub fn client_config(tls: &TlsCredentials) -> Result<(ClientConfig, PinHandle), PinError> {
+pub fn client_config(tls: &TlsCredentials) -> Result<ClientConfig, PinError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let (verifier, handle) = PinVerifier::new(&tls.server_cert_pem, provider.signature_verification_algorithms)?;
+    let verifier = PinVerifier::new(&tls.server_cert_pem, provider.signature_verification_algorithms)?;
 
     let chain = parse_certs(&tls.client_cert_pem).map_err(PinError::ClientCert)?;
     let key = parse_key(&tls.client_key_pem)?;
@@ -274,7 +238,7 @@ pub fn client_config(tls: &TlsCredentials) -> Result<(ClientConfig, PinHandle), 
             other => PinError::ClientKey(other.to_string()),
         })?;
     config.resumption = Resumption::disabled();
-    Ok((config, handle))
+    Ok(config)
 }
 
 pub use crate::certs::pinned_ders;
@@ -411,7 +375,7 @@ rR3vre7YLmjlNsrn8FaqefI=
 -----END PRIVATE KEY-----
 ";
 
-    fn verifier(pinned_pem: &str) -> (PinVerifier, PinHandle) {
+    fn verifier(pinned_pem: &str) -> PinVerifier {
         PinVerifier::new(pinned_pem, rustls::crypto::ring::default_provider().signature_verification_algorithms)
             .expect("verifier")
     }
@@ -460,7 +424,7 @@ rR3vre7YLmjlNsrn8FaqefI=
     #[test]
     fn exact_pin_is_accepted_and_anything_else_refused() {
         let server = self_signed("root@lxd");
-        let (v, handle) = verifier(&server.cert_pem);
+        let v = verifier(&server.cert_pem);
         assert_eq!(v.check(&der(&server), &[], now()), Ok(()));
 
         let other = self_signed("root@lxd");
@@ -468,19 +432,17 @@ rR3vre7YLmjlNsrn8FaqefI=
         assert!(matches!(err, PinRejection::Mismatch { .. }), "{err:?}");
         assert!(err.to_string().contains(&server.fingerprint), "{err}");
 
-        // Through the rustls trait: the refusal is an error and is recorded for the caller.
+        // Through the rustls trait: the refusal is an error that carries its reason.
         let name = ServerName::try_from("127.0.0.1").unwrap();
-        assert!(v.verify_server_cert(&der(&other), &[], &name, &[], now()).is_err());
-        assert!(matches!(handle.take_rejection(), Some(PinRejection::Mismatch { .. })));
-        assert_eq!(handle.take_rejection(), None);
+        let refused = v.verify_server_cert(&der(&other), &[], &name, &[], now()).unwrap_err();
+        assert!(matches!(rejection_in(&refused), Some(PinRejection::Mismatch { .. })), "{refused:?}");
         assert!(v.verify_server_cert(&der(&server), &[], &name, &[], now()).is_ok());
-        assert_eq!(handle.last_rejection(), None);
     }
 
     #[test]
     fn a_rejection_is_found_in_the_error_of_its_own_handshake() {
         let server = self_signed("root@lxd");
-        let (v, _) = verifier(&server.cert_pem);
+        let v = verifier(&server.cert_pem);
         let name = ServerName::try_from("127.0.0.1").unwrap();
         let refused = v.verify_server_cert(&der(&self_signed("root@lxd")), &[], &name, &[], now()).unwrap_err();
         // As an HTTP stack hands it up: an io::Error in an io::Error.
@@ -494,7 +456,7 @@ rR3vre7YLmjlNsrn8FaqefI=
     #[test]
     fn pinned_certificate_outside_its_validity_is_refused() {
         let old = CertSpec::client("root@lxd").between_years(2020, 2021).self_signed().unwrap();
-        let (v, _) = verifier(&old.cert_pem);
+        let v = verifier(&old.cert_pem);
         let err = v.check(&der(&old), &[], now()).unwrap_err();
         assert!(matches!(err, PinRejection::OutsideValidity { .. }), "{err:?}");
         // ...and accepted while it was valid, so the date check uses the handshake's clock.
@@ -507,7 +469,7 @@ rR3vre7YLmjlNsrn8FaqefI=
         let ca = certs::ca_cert("Operator CA").unwrap();
         // The leaf's only name is lxd.invalid; we dial 127.0.0.1 and never check names.
         let leaf = leaf_of(&ca, "root@node1");
-        let (v, _) = verifier(&ca.pem.cert_pem);
+        let v = verifier(&ca.pem.cert_pem);
         assert_eq!(v.check(&der(&leaf), &[], now()), Ok(()));
         // The CA itself, presented as-is, matches the pin.
         assert_eq!(v.check(&der(&ca.pem), &[], now()), Ok(()));
@@ -524,7 +486,7 @@ rR3vre7YLmjlNsrn8FaqefI=
         let root = certs::ca_cert("Root").unwrap();
         let intermediate = root.intermediate("Intermediate").unwrap();
         let leaf = leaf_of(&intermediate, "root@node1");
-        let (v, _) = verifier(&root.pem.cert_pem);
+        let v = verifier(&root.pem.cert_pem);
         assert!(v.check(&der(&leaf), &[], now()).is_err());
         assert_eq!(v.check(&der(&leaf), &[der(&intermediate.pem)], now()), Ok(()));
     }

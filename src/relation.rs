@@ -9,7 +9,6 @@ use crate::requests::Request;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub const ENDPOINT: &str = "api";
 pub const INTERFACE_VERSION: &str = "1.0";
 pub use crate::requests::KEY_CLIENT_CERTS;
 pub const KEY_VERSION: &str = "version";

@@ -83,10 +83,11 @@ fn short_plain_line(line: &str) {
 /// Databags and the state cache, whatever the members: within their bounds.
 fn check_what_is_built_from(kept: &[Member]) {
     let online: relation::OnlineMembers = kept.iter().map(|m| (m.name.clone(), m.url.clone())).collect();
-    let bag = relation::payload(0, &online, &[], &BTreeSet::new(), None).bag;
+    let bag = relation::payload(0, &online, &[], &BTreeSet::new(), None, None).bag;
     assert!(relation::bag_bytes(&bag) <= limits::PUBLISHED_BYTES);
     let pin = ServerPin { pem: "-----BEGIN CERTIFICATE-----\n".into(), fingerprint: "0".repeat(64) };
-    let bag = https::payload(&online, Some(&pin), true).bag;
+    let served = https::Served { certificate: Some(&pin), trusted: true, project: Some("p"), refused: None };
+    let bag = https::payload(&online, served).bag;
     assert!(relation::bag_bytes(&bag) <= limits::PUBLISHED_BYTES);
     let remembered = checked::failover(kept.iter().map(|m| &m.url));
     assert!(remembered.len() <= limits::FAILOVER_ENDPOINTS);

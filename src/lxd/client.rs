@@ -108,7 +108,7 @@ impl HttpLxd {
         tls: &TlsCredentials,
         timeouts: HttpConnector,
     ) -> Result<HttpLxd, LxdError> {
-        let (config, _) = pin::client_config(tls).map_err(|e| LxdError::BadCredentials(e.to_string()))?;
+        let config = pin::client_config(tls).map_err(|e| LxdError::BadCredentials(e.to_string()))?;
         let client = Client::builder()
             .tls_backend_preconfigured(config)
             // LXD is reached directly; an HTTPS_PROXY meant for the charm's downloads must not
@@ -297,6 +297,7 @@ fn decode<T: DeserializeOwned>(base: &str, method: &Method, path: &str, answer: 
 
 /// What LXD's answers mean, without a connection: the same decoding the client applies to
 /// `GET /1.0`, the member list and the trust store, for fuzzing and tests.
+#[cfg(any(test, feature = "testkit"))]
 pub mod answers {
     use super::*;
 

@@ -352,7 +352,7 @@ mod tests {
             url: "/1.0/projects/p".into(),
             entitlement: "admin".into(),
         });
-        assert!(access_of(on_project).denied());
+        assert!(status::cannot_manage_trust(&access_of(on_project)).is_some());
         // A type this charm does not know, not marked fine-grained: LXD's answers will tell.
         assert!(matches!(access_of(identity("Quantum certificate", None, &[])), TrustAccess::Unknown(_)));
         let unreadable = Err(LxdError::Api {
