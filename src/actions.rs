@@ -118,8 +118,23 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
         }
         out.push((format!("{k}.reason"), report.refusal.clone().unwrap_or_else(|| why.into())));
     }
-    // Requested certificates LXD already trusts under an entry this application did not make:
-    // the charm leaves such entries alone, so the operator should know whose grant is in force.
+    out.extend(held_elsewhere_results(report, scope, &by_fp));
+    if !report.problems.is_empty() {
+        out.push(("invalid.count".into(), report.problems.len().to_string()));
+    }
+    for (i, p) in report.problems.iter().take(limits::ACTION_ITEMS).enumerate() {
+        out.push((format!("invalid.{i}.unit"), p.owner.member()));
+        out.push((format!("invalid.{i}.endpoint"), p.owner.interface.endpoint().to_string()));
+        out.push((format!("invalid.{i}.reason"), p.to_string()));
+    }
+    out.extend(refused_results(report));
+    out
+}
+
+/// Requested certificates LXD already trusts under an entry this application did not make: the
+/// charm leaves such entries alone, so the operator should know whose grant is in force.
+fn held_elsewhere_results(report: &Report, scope: &Scope, by_fp: &BTreeMap<&String, &TrustEntry>) -> Results {
+    let mut out = Vec::new();
     let elsewhere: Vec<_> = report
         .requests
         .iter()
@@ -137,15 +152,6 @@ pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
         out.push((format!("{k}.restricted"), yes(entry.restricted)));
         out.push((format!("{k}.counted-as-granted"), yes(report.held.contains(&req.cert.fingerprint))));
     }
-    if !report.problems.is_empty() {
-        out.push(("invalid.count".into(), report.problems.len().to_string()));
-    }
-    for (i, p) in report.problems.iter().take(limits::ACTION_ITEMS).enumerate() {
-        out.push((format!("invalid.{i}.unit"), p.owner.member()));
-        out.push((format!("invalid.{i}.endpoint"), p.owner.interface.endpoint().to_string()));
-        out.push((format!("invalid.{i}.reason"), p.to_string()));
-    }
-    out.extend(refused_results(report));
     out
 }
 

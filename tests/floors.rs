@@ -244,3 +244,54 @@ fn the_reader_sees_imports_and_skips_test_modules() {
     let found: Vec<String> = named(&production_text(text)).into_iter().collect();
     assert_eq!(found, ["a", "c", "d", "h"]);
 }
+
+/// The longest a function the charm runs may be: past it, it is doing more than one job.
+const MAX_FUNCTION_LINES: usize = 60;
+
+#[test]
+fn no_production_function_is_longer_than_sixty_lines() {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut long = Vec::new();
+    for file in files.iter().filter(|f| !is_test_file(f) && !f.ends_with("memory.rs")) {
+        let text = production_text(&std::fs::read_to_string(file).expect("readable"));
+        for (name, lines) in function_lengths(&text) {
+            if lines > MAX_FUNCTION_LINES {
+                long.push(format!("{}: {name} ({lines} lines)", file.display()));
+            }
+        }
+    }
+    assert!(long.is_empty(), "split these: {long:#?}");
+}
+
+/// Every `fn` with a body in `code` (comments and literals already blanked), and how many lines
+/// it spans from its signature to its closing brace.
+fn function_lengths(code: &str) -> Vec<(String, usize)> {
+    let mut out = Vec::new();
+    for (at, _) in code.match_indices("fn ") {
+        if at > 0 && code[..at].chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let name: String = code[at + 3..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let Some(open) = code[at..].find(['{', ';']).map(|o| at + o) else { continue };
+        if code[open..].starts_with(';') {
+            continue;
+        }
+        let mut depth = 0usize;
+        for (i, c) in code[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        out.push((name.clone(), code[at..open + i].lines().count()));
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}

@@ -238,13 +238,8 @@ fn with_lxd(
     let Read { mut inputs, relations, mut report, protected, started } = read;
     inputs.cache.log_once(juju, state::LOGGED_LXD, LogLevel::Warning, &observed.problems)?;
     let (access, decision) = decide_pass(ctx, &inputs, &relations, &report, &protected, &observed);
-    let applied = if decision.writer && mode.apply {
-        let mut guard = WriteGuard::new(started, relations.leadership_asked);
-        let projects = decision.projects.as_deref();
-        apply::apply(juju, observed.lxd.as_mut(), &decision.plan, projects, &observed.store, &mut guard)?
-    } else {
-        Applied::planned(&decision.plan)
-    };
+    let leadership = (started, relations.leadership_asked);
+    let applied = apply_stage(juju, mode, &decision, &mut observed, leadership)?;
     let held = decide::held_after(&observed.store, applied.confirmed(), &decision.held_elsewhere);
     let answering = observed.lxd.endpoint().clone();
     let online = published_members(&observed.members, &answering);
@@ -252,19 +247,8 @@ fn with_lxd(
     let claimed = claimable(&report.requests, &decision.held_by_other);
     let withheld = if mode.publish {
         publish::lxd_facts(juju, &mut inputs.cache, &observed.members, &observed.server)?;
-        // The pin this pass just connected with: requirers authenticate LXD with it.
-        let pin = report.credentials.as_ref().and_then(|c| relation::ServerPin::from_pinned(&c.tls.server_cert_pem));
-        let presented = observed.server.certificate.as_deref().map(relation::ServerPin::of_der);
-        let what = publish::Publication {
-            online: &online,
-            requests: &claimed,
-            held: &held,
-            pin: pin.as_ref(),
-            presented: presented.as_ref(),
-            refused: &report.refused,
-            trust_projects: inputs.config.trust_projects.as_deref(),
-        };
-        publish::relation_data(juju, &relations, &what, decision.writer)?
+        let seen = Seen { online: &online, claimed: &claimed, held: &held, server: &observed.server };
+        publish_relations(juju, &inputs, &relations, &report, &seen, decision.writer)?
     } else {
         0
     };
@@ -303,6 +287,56 @@ fn with_lxd(
         status: Some(status),
         ..report
     })
+}
+
+/// The leader changes LXD (unless this is a dry run); anyone else only plans. `leadership`:
+/// when the pass started, and when `is-leader` last said yes.
+fn apply_stage(
+    juju: &mut Juju,
+    mode: Mode,
+    decision: &Decision,
+    observed: &mut Observed,
+    leadership: (Instant, Instant),
+) -> Result<Applied, ToolError> {
+    if !(decision.writer && mode.apply) {
+        return Ok(Applied::planned(&decision.plan));
+    }
+    let mut guard = WriteGuard::new(leadership.0, leadership.1);
+    let projects = decision.projects.as_deref();
+    apply::apply(juju, observed.lxd.as_mut(), &decision.plan, projects, &observed.store, &mut guard)
+}
+
+/// What the pass found that requirers are told.
+struct Seen<'a> {
+    online: &'a relation::OnlineMembers,
+    /// The requests that may be claimed for their requirer.
+    claimed: &'a [Request],
+    held: &'a BTreeSet<String>,
+    server: &'a ServerInfo,
+}
+
+/// Writes every relation's payload: the members, what LXD holds, the pin this pass connected
+/// with (requirers authenticate LXD with it), what LXD presents, and what was refused.
+fn publish_relations(
+    juju: &mut Juju,
+    inputs: &Inputs,
+    relations: &Relations,
+    report: &Report,
+    seen: &Seen,
+    writer: bool,
+) -> Result<usize, ToolError> {
+    let pin = report.credentials.as_ref().and_then(|c| relation::ServerPin::from_pinned(&c.tls.server_cert_pem));
+    let presented = seen.server.certificate.as_deref().map(relation::ServerPin::of_der);
+    let what = publish::Publication {
+        online: seen.online,
+        requests: seen.claimed,
+        held: seen.held,
+        pin: pin.as_ref(),
+        presented: presented.as_ref(),
+        refused: &report.refused,
+        trust_projects: inputs.config.trust_projects.as_deref(),
+    };
+    publish::relation_data(juju, relations, &what, writer)
 }
 
 /// What this pass itself refused to requirers: certificates held for another relation, and
