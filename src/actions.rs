@@ -2,7 +2,7 @@
 //! with keys Juju accepts (lowercase, digits, `-`, `.`), readable in `juju run` output.
 
 use crate::certs::short_fp;
-use crate::context::HookContext;
+use crate::context::{Action, HookContext};
 use crate::endpoint::Endpoint;
 use crate::hook_tools::Juju;
 use crate::limits;
@@ -17,33 +17,34 @@ use std::collections::BTreeMap;
 /// for `trust-projects`.
 pub const NEEDED_EXTENSIONS: &[&str] = &["clustering", EXT_CERTIFICATE_PROJECT];
 
-/// Every action this charm implements (actions.yaml declares the same).
+/// Every action this charm implements, by name (actions.yaml declares the same).
 pub const ACTIONS: &[&str] = &["list-nodes", "list-trusted-clients", "reconcile", "check-connection", "adopt"];
 
 type Results = Vec<(String, String)>;
 
 pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector) -> anyhow::Result<()> {
     let params = juju.action_get().context("reading action parameters")?;
-    if ctx.name == "adopt" {
+    let action = ctx.action().unwrap_or(Action::Unknown);
+    if action == Action::Adopt {
         return crate::adopt::run(ctx, juju, connector, &params).map_err(anyhow::Error::from);
     }
     let dry_run = params.get("dry-run").and_then(|v| v.as_bool()).unwrap_or(false);
-    let mode = match ctx.name.as_str() {
-        "reconcile" if !dry_run => {
+    let mode = match action {
+        Action::Reconcile if !dry_run => {
             if !juju.is_leader()? {
                 juju.action_fail("only the leader changes LXD trust; run this action on the leader unit")?;
                 return Ok(());
             }
             Mode::HOOK
         }
-        "list-nodes" | "list-trusted-clients" | "check-connection" | "reconcile" => Mode::DRY_RUN,
-        other => {
-            juju.action_fail(&format!("unknown action {other:?}"))?;
+        Action::ListNodes | Action::ListTrustedClients | Action::CheckConnection | Action::Reconcile => Mode::DRY_RUN,
+        Action::Adopt | Action::Unknown => {
+            juju.action_fail(&format!("unknown action {:?}", limits::cut(&ctx.name, 64)))?;
             return Ok(());
         }
     };
     let report = reconcile::run(ctx, juju, connector, mode)?;
-    if ctx.name == "check-connection" {
+    if action == Action::CheckConnection {
         // Reports a failed connection as its result rather than failing the action.
         juju.action_set(&check_connection(&report))?;
         return Ok(());
@@ -53,10 +54,9 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector) -> any
         juju.action_fail(&message)?;
         return Ok(());
     }
-    let scope = ctx.scope();
-    let results = match ctx.name.as_str() {
-        "list-nodes" => list_nodes(&report),
-        "list-trusted-clients" => list_trusted_clients(&report, &scope),
+    let results = match action {
+        Action::ListNodes => list_nodes(&report),
+        Action::ListTrustedClients => list_trusted_clients(&report, &ctx.scope()),
         _ => reconcile_results(&report, dry_run),
     };
     juju.action_set(&results)?;
@@ -276,6 +276,12 @@ pub fn check_connection(report: &Report) -> Results {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_action_implemented_has_its_name() {
+        let names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
+        assert_eq!(names, ACTIONS);
+    }
     use crate::lxd::{ServerInfo, ServerKind};
 
     fn value<'a>(results: &'a Results, key: &str) -> Option<&'a str> {

@@ -5,6 +5,7 @@ use crate::hook_tools::{Juju, LogLevel, ProcessTools};
 use crate::lxd::client::HttpConnector;
 use crate::reconcile::{self, Mode};
 
+use crate::context::Hook;
 pub use crate::context::HookContext;
 
 /// Hooks that run the reconcile. `stop` and `remove` are deliberately quiet: the relations are
@@ -82,21 +83,20 @@ pub fn main() -> i32 {
     let connector = HttpConnector::default();
     // Before the pass, and whatever it then does: the Python charm's key files go even when
     // LXD is down or the credentials are missing.
-    if let Invocation::Hook(h) = &inv
-        && crate::legacy::CLEAN_ON.contains(&h.as_str())
+    if ctx.hook().is_some_and(|h| crate::legacy::CLEAN_ON.contains(&h))
         && let Some(dir) = std::env::var_os("JUJU_CHARM_DIR").filter(|d| !d.is_empty())
     {
         crate::legacy::clean(&mut juju, std::path::Path::new(&dir));
     }
-    let result = match &inv {
-        Invocation::Action(_) => crate::actions::run(&ctx, &mut juju, &connector),
-        Invocation::Hook(h) if RECONCILE_HOOKS.contains(&h.as_str()) => {
+    let result = match ctx.hook() {
+        None => crate::actions::run(&ctx, &mut juju, &connector),
+        Some(hook) if hook.reconciles() => {
             reconcile::run(&ctx, &mut juju, &connector, Mode::HOOK).map(drop).map_err(anyhow::Error::from)
         }
-        Invocation::Hook(h) if QUIET_HOOKS.contains(&h.as_str()) => Ok(()),
-        Invocation::Hook(h) => {
-            juju.log(LogLevel::Debug, &format!("hook {h} is not used by this charm")).map_err(anyhow::Error::from)
-        }
+        Some(Hook::Stop | Hook::Remove) => Ok(()),
+        Some(_) => juju
+            .log(LogLevel::Debug, &format!("hook {} is not used by this charm", ctx.name))
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(()) => 0,
@@ -111,6 +111,7 @@ pub fn main() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::RelationEvent;
     use crate::ownership::Interface;
 
     #[test]
@@ -140,12 +141,18 @@ mod tests {
     #[test]
     fn relation_hooks_are_known_by_endpoint_and_kind() {
         let hook = |name: &str| HookContext { name: name.into(), ..Default::default() };
-        assert_eq!(hook("https-relation-broken").relation_hook(), Some((Interface::LxdHttps, "broken")));
-        assert_eq!(hook("api-relation-departed").relation_hook(), Some((Interface::Lxd, "departed")));
-        assert!(hook("https-relation-departed").is_relation_hook("departed"));
+        assert_eq!(hook("https-relation-broken").relation_hook(), Some((Interface::LxdHttps, RelationEvent::Broken)));
+        assert_eq!(hook("api-relation-departed").relation_hook(), Some((Interface::Lxd, RelationEvent::Departed)));
+        assert!(hook("https-relation-departed").is_relation_hook(RelationEvent::Departed));
         assert_eq!(hook("metrics-relation-broken").relation_hook(), None, "not an endpoint of this charm");
         assert_eq!(hook("update-status").relation_hook(), None);
         assert_eq!(HookContext { is_action: true, ..hook("api-relation-broken") }.relation_hook(), None);
+    }
+
+    #[test]
+    fn the_hooks_linked_to_dispatch_are_the_hooks_that_reconcile() {
+        assert_eq!(RECONCILE_HOOKS.iter().map(|h| h.to_string()).collect::<Vec<_>>(), Hook::reconciling_names());
+        assert!(QUIET_HOOKS.iter().all(|h| !Hook::parse(h).reconciles()));
     }
 
     #[test]

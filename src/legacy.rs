@@ -13,6 +13,7 @@
 //! Only these exact names, only in the charm dir: anything else there is the new charm's or an
 //! operator's.
 
+use crate::context::Hook;
 use crate::hook_tools::{Juju, LogLevel};
 use std::io;
 use std::path::Path;
@@ -22,7 +23,7 @@ pub const LEFTOVERS: &[&str] = &["client.crt", "client.key", "server.crt", ".uni
 
 /// Hooks that look for them: `upgrade-charm` is the refresh itself; `install` covers a unit
 /// whose charm dir was carried over some other way (a re-run install after a failed one).
-pub const CLEAN_ON: &[&str] = &["install", "upgrade-charm"];
+pub const CLEAN_ON: [Hook; 2] = [Hook::Install, Hook::UpgradeCharm];
 
 /// One file that could not be removed. Names the file and the OS's reason, never its content.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 use super::state::Cache;
 use crate::certs;
 use crate::config::Config;
-use crate::context::HookContext;
+use crate::context::{Hook, HookContext, RelationEvent};
 use crate::credentials::{self, CredentialProblem, Credentials};
 use crate::hook_tools::{ConnectionInputs, Juju, RelationInputs, ToolError};
 use crate::ownership::{Interface, app_of};
@@ -29,7 +29,7 @@ pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
     // A second read, only when the config names a secret and trust gave nothing usable: its
     // ID is known only now. In `secret-changed` the latest revision becomes the one tracked.
     let secret = match credentials::secret_to_read(&answer, &config) {
-        Some(uri) => Some(juju.secret_get(uri.as_str(), ctx.is_hook("secret-changed"))?),
+        Some(uri) => Some(juju.secret_get(uri.as_str(), ctx.hook() == Some(Hook::SecretChanged))?),
         None => None,
     };
     let read = secret.as_ref().map(|answer| credentials::SecretRead { app: ctx.app(), answer });
@@ -46,8 +46,8 @@ pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
     // unit has no departed hook: its first hook of the removal is `-relation-broken`, which
     // alone cannot tell a unit leaving from a relation removed; Juju's goal state can.
     let leaving = cache.leaving()
-        || (ctx.is_relation_hook("departed") && ctx.departing_unit.as_deref() == Some(ctx.unit.as_str()))
-        || (ctx.is_relation_hook("broken") && juju.unit_dying(&ctx.unit)?);
+        || (ctx.is_relation_hook(RelationEvent::Departed) && ctx.departing_unit.as_deref() == Some(ctx.unit.as_str()))
+        || (ctx.is_relation_hook(RelationEvent::Broken) && juju.unit_dying(&ctx.unit)?);
     if leaving {
         cache.mark_leaving();
     }
@@ -131,7 +131,7 @@ type Bags = (Vec<RelationView>, BTreeMap<(u32, bool), Databag>);
 
 /// Reads that do not depend on each other go out together: all unit lists, then all databags.
 fn read_bags(ctx: &HookContext, juju: &mut Juju, ids: &[(Interface, u32)], own: OwnBags) -> Result<Bags, ToolError> {
-    let breaking = if ctx.is_relation_hook("broken") { ctx.relation_id } else { None };
+    let breaking = if ctx.is_relation_hook(RelationEvent::Broken) { ctx.relation_id } else { None };
     let ids: Vec<(Interface, u32)> = ids.iter().copied().filter(|(_, id)| Some(*id) != breaking).collect();
     let numbers: Vec<u32> = ids.iter().map(|(_, id)| *id).collect();
     let lists = juju.relation_lists(&numbers)?;

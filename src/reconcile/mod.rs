@@ -8,7 +8,7 @@
 
 use crate::certs;
 use crate::config::Config;
-use crate::context::HookContext;
+use crate::context::{Hook, HookContext, RelationEvent};
 use crate::credentials::{CredentialProblem, Credentials};
 use crate::endpoint::Endpoint;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
@@ -174,11 +174,13 @@ fn may_be_quiet(ctx: &HookContext, mode: Mode) -> Option<MayBeQuiet<'_>> {
     if mode != Mode::HOOK {
         return None;
     }
-    if ctx.is_hook("update-status") {
+    if ctx.hook() == Some(Hook::UpdateStatus) {
         return Some(MayBeQuiet::UpdateStatus);
     }
     match (ctx.relation_id, ctx.remote_unit.as_deref()) {
-        (Some(rel), Some(unit)) if ctx.is_relation_hook("changed") => Some(MayBeQuiet::UnitChanged { rel, unit }),
+        (Some(rel), Some(unit)) if ctx.is_relation_hook(RelationEvent::Changed) => {
+            Some(MayBeQuiet::UnitChanged { rel, unit })
+        }
         _ => None,
     }
 }
