@@ -65,7 +65,7 @@ impl Source {
     }
 
     /// Where the endpoint of this source is set, as an operator would look for it.
-    fn endpoint_option(self) -> &'static str {
+    pub fn endpoint_option(self) -> &'static str {
         match self {
             Source::Trust => "the cloud credential's endpoint",
             Source::Secret => "the secret's endpoint key",
@@ -100,44 +100,47 @@ pub struct Credentials {
     pub ignored: Vec<Source>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the pass has no credentials to use. What the operator reads is `status.rs`'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialProblem {
     /// Neither trust nor config: the operator must do something.
-    #[error("Missing credentials access; grant with: juju trust")]
     Missing,
     /// Some `lxd_*` options set, others not.
-    #[error("config incomplete: set {}", .0.join(", "))]
     IncompleteConfig(Vec<String>),
-    #[error("{} {error}; set an https URL such as https://10.0.0.1:8443", origin.endpoint_option())]
-    BadEndpoint { origin: Source, error: EndpointError },
+    BadEndpoint {
+        origin: Source,
+        error: EndpointError,
+    },
     /// The trusted credential is not one we can use and there is no config fallback.
-    #[error("cloud credential unusable ({0}); set the lxd_* config options")]
     UnusableCloudCredential(String),
     /// LXD would treat an expired client certificate as untrusted; say the real cause.
-    #[error("{0} client certificate is expired or not yet valid; rotate the credential")]
     ClientCertOutsideValidity(Source),
     /// TLS material that cannot be used, named by where it is set; the reason never quotes it.
-    #[error("{where_} is unusable: {why}")]
-    UnusableMaterial { where_: &'static str, why: String },
+    UnusableMaterial {
+        where_: &'static str,
+        why: String,
+    },
     /// `lxd-credentials-secret` is set to something that is not a secret URI (never quoted:
     /// it may be a value pasted in the wrong place).
-    #[error("{OPT_SECRET} is not a secret URI; set it to the ID juju add-secret printed (secret:…)")]
     BadSecretUri,
     /// No `secret-get` here: a Juju before 3.0 (user secrets need 3.3).
-    #[error("{OPT_SECRET} needs Juju 3.3+ user secrets; unset it and use juju trust or the lxd_* options")]
     SecretsUnsupported,
-    #[error("{secret} not granted; run: juju grant-secret {secret} {app}")]
-    SecretNotGranted { secret: SecretUri, app: String },
-    #[error("{0} not found; juju add-secret a new one and set {OPT_SECRET} to its ID")]
+    SecretNotGranted {
+        secret: SecretUri,
+        app: String,
+    },
     SecretNotFound(SecretUri),
     /// Keys of the secret that are missing or blank, in `SECRET_KEYS` order.
-    #[error("{secret} lacks key{} {}; update it with all four keys", if .missing.len() == 1 { "" } else { "s" }, .missing.join(", "))]
-    SecretIncomplete { secret: SecretUri, missing: Vec<&'static str> },
+    SecretIncomplete {
+        secret: SecretUri,
+        missing: Vec<&'static str>,
+    },
     /// The secret was not read although the config names it (a caller's mistake; the next
     /// hook reads it).
-    #[error("{0} was not read; retrying")]
     SecretUnread(SecretUri),
 }
+
+impl std::error::Error for CredentialProblem {}
 
 /// Refuses a client certificate outside its validity period. Unparsable material is left to
 /// the TLS layer, which names the problem more precisely.

@@ -3,7 +3,9 @@
 
 use crate::access::TrustAccess;
 use crate::cluster::LxdError;
+use crate::config::OPT_SECRET;
 use crate::credentials::{CredentialProblem, Credentials};
+use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -60,6 +62,60 @@ pub fn cannot_manage_trust(access: &TrustAccess) -> Option<String> {
         TrustAccess::Full | TrustAccess::Unknown(_) => None,
     }
 }
+
+/// What the operator reads about a credential problem: the cause and the fix, never a value.
+impl fmt::Display for CredentialProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use CredentialProblem as P;
+        match self {
+            P::Missing => f.write_str("Missing credentials access; grant with: juju trust"),
+            P::IncompleteConfig(missing) => write!(f, "config incomplete: set {}", missing.join(", ")),
+            P::BadEndpoint { origin, error } => {
+                write!(f, "{} {error}; set an https URL such as https://10.0.0.1:8443", origin.endpoint_option())
+            }
+            P::UnusableCloudCredential(why) => {
+                write!(f, "cloud credential unusable ({why}); set the lxd_* config options")
+            }
+            P::ClientCertOutsideValidity(source) => {
+                write!(f, "{source} client certificate is expired or not yet valid; rotate the credential")
+            }
+            P::UnusableMaterial { where_, why } => write!(f, "{where_} is unusable: {why}"),
+            P::BadSecretUri => {
+                write!(f, "{OPT_SECRET} is not a secret URI; set it to the ID juju add-secret printed (secret:…)")
+            }
+            P::SecretsUnsupported => {
+                write!(f, "{OPT_SECRET} needs Juju 3.3+ user secrets; unset it and use juju trust or the lxd_* options")
+            }
+            P::SecretNotGranted { secret, app } => {
+                write!(f, "{secret} not granted; run: juju grant-secret {secret} {app}")
+            }
+            P::SecretNotFound(secret) => {
+                write!(f, "{secret} not found; juju add-secret a new one and set {OPT_SECRET} to its ID")
+            }
+            P::SecretIncomplete { secret, missing } => write!(
+                f,
+                "{secret} lacks key{} {}; update it with all four keys",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", ")
+            ),
+            P::SecretUnread(secret) => write!(f, "{secret} was not read; retrying"),
+        }
+    }
+}
+
+/// `trust-projects` names a project LXD does not have: which entries of the option (by place,
+/// never by value: a key may have been pasted there), of how many, and LXD's own words.
+pub fn unknown_project(places: &[usize], total: usize, lxd_message: &str) -> String {
+    let places: Vec<String> = places.iter().map(|p| p.to_string()).collect();
+    let named = match places.as_slice() {
+        [one] => format!("entry {one} of {total}"),
+        many => format!("one of entries {} of {total}", many.join(", ")),
+    };
+    format!("{UNKNOWN_PROJECT}: {named} ({})", crate::limits::cut(lxd_message, 200))
+}
+
+/// How a refusal for an unknown project begins.
+pub const UNKNOWN_PROJECT: &str = "trust-projects names a project LXD does not have";
 
 /// A unit being removed changes nothing in LXD from then on.
 pub fn leaving() -> Status {

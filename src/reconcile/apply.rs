@@ -298,8 +298,6 @@ impl Change {
     }
 }
 
-pub const UNKNOWN_PROJECT: &str = "trust-projects names a project LXD does not have";
-
 /// LXD answers an add or a re-restriction naming a missing project with 404 `Project not
 /// found`, without saying which. The refusal names the configured projects not known to exist
 /// (`default`, and any an entry is restricted to), so the operator sees what to create or unset.
@@ -315,19 +313,9 @@ pub fn unknown_project(error: &LxdError, projects: Option<&[String]>, store: &[T
     if suspects.is_empty() {
         suspects = configured.iter().map(String::as_str).collect();
     }
-    // Project names come from config, and a config value is never repeated (a key may have
-    // been pasted there): the suspects are named by their place in the option.
-    let places: Vec<String> = configured
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| suspects.contains(&p.as_str()))
-        .map(|(i, _)| (i + 1).to_string())
-        .collect();
-    let named = match places.as_slice() {
-        [one] => format!("entry {one} of {}", configured.len()),
-        many => format!("one of entries {} of {}", many.join(", "), configured.len()),
-    };
-    Some(format!("{UNKNOWN_PROJECT}: {named} ({})", limits::cut(message, 200)))
+    let places: Vec<usize> =
+        configured.iter().enumerate().filter(|(_, p)| suspects.contains(&p.as_str())).map(|(i, _)| i + 1).collect();
+    Some(crate::status::unknown_project(&places, configured.len(), message))
 }
 
 #[cfg(test)]
