@@ -17,12 +17,22 @@ pub fn all() -> Vec<(&'static str, crate::Scenario)> {
             r1_every_unit_reaches_every_node,
         ),
         ("r2_the_librarys_pinned_context_refuses_a_man_in_the_middle_on_a_rewritten_endpoint", r2_man_in_the_middle),
+        (
+            "r3_lxd_ready_fires_once_when_trusted_in_unit_and_application_mode_and_a_refused_certificate_says_why",
+            r3_ready_once_and_refusals,
+        ),
     ]
 }
 
 /// `unit` becomes a library-based requirer with `identity` as its own LXD client key.
 fn use_identity(w: &mut World, unit: &str, identity: &Pem) -> Result<()> {
-    let r = w.sim.run_action(unit, "use-identity", json!({"cert": identity.cert_pem, "key": identity.key_pem}))?;
+    use_identity_in(w, unit, identity, false)
+}
+
+/// `use_identity`, sending the certificate in the application databag when `app`.
+fn use_identity_in(w: &mut World, unit: &str, identity: &Pem, app: bool) -> Result<()> {
+    let params = json!({"cert": identity.cert_pem, "key": identity.key_pem, "app": app});
+    let r = w.sim.run_action(unit, "use-identity", params)?;
     ensure!(r.status == "completed", "use-identity on {unit}: {r:?}");
     ensure!(r.results["fingerprint"] == json!(identity.fingerprint), "{r:?}");
     Ok(())
@@ -117,5 +127,54 @@ fn r2_man_in_the_middle(bed: &mut Bed) -> Result<()> {
     // What lxd_ready found is untouched: the real nodes still answer.
     let (status, message) = w.status(&u)?;
     ensure!(status == "active" && message.ends_with(&format!("reached={MEMBERS}/{MEMBERS}")), "{status}: {message}");
+    w.check()
+}
+
+/// What the library tells the requirer charm now (`lib-state`: a pure read).
+fn lib_state(w: &mut World, unit: &str) -> Result<BTreeMap<String, String>> {
+    let r = w.sim.run_action(unit, "lib-state", json!({}))?;
+    ensure!(r.status == "completed", "lib-state on {unit}: {r:?}");
+    let map = r.results.as_object().ok_or_else(|| anyhow!("lib-state: no results"))?;
+    Ok(map.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string()))).collect())
+}
+
+/// `lxd_ready` fired `times` times on `unit` so far, and it is ready (or not) now.
+fn ready_after(w: &mut World, unit: &str, times: u32, ready: bool) -> Result<BTreeMap<String, String>> {
+    let state = lib_state(w, unit)?;
+    ensure!(state.get("ready-events") == Some(&times.to_string()), "{unit}: {state:?}");
+    ensure!(state.get("ready") == Some(&ready.to_string()), "{unit}: {state:?}");
+    Ok(state)
+}
+
+fn r3_ready_once_and_refusals(bed: &mut Bed) -> Result<()> {
+    let mut w = bed.world("library-ready")?;
+    w.deploy_integrator(1, true)?;
+    w.deploy_requirer(2)?;
+    let (leader, other) = (unit(REQUIRER, 0), unit(REQUIRER, 1));
+    // Unit mode: the certificate is set before any relation; nothing is ready, nothing fired.
+    let first = certs::client_cert("library-unit-mode")?;
+    use_identity(&mut w, &leader, &first)?;
+    ready_after(&mut w, &leader, 0, false)?;
+    w.relate()?;
+    ensure!(w.owned_fps()?.contains(&first.fingerprint), "{:?}", w.owned());
+    ready_after(&mut w, &leader, 1, true)?;
+    // Nothing new on either side: no second lxd_ready.
+    w.update_status()?;
+    w.sim.update_status(REQUIRER)?;
+    ready_after(&mut w, &leader, 1, true)?;
+    // Application mode: the leader sends a new certificate in the application databag; ready
+    // again (once) when LXD trusts it, and the unit-mode certificate is withdrawn.
+    let second = certs::client_cert("library-app-mode")?;
+    use_identity_in(&mut w, &leader, &second, true)?;
+    let owned = w.owned_fps()?;
+    ensure!(owned.contains(&second.fingerprint) && !owned.contains(&first.fingerprint), "{:?}", w.owned());
+    ready_after(&mut w, &leader, 2, true)?;
+    // A certificate the provider refuses: never ready, and the charm is told why.
+    let expired = certs::CertSpec::client("library-expired").between_years(2000, 2001).self_signed()?;
+    use_identity(&mut w, &other, &expired)?;
+    let state = ready_after(&mut w, &other, 0, false)?;
+    let refused: BTreeMap<String, String> = serde_json::from_str(&state["refused"]).context("refused")?;
+    ensure!(refused.get(&expired.fingerprint).map(String::as_str) == Some("expired"), "{state:?}");
+    ensure!(state.get("reason").is_some_and(|r| r.contains("expired")), "{state:?}");
     w.check()
 }

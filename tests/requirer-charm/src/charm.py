@@ -181,12 +181,13 @@ class LxdRequirerCharm(ops.CharmBase):
 
     def _on_use_identity(self, event: ops.ActionEvent) -> None:
         cert, key = str(event.params["cert"]), str(event.params["key"])
+        app = bool(event.params.get("app", False))
         before = self._stored.identity
         # Set first: the library may fire lxd_ready from inside set_client_certificates (the
         # provider already trusts the certificate), and that handler probes with it.
         self._stored.identity = {"cert": cert, "key": key}
         try:
-            self.lxd.set_client_certificates([cert])
+            self.lxd.set_client_certificates([cert], app=app)
         except ValueError as e:
             self._stored.identity = before
             event.fail(f"cert is not one PEM certificate: {e}")
