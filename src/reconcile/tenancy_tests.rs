@@ -77,6 +77,16 @@ fn the_owners_entry_keeps_its_name_and_projects_whoever_else_asks_in_every_order
         // Relation ids in the order the relations were made: the first one owns the entry.
         let (gw1, gw2, ams) = (order[0] * 10, order[1] * 10, order[2] * 10);
         let first = *[gw1, gw2, ams].iter().min().expect("three");
+        let (iface, app) = match first {
+            r if r == gw1 => (Interface::LxdHttps, "gw1"),
+            r if r == gw2 => (Interface::LxdHttps, "gw2"),
+            _ => (Interface::Lxd, "ams"),
+        };
+        let want: Vec<String> = match app {
+            "gw1" => vec!["p2".into()],
+            "gw2" => vec!["p1".into()],
+            _ => vec!["p1".into(), "p2".into()],
+        };
         for (rel, step) in [(gw1, 0), (gw2, 1), (ams, 2)].iter().copied().collect::<std::collections::BTreeMap<_, _>>()
         {
             match step {
@@ -86,20 +96,11 @@ fn the_owners_entry_keeps_its_name_and_projects_whoever_else_asks_in_every_order
             }
             w.hook("update-status");
             w.hook("update-status");
+            // Throughout: from the owner's first hook on, the entry is its own, as it asked.
+            let entry = w.entry(&shared).expect("trusted from the first request on");
+            assert_eq!(entry.name, scope().entry_name(&owner(iface, first, app)), "order {order:?}");
+            assert_eq!((entry.restricted, entry.projects.clone()), (true, want.clone()), "order {order:?}");
         }
-        let (iface, app) = match first {
-            r if r == gw1 => (Interface::LxdHttps, "gw1"),
-            r if r == gw2 => (Interface::LxdHttps, "gw2"),
-            _ => (Interface::Lxd, "ams"),
-        };
-        let entry = w.entry(&shared).expect("trusted");
-        assert_eq!(entry.name, scope().entry_name(&owner(iface, first, app)), "order {order:?}");
-        let want: Vec<String> = match app {
-            "gw1" => vec!["p2".into()],
-            "gw2" => vec!["p1".into()],
-            _ => vec!["p1".into(), "p2".into()],
-        };
-        assert_eq!((entry.restricted, entry.projects.clone()), (true, want.clone()), "order {order:?}");
         // Every other relation is told, unless the owner's grant covers what it asked.
         for (rel, asks) in [(gw1, vec!["p2"]), (gw2, vec!["p1"]), (ams, vec!["p1", "p2"])] {
             let covered = asks.iter().all(|p| want.iter().any(|w| w == p));
