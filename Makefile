@@ -123,8 +123,13 @@ bench: setup build
 # by hook through jujusim, against a real 3-member LXD cluster whose members it kills and
 # restarts; every hook checked as it ends, a quiet period and a convergence check after every
 # history. Prints steps, hooks, faults injected, invariant violations (must be 0) and the seed.
-# SOAK_STEPS (default 2000) sets the length, SOAK_SEED replays a run; 2,000 steps took 6.5 min
-# on the reference machine, member restarts included.
+# SOAK_STEPS (default 2000) sets the length, SOAK_SEED replays a run (with the same revision's
+# generator); 2,000 steps took 6.5 min on the reference machine, member restarts included.
+# SOAK_SEED=regressions replays instead the named histories (tests/model/history.rs
+# `regressions`, which the model test replays too), in 0.2 min: what SOAK_SEED=1796611989967254184
+# found in its 25th history with the generator of 65310f2 (a requirer's certificate becoming the
+# charm's credential, restricted: every unit must be blocked, as the charm is), one certificate
+# asked for by three applications, and adopt after a refresh from the old charms.
 SOAK_STEPS ?= 2000
 SOAK_SEED ?=
 soak: setup charm

@@ -154,7 +154,8 @@ pub fn not_covered<'r>(
 }
 
 /// Each certificate under an entry of ours: its owner and grant (`None`: unrestricted) once
-/// `plan` is applied. A removed entry grants nothing to anyone.
+/// `plan` is applied. An entry planned for removal still counts until LXD confirms the removal:
+/// what is claimed afterwards follows what LXD holds (`decide::held_after`).
 fn grants_after<'a>(
     scope: &Scope,
     store: &'a [TrustEntry],

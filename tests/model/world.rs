@@ -16,19 +16,22 @@
 //! Every hook is checked as it ends (`check_hook`); `quiet` ends a history and checks that the
 //! charm converged.
 
-use crate::history::*;
+use crate::history::{self, *};
 use crate::oracle::*;
 use crate::scenario::{MARKER, POOL, RELATION_KEY, key_secret};
 use lxd_integrator::dispatch::{HookContext, RECONCILE_HOOKS};
 use lxd_integrator::hook_tools::Juju;
 use lxd_integrator::lxd::{TrustEntry, TrustKind};
 use lxd_integrator::memory::{Agent, Cluster, MemoryConnector, cloud_credential};
+use lxd_integrator::ownership::Interface;
 use lxd_integrator::reconcile::{self, Mode};
 use lxd_integrator::relation::Databag;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 pub const UUID: &str = "0f6d3b1a-1c2b-4f5e-8a9b-123456789abc";
+/// The operator's own entry for a certificate a requirer asks for (`cert#4`, `req2`'s).
+pub const OPERATOR_ENTRY: &str = "ops-admin";
 const OTHER_UUID: &str = "11111111-1c2b-4f5e-8a9b-123456789abc";
 pub const NODES: [&str; MEMBERS] = ["https://127.0.0.1:8443", "https://127.0.0.2:8443", "https://127.0.0.3:8443"];
 
@@ -71,23 +74,34 @@ struct Event {
     relation: Option<u32>,
     remote: Option<String>,
     departing: Option<String>,
+    /// An action the operator runs on the unit (between two hooks, as Juju serialises them).
+    action: Option<Action>,
 }
 
 impl Event {
     fn simple(kind: &'static str) -> Event {
-        Event { kind, relation: None, remote: None, departing: None }
+        Event { kind, relation: None, remote: None, departing: None, action: None }
     }
 
     fn rel(kind: &'static str, relation: u32, remote: Option<&str>) -> Event {
-        Event { kind, relation: Some(relation), remote: remote.map(String::from), departing: None }
+        Event { kind, relation: Some(relation), remote: remote.map(String::from), departing: None, action: None }
+    }
+
+    fn action(action: Action) -> Event {
+        Event { action: Some(action), ..Event::simple("action") }
     }
 
     fn departed(relation: u32, remote: &str, departing: &str) -> Event {
         Event { departing: Some(departing.to_string()), ..Event::rel("relation-departed", relation, Some(remote)) }
     }
 
-    fn hook(&self) -> String {
-        if self.relation.is_some() { format!("api-{}", self.kind) } else { self.kind.to_string() }
+    /// The hook's name, relation hooks prefixed with the endpoint of their relation.
+    fn hook(&self, endpoint: &str) -> String {
+        match (self.action, self.relation) {
+            (Some(a), _) => format!("action {}", a.name()),
+            (None, Some(_)) => format!("{endpoint}-{}", self.kind),
+            (None, None) => self.kind.to_string(),
+        }
     }
 }
 
@@ -142,9 +156,21 @@ struct Ran {
     /// The members that answered during the hook, as the charm publishes them.
     up: BTreeSet<(String, String)>,
     /// What the unit's view asks for, per relation (the breaking relation left out).
-    asked: BTreeMap<u32, BTreeMap<String, BTreeSet<String>>>,
+    asked: BTreeMap<u32, Asks>,
     protected: BTreeSet<String>,
+    /// The fingerprint of the credential the hook used.
+    identity: String,
+    /// The action it was, if it was one.
+    action: Option<Action>,
 }
+
+/// `update-status` rounds in a quiet period before the charm must have converged. The leader's
+/// first full pass removes what nobody asks for any more; when that was an entry its owner
+/// withdrew while another relation still asks, that request is new and the leader's next pass
+/// (the second round: an `update-status` after a pass that changed something runs the full pass)
+/// adds it under its own name; a follower that ran its second round before the leader's sees
+/// that in its third.
+pub const QUIET_ROUNDS: usize = 3;
 
 pub struct World {
     units: BTreeMap<u32, Unit>,
@@ -171,16 +197,32 @@ fn lock(cluster: &Mutex<Cluster>) -> MutexGuard<'_, Cluster> {
 }
 
 impl World {
-    /// Two integrator units, trusted, related to `req0` and `req1` (their hooks queued); three requirer
-    /// applications (two with a unit sending certificates, one with only its application
-    /// databag); a 3-member cluster whose trust store holds the integrator's identity, LXD's
-    /// own `server` entry, another model's integrator entry, another integrator application's
-    /// and a name that only looks like ours.
+    /// Two integrator units, trusted, related to `req0`, `gw0` and `req1` in that order (their
+    /// hooks queued); three `api` requirer applications (two with a unit sending certificates,
+    /// one with only its application databag) and two `https` ones (one with a unit asking for
+    /// `cert#2` in `default`, which `req1`, related after it, asks for unrestricted; one with
+    /// only its application databag, sending `cert#0`, `req0`'s); a 3-member cluster
+    /// whose trust store holds the integrator's identity, LXD's own `server` entry, another
+    /// model's integrator entry, another integrator application's, a name that only looks like
+    /// ours, an operator's own unrestricted entry for `cert#4`, which `req2` asks for, and two
+    /// entries the old charms left for `adopt` to take: the Python charm's for `cert#5`, named
+    /// by its CN, which `req1` asks for, and charm-lxd's `juju-relation-gw1` for `cert#3`,
+    /// which nobody asks for yet.
     pub fn new() -> World {
         let mut w = World::bare();
-        w.log = vec!["deployed: lxd-integrator (trusted, 2 units) related to req0 and req1; req0/0 sends [cert#0], req1/0 sends [cert#2, cert#5], req2 (no units) sends [cert#4] in its application databag".into()];
+        w.log = vec!["deployed: lxd-integrator (trusted, 2 units) related to req0, gw0 and req1, in that order; req0/0 sends [cert#0], gw0/0 (https) sends cert#2 asking for projects \"default\", req1/0 sends [cert#2, cert#5], req2 (no units) sends [cert#4] in its application databag, gw1 (https, no units) sends cert#0 in its application databag; the operator trusts cert#4 unrestricted as \"ops-admin\"; the Python charm left cert#5 as \"requirer-5\", charm-lxd cert#3 as \"juju-relation-gw1\"".into()];
+        for (name, c) in [(OPERATOR_ENTRY.to_string(), 4), (Legacy::Cn.name(5), 5), (Legacy::CharmLxdApp(1).name(3), 3)]
+        {
+            lock(&w.cluster).store.push(TrustEntry {
+                name,
+                fingerprint: POOL[c].fingerprint.clone(),
+                kind: TrustKind::Client,
+                ..TrustEntry::default()
+            });
+        }
         w.add_unit();
         w.relate(0);
+        w.relate(3);
         w.relate(1);
         w
     }
@@ -224,6 +266,8 @@ impl World {
                 requirer(&[(0, Sent::certs(&[0]))], Sent::absent()),
                 requirer(&[(0, Sent::certs(&[2, 5]))], Sent::absent()),
                 requirer(&[], Sent::certs(&[4])),
+                requirer(&[(0, Sent::certs(&[2]).asking(Ask::Default))], Sent::absent()),
+                requirer(&[], Sent::certs(&[0])),
             ],
             projects: Projects::Unset,
             trusted: true,
@@ -235,6 +279,11 @@ impl World {
         };
         w.add_unit();
         w
+    }
+
+    /// LXD's trust entry for `fingerprint`, if it holds one.
+    pub fn entry(&self, fingerprint: &str) -> Option<TrustEntry> {
+        lock(&self.cluster).store.iter().find(|e| e.fingerprint == fingerprint).cloned()
     }
 
     // --- Steps.
@@ -285,6 +334,14 @@ impl World {
             }
             Step::OperatorAdd(c, restricted) => self.operator_add(*c, *restricted),
             Step::OperatorDelete(k) => self.operator_delete(*k),
+            Step::LegacyAdd(c, legacy, restricted) => self.legacy_add(*c, *legacy, *restricted),
+            Step::Action(k, action) => {
+                if let Some(n) = self.pick_live(*k) {
+                    let ev = Event::action(*action);
+                    let ran = self.run_hook(n, &ev);
+                    return self.check_hook(&ran).map_err(|e| format!("{} {}: {e}", ran.unit, ran.hook));
+                }
+            }
             Step::UpdateStatus(k) => {
                 if let Some(n) = self.pick_live(*k) {
                     self.queue(n, Event::simple("update-status"));
@@ -563,6 +620,21 @@ impl World {
         });
     }
 
+    fn legacy_add(&mut self, c: usize, legacy: Legacy, restricted: bool) {
+        let mut cluster = lock(&self.cluster);
+        let cert = &POOL[c % POOL.len()];
+        if !cluster.up.values().any(|up| *up) || cluster.store.iter().any(|e| e.fingerprint == cert.fingerprint) {
+            return;
+        }
+        cluster.store.push(TrustEntry {
+            name: legacy.name(c % POOL.len()),
+            fingerprint: cert.fingerprint.clone(),
+            kind: TrustKind::Client,
+            restricted,
+            projects: if restricted { vec!["default".into()] } else { vec![] },
+        });
+    }
+
     fn operator_delete(&mut self, k: usize) {
         let mut cluster = lock(&self.cluster);
         if !cluster.up.values().any(|up| *up) || cluster.store.is_empty() {
@@ -666,7 +738,11 @@ impl World {
         if let Some((_, k)) = member.split_once('/') {
             bag.insert("private-address".into(), format!("10.1.{app}.{k}"));
         }
-        if let Some(v) = SPECIALS.render(sent) {
+        if is_https(app) {
+            for (key, value) in sent.render_https(|s| SPECIALS.cert(s).pem.clone()) {
+                bag.extend(value.map(|v| (key.to_string(), v)));
+            }
+        } else if let Some(v) = SPECIALS.render(sent) {
             bag.insert("client_certificates".into(), v);
         }
         bag
@@ -688,7 +764,8 @@ impl World {
         };
         for (id, r) in &self.relations {
             let Some(joined) = r.scope.get(&n) else { continue };
-            let remote = agent.relate(*id, &requirer(r.app));
+            let interface = if is_https(r.app) { Interface::LxdHttps } else { Interface::Lxd };
+            let remote = agent.relate_on(interface, *id, &requirer(r.app));
             for name in joined {
                 if let Some(u) = r.remote.get(name) {
                     remote.units.insert(name.clone(), World::remote_bag(r.app, name, &u.sent));
@@ -702,12 +779,7 @@ impl World {
     }
 
     /// What unit `n`'s view asks for on each relation, `breaking` left out.
-    fn asked_in_view(
-        &self,
-        n: u32,
-        breaking: Option<u32>,
-        protected: &BTreeSet<String>,
-    ) -> BTreeMap<u32, BTreeMap<String, BTreeSet<String>>> {
+    fn asked_in_view(&self, n: u32, breaking: Option<u32>, protected: &BTreeSet<String>) -> BTreeMap<u32, Asks> {
         let mut out = BTreeMap::new();
         for (id, r) in self.relations.iter().filter(|(id, _)| Some(**id) != breaking) {
             let Some(joined) = r.scope.get(&n) else { continue };
@@ -716,7 +788,7 @@ impl World {
                 .iter()
                 .filter_map(|name| r.remote.get(name).map(|u| (name.as_str(), &u.sent)))
                 .chain([(app.as_str(), &r.remote_app)]);
-            out.insert(*id, asked(members, &SPECIALS, protected));
+            out.insert(*id, asked(is_https(r.app), members, &SPECIALS, protected, self.projects));
         }
         out
     }
@@ -733,10 +805,11 @@ impl World {
 
     fn run_hook(&mut self, n: u32, ev: &Event) -> Ran {
         self.tally.hooks += 1;
-        let hook = ev.hook();
+        let endpoint = ev.relation.and_then(|id| self.relations.get(&id)).map_or("api", |r| history::endpoint(r.app));
+        let hook = ev.hook(endpoint);
         let ctx = HookContext {
-            name: hook.clone(),
-            is_action: false,
+            name: ev.action.map_or_else(|| hook.clone(), |a| a.name().to_string()),
+            is_action: ev.action.is_some(),
             unit: unit_name(n),
             model_uuid: UUID.into(),
             relation_id: ev.relation,
@@ -754,7 +827,13 @@ impl World {
             let c = lock(&self.cluster);
             (c.store.clone(), c.writes)
         };
-        let result = if RECONCILE_HOOKS.contains(&hook.as_str()) {
+        let result = if let Some(action) = ev.action {
+            let params: BTreeMap<String, serde_json::Value> =
+                serde_json::from_value(action.params()).unwrap_or_default();
+            agent.start_action(params);
+            let connector = MemoryConnector(self.cluster.clone());
+            lxd_integrator::actions::run(&ctx, &mut Juju::new(&mut agent), &connector).map_err(|e| format!("{e:#}"))
+        } else if RECONCILE_HOOKS.contains(&hook.as_str()) {
             let connector = MemoryConnector(self.cluster.clone());
             reconcile::run(&ctx, &mut Juju::new(&mut agent), &connector, Mode::HOOK)
                 .map(drop)
@@ -805,6 +884,35 @@ impl World {
         };
         let changes = store_diff(&store_before, &store_after);
         self.tally.count(&store_before, &store_after, &up);
+        if ev.action.is_some() {
+            self.tally.actions += 1;
+            self.tally.adopted += store_after
+                .iter()
+                .filter(|e| store_before.iter().any(|b| b.fingerprint == e.fingerprint && b.name != e.name))
+                .count();
+        }
+        let mut asking: BTreeMap<&String, usize> = BTreeMap::new();
+        for fp in asked.values().flat_map(Asks::fps) {
+            *asking.entry(fp).or_default() += 1;
+        }
+        self.tally.hooks_shared += usize::from(asking.values().any(|n| *n > 1));
+        let grants = grants(UUID, &store_before, &asked, &protected, true);
+        let foreign_refused = foreign_not_as_asked(UUID, &store_before, &asked);
+        let judge = Judge {
+            uuid: UUID,
+            held: &store_after,
+            grants: &grants,
+            foreign_refused: &foreign_refused,
+            projects: self.projects,
+        };
+        self.tally.hooks_refusing +=
+            usize::from(asked.iter().any(|(rel, a)| !told(&judge, *rel, Some(a)).refused.is_empty()));
+        self.tally.told_held_by_another += agent
+            .ours
+            .iter()
+            .filter(|(key, bag)| ours_before.get(*key) != Some(*bag))
+            .filter(|(_, bag)| refused_held(bag).is_ok_and(|r| !r.is_empty()))
+            .count();
         self.log.push(format!(
             "    {}{} {hook}{shown}: {} {:?}{}",
             unit_name(n),
@@ -827,6 +935,8 @@ impl World {
             up,
             asked,
             protected,
+            identity: SPECIALS.identity(self.rotation).fingerprint.clone(),
+            action: ev.action,
         }
     }
 
@@ -895,7 +1005,10 @@ impl World {
             lxd_writes: ran.writes,
             asked: &ran.asked,
             protected: &ran.protected,
+            identity: &ran.identity,
+            server: &SPECIALS.server.fingerprint,
             projects: self.projects,
+            action: ran.action,
             written,
             lxd_down: ran.up.is_empty(),
             nodes: Some(&ran.up),
@@ -904,19 +1017,21 @@ impl World {
 
     // --- The quiet period.
 
-    /// LXD comes back, every queued hook runs, then `update-status` twice on every unit; the
-    /// charm must then have converged, and a third round must write nothing. A world the
-    /// charm cannot act in (trust removed, its identity deleted from LXD) must then have it
-    /// blocked; its credentials are then restored and it must converge as well.
+    /// LXD comes back, every queued hook runs, then `update-status` on every unit, `QUIET_ROUNDS`
+    /// times; the charm must then have converged, and one more round must write nothing. A world the
+    /// charm cannot act in (trust removed, its identity deleted from LXD or held restricted)
+    /// must then have it blocked; its credentials are then restored and it must converge as
+    /// well.
     pub fn quiet(&mut self) -> Result<(), String> {
         self.log.push(
-            "▶ quiet period: every LXD member starts, every queued hook runs, then update-status twice on every unit"
+            "▶ quiet period: every LXD member starts, every queued hook runs, then update-status three times on every unit"
                 .into(),
         );
         self.step(&Step::Outage(false))?;
         self.settle()?;
-        self.quiet_round()?;
-        self.quiet_round()?;
+        for _ in 0..QUIET_ROUNDS {
+            self.quiet_round()?;
+        }
         if self.converged()? {
             if !self.projects.exist() {
                 // The leader retries what LXD refused on every pass: no round is steady.
@@ -930,22 +1045,30 @@ impl World {
             }
             return Ok(());
         }
-        self.log.push("▶ the credentials are restored: juju trust, and the identity trusted by LXD".into());
+        self.log
+            .push("▶ the credentials are restored: juju trust, and the identity trusted by LXD, unrestricted".into());
         let identity = SPECIALS.identity(self.rotation);
         {
             let mut c = lock(&self.cluster);
-            if !c.store.iter().any(|e| e.fingerprint == identity.fingerprint) {
-                c.store.push(TrustEntry {
+            match c.store.iter_mut().find(|e| e.fingerprint == identity.fingerprint) {
+                // What the blocked status asks of the operator: `lxc config trust edit`.
+                Some(e) if e.restricted => {
+                    e.restricted = false;
+                    e.projects.clear();
+                }
+                Some(_) => {}
+                None => c.store.push(TrustEntry {
                     name: "integrator-identity-restored".into(),
                     fingerprint: identity.fingerprint.clone(),
                     ..TrustEntry::default()
-                });
+                }),
             }
         }
         self.step(&Step::Trust(true))?;
         self.settle()?;
-        self.quiet_round()?;
-        self.quiet_round()?;
+        for _ in 0..QUIET_ROUNDS {
+            self.quiet_round()?;
+        }
         if self.converged()? { Ok(()) } else { Err("restored credentials, yet the charm cannot act".into()) }
     }
 
@@ -973,7 +1096,7 @@ impl World {
                 .filter(|(_, u)| u.live)
                 .map(|(name, u)| (name.as_str(), &u.sent))
                 .chain([(app.as_str(), &r.remote_app)]);
-            asked_by.insert(*id, asked(members, &SPECIALS, &protected).into_keys().collect());
+            asked_by.insert(*id, asked(is_https(r.app), members, &SPECIALS, &protected, self.projects));
             for n in self.units.keys() {
                 bags.push((unit_name(*n), *id, r.ours.get(n).cloned().unwrap_or_default()));
             }
@@ -984,11 +1107,14 @@ impl World {
             store: &store,
             projects: self.projects,
             protected: &protected,
+            identity,
+            server: &SPECIALS.server.fingerprint,
+            cluster_projects: &["default", "p1"].into(),
             can_act: self.trusted && store.iter().any(|e| &e.fingerprint == identity),
             asked: &asked_by,
             bags: &bags,
             nodes: Some(&self.up_nodes()),
-            statuses: self.units.iter().map(|(n, u)| (unit_name(*n), u.status.0.clone())).collect(),
+            statuses: self.units.iter().map(|(n, u)| (unit_name(*n), u.status.0.clone(), u.status.1.clone())).collect(),
             leader: self.leader.map(unit_name),
         })
     }
@@ -1005,6 +1131,15 @@ pub struct Tally {
     pub restricted: usize,
     pub hooks_lxd_down: usize,
     pub hooks_member_down: usize,
+    /// Hooks whose unit saw one certificate asked for on more than one relation.
+    pub hooks_shared: usize,
+    /// Databags written that refused a certificate as held by another application.
+    pub told_held_by_another: usize,
+    /// Hooks whose unit had to refuse some relation a certificate as held by another.
+    pub hooks_refusing: usize,
+    /// Actions run (among the hooks), and entries `adopt` renamed.
+    pub actions: usize,
+    pub adopted: usize,
 }
 
 impl Tally {
@@ -1031,5 +1166,10 @@ impl Tally {
         self.restricted += other.restricted;
         self.hooks_lxd_down += other.hooks_lxd_down;
         self.hooks_member_down += other.hooks_member_down;
+        self.hooks_shared += other.hooks_shared;
+        self.told_held_by_another += other.told_held_by_another;
+        self.hooks_refusing += other.hooks_refusing;
+        self.actions += other.actions;
+        self.adopted += other.adopted;
     }
 }

@@ -1,12 +1,15 @@
 //! The soak's world: the packed charm in `jujusim`, against a real LXD cluster from `testbed`.
 //! The same steps as the in-memory model (`tests/model/history.rs`), done to the simulator
 //! and the cluster; the same checks (`tests/model/oracle.rs`) after every hook, through the
-//! simulator's hook observer, and after every quiet period.
+//! simulator's hook observer (actions, which it does not observe, as each ends), and after
+//! every quiet period. An `lxd-https` requirer's keys are written one at a time, as the
+//! simulator commits one per call, and each hook is judged on the databag as it then was.
 //!
 //! What the real world cannot follow: `Hook` and `Settle` steps do nothing (the simulator runs
 //! every hook as it is queued); a second member is not stopped while one is down (the cluster
 //! would lose its quorum and hang rather than refuse), only all at once; the operator never
-//! deletes LXD's `server` entries or the test bed's own admin entry. Which members the charm
+//! deletes LXD's `server` entries or the test bed's own admin entry; an old charm's entry named
+//! `juju-relation-<unit>` is not made where LXD refuses a `/` in a name (5.21.3+, 6.2+). Which members the charm
 //! saw online is not checked hook by hook (LXD reports a killed member online until its
 //! heartbeat times out), only at the end of each quiet period, once every member is back.
 
@@ -38,6 +41,10 @@ struct Shared {
     /// What each requirer member has written on each relation.
     written: BTreeMap<(u32, String), Sent>,
     protected: BTreeSet<String>,
+    /// The fingerprint of the credential in use.
+    identity: String,
+    /// The fingerprint of LXD's (cluster) server certificate.
+    server: String,
     projects: Projects,
     /// Every LXD member is down.
     lxd_down: bool,
@@ -90,12 +97,47 @@ fn store(cluster: &LxdCluster) -> Result<Vec<TrustEntry>> {
 }
 
 const REQUIRER_META: &str = "name: requirer\nsummary: a requirer with no hooks\ndescription: its data is written by the soak\nrequires:\n  lxd:\n    interface: lxd\n";
+/// An `lxd-https` requirer, as charm-lxd's `https-client` relates.
+const HTTPS_REQUIRER_META: &str = "name: https-requirer\nsummary: an lxd-https requirer with no hooks\ndescription: its data is written by the soak\nrequires:\n  https:\n    interface: lxd-https\n";
+
+/// `update-status` rounds in a quiet period, as in the in-memory model (`tests/model/world.rs`,
+/// which says why three).
+const QUIET_ROUNDS: usize = 3;
+
+/// The keys the integrator writes on a relation of `https` or `api`.
+fn provider_keys(https: bool) -> &'static [&'static str] {
+    if https {
+        &["version", "certificate", "certificate_fingerprint", "addresses", "project", "refused"]
+    } else {
+        &[
+            "version",
+            "nodes",
+            "registered_certificates",
+            "server_certificate",
+            "server_certificate_fingerprint",
+            "refused",
+        ]
+    }
+}
+
+/// Whether a requirer member (`gw0/1`, `gw0`) is of an `lxd-https` application.
+fn requirer_app_is_https(member: &str) -> bool {
+    let app = member.split('/').next().unwrap_or_default();
+    (0..REQUIRERS).any(|a| requirer(a) == app && is_https(a))
+}
+
+/// Whether relation `r` is on the integrator's `https` endpoint.
+fn on_https(r: &jujusim::model::Relation) -> bool {
+    r.local_endpoint(INTEGRATOR).is_some_and(|e| e.endpoint == "https")
+}
 
 impl Soak {
-    /// Two integrator units (trusted) related to `req0` and `req1`, as the in-memory model
-    /// starts; `req2` with no units sends from its application databag. The trust store holds
-    /// the integrator's identity, another model's integrator entry and another integrator
-    /// application's, besides the test bed's own.
+    /// Two integrator units (trusted) related to `req0`, `gw0` (on `https`) and `req1`, as the
+    /// in-memory model starts; `req2` and `gw1` with no units send from their application
+    /// databags. The trust store holds the integrator's identity, another model's integrator
+    /// entry, another integrator application's, an operator's own entry for `cert#4`, which
+    /// `req2` asks for, and the old charms' entries for `cert#5` (CN-named, `req1` asks for it)
+    /// and `cert#3` (`juju-relation-gw1`), besides the test bed's own.
     pub fn start(work: &Path, charm_dir: &Path, cluster: LxdCluster) -> Result<Soak> {
         cluster.lxc(&["project", "create", "p1"]).context("creating project p1")?;
         let identities: Vec<Pem> =
@@ -107,14 +149,22 @@ impl Soak {
         let requirer = work.join("requirer");
         std::fs::create_dir_all(&requirer)?;
         std::fs::write(requirer.join("metadata.yaml"), REQUIRER_META)?;
+        let https_requirer = work.join("https-requirer");
+        std::fs::create_dir_all(&https_requirer)?;
+        std::fs::write(https_requirer.join("metadata.yaml"), HTTPS_REQUIRER_META)?;
         let sim = Sim::new(work.join("sim"), "soak")?;
         let uuid = sim.model_uuid();
         cluster.trust_add("integrator-identity-0", &identities[0].cert_pem)?;
         cluster.trust_add(&format!("juju.11111111-1c2b-4f5e-8a9b-123456789abc.{INTEGRATOR}.1.req0.0"), &POOL[1].pem)?;
         operator_add(&cluster, &format!("juju.{uuid}.{INTEGRATOR}-b.2.req1.app"), &POOL[6].pem, true)?;
+        operator_add(&cluster, "ops-admin", &POOL[4].pem, false)?;
+        operator_add(&cluster, &Legacy::Cn.name(5), &POOL[5].pem, false)?;
+        operator_add(&cluster, &Legacy::CharmLxdApp(1).name(3), &POOL[3].pem, false)?;
         let shared = Shared {
             uuid,
             protected: specials.protected(0),
+            identity: specials.identity(0).fingerprint.clone(),
+            server: specials.server.fingerprint.clone(),
             specials,
             store: store(&cluster)?,
             bags: BTreeMap::new(),
@@ -149,10 +199,15 @@ impl Soak {
         soak.sends.insert("req0/0".into(), Sent::certs(&[0]));
         soak.sends.insert("req1/0".into(), Sent::certs(&[2, 5]));
         soak.sends.insert("req2".into(), Sent::certs(&[4]));
+        soak.sends.insert("gw0/0".into(), Sent::certs(&[2]).asking(Ask::Default));
+        soak.sends.insert("gw1".into(), Sent::certs(&[0]));
         soak.sim.deploy("req0", &requirer, 1)?;
         soak.sim.deploy("req1", &requirer, 1)?;
         soak.sim.deploy("req2", &requirer, 0)?;
+        soak.sim.deploy("gw0", &https_requirer, 1)?;
+        soak.sim.deploy("gw1", &https_requirer, 0)?;
         soak.relate(0)?;
+        soak.relate(3)?;
         soak.relate(1)?;
         Ok(soak)
     }
@@ -197,42 +252,7 @@ impl Soak {
         let cluster = self.cluster.clone();
         let shared = self.shared.clone();
         self.sim.set_hook_observer(move |record, model| {
-            let mut sh = shared.borrow_mut();
-            if !record.unit.starts_with(&format!("{INTEGRATOR}/")) {
-                return;
-            }
-            sh.hooks += 1;
-            let after = if sh.lxd_down { Ok(sh.store.clone()) } else { store(&cluster.borrow()) };
-            let verdict = after.map_err(|e| format!("cannot read LXD's trust store: {e:#}")).and_then(|after| {
-                let verdict = check(&mut sh, record, model, &after);
-                let has = |store: &[TrustEntry], e: &TrustEntry| store.iter().any(|x| x.fingerprint == e.fingerprint);
-                sh.added += after.iter().filter(|e| !has(&sh.store, e)).count();
-                sh.removed += sh.store.iter().filter(|e| !has(&after, e)).count();
-                sh.store = after;
-                verdict
-            });
-            let (status, message) = model
-                .units
-                .get(&record.unit)
-                .map(|u| (u.status.status.clone(), u.status.message.clone()))
-                .unwrap_or_default();
-            sh.log.push(format!("    {} {}: {status} {message:?}", record.unit, record.hook));
-            // What the hook wrote is the new baseline, whatever the verdict.
-            for (id, r) in &model.relations {
-                for (member, bag) in r
-                    .unit_data
-                    .iter()
-                    .filter(|(u, _)| u.starts_with(&format!("{INTEGRATOR}/")))
-                    .chain(r.app_data.get_key_value(INTEGRATOR))
-                {
-                    sh.bags.insert((*id, member.clone()), bag.clone());
-                }
-            }
-            if let Err(v) = verdict {
-                let line = format!("{} {}: {v}", record.unit, record.hook);
-                sh.log.push(format!("✗ {line}"));
-                sh.violations.push(line);
-            }
+            observed(&mut shared.borrow_mut(), &cluster.borrow(), record, model, None);
         });
     }
 
@@ -342,8 +362,13 @@ impl Soak {
                         .trust_add(&format!("integrator-identity-{}", self.rotation), &identity.cert_pem)?;
                     self.refresh_store()?;
                 }
-                let protected = self.shared.borrow().specials.protected(self.rotation);
-                self.shared.borrow_mut().protected = protected;
+                let (protected, identity) = {
+                    let sh = self.shared.borrow();
+                    (sh.specials.protected(self.rotation), sh.specials.identity(self.rotation).fingerprint.clone())
+                };
+                let mut sh = self.shared.borrow_mut();
+                (sh.protected, sh.identity) = (protected, identity);
+                drop(sh);
                 self.sim.set_cloud_spec(self.cloud_spec())?;
                 true
             }
@@ -361,6 +386,35 @@ impl Soak {
                     *restricted,
                 )?;
                 self.refresh_store()?;
+                true
+            }
+            Step::LegacyAdd(c, legacy, restricted) => {
+                let cert = &POOL[c % POOL.len()];
+                if self.down.len() == MEMBERS || self.in_store(&cert.fingerprint)? {
+                    return Ok(false);
+                }
+                let name = legacy.name(c % POOL.len());
+                if let Err(e) = operator_add(&self.cluster.borrow(), &name, &cert.pem, *restricted) {
+                    // LXD 5.21.3+ and 6.2+ refuse a `/` in a name (`juju-relation-<unit>`).
+                    self.say(format!("  (not followed: LXD refused the name {name:?}: {e:#})"));
+                    return Ok(false);
+                }
+                self.refresh_store()?;
+                true
+            }
+            Step::Action(k, action) => {
+                let live = self.live_units()?;
+                let unit = live[k % live.len()].clone();
+                self.sim.run_action(&unit, action.name(), action.params())?;
+                let record = self
+                    .sim
+                    .hooks()?
+                    .into_iter()
+                    .rev()
+                    .find(|h| h.unit == unit && h.kind == "action")
+                    .context("the action's record")?;
+                let model = self.sim.model()?;
+                observed(&mut self.shared.borrow_mut(), &self.cluster.borrow(), &record, &model, Some(*action));
                 true
             }
             Step::OperatorDelete(k) => {
@@ -415,7 +469,8 @@ impl Soak {
     /// does from its first relation hook).
     fn relate(&mut self, app: usize) -> Result<()> {
         let name = requirer(app);
-        let rel = self.sim.relate(&format!("{INTEGRATOR}:api"), &format!("{name}:lxd"))?;
+        let theirs = if is_https(app) { "https" } else { "lxd" };
+        let rel = self.sim.relate(&format!("{INTEGRATOR}:{}", endpoint(app)), &format!("{name}:{theirs}"))?;
         self.say(format!("  → relation {rel}"));
         for unit in self.sim.units(&name)? {
             self.write(rel, &unit)?;
@@ -424,11 +479,45 @@ impl Soak {
     }
 
     /// `member` writes what it sends on `rel` (`relation-changed` follows on the integrator).
+    /// An `lxd-https` requirer writes one key at a time (the simulator commits one per call):
+    /// `version` first when it starts speaking, then `certificate`, then `projects`, and
+    /// `version` last when it stops; what each hook in between sees is recorded as it is.
     fn write(&mut self, rel: RelationId, member: &str) -> Result<()> {
         let sent = self.sends.get(member).cloned().unwrap_or_else(Sent::absent);
-        let value = self.shared.borrow().specials.render(&sent);
+        let https = requirer_app_is_https(member);
+        if !https {
+            let value = self.shared.borrow().specials.render(&sent);
+            self.shared.borrow_mut().written.insert((rel, member.to_string()), sent);
+            return self.sim.write_relation_data(rel, member, "client_certificates", value.as_deref());
+        }
+        let old = self.shared.borrow().written.get(&(rel, member.to_string())).cloned().unwrap_or_else(Sent::absent);
+        let render = |s: &Sent| self.shared.borrow().specials.render_https(s);
+        let (was, now) = (render(&old), render(&sent));
+        let key = |keys: &[(&'static str, Option<String>); 3], k: &str| {
+            keys.iter().find(|(name, _)| *name == k).and_then(|(_, v)| v.clone())
+        };
+        let speaks = key(&now, "version").is_some();
+        let mut state = old.clone();
+        let mut steps: Vec<(&str, Sent)> = Vec::new();
+        if speaks {
+            steps.push(("version", state.clone()));
+        }
+        state = Sent { value: sent.value.clone(), special: sent.special, ..state };
+        steps.push(("certificate", state.clone()));
+        steps.push(("projects", sent.clone()));
+        if !speaks {
+            steps.push(("version", sent.clone()));
+        }
+        for (k, after) in steps {
+            let value = key(&now, k);
+            if key(&was, k) == value {
+                continue;
+            }
+            self.shared.borrow_mut().written.insert((rel, member.to_string()), after);
+            self.sim.write_relation_data(rel, member, k, value.as_deref())?;
+        }
         self.shared.borrow_mut().written.insert((rel, member.to_string()), sent);
-        self.sim.write_relation_data(rel, member, "client_certificates", value.as_deref())
+        Ok(())
     }
 
     fn in_store(&self, fp: &str) -> Result<bool> {
@@ -492,11 +581,12 @@ impl Soak {
 
     // --- The quiet period.
 
-    /// Every member starts and is seen online, then update-status twice on every unit: the
+    /// Every member starts and is seen online, then update-status on every unit, as many rounds
+    /// as the in-memory model's quiet period (`QUIET_ROUNDS`, and why): the
     /// charm must have converged (or, if it cannot act, say so and converge once its
     /// credentials are restored), and a third round must write nothing.
     pub fn quiet(&mut self) -> Result<()> {
-        self.say("▶ quiet period: every LXD member starts, then update-status twice on every unit".into());
+        self.say("▶ quiet period: every LXD member starts, then update-status three times on every unit".into());
         self.outage(false)?;
         {
             let cluster = self.cluster.borrow();
@@ -504,8 +594,9 @@ impl Soak {
                 cluster.wait_member_status(i, "Online", Duration::from_secs(90))?;
             }
         }
-        self.sim.update_status(INTEGRATOR)?;
-        self.sim.update_status(INTEGRATOR)?;
+        for _ in 0..QUIET_ROUNDS {
+            self.sim.update_status(INTEGRATOR)?;
+        }
         if self.settled()? {
             if self.shared.borrow().projects.exist() {
                 let calls = self.sim.tool_calls()?.len();
@@ -542,16 +633,31 @@ impl Soak {
             }
             return self.scan_for_secrets();
         }
-        self.say("▶ the credentials are restored: juju trust, and the identity trusted by LXD".into());
+        self.say("▶ the credentials are restored: juju trust, and the identity trusted by LXD, unrestricted".into());
         let identity = self.identities[self.rotation % self.identities.len()].clone();
-        if !self.in_store(&identity.fingerprint)? {
-            self.cluster.borrow().trust_add("integrator-identity-restored", &identity.cert_pem)?;
-            self.refresh_store()?;
+        let held = store(&self.cluster.borrow())?.into_iter().find(|e| e.fingerprint == identity.fingerprint);
+        match held {
+            // What the blocked status asks of the operator: `lxc config trust edit`.
+            Some(e) if e.restricted => {
+                let path = format!("/1.0/certificates/{}", identity.fingerprint);
+                let body = json!({"restricted": false, "projects": []});
+                self.cluster
+                    .borrow()
+                    .query("PATCH", &path, Some(&body))
+                    .context("trusting the credential unrestricted")?;
+                self.refresh_store()?;
+            }
+            Some(_) => {}
+            None => {
+                self.cluster.borrow().trust_add("integrator-identity-restored", &identity.cert_pem)?;
+                self.refresh_store()?;
+            }
         }
         self.trusted = true;
         self.sim.trust(INTEGRATOR, true)?;
-        self.sim.update_status(INTEGRATOR)?;
-        self.sim.update_status(INTEGRATOR)?;
+        for _ in 0..QUIET_ROUNDS {
+            self.sim.update_status(INTEGRATOR)?;
+        }
         if !self.settled()? {
             self.violation("restored credentials, yet the charm cannot act".into());
         }
@@ -586,19 +692,34 @@ impl Soak {
                 .collect();
             asked_by.insert(
                 *id,
-                asked(members.iter().map(|(m, s)| (m.as_str(), s)), &sh.specials, &sh.protected).into_keys().collect(),
+                asked(
+                    on_https(r),
+                    members.iter().map(|(m, s)| (m.as_str(), s)),
+                    &sh.specials,
+                    &sh.protected,
+                    sh.projects,
+                ),
             );
             for unit in &units {
                 bags.push((unit.clone(), *id, r.unit_data.get(unit).cloned().unwrap_or_default()));
             }
             bags.push(("the application".into(), *id, r.app_data.get(INTEGRATOR).cloned().unwrap_or_default()));
         }
-        let statuses = units.iter().map(|u| Ok((u.clone(), self.sim.unit_status(u)?.0))).collect::<Result<Vec<_>>>()?;
+        let statuses = units
+            .iter()
+            .map(|u| {
+                let (status, message) = self.sim.unit_status(u)?;
+                Ok((u.clone(), status, message))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let settled = check_settled(&Settled {
             uuid: &sh.uuid,
             store: &store,
             projects: sh.projects,
             protected: &sh.protected,
+            identity,
+            server: &sh.server,
+            cluster_projects: &["default", "p1"].into(),
             can_act: self.trusted && store.iter().any(|e| &e.fingerprint == identity),
             asked: &asked_by,
             bags: &bags,
@@ -609,7 +730,8 @@ impl Soak {
         drop(sh);
         match settled {
             Ok(true) => {
-                self.check_members(&bags)?;
+                let https: BTreeSet<u32> = asked_by.iter().filter(|(_, a)| a.https).map(|(id, _)| *id).collect();
+                self.check_members(&bags, &https)?;
                 Ok(true)
             }
             Ok(false) => Ok(false),
@@ -621,7 +743,9 @@ impl Soak {
     }
 
     /// Once every member is back and online, every published databag lists them all.
-    fn check_members(&self, bags: &[(String, u32, Databag)]) -> Result<()> {
+    /// (On `api` the application's databag is empty; on `https` a databag lists `addresses` only
+    /// when something is claimed there.)
+    fn check_members(&self, bags: &[(String, u32, Databag)], https: &BTreeSet<u32>) -> Result<()> {
         let cluster = self.cluster.borrow();
         let online: BTreeSet<(String, String)> = cluster
             .members()?
@@ -635,6 +759,17 @@ impl Soak {
             })
             .collect();
         for (whose, rel, bag) in bags {
+            if https.contains(rel) {
+                let listed = addresses(bag);
+                let want: BTreeSet<String> = online.iter().map(|(_, url)| authority(url)).collect();
+                if !listed.is_empty() && listed != want && online.len() == MEMBERS {
+                    self.violation(format!("{whose} on relation {rel} lists {listed:?}, LXD has {want:?} online"));
+                }
+                continue;
+            }
+            if whose == "the application" {
+                continue;
+            }
             match published(bag) {
                 Ok(p) if p.nodes != online && online.len() == MEMBERS => self
                     .violation(format!("{whose} on relation {rel} publishes {:?}, LXD has {online:?} online", p.nodes)),
@@ -686,8 +821,55 @@ fn operator_add(cluster: &LxdCluster, name: &str, pem: &str, restricted: bool) -
     cluster.query("POST", "/1.0/certificates", Some(&body)).map(drop)
 }
 
+/// One integrator hook (or action) as it ends: checked, narrated, and what it left is the
+/// baseline for the next.
+fn observed(sh: &mut Shared, cluster: &LxdCluster, record: &HookRecord, model: &Model, action: Option<Action>) {
+    if !record.unit.starts_with(&format!("{INTEGRATOR}/")) {
+        return;
+    }
+    sh.hooks += 1;
+    let after = if sh.lxd_down { Ok(sh.store.clone()) } else { store(cluster) };
+    let mut changes = String::new();
+    let verdict = after.map_err(|e| format!("cannot read LXD's trust store: {e:#}")).and_then(|after| {
+        changes = store_diff(&sh.store, &after);
+        let verdict = check(sh, record, model, &after, action);
+        let has = |store: &[TrustEntry], e: &TrustEntry| store.iter().any(|x| x.fingerprint == e.fingerprint);
+        sh.added += after.iter().filter(|e| !has(&sh.store, e)).count();
+        sh.removed += sh.store.iter().filter(|e| !has(&after, e)).count();
+        sh.store = after;
+        verdict
+    });
+    let (status, message) =
+        model.units.get(&record.unit).map(|u| (u.status.status.clone(), u.status.message.clone())).unwrap_or_default();
+    let what = if action.is_some() { format!("action {}", record.hook) } else { record.hook.clone() };
+    let changes = if changes.is_empty() { changes } else { format!("; LXD: {changes}") };
+    sh.log.push(format!("    {} {what}: {status} {message:?}{changes}", record.unit));
+    // What the hook wrote is the new baseline, whatever the verdict.
+    for (id, r) in &model.relations {
+        for (member, bag) in r
+            .unit_data
+            .iter()
+            .filter(|(u, _)| u.starts_with(&format!("{INTEGRATOR}/")))
+            .chain(r.app_data.get_key_value(INTEGRATOR))
+        {
+            sh.bags.insert((*id, member.clone()), bag.clone());
+        }
+    }
+    if let Err(v) = verdict {
+        let line = format!("{} {what}: {v}", record.unit);
+        sh.log.push(format!("✗ {line}"));
+        sh.violations.push(line);
+    }
+}
+
 /// The checks of one hook: it succeeded, and `oracle::check_hook` holds over what it did.
-fn check(sh: &mut Shared, record: &HookRecord, model: &Model, after: &[TrustEntry]) -> Result<(), String> {
+fn check(
+    sh: &mut Shared,
+    record: &HookRecord,
+    model: &Model,
+    after: &[TrustEntry],
+    action: Option<Action>,
+) -> Result<(), String> {
     if record.failed() {
         return Err(format!(
             "the hook failed (exit {}): {} {}",
@@ -712,13 +894,25 @@ fn check(sh: &mut Shared, record: &HookRecord, model: &Model, after: &[TrustEntr
             .chain([app.to_string()])
             .map(|m| (m.clone(), sh.written.get(&(*id, m)).cloned().unwrap_or_else(Sent::absent)))
             .collect();
-        asked_view.insert(*id, asked(members.iter().map(|(m, s)| (m.as_str(), s)), &sh.specials, &sh.protected));
+        asked_view.insert(
+            *id,
+            asked(on_https(r), members.iter().map(|(m, s)| (m.as_str(), s)), &sh.specials, &sh.protected, sh.projects),
+        );
     }
+    // The integrator's databags whose provider keys the hook changed.
     let mut written = Vec::new();
     for (id, r) in &model.relations {
+        let keys = provider_keys(on_https(r));
+        let provided = |bag: Option<&Databag>| -> Vec<(String, String)> {
+            bag.into_iter()
+                .flatten()
+                .filter(|(k, _)| keys.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
         let own = r.unit_data.get_key_value(&record.unit).into_iter().chain(r.app_data.get_key_value(INTEGRATOR));
         for (member, bag) in own {
-            if sh.bags.get(&(*id, member.clone())) != Some(bag) && bag.contains_key("version") {
+            if provided(sh.bags.get(&(*id, member.clone()))) != provided(Some(bag)) {
                 written.push((*id, member.as_str(), bag));
             }
         }
@@ -733,7 +927,10 @@ fn check(sh: &mut Shared, record: &HookRecord, model: &Model, after: &[TrustEntr
         lxd_writes: usize::from(sh.store != after),
         asked: &asked_view,
         protected: &sh.protected,
+        identity: &sh.identity,
+        server: &sh.server,
         projects: sh.projects,
+        action,
         written,
         lxd_down: sh.lxd_down,
         nodes: None,
