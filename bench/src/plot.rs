@@ -57,23 +57,23 @@ impl Axis {
 }
 
 fn label(power: i32) -> String {
-    let v = 10f64.powi(power);
-    if power < 0 {
-        format!("{v}")
-    } else if v >= 1000.0 {
-        let s = format!("{v:.0}");
-        // Thousands grouped, as the text of the report writes them.
-        let mut out = String::new();
-        for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
-    } else {
-        format!("{v:.0}")
+    number(10f64.powi(power))
+}
+
+/// A tick's value, thousands grouped as the report's text writes them.
+fn number(v: f64) -> String {
+    if v < 1.0 {
+        return format!("{v}");
     }
+    let s = format!("{v:.0}");
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn esc(s: &str) -> String {
@@ -115,9 +115,10 @@ fn grid(o: &mut String, x: &Axis, y: &Axis) {
                 if m == 2 || m == 5 {
                     let _ = writeln!(
                         o,
-                        r##"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="10" fill="#777">{v}</text>"##,
+                        r##"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="10" fill="#777">{}</text>"##,
                         x.from - 6.0,
-                        py + 4.0
+                        py + 4.0,
+                        number(v)
                     );
                 }
             }
@@ -226,6 +227,8 @@ mod tests {
         assert_eq!(label(3), "1,000");
         assert_eq!(label(5), "100,000");
         assert_eq!(label(-1), "0.1");
+        assert_eq!(number(5000.0), "5,000");
+        assert_eq!(number(20.0), "20");
     }
 
     #[test]
