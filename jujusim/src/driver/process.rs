@@ -127,17 +127,16 @@ impl Sim {
             }
             Ok(_) => {}
         }
-        let child = Command::new(&program)
-            .env_clear()
+        let mut cmd = Command::new(&program);
+        cmd.env_clear()
             .envs(vars)
             .current_dir(charm_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Own process group, so a timeout kills the hook's children too.
-            .process_group(0)
-            .spawn();
-        let child = match child {
+            .process_group(0);
+        let child = match spawn_past_busy_text(&mut cmd) {
             Ok(c) => c,
             Err(e) => return skip(Some(format!("fork/exec {}: {e}", program.display())), 126),
         };
@@ -154,6 +153,28 @@ impl Sim {
             stderr,
             error: if timed_out { Some(format!("hook timed out after {:?}", self.hook_timeout)) } else { None },
             duration: start.elapsed(),
+        }
+    }
+}
+
+/// Spawns `cmd`, again while the kernel says its file is open for writing (ETXTBSY).
+///
+/// In a process with many threads (a test harness running simulators side by side), one
+/// thread may be writing a charm file (a unit's copy of `dispatch`) when another forks: the
+/// child holds the write descriptor until its own exec closes it, and an exec of that file
+/// meanwhile fails with "Text file busy" although the file was complete and closed by its
+/// writer. Under Juju a charm is unpacked long before its hooks run, so a hook never meets
+/// this; neither should one here. A file that stays busy still fails, after about a second.
+fn spawn_past_busy_text(cmd: &mut Command) -> std::io::Result<Child> {
+    const ETXTBSY: i32 = 26;
+    let mut wait = Duration::from_millis(5);
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && wait < Duration::from_secs(1) => {
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+            other => return other,
         }
     }
 }
