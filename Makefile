@@ -109,10 +109,12 @@ demo: setup charm
 	JUJUSIM_BIN=$(abspath target/release/jujusim) target/release/demo $(CHARM)
 
 # Benchmarks (bench/, docs/benchmarks.md): hook wall time, peak RSS, hook-tool calls and LXD
-# requests per hook against a real 3-member LXD cluster, compared with the raw-request limit.
-# Full run ~7 min, rewrites the generated part of docs/benchmarks.md; BENCH_ARGS=--quick: ~1 min,
-# prints only; BENCH_ARGS=--with-1000 adds the N=1,000 point (~32 min: LXD 5.0's adds slow down
-# as its trust store grows).
+# requests per hook against a real 3-member LXD cluster, compared with the raw-request limit,
+# in worlds of 1 to 1,000 requirer units. Full run ~7 min on 2 cores (a third of it LXD adding
+# the 1,000-unit world's certificates), rewrites the generated part of docs/benchmarks.md and
+# the plots docs/bench-units.svg and docs/bench-certs.svg; BENCH_ARGS=--quick: ~1 min, prints
+# only; BENCH_ARGS=--with-1000 adds N=1,000 certificates in one hook (~25 min more: LXD 5.0's
+# adds slow down as its trust store grows).
 BENCH_ARGS ?=
 bench: setup build
 	$(CARGO) build --locked --release --package jujusim --bin jujusim

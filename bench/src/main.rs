@@ -2,9 +2,10 @@
 //! limit (the same LXD requests made by a raw HTTP/1.1 client on one kept-alive TLS connection,
 //! plus the same hook-tool calls made by a shell loop). See docs/benchmarks.md.
 //!
-//! Usage: bench --binary PATH [--quick] [--doc PATH]
+//! Usage: bench --binary PATH [--quick | --with-1000] [--doc PATH]
 
 mod monitor;
+mod plot;
 mod pure;
 mod raw;
 
@@ -27,6 +28,20 @@ const REQ: &str = "req";
 const MEMBER: usize = 0;
 /// Requests the charm keeps in flight for long lists (`MAX_IN_FLIGHT` in src/lxd/client.rs).
 const CHARM_IN_FLIGHT: usize = 4;
+/// Certificates at the end of the pool that no world trusts: the one a unit swaps its own
+/// for (one unit's change), and the one the raw limit adds and deletes.
+const SPARES: usize = 2;
+
+/// The worlds of requirer units, one certificate each. The largest is built last, after
+/// every other LXD measure (its thousand trust entries would slow every request made after
+/// it), and left related: the cluster's teardown takes its entries.
+fn unit_counts(quick: bool) -> Vec<u32> {
+    if quick { vec![1, 10] } else { vec![1, 10, 100, 1000] }
+}
+
+/// Worlds this large take fewer runs per row: each run of a full pass is a thousand
+/// relation-get processes, and its `sh` replay as many again.
+const LARGE_WORLD: u32 = 1000;
 
 struct Opts {
     quick: bool,
@@ -140,6 +155,9 @@ struct Bench {
     proxy: monitor::Proxy,
     rss_file: PathBuf,
     model_uuids: Vec<String>,
+    /// Models whose trust entries are left to the throwaway cluster's teardown (the largest
+    /// world of requirer units: deleting its entries one by one would cost LXD 5.0 minutes).
+    left_to_teardown: Vec<String>,
     replays: usize,
 }
 
@@ -182,8 +200,11 @@ fn real_main() -> Result<()> {
     } else {
         100
     };
+    // One certificate per requirer unit of the largest world, and the spares (`SPARES`).
+    let pool_size = max_n.max(*unit_counts(opts.quick).last().unwrap_or(&0) as usize) + SPARES;
     let t = Instant::now();
-    let pool: Vec<Pem> = (0..max_n).map(|i| certs::client_cert(&format!("bench-client-{i}"))).collect::<Result<_>>()?;
+    let pool: Vec<Pem> =
+        (0..pool_size).map(|i| certs::client_cert(&format!("bench-client-{i}"))).collect::<Result<_>>()?;
     eprintln!("bench: {} client certificates generated in {:.1?}", pool.len(), t.elapsed());
     let rss_file = work.join("rss.txt");
     let mut b = Bench {
@@ -198,6 +219,7 @@ fn real_main() -> Result<()> {
         proxy,
         rss_file,
         model_uuids: Vec::new(),
+        left_to_teardown: Vec::new(),
         replays: 0,
     };
     let result = b.run(binary_size, t_all);
@@ -217,6 +239,12 @@ fn write_requirer(dir: &Path) -> Result<()> {
     std::fs::write(&d, "#!/bin/sh\nexit 0\n")?;
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
     Ok(())
+}
+
+/// The number of requirer units a row's world holds (`... 100 unit(s) ...`).
+fn units_in(name: &str) -> Option<u32> {
+    let (head, _) = name.split_once(" unit(s)")?;
+    head.rsplit(' ').next()?.parse().ok()
 }
 
 fn shell_quote(s: &str) -> String {
@@ -244,7 +272,16 @@ impl Bench {
         })
     }
 
-    fn new_world(&mut self, name: &str, req_units: u32) -> Result<(Sim, RelationId)> {
+    /// The integrator related to `req_units` requirer units, each sending its own certificate
+    /// from the pool when `with_certs`, and LXD trusting them all.
+    ///
+    /// The integrator is trusted last: until then each of its hooks ends at `credential-get`,
+    /// and `juju trust` runs one pass that reads every databag and adds every certificate.
+    /// Related while trusted, each unit's `-joined` and `-changed` would be a full pass over
+    /// the units already there, N²/2 `relation-get` processes (half a million at N=1,000)
+    /// to reach the same model; the rows measure that model, not the road to it.
+    fn new_world(&mut self, name: &str, req_units: u32, with_certs: bool) -> Result<(Sim, RelationId)> {
+        let t = Instant::now();
         let root = self.work.join(name);
         let mut sim = Sim::new(&root, name)?;
         sim.set_copy_mode(CopyMode::HardLink);
@@ -252,12 +289,26 @@ impl Bench {
         self.model_uuids.push(sim.model_uuid());
         sim.set_cloud_spec(self.cloud_spec(&self.cluster.endpoint(MEMBER)))?;
         sim.deploy(APP, &self.charm_dir, 1)?;
-        sim.trust(APP, true)?;
         sim.deploy(REQ, &self.req_dir, req_units)?;
         let rel = sim.relate(&format!("{APP}:api"), &format!("{REQ}:lxd"))?;
+        let related = t.elapsed();
+        if with_certs {
+            for i in 0..req_units as usize {
+                let j = self.cert_json(i..i + 1);
+                sim.write_relation_data(rel, &format!("{REQ}/{i}"), "client_certificates", Some(&j))?;
+            }
+        }
+        let sent = t.elapsed();
+        sim.trust(APP, true)?;
         sim.assert_no_failed_hooks()?;
         let st = sim.unit_status(UNIT)?;
         ensure!(st.0 == "active", "integrator not active after relating: {st:?}");
+        eprintln!(
+            "bench: world {name}: {req_units} unit(s) deployed and related in {:.1?}, certificates sent in {:.1?}, trusted in {:.1?}",
+            related,
+            sent - related,
+            t.elapsed() - sent
+        );
         Ok((sim, rel))
     }
 
@@ -302,6 +353,7 @@ impl Bench {
     /// Runs a cycle of steps (each: a row and the action that runs `hook` once) `reps` times
     /// plain (wall time, tool calls, and the sh replay of those calls), then `ireps` times
     /// instrumented (LXD requests through the counting proxy, RSS through the tool shims).
+    /// `after` runs after each measured action and each replay, outside what is counted.
     #[allow(clippy::too_many_arguments)]
     fn measure_cycle(
         &mut self,
@@ -310,12 +362,14 @@ impl Bench {
         hook: &str,
         steps: &mut [&mut Step<'_>],
         replay_trigger: &mut dyn FnMut(&mut Sim, usize) -> Result<()>,
+        after: &mut dyn FnMut(&mut Sim) -> Result<()>,
         rel: RelationId,
         (reps, ireps): (usize, usize),
     ) -> Result<()> {
         for _ in 0..reps {
             for (row, act) in rows.iter_mut().zip(steps.iter_mut()) {
                 let s = self.measured(sim, hook, &mut **act)?;
+                after(sim)?;
                 row.wall.push(s.wall_ms);
                 row.tools.push(s.calls.len() as f64);
                 row.tool_ms.push(s.calls.iter().map(|c| c.duration_us as f64 / 1000.0).sum());
@@ -329,6 +383,7 @@ impl Bench {
                 }
                 // The same tool calls through sh, in a hook of the same kind.
                 let r = self.replay(sim, hook, &s.calls, rel, &mut *replay_trigger)?;
+                after(sim)?;
                 row.sh_tools.push(r);
             }
         }
@@ -343,6 +398,7 @@ impl Bench {
                 wrap_tools(sim, &self.rss_file, false)?;
                 sim.set_cloud_spec(self.cloud_spec(&self.cluster.endpoint(MEMBER)))?;
                 res?;
+                after(sim)?;
                 row.lxd_reqs.push((c1 - c0) as f64);
                 let text = std::fs::read_to_string(&self.rss_file).unwrap_or_default();
                 let peak = text.lines().filter_map(|l| l.trim().parse::<f64>().ok()).fold(0.0, f64::max);
@@ -459,6 +515,157 @@ impl Bench {
         Ok(ms(t.elapsed()))
     }
 
+    /// The raw limit of one unit swapping its certificate: observe, add one entry, delete one,
+    /// on the one connection the charm uses for a short list (the spare that no world trusts,
+    /// added and deleted again, so the store keeps its size).
+    fn raw_change(&self) -> Result<f64> {
+        let spare = &self.pool[self.pool.len() - 1];
+        let b64 = spare.cert_base64();
+        let t = Instant::now();
+        let mut c = self.raw_conn()?;
+        raw::observe(&mut c)?;
+        raw::add(&mut c, "bench-raw-change", &b64)?;
+        raw::remove(&mut c, &spare.fingerprint)?;
+        Ok(ms(t.elapsed()))
+    }
+
+    /// Runs (plain, instrumented) per row of a world of `u` units: fewer from [`LARGE_WORLD`] on.
+    fn counts_for(&self, u: u32) -> (usize, usize) {
+        if u >= LARGE_WORLD { (3, 1) } else { (self.reps(), self.instrumented_reps()) }
+    }
+
+    /// The rows of a world of `u` requirer units with one certificate each: the steady
+    /// `update-status`, a change that asks nothing new (an address), one unit swapping its
+    /// certificate, and one unit joining. The `last` world is left related: the cluster's
+    /// teardown takes its entries (deleting a thousand, one by one, would take LXD 5.0 minutes).
+    fn unit_rows(&mut self, u: u32, last: bool) -> Result<Vec<Row>> {
+        eprintln!(
+            "bench: {u} requirer unit(s): steady update-status, a quiet change, one unit's change, one unit joining"
+        );
+        let (mut sim, rel) = self.new_world(&format!("units-{u}"), u, true)?;
+        let counts = self.counts_for(u);
+        let t = Instant::now();
+        let mut rows = vec![self.steady_row(&mut sim, rel, u, counts)?, self.quiet_row(&mut sim, rel, u, counts)?];
+        rows.push(self.change_row(&mut sim, rel, u, counts)?);
+        rows.push(self.join_row(&mut sim, rel, u, counts)?);
+        eprintln!("bench: {u} requirer unit(s): rows measured in {:.1?}", t.elapsed());
+        if last {
+            self.left_to_teardown.push(sim.model_uuid());
+        } else {
+            sim.unrelate(rel)?;
+        }
+        sim.assert_no_failed_hooks()?;
+        Ok(rows)
+    }
+
+    fn raw_observes(&self, row: &mut Row, runs: usize) -> Result<()> {
+        for _ in 0..runs {
+            row.raw_lxd.push(self.raw_observe()?);
+        }
+        Ok(())
+    }
+
+    fn steady_row(&mut self, sim: &mut Sim, rel: RelationId, u: u32, counts: (usize, usize)) -> Result<Row> {
+        let mut row = [Row::new(&format!("update-status, steady, {u} unit(s) × 1 cert"))];
+        self.measure_cycle(
+            sim,
+            &mut row,
+            "update-status",
+            &mut [&mut |s: &mut Sim| s.run_hook(UNIT, "update-status")],
+            &mut |s, _| s.run_hook(UNIT, "update-status"),
+            &mut |_| Ok(()),
+            rel,
+            counts,
+        )?;
+        let [mut row] = row;
+        self.raw_observes(&mut row, counts.0)?;
+        Ok(row)
+    }
+
+    /// Juju rewriting one unit's address: a change hook with nothing new to ask.
+    fn quiet_row(&mut self, sim: &mut Sim, rel: RelationId, u: u32, counts: (usize, usize)) -> Result<Row> {
+        sim.run_hook(UNIT, "update-status")?;
+        let mut quiet = [Row::new(&format!("api-relation-changed, quiet (address), {u} unit(s) × 1 cert"))];
+        // Each write a new address, so each fires a change hook; the measured writes and the
+        // replays' triggers draw from two networks and never repeat each other.
+        let move_unit = |s: &mut Sim, net: u8, k: usize| {
+            let address = format!("10.{net}.{}.{}", k / 250, k % 250);
+            s.write_relation_data(rel, &format!("{REQ}/0"), "ingress-address", Some(&address))
+        };
+        let mut moves = 0usize;
+        self.measure_cycle(
+            sim,
+            &mut quiet,
+            "api-relation-changed",
+            &mut [&mut |s: &mut Sim| {
+                moves += 1;
+                move_unit(s, 66, moves)
+            }],
+            &mut |s, k| move_unit(s, 77, k),
+            &mut |_| Ok(()),
+            rel,
+            counts,
+        )?;
+        let [mut quiet] = quiet;
+        self.raw_observes(&mut quiet, counts.0)?;
+        Ok(quiet)
+    }
+
+    /// One unit swaps its certificate for another: a full pass over every databag, one entry
+    /// deleted and one added.
+    fn change_row(&mut self, sim: &mut Sim, rel: RelationId, u: u32, counts: (usize, usize)) -> Result<Row> {
+        let unit0 = format!("{REQ}/0");
+        let spare = &self.pool[self.pool.len() - 2];
+        let certs = [self.cert_json(0..1), serde_json::to_string(&[spare.cert_pem.as_str()])?];
+        let mut row = [Row::new(&format!("api-relation-changed, one unit's new cert, {u} unit(s) × 1 cert"))];
+        let mut swaps = 0usize;
+        self.measure_cycle(
+            sim,
+            &mut row,
+            "api-relation-changed",
+            &mut [&mut |s: &mut Sim| {
+                swaps += 1;
+                s.write_relation_data(rel, &unit0, "client_certificates", Some(&certs[swaps % 2]))
+            }],
+            &mut |s, k| s.write_relation_data(rel, &unit0, "bench-replay", Some(&k.to_string())),
+            &mut |_| Ok(()),
+            rel,
+            counts,
+        )?;
+        let [mut row] = row;
+        for _ in 0..counts.0 {
+            row.raw_lxd.push(self.raw_change()?);
+        }
+        Ok(row)
+    }
+
+    /// A requirer unit joins (before it sends anything): a full pass over every databag, no
+    /// change to LXD. The unit is removed again after each join, out of what is measured, so
+    /// every join meets the same `u` units.
+    fn join_row(&mut self, sim: &mut Sim, rel: RelationId, u: u32, counts: (usize, usize)) -> Result<Row> {
+        let mut row = [Row::new(&format!("api-relation-joined, one unit joins {u} unit(s) × 1 cert"))];
+        let joined: std::cell::RefCell<Option<String>> = Default::default();
+        let join = |s: &mut Sim| -> Result<()> {
+            *joined.borrow_mut() = Some(s.add_unit(REQ)?);
+            Ok(())
+        };
+        self.measure_cycle(
+            sim,
+            &mut row,
+            "api-relation-joined",
+            &mut [&mut |s: &mut Sim| join(s)],
+            &mut |s, _| join(s),
+            &mut |s| joined.borrow_mut().take().map_or(Ok(()), |unit| s.remove_unit(&unit)),
+            rel,
+            counts,
+        )?;
+        let [mut row] = row;
+        for _ in 0..counts.0 {
+            row.raw_lxd.push(self.raw_observe()?);
+        }
+        Ok(row)
+    }
+
     fn cert_json(&self, range: std::ops::Range<usize>) -> String {
         serde_json::to_string(&self.pool[range].iter().map(|p| p.cert_pem.as_str()).collect::<Vec<_>>()).unwrap()
     }
@@ -472,68 +679,18 @@ impl Bench {
         } else {
             vec![1, 10, 100]
         };
-        let us: Vec<u32> = if self.opts.quick { vec![1, 10] } else { vec![1, 10, 100] };
+        let us = unit_counts(self.opts.quick);
+        let (small, large) = us.split_at(us.len().saturating_sub(1));
 
-        // --- steady-state update-status with U requirer units, one certificate each.
-        for &u in &us {
-            eprintln!("bench: steady-state update-status, {u} requirer unit(s)");
-            let (mut sim, rel) = self.new_world(&format!("units-{u}"), u)?;
-            for i in 0..u as usize {
-                let j = self.cert_json(i..i + 1);
-                sim.write_relation_data(rel, &format!("{REQ}/{i}"), "client_certificates", Some(&j))?;
-            }
-            sim.assert_no_failed_hooks()?;
-            let mut row = [Row::new(&format!("update-status, steady, {u} unit(s) × 1 cert"))];
-            let counts = (self.reps(), self.instrumented_reps());
-            self.measure_cycle(
-                &mut sim,
-                &mut row,
-                "update-status",
-                &mut [&mut |s: &mut Sim| s.run_hook(UNIT, "update-status")],
-                &mut |s, _| s.run_hook(UNIT, "update-status"),
-                rel,
-                counts,
-            )?;
-            let [mut row] = row;
-            for _ in 0..self.reps() {
-                row.raw_lxd.push(self.raw_observe()?);
-            }
-            rows.push(row);
-            // Juju rewriting one unit's address: a change hook with nothing new to ask.
-            sim.run_hook(UNIT, "update-status")?;
-            let mut quiet = [Row::new(&format!("api-relation-changed, quiet (address), {u} unit(s) × 1 cert"))];
-            // Each write a new address, so each fires a change hook; the measured writes and the
-            // replays' triggers draw from two networks and never repeat each other.
-            let move_unit = |s: &mut Sim, net: u8, k: usize| {
-                let address = format!("10.{net}.{}.{}", k / 250, k % 250);
-                s.write_relation_data(rel, &format!("{REQ}/0"), "ingress-address", Some(&address))
-            };
-            let mut moves = 0usize;
-            self.measure_cycle(
-                &mut sim,
-                &mut quiet,
-                "api-relation-changed",
-                &mut [&mut |s: &mut Sim| {
-                    moves += 1;
-                    move_unit(s, 66, moves)
-                }],
-                &mut |s, k| move_unit(s, 77, k),
-                rel,
-                counts,
-            )?;
-            let [mut quiet] = quiet;
-            for _ in 0..self.reps() {
-                quiet.raw_lxd.push(self.raw_observe()?);
-            }
-            rows.push(quiet);
-            sim.unrelate(rel)?;
-            sim.assert_no_failed_hooks()?;
+        // --- U requirer units, one certificate each: the steady hook and the three changes.
+        for &u in small {
+            rows.extend(self.unit_rows(u, false)?);
         }
 
         // --- relation-changed adding / removing N certificates from one unit.
         let par_n = if self.opts.quick { 10 } else { 100 };
         let mut par: Vec<(usize, Vec<f64>)> = Vec::new();
-        let (mut sim, rel) = self.new_world("certs", 1)?;
+        let (mut sim, rel) = self.new_world("certs", 1, false)?;
         let unit0 = format!("{REQ}/0");
         for &n in &ns {
             eprintln!("bench: api-relation-changed adding/removing {n} certificate(s)");
@@ -561,6 +718,7 @@ impl Bench {
                     &mut |s: &mut Sim| s.write_relation_data(rel, &unit0, "client_certificates", None),
                 ],
                 &mut replay_trigger,
+                &mut |_| Ok(()),
                 rel,
                 counts,
             )?;
@@ -617,6 +775,13 @@ impl Bench {
         }
         par.push((8, v));
 
+        // --- the largest world last; its rows join the others of their kind.
+        for &u in large {
+            let at = rows.iter().rposition(|r| units_in(&r.name).is_some()).map_or(0, |i| i + 1);
+            let new = self.unit_rows(u, true)?;
+            rows.splice(at..at, new);
+        }
+
         // --- cold start.
         eprintln!("bench: cold start");
         let (cold, baseline) = self.cold_start()?;
@@ -636,6 +801,11 @@ impl Bench {
         if let Some(doc) = &self.opts.doc {
             write_doc(doc, &report)?;
             eprintln!("bench: wrote {}", doc.display());
+            let dir = doc.parent().unwrap_or(Path::new("."));
+            for (name, chart) in [(UNITS_SVG, units_chart(&rows)), (CERTS_SVG, certs_chart(&rows))] {
+                std::fs::write(dir.join(name), plot::svg(&chart))?;
+                eprintln!("bench: wrote {}", dir.join(name).display());
+            }
         }
         Ok(())
     }
@@ -696,11 +866,15 @@ impl Bench {
     }
 
     /// Removes every trust entry the bench added (charm-made ones of every model, raw ones,
-    /// and the integrator identity).
+    /// and the integrator identity), but those of the models left to the cluster's teardown.
     fn cleanup(&mut self) -> Result<()> {
         let mut c = self.raw_conn()?;
-        let mut removed = 0;
+        let (mut removed, mut left) = (0, 0);
         for (name, fp) in raw::list(&mut c)? {
+            if self.left_to_teardown.iter().any(|u| name.contains(u.as_str())) {
+                left += 1;
+                continue;
+            }
             let ours = name.starts_with("bench-raw-")
                 || name.starts_with("bench-par-")
                 || self.model_uuids.iter().any(|u| name.contains(u.as_str()));
@@ -711,16 +885,18 @@ impl Bench {
         }
         drop(c);
         self.cluster.trust_remove(&self.identity.fingerprint)?;
-        let left: Vec<String> = self
+        let leftover: Vec<String> = self
             .cluster
             .trust_list()?
             .iter()
             .filter_map(|e| e["name"].as_str().map(String::from))
             .filter(|n| n.starts_with("bench-") || self.model_uuids.iter().any(|u| n.contains(u.as_str())))
+            .filter(|n| !self.left_to_teardown.iter().any(|u| n.contains(u.as_str())))
             .collect();
-        ensure!(left.is_empty(), "trust entries left behind: {left:?}");
+        ensure!(leftover.is_empty(), "trust entries left behind: {leftover:?}");
         eprintln!(
-            "bench: cleanup removed {removed} leftover trust entr(ies) and the bench identity; none of ours remain"
+            "bench: cleanup removed {removed} leftover trust entr(ies) and the bench identity; none of ours remain \
+             but the {left} of the last world, which go with the cluster"
         );
         Ok(())
     }
@@ -823,7 +999,7 @@ fn render(
     let _ = writeln!(o, "### Machine\n\n{}", machine());
     let _ = writeln!(
         o,
-        "Run: `make bench{}` ({:.0} s). Times in ms, median (min–max) of {reps} runs (3 for N=100, 1 for N=1000); LXD requests and peak RSS from {ireps} separate instrumented run(s) (1 for N≥100).\n",
+        "Run: `make bench{}` ({:.0} s). Times in ms, median (min–max) of {reps} runs (3 for N=100 and for {LARGE_WORLD} units, 1 for N=1000); LXD requests and peak RSS from {ireps} separate instrumented run(s) (1 for N≥100 and for {LARGE_WORLD} units). The machine was shared with other builds while it ran: compare ratios, not milliseconds.\n",
         if b.opts.quick {
             " BENCH_ARGS=--quick"
         } else if b.opts.with_1000 {
@@ -858,6 +1034,12 @@ fn render(
             fmt_stat(&rss, 1),
         );
     }
+    if b.opts.doc.is_some() {
+        let _ = writeln!(
+            o,
+            "\n![Hook wall time against requirer units]({UNITS_SVG})\n\n![Hook wall time against certificates changed]({CERTS_SVG})"
+        );
+    }
     let _ = writeln!(o, "\nTool calls by tool:\n");
     for r in rows {
         let _ = writeln!(o, "- {}: {}", r.name, r.tool_names);
@@ -886,24 +1068,18 @@ fn render(
             }
         }
     }
-    let us: Vec<(u32, f64)> = rows
-        .iter()
-        .filter_map(|r| {
-            r.name
-                .strip_prefix("update-status, steady, ")
-                .and_then(|s| s.split(' ').next())
-                .and_then(|u| u.parse().ok())
-                .map(|u| (u, wall(r)))
-        })
-        .collect();
-    for w in us.windows(2) {
-        let _ = writeln!(
-            o,
-            "| per requirer unit, update-status {}→{} units | {:.2} | – |",
-            w[0].0,
-            w[1].0,
-            (w[1].1 - w[0].1) / (w[1].0 - w[0].0) as f64
-        );
+    for family in unit_families(rows) {
+        let points: Vec<(u32, &Row)> = rows.iter().filter_map(|r| in_family(r, &family).map(|u| (u, r))).collect();
+        for w in points.windows(2) {
+            let ((a, ra), (z, rz)) = (w[0], w[1]);
+            let d = f64::from(z - a);
+            let _ = writeln!(
+                o,
+                "| per requirer unit, {family} {a}→{z} units | {:.2} | {:.2} |",
+                (wall(rz) - wall(ra)) / d,
+                (rawl(rz) - rawl(ra)) / d
+            );
+        }
     }
 
     let _ = writeln!(o, "\n### {par_n} raw adds: one connection vs bounded parallel connections\n");
@@ -1020,6 +1196,86 @@ fn render(
         yes((size as f64) < 8.0 * 1048576.0)
     );
     o
+}
+
+/// The plots, written beside the report (`--doc`).
+const UNITS_SVG: &str = "bench-units.svg";
+const CERTS_SVG: &str = "bench-certs.svg";
+
+/// The kinds of row measured in every world of requirer units, in the table's order
+/// ("update-status, steady", ...).
+fn unit_families(rows: &[Row]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in rows {
+        if let Some(u) = units_in(&r.name)
+            && let Some((family, _)) = r.name.split_once(&format!(" {u} unit(s)"))
+        {
+            let family = family.trim_end_matches(',').to_string();
+            if !out.contains(&family) {
+                out.push(family);
+            }
+        }
+    }
+    out
+}
+
+/// The units of `r`'s world when it is a row of `family`.
+fn in_family(r: &Row, family: &str) -> Option<u32> {
+    let u = units_in(&r.name)?;
+    let (f, _) = r.name.split_once(&format!(" {u} unit(s)"))?;
+    (f.trim_end_matches(',') == family).then_some(u)
+}
+
+/// The charm's series (median, min, max of the wall time) and its limit's, dashed.
+fn charm_and_limit(name: &str, color: &'static str, points: &[(f64, &Row)]) -> [plot::Series; 2] {
+    let (charm, limit) = points
+        .iter()
+        .map(|(x, r)| {
+            let (m, lo, hi) = stat(&r.wall);
+            ((*x, m, lo, hi), (*x, r.limit(), r.limit(), r.limit()))
+        })
+        .unzip();
+    [
+        plot::Series { name: name.to_string(), color, dashed: false, points: charm },
+        plot::Series { name: "… its limit".into(), color, dashed: true, points: limit },
+    ]
+}
+
+const PLOT_NOTE: &str = "Solid: the charm (median, bar: min–max). Dashed: the limit (raw LXD + the same tool calls from sh). 2 vCPUs, shared.";
+
+fn units_chart(rows: &[Row]) -> plot::Chart {
+    let mut series = Vec::new();
+    for (i, family) in unit_families(rows).iter().enumerate() {
+        let points: Vec<(f64, &Row)> =
+            rows.iter().filter_map(|r| in_family(r, family).map(|u| (f64::from(u), r))).collect();
+        let name = family.split_once(", ").map_or(family.as_str(), |(_, what)| what);
+        let hook = family.split_once(", ").map_or("", |(h, _)| h).trim_start_matches("api-relation-");
+        series.extend(charm_and_limit(&format!("{hook}: {name}"), plot::COLORS[i % plot::COLORS.len()], &points));
+    }
+    plot::Chart {
+        title: "Hook wall time against requirer units (one certificate each)".into(),
+        x_label: "requirer units in the relation".into(),
+        y_label: "hook wall time, ms".into(),
+        note: PLOT_NOTE.into(),
+        series,
+    }
+}
+
+fn certs_chart(rows: &[Row]) -> plot::Chart {
+    let mut series = Vec::new();
+    for (i, verb) in ["add", "remove"].into_iter().enumerate() {
+        let prefix = format!("api-relation-changed, {verb} ");
+        let points: Vec<(f64, &Row)> =
+            rows.iter().filter_map(|r| r.name.strip_prefix(&prefix)?.parse::<f64>().ok().map(|n| (n, r))).collect();
+        series.extend(charm_and_limit(&format!("{verb} N certificates"), plot::COLORS[i], &points));
+    }
+    plot::Chart {
+        title: "Hook wall time against certificates changed in one hook (one unit)".into(),
+        x_label: "certificates added or removed (N)".into(),
+        y_label: "hook wall time, ms".into(),
+        note: PLOT_NOTE.into(),
+        series,
+    }
 }
 
 const BEGIN: &str = "<!-- bench:begin (generated by `make bench`; text outside these markers is kept) -->";

@@ -42,9 +42,11 @@
 //! `env!("CARGO_BIN_EXE_jujusim")`).
 //!
 //! The model lives on disk under the root directory (JSON, see [`model`]; each databag in a
-//! file of its own, see [`bags`]); tool calls are
-//! atomic under a file lock; records are JSON lines under `<root>/records/`.
+//! file of its own, see [`bags`]); while a charm process runs, the driver lends the model to
+//! its agent thread, which serves the tool calls one at a time (see [`agent`]); records are
+//! JSON lines under `<root>/records/`.
 
+pub mod agent;
 pub mod bags;
 pub mod charm;
 pub mod driver;

@@ -3,11 +3,12 @@
 //! Layout of a simulator root directory:
 //!
 //! ```text
-//! <root>/model.json          the committed model (apps, units, relations, queue)
+//! <root>/model.json          the committed model (apps, units, relations, queue), saved by
+//!                            the driver (the tools ask the agent, which holds it in memory)
 //! <root>/bags/               the committed databags, one file each (see `bags`)
 //! <root>/lock                flock(2)ed around every read-modify-write of the model
-//! <root>/agent.socket        JUJU_AGENT_SOCKET_ADDRESS points here (a plain marker file)
-//! <root>/contexts/<id>.json  one per running hook/action: staged writes, action results
+//! <root>/agent.socket        JUJU_AGENT_SOCKET_ADDRESS points here (a marker file that names
+//!                            the agent's abstract socket, see `agent`)
 //! <root>/tools/<tool>        symlinks to the `jujusim` binary; first on the hook's PATH
 //! <root>/units/<app>-<n>/charm  each unit's copy of the charm directory
 //! <root>/records/*.jsonl     hooks, tool calls and juju-log lines, one JSON object a line
@@ -256,7 +257,8 @@ impl Event {
 }
 
 /// A running hook or action, as the tools see it. Staged (transactional) writes live here
-/// until the driver commits them after the hook exits 0.
+/// until the driver commits them after the hook exits 0; the agent holds it while the hook
+/// runs.
 #[derive(Serialize, Deserialize, Clone, Debug, Default)]
 pub struct HookContext {
     pub id: String,
@@ -309,12 +311,6 @@ impl Paths {
     pub fn socket(&self) -> PathBuf {
         self.root.join("agent.socket")
     }
-    pub fn contexts(&self) -> PathBuf {
-        self.root.join("contexts")
-    }
-    pub fn context(&self, id: &str) -> PathBuf {
-        self.contexts().join(format!("{}.json", id.replace('/', "_")))
-    }
     pub fn tools(&self) -> PathBuf {
         self.root.join("tools")
     }
@@ -358,15 +354,6 @@ pub fn load_model(paths: &Paths) -> anyhow::Result<Model> {
 
 pub fn save_model(paths: &Paths, model: &Model) -> anyhow::Result<()> {
     write_atomic(&paths.model(), &serde_json::to_vec(model)?)
-}
-
-pub fn load_context(paths: &Paths, id: &str) -> anyhow::Result<HookContext> {
-    let data = fs::read(paths.context(id))?;
-    Ok(serde_json::from_slice(&data)?)
-}
-
-pub fn save_context(paths: &Paths, ctx: &HookContext) -> anyhow::Result<()> {
-    write_atomic(&paths.context(&ctx.id), &serde_json::to_vec(ctx)?)
 }
 
 pub fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {

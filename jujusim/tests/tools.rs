@@ -316,3 +316,42 @@ fn goal_state_lists_the_units_and_relations_and_shows_a_unit_being_removed_as_dy
     assert_eq!(goal["units"]["prov/1"]["status"], "dying", "{goal}");
     assert_eq!(goal["units"]["prov/0"]["status"], "unknown");
 }
+
+#[test]
+fn stdin_is_read_by_the_tool_that_asks_for_it_and_its_errors_are_the_tools() {
+    let tmp = TempDir::new("stdin");
+    let mut sim = setup(&tmp);
+    // A tool that reads no stdin leaves it to the next command.
+    assert_eq!(
+        run(&mut sim, "prov/0", "printf 'k: v\\n' | { is-leader; state-set --file -; }; state-get k"),
+        "True\nv|0"
+    );
+    assert_eq!(
+        run(&mut sim, "prov/0", "state-set --file - < /"),
+        "|ERROR read /dev/stdin: Is a directory (os error 21)|1"
+    );
+}
+
+#[test]
+fn a_tool_called_once_its_hook_is_over_is_told_the_context_is_unknown() {
+    let tmp = TempDir::new("late");
+    let mut sim = setup(&tmp);
+    let out = tmp.path().join("late.txt");
+    // Detached, so the hook ends first: its context is gone when the tool runs.
+    let script = format!(
+        "ctx=$JUJU_CONTEXT_ID; setsid sh -c 'sleep 0.3; is-leader; echo \"rc=$? ctx=$0\"' \"$ctx\" > {o}.tmp 2>&1 < /dev/null & \n",
+        o = out.display()
+    );
+    let h = probe(&mut sim, "prov/0", &script);
+    assert_eq!(h.exit_code, 0);
+    let tmp_out = out.with_extension("txt.tmp");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let t = std::fs::read_to_string(&tmp_out).unwrap_or_default();
+        if t.contains("rc=") || std::time::Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(text, format!("ERROR bad request: unknown context \"{}\"\nrc=1 ctx={}\n", h.context_id, h.context_id));
+}

@@ -80,7 +80,6 @@ impl Sim {
                 action: Some(ActionContext { id: id.to_string(), name: name.into(), params, ..Default::default() }),
                 ..Default::default()
             };
-            model::save_context(&self.paths, &ctx)?;
             let vars = self.base_env(m, &ctx, &charm_dir, "");
             Ok((ctx, charm_dir, vars))
         })?;
@@ -89,8 +88,8 @@ impl Sim {
         vars.insert("JUJU_ACTION_NAME".into(), name.into());
         vars.insert("JUJU_ACTION_UUID".into(), action_id.clone());
         vars.insert("JUJU_ACTION_TAG".into(), format!("action-{action_id}"));
-        let outcome = self.run_process(&charm_dir, "actions", name, &vars);
-        let (result, record) = self.write(|m| self.finish_action(m, &ctx.id, &outcome))?;
+        let (outcome, ctx) = self.run_process(&charm_dir, "actions", name, &vars, ctx);
+        let (result, record) = self.write(|m| self.finish_action(m, ctx, &outcome))?;
         model::append_record(&self.paths.hook_records(), &record)?;
         model::append_record(&self.paths.action_records(), &result)?;
         self.settle()?;
@@ -101,11 +100,9 @@ impl Sim {
     fn finish_action(
         &self,
         m: &mut Model,
-        ctx_id: &str,
+        ctx: HookContext,
         outcome: &ProcOutcome,
     ) -> anyhow::Result<(ActionResult, HookRecord)> {
-        let ctx = model::load_context(&self.paths, ctx_id)?;
-        let _ = std::fs::remove_file(self.paths.context(&ctx.id));
         let act = ctx.action.clone().unwrap();
         let (unit, name) = (&ctx.unit, &ctx.hook_name);
         let mut error = outcome.error.clone();

@@ -53,8 +53,8 @@ impl Sim {
             Next::Skipped => return Ok(true),
             Next::Hook(p) => p,
         };
-        let outcome = self.run_process(&p.charm_dir, "hooks", &p.ctx.hook_name, &p.vars);
-        let record = self.write(|m| self.finish_hook(m, &p, &outcome))?;
+        let (outcome, ctx) = self.run_process(&p.charm_dir, "hooks", &p.ctx.hook_name, &p.vars, p.ctx.clone());
+        let record = self.write(|m| self.finish_hook(m, &p, ctx, &outcome))?;
         model::append_record(&self.paths.hook_records(), &record)?;
         if let Some(observe) = self.observer.as_mut()
             && let Some(c) = self.cache.borrow().as_ref()
@@ -104,7 +104,6 @@ impl Sim {
             departing_unit: ev.departing_unit.clone(),
             ..Default::default()
         };
-        model::save_context(&self.paths, &ctx)?;
         let leader_before = bags::read_or_empty(&self.paths, Bag::Leader(&app))?;
         let mut vars = self.base_env(m, &ctx, &charm_dir, &hook_name);
         let secret = match &ev.secret {
@@ -119,10 +118,14 @@ impl Sim {
     }
 
     /// Commits a hook that exited 0, or puts its unit in error, and records it.
-    fn finish_hook(&self, m: &mut Model, p: &Prepared, outcome: &ProcOutcome) -> anyhow::Result<HookRecord> {
+    fn finish_hook(
+        &self,
+        m: &mut Model,
+        p: &Prepared,
+        ctx: HookContext,
+        outcome: &ProcOutcome,
+    ) -> anyhow::Result<HookRecord> {
         let ev = &p.ev;
-        let ctx = model::load_context(&self.paths, &p.ctx.id)?;
-        let _ = std::fs::remove_file(self.paths.context(&ctx.id));
         let mut error = outcome.error.clone();
         let ok = outcome.exit_code == 0 && error.is_none();
         if ok && let Err(e) = commit(&self.paths, m, &ctx, ev.depth + 1) {

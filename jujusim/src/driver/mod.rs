@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 
+use crate::agent::Agent as ToolAgent;
 use crate::model::{self, Model, Paths};
 use crate::tools;
 
@@ -118,6 +119,8 @@ pub struct Sim {
     /// while model.json is unchanged (tools rewrite it only for immediate writes).
     cache: RefCell<Option<Cached>>,
     observer: Option<HookObserver>,
+    /// Serves the hook tools from the model lent to it while a charm process runs.
+    agent: ToolAgent,
 }
 
 /// Called after every hook with its record and the model as the hook left it (its writes
@@ -170,7 +173,7 @@ impl Sim {
         if paths.model().exists() {
             bail!("{} already holds a simulated model", root.display());
         }
-        for d in [paths.contexts(), paths.tools(), paths.units(), paths.records()] {
+        for d in [paths.tools(), paths.units(), paths.records()] {
             std::fs::create_dir_all(&d)?;
         }
         std::fs::write(paths.socket(), b"jujusim agent socket placeholder\n")?;
@@ -185,6 +188,7 @@ impl Sim {
             ..Default::default()
         };
         model::save_model(&paths, &model)?;
+        let agent = ToolAgent::start(paths.clone(), tools::serve).context("starting the hook tools' agent")?;
         let sim = Sim {
             paths,
             bin,
@@ -194,6 +198,7 @@ impl Sim {
             extra_env: BTreeMap::new(),
             cache: RefCell::new(None),
             observer: None,
+            agent,
         };
         sim.install_tools()?;
         Ok(sim)

@@ -9,8 +9,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::model::{HookContext, Model};
+use crate::agent::Lease;
+use crate::model::{HookContext, Model, ModelLock};
 
+use super::store::Cached;
 use super::{AGENT_PATH, Sim};
 
 fn is_executable(p: &Path) -> bool {
@@ -73,25 +75,47 @@ impl Sim {
         v
     }
 
-    /// Runs `dispatch` (if present and executable) or `<dir>/<name>`.
+    /// Runs `dispatch` (if present and executable) or `<dir>/<name>` in the hook context `ctx`;
+    /// returns the outcome and the context as the process left it (its staged writes, an
+    /// action's results).
     pub(super) fn run_process(
         &self,
         charm_dir: &Path,
         dir: &str,
         name: &str,
         vars: &BTreeMap<String, String>,
-    ) -> ProcOutcome {
+        ctx: HookContext,
+    ) -> (ProcOutcome, HookContext) {
+        match self.model_to_lend() {
+            Err(e) => (not_run(Instant::now(), Some(format!("cannot lend the model: {e}")), 1), ctx),
+            Ok(mut cached) => {
+                let model = std::mem::take(&mut cached.model);
+                self.agent.lend(Lease { model, ctx, model_changed: false });
+                let outcome = self.spawn_charm(charm_dir, dir, name, vars);
+                let lease = self.agent.take_back().expect("the model was lent for this process");
+                cached.model = lease.model;
+                cached.dirty |= lease.model_changed;
+                *self.cache.borrow_mut() = Some(cached);
+                (outcome, lease.ctx)
+            }
+        }
+    }
+
+    /// The cached model, taken out of the cache for the agent, which serves the tools from it
+    /// while the process runs; the cache stays empty until it comes back, so nothing can read
+    /// a model that is not there.
+    fn model_to_lend(&self) -> anyhow::Result<Cached> {
+        let _l = ModelLock::acquire(&self.paths)?;
+        self.refresh()?;
+        Ok(self.cache.borrow_mut().take().expect("refreshed"))
+    }
+
+    /// Starts the charm process and waits for it (or why it could not run).
+    fn spawn_charm(&self, charm_dir: &Path, dir: &str, name: &str, vars: &BTreeMap<String, String>) -> ProcOutcome {
         let start = Instant::now();
         let dispatch = charm_dir.join("dispatch");
         let program = if is_executable(&dispatch) { dispatch } else { charm_dir.join(dir).join(name) };
-        let skip = |error: Option<String>, code: i32| ProcOutcome {
-            ran: false,
-            exit_code: code,
-            stdout: String::new(),
-            stderr: String::new(),
-            error,
-            duration: start.elapsed(),
-        };
+        let skip = |error: Option<String>, code: i32| not_run(start, error, code);
         if !charm_dir.join("metadata.yaml").is_file() {
             return skip(Some("charm missing from disk".into()), 1);
         }
@@ -103,21 +127,16 @@ impl Sim {
             }
             Ok(_) => {}
         }
-        // The tools read the model from disk.
-        if let Err(e) = self.flush() {
-            return skip(Some(format!("cannot save the model: {e}")), 1);
-        }
-        let child = Command::new(&program)
-            .env_clear()
+        let mut cmd = Command::new(&program);
+        cmd.env_clear()
             .envs(vars)
             .current_dir(charm_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Own process group, so a timeout kills the hook's children too.
-            .process_group(0)
-            .spawn();
-        let child = match child {
+            .process_group(0);
+        let child = match spawn_past_busy_text(&mut cmd) {
             Ok(c) => c,
             Err(e) => return skip(Some(format!("fork/exec {}: {e}", program.display())), 126),
         };
@@ -135,6 +154,40 @@ impl Sim {
             error: if timed_out { Some(format!("hook timed out after {:?}", self.hook_timeout)) } else { None },
             duration: start.elapsed(),
         }
+    }
+}
+
+/// Spawns `cmd`, again while the kernel says its file is open for writing (ETXTBSY).
+///
+/// In a process with many threads (a test harness running simulators side by side), one
+/// thread may be writing a charm file (a unit's copy of `dispatch`) when another forks: the
+/// child holds the write descriptor until its own exec closes it, and an exec of that file
+/// meanwhile fails with "Text file busy" although the file was complete and closed by its
+/// writer. Under Juju a charm is unpacked long before its hooks run, so a hook never meets
+/// this; neither should one here. A file that stays busy still fails, after about a second.
+fn spawn_past_busy_text(cmd: &mut Command) -> std::io::Result<Child> {
+    const ETXTBSY: i32 = 26;
+    let mut wait = Duration::from_millis(5);
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && wait < Duration::from_secs(1) => {
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A process that did not run: skipped (no error) or refused.
+fn not_run(start: Instant, error: Option<String>, code: i32) -> ProcOutcome {
+    ProcOutcome {
+        ran: false,
+        exit_code: code,
+        stdout: String::new(),
+        stderr: String::new(),
+        error,
+        duration: start.elapsed(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The hook tools. `jujusim` (the binary) is a multi-call program: invoked as `relation-get`
-//! (through a symlink in the tools dir) or as `jujusim relation-get ...`, it finds the
-//! simulator root from `JUJU_AGENT_SOCKET_ADDRESS`, the running hook from `JUJU_CONTEXT_ID`,
-//! and runs the tool under the model lock.
+//! (through a symlink in the tools dir) or as `jujusim relation-get ...`, it sends the call,
+//! with `JUJU_CONTEXT_ID`, to the agent behind `JUJU_AGENT_SOCKET_ADDRESS` (see `agent`), which
+//! runs the tool against the model and hook context the driver lent it, one call at a time.
 //!
 //! Exit codes and messages follow Juju's `cmd.Main`: usage/flag errors (raised while parsing
 //! or in `Init`) exit 2, run-time errors exit 1, both printed as `ERROR <message>` on stderr.
@@ -32,7 +32,7 @@ mod state;
 mod status;
 
 pub use self::config::effective_config;
-pub use self::entry::main_entry;
+pub use self::entry::{main_entry, serve};
 
 use self::action::{action_fail, action_get, action_log, action_set};
 use self::args::{Opts, Parsed};
