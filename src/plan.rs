@@ -65,6 +65,7 @@ impl Plan {
 pub fn plan(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects: Option<&[String]>) -> Plan {
     let by_fp: BTreeMap<&str, &TrustEntry> = store.iter().map(|e| (e.fingerprint.as_str(), e)).collect();
     let first = desired(requests, projects);
+    let asking = by_fingerprint(requests);
     let mut plan = Plan::default();
 
     // Requests arrive ordered by relation and unit, so the first requester names the entry.
@@ -85,7 +86,8 @@ pub fn plan(scope: &Scope, requests: &[Request], store: &[TrustEntry], projects:
 
     for entry in store.iter().filter(|e| e.kind == TrustKind::Client) {
         let Some(owner) = scope.owner_of(&entry.name) else { continue };
-        match owners_want(requests, &owner, &entry.fingerprint, projects) {
+        let asked = asking.get(entry.fingerprint.as_str()).map_or(&[][..], Vec::as_slice);
+        match owners_want(asked, &owner, projects) {
             None => {
                 plan.remove.push(Remove { fingerprint: entry.fingerprint.clone(), name: entry.name.clone(), owner })
             }
@@ -104,15 +106,21 @@ pub fn same_relation(a: &Owner, b: &Owner) -> bool {
     a.interface == b.interface && a.relation_id == b.relation_id
 }
 
-/// What the relation owning an entry asks for its certificate: the restriction of its first
-/// request for it; `None` when it no longer asks, whoever else does.
-fn owners_want(
-    requests: &[Request],
-    owner: &Owner,
-    fp: &str,
-    projects: Option<&[String]>,
-) -> Option<Option<Vec<String>>> {
-    requests.iter().find(|r| r.cert.fingerprint == fp && same_relation(&r.owner, owner)).map(|r| wanted(r, projects))
+/// Every request, by the fingerprint it asks for: an entry finds who asks for it at once, not by
+/// scanning every request (10,000 units would make that quadratic).
+fn by_fingerprint(requests: &[Request]) -> BTreeMap<&str, Vec<&Request>> {
+    let mut out: BTreeMap<&str, Vec<&Request>> = BTreeMap::new();
+    for r in requests {
+        out.entry(r.cert.fingerprint.as_str()).or_default().push(r);
+    }
+    out
+}
+
+/// What the relation owning an entry asks for its certificate (`asked`: every request for it,
+/// in order): the restriction of its first request for it; `None` when it no longer asks,
+/// whoever else does.
+fn owners_want(asked: &[&Request], owner: &Owner, projects: Option<&[String]>) -> Option<Option<Vec<String>>> {
+    asked.iter().find(|r| same_relation(&r.owner, owner)).map(|r| wanted(r, projects))
 }
 
 /// The restriction one request asks for: its own projects, or `trust-projects`.
