@@ -2,12 +2,16 @@
 //! calls in the argv shapes Juju documents. Every call is a process plus a round trip to the
 //! unit agent, so callers make as few as they can.
 
+use crate::bag_stream::{self, Sink};
 use crate::limits;
 use crate::relation::Databag;
 use crate::status::Status;
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, PoisonError};
+
+mod stream;
 
 /// What one hook tool answered.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -59,7 +63,24 @@ pub trait HookTools {
     fn run_reads(&mut self, reads: &[Read]) -> Vec<Result<ToolOutput, ToolError>> {
         reads.iter().map(|r| self.run(r.tool, &r.argv(), None)).collect()
     }
+
+    /// Runs reads as `run_reads` does, but hands each one's stdout to `each` as it arrives
+    /// instead of collecting it: what `each` keeps is all that stays of the answer. Answers come
+    /// in the order asked: `Ok` once `each` took the output of a tool that exited 0; a tool that
+    /// failed is its error, whatever `each` made of its output (then ignore what it kept). This
+    /// one takes whole answers from `run`, one at a time: an in-process agent holds them anyway.
+    fn stream_reads(&mut self, reads: &[Read], each: &StreamFn) -> Vec<Result<(), ToolError>> {
+        let mut answer = |i: usize, r: &Read| -> Result<(), ToolError> {
+            let stdout = checked(r.tool, self.run(r.tool, &r.argv(), None)?)?;
+            each(i, &mut stdout.as_slice())
+        };
+        reads.iter().enumerate().map(|(i, r)| answer(i, r)).collect()
+    }
 }
+
+/// Takes one read's stdout as it arrives (`HookTools::stream_reads`): the read's index, and the
+/// stream. Called from several threads at once, never twice for one read.
+pub type StreamFn<'a> = dyn Fn(usize, &mut dyn BufRead) -> Result<(), ToolError> + Sync + 'a;
 
 /// At most this many hook tools run at once: enough to hide process start-up, few enough not
 /// to flood the agent (or a small machine) when a relation has hundreds of units.
@@ -69,14 +90,18 @@ const MAX_PARALLEL_READS: usize = 8;
 #[derive(Debug, Default)]
 pub struct ProcessTools;
 
+fn spawn_error(tool: &str, e: std::io::Error) -> ToolError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => ToolError::Missing(tool.to_string()),
+        _ => ToolError::Io { tool: tool.to_string(), source: e },
+    }
+}
+
 fn run_process(tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
     let mut cmd = Command::new(tool);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ToolError::Missing(tool.to_string()),
-        _ => ToolError::Io { tool: tool.to_string(), source: e },
-    })?;
+    let mut child = cmd.spawn().map_err(|e| spawn_error(tool, e))?;
     if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
         pipe.write_all(data).map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
     }
@@ -91,6 +116,15 @@ impl HookTools for ProcessTools {
 
     fn run_reads(&mut self, reads: &[Read]) -> Vec<Result<ToolOutput, ToolError>> {
         crate::parallel::map_bounded(reads, MAX_PARALLEL_READS, |r| run_process(r.tool, &r.argv(), None))
+    }
+
+    /// Up to `MAX_PARALLEL_READS` tools at once, and at most about `stream::BYTES_IN_FLIGHT` of
+    /// their output read and not yet done with: a read that would pass it waits (its tool
+    /// blocks on a full pipe) until earlier reads are done.
+    fn stream_reads(&mut self, reads: &[Read], each: &StreamFn) -> Vec<Result<(), ToolError>> {
+        let budget = stream::Budget::new(stream::BYTES_IN_FLIGHT);
+        let order: Vec<usize> = (0..reads.len()).collect();
+        crate::parallel::map_bounded(&order, MAX_PARALLEL_READS, |&i| stream::run(i, &reads[i], &budget, each))
     }
 }
 
@@ -177,9 +211,7 @@ mod reads {
 
 /// What each read's answer means.
 mod decode {
-    use super::{
-        CredentialAnswer, Databag, SecretAnswer, SecretContent, ToolError, ToolOutput, checked, parse_relation_id,
-    };
+    use super::{CredentialAnswer, SecretAnswer, SecretContent, ToolError, ToolOutput, checked, parse_relation_id};
     use std::collections::BTreeMap;
 
     pub fn json<T: serde::de::DeserializeOwned>(
@@ -285,19 +317,6 @@ mod decode {
         let units: Option<Vec<String>> = json("relation-list", out)?;
         Ok(units.unwrap_or_default())
     }
-
-    pub fn databag(out: Result<ToolOutput, ToolError>) -> Result<Databag, ToolError> {
-        let bag: Option<BTreeMap<String, serde_json::Value>> = json("relation-get", out)?;
-        // Juju only stores strings; anything else is coerced for robustness, not trusted.
-        Ok(bag
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => (k, s),
-                other => (k, other.to_string()),
-            })
-            .collect())
-    }
 }
 
 /// `run_reads` answers every read; this only stands in if an implementation did not.
@@ -345,15 +364,7 @@ impl<'a> Juju<'a> {
         reads: &[Read],
         decode: fn(Result<ToolOutput, ToolError>) -> Result<T, ToolError>,
     ) -> Result<Vec<T>, ToolError> {
-        // A batch at a time, each decoded before the next is read: the raw answers (a databag
-        // may be 16 MiB) never pile up beside their decoded copies.
-        let mut out = Vec::with_capacity(reads.len());
-        for batch in reads.chunks(MAX_PARALLEL_READS) {
-            for answer in self.tools.run_reads(batch) {
-                out.push(decode(answer)?);
-            }
-        }
-        Ok(out)
+        self.tools.run_reads(reads).into_iter().map(decode).collect()
     }
 
     pub fn credential_get(&mut self) -> Result<CredentialAnswer, ToolError> {
@@ -389,7 +400,8 @@ impl<'a> Juju<'a> {
 
     /// The whole databag of `member` (a unit or, with `app`, an application).
     pub fn relation_get(&mut self, rel: u32, member: &str, app: bool) -> Result<Databag, ToolError> {
-        self.read(reads::relation_get(rel, member, app), decode::databag)
+        let mut bags = self.relation_gets(&[(rel, member.to_string(), app)])?;
+        bags.pop().ok_or_else(missing_answer)
     }
 
     /// The user secret at `uri` (`--refresh`: its latest revision, tracked from now on).
@@ -447,10 +459,35 @@ impl<'a> Juju<'a> {
         self.read_all(&reads, decode::units)
     }
 
-    /// The databags of `(relation, member, is-app)`, read at once.
+    /// The databags of `(relation, member, is-app)`, read at once, each whole.
     pub fn relation_gets(&mut self, bags: &[(u32, String, bool)]) -> Result<Vec<Databag>, ToolError> {
+        self.relation_gets_into(bags, vec![Databag::new(); bags.len()], usize::MAX)
+    }
+
+    /// The databags of `(relation, member, is-app)`, read at once, each one's keys handed to its
+    /// sink (`sinks[i]` for `bags[i]`) as they arrive, values over `bound` by their length
+    /// alone: no databag is ever held whole, and what the sinks keep is all that stays of it.
+    /// Any read failing fails them all (the first in order is the error).
+    pub fn relation_gets_into<S: Sink + Send>(
+        &mut self,
+        bags: &[(u32, String, bool)],
+        sinks: Vec<S>,
+        bound: usize,
+    ) -> Result<Vec<S>, ToolError> {
         let reads: Vec<Read> = bags.iter().map(|(rel, member, app)| reads::relation_get(*rel, member, *app)).collect();
-        self.read_all(&reads, decode::databag)
+        let slots: Vec<Mutex<S>> = sinks.into_iter().map(Mutex::new).collect();
+        let each = |i: usize, input: &mut dyn BufRead| -> Result<(), ToolError> {
+            let slot = slots.get(i).ok_or_else(missing_answer)?;
+            let mut sink = slot.lock().unwrap_or_else(PoisonError::into_inner);
+            bag_stream::read(input, bound, &mut *sink)
+                .map_err(|e| ToolError::Output { tool: "relation-get".into(), detail: e.to_string() })
+        };
+        let answers = self.tools.stream_reads(&reads, &each);
+        if answers.len() != reads.len() {
+            return Err(missing_answer());
+        }
+        answers.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(slots.into_iter().map(|s| s.into_inner().unwrap_or_else(PoisonError::into_inner)).collect())
     }
 
     /// Writes `pairs` in one call through `--file -`, so values may hold anything (newlines,

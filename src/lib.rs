@@ -27,8 +27,8 @@
 //!   (pure)        plan, access (may the credential manage trust), adoption (what adopt takes),
 //!                 status (every status text), interfaces (every endpoint, registered once)
 //! 0 vocabulary    limits, certs, endpoint, ownership (who owns an entry, from its name),
-//!                 context (HookContext), databag, cluster (what LXD answers), refusal,
-//!                 parallel
+//!                 context (HookContext), databag, bag_stream (a databag decoded as it is
+//!                 read), cluster (what LXD answers), refusal, parallel
 //! ```
 //!
 //! Only the boundaries do I/O, besides `legacy`, which removes the files the Python charm left
@@ -40,6 +40,7 @@ pub mod access;
 pub mod actions;
 pub mod adopt;
 pub mod adoption;
+pub mod bag_stream;
 pub mod certs;
 pub mod cluster;
 pub mod config;
