@@ -18,14 +18,18 @@
 //! before LXD trusts a certificate requested on it, with the server certificate the pass
 //! connected with.
 
+use crate::bag_stream::Value;
 use crate::config;
 use crate::endpoint::Endpoint;
 use crate::limits::{PROJECTS_BYTES, PUBLISHED_BYTES};
 use crate::ownership::{Interface, Owner};
 use crate::refusal::{KEY_REFUSED, Reason, RefusedCert};
 use crate::relation::{Databag, OnlineMembers, Payload, RelationView, ServerPin, bag_bytes};
-use crate::requests::{MemberProblems, MemberReader, Protected, Request, Requests, thousands};
+use crate::requests::{
+    self, MemberIntake, MemberProblems, MemberReader, Protected, Request, Requests, Taking, thousands,
+};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// The only version of the interface there is; a databag saying anything else is ignored.
 pub const VERSION: &str = "1.0";
@@ -40,68 +44,111 @@ pub const KEY_PROJECT: &str = "project";
 /// Every key the provider writes; one it no longer wants is deleted, any other is left alone.
 pub const PROVIDER_KEYS: [&str; 6] =
     [KEY_VERSION, KEY_CERTIFICATE, KEY_CERTIFICATE_FP, KEY_ADDRESSES, KEY_PROJECT, KEY_REFUSED];
-/// A requirer's databag holding none of these has not spoken the interface (yet): it is
-/// passed over without a word, like the keys Juju itself puts in a unit's databag.
-const REQUIRER_KEYS: [&str; 3] = [KEY_VERSION, KEY_CERTIFICATE, KEY_PROJECTS];
 
-/// What bounds the projects a requirer may ask for.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Bounds<'a> {
-    /// `trust-projects`, when set: nothing outside it is granted.
-    pub ceiling: Option<&'a [String]>,
-    /// LXD has the `certificate_project` extension. Without it (LXD 4.0) an entry is stored
-    /// unrestricted whatever is sent, so a requirer asking for projects is not trusted at all.
-    pub cannot_restrict: bool,
-}
+pub use crate::requests::Bounds;
 
 /// Reads every `https` relation: the application's databag first (as charm-lxd does, so a
 /// requirer writing both bags has its entry named for the application), then each unit's.
 /// What is wrong is reported per member and key, never quoted.
 pub fn collect(relations: &[RelationView], now: i64, protected: &Protected, bounds: Bounds) -> Requests {
-    let mut out = Requests::default();
-    for rel in relations.iter().filter(|r| r.interface == Interface::LxdHttps) {
-        let app = std::iter::once((rel.remote_app.as_str(), &rel.app_data)).filter(|(app, _)| !app.is_empty());
-        let members = app.chain(rel.units.iter().map(|(unit, bag)| (unit.as_str(), bag)));
-        for (member, bag) in members {
-            if !REQUIRER_KEYS.iter().any(|k| bag.contains_key(*k)) {
-                continue;
-            }
-            let Some(owner) = Owner::from_member_on(Interface::LxdHttps, rel.id, member) else { continue };
-            read_member(owner, bag, now, protected, bounds, &mut out);
-        }
-    }
-    out
+    let taking = Taking { now, protected: Arc::new(protected.clone()) };
+    requests::collect_views(relations, Interface::LxdHttps, true, intake, &taking, &bounds)
 }
 
-/// One databag: the version, the certificate through the shared reader, the projects.
-fn read_member(owner: Owner, bag: &Databag, now: i64, protected: &Protected, bounds: Bounds, out: &mut Requests) {
-    let problem = |key: &'static str, why: &str| MemberProblems {
-        owner: owner.clone(),
-        key,
-        whole: Some(why.to_string()),
-        entries: Vec::new(),
-    };
-    // The value is never repeated: only whether it is the one version served.
-    let unusable = match bag.get(KEY_VERSION).map(String::as_str) {
-        Some(VERSION) => None,
-        Some(_) => Some("not \"1.0\", the version served; this databag is ignored"),
-        None => Some("missing; this databag is ignored"),
-    };
-    if let Some(why) = unusable {
-        return out.problems.push(problem(KEY_VERSION, why));
+/// One `https` member's databag, read as it arrives: the certificate through the shared reader
+/// at once, the version and the projects kept until LXD has said what it can restrict.
+#[derive(Debug)]
+struct HttpsIntake {
+    owner: Owner,
+    taking: Taking,
+    /// It wrote a key of the interface: a databag with none has not spoken it (yet).
+    spoke: bool,
+    /// `version`, and whether it is the one served.
+    version: Option<bool>,
+    /// `certificate` as read; `None` when absent or blank.
+    certificate: Option<Outcome>,
+    projects: Asked,
+}
+
+type Outcome = (Vec<Request>, Option<MemberProblems>, Vec<RefusedCert>);
+
+/// Starts reading one `https` member's databag.
+pub fn intake(owner: Owner, taking: &Taking) -> Box<dyn MemberIntake> {
+    Box::new(HttpsIntake {
+        owner,
+        taking: taking.clone(),
+        spoke: false,
+        version: None,
+        certificate: None,
+        projects: Asked::Nothing,
+    })
+}
+
+impl MemberIntake for HttpsIntake {
+    fn key(&mut self, key: &str, value: Value<'_>) {
+        match key {
+            KEY_VERSION => self.version = Some(value == Value::Text(VERSION)),
+            KEY_CERTIFICATE => self.certificate = self.certificate(value),
+            KEY_PROJECTS => self.projects = Asked::of(value),
+            _ => return,
+        }
+        self.spoke = true;
     }
-    let Some(raw) = bag.get(KEY_CERTIFICATE).filter(|c| !c.trim().is_empty()) else {
-        return out.problems.push(problem(KEY_CERTIFICATE, "missing"));
-    };
-    let asked = projects(bag.get(KEY_PROJECTS).map(String::as_str), bounds);
-    if let Some(why) = asked.refusal() {
-        out.problems.push(problem(KEY_PROJECTS, &why));
+
+    /// The version, the certificate as read, the projects.
+    fn settle(&self, bounds: &Bounds) -> Requests {
+        let mut out = Requests::default();
+        if !self.spoke {
+            return out;
+        }
+        let problem = |key: &'static str, why: &str| MemberProblems {
+            owner: self.owner.clone(),
+            key,
+            whole: Some(why.to_string()),
+            entries: Vec::new(),
+        };
+        // The value is never repeated: only whether it is the one version served.
+        let unusable = match self.version {
+            Some(true) => None,
+            Some(false) => Some("not \"1.0\", the version served; this databag is ignored"),
+            None => Some("missing; this databag is ignored"),
+        };
+        if let Some(why) = unusable {
+            out.problems.push(problem(KEY_VERSION, why));
+            return out;
+        }
+        let Some((taken, problems, refused)) = self.certificate.clone() else {
+            out.problems.push(problem(KEY_CERTIFICATE, "missing"));
+            return out;
+        };
+        let asked = projects_of(&self.projects, *bounds);
+        if let Some(why) = asked.refusal() {
+            out.problems.push(problem(KEY_PROJECTS, &why));
+        }
+        out.problems.extend(problems);
+        out.refused.extend(refused);
+        grant(asked, taken, &mut out);
+        out
     }
-    let mut reader = MemberReader::new(owner.clone(), KEY_CERTIFICATE, now, protected);
-    reader.read_one(raw);
-    let (taken, problems, refused) = reader.finish();
-    out.problems.extend(problems);
-    out.refused.extend(refused);
+}
+
+impl HttpsIntake {
+    /// `certificate`, read at once through the shared reader; `None` when blank.
+    fn certificate(&self, value: Value<'_>) -> Option<Outcome> {
+        let mut reader =
+            MemberReader::new(self.owner.clone(), KEY_CERTIFICATE, self.taking.now, &self.taking.protected);
+        match value {
+            Value::Text(raw) if raw.trim().is_empty() => return None,
+            Value::Text(raw) => reader.read_one(raw),
+            Value::TooLarge(len) => reader.too_large(len),
+        }
+        Some(reader.finish())
+    }
+}
+
+/// The requests `taken` from a certificate, with the projects granted; or, where none may be
+/// granted, each refused.
+fn grant(asked: Projects, taken: Vec<Request>, out: &mut Requests) {
     let granted = match asked.grant {
         Grant::AsConfigured => None,
         Grant::Projects(list) => Some(list),
@@ -118,6 +165,28 @@ fn read_member(owner: Owner, bag: &Databag, now: i64, protected: &Protected, bou
         }
     };
     out.requests.extend(taken.into_iter().map(|r| Request { projects: granted.clone(), ..r }));
+}
+
+/// A requirer's `projects` as kept while its databag is read: never more than
+/// `limits::PROJECTS_BYTES`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Asked {
+    /// Absent, or only blanks.
+    Nothing,
+    /// Over `PROJECTS_BYTES`: its length.
+    TooLarge(usize),
+    Names(String),
+}
+
+impl Asked {
+    fn of(value: Value<'_>) -> Asked {
+        match value {
+            Value::Text(raw) if raw.trim().is_empty() => Asked::Nothing,
+            Value::Text(raw) if raw.len() <= PROJECTS_BYTES => Asked::Names(raw.to_string()),
+            Value::Text(raw) => Asked::TooLarge(raw.len()),
+            Value::TooLarge(len) => Asked::TooLarge(len),
+        }
+    }
 }
 
 /// What a requirer's `projects` comes to.
@@ -149,14 +218,22 @@ pub struct Projects {
 /// that is not blank but names no project, or names only what may not be granted, grants
 /// nothing.
 pub fn projects(raw: Option<&str>, bounds: Bounds) -> Projects {
+    projects_of(&raw.map_or(Asked::Nothing, |raw| Asked::of(Value::Text(raw))), bounds)
+}
+
+/// `projects` as kept while the databag was read.
+fn projects_of(asked: &Asked, bounds: Bounds) -> Projects {
     let mut out = Projects { grant: Grant::AsConfigured, outside: Vec::new(), not_names: 0, whole: None };
-    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else { return out };
-    if raw.len() > PROJECTS_BYTES {
-        out.whole =
-            Some(format!("too large ({} bytes; at most {} are read)", thousands(raw.len()), thousands(PROJECTS_BYTES)));
-        out.grant = Grant::Nothing;
-        return out;
-    }
+    let raw = match asked {
+        Asked::Nothing => return out,
+        Asked::TooLarge(len) => {
+            out.whole =
+                Some(format!("too large ({} bytes; at most {} are read)", thousands(*len), thousands(PROJECTS_BYTES)));
+            out.grant = Grant::Nothing;
+            return out;
+        }
+        Asked::Names(raw) => raw,
+    };
     let mut seen = BTreeSet::new();
     let mut granted = Vec::new();
     for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty() && seen.insert(*n)) {

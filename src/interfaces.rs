@@ -16,20 +16,9 @@ use crate::https;
 use crate::ownership::Interface;
 use crate::refusal;
 use crate::relation::{self, OnlineMembers, Payload, ServerPin};
-use crate::requests::{self, Protected, Request, Requests};
+use crate::requests::{self, Bounds, MemberRead, Request, Requests};
 use crate::status::InputProblem;
 use std::collections::BTreeSet;
-
-/// What every endpoint's reader is given.
-#[derive(Debug, Clone, Copy)]
-pub struct Reading<'a> {
-    pub now: i64,
-    pub protected: &'a Protected,
-    /// `trust-projects`.
-    pub ceiling: Option<&'a [String]>,
-    /// LXD answered and lacks `certificate_project`: no entry can be restricted.
-    pub cannot_restrict: bool,
-}
 
 /// What a pass tells requirers, for every endpoint's payload.
 #[derive(Debug, Clone, Copy)]
@@ -49,8 +38,12 @@ pub struct Publication<'a> {
 /// One endpoint, registered.
 pub struct Served {
     pub interface: Interface,
-    /// Every request of this endpoint's relations, with what was wrong and what was refused.
-    pub collect: fn(&[RelationView], &Reading) -> Requests,
+    /// Starts reading one member's databag as it arrives: requests, what was wrong and what
+    /// was refused are all that is kept of it.
+    pub intake: requests::Intake,
+    /// Whether a relation's application databag is read before its units' (else after): the
+    /// first request for a certificate names its entry.
+    pub app_first: bool,
     /// The provider's databag for one relation (`refused` already encoded for it).
     pub payload: fn(u32, &Publication, Option<&str>) -> Payload,
     /// Every key the provider writes there (one no longer wanted is deleted).
@@ -65,7 +58,8 @@ pub struct Served {
 pub const SERVED: [Served; 2] = [
     Served {
         interface: Interface::Lxd,
-        collect: |views, r| requests::collect(views, r.now, r.protected),
+        intake: requests::intake,
+        app_first: false,
         payload: |rel, p, refused| relation::payload(rel, p.online, p.requests, p.held, p.pin, refused),
         provider_keys: &relation::PROVIDER_KEYS,
         // The original charm's requirers read the remote unit's databag and do not survive a
@@ -75,10 +69,9 @@ pub const SERVED: [Served; 2] = [
     },
     Served {
         interface: Interface::LxdHttps,
-        collect: |views, r| {
-            let bounds = https::Bounds { ceiling: r.ceiling, cannot_restrict: r.cannot_restrict };
-            https::collect(views, r.now, r.protected, bounds)
-        },
+        intake: https::intake,
+        // charm-lxd reads the application's databag first.
+        app_first: true,
         payload: https_payload,
         provider_keys: &https::PROVIDER_KEYS,
         // charm-lxd's requirers read the application databag first.
@@ -106,15 +99,14 @@ pub fn served(interface: Interface) -> &'static Served {
     SERVED.iter().find(|s| s.interface == interface).unwrap_or(&SERVED[0])
 }
 
-/// Every endpoint's requests, in relation order within each (the first request for a
-/// certificate names its entry).
-pub fn collect(views: &[RelationView], reading: &Reading) -> Requests {
+/// Every endpoint's requests from `members`, read as their databags arrived and settled
+/// against `bounds`: relation by relation within each endpoint (the first request for a
+/// certificate names its entry), each relation's members in its endpoint's order.
+pub fn settle(members: &[MemberRead], bounds: &Bounds) -> Requests {
     let mut out = Requests::default();
     for served in &SERVED {
-        let got = (served.collect)(views, reading);
-        out.requests.extend(got.requests);
-        out.problems.extend(got.problems);
-        out.refused.extend(got.refused);
+        let ours: Vec<&MemberRead> = members.iter().filter(|m| m.interface == served.interface).collect();
+        out.append(requests::settle(&ours, served.app_first, bounds));
     }
     // Stable: within a relation the endpoint's own order stays.
     out.requests.sort_by_key(|r| r.owner.relation_id);

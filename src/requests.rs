@@ -7,6 +7,7 @@
 //! `[0,0,0,…]` would cost 16× its size) and what is wrong is counted per kind with the first few
 //! indices: the report of 10,000 bad entries is as long as the report of three.
 
+use crate::bag_stream::Value;
 use crate::certs::{self, ClientCert};
 use crate::databag::RelationView;
 use crate::limits::{CERTS_PER_DATABAG, CLIENT_CERTS_BYTES, CLOCK_SKEW_ALLOWANCE, PROBLEMS_NAMED};
@@ -15,6 +16,7 @@ use crate::refusal::{Reason, RefusedCert};
 use serde::de::{self, Deserializer as _, IgnoredAny, SeqAccess, Visitor};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 /// The key an `lxd` requirer sends its certificates under (docs/interface-lxd.md).
 pub const KEY_CLIENT_CERTS: &str = "client_certificates";
@@ -123,29 +125,145 @@ pub struct Requests {
     pub refused: Vec<RefusedCert>,
 }
 
+/// What is known before LXD answers, for reading requests as databags arrive.
+#[derive(Debug, Clone)]
+pub struct Taking {
+    pub now: i64,
+    /// Shared by every member being read, on whichever thread reads it.
+    pub protected: Arc<Protected>,
+}
+
+/// What LXD and the config allow, known once LXD has answered: what a member's requests are
+/// settled against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bounds<'a> {
+    /// `trust-projects`, when set: nothing outside it is granted.
+    pub ceiling: Option<&'a [String]>,
+    /// LXD lacks the `certificate_project` extension. Without it (LXD 4.0) an entry is stored
+    /// unrestricted whatever is sent, so a requirer asking for projects is not trusted at all.
+    pub cannot_restrict: bool,
+}
+
+/// One member's databag as its endpoint reads it: key by key as it arrives, keeping only what
+/// it asks (requests in canonical PEM, problems, refusals, a few short values), never the
+/// databag itself.
+pub trait MemberIntake: Send + fmt::Debug {
+    /// One key and its value. The same key again replaces what it said, as in a map.
+    fn key(&mut self, key: &str, value: Value<'_>);
+    /// What the member asks for, once every key is in.
+    fn settle(&self, bounds: &Bounds) -> Requests;
+}
+
+/// Starts reading one member's databag for an endpoint (`interfaces::Served::intake`).
+pub type Intake = fn(Owner, &Taking) -> Box<dyn MemberIntake>;
+
+/// One member (unit or application) of one relation, being read.
+#[derive(Debug)]
+pub struct MemberRead {
+    pub interface: Interface,
+    /// Where the relation stands among those read: requests are collected relation by relation.
+    pub relation: usize,
+    pub app: bool,
+    pub name: String,
+    pub intake: Box<dyn MemberIntake>,
+}
+
+/// What `members` of one endpoint ask, relation by relation; within a relation the application
+/// first when `app_first`, else last, and the units by name. A member read twice counts once,
+/// as read last.
+pub fn settle(members: &[&MemberRead], app_first: bool, bounds: &Bounds) -> Requests {
+    let mut ordered: BTreeMap<(usize, u8, &str), &dyn MemberIntake> = BTreeMap::new();
+    for m in members {
+        let rank = match (m.app, app_first) {
+            (true, true) => 0,
+            (false, _) => 1,
+            (true, false) => 2,
+        };
+        ordered.insert((m.relation, rank, m.name.as_str()), m.intake.as_ref());
+    }
+    let mut out = Requests::default();
+    for intake in ordered.into_values() {
+        out.append(intake.settle(bounds));
+    }
+    out
+}
+
+impl Requests {
+    /// Appends `other`, in order.
+    pub fn append(&mut self, other: Requests) {
+        self.requests.extend(other.requests);
+        self.problems.extend(other.problems);
+        self.refused.extend(other.refused);
+    }
+}
+
+/// Every member's databag of `interface`'s relations in `relations`, through `intake`: what a
+/// pass reads as it arrives, from databags already whole (tests, fuzzing, benchmarks).
+pub fn collect_views(
+    relations: &[RelationView],
+    interface: Interface,
+    app_first: bool,
+    intake: Intake,
+    taking: &Taking,
+    bounds: &Bounds,
+) -> Requests {
+    let mut members = Vec::new();
+    for (i, rel) in relations.iter().enumerate().filter(|(_, r)| r.interface == interface) {
+        let units = rel.units.iter().map(|(unit, bag)| (unit.as_str(), false, bag));
+        let app = std::iter::once((rel.remote_app.as_str(), true, &rel.app_data)).filter(|(app, ..)| !app.is_empty());
+        for (name, is_app, bag) in units.chain(app) {
+            let Some(owner) = Owner::from_member_on(interface, rel.id, name) else { continue };
+            let mut reading = intake(owner, taking);
+            for (key, value) in bag {
+                reading.key(key, Value::Text(value));
+            }
+            members.push(MemberRead { interface, relation: i, app: is_app, name: name.to_string(), intake: reading });
+        }
+    }
+    settle(&members.iter().collect::<Vec<_>>(), app_first, bounds)
+}
+
 /// Reads `client_certificates` from every databag of every `api` relation. What is wrong is
 /// reported and skipped; valid entries beside it are kept.
 pub fn collect(relations: &[RelationView], now: i64, protected: &Protected) -> Requests {
-    let mut out = Requests::default();
-    for rel in relations.iter().filter(|r| r.interface == Interface::Lxd) {
-        let members = rel
-            .units
-            .iter()
-            .map(|(unit, bag)| (unit.as_str(), bag))
-            .chain(std::iter::once((rel.remote_app.as_str(), &rel.app_data)));
-        for (member, bag) in members {
-            let Some(raw) = bag.get(KEY_CLIENT_CERTS) else { continue };
-            let Some(owner) = Owner::from_member(rel.id, member) else { continue };
-            let mut reader = MemberReader::new(owner, KEY_CLIENT_CERTS, now, protected);
-            reader.read(raw);
-            out.requests.append(&mut reader.taken);
-            out.refused.append(&mut reader.refused_certs);
-            if let Some(problems) = reader.problems() {
-                out.problems.push(problems);
-            }
+    let taking = Taking { now, protected: Arc::new(protected.clone()) };
+    collect_views(relations, Interface::Lxd, false, intake, &taking, &Bounds::default())
+}
+
+/// What a member read through `MemberReader` comes to.
+type Outcome = (Vec<Request>, Option<MemberProblems>, Vec<RefusedCert>);
+
+/// `client_certificates` of one `lxd` member, read as its databag arrives.
+#[derive(Debug)]
+struct LxdIntake {
+    owner: Owner,
+    taking: Taking,
+    read: Option<Outcome>,
+}
+
+/// Starts reading one `lxd` member's databag.
+pub fn intake(owner: Owner, taking: &Taking) -> Box<dyn MemberIntake> {
+    Box::new(LxdIntake { owner, taking: taking.clone(), read: None })
+}
+
+impl MemberIntake for LxdIntake {
+    fn key(&mut self, key: &str, value: Value<'_>) {
+        if key != KEY_CLIENT_CERTS {
+            return;
         }
+        let mut reader =
+            MemberReader::new(self.owner.clone(), KEY_CLIENT_CERTS, self.taking.now, &self.taking.protected);
+        match value {
+            Value::Text(raw) => reader.read(raw),
+            Value::TooLarge(len) => reader.too_large(len),
+        }
+        self.read = Some(reader.finish());
     }
-    out
+
+    fn settle(&self, _: &Bounds) -> Requests {
+        let Some((taken, problems, refused)) = &self.read else { return Requests::default() };
+        Requests { requests: taken.clone(), problems: problems.iter().cloned().collect(), refused: refused.clone() }
+    }
 }
 
 /// The state of reading one member's value.
@@ -179,14 +297,16 @@ impl<'p> MemberReader<'p> {
     /// False, with the value named as too large, when it is over what is read.
     fn fits(&mut self, raw: &str) -> bool {
         if raw.len() > CLIENT_CERTS_BYTES {
-            self.whole = Some(format!(
-                "too large ({} bytes; at most {} are read)",
-                thousands(raw.len()),
-                thousands(CLIENT_CERTS_BYTES)
-            ));
+            self.too_large(raw.len());
             return false;
         }
         true
+    }
+
+    /// The value, `len` bytes long, is over what is read (and was never held whole).
+    pub(crate) fn too_large(&mut self, len: usize) {
+        self.whole =
+            Some(format!("too large ({} bytes; at most {} are read)", thousands(len), thousands(CLIENT_CERTS_BYTES)));
     }
 
     fn read(&mut self, raw: &str) {

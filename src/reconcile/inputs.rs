@@ -1,14 +1,20 @@
 //! Everything a pass reads from Juju, in a few batched rounds, each thing read once.
 
+use super::quiet::RequestDigest;
 use super::state::Cache;
+use crate::bag_stream::{Sink, Value};
 use crate::certs;
 use crate::config::Config;
 use crate::context::{Hook, HookContext, RelationEvent};
 use crate::credentials::{self, CredentialProblem, Credentials};
 use crate::hook_tools::{ConnectionInputs, Juju, RelationInputs, ToolError};
-use crate::ownership::{Interface, app_of};
+use crate::interfaces;
+use crate::limits;
+use crate::ownership::{Interface, Owner, app_of};
 use crate::relation::{Databag, RelationView};
+use crate::requests::{MemberIntake, MemberRead, Protected, Taking};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What is read before LXD can be reached: credentials, config, the state cache.
@@ -60,9 +66,16 @@ pub struct Relations {
     pub leader: bool,
     /// Just before `is-leader` answered: leadership is guaranteed for 30 s from here.
     pub leadership_asked: Instant,
+    /// The live relations: ids, endpoints, remote applications. Their databags are not kept
+    /// (`units` and `app_data` stay empty): only what was read from them, below.
     pub views: Vec<RelationView>,
-    /// What this unit last published: (relation id, is-app) → databag.
+    /// What this unit last published: (relation id, is-app) → the keys its endpoint writes.
     pub ours: BTreeMap<(u32, bool), Databag>,
+    /// What every remote member asked, read as its databag arrived; `interfaces::settle`
+    /// settles it once LXD has answered.
+    pub asked: Vec<MemberRead>,
+    /// What each remote unit asked, digested (`quiet::request_digest`), for later change hooks.
+    pub digests: Vec<String>,
 }
 
 /// Leadership and the ids of the live relations: all a quiet `update-status` reads of them.
@@ -93,25 +106,46 @@ pub fn read_relations(
     juju: &mut Juju,
     publish: bool,
     leaving: bool,
+    protected: &Protected,
 ) -> Result<Relations, ToolError> {
     let leadership = read_leadership(juju)?;
-    read_databags(ctx, juju, leadership, publish, leaving)
+    read_databags(ctx, juju, leadership, publish, leaving, protected)
 }
 
 /// Reads every live relation's databags: the breaking relation and departing units are left
 /// out. With `publish`, this unit's own databags are read too (to write only what changed);
-/// only a leader that stays may read its application's bag.
+/// only a leader that stays may read its application's bag. Requests are read out of the
+/// remote databags as they arrive (`protected`: certificates no requirer may ask for).
 pub fn read_databags(
     ctx: &HookContext,
     juju: &mut Juju,
     leadership: Leadership,
     publish: bool,
     leaving: bool,
+    protected: &Protected,
 ) -> Result<Relations, ToolError> {
     let Leadership { leader, asked, relation_ids } = leadership;
     let own = OwnBags { unit: publish, app: publish && leader && !leaving };
-    let (views, ours) = read_bags(ctx, juju, &relation_ids, own)?;
-    Ok(Relations { leader, leadership_asked: asked, views, ours })
+    let taking = Taking { now: certs::now_unix(), protected: Arc::new(protected.clone()) };
+    let read = read_bags(ctx, juju, &relation_ids, own, &taking)?;
+    Ok(Relations {
+        leader,
+        leadership_asked: asked,
+        views: read.views,
+        ours: read.ours,
+        asked: read.asked,
+        digests: read.digests,
+    })
+}
+
+/// What remote `unit` of relation `rel` asks, digested as its databag is read: all a quiet
+/// change hook reads of it.
+pub fn unit_request_digest(juju: &mut Juju, rel: u32, unit: &str) -> Result<String, ToolError> {
+    let bag = [(rel, unit.to_string(), false)];
+    let mut read = juju.relation_gets_into(&bag, vec![RequestDigest::new(rel, unit)], limits::DATABAG_BYTES)?;
+    let digest =
+        read.pop().ok_or_else(|| ToolError::Output { tool: "relation-get".into(), detail: "no answer".into() })?;
+    Ok(digest.finish())
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -127,10 +161,53 @@ enum Bag {
     Own { app: bool },
 }
 
-type Bags = (Vec<RelationView>, BTreeMap<(u32, bool), Databag>);
+/// What is kept of one databag as it arrives: never the databag itself.
+enum Keep {
+    /// A remote unit's or application's: what its endpoint reads there (nothing when the
+    /// member's name names no owner), and for a unit the digest of its request.
+    Remote { intake: Option<Box<dyn MemberIntake>>, digest: Option<RequestDigest> },
+    /// This unit's own or its application's: the keys its endpoint writes, to write only what
+    /// changed.
+    Own { keys: &'static [&'static str], bag: Databag },
+}
+
+impl Sink for Keep {
+    fn pair(&mut self, key: &str, value: Value<'_>) {
+        match self {
+            Keep::Remote { intake, digest } => {
+                if let Some(digest) = digest {
+                    digest.pair(key, value);
+                }
+                if let Some(intake) = intake {
+                    intake.key(key, value);
+                }
+            }
+            // What the charm wrote there is far inside the bound it is read with.
+            Keep::Own { keys, bag } => {
+                if let (true, Value::Text(text)) = (keys.contains(&key), value) {
+                    bag.insert(key.to_string(), text.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// All that is kept of the relations' databags.
+struct Read {
+    views: Vec<RelationView>,
+    ours: BTreeMap<(u32, bool), Databag>,
+    asked: Vec<MemberRead>,
+    digests: Vec<String>,
+}
 
 /// Reads that do not depend on each other go out together: all unit lists, then all databags.
-fn read_bags(ctx: &HookContext, juju: &mut Juju, ids: &[(Interface, u32)], own: OwnBags) -> Result<Bags, ToolError> {
+fn read_bags(
+    ctx: &HookContext,
+    juju: &mut Juju,
+    ids: &[(Interface, u32)],
+    own: OwnBags,
+    taking: &Taking,
+) -> Result<Read, ToolError> {
     let breaking = if ctx.is_relation_hook(RelationEvent::Broken) { ctx.relation_id } else { None };
     let ids: Vec<(Interface, u32)> = ids.iter().copied().filter(|(_, id)| Some(*id) != breaking).collect();
     let numbers: Vec<u32> = ids.iter().map(|(_, id)| *id).collect();
@@ -167,21 +244,48 @@ fn read_bags(ctx: &HookContext, juju: &mut Juju, ids: &[(Interface, u32)], own: 
         }
         views.push(RelationView { id, interface, remote_app: remote_app.unwrap_or_default(), ..Default::default() });
     }
-    let bags = juju.relation_gets(&reads)?;
-    let mut ours = BTreeMap::new();
-    for ((i, whose), bag) in whose.into_iter().zip(bags) {
-        let Some(view) = views.get_mut(i) else { continue };
-        match whose {
-            Bag::RemoteUnit(unit) => {
-                view.units.insert(unit, bag);
+    let sinks =
+        whose.iter().zip(&reads).map(|((i, whose), (id, member, _))| keep(&views[*i], *id, member, whose, taking));
+    let kept = juju.relation_gets_into(&reads, sinks.collect(), limits::DATABAG_BYTES)?;
+    Ok(gather(views, whose, reads, kept))
+}
+
+/// The sink for one read of relation `view` (`id`), of `member`'s databag.
+fn keep(view: &RelationView, id: u32, member: &str, whose: &Bag, taking: &Taking) -> Keep {
+    let served = interfaces::served(view.interface);
+    let intake = || Owner::from_member_on(view.interface, id, member).map(|owner| (served.intake)(owner, taking));
+    match whose {
+        Bag::RemoteUnit(unit) => Keep::Remote { intake: intake(), digest: Some(RequestDigest::new(id, unit)) },
+        Bag::RemoteApp => Keep::Remote { intake: intake(), digest: None },
+        Bag::Own { .. } => Keep::Own { keys: served.provider_keys, bag: Databag::new() },
+    }
+}
+
+/// What was kept of each read, by whose it was.
+fn gather(
+    views: Vec<RelationView>,
+    whose: Vec<(usize, Bag)>,
+    reads: Vec<(u32, String, bool)>,
+    kept: Vec<Keep>,
+) -> Read {
+    let mut read = Read { views, ours: BTreeMap::new(), asked: Vec::new(), digests: Vec::new() };
+    for (((i, whose), (id, member, _)), keep) in whose.into_iter().zip(reads).zip(kept) {
+        let Some(view) = read.views.get(i) else { continue };
+        match (whose, keep) {
+            (Bag::Own { app }, Keep::Own { bag, .. }) => {
+                read.ours.insert((id, app), bag);
             }
-            Bag::RemoteApp => view.app_data = bag,
-            Bag::Own { app } => {
-                ours.insert((view.id, app), bag);
+            (whose, Keep::Remote { intake, digest }) => {
+                read.digests.extend(digest.map(RequestDigest::finish));
+                let app = matches!(whose, Bag::RemoteApp);
+                if let Some(intake) = intake {
+                    read.asked.push(MemberRead { interface: view.interface, relation: i, app, name: member, intake });
+                }
             }
+            _ => {}
         }
     }
-    Ok((views, ours))
+    read
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use crate::lxd::{Connector, LxdError, Member, ServerInfo, TrustEntry};
 use crate::ownership::{Interface, Owner};
 use crate::plan::Plan;
 use crate::refusal::{Reason, RefusedCert};
-use crate::relation::{self, RelationView};
-use crate::requests::{MemberProblems, Protected, Request, Requests};
+use crate::relation;
+use crate::requests::{Bounds, MemberProblems, MemberRead, Protected, Request, Requests};
 use crate::status::{self, Status};
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -115,6 +115,7 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
         Ok(creds) => creds.clone(),
         Err(problem) => return without_credentials(juju, mode, inputs.cache, problem.clone()),
     };
+    let protected = protected(&creds);
     // LXD is observed on its own thread as soon as the credentials are known, while leadership
     // and the relations are read: a hook costs the longer of the two, not their sum.
     let known = inputs.cache.known_endpoints();
@@ -132,17 +133,16 @@ pub fn run(ctx: &HookContext, juju: &mut Juju, connector: &dyn Connector, mode: 
                     return Ok(Report { leader: leadership.leader, credentials: Some(creds), ..Report::default() });
                 }
             }
-            (observed, inputs::read_databags(ctx, juju, leadership, mode.publish, inputs.leaving))
+            (observed, inputs::read_databags(ctx, juju, leadership, mode.publish, inputs.leaving, &protected))
         }
         None => std::thread::scope(|s| {
             let observer = s.spawn(|| observe::observe(&creds, &known, connector));
-            let relations = inputs::read_relations(ctx, juju, mode.publish, inputs.leaving);
+            let relations = inputs::read_relations(ctx, juju, mode.publish, inputs.leaving, &protected);
             (observer.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), relations)
         }),
     };
     let relations = relations?;
-    let protected = protected(&creds);
-    let asked = collect(&relations.views, &inputs.config, &protected, observed.as_ref().ok().map(|o| &o.server));
+    let asked = collect(&relations.asked, &inputs.config, observed.as_ref().ok().map(|o| &o.server));
     let problem_lines: Vec<String> = asked.problems.iter().map(|p| p.to_string()).collect();
     inputs.cache.log_once(juju, state::LOGGED_PROBLEMS, LogLevel::Warning, &problem_lines)?;
     let report = Report {
@@ -191,10 +191,7 @@ fn read_quick(juju: &mut Juju, hook: &MayBeQuiet, cache: &Cache) -> Result<(inpu
     let leadership = inputs::read_leadership(juju)?;
     let asks_the_same = match hook {
         MayBeQuiet::UpdateStatus => true,
-        MayBeQuiet::UnitChanged { rel, unit } => {
-            let bag = juju.relation_get(*rel, unit, false)?;
-            cache.saw_request(&quiet::request_digest(*rel, unit, &bag))
-        }
+        MayBeQuiet::UnitChanged { rel, unit } => cache.saw_request(&inputs::unit_request_digest(juju, *rel, unit)?),
     };
     Ok((leadership, asks_the_same))
 }
@@ -407,7 +404,7 @@ fn remember_steady(
 ) {
     let steady = steady(inputs, relations, observed, report, decision, applied);
     if steady.is_some() {
-        inputs.cache.remember_requests(request_digests(&relations.views));
+        inputs.cache.remember_requests(relations.digests.clone());
     }
     inputs.cache.remember_steady(steady.as_ref());
 }
@@ -437,11 +434,6 @@ fn steady(
     let starts = report.refused.iter().filter_map(|r| r.not_before);
     let first_expiry = expiries.chain(starts).min().unwrap_or(i64::MAX);
     Some(quiet::Steady { digest: quiet::digest(&world), at: certs::now_unix(), first_expiry })
-}
-
-/// What every remote unit asked in this pass, for a later change hook to compare with.
-fn request_digests(views: &[RelationView]) -> Vec<String> {
-    views.iter().flat_map(|v| v.units.iter().map(|(unit, bag)| quiet::request_digest(v.id, unit, bag))).collect()
 }
 
 /// No usable credentials: say so, touch nothing.
@@ -494,14 +486,12 @@ fn own_fingerprint(creds: &Credentials) -> String {
 /// certificate names its entry and sets its projects), and what was wrong with it. `server`
 /// is what LXD said this pass, if it answered: an `lxd-https` requirer's projects can only be
 /// granted where LXD can restrict an entry.
-fn collect(views: &[RelationView], config: &Config, protected: &Protected, server: Option<&ServerInfo>) -> Requests {
-    let reading = interfaces::Reading {
-        now: certs::now_unix(),
-        protected,
+fn collect(asked: &[MemberRead], config: &Config, server: Option<&ServerInfo>) -> Requests {
+    let bounds = Bounds {
         ceiling: config.trust_projects.as_deref(),
         cannot_restrict: server.is_some_and(|s| !s.api_extensions.iter().any(|e| e == EXT_CERTIFICATE_PROJECT)),
     };
-    interfaces::collect(views, &reading)
+    interfaces::settle(asked, &bounds)
 }
 
 /// The certificates no requirer may have trusted or withdrawn on its behalf: the integrator's

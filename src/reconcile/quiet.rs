@@ -12,13 +12,13 @@
 //! and runs the full pass. A full pass every `limits::FULL_PASS_EVERY` bounds how stale
 //! anything can get, whatever the digest misses.
 
+use crate::bag_stream::{Sink, Value};
 use crate::certs;
 use crate::config::Config;
 use crate::credentials::Credentials;
 use crate::limits;
 use crate::lxd::{Identity, LxdError, Member, ServerInfo, TrustEntry};
 use crate::ownership::Interface;
-use crate::relation::Databag;
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 
@@ -61,23 +61,52 @@ const JUJU_KEYS: [&str; 3] = ["private-address", "ingress-address", "egress-subn
 /// requests look alike.
 pub const REQUEST_DIGEST_CHARS: usize = 32;
 
-/// What remote `unit` of relation `rel` asks, digested: every key of its databag but Juju's.
-/// Hashed as it is read, so a 16 MiB databag is not copied again.
-pub fn request_digest(rel: u32, unit: &str, bag: &Databag) -> String {
-    let mut hash = Sha256::new();
-    let mut part = |bytes: &[u8]| {
-        hash.update((bytes.len() as u64).to_be_bytes());
-        hash.update(bytes);
-    };
-    part(rel.to_string().as_bytes());
-    part(unit.as_bytes());
-    for (key, value) in bag.iter().filter(|(k, _)| !JUJU_KEYS.contains(&k.as_str())) {
-        part(key.as_bytes());
-        part(value.as_bytes());
+/// What remote `unit` of relation `rel` asks, digested: every key of its databag but Juju's,
+/// taken as the databag is read (`bag_stream`), so it is never held. Keys count in the order the
+/// tool prints them, which is the map's order (Juju prints each key once, sorted); printed in
+/// another order, the same databag only digests differently, which runs a full pass. A value
+/// over the bound it was read with counts by its length, in a form no value takes.
+pub struct RequestDigest(Sha256);
+
+impl RequestDigest {
+    pub fn new(rel: u32, unit: &str) -> RequestDigest {
+        let mut digest = RequestDigest(Sha256::new());
+        digest.part(rel.to_string().as_bytes());
+        digest.part(unit.as_bytes());
+        digest
     }
-    let mut hex = certs::hex(&hash.finalize());
-    hex.truncate(REQUEST_DIGEST_CHARS);
-    hex
+
+    /// Lengths are hashed too: moving bytes between a key and its value is another request.
+    fn part(&mut self, bytes: &[u8]) {
+        self.0.update((bytes.len() as u64).to_be_bytes());
+        self.0.update(bytes);
+    }
+
+    pub fn pair(&mut self, key: &str, value: Value<'_>) {
+        if JUJU_KEYS.contains(&key) {
+            return;
+        }
+        self.part(key.as_bytes());
+        match value {
+            Value::Text(text) => self.part(text.as_bytes()),
+            Value::TooLarge(len) => {
+                self.0.update(u64::MAX.to_be_bytes());
+                self.0.update((len as u64).to_be_bytes());
+            }
+        }
+    }
+
+    pub fn finish(self) -> String {
+        let mut hex = certs::hex(&self.0.finalize());
+        hex.truncate(REQUEST_DIGEST_CHARS);
+        hex
+    }
+}
+
+impl Sink for RequestDigest {
+    fn pair(&mut self, key: &str, value: Value<'_>) {
+        RequestDigest::pair(self, key, value);
+    }
 }
 
 /// What a steady full pass left for the next `update-status` to compare with.
@@ -103,9 +132,34 @@ pub fn may_skip(steady: Option<&Steady>, digest: &str, now: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::relation::Databag;
 
     fn bag(pairs: &[(&str, &str)]) -> Databag {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// The digest of a databag already whole.
+    fn request_digest(rel: u32, unit: &str, bag: &Databag) -> String {
+        let mut digest = RequestDigest::new(rel, unit);
+        for (key, value) in bag {
+            digest.pair(key, Value::Text(value));
+        }
+        digest.finish()
+    }
+
+    #[test]
+    fn a_databag_digests_the_same_read_as_it_arrives_and_whole() {
+        let asked = bag(&[("client_certificates", "[\"x\"]"), ("ingress-address", "10.0.0.9"), ("projects", "a,b")]);
+        let json = serde_json::to_vec(&asked).expect("json");
+        let mut streamed = RequestDigest::new(3, "req/0");
+        crate::bag_stream::read(&mut json.as_slice(), limits::DATABAG_BYTES, &mut streamed).expect("reads");
+        assert_eq!(streamed.finish(), request_digest(3, "req/0", &asked));
+        // Too large to hold: told apart by length, and from any value it could be mistaken for.
+        let mut big = RequestDigest::new(3, "req/0");
+        big.pair("client_certificates", Value::TooLarge(20));
+        let mut bigger = RequestDigest::new(3, "req/0");
+        bigger.pair("client_certificates", Value::TooLarge(21));
+        assert_ne!(big.finish(), bigger.finish());
     }
 
     #[test]
