@@ -97,7 +97,23 @@ fn spawn_error(tool: &str, e: std::io::Error) -> ToolError {
     }
 }
 
+/// Starts one read; its answer is taken with `finish_read`.
+fn spawn_read(read: &Read) -> Result<std::process::Child, ToolError> {
+    crate::timeline::mark(read.tool);
+    let mut cmd = Command::new(read.tool);
+    cmd.args(&read.args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.spawn().map_err(|e| spawn_error(read.tool, e))
+}
+
+fn finish_read(tool: &str, child: std::process::Child) -> Result<ToolOutput, ToolError> {
+    // Both pipes at once (`wait_with_output` polls them), so neither can fill and stall the tool.
+    let out = child.wait_with_output().map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
+    crate::timeline::mark_of(tool, "done");
+    Ok(ToolOutput { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
+}
+
 fn run_process(tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
+    crate::timeline::mark(tool);
     let mut cmd = Command::new(tool);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
@@ -106,6 +122,7 @@ fn run_process(tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOu
         pipe.write_all(data).map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
     }
     let out = child.wait_with_output().map_err(|e| ToolError::Io { tool: tool.to_string(), source: e })?;
+    crate::timeline::mark_of(tool, "done");
     Ok(ToolOutput { code: out.status.code().unwrap_or(-1), stdout: out.stdout, stderr: out.stderr })
 }
 
@@ -114,8 +131,23 @@ impl HookTools for ProcessTools {
         run_process(tool, args, stdin)
     }
 
+    /// The tools are started from this thread, up to `MAX_PARALLEL_READS` at once, and their
+    /// answers taken in order: they run at once as processes, and no thread waits for them
+    /// (threads cost more than the few reads a hook makes). A tool whose answer outgrows its
+    /// pipe waits for its turn; it holds nothing an earlier one waits for (see `stream`).
     fn run_reads(&mut self, reads: &[Read]) -> Vec<Result<ToolOutput, ToolError>> {
-        crate::parallel::map_bounded(reads, MAX_PARALLEL_READS, |r| run_process(r.tool, &r.argv(), None))
+        let mut started = std::collections::VecDeque::new();
+        let mut rest = reads.iter();
+        let mut out = Vec::with_capacity(reads.len());
+        loop {
+            while started.len() < MAX_PARALLEL_READS
+                && let Some(read) = rest.next()
+            {
+                started.push_back((read.tool, spawn_read(read)));
+            }
+            let Some((tool, child)) = started.pop_front() else { return out };
+            out.push(child.and_then(|child| finish_read(tool, child)));
+        }
     }
 
     /// Up to `MAX_PARALLEL_READS` tools at once, and at most about `stream::BYTES_IN_FLIGHT` of

@@ -28,7 +28,7 @@
 //!                 status (every status text), interfaces (every endpoint, registered once)
 //! 0 vocabulary    limits, certs, endpoint, ownership (who owns an entry, from its name),
 //!                 context (HookContext), databag, bag_stream (a databag decoded as it is
-//!                 read), cluster (what LXD answers), refusal, parallel
+//!                 read), cluster (what LXD answers), refusal, parallel, timeline (profiling)
 //! ```
 //!
 //! Only the boundaries do I/O, besides `legacy`, which removes the files the Python charm left
@@ -68,3 +68,4 @@ pub mod refusal;
 pub mod relation;
 pub mod requests;
 pub mod status;
+pub mod timeline;

@@ -22,6 +22,7 @@ const FLOORS: &[(u8, &[&str])] = &[
             "bag_stream",
             "cluster",
             "refusal",
+            "timeline",
         ],
     ),
     (

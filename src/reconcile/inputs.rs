@@ -13,6 +13,7 @@ use crate::limits;
 use crate::ownership::{Interface, Owner, app_of};
 use crate::relation::{Databag, RelationView};
 use crate::requests::{MemberIntake, MemberRead, Protected, Taking};
+use crate::timeline;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +32,7 @@ pub struct Inputs {
 
 pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
     let ConnectionInputs { credentials: answer, config, state } = juju.connection_inputs()?;
+    timeline::mark("inputs: read");
     let config = Config::from_values(&config);
     // A second read, only when the config names a secret and trust gave nothing usable: its
     // ID is known only now. In `secret-changed` the latest revision becomes the one tracked.
@@ -45,6 +47,7 @@ pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
         crate::pin::check_material(&c)?;
         Ok(c)
     });
+    timeline::mark("inputs: credentials checked");
     let mut cache = Cache::new(state);
     // A unit being removed sees its own name as the departing unit (of whichever relation
     // departs first); from then on it must not act on LXD, or a departing leader would
@@ -92,6 +95,7 @@ pub fn read_leadership(juju: &mut Juju) -> Result<Leadership, ToolError> {
     let asked = Instant::now();
     let endpoints = Interface::ALL.map(Interface::endpoint);
     let RelationInputs { leader, relation_ids } = juju.relation_inputs(&endpoints)?;
+    timeline::mark("inputs: leadership");
     let relation_ids = Interface::ALL
         .into_iter()
         .zip(relation_ids)

@@ -7,6 +7,7 @@ use crate::credentials::Credentials;
 use crate::endpoint::Endpoint;
 use crate::limits;
 use crate::lxd::{Connection, Connector, Identity, Lxd, LxdError, Member, ServerInfo, TrustEntry, checked};
+use crate::timeline;
 
 /// What one member told us, and the connection it told us on.
 pub struct Observed {
@@ -57,8 +58,11 @@ pub fn observe(creds: &Credentials, known: &[String], connector: &dyn Connector)
 }
 
 fn read_all(connector: &dyn Connector, ep: &Endpoint, creds: &Credentials) -> Result<Observed, LxdError> {
+    timeline::mark("observe");
     let mut lxd = connector.connect(ep, &creds.tls)?;
+    timeline::mark("observe: client ready");
     let server = lxd.server()?;
+    timeline::mark("observe: server");
     if !server.trusted {
         return Err(LxdError::Untrusted { endpoint: ep.url() });
     }
@@ -66,7 +70,9 @@ fn read_all(connector: &dyn Connector, ep: &Endpoint, creds: &Credentials) -> Re
     let members = checked::members(members(lxd.as_mut(), &server)?);
     problems.extend(members.problems);
     let members = members.kept;
+    timeline::mark("observe: members");
     let store = lxd.trust_store()?;
+    timeline::mark("observe: trust store");
     let identity = if server.has_extension(EXT_ACCESS_MANAGEMENT) {
         match lxd.current_identity() {
             // Failing over or giving up is the connection's business, as for the reads above.

@@ -121,6 +121,7 @@ pub struct Steady {
 
 /// Whether an `update-status` that sees `digest` at `now` may skip the full pass.
 pub fn may_skip(steady: Option<&Steady>, digest: &str, now: i64) -> bool {
+    crate::timeline::mark("quiet: digest");
     steady.is_some_and(|s| {
         s.digest == digest
             && now < s.first_expiry
