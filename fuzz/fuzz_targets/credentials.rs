@@ -109,7 +109,8 @@ fuzz_target!(|data: &[u8]| {
                 Source::Trust => {
                     assert!(matches!(answer, CredentialAnswer::Granted(_)));
                     assert!(secret.is_none(), "trust wins: the secret is not read");
-                    assert_eq!(note.is_some(), parsed.credentials_secret.is_some());
+                    // A note when something else is set and ignored (a secret, the lxd_* options).
+                    assert_eq!(note.is_some(), parsed.credentials_secret.is_some() || !creds.ignored.is_empty());
                 }
                 Source::Secret => {
                     assert!(matches!(parsed.credentials_secret, Some(SecretSetting::Uri(_))));
