@@ -37,10 +37,12 @@ pub struct World<'a> {
     pub identity: Option<&'a Result<Identity, LxdError>>,
 }
 
-/// SHA-256 over a canonical rendering of `world`. Only the digest is kept: the key inside the
-/// credentials never reaches the state store.
+/// SHA-256 over a canonical rendering of `world`, hashed as it is rendered (the trust store's
+/// rendering grows with its entries). Only the digest is kept: the key inside the credentials
+/// never reaches the state store.
 pub fn digest(world: &World) -> String {
-    let mut text = String::new();
+    let mut hash = Sha256::new();
+    let mut text = Hashing(&mut hash);
     let tls = &world.creds.tls;
     for part in [&world.creds.endpoint.url(), &tls.client_cert_pem, &tls.client_key_pem, &tls.server_cert_pem] {
         let _ = write!(text, "{}\n{part}\n", part.len());
@@ -51,7 +53,17 @@ pub fn digest(world: &World) -> String {
         world.config.trust_projects, world.leader, world.leaving, world.relation_ids
     );
     let _ = write!(text, "{:?}\n{:?}\n{:?}\n{:?}\n", world.server, world.members, world.store, world.identity);
-    certs::fingerprint(text.as_bytes())
+    certs::hex(&hash.finalize())
+}
+
+/// Text written into a hash.
+struct Hashing<'h>(&'h mut Sha256);
+
+impl std::fmt::Write for Hashing<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.update(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// Keys Juju itself writes into every unit's databag: they ask nothing of the charm.
