@@ -7,7 +7,6 @@ pub mod client;
 pub use crate::cluster::*;
 use crate::credentials::TlsCredentials;
 use crate::endpoint::Endpoint;
-use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 /// A connection to one LXD server (any member of a cluster: the trust store is cluster-wide).
@@ -48,39 +47,6 @@ pub trait Lxd {
     fn remove_trust_all(&mut self, fingerprints: &[String], until: Instant) -> Vec<Result<(), LxdError>> {
         fingerprints.iter().map_while(|fp| (Instant::now() < until).then(|| self.remove_trust(fp))).collect()
     }
-}
-
-/// Applies `op` to `items` with up to `at_once` calls running, starting none at or after
-/// `until`; the answers are those of the items started, which are always the first ones, in
-/// order. The parallel writers' half of "no write starts after the leader's window".
-pub fn start_before<T: Sync, R: Send>(
-    items: &[T],
-    at_once: usize,
-    until: Instant,
-    op: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    // The clock is read and the next item taken under one lock: once a worker finds the window
-    // closed no later item starts, so what started is a prefix and the caller knows the rest.
-    let next = Mutex::new(Some(0usize));
-    let take = || {
-        let mut next = next.lock().unwrap_or_else(PoisonError::into_inner);
-        let i = (*next)?;
-        let open = Instant::now() < until;
-        let item = items.get(i).filter(|_| open);
-        *next = item.map(|_| i + 1);
-        item.map(|item| (i, item))
-    };
-    let run = || std::iter::from_fn(take).map(|(i, item)| (i, op(item))).collect::<Vec<_>>();
-    let workers = items.len().min(at_once);
-    if workers <= 1 {
-        return run().into_iter().map(|(_, r)| r).collect();
-    }
-    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers).map(|_| s.spawn(run)).collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// A connection the reconcile can hand to another thread: it talks to LXD while the hook

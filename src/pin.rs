@@ -20,7 +20,7 @@
 //! once several handshakes run at once.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::certs::hex;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -241,6 +241,24 @@ pub fn client_config(tls: &TlsCredentials) -> Result<ClientConfig, PinError> {
     Ok(config)
 }
 
+/// [`client_config`], built once per process for the same credentials. A hook checks its
+/// material (`check_material`) and then connects with it; each build parses every certificate
+/// and loads the private key (for P-384, LXD's default, a scalar multiplication: a few hundred
+/// microseconds of a steady hook). The last configuration built is kept with what it was built
+/// from, so other credentials (a test's, a rotated secret's) are never served a stale one.
+pub fn shared_client_config(tls: &TlsCredentials) -> Result<Arc<ClientConfig>, PinError> {
+    static LAST: Mutex<Option<(TlsCredentials, Arc<ClientConfig>)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((from, config)) = last.as_ref()
+        && from == tls
+    {
+        return Ok(Arc::clone(config));
+    }
+    let config = Arc::new(client_config(tls)?);
+    *last = Some((tls.clone(), Arc::clone(&config)));
+    Ok(config)
+}
+
 pub use crate::certs::pinned_ders;
 use crate::certs::{parse_certs, pem_error_kind};
 
@@ -287,7 +305,7 @@ fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 /// credential's attribute) that holds it, so an operator who pasted the wrong thing knows
 /// where to look; the reason is the parser's and never quotes the value.
 pub fn check_material(creds: &Credentials) -> Result<(), CredentialProblem> {
-    let Err(e) = client_config(&creds.tls) else { return Ok(()) };
+    let Err(e) = shared_client_config(&creds.tls) else { return Ok(()) };
     let (config, cloud) = match &e {
         PinError::ServerCert(_) => (OPT_SERVER_CERT, "the cloud credential's server-cert"),
         PinError::ClientCert(_) => (OPT_CERT, "the cloud credential's client-cert"),

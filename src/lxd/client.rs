@@ -1,16 +1,24 @@
-//! The HTTPS implementation of [`Lxd`]: `reqwest::blocking` over rustls, with the server
-//! authenticated by `crate::pin` and our client certificate presented in the handshake.
+//! The HTTPS implementation of [`Lxd`]: reqwest over rustls, with the server authenticated by
+//! `crate::pin` and our client certificate presented in the handshake.
+//!
+//! reqwest's async client runs on a current-thread runtime that each call drives from the
+//! calling thread (`Runtime::block_on`). `reqwest::blocking` would start a runtime thread when
+//! the client is built, make the caller wait for it to come up, and hand every request to it
+//! and its answer back: about a millisecond of a steady hook, which makes three requests
+//! (docs/benchmarks.md). Several threads may call at once (`spread`): the first to enter
+//! drives the sockets of all of them, as tokio documents for a current-thread runtime.
 
 use std::fmt;
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use reqwest::Method;
-use reqwest::blocking::Client;
+use futures_util::StreamExt as _;
+use reqwest::{Client, Method};
+use rustls::ClientConfig;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use tokio::runtime::Runtime;
 
 use super::{
     AddOutcome, Connection, Connector, Identity, Lxd, LxdError, Member, MemberStatus, NewTrustEntry, Permission,
@@ -68,6 +76,7 @@ pub struct HttpLxd {
     endpoint: Endpoint,
     base: String,
     client: Client,
+    runtime: Runtime,
     /// Of a read, and of a write.
     read_deadline: Duration,
     write_deadline: Duration,
@@ -108,9 +117,13 @@ impl HttpLxd {
         tls: &TlsCredentials,
         timeouts: HttpConnector,
     ) -> Result<HttpLxd, LxdError> {
-        let config = pin::client_config(tls).map_err(|e| LxdError::BadCredentials(e.to_string()))?;
+        let config = pin::shared_client_config(tls).map_err(|e| LxdError::BadCredentials(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| LxdError::BadCredentials(format!("cannot set up the HTTPS client: {e}")))?;
         let client = Client::builder()
-            .tls_backend_preconfigured(config)
+            .tls_backend_preconfigured(ClientConfig::clone(&config))
             // LXD is reached directly; an HTTPS_PROXY meant for the charm's downloads must not
             // see (or break) the mutual-TLS session.
             .no_proxy()
@@ -125,41 +138,45 @@ impl HttpLxd {
             endpoint: endpoint.clone(),
             base: endpoint.url(),
             client,
+            runtime,
             read_deadline: timeouts.request_timeout,
             write_deadline: timeouts.write_timeout,
         })
     }
 
-    fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Answer, LxdError> {
+    /// The status and the bytes of the answer.
+    async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Result<(u16, Vec<u8>), LxdError> {
         let started = Instant::now();
         let deadline = if method == Method::GET { self.read_deadline } else { self.write_deadline };
-        // The deadline is set on the request, not with `ClientBuilder::timeout`: in reqwest 0.13's
-        // blocking client that one restarts on every read of the body (`blocking::Response`'s
-        // `Read` waits up to the whole timeout per call), so a server sending a byte every few
-        // seconds holds the hook for as long as it likes. A request's own timeout also becomes
-        // the async client's total timeout: one timer started before connecting, which keeps
-        // running into the body (`TotalTimeoutBody`) and fails the read that outlives it.
+        // The deadline is set on the request, not with `ClientBuilder::timeout`, so that reads
+        // and writes have their own. It is one timer started before connecting, which keeps
+        // running into the body (reqwest's `TotalTimeoutBody`) and fails the read that outlives
+        // it: a server trickling its answer a byte at a time is cut off at the deadline.
         let mut request = self.client.request(method, format!("{}{}", self.base, path)).timeout(deadline);
         if let Some(body) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.to_string());
         }
-        let response = request.send().map_err(|e| self.transport_error(&e, path, started, deadline))?;
+        let mut response = request.send().await.map_err(|e| self.transport_error(&e, path, started, deadline))?;
         let status = response.status().as_u16();
         let mut bytes = Vec::new();
-        response.take(MAX_BODY + 1).read_to_end(&mut bytes).map_err(|e| {
-            if started.elapsed() >= deadline {
-                self.timed_out(path, deadline)
-            } else {
-                self.unreachable(format!("reading the answer to {path}: {}", error_chain(&e)))
+        loop {
+            let chunk = response.chunk().await.map_err(|e| {
+                if started.elapsed() >= deadline {
+                    self.timed_out(path, deadline)
+                } else {
+                    self.unreachable(format!("reading the answer to {path}: {}", error_chain(&e)))
+                }
+            })?;
+            let Some(chunk) = chunk else { break };
+            if (bytes.len() + chunk.len()) as u64 > MAX_BODY {
+                return Err(LxdError::Protocol {
+                    path: path.into(),
+                    detail: format!("answer larger than {MAX_BODY} bytes"),
+                });
             }
-        })?;
-        if bytes.len() as u64 > MAX_BODY {
-            return Err(LxdError::Protocol {
-                path: path.into(),
-                detail: format!("answer larger than {MAX_BODY} bytes"),
-            });
+            bytes.extend_from_slice(&chunk);
         }
-        Ok(Answer::parse(status, &bytes))
+        Ok((status, bytes))
     }
 
     /// The refusal is read from this request's own error: the verifier is shared by every
@@ -192,13 +209,24 @@ impl HttpLxd {
 
     /// A synchronous call whose `metadata` is decoded as `T`.
     fn sync<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Value>) -> Result<T, LxdError> {
-        let answer = self.call(method.clone(), path, body)?;
-        decode(&self.base, &method, path, answer)
+        let (status, bytes) = self.runtime.block_on(self.request(method.clone(), path, body))?;
+        decode(&self.base, &method, path, status, &bytes)
     }
 
     /// A call whose answer carries nothing we need beyond success.
     fn unit(&self, method: Method, path: &str, body: Option<Value>, also_ok: &[u16]) -> Result<(), LxdError> {
-        let answer = self.call(method.clone(), path, body)?;
+        self.runtime.block_on(self.unit_request(method, path, body, also_ok))
+    }
+
+    async fn unit_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        also_ok: &[u16],
+    ) -> Result<(), LxdError> {
+        let (status, bytes) = self.request(method.clone(), path, body).await?;
+        let answer = Answer::parse(status, &bytes);
         if is_success(&answer) || also_ok.contains(&answer.status) {
             return Ok(());
         }
@@ -207,9 +235,10 @@ impl HttpLxd {
 }
 
 impl HttpLxd {
-    fn add_one(&self, entry: &NewTrustEntry) -> Result<AddOutcome, LxdError> {
+    async fn add_one(&self, entry: &NewTrustEntry) -> Result<AddOutcome, LxdError> {
         const PATH: &str = "/1.0/certificates";
-        let answer = self.call(Method::POST, PATH, Some(add_body(entry)))?;
+        let (status, bytes) = self.request(Method::POST, PATH, Some(add_body(entry))).await?;
+        let answer = Answer::parse(status, &bytes);
         if is_success(&answer) {
             return Ok(AddOutcome::Added);
         }
@@ -221,18 +250,31 @@ impl HttpLxd {
         Err(self.failure(&Method::POST, PATH, answer))
     }
 
-    fn remove_one(&self, fingerprint: &str) -> Result<(), LxdError> {
+    async fn remove_one(&self, fingerprint: &str) -> Result<(), LxdError> {
         let path = certificate_path(fingerprint)?;
-        self.unit(Method::DELETE, &path, None, &[404])
+        self.unit_request(Method::DELETE, &path, None, &[404]).await
     }
 
     /// Runs `op` over `items` with up to `MAX_IN_FLIGHT` requests at once, each on its own
-    /// kept-alive connection from the client's pool, none started at or after `until`; the
-    /// answers are those of the first items, in order. Short lists stay on the one open
-    /// connection: a new one costs a full TLS handshake, which is more than a change.
-    fn spread<T: Sync, R: Send>(&self, items: &[T], until: Instant, op: impl Fn(&HttpLxd, &T) -> R + Sync) -> Vec<R> {
+    /// kept-alive connection from the client's pool, none started at or after `until` (the
+    /// clock is read as each one is about to start, so what started is a prefix); the answers
+    /// are those of the first items, in order. Short lists stay on the one open connection: a
+    /// new one costs a full TLS handshake, which is more than a change. All of them run in one
+    /// `block_on`, so a connection an answer frees goes back to the pool before the next
+    /// request looks for one.
+    fn spread<'a, T, R, F: Future<Output = R>>(
+        &'a self,
+        items: &'a [T],
+        until: Instant,
+        op: impl Fn(&'a HttpLxd, &'a T) -> F,
+    ) -> Vec<R> {
         let at_once = if items.len() < MIN_TO_SPREAD { 1 } else { MAX_IN_FLIGHT };
-        super::start_before(items, at_once, until, |item| op(self, item))
+        let answers = futures_util::stream::iter(items)
+            .take_while(|_| std::future::ready(Instant::now() < until))
+            .map(|item| op(self, item))
+            .buffered(at_once)
+            .collect();
+        self.runtime.block_on(answers)
     }
 }
 
@@ -285,8 +327,41 @@ impl Answer {
     }
 }
 
+/// What an answer means: its `metadata` as `T` when it is a success, else the error.
+fn decode<T: DeserializeOwned>(
+    base: &str,
+    method: &Method,
+    path: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<T, LxdError> {
+    // A success is read straight into its type, one pass over the bytes: the trust store is a
+    // steady hook's largest answer, and a tree of JSON values first would double the work.
+    // Anything else takes the general way, whose errors say what the answer was.
+    // The envelope's other fields are checked as `Envelope` checks them, so that both ways
+    // accept the same answers.
+    #[derive(Deserialize)]
+    struct Success<T> {
+        #[serde(rename = "type", default)]
+        kind: Option<String>,
+        #[serde(rename = "error", default)]
+        _error: Option<String>,
+        #[serde(rename = "error_code", default)]
+        _error_code: Option<u16>,
+        #[serde(default = "Option::default")]
+        metadata: Option<T>,
+    }
+    if (200..300).contains(&status)
+        && let Ok(Success { kind, metadata: Some(metadata), .. }) = serde_json::from_slice::<Success<T>>(body)
+        && kind.as_deref() != Some("error")
+    {
+        return Ok(metadata);
+    }
+    decode_answer(base, method, path, Answer::parse(status, body))
+}
+
 /// The `metadata` of a successful answer decoded as `T`, or the error the answer means.
-fn decode<T: DeserializeOwned>(base: &str, method: &Method, path: &str, answer: Answer) -> Result<T, LxdError> {
+fn decode_answer<T: DeserializeOwned>(base: &str, method: &Method, path: &str, answer: Answer) -> Result<T, LxdError> {
     if !is_success(&answer) {
         return Err(failure(base, method, path, answer));
     }
@@ -304,19 +379,19 @@ pub mod answers {
     const BASE: &str = "https://lxd.invalid:8443";
 
     pub fn server(status: u16, body: &[u8]) -> Result<ServerInfo, LxdError> {
-        decode(BASE, &Method::GET, "/1.0", Answer::parse(status, body)).map(server_info)
+        decode(BASE, &Method::GET, "/1.0", status, body).map(server_info)
     }
 
     pub fn members(status: u16, body: &[u8]) -> Result<Vec<Member>, LxdError> {
-        decode(BASE, &Method::GET, "/1.0/cluster/members?recursion=1", Answer::parse(status, body)).map(member_list)
+        decode(BASE, &Method::GET, "/1.0/cluster/members?recursion=1", status, body).map(member_list)
     }
 
     pub fn trust_store(status: u16, body: &[u8]) -> Result<Vec<TrustEntry>, LxdError> {
-        decode(BASE, &Method::GET, "/1.0/certificates?recursion=1", Answer::parse(status, body)).map(trust_entries)
+        decode(BASE, &Method::GET, "/1.0/certificates?recursion=1", status, body).map(trust_entries)
     }
 
     pub fn current_identity(status: u16, body: &[u8]) -> Result<Identity, LxdError> {
-        decode(BASE, &Method::GET, "/1.0/auth/identities/current", Answer::parse(status, body)).map(identity)
+        decode(BASE, &Method::GET, "/1.0/auth/identities/current", status, body).map(identity)
     }
 
     /// Whether an add answered `status` with `message` means "already present".
@@ -528,11 +603,11 @@ impl Lxd for HttpLxd {
     }
 
     fn add_trust(&mut self, entry: &NewTrustEntry) -> Result<AddOutcome, LxdError> {
-        self.add_one(entry)
+        self.runtime.block_on(self.add_one(entry))
     }
 
     fn remove_trust(&mut self, fingerprint: &str) -> Result<(), LxdError> {
-        self.remove_one(fingerprint)
+        self.runtime.block_on(self.remove_one(fingerprint))
     }
 
     fn add_trust_all(&mut self, entries: &[NewTrustEntry], until: Instant) -> Vec<Result<AddOutcome, LxdError>> {

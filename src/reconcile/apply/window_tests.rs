@@ -4,11 +4,11 @@
 use super::*;
 use crate::endpoint::Endpoint;
 use crate::hook_tools::{HookTools, ToolOutput};
-use crate::lxd::{Identity, Member, ServerInfo, start_before};
+use crate::lxd::{Identity, Member, ServerInfo};
 use crate::memory::Agent;
 use crate::ownership::Interface;
 use crate::plan::{Add, Remove, Restrict};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 const WINDOW: Duration = Duration::from_millis(100);
 const RECHECK_AFTER: Duration = Duration::from_millis(50);
@@ -17,8 +17,8 @@ const PER_WRITE: Duration = Duration::from_millis(150);
 /// machine may not run the thread; the charm's own bound is the check.
 const SCHEDULING: Duration = Duration::from_millis(25);
 
-/// An LXD taking `PER_WRITE` over every write, serving four at once through the same
-/// `start_before` as the HTTPS client, and noting when each write started.
+/// An LXD taking `PER_WRITE` over every write, serving four at once as the HTTPS client does
+/// (`start_before`, the same contract as `HttpLxd::spread`), and noting when each write started.
 struct SlowLxd {
     ep: Endpoint,
     starts: Mutex<Vec<Instant>>,
@@ -203,4 +203,33 @@ fn the_pass_deadline_ends_writing_inside_a_window() {
     assert!(starts.iter().all(|s| s.duration_since(started) <= deadline + SCHEDULING));
     assert_eq!(applied.deferred, 40 - starts.len());
     assert_eq!(agent.answers.len(), 1, "a fresh answer is not asked again");
+}
+
+/// Applies `op` to `items` with up to `at_once` calls running, starting none at or after
+/// `until`; the answers are those of the items started, which are always the first ones, in
+/// order, as `HttpLxd::spread` promises: the parallel writers' half of "no write starts after
+/// the leader's window".
+fn start_before<T: Sync, R: Send>(items: &[T], at_once: usize, until: Instant, op: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    // The clock is read and the next item taken under one lock: once a worker finds the window
+    // closed no later item starts, so what started is a prefix and the caller knows the rest.
+    let next = Mutex::new(Some(0usize));
+    let take = || {
+        let mut next = next.lock().unwrap_or_else(PoisonError::into_inner);
+        let i = (*next)?;
+        let open = Instant::now() < until;
+        let item = items.get(i).filter(|_| open);
+        *next = item.map(|_| i + 1);
+        item.map(|item| (i, item))
+    };
+    let run = || std::iter::from_fn(take).map(|(i, item)| (i, op(item))).collect::<Vec<_>>();
+    let workers = items.len().min(at_once);
+    if workers <= 1 {
+        return run().into_iter().map(|(_, r)| r).collect();
+    }
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers).map(|_| s.spawn(run)).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
