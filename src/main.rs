@@ -1,3 +1,6 @@
 fn main() {
-    std::process::exit(lxd_integrator::dispatch::main());
+    lxd_integrator::timeline::mark("main");
+    let code = lxd_integrator::dispatch::main();
+    lxd_integrator::timeline::mark("exit");
+    std::process::exit(code);
 }

@@ -1,4 +1,4 @@
-//! A timeline of the pass, for profiling a hook from the inside (docs/benchmarks-profile.md):
+//! A timeline of the pass, for profiling a hook from the inside (`make bench`, docs/benchmarks.md):
 //! when `LXD_INTEGRATOR_TIMELINE` names a file, every `mark` appends one line to it, the
 //! wall clock in microseconds since the Unix epoch (comparable with `strace -tt` and the
 //! simulator's records), the thread, and what happened. Juju never sets the variable: then a
