@@ -210,6 +210,13 @@ impl Ca {
         CertSpec::client(cn).signed_by(self)
     }
 
+    /// A server certificate for `cn` signed by this CA, shaped like LXD's own (serverAuth,
+    /// ECDSA P-384) with `sans` (IP addresses or DNS names): what LXD's PKI mode presents.
+    pub fn issue_server(&self, cn: &str, sans: &[String]) -> Result<Pem> {
+        let spec = CertSpec { sans: sans.to_vec(), client_auth: false, server_auth: true, ..CertSpec::client(cn) };
+        spec.signed_by(self)
+    }
+
     /// A CA signed by this one, to issue leaves whose chain needs the intermediate.
     pub fn intermediate(&self, cn: &str) -> Result<Ca> {
         let spec = ca_spec(cn);

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::{Value, json};
 
-use crate::certs::{self, Pem};
+use crate::certs::{self, Ca, Pem};
 use crate::proc;
 use crate::server::ServerKind;
 
@@ -57,6 +57,8 @@ pub struct LxdCluster {
     home: PathBuf,
     members: Vec<Member>,
     clustered: bool,
+    /// The CA of LXD's PKI mode, when the cluster runs in it.
+    ca: Option<Ca>,
     cluster_cert_pem: String,
     admin: Pem,
     startup: Duration,
@@ -71,7 +73,22 @@ impl LxdCluster {
 
     /// [`start`](Self::start) for either kind of server.
     pub fn start_kind(kind: ServerKind, n: usize) -> Result<Self> {
-        Self::start_inner(kind, n, true)
+        Self::start_inner(kind, n, Layout::Cluster)
+    }
+
+    /// Start a real LXD cluster of `n` members in PKI mode: a CA of its own ([`ca`](Self::ca))
+    /// issued every member's server certificate and the cluster certificate every member
+    /// presents ([`cluster_cert_pem`](Self::cluster_cert_pem)), and each member names it as
+    /// the only issuer of client certificates it asks for. The admin identity is issued by the
+    /// CA and, as any client's must be (`core.trust_ca_certificates` is left false), in the
+    /// trust store. How LXD 5.0 does it: `seed_pki` and `install_cluster_cert`.
+    pub fn start_pki(n: usize) -> Result<Self> {
+        Self::start_pki_kind(ServerKind::Lxd, n)
+    }
+
+    /// [`start_pki`](Self::start_pki) for either kind of server (Incus kept LXD's files).
+    pub fn start_pki_kind(kind: ServerKind, n: usize) -> Result<Self> {
+        Self::start_inner(kind, n, Layout::PkiCluster)
     }
 
     /// Start one LXD server that is *not* clustered (`GET /1.0/cluster/members` gives 500
@@ -83,16 +100,58 @@ impl LxdCluster {
 
     /// [`start_standalone`](Self::start_standalone) for either kind of server.
     pub fn start_standalone_kind(kind: ServerKind) -> Result<Self> {
-        Self::start_inner(kind, 1, false)
+        Self::start_inner(kind, 1, Layout::Standalone)
     }
 
-    fn start_inner(kind: ServerKind, n: usize, clustered: bool) -> Result<Self> {
+    fn start_inner(kind: ServerKind, n: usize, layout: Layout) -> Result<Self> {
         ensure!((1..=254).contains(&n), "a cluster needs 1..=254 members, not {n}");
         kind.check_installed()?;
         if let Err(e) = remove_stale_runs() {
             eprintln!("testbed: cleaning up stale runs failed: {e:#}");
         }
         let t0 = Instant::now();
+        let mut cluster = Self::allocate(kind, n, layout)?;
+        // The daemons start concurrently; only bootstrap and joins are sequential (concurrent
+        // joins work on 5.0.2 but gain nothing on two cores and risk raft contention).
+        for i in 0..n {
+            cluster.spawn_daemon(i)?;
+        }
+        for i in 0..n {
+            cluster.wait_ready(i)?;
+        }
+        cluster.bootstrap()?;
+        for i in 1..n {
+            cluster.join(i)?;
+        }
+        if cluster.ca.is_some() && cluster.clustered {
+            cluster.install_cluster_cert()?;
+        }
+        let cert_file = if cluster.clustered { "cluster.crt" } else { "server.crt" };
+        let cert_path = cluster.members[0].dir.join(cert_file);
+        cluster.cluster_cert_pem =
+            std::fs::read_to_string(&cert_path).with_context(|| format!("reading {}", cert_path.display()))?;
+        let admin_pem = cluster.admin.cert_pem.clone();
+        cluster.trust_add("testbed-admin", &admin_pem)?;
+        if cluster.clustered {
+            for i in 0..n {
+                cluster.wait_member_status(i, "Online", ONLINE_TIMEOUT)?;
+            }
+        }
+        cluster.startup = t0.elapsed();
+        Ok(cluster)
+    }
+
+    /// The run's directories and files, before any daemon starts; from its return on, Drop
+    /// cleans up whatever happens.
+    fn allocate(kind: ServerKind, n: usize, layout: Layout) -> Result<Self> {
+        let ca = match layout {
+            Layout::PkiCluster => Some(certs::ca_cert("testbed PKI CA")?),
+            Layout::Cluster | Layout::Standalone => None,
+        };
+        let admin = match &ca {
+            Some(ca) => ca.issue_client("testbed-admin")?,
+            None => certs::client_cert("testbed-admin")?,
+        };
         let (run_dir, x, y) = allocate_run_dir(n)?;
         let home = run_dir.join("home");
         let members = (1..=n)
@@ -106,14 +165,15 @@ impl LxdCluster {
             })
             .collect();
         // From here on, Drop cleans up whatever happens.
-        let mut cluster = LxdCluster {
+        let cluster = LxdCluster {
             kind,
             run_dir,
             home,
             members,
-            clustered,
+            clustered: layout != Layout::Standalone,
+            ca,
             cluster_cert_pem: String::new(),
-            admin: certs::client_cert("testbed-admin")?,
+            admin,
             startup: Duration::ZERO,
         };
         std::fs::create_dir_all(kind.conf_dir(&cluster.home))
@@ -123,31 +183,9 @@ impl LxdCluster {
             let dir = &cluster.members[i].dir;
             std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-
-        // The daemons start concurrently; only bootstrap and joins are sequential (concurrent
-        // joins work on 5.0.2 but gain nothing on two cores and risk raft contention).
-        for i in 0..n {
-            cluster.spawn_daemon(i)?;
+        if cluster.ca.is_some() {
+            cluster.seed_pki()?;
         }
-        for i in 0..n {
-            cluster.wait_ready(i)?;
-        }
-        cluster.bootstrap()?;
-        for i in 1..n {
-            cluster.join(i)?;
-        }
-        let cert_file = if clustered { "cluster.crt" } else { "server.crt" };
-        let cert_path = cluster.members[0].dir.join(cert_file);
-        cluster.cluster_cert_pem =
-            std::fs::read_to_string(&cert_path).with_context(|| format!("reading {}", cert_path.display()))?;
-        let admin_pem = cluster.admin.cert_pem.clone();
-        cluster.trust_add("testbed-admin", &admin_pem)?;
-        if clustered {
-            for i in 0..n {
-                cluster.wait_member_status(i, "Online", ONLINE_TIMEOUT)?;
-            }
-        }
-        cluster.startup = t0.elapsed();
         Ok(cluster)
     }
 
@@ -193,11 +231,18 @@ impl LxdCluster {
     }
 
     /// The certificate every member presents (`cluster.crt`; `server.crt` when standalone).
+    /// In PKI mode it is issued by [`ca`](Self::ca), which is not it.
     pub fn cluster_cert_pem(&self) -> &str {
         &self.cluster_cert_pem
     }
 
-    /// An ECDSA P-384 client identity (CN `testbed-admin`) trusted by the cluster.
+    /// The CA of a cluster started in PKI mode ([`start_pki`](Self::start_pki)); `None` otherwise.
+    pub fn ca(&self) -> Option<&Ca> {
+        self.ca.as_ref()
+    }
+
+    /// An ECDSA P-384 client identity (CN `testbed-admin`) trusted by the cluster; in PKI mode
+    /// issued by the CA.
     pub fn admin(&self) -> &Pem {
         &self.admin
     }
@@ -554,6 +599,58 @@ impl LxdCluster {
         Ok(())
     }
 
+    /// LXD's PKI mode as its documentation sets it up (canonical/lxd `doc/authentication.md`,
+    /// "Using a PKI system": the CA as `server.ca` and a server certificate it issued in place
+    /// of the generated one), written before a daemon first starts: at its first start LXD
+    /// generates a self-signed `server.crt` where none is, and reads `server.ca` only at start
+    /// (`lxd/daemon.go` `init`: `util.LoadCert`, `shared.KeyPairAndCA`).
+    ///
+    /// - Every member's server certificate is CA-issued: a member in PKI mode names the CA as
+    ///   the only issuer in its TLS certificate request (`lxd/util/net.go` `ServerTLSConfig`
+    ///   sets `ClientCAs`), and LXD's Go client then withholds a certificate another issuer
+    ///   made (Go's `crypto/tls` sends none that the request does not accept). Members talk to
+    ///   each other with their server certificates, so a self-signed one cannot join: `Failed
+    ///   to update cluster trust: Failed getting existing certificate: not authorized` (5.0.2).
+    /// - Joiners also get `cluster.ca -> server.ca`. Bootstrap makes that link itself and
+    ///   refuses one left over (`lxd/cluster/membership.go` `Bootstrap`,
+    ///   `membershipCheckNoLeftoverClusterCert`), but a join writes only `cluster.crt` and
+    ///   `cluster.key` (`lxd/api_cluster.go` `clusterPutJoin`: `util.WriteCert` with no CA), and
+    ///   a member reads its CA as `cluster.ca` once it has a `cluster.crt` (`util.LoadCert`):
+    ///   without the link a joined member asks for no issuer and is not in PKI mode.
+    fn seed_pki(&self) -> Result<()> {
+        let ca = self.ca.as_ref().ok_or_else(|| anyhow!("not a PKI cluster"))?;
+        for (i, m) in self.members.iter().enumerate() {
+            let server = ca.issue_server(&format!("root@{}", m.name), &[m.addr.to_string()])?;
+            let files =
+                [("server.ca", &ca.pem.cert_pem), ("server.crt", &server.cert_pem), ("server.key", &server.key_pem)];
+            for (file, pem) in files {
+                let path = m.dir.join(file);
+                std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))?;
+            }
+            if i > 0 && self.clustered {
+                let link = m.dir.join("cluster.ca");
+                std::os::unix::fs::symlink("server.ca", &link)
+                    .with_context(|| format!("linking {}", link.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bootstrap generates a self-signed `cluster.crt` whatever `server.ca` says, and cannot
+    /// start from one put there before (`membershipCheckNoLeftoverClusterCert`). The cluster
+    /// certificate becomes CA-issued the way an operator replaces it, `lxc cluster
+    /// update-certificate` (`PUT /1.0/cluster/certificate`): every member writes it and reloads
+    /// it together with its `cluster.ca` (`lxd/api_cluster.go` `clusterCertificatePut`).
+    fn install_cluster_cert(&self) -> Result<()> {
+        let ca = self.ca.as_ref().ok_or_else(|| anyhow!("not a PKI cluster"))?;
+        let sans: Vec<String> = self.members.iter().map(|m| m.addr.to_string()).collect();
+        let cert = ca.issue_server("testbed-cluster", &sans)?;
+        let body = json!({"cluster_certificate": cert.cert_pem, "cluster_certificate_key": cert.key_pem});
+        self.query_on(0, "PUT", "/1.0/cluster/certificate", Some(&body))
+            .context("installing the CA-issued cluster certificate")?;
+        Ok(())
+    }
+
     /// Tails of member `i`'s daemon log and output, for error messages.
     fn diagnostics(&self, i: usize) -> String {
         let m = &self.members[i];
@@ -591,6 +688,15 @@ impl Drop for LxdCluster {
             eprintln!("testbed: could not remove {}: {e}", self.run_dir.display());
         }
     }
+}
+
+/// What [`LxdCluster::start_inner`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Standalone,
+    Cluster,
+    /// A cluster in LXD's PKI mode.
+    PkiCluster,
 }
 
 fn wait_child(child: &mut Child, timeout: Duration) -> bool {

@@ -88,6 +88,22 @@ fn server_cert_looks_like_lxds() {
 }
 
 #[test]
+fn a_ca_issues_server_certificates_for_lxds_pki_mode() {
+    let ca = certs::ca_cert("PKI CA").expect("ca");
+    let server = ca.issue_server("root@node1", &["127.1.2.1".to_string()]).expect("issued");
+    with_cert(&server, |c| {
+        assert_eq!(cn(c), "root@node1");
+        assert!(!c.is_ca());
+        assert_eq!(c.issuer().to_string(), with_cert(&ca.pem, |ca| ca.subject().to_string()));
+        let eku = c.extended_key_usage().expect("ok").expect("EKU present").value;
+        assert!(eku.server_auth && !eku.client_auth, "{eku:?}");
+        let san = c.subject_alternative_name().expect("ok").expect("SAN present");
+        let names: Vec<String> = san.value.general_names.iter().map(|g| format!("{g}")).collect();
+        assert_eq!(names, ["IPAddress(7f:01:02:01)"], "127.1.2.1");
+    });
+}
+
+#[test]
 fn same_cn_other_keys_differ() {
     let copies = certs::same_cn_other_keys("twin", 3).expect("copies");
     let mut fps: Vec<&str> = copies.iter().map(|p| p.fingerprint.as_str()).collect();

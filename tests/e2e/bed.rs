@@ -2,7 +2,8 @@
 //! suite says), the charm assembled from the binary cargo just built, and the Python `ops`
 //! requirer charm. Each scenario gets a `World`:
 //! its own simulated Juju model (own model UUID, so its trust entries are its own) and its own
-//! integrator identity trusted in LXD.
+//! integrator identity trusted in LXD. A scenario about LXD's PKI mode starts a bed of its own
+//! on a cluster in that mode ([`Bed::pki`]).
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use jujusim::{RelationId, Sim};
@@ -70,11 +71,44 @@ impl Bed {
         })
     }
 
+    /// A bed of its own beside this one, on a new cluster of the same kind in LXD's PKI mode
+    /// (`LxdCluster::start_pki_kind`): the same charm; its worlds' credentials pin the CA, as an
+    /// operator in PKI mode does, and their identities are issued by the CA. Its cluster and
+    /// files go when it is dropped.
+    pub fn pki(&self) -> Result<Bed> {
+        let kind = self.cluster.kind();
+        let cluster = LxdCluster::start_pki_kind(kind, MEMBERS)
+            .with_context(|| format!("starting a {kind} cluster in PKI mode"))?;
+        eprintln!("e2e: {kind} PKI cluster of {MEMBERS} up in {:.1?}", cluster.startup_time());
+        // Named after the cluster's run dir (`127.X.Y`), unique while the cluster runs.
+        let run = cluster.run_dir().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let work = self.work.join(format!("pki-{run}"));
+        std::fs::create_dir_all(&work)?;
+        Ok(Bed {
+            cluster,
+            charm_dir: self.charm_dir.clone(),
+            requirer_dir: self.requirer_dir.clone(),
+            work,
+            provider_schema: decoded_validator("provider.json")?,
+            requirer_schema: decoded_validator("requirer.json")?,
+            next_world: 0,
+        })
+    }
+
+    /// What a credential pins: the CA in PKI mode, else the certificate every member presents.
+    pub fn pinned_pem(&self) -> &str {
+        self.cluster.ca().map_or(self.cluster.cluster_cert_pem(), |ca| ca.pem.cert_pem.as_str())
+    }
+
     pub fn world(&mut self, name: &str) -> Result<World<'_>> {
         self.next_world += 1;
         let root = self.work.join(format!("{:02}-{name}", self.next_world));
         let sim = Sim::new(&root, name)?;
-        let identity = certs::client_cert(&format!("integrator-{name}"))?;
+        let cn = format!("integrator-{name}");
+        let identity = match self.cluster.ca() {
+            Some(ca) => ca.issue_client(&cn)?,
+            None => certs::client_cert(&cn)?,
+        };
         let identity_name = format!("e2e-integrator-{}", self.next_world);
         self.cluster.trust_add(&identity_name, &identity.cert_pem)?;
         Ok(World { bed: self, sim, identity, endpoint: 0, charm_override: None })
@@ -110,7 +144,7 @@ impl World<'_> {
             "credential": {"auth-type": "certificate", "attrs": {
                 "client-cert": self.identity.cert_pem,
                 "client-key": self.identity.key_pem,
-                "server-cert": self.bed.cluster.cluster_cert_pem(),
+                "server-cert": self.bed.pinned_pem(),
             }},
             "is-controller-cloud": false
         })

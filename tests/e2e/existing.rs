@@ -6,9 +6,14 @@
 //! - e2: the OpenShell gateway's shape (tests/https-requirer-charm, `list-instances`): sends no
 //!   `projects`, uses the published `project` (`default` when absent), pins
 //!   `certificate_fingerprint` against the certificate the server presents;
-//! - e3: certificates made on a clock a minute ahead, on `api` and `https` at once.
+//! - e3: certificates made on a clock a minute ahead, on `api` and `https` at once;
+//! - e4: e2's gateway and the library requirer of `api` on a cluster of its own in LXD's PKI
+//!   mode (`Bed::pki`): the charm pins the CA, every client is issued by the CA, `https`
+//!   publishes what the server presents (the CA-issued cluster certificate) and `api` the CA it
+//!   pins; a certificate the CA did not issue is added, and what the server then does with it
+//!   differs by server.
 //!
-//! Every requirer hook must exit 0 (`World::check`). LXD's PKI mode is not covered here.
+//! Every requirer hook must exit 0 (`World::check`).
 
 use crate::bed::{Bed, I0, INTEGRATOR, MEMBERS, REQUIRER, World, unit};
 use crate::operator::{act, get};
@@ -18,7 +23,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use testbed::certs::{self, CertSpec, Pem};
+use testbed::ServerKind;
+use testbed::certs::{self, Ca, CertSpec, Pem};
 
 /// The original requirer's application and endpoint (its metadata names them so).
 const TESTER: &str = "lxd-tester";
@@ -40,6 +46,10 @@ pub fn all() -> Vec<(&'static str, crate::Scenario)> {
         (
             "e3_a_certificate_valid_from_a_minute_ahead_is_trusted_by_the_first_update_status_after_it_starts_on_api_and_https",
             e3_clock_ahead,
+        ),
+        (
+            "e4_in_pki_mode_the_gateway_pins_the_presented_certificate_not_the_ca_and_follows_the_published_project",
+            e4_pki_mode,
         ),
     ]
 }
@@ -254,14 +264,25 @@ fn e2_inner(bed: &mut Bed) -> Result<()> {
     // Both bags, no `projects`, one identity for the application (the gateway's peer secret).
     let shared = certs::client_cert("openshell-gateway")?;
     let rel = relate_gw(&mut w, 2, &[("mode", "both")], Some(&shared))?;
+    gateway_follows_the_published_project(&mut w, rel, &shared)?;
+    let ran = hooks_of_app_passed(&w, GW)?;
+    eprintln!("e2: {ran} {GW} hooks ran, every one exited 0");
+    w.check()
+}
+
+/// The gateway's two units, sharing `shared`, on `rel`: unrestricted they list `default`;
+/// under `trust-projects=p1` the published `project` takes them to p1 (and `default` is
+/// refused); unrestricted again, `default` once more. Every listing is on every published
+/// address, pinning the published `certificate_fingerprint`, which is what the server presents.
+fn gateway_follows_the_published_project(w: &mut World, rel: RelationId, shared: &Pem) -> Result<()> {
     ensure!(!w.sim.relation_app_data(rel, GW)?.contains_key("projects"), "the gateway sends no projects");
     let gws = [unit(GW, 0), unit(GW, 1)];
 
     // Unrestricted: no `project`; it uses `default`.
-    let (project, pin) = published_project(&w, rel)?;
+    let (project, pin) = published_project(w, rel)?;
     ensure!(project.is_none(), "unrestricted, yet project {project:?}");
     for u in &gws {
-        let (used, results) = list_instances(&mut w, u, None)?;
+        let (used, results) = list_instances(w, u, None)?;
         ensure!(used == "default", "{u}: {used}");
         every_address(&results, &pin, 200)?;
     }
@@ -274,27 +295,24 @@ fn e2_inner(bed: &mut Bed) -> Result<()> {
         entry.len() == 1 && entry[0]["restricted"] == json!(true) && entry[0]["projects"] == json!([P1]),
         "{entry:#?}"
     );
-    let (project, pin) = published_project(&w, rel)?;
+    let (project, pin) = published_project(w, rel)?;
     ensure!(project.as_deref() == Some(P1), "project {project:?}");
     for u in &gws {
-        let (used, results) = list_instances(&mut w, u, None)?;
+        let (used, results) = list_instances(w, u, None)?;
         ensure!(used == P1, "{u}: {used}");
         every_address(&results, &pin, 200)?;
     }
     // Control: `default` is not granted, so a gateway that ignored `project` would be refused.
-    let (_, results) = list_instances(&mut w, &gws[0], Some("default"))?;
+    let (_, results) = list_instances(w, &gws[0], Some("default"))?;
     refused_everywhere(&results, &pin)?;
 
     // Unrestricted again: `project` withdrawn, `default` works again.
     w.sim.set_config(INTEGRATOR, &[("trust-projects", None)])?;
-    let (project, pin) = published_project(&w, rel)?;
+    let (project, pin) = published_project(w, rel)?;
     ensure!(project.is_none(), "unrestricted again, yet project {project:?}");
-    let (used, results) = list_instances(&mut w, &gws[1], None)?;
+    let (used, results) = list_instances(w, &gws[1], None)?;
     ensure!(used == "default");
-    every_address(&results, &pin, 200)?;
-    let ran = hooks_of_app_passed(&w, GW)?;
-    eprintln!("e2: {ran} {GW} hooks ran, every one exited 0");
-    w.check()
+    every_address(&results, &pin, 200)
 }
 
 // --- e3: a clock a minute ahead --------------------------------------------------------------
@@ -369,4 +387,85 @@ fn e3_clock_ahead(bed: &mut Bed) -> Result<()> {
     let results: BTreeMap<String, String> = serde_json::from_str(get(&r, "results")?)?;
     ensure!(results.len() == MEMBERS && results.values().all(|v| v == "trusted"), "{results:?}");
     w.check()
+}
+
+// --- e4: LXD's PKI mode ----------------------------------------------------------------------
+
+fn e4_pki_mode(bed: &mut Bed) -> Result<()> {
+    let mut pki = bed.pki()?;
+    // The project goes with the cluster.
+    pki.cluster.lxc(&["project", "create", P1])?;
+    let mut w = pki.world("pki")?;
+    use_packed(&mut w, "e4")?;
+    w.deploy_integrator(1, true)?;
+    let (status, message) = w.status(I0)?;
+    ensure!(status == "active" && message.starts_with("3/3 members online"), "pinning the CA: {status}: {message}");
+    let ca = w.bed.cluster.ca().cloned().ok_or_else(|| anyhow!("a PKI cluster has a CA"))?;
+
+    library_requirer_pins_the_ca(&mut w, &ca)?;
+    let shared = ca.issue_client("openshell-gateway")?;
+    let rel = relate_gw(&mut w, 2, &[("mode", "both")], Some(&shared))?;
+    let (_, pin) = published_project(&w, rel)?;
+    ensure!(pin != ca.pem.fingerprint, "https publishes what the server presents, not the CA the charm pins");
+    gateway_follows_the_published_project(&mut w, rel, &shared)?;
+    a_certificate_the_ca_did_not_issue(&mut w, rel, &pin)?;
+    let complaints = integrator_complaints(&w)?;
+    ensure!(complaints.is_empty(), "in PKI mode the integrator logged {complaints:#?}");
+    let ran = hooks_of_app_passed(&w, GW)? + hooks_of_app_passed(&w, REQUIRER)?;
+    eprintln!("e4: {ran} {GW} and {REQUIRER} hooks ran, every one exited 0");
+    w.check()
+}
+
+/// `api` publishes the pin the charm uses, the CA, and a requirer built on the library, with
+/// its own key issued by the CA, reaches every node pinning it (the chain is checked up to it).
+fn library_requirer_pins_the_ca(w: &mut World, ca: &Ca) -> Result<()> {
+    w.deploy_requirer(1)?;
+    let rel = w.relate()?;
+    let identity = ca.issue_client("library-requirer")?;
+    let r = act(w, &unit(REQUIRER, 0), "use-identity", json!({"cert": identity.cert_pem, "key": identity.key_pem}))?;
+    ensure!(get(&r, "fingerprint")? == identity.fingerprint, "{r:?}");
+    let bag = w.payload(rel, I0)?;
+    let published = bag.get("server_certificate").ok_or_else(|| anyhow!("no server_certificate: {bag:?}"))?;
+    ensure!(certs::fingerprint_pem(published)? == ca.pem.fingerprint, "api publishes the CA it pins");
+    ensure!(bag.get("server_certificate_fingerprint") == Some(&ca.pem.fingerprint), "{bag:?}");
+    let registered = w.registered(rel, I0)?.iter().map(|p| certs::fingerprint_pem(p)).collect::<Result<Vec<_>>>()?;
+    ensure!(registered == [identity.fingerprint.clone()], "registered {registered:?}");
+    let r = act(w, &unit(REQUIRER, 0), "probe", json!({}))?;
+    let results: BTreeMap<String, String> = serde_json::from_str(get(&r, "results")?)?;
+    ensure!(get(&r, "pinned")? == "true", "{r:?}");
+    ensure!(results.len() == MEMBERS && results.values().all(|v| v == "trusted"), "{results:?}");
+    Ok(())
+}
+
+/// WARNING and ERROR lines the integrator's units logged.
+fn integrator_complaints(w: &World) -> Result<Vec<String>> {
+    Ok(w.sim
+        .logs()?
+        .into_iter()
+        .filter(|l| l.unit.starts_with(INTEGRATOR) && (l.level == "ERROR" || l.level == "WARNING"))
+        .map(|l| format!("{} {}", l.level, l.message))
+        .collect())
+}
+
+/// gw/1 makes its own self-signed certificate, as https-client does. Both servers accept it
+/// into the trust store (LXD 5.0 and Incus 6.0 check no issuer on `POST /1.0/certificates`
+/// with a body), so the charm trusts it as it would any other and reports nothing. What the
+/// server then does with it differs: LXD 5.0.2 trusts it from a client that presents it
+/// (`lxd/util/http.go` `CheckTrustState` looks in the store; only LXD's Go client would
+/// withhold it); Incus 6.0 leaves entries its CA did not issue out of what it trusts
+/// (`cmd/incusd/daemon.go` `getTrustedCertificates`), so that requirer is refused.
+fn a_certificate_the_ca_did_not_issue(w: &mut World, rel: RelationId, pin: &str) -> Result<()> {
+    let own = get(&act(w, &unit(GW, 1), "rotate", json!({}))?, "fingerprint")?.to_string();
+    ensure!(w.owned_fps()?.contains(&own), "the charm added it: {:?}", w.owned());
+    for (what, bag) in [("unit", unit_bag(w, rel)?), ("app", app_bag(w, rel)?)] {
+        ensure!(refused(&bag)?.is_empty(), "{what} databag: nothing refused: {bag:?}");
+    }
+    let (used, results) = list_instances(w, &unit(GW, 1), None)?;
+    ensure!(used == "default");
+    let first = results.values().next().map(|o| format!("{} {}", o["status"], o["error"])).unwrap_or_default();
+    eprintln!("e4: {} answers a certificate the CA did not issue with {first}", w.bed.cluster.kind());
+    match w.bed.cluster.kind() {
+        ServerKind::Lxd => every_address(&results, pin, 200),
+        ServerKind::Incus => refused_everywhere(&results, pin),
+    }
 }
