@@ -10,10 +10,15 @@
 //!                           reconcile::inputs   leadership, relations, databags     ┘
 //!                           reconcile::quiet    update-status, or one unit's change hook: nothing
 //!                                               new since the last steady pass → stop here
-//!                           requests, https     what requirers ask for on `api` and `https` (bounded)
-//!                           reconcile::decide   pure: plan, policy, what is held, status
-//!                           reconcile::apply    leader only: changes, in batches, under a deadline
-//!                           reconcile::publish  relation data, state cache, status
+//!                           ▼ Inputs + Observed
+//!                           reconcile::decide   pure, once: what requirers ask on `api` and
+//!                                               `https` (bounded), plan, policy, what they are
+//!                                               told, the status's reasons → Decision
+//!                           reconcile::apply    leader only: changes, in batches, under a
+//!                                               deadline → Applied; `outcome` (pure) folds LXD's
+//!                                               answers into the decision → Outcome
+//!                           reconcile::publish  relation data, state cache; `status` (pure)
+//!                                               completes the status → Report, built at the end
 //! ```
 //!
 //! The crate stands on floors; a module names only modules on its own floor or below, and

@@ -2,7 +2,6 @@
 //! its deadline and this unit is known to lead: within `limits::LEADERSHIP_WINDOW` of an
 //! `is-leader` that answered true.
 
-use super::Change;
 use crate::certs::short_fp;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
 use crate::limits;
@@ -22,6 +21,17 @@ pub enum ChangeKind {
     Add,
     Remove,
     Restrict,
+}
+
+/// One change made (or, in a dry run, planned) to LXD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub fingerprint: String,
+    pub owner: Owner,
+    pub error: Option<String>,
+    /// An add LXD answered with "already there".
+    pub already_present: bool,
 }
 
 /// Whether the pass may still write to LXD: inside its deadline, and leading. `is-leader`

@@ -10,7 +10,7 @@ use crate::credentials::{self, CredentialProblem, Credentials};
 use crate::hook_tools::{ConnectionInputs, Juju, RelationInputs, ToolError};
 use crate::interfaces;
 use crate::limits;
-use crate::ownership::{Interface, Owner, app_of};
+use crate::ownership::{Interface, Owner, Scope, app_of};
 use crate::relation::{Databag, RelationView};
 use crate::requests::{MemberIntake, MemberRead, Protected, Taking};
 use crate::timeline;
@@ -18,9 +18,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What is read before LXD can be reached: credentials, config, the state cache.
+/// What the pass starts from, read before LXD can be reached: credentials, config, the state
+/// cache.
 #[derive(Debug)]
-pub struct Inputs {
+pub struct Start {
     pub credentials: Result<Credentials, CredentialProblem>,
     /// Why the cloud credential was passed over for config, for the log.
     pub note: Option<String>,
@@ -30,7 +31,7 @@ pub struct Inputs {
     pub leaving: bool,
 }
 
-pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
+pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Start, ToolError> {
     let ConnectionInputs { credentials: answer, config, state } = juju.connection_inputs()?;
     timeline::mark("inputs: read");
     let config = Config::from_values(&config);
@@ -60,7 +61,37 @@ pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
     if leaving {
         cache.mark_leaving();
     }
-    Ok(Inputs { credentials, note, config, cache, leaving })
+    Ok(Start { credentials, note, config, cache, leaving })
+}
+
+/// All a pass read from Juju, each thing once: with `Observed`, everything `decide` looks at.
+#[derive(Debug)]
+pub struct Inputs {
+    /// Whose trust entries are ours: this model's application.
+    pub scope: Scope,
+    pub creds: Credentials,
+    /// Certificates no requirer may have trusted or withdrawn on its behalf.
+    pub protected: Protected,
+    pub config: Config,
+    /// This unit is being removed: from now on it leaves LXD alone.
+    pub leaving: bool,
+    pub relations: Relations,
+}
+
+/// The certificates no requirer may have trusted or withdrawn on its behalf: the integrator's
+/// own credential (removing it would lock the charm out) and the server's certificate.
+pub fn protected(creds: &Credentials) -> Protected {
+    let mut out = Protected::default();
+    let named = [
+        (&creds.tls.client_cert_pem, "the integrator's own credential certificate"),
+        (&creds.tls.server_cert_pem, "the LXD server's certificate"),
+    ];
+    for (pem, what) in named {
+        for block in certs::pem_blocks(pem).unwrap_or_default() {
+            out.fingerprints.insert(certs::fingerprint(&block.der), what);
+        }
+    }
+    out
 }
 
 /// Leadership and the live relations, read while LXD is observed.
