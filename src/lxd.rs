@@ -53,7 +53,7 @@ pub trait Lxd {
 /// Applies `op` to `items` with up to `at_once` calls running, starting none at or after
 /// `until`; the answers are those of the items started, which are always the first ones, in
 /// order. The parallel writers' half of "no write starts after the leader's window".
-pub fn start_before<T: Sync, R: Send>(
+pub(crate) fn start_before<T: Sync, R: Send>(
     items: &[T],
     at_once: usize,
     until: Instant,

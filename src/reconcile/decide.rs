@@ -20,62 +20,60 @@ use crate::requests::{Bounds, MemberProblems, Protected, Request, Requests};
 use crate::status::{self, InputProblem, Status, Summary};
 use std::collections::BTreeSet;
 
-pub use crate::access::{
-    EXT_ACCESS_MANAGEMENT, EXT_CERTIFICATE_PROJECT, NEEDED_ENTITLEMENTS, TrustAccess, trust_access,
-};
+use crate::access::{EXT_CERTIFICATE_PROJECT, TrustAccess, trust_access};
 
 /// What the pass decided, from what it read and observed alone.
 #[derive(Debug)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// Whether the credential may manage LXD's trust store.
-    pub access: TrustAccess,
-    pub trust: Trust,
+    pub(crate) access: TrustAccess,
+    pub(crate) trust: Trust,
     /// What requirers asked, settled against `trust-projects` and what LXD can restrict.
-    pub asked: Requests,
-    pub told: Told,
-    pub basis: StatusBasis,
+    pub(crate) asked: Requests,
+    pub(crate) told: Told,
+    pub(crate) basis: StatusBasis,
 }
 
 /// The trust store as it should be, and what may be claimed of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Trust {
+pub(crate) struct Trust {
     /// The leader, unless it is leaving: the only unit that changes LXD.
-    pub writer: bool,
-    pub plan: Plan,
+    pub(crate) writer: bool,
+    pub(crate) plan: Plan,
     /// `trust-projects`: what an entry is restricted to when its request names no projects, and
     /// the ceiling of what one may name.
-    pub projects: Option<Vec<String>>,
+    pub(crate) projects: Option<Vec<String>>,
     /// Why nothing may be added at all, for the status.
-    pub refusal: Option<String>,
-    pub held_elsewhere: HeldElsewhere,
+    pub(crate) refusal: Option<String>,
+    pub(crate) held_elsewhere: HeldElsewhere,
     /// Requests for certificates held under another relation's entry that does not grant what
     /// they ask: not claimed for them, and they are told.
-    pub held_by_other: Vec<RefusedCert>,
+    pub(crate) held_by_other: Vec<RefusedCert>,
     /// Of those, how many the `adopt` action would take over: the status points to it then.
-    pub adoptable: usize,
+    pub(crate) adoptable: usize,
 }
 
 /// What requirers and Juju are told that does not depend on LXD's answers to the changes.
 #[derive(Debug)]
-pub struct Told {
+pub(crate) struct Told {
     /// The members requirers are told about, as (name, URL).
-    pub online: OnlineMembers,
+    pub(crate) online: OnlineMembers,
     /// The requests that may be claimed trusted for their requirer: all but those held for
     /// another.
-    pub claimed: Vec<Request>,
+    pub(crate) claimed: Vec<Request>,
     /// The pin this pass connected with: requirers authenticate LXD with it.
-    pub pin: Option<ServerPin>,
+    pub(crate) pin: Option<ServerPin>,
     /// What LXD presents, when it said.
-    pub presented: Option<ServerPin>,
+    pub(crate) presented: Option<ServerPin>,
     /// Every member's URL, for the next hook to fail over to.
-    pub member_urls: Vec<String>,
+    pub(crate) member_urls: Vec<String>,
     /// LXD's version, for `juju status`.
-    pub version: String,
+    pub(crate) version: String,
 }
 
 /// The status as far as it is known before LXD is changed: `status` completes it.
 #[derive(Debug)]
-pub enum StatusBasis {
+pub(crate) enum StatusBasis {
     Leaving,
     /// Its counts of what apply and publish do (`trusted`, `failed_changes`, `deferred`,
     /// `withheld`) are left at zero, and its `refusal` is the decision's alone.
@@ -84,22 +82,22 @@ pub enum StatusBasis {
 
 /// LXD's answers to the changes, folded into the decision: what the pass may claim.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Fingerprints LXD holds after the pass, as far as the pass may claim them.
-    pub held: BTreeSet<String>,
+    pub(crate) held: BTreeSet<String>,
     /// Every certificate refused for the requirer that asked, as each is told (`refused`): the
     /// decision's, and adds LXD answered with an error.
-    pub refused: Vec<RefusedCert>,
+    pub(crate) refused: Vec<RefusedCert>,
     /// Why nothing may be added: the decision's reason, or a configured project LXD lacks.
-    pub refusal: Option<String>,
+    pub(crate) refusal: Option<String>,
     /// Changes LXD refused (details in the log).
-    pub failed: usize,
+    pub(crate) failed: usize,
     /// Planned changes left for a later hook (deadline or leadership).
-    pub deferred: usize,
+    pub(crate) deferred: usize,
 }
 
 /// The pass's decision: run once, on what it read and observed.
-pub fn decide(inputs: &Inputs, observed: &Observed) -> Decision {
+pub(crate) fn decide(inputs: &Inputs, observed: &Observed) -> Decision {
     let asked = asked(inputs, Some(&observed.server));
     let own = own_fingerprint(&inputs.creds);
     let access = trust_access(&observed.server, observed.identity.as_ref(), &observed.store, &own);
@@ -117,7 +115,7 @@ pub fn decide(inputs: &Inputs, observed: &Observed) -> Decision {
 /// certificate names its entry and sets its projects), and what was wrong with it. `server`
 /// is what LXD said this pass, if it answered: an `lxd-https` requirer's projects can only be
 /// granted where LXD can restrict an entry.
-pub fn asked(inputs: &Inputs, server: Option<&ServerInfo>) -> Requests {
+pub(crate) fn asked(inputs: &Inputs, server: Option<&ServerInfo>) -> Requests {
     let bounds = Bounds {
         ceiling: inputs.config.trust_projects.as_deref(),
         cannot_restrict: server.is_some_and(|s| !s.has_extension(EXT_CERTIFICATE_PROJECT)),
@@ -240,7 +238,7 @@ fn basis(leaving: bool, observed: &Observed, asked: &Requests, trust: &Trust, to
 
 /// LXD's answers to the changes folded into `decision`: what LXD holds as far as the pass may
 /// claim it, and what requirers are refused. `store` is the trust store as observed.
-pub fn outcome(decision: &Decision, store: &[TrustEntry], applied: &Applied) -> Outcome {
+pub(crate) fn outcome(decision: &Decision, store: &[TrustEntry], applied: &Applied) -> Outcome {
     let confirmed = applied.confirmed();
     let mut refused = decision.asked.refused.clone();
     refused.extend(decision.trust.held_by_other.iter().cloned());
@@ -288,7 +286,7 @@ fn held_after(store: &[TrustEntry], changes: &[Change], elsewhere: &HeldElsewher
 
 /// The status once the changes were made and the relation data written (`withheld`: items
 /// that did not fit it).
-pub fn status(decision: &Decision, outcome: &Outcome, withheld: usize) -> Status {
+pub(crate) fn status(decision: &Decision, outcome: &Outcome, withheld: usize) -> Status {
     let StatusBasis::Ready(basis) = &decision.basis else { return status::leaving() };
     let trusted: BTreeSet<&String> =
         decision.told.claimed.iter().map(|r| &r.cert.fingerprint).filter(|fp| outcome.held.contains(*fp)).collect();
@@ -309,7 +307,7 @@ pub fn status(decision: &Decision, outcome: &Outcome, withheld: usize) -> Status
 /// and is not published even for the member answering: `Evacuated`, `Blocked`, `Broken`,
 /// Incus 6.0.6+'s `Evacuating` and `Restoring` (`internal/server/db/node.go` in lxc/incus),
 /// and whatever a later version adds.
-pub fn is_published(member: &Member, answering: &Endpoint) -> bool {
+pub(crate) fn is_published(member: &Member, answering: &Endpoint) -> bool {
     match member.status {
         MemberStatus::Online => true,
         MemberStatus::Offline => Endpoint::parse(&member.url).is_ok_and(|e| &e == answering),
@@ -346,6 +344,7 @@ fn distinct<'a>(refused: impl Iterator<Item = &'a RefusedCert>, reason: Reason) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::{EXT_ACCESS_MANAGEMENT, NEEDED_ENTITLEMENTS};
     use crate::certs::{self, test_certs};
     use crate::lxd::{Identity, LxdError};
     use crate::ownership::Owner;

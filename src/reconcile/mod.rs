@@ -30,10 +30,11 @@ mod publish;
 mod quiet;
 mod state;
 
+pub(crate) use crate::access::{EXT_CERTIFICATE_PROJECT, TrustAccess};
 use apply::{Applied, WriteGuard};
-pub use apply::{Change, ChangeKind};
+pub(crate) use apply::{Change, ChangeKind};
+pub(crate) use decide::is_published;
 use decide::{Decision, Outcome};
-pub use decide::{EXT_ACCESS_MANAGEMENT, EXT_CERTIFICATE_PROJECT, NEEDED_ENTITLEMENTS, TrustAccess, is_published};
 use inputs::{Inputs, Start};
 use observe::{NotObserved, Observed};
 use state::Cache;
@@ -42,14 +43,14 @@ use state::Cache;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mode {
     /// Change LXD (still only on the leader).
-    pub apply: bool,
+    pub(crate) apply: bool,
     /// Write relation data, status and the state cache.
-    pub publish: bool,
+    pub(crate) publish: bool,
 }
 
 impl Mode {
     pub const HOOK: Mode = Mode { apply: true, publish: true };
-    pub const DRY_RUN: Mode = Mode { apply: false, publish: false };
+    pub(crate) const DRY_RUN: Mode = Mode { apply: false, publish: false };
 }
 
 /// Why a pass could not use LXD.
@@ -65,24 +66,24 @@ pub enum PassError {
 /// from it.
 #[derive(Debug, Default)]
 pub struct Report {
-    pub leader: bool,
-    pub credentials: Option<Credentials>,
-    pub endpoint_used: Option<Endpoint>,
-    pub server: Option<ServerInfo>,
+    pub(crate) leader: bool,
+    pub(crate) credentials: Option<Credentials>,
+    pub(crate) endpoint_used: Option<Endpoint>,
+    pub(crate) server: Option<ServerInfo>,
     pub members: Vec<Member>,
-    pub store: Vec<TrustEntry>,
-    pub requests: Vec<Request>,
-    pub problems: Vec<MemberProblems>,
+    pub(crate) store: Vec<TrustEntry>,
+    pub(crate) requests: Vec<Request>,
+    pub(crate) problems: Vec<MemberProblems>,
     /// Certificates refused for the requirer that asked, as each is told (`refused`).
-    pub refused: Vec<RefusedCert>,
+    pub(crate) refused: Vec<RefusedCert>,
     pub changes: Vec<Change>,
     /// Fingerprints LXD holds after the pass, as far as the pass may claim them.
-    pub held: BTreeSet<String>,
+    pub(crate) held: BTreeSet<String>,
     /// Whether the credential may manage LXD's trust store.
-    pub access: Option<TrustAccess>,
-    pub refusal: Option<String>,
+    pub(crate) access: Option<TrustAccess>,
+    pub(crate) refusal: Option<String>,
     /// Planned changes left for a later hook (deadline or leadership).
-    pub deferred: usize,
+    pub(crate) deferred: usize,
     pub status: Option<Status>,
     pub error: Option<PassError>,
 }

@@ -12,25 +12,25 @@ use crate::timeline;
 /// What one member told us: plain data, for `decide`. The connection it told us on is handed
 /// on beside it, to `apply`.
 #[derive(Debug)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// The member that answered every read.
-    pub endpoint: Endpoint,
-    pub server: ServerInfo,
-    pub members: Vec<Member>,
-    pub store: Vec<TrustEntry>,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) server: ServerInfo,
+    pub(crate) members: Vec<Member>,
+    pub(crate) store: Vec<TrustEntry>,
     /// `GET /1.0/auth/identities/current`, read only where the server has `access_management`
     /// (LXD 5.21+): there `auth: trusted` no longer means the caller may change trust.
-    pub identity: Option<Result<Identity, LxdError>>,
+    pub(crate) identity: Option<Result<Identity, LxdError>>,
     /// What LXD said that was not taken (a member skipped, the server's name), one log line
     /// each, values shown cut and escaped.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
 }
 
 /// LXD could not be used this pass: the error that says why, and how many endpoints were tried.
 #[derive(Debug)]
-pub struct NotObserved {
-    pub error: LxdError,
-    pub tried: usize,
+pub(crate) struct NotObserved {
+    pub(crate) error: LxdError,
+    pub(crate) tried: usize,
 }
 
 /// Tries the configured endpoint, then every member seen before: all present the same cluster
@@ -38,7 +38,7 @@ pub struct NotObserved {
 /// other answer is the truth about these credentials. A member counts as reachable only once
 /// it has answered every read of the pass: one that answers `GET /1.0` and then drops (dies
 /// mid-hook, a proxy cuts the connection) is skipped like one that never answered.
-pub fn observe(
+pub(crate) fn observe(
     creds: &Credentials,
     known: &[String],
     connector: &dyn Connector,

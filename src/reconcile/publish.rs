@@ -11,7 +11,7 @@ use crate::status::Status;
 
 /// Tells Juju and the requirers what the pass decided and what came of it; returns how many
 /// items did not fit the relation data.
-pub fn publish(
+pub(crate) fn publish(
     juju: &mut Juju,
     cache: &mut Cache,
     relations: &Relations,
@@ -80,7 +80,7 @@ fn lxd_facts(juju: &mut Juju, cache: &mut Cache, told: &Told) -> Result<(), Tool
 
 /// Sets the status when it changed, then saves the state cache (unless the pass writes
 /// nothing: `publish` false).
-pub fn finish(juju: &mut Juju, publish: bool, cache: &mut Cache, status: &Status) -> Result<(), ToolError> {
+pub(crate) fn finish(juju: &mut Juju, publish: bool, cache: &mut Cache, status: &Status) -> Result<(), ToolError> {
     if !publish {
         return Ok(());
     }
