@@ -4,17 +4,18 @@
 use crate::cluster::{Identity, LxdError, ServerInfo, TrustEntry};
 
 /// The LXD API extension that makes `restricted`/`projects` mean something.
-pub const EXT_CERTIFICATE_PROJECT: &str = "certificate_project";
+pub(crate) const EXT_CERTIFICATE_PROJECT: &str = "certificate_project";
 /// LXD 5.21+: identities, fine-grained authorization and `/1.0/auth/identities/current`.
 /// Incus has none of it.
-pub const EXT_ACCESS_MANAGEMENT: &str = "access_management";
+pub(crate) const EXT_ACCESS_MANAGEMENT: &str = "access_management";
 
 /// What the charm needs on the server to manage trust with fine-grained authorization: add,
 /// re-restrict or rename, and remove entries (`POST /1.0/certificates` checks
 /// `can_create_identities` on the server; `PATCH` and `DELETE` check `can_edit`/`can_delete` on
 /// the certificate, which the server's `can_edit_identities`/`can_delete_identities` grant:
 /// `lxd/certificates.go` and `lxd/auth/drivers/openfga_model.openfga` in canonical/lxd).
-pub const NEEDED_ENTITLEMENTS: &[&str] = &["can_create_identities", "can_edit_identities", "can_delete_identities"];
+pub(crate) const NEEDED_ENTITLEMENTS: &[&str] =
+    &["can_create_identities", "can_edit_identities", "can_delete_identities"];
 /// Server entitlements that imply every one of `NEEDED_ENTITLEMENTS` (same model file).
 const IMPLYING_ENTITLEMENTS: &[&str] = &["admin", "permission_manager"];
 /// Identity types whose rights come from their permissions (`shared/api/auth.go`): TLS
@@ -25,7 +26,7 @@ const RESTRICTED_CERTIFICATE: &str = "Client certificate (restricted)";
 
 /// Whether the charm's credential may manage LXD's trust store, as far as the server says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrustAccess {
+pub(crate) enum TrustAccess {
     /// An unrestricted certificate, or an identity with every needed entitlement.
     Full,
     /// A certificate restricted to projects: LXD refuses it any change to the trust store.
@@ -41,7 +42,7 @@ pub enum TrustAccess {
 /// one nothing to trust, a fine-grained identity what its server-wide permissions grant. Without
 /// it (LXD 5.0, Incus) a trusted certificate is an admin unless its own trust entry (found by
 /// `own_fingerprint`) is restricted.
-pub fn trust_access(
+pub(crate) fn trust_access(
     server: &ServerInfo,
     identity: Option<&Result<Identity, LxdError>>,
     store: &[TrustEntry],

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 /// API extensions the charm relies on: clustering to enumerate members, certificate_project
 /// for `trust-projects`.
-pub const NEEDED_EXTENSIONS: &[&str] = &["clustering", EXT_CERTIFICATE_PROJECT];
+pub(crate) const NEEDED_EXTENSIONS: &[&str] = &["clustering", EXT_CERTIFICATE_PROJECT];
 
 /// Every action this charm implements, by name (actions.yaml declares the same).
 pub const ACTIONS: &[&str] = &["list-nodes", "list-trusted-clients", "reconcile", "check-connection", "adopt"];
@@ -67,7 +67,7 @@ fn yes(b: bool) -> String {
     if b { "yes".into() } else { "no".into() }
 }
 
-pub fn list_nodes(report: &Report) -> Results {
+pub(crate) fn list_nodes(report: &Report) -> Results {
     let mut out = vec![("count".to_string(), report.members.len().to_string())];
     for (i, m) in report.members.iter().enumerate() {
         let k = format!("nodes.{i}");
@@ -85,7 +85,7 @@ pub fn list_nodes(report: &Report) -> Results {
     out
 }
 
-pub fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
+pub(crate) fn list_trusted_clients(report: &Report, scope: &Scope) -> Results {
     let mut out = Vec::new();
     let owned: Vec<_> = report.store.iter().filter_map(|e| scope.owner_of(&e.name).map(|o| (e, o))).collect();
     out.push(("count".to_string(), owned.len().to_string()));
@@ -173,7 +173,7 @@ fn refused_results(report: &Report) -> Results {
     out
 }
 
-pub fn reconcile_results(report: &Report, dry_run: bool) -> Results {
+pub(crate) fn reconcile_results(report: &Report, dry_run: bool) -> Results {
     let mut out = vec![("dry-run".to_string(), yes(dry_run))];
     for (kind, key) in
         [(ChangeKind::Add, "added"), (ChangeKind::Remove, "removed"), (ChangeKind::Restrict, "restricted")]
@@ -217,7 +217,7 @@ fn listed(items: impl Iterator<Item = String>, total: usize) -> String {
     out
 }
 
-pub fn check_connection(report: &Report) -> Results {
+pub(crate) fn check_connection(report: &Report) -> Results {
     let mut out = Vec::new();
     if let Some(c) = &report.credentials {
         out.push(("credentials".to_string(), c.source.to_string()));

@@ -10,11 +10,11 @@ use crate::reconcile::{self, Mode};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-pub use crate::adoption::{Adoption, Choice, Leave, Left, MadeBy, adoptable, choose};
+use crate::adoption::{Adoption, Choice, choose};
 
 /// What happened to one adoption.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Dry run.
     WouldRename,
     Renamed,
@@ -38,7 +38,7 @@ impl Outcome {
 /// Runs the action. `dry-run` (actions.yaml default: true) lists without changing anything;
 /// otherwise only the leader renames. An `Err` is a hook tool failing; everything else ends in
 /// the action's results or `action-fail`.
-pub fn run(
+pub(crate) fn run(
     ctx: &HookContext,
     juju: &mut Juju,
     connector: &dyn Connector,
@@ -138,7 +138,7 @@ fn yes(b: bool) -> String {
 /// The action's results: every adoption, then every requested certificate left alone, up to
 /// `limits::ADOPT_ITEMS` in all, the rest counted. Each says why in fixed words; names are
 /// cut and escaped (`shown`).
-pub fn results(dry_run: bool, choice: &Choice, outcomes: &[Outcome]) -> Vec<(String, String)> {
+pub(crate) fn results(dry_run: bool, choice: &Choice, outcomes: &[Outcome]) -> Vec<(String, String)> {
     let mut out = vec![("dry-run".to_string(), yes(dry_run)), ("count".to_string(), choice.adopt.len().to_string())];
     if !dry_run {
         let count = |f: fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count().to_string();

@@ -47,7 +47,7 @@ const OWN_SCHEME_PREFIX: &str = "juju.";
 
 /// Which old charm made an entry, as its name shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MadeBy {
+pub(crate) enum MadeBy {
     /// canonical/lxd-integrator-operator: the certificate's CN, for an `api` requester.
     PythonCharm,
     /// canonical/charm-lxd: `juju-relation-<app or unit>`, for an `https` requester.
@@ -55,7 +55,7 @@ pub enum MadeBy {
 }
 
 impl MadeBy {
-    pub fn why(self) -> &'static str {
+    pub(crate) fn why(self) -> &'static str {
         match self {
             MadeBy::PythonCharm => {
                 "named by the certificate's CN, as the Python lxd-integrator named it for an api requirer"
@@ -67,7 +67,7 @@ impl MadeBy {
 
 /// Why a requested certificate's entry is left as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Leave {
+pub(crate) enum Leave {
     NotClient,
     OtherIntegrator,
     /// Named by the CN, but only `https` requirers ask: the Python charm served `api` only.
@@ -81,7 +81,7 @@ pub enum Leave {
 }
 
 impl Leave {
-    pub fn why(self) -> &'static str {
+    pub(crate) fn why(self) -> &'static str {
         match self {
             Leave::NotClient => "not a client entry",
             Leave::OtherIntegrator => "named by another lxd-integrator (juju.…)",
@@ -99,35 +99,35 @@ impl Leave {
 
 /// One entry to take over.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Adoption {
-    pub fingerprint: String,
-    pub old_name: String,
-    pub new_name: String,
+pub(crate) struct Adoption {
+    pub(crate) fingerprint: String,
+    pub(crate) old_name: String,
+    pub(crate) new_name: String,
     /// The requester the old charm made the entry for, whom the new name records.
-    pub owner: Owner,
-    pub made_by: MadeBy,
+    pub(crate) owner: Owner,
+    pub(crate) made_by: MadeBy,
 }
 
 /// A requested certificate held by an entry that is not taken over, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Left {
-    pub fingerprint: String,
-    pub name: String,
+pub(crate) struct Left {
+    pub(crate) fingerprint: String,
+    pub(crate) name: String,
     /// The first requester of the certificate.
-    pub owner: Owner,
-    pub why: Leave,
+    pub(crate) owner: Owner,
+    pub(crate) why: Leave,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Choice {
-    pub adopt: Vec<Adoption>,
-    pub left: Vec<Left>,
+pub(crate) struct Choice {
+    pub(crate) adopt: Vec<Adoption>,
+    pub(crate) left: Vec<Left>,
 }
 
 /// What to adopt and what to leave, from the requests of the live relations and LXD's trust
 /// store: one item for every requested certificate LXD holds under a name this application
 /// does not own. Pure.
-pub fn choose(scope: &Scope, requests: &[Request], store: &[TrustEntry]) -> Choice {
+pub(crate) fn choose(scope: &Scope, requests: &[Request], store: &[TrustEntry]) -> Choice {
     let by_fp: BTreeMap<&str, &TrustEntry> = store.iter().map(|e| (e.fingerprint.as_str(), e)).collect();
     // Every requester of each certificate, in request order (relation, then application
     // databag, then units), certificates in order of their first request.
@@ -167,7 +167,7 @@ pub fn choose(scope: &Scope, requests: &[Request], store: &[TrustEntry]) -> Choi
 
 /// How many entries `adopt` would take now: for the status, which points to the action only
 /// when this is not zero. Pure.
-pub fn adoptable(scope: &Scope, requests: &[Request], store: &[TrustEntry]) -> usize {
+pub(crate) fn adoptable(scope: &Scope, requests: &[Request], store: &[TrustEntry]) -> usize {
     choose(scope, requests, store).adopt.len()
 }
 

@@ -14,14 +14,14 @@ use std::io::{self, BufRead};
 
 /// One value of a databag, as it arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Value<'a> {
+pub(crate) enum Value<'a> {
     Text(&'a str),
     /// Longer than the bound (decoded bytes): only its length is known.
     TooLarge(usize),
 }
 
 /// Where a databag's keys go as they arrive.
-pub trait Sink {
+pub(crate) trait Sink {
     /// One key and its value. A key printed twice comes twice; the last one is what a map of
     /// the answer would hold.
     fn pair(&mut self, key: &str, value: Value<'_>);
@@ -41,7 +41,7 @@ impl Sink for crate::databag::Databag {
 
 /// Why an answer could not be read. Never quotes what was read: a databag is a requirer's.
 #[derive(Debug, thiserror::Error)]
-pub enum StreamError {
+pub(crate) enum StreamError {
     #[error("reading it: {0}")]
     Io(#[from] io::Error),
     #[error("not the JSON expected: {what} at byte {at}")]
@@ -52,7 +52,7 @@ pub enum StreamError {
 
 /// Reads one answer from `input` into `sink`, holding at most `bound` bytes of any one key or
 /// value (a key over it is an error: Juju's keys are short).
-pub fn read(input: &mut dyn BufRead, bound: usize, sink: &mut dyn Sink) -> Result<(), StreamError> {
+pub(crate) fn read(input: &mut dyn BufRead, bound: usize, sink: &mut dyn Sink) -> Result<(), StreamError> {
     let mut scan = Scanner { input, at: 0 };
     scan.skip_ws()?;
     match scan.peek()? {

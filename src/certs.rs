@@ -67,7 +67,7 @@ const CERT_LABEL: &str = "CERTIFICATE";
 pub struct BlockLabel(Option<String>);
 
 impl BlockLabel {
-    pub fn of(label: &str) -> BlockLabel {
+    pub(crate) fn of(label: &str) -> BlockLabel {
         let plain =
             label.len() <= 32 && label.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ');
         BlockLabel(plain.then(|| label.to_string()))
@@ -89,7 +89,7 @@ pub fn fingerprint(der: &[u8]) -> String {
 }
 
 /// Bytes as lowercase hex, two digits each: how LXD and this charm write digests.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -146,7 +146,7 @@ pub fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, CertRejection> {
 
 /// The fingerprint of a value that is exactly one decodable PEM certificate block, without
 /// parsing the certificate: enough to tell a requirer which certificate was not read.
-pub fn block_fingerprint(text: &str) -> Option<String> {
+pub(crate) fn block_fingerprint(text: &str) -> Option<String> {
     match pem_blocks(text).ok()?.as_slice() {
         [one] if one.label == CERT_LABEL => Some(fingerprint(&one.der)),
         _ => None,
@@ -162,7 +162,7 @@ pub fn pinned_ders(server_cert_pem: &str) -> Option<Vec<Vec<u8>>> {
 
 /// Every CERTIFICATE block of `pem`, in order, by rustls' PEM reader: the one the TLS
 /// verifier and the client configuration read certificates with.
-pub fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let mut out = Vec::new();
     for item in CertificateDer::pem_slice_iter(pem.as_bytes()) {
         out.push(item.map_err(|e| format!("invalid PEM: {}", pem_error_kind(&e)))?);
@@ -175,7 +175,7 @@ pub fn parse_certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
 
 /// A description of a PEM error that cannot echo any of the input (some variants carry bytes
 /// of it, which for a key file could be secret).
-pub fn pem_error_kind(e: &rustls::pki_types::pem::Error) -> &'static str {
+pub(crate) fn pem_error_kind(e: &rustls::pki_types::pem::Error) -> &'static str {
     use rustls::pki_types::pem::Error as E;
     match e {
         E::MissingSectionEnd { .. } => "a BEGIN line without its END line",
@@ -207,10 +207,10 @@ pub fn parse_client_cert(text: &str, now: i64) -> Result<ClientCert, CertRejecti
 /// fingerprint of its one certificate block (so a requirer can be told which of its
 /// certificates was refused) and when a certificate that is not valid yet becomes valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejected {
-    pub why: CertRejection,
-    pub fingerprint: Option<String>,
-    pub not_before: Option<i64>,
+pub(crate) struct Rejected {
+    pub(crate) why: CertRejection,
+    pub(crate) fingerprint: Option<String>,
+    pub(crate) not_before: Option<i64>,
 }
 
 impl From<CertRejection> for Rejected {
@@ -220,7 +220,7 @@ impl From<CertRejection> for Rejected {
 }
 
 /// `parse_client_cert`, keeping the refused certificate's fingerprint and start of validity.
-pub fn examine_client_cert(text: &str, now: i64) -> Result<ClientCert, Rejected> {
+pub(crate) fn examine_client_cert(text: &str, now: i64) -> Result<ClientCert, Rejected> {
     // Look for key material first, so a key pasted with a certificate is called what it is.
     if text.contains("PRIVATE KEY-----") {
         return Err(CertRejection::PrivateKey.into());
@@ -279,7 +279,7 @@ fn der_problem(e: &x509_parser::nom::Err<x509_parser::error::X509Error>) -> Stri
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {
     pub common_name: String,
-    pub is_ca: bool,
+    pub(crate) is_ca: bool,
     pub not_before: i64,
     pub not_after: i64,
     pub key: KeyKind,
@@ -324,29 +324,29 @@ pub fn now_unix() -> i64 {
 pub(crate) mod test_certs {
     //! `testbed::certs` for the unit tests of this crate, where a certificate that cannot be made
     //! is the test's panic.
-    pub use testbed::certs::Pem;
+    pub(crate) use testbed::certs::Pem;
     use testbed::certs::{self, CertSpec};
 
     /// ECDSA P-384, valid now, as `lxc` makes a client certificate.
-    pub fn self_signed(cn: &str) -> Pem {
+    pub(crate) fn self_signed(cn: &str) -> Pem {
         certs::client_cert(cn).expect("certificate")
     }
 
     /// `CA:TRUE`, as `openssl req -x509` marks what it makes.
-    pub fn ca(cn: &str) -> Pem {
+    pub(crate) fn ca(cn: &str) -> Pem {
         certs::ca_cert(cn).expect("CA certificate").pem
     }
 
-    pub fn expired(cn: &str) -> Pem {
+    pub(crate) fn expired(cn: &str) -> Pem {
         CertSpec::client(cn).between_years(2000, 2001).self_signed().expect("expired certificate")
     }
 
     /// Valid from `secs` seconds from now: what a requirer whose clock runs ahead sends.
-    pub fn starting_in(secs: i64) -> Pem {
+    pub(crate) fn starting_in(secs: i64) -> Pem {
         CertSpec::client("ahead").starting_in(secs).self_signed().expect("certificate")
     }
 
-    pub fn future(cn: &str) -> Pem {
+    pub(crate) fn future(cn: &str) -> Pem {
         CertSpec::client(cn).between_years(2090, 2091).self_signed().expect("future certificate")
     }
 }

@@ -24,7 +24,7 @@ pub enum ServerKind {
 }
 
 impl ServerKind {
-    pub fn from_environment(server: &str) -> ServerKind {
+    pub(crate) fn from_environment(server: &str) -> ServerKind {
         match server {
             "" => ServerKind::Unknown,
             "lxd" => ServerKind::Lxd,
@@ -120,7 +120,7 @@ impl From<&str> for TrustKind {
 }
 
 impl ServerInfo {
-    pub fn has_extension(&self, name: &str) -> bool {
+    pub(crate) fn has_extension(&self, name: &str) -> bool {
         self.api_extensions.iter().any(|e| e == name)
     }
 }
@@ -154,33 +154,33 @@ pub struct TrustEntry {
 pub struct Identity {
     /// `type`: `Client certificate (unrestricted)`, `Client certificate (restricted)`,
     /// `Client certificate` (fine-grained, 5.21.3+/6.2+), `OIDC client`, ...
-    pub kind: String,
-    pub name: String,
+    pub(crate) kind: String,
+    pub(crate) name: String,
     /// `fine_grained` (6.x; absent on 5.21): whether `permissions` decide what it may do.
-    pub fine_grained: Option<bool>,
+    pub(crate) fine_grained: Option<bool>,
     /// `effective_permissions`.
-    pub permissions: Vec<Permission>,
+    pub(crate) permissions: Vec<Permission>,
 }
 
 /// One of an identity's effective permissions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Permission {
+pub(crate) struct Permission {
     /// `server`, `project`, `certificate`, `identity`, ...
-    pub entity_type: String,
+    pub(crate) entity_type: String,
     /// The entity's URL, `/1.0` for the server.
-    pub url: String,
+    pub(crate) url: String,
     /// `admin`, `can_create_identities`, ...
-    pub entitlement: String,
+    pub(crate) entitlement: String,
 }
 
 /// A certificate to add to the trust store as a `client` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewTrustEntry {
-    pub name: String,
+    pub(crate) name: String,
     /// DER bytes of the certificate; the client sends them base64-encoded, as LXD requires.
-    pub der: Vec<u8>,
+    pub(crate) der: Vec<u8>,
     /// `None`: send no `restricted`/`projects` fields at all (unrestricted).
-    pub projects: Option<Vec<String>>,
+    pub(crate) projects: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

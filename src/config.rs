@@ -8,9 +8,9 @@ pub const OPT_CERT: &str = "lxd_client_cert";
 pub const OPT_KEY: &str = "lxd_client_key";
 pub const OPT_SERVER_CERT: &str = "lxd_server_cert";
 /// Restricts every added entry to some LXD projects.
-pub const OPT_TRUST_PROJECTS: &str = "trust-projects";
+pub(crate) const OPT_TRUST_PROJECTS: &str = "trust-projects";
 /// The URI of a Juju user secret holding the credentials (Juju >= 3.3).
-pub const OPT_SECRET: &str = "lxd-credentials-secret";
+pub(crate) const OPT_SECRET: &str = "lxd-credentials-secret";
 
 /// A Juju secret URI in one of the forms Juju's `ParseURI` takes (juju/juju
 /// `core/secrets/secret.go`): `secret:<id>`, a bare `<id>`, `secret://<model-uuid>/<id>`, where
@@ -20,7 +20,7 @@ pub const OPT_SECRET: &str = "lxd-credentials-secret";
 pub struct SecretUri(String);
 
 impl SecretUri {
-    pub fn parse(s: &str) -> Option<SecretUri> {
+    pub(crate) fn parse(s: &str) -> Option<SecretUri> {
         let xid = |id: &str| id.len() == 20 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'v').contains(&b));
         let uuid = |u: &str| {
             let groups: Vec<&str> = u.split('-').collect();

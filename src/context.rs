@@ -21,28 +21,28 @@ pub struct HookContext {
 }
 
 impl HookContext {
-    pub fn app(&self) -> &str {
+    pub(crate) fn app(&self) -> &str {
         app_of(&self.unit)
     }
 
     /// The trust entries this application owns: one model, one application.
-    pub fn scope(&self) -> Scope {
+    pub(crate) fn scope(&self) -> Scope {
         Scope { model_uuid: self.model_uuid.clone(), app: self.app().to_string() }
     }
 
     /// The hook Juju runs, typed; `None` for an action.
-    pub fn hook(&self) -> Option<Hook> {
+    pub(crate) fn hook(&self) -> Option<Hook> {
         (!self.is_action).then(|| Hook::parse(&self.name))
     }
 
     /// The action Juju runs, typed; `None` for a hook.
-    pub fn action(&self) -> Option<Action> {
+    pub(crate) fn action(&self) -> Option<Action> {
         self.is_action.then(|| Action::parse(&self.name))
     }
 
     /// `Some((interface, Departed))` for `https-relation-departed`: a relation hook of one of
     /// this charm's endpoints, and which.
-    pub fn relation_hook(&self) -> Option<(Interface, RelationEvent)> {
+    pub(crate) fn relation_hook(&self) -> Option<(Interface, RelationEvent)> {
         match self.hook()? {
             Hook::Relation(interface, event) => Some((interface, event)),
             _ => None,
@@ -50,14 +50,14 @@ impl HookContext {
     }
 
     /// This hook is `<endpoint>-relation-<event>` on any of this charm's endpoints.
-    pub fn is_relation_hook(&self, event: RelationEvent) -> bool {
+    pub(crate) fn is_relation_hook(&self, event: RelationEvent) -> bool {
         self.relation_hook().is_some_and(|(_, e)| e == event)
     }
 }
 
 /// The hooks this charm knows, by the name Juju gives them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hook {
+pub(crate) enum Hook {
     Install,
     Start,
     ConfigChanged,
@@ -76,7 +76,7 @@ pub enum Hook {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RelationEvent {
+pub(crate) enum RelationEvent {
     Created,
     Joined,
     Changed,
@@ -85,7 +85,7 @@ pub enum RelationEvent {
 }
 
 impl RelationEvent {
-    pub const ALL: [RelationEvent; 5] = [
+    pub(crate) const ALL: [RelationEvent; 5] = [
         RelationEvent::Created,
         RelationEvent::Joined,
         RelationEvent::Changed,
@@ -93,7 +93,7 @@ impl RelationEvent {
         RelationEvent::Broken,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             RelationEvent::Created => "created",
             RelationEvent::Joined => "joined",
@@ -119,7 +119,7 @@ const PLAIN_HOOKS: [(Hook, &str); 10] = [
 ];
 
 impl Hook {
-    pub fn parse(name: &str) -> Hook {
+    pub(crate) fn parse(name: &str) -> Hook {
         if let Some((hook, _)) = PLAIN_HOOKS.iter().find(|(_, n)| *n == name) {
             return *hook;
         }
@@ -134,12 +134,14 @@ impl Hook {
     /// Whether the hook runs the pass. `stop` and `remove` are deliberately quiet: the relations
     /// are torn down before them (their departed and broken hooks already reconciled), and a
     /// unit on its way out must not change LXD for the units that stay.
-    pub fn reconciles(self) -> bool {
+    pub(crate) fn reconciles(self) -> bool {
         !matches!(self, Hook::Stop | Hook::Remove | Hook::Other)
     }
 
-    /// Every hook the pass runs in, by name: what `hooks/` links to `dispatch`.
-    pub fn reconciling_names() -> Vec<String> {
+    /// Every hook the pass runs in, by name: what `hooks/` links to `dispatch`; the tests check
+    /// `dispatch::RECONCILE_HOOKS` against it.
+    #[cfg(test)]
+    pub(crate) fn reconciling_names() -> Vec<String> {
         let plain = PLAIN_HOOKS.iter().filter(|(h, _)| h.reconciles()).map(|(_, n)| n.to_string());
         let relations = Interface::ALL.into_iter().flat_map(|i| {
             RelationEvent::ALL.into_iter().map(move |e| format!("{}-relation-{}", i.endpoint(), e.name()))
@@ -150,7 +152,7 @@ impl Hook {
 
 /// The actions this charm implements (actions.yaml declares the same).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     ListNodes,
     ListTrustedClients,
     Reconcile,
@@ -161,10 +163,10 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 5] =
+    pub(crate) const ALL: [Action; 5] =
         [Action::ListNodes, Action::ListTrustedClients, Action::Reconcile, Action::CheckConnection, Action::Adopt];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Action::ListNodes => "list-nodes",
             Action::ListTrustedClients => "list-trusted-clients",
@@ -175,7 +177,7 @@ impl Action {
         }
     }
 
-    pub fn parse(name: &str) -> Action {
+    pub(crate) fn parse(name: &str) -> Action {
         Action::ALL.into_iter().find(|a| a.name() == name).unwrap_or(Action::Unknown)
     }
 }

@@ -23,11 +23,11 @@ use crate::endpoint::{Endpoint, EndpointError};
 /// The keys of the credentials secret. They match Juju's secret key pattern
 /// `^([a-z](?:-?[a-z0-9]){2,})$` (juju/juju `core/secrets/createsecret.go` `keyRegExp`) and
 /// mirror `credential-get`'s attribute names.
-pub const SECRET_ENDPOINT: &str = "endpoint";
-pub const SECRET_CERT: &str = "client-cert";
-pub const SECRET_KEY: &str = "client-key";
-pub const SECRET_SERVER_CERT: &str = "server-cert";
-pub const SECRET_KEYS: [&str; 4] = [SECRET_ENDPOINT, SECRET_CERT, SECRET_KEY, SECRET_SERVER_CERT];
+pub(crate) const SECRET_ENDPOINT: &str = "endpoint";
+pub(crate) const SECRET_CERT: &str = "client-cert";
+pub(crate) const SECRET_KEY: &str = "client-key";
+pub(crate) const SECRET_SERVER_CERT: &str = "server-cert";
+pub(crate) const SECRET_KEYS: [&str; 4] = [SECRET_ENDPOINT, SECRET_CERT, SECRET_KEY, SECRET_SERVER_CERT];
 
 /// The TLS material for one LXD: kept in memory only, never logged (Debug redacts it).
 #[derive(Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub enum Source {
 
 impl Source {
     /// What an operator sets to use this source, as the status and `check-connection` name it.
-    pub fn setting(self) -> &'static str {
+    pub(crate) fn setting(self) -> &'static str {
         match self {
             Source::Trust => "juju trust",
             Source::Secret => OPT_SECRET,
@@ -65,7 +65,7 @@ impl Source {
     }
 
     /// Where the endpoint of this source is set, as an operator would look for it.
-    pub fn endpoint_option(self) -> &'static str {
+    pub(crate) fn endpoint_option(self) -> &'static str {
         match self {
             Source::Trust => "the cloud credential's endpoint",
             Source::Secret => "the secret's endpoint key",
@@ -144,7 +144,7 @@ impl std::error::Error for CredentialProblem {}
 
 /// Refuses a client certificate outside its validity period. Unparsable material is left to
 /// the TLS layer, which names the problem more precisely.
-pub fn check_validity(creds: &Credentials, now: i64) -> Result<(), CredentialProblem> {
+pub(crate) fn check_validity(creds: &Credentials, now: i64) -> Result<(), CredentialProblem> {
     let Ok(blocks) = crate::certs::pem_blocks(&creds.tls.client_cert_pem) else { return Ok(()) };
     let Some(info) = blocks.first().and_then(|b| crate::certs::inspect_der(&b.der).ok()) else { return Ok(()) };
     if now < info.not_before || now > info.not_after {

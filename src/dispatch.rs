@@ -35,13 +35,13 @@ pub const RECONCILE_HOOKS: &[&str] = &[
 pub const QUIET_HOOKS: &[&str] = &["stop", "remove"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Invocation {
+pub(crate) enum Invocation {
     Hook(String),
     Action(String),
 }
 
 /// `hooks/x` / `actions/x` from the dispatch path, else the basename of `argv[0]`.
-pub fn invocation(dispatch_path: Option<&str>, argv0: &str) -> Option<Invocation> {
+pub(crate) fn invocation(dispatch_path: Option<&str>, argv0: &str) -> Option<Invocation> {
     let path = dispatch_path.filter(|p| !p.is_empty()).unwrap_or(argv0);
     let mut parts = path.rsplit('/');
     let name = parts.next().filter(|n| !n.is_empty())?.to_string();
@@ -52,7 +52,7 @@ pub fn invocation(dispatch_path: Option<&str>, argv0: &str) -> Option<Invocation
     }
 }
 
-pub fn context_from_env(invocation: &Invocation, env: impl Fn(&str) -> Option<String>) -> HookContext {
+pub(crate) fn context_from_env(invocation: &Invocation, env: impl Fn(&str) -> Option<String>) -> HookContext {
     let nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
     let (name, is_action) = match invocation {
         Invocation::Hook(h) => (h.clone(), false),
@@ -71,6 +71,14 @@ pub fn context_from_env(invocation: &Invocation, env: impl Fn(&str) -> Option<St
 }
 
 pub fn main() -> i32 {
+    // The timeline's ends (bench/src/profile.rs measures every mark from `main`).
+    crate::timeline::mark("main");
+    let code = run();
+    crate::timeline::mark("exit");
+    code
+}
+
+fn run() -> i32 {
     let argv0 = std::env::args().next().unwrap_or_default();
     let dispatch_path = std::env::var("JUJU_DISPATCH_PATH").ok();
     let Some(inv) = invocation(dispatch_path.as_deref(), &argv0) else {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-pub const DEFAULT_PORT: u16 = 8443;
+pub(crate) const DEFAULT_PORT: u16 = 8443;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {

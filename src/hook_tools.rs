@@ -37,8 +37,8 @@ pub enum ToolError {
 /// One read-only hook-tool call (no stdin), for `HookTools::run_reads`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read {
-    pub tool: &'static str,
-    pub args: Vec<String>,
+    pub(crate) tool: &'static str,
+    pub(crate) args: Vec<String>,
 }
 
 impl Read {
@@ -47,7 +47,7 @@ impl Read {
     }
 
     /// The arguments as `HookTools::run` takes them.
-    pub fn argv(&self) -> Vec<&str> {
+    pub(crate) fn argv(&self) -> Vec<&str> {
         self.args.iter().map(String::as_str).collect()
     }
 }
@@ -80,7 +80,7 @@ pub trait HookTools {
 
 /// Takes one read's stdout as it arrives (`HookTools::stream_reads`): the read's index, and the
 /// stream. Called from several threads at once, never twice for one read.
-pub type StreamFn<'a> = dyn Fn(usize, &mut dyn BufRead) -> Result<(), ToolError> + Sync + 'a;
+pub(crate) type StreamFn<'a> = dyn Fn(usize, &mut dyn BufRead) -> Result<(), ToolError> + Sync + 'a;
 
 /// At most this many hook tools run at once: enough to hide process start-up, few enough not
 /// to flood the agent (or a small machine) when a relation has hundreds of units.
@@ -88,7 +88,7 @@ const MAX_PARALLEL_READS: usize = 8;
 
 /// Runs the real tools from PATH, as Juju provides them.
 #[derive(Debug, Default)]
-pub struct ProcessTools;
+pub(crate) struct ProcessTools;
 
 fn spawn_error(tool: &str, e: std::io::Error) -> ToolError {
     match e.kind() {
@@ -161,7 +161,7 @@ impl HookTools for ProcessTools {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
+pub(crate) enum LogLevel {
     Debug,
     Info,
     Warning,
@@ -179,15 +179,16 @@ impl LogLevel {
     }
 }
 
-pub use crate::credentials::{CredentialAnswer, SecretAnswer, SecretContent};
+pub(crate) use crate::credentials::SecretContent;
+pub use crate::credentials::{CredentialAnswer, SecretAnswer};
 
 /// What a pass reads before it can connect to LXD.
 #[derive(Debug)]
 pub struct ConnectionInputs {
-    pub credentials: CredentialAnswer,
-    pub config: BTreeMap<String, serde_json::Value>,
+    pub(crate) credentials: CredentialAnswer,
+    pub(crate) config: BTreeMap<String, serde_json::Value>,
     /// The state cache: known member endpoints (for failover), whether this unit is leaving.
-    pub state: BTreeMap<String, String>,
+    pub(crate) state: BTreeMap<String, String>,
 }
 
 /// What a pass reads, while LXD answers, to find the relations and who may write.
@@ -202,35 +203,35 @@ pub struct RelationInputs {
 mod reads {
     use super::Read;
 
-    pub fn credential_get() -> Read {
+    pub(crate) fn credential_get() -> Read {
         Read::new("credential-get", &["--format=json"])
     }
-    pub fn config_get() -> Read {
+    pub(crate) fn config_get() -> Read {
         Read::new("config-get", &["--format=json"])
     }
-    pub fn is_leader() -> Read {
+    pub(crate) fn is_leader() -> Read {
         Read::new("is-leader", &["--format=json"])
     }
-    pub fn state_get() -> Read {
+    pub(crate) fn state_get() -> Read {
         Read::new("state-get", &["--format=json"])
     }
     /// `secret-get <uri> --format=json [--refresh]`: every key of the revision this unit
     /// tracks, or with `--refresh` of the latest revision, which it tracks from then on
     /// (juju/juju `internal/worker/uniter/runner/jujuc/secret-get.go`).
-    pub fn secret_get(uri: &str, refresh: bool) -> Read {
+    pub(crate) fn secret_get(uri: &str, refresh: bool) -> Read {
         let mut args = vec![uri, "--format=json"];
         if refresh {
             args.push("--refresh");
         }
         Read::new("secret-get", &args)
     }
-    pub fn relation_ids(endpoint: &str) -> Read {
+    pub(crate) fn relation_ids(endpoint: &str) -> Read {
         Read::new("relation-ids", &[endpoint, "--format=json"])
     }
-    pub fn relation_list(rel: u32) -> Read {
+    pub(crate) fn relation_list(rel: u32) -> Read {
         Read::new("relation-list", &["-r", &rel.to_string(), "--format=json"])
     }
-    pub fn relation_get(rel: u32, member: &str, app: bool) -> Read {
+    pub(crate) fn relation_get(rel: u32, member: &str, app: bool) -> Read {
         let r = rel.to_string();
         let mut args = vec!["-r", r.as_str(), "--format=json"];
         if app {
@@ -246,7 +247,7 @@ mod decode {
     use super::{CredentialAnswer, SecretAnswer, SecretContent, ToolError, ToolOutput, checked, parse_relation_id};
     use std::collections::BTreeMap;
 
-    pub fn json<T: serde::de::DeserializeOwned>(
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
         tool: &str,
         out: Result<ToolOutput, ToolError>,
     ) -> Result<T, ToolError> {
@@ -254,7 +255,7 @@ mod decode {
         serde_json::from_slice(&stdout).map_err(|e| ToolError::Output { tool: tool.to_string(), detail: e.to_string() })
     }
 
-    pub fn credentials(out: Result<ToolOutput, ToolError>) -> Result<CredentialAnswer, ToolError> {
+    pub(crate) fn credentials(out: Result<ToolOutput, ToolError>) -> Result<CredentialAnswer, ToolError> {
         let out = match out {
             Err(ToolError::Missing(_)) => return Ok(CredentialAnswer::Unsupported),
             other => other?,
@@ -277,7 +278,7 @@ mod decode {
 
     /// `secret-get`: the content, or why there is none that the operator can fix. Nothing it
     /// printed is ever quoted in an error: it may hold the key.
-    pub fn secret(out: Result<ToolOutput, ToolError>) -> Result<SecretAnswer, ToolError> {
+    pub(crate) fn secret(out: Result<ToolOutput, ToolError>) -> Result<SecretAnswer, ToolError> {
         let out = match out {
             Err(ToolError::Missing(_)) => return Ok(SecretAnswer::Unsupported),
             other => other?,
@@ -317,19 +318,21 @@ mod decode {
         Ok(v.unwrap_or_default())
     }
 
-    pub fn config(out: Result<ToolOutput, ToolError>) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
+    pub(crate) fn config(out: Result<ToolOutput, ToolError>) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
         object("config-get", out)
     }
 
-    pub fn action_params(out: Result<ToolOutput, ToolError>) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
+    pub(crate) fn action_params(
+        out: Result<ToolOutput, ToolError>,
+    ) -> Result<BTreeMap<String, serde_json::Value>, ToolError> {
         object("action-get", out)
     }
 
-    pub fn leader(out: Result<ToolOutput, ToolError>) -> Result<bool, ToolError> {
+    pub(crate) fn leader(out: Result<ToolOutput, ToolError>) -> Result<bool, ToolError> {
         json("is-leader", out)
     }
 
-    pub fn state(out: Result<ToolOutput, ToolError>) -> Result<BTreeMap<String, String>, ToolError> {
+    pub(crate) fn state(out: Result<ToolOutput, ToolError>) -> Result<BTreeMap<String, String>, ToolError> {
         let v: Option<BTreeMap<String, serde_json::Value>> = json("state-get", out)?;
         Ok(v.unwrap_or_default()
             .into_iter()
@@ -340,12 +343,12 @@ mod decode {
             .collect())
     }
 
-    pub fn relation_ids(out: Result<ToolOutput, ToolError>) -> Result<Vec<u32>, ToolError> {
+    pub(crate) fn relation_ids(out: Result<ToolOutput, ToolError>) -> Result<Vec<u32>, ToolError> {
         let ids: Option<Vec<String>> = json("relation-ids", out)?;
         Ok(ids.unwrap_or_default().iter().filter_map(|id| parse_relation_id(id)).collect())
     }
 
-    pub fn units(out: Result<ToolOutput, ToolError>) -> Result<Vec<String>, ToolError> {
+    pub(crate) fn units(out: Result<ToolOutput, ToolError>) -> Result<Vec<String>, ToolError> {
         let units: Option<Vec<String>> = json("relation-list", out)?;
         Ok(units.unwrap_or_default())
     }
@@ -443,7 +446,7 @@ impl<'a> Juju<'a> {
 
     /// Whether Juju is removing `unit`: `goal-state` (Juju >= 2.4) shows a unit whose life is
     /// dying as `dying`. Without `goal-state`, nothing is known: false.
-    pub fn unit_dying(&mut self, unit: &str) -> Result<bool, ToolError> {
+    pub(crate) fn unit_dying(&mut self, unit: &str) -> Result<bool, ToolError> {
         #[derive(serde::Deserialize)]
         struct GoalState {
             #[serde(default)]
@@ -486,7 +489,7 @@ impl<'a> Juju<'a> {
     }
 
     /// The remote units of each relation in `rels`, read at once.
-    pub fn relation_lists(&mut self, rels: &[u32]) -> Result<Vec<Vec<String>>, ToolError> {
+    pub(crate) fn relation_lists(&mut self, rels: &[u32]) -> Result<Vec<Vec<String>>, ToolError> {
         let reads: Vec<Read> = rels.iter().map(|r| reads::relation_list(*r)).collect();
         self.read_all(&reads, decode::units)
     }
@@ -500,7 +503,7 @@ impl<'a> Juju<'a> {
     /// sink (`sinks[i]` for `bags[i]`) as they arrive, values over `bound` by their length
     /// alone: no databag is ever held whole, and what the sinks keep is all that stays of it.
     /// Any read failing fails them all (the first in order is the error).
-    pub fn relation_gets_into<S: Sink + Send>(
+    pub(crate) fn relation_gets_into<S: Sink + Send>(
         &mut self,
         bags: &[(u32, String, bool)],
         sinks: Vec<S>,
@@ -524,7 +527,7 @@ impl<'a> Juju<'a> {
 
     /// Writes `pairs` in one call through `--file -`, so values may hold anything (newlines,
     /// `=`) and nothing secret lands on a command line. An empty value deletes the key.
-    pub fn relation_set(&mut self, rel: u32, app: bool, pairs: &Databag) -> Result<(), ToolError> {
+    pub(crate) fn relation_set(&mut self, rel: u32, app: bool, pairs: &Databag) -> Result<(), ToolError> {
         let r = rel.to_string();
         let mut args = vec!["-r", r.as_str()];
         if app {
@@ -537,21 +540,21 @@ impl<'a> Juju<'a> {
     }
 
     /// The unit's workload status; the message is cut to `limits::STATUS_CHARS`.
-    pub fn status_set(&mut self, status: &Status) -> Result<(), ToolError> {
+    pub(crate) fn status_set(&mut self, status: &Status) -> Result<(), ToolError> {
         let message: String = status.message.chars().take(limits::STATUS_CHARS).collect();
         self.call("status-set", &[status.kind.as_str(), "--", &message], None).map(drop)
     }
 
     /// One `juju-log` call, its message cut to `limits::LOG_MESSAGE_BYTES`: a log line is an
     /// argv entry, and Linux refuses one over 128 KiB, failing the hook.
-    pub fn log(&mut self, level: LogLevel, message: &str) -> Result<(), ToolError> {
+    pub(crate) fn log(&mut self, level: LogLevel, message: &str) -> Result<(), ToolError> {
         let message = limits::cut(message, limits::LOG_MESSAGE_BYTES);
         self.call("juju-log", &["--log-level", level.as_str(), "--", &message], None).map(drop)
     }
 
     /// Logs `lines` in as few calls as fit `limits::LOG_MESSAGE_BYTES` each, at most
     /// `limits::LOG_CALLS_PER_LIST` calls; lines past that are counted in the last call.
-    pub fn log_lines(&mut self, level: LogLevel, lines: &[String]) -> Result<(), ToolError> {
+    pub(crate) fn log_lines(&mut self, level: LogLevel, lines: &[String]) -> Result<(), ToolError> {
         for message in pack_lines(lines, limits::LOG_MESSAGE_BYTES, limits::LOG_CALLS_PER_LIST) {
             self.log(level, &message)?;
         }
@@ -562,13 +565,13 @@ impl<'a> Juju<'a> {
         self.read(reads::state_get(), decode::state)
     }
 
-    pub fn state_set(&mut self, pairs: &BTreeMap<String, String>) -> Result<(), ToolError> {
+    pub(crate) fn state_set(&mut self, pairs: &BTreeMap<String, String>) -> Result<(), ToolError> {
         let body = serde_json::to_vec(pairs)
             .map_err(|e| ToolError::Output { tool: "state-set".into(), detail: e.to_string() })?;
         self.call("state-set", &["--file", "-"], Some(&body)).map(drop)
     }
 
-    pub fn application_version_set(&mut self, version: &str) -> Result<(), ToolError> {
+    pub(crate) fn application_version_set(&mut self, version: &str) -> Result<(), ToolError> {
         self.call("application-version-set", &[version], None).map(drop)
     }
 
@@ -579,7 +582,7 @@ impl<'a> Juju<'a> {
     /// `pairs` are `key=value` with keys already valid for Juju (lowercase, digits, `-`, `.`).
     /// Every value is cut to `limits::ACTION_VALUE_BYTES` and the results end, counted under
     /// `results-not-shown`, once they would pass `limits::ACTION_RESULTS_BYTES`: they are one argv.
-    pub fn action_set(&mut self, pairs: &[(String, String)]) -> Result<(), ToolError> {
+    pub(crate) fn action_set(&mut self, pairs: &[(String, String)]) -> Result<(), ToolError> {
         if pairs.is_empty() {
             return Ok(());
         }
@@ -598,7 +601,7 @@ impl<'a> Juju<'a> {
         self.call("action-set", &refs, None).map(drop)
     }
 
-    pub fn action_fail(&mut self, message: &str) -> Result<(), ToolError> {
+    pub(crate) fn action_fail(&mut self, message: &str) -> Result<(), ToolError> {
         self.call("action-fail", &[message], None).map(drop)
     }
 }
@@ -645,9 +648,9 @@ pub(crate) mod fake {
     use super::*;
 
     #[derive(Default)]
-    pub struct ScriptedTools {
-        pub answers: Vec<(String, ToolOutput)>,
-        pub calls: Vec<(String, Vec<String>, Option<String>)>,
+    pub(crate) struct ScriptedTools {
+        pub(crate) answers: Vec<(String, ToolOutput)>,
+        pub(crate) calls: Vec<(String, Vec<String>, Option<String>)>,
     }
 
     impl HookTools for ScriptedTools {
@@ -664,11 +667,11 @@ pub(crate) mod fake {
         }
     }
 
-    pub fn ok(stdout: &str) -> ToolOutput {
+    pub(crate) fn ok(stdout: &str) -> ToolOutput {
         ToolOutput { code: 0, stdout: stdout.as_bytes().to_vec(), stderr: vec![] }
     }
 
-    pub fn fail(code: i32, stderr: &str) -> ToolOutput {
+    pub(crate) fn fail(code: i32, stderr: &str) -> ToolOutput {
         ToolOutput { code, stdout: vec![], stderr: stderr.as_bytes().to_vec() }
     }
 }

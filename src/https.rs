@@ -36,13 +36,13 @@ pub const VERSION: &str = "1.0";
 pub const KEY_VERSION: &str = "version";
 pub const KEY_CERTIFICATE: &str = "certificate";
 pub const KEY_PROJECTS: &str = "projects";
-pub const KEY_CERTIFICATE_FP: &str = "certificate_fingerprint";
-pub const KEY_ADDRESSES: &str = "addresses";
+pub(crate) const KEY_CERTIFICATE_FP: &str = "certificate_fingerprint";
+pub(crate) const KEY_ADDRESSES: &str = "addresses";
 /// The LXD project a restricted requirer should use (lxd-integrator-k8s's key, which the
 /// OpenShell gateway reads; `default` when absent).
-pub const KEY_PROJECT: &str = "project";
+pub(crate) const KEY_PROJECT: &str = "project";
 /// Every key the provider writes; one it no longer wants is deleted, any other is left alone.
-pub const PROVIDER_KEYS: [&str; 6] =
+pub(crate) const PROVIDER_KEYS: [&str; 6] =
     [KEY_VERSION, KEY_CERTIFICATE, KEY_CERTIFICATE_FP, KEY_ADDRESSES, KEY_PROJECT, KEY_REFUSED];
 
 pub use crate::requests::Bounds;
@@ -73,7 +73,7 @@ struct HttpsIntake {
 type Outcome = (Vec<Request>, Option<MemberProblems>, Vec<RefusedCert>);
 
 /// Starts reading one `https` member's databag.
-pub fn intake(owner: Owner, taking: &Taking) -> Box<dyn MemberIntake> {
+pub(crate) fn intake(owner: Owner, taking: &Taking) -> Box<dyn MemberIntake> {
     Box::new(HttpsIntake {
         owner,
         taking: taking.clone(),
@@ -208,9 +208,9 @@ pub struct Projects {
     /// Plain project names outside `trust-projects`: safe to repeat.
     pub outside: Vec<String>,
     /// Names that are not project names: counted, never shown (a value may hold anything).
-    pub not_names: usize,
+    pub(crate) not_names: usize,
     /// The value as a whole was refused (too large, or naming nothing).
-    pub whole: Option<String>,
+    pub(crate) whole: Option<String>,
 }
 
 /// Comma-separated, blanks around names ignored, duplicates folded, order kept (charm-lxd
@@ -289,7 +289,7 @@ const PROJECTS_SHOWN: usize = 8;
 
 /// Whether LXD holds a certificate requested on relation `relation_id`: only then is the
 /// connection published there, so a requirer reading `addresses` may expect to be trusted.
-pub fn any_trusted(relation_id: u32, requests: &[Request], held: &BTreeSet<String>) -> bool {
+pub(crate) fn any_trusted(relation_id: u32, requests: &[Request], held: &BTreeSet<String>) -> bool {
     requests.iter().any(|r| {
         r.owner.relation_id == relation_id
             && r.owner.interface == Interface::LxdHttps
@@ -301,7 +301,7 @@ pub fn any_trusted(relation_id: u32, requests: &[Request], held: &BTreeSet<Strin
 /// request is restricted to (the one it asked for, or the first of `trust-projects` in the
 /// operator's order when it asked for none); `None` when its grant is unrestricted or nothing it
 /// asked is trusted.
-pub fn project(
+pub(crate) fn project(
     relation_id: u32,
     requests: &[Request],
     held: &BTreeSet<String>,

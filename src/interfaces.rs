@@ -22,40 +22,40 @@ use std::collections::BTreeSet;
 
 /// What a pass tells requirers, for every endpoint's payload.
 #[derive(Debug, Clone, Copy)]
-pub struct Publication<'a> {
-    pub online: &'a OnlineMembers,
+pub(crate) struct Publication<'a> {
+    pub(crate) online: &'a OnlineMembers,
     /// The requests that may be claimed for their requirer (not those held for another).
-    pub requests: &'a [Request],
-    pub held: &'a BTreeSet<String>,
+    pub(crate) requests: &'a [Request],
+    pub(crate) held: &'a BTreeSet<String>,
     /// The pin the pass connected with.
-    pub pin: Option<&'a ServerPin>,
+    pub(crate) pin: Option<&'a ServerPin>,
     /// What LXD presents, when it said.
-    pub presented: Option<&'a ServerPin>,
-    pub refused: &'a [refusal::RefusedCert],
-    pub trust_projects: Option<&'a [String]>,
+    pub(crate) presented: Option<&'a ServerPin>,
+    pub(crate) refused: &'a [refusal::RefusedCert],
+    pub(crate) trust_projects: Option<&'a [String]>,
 }
 
 /// One endpoint, registered.
-pub struct Served {
-    pub interface: Interface,
+pub(crate) struct Served {
+    pub(crate) interface: Interface,
     /// Starts reading one member's databag as it arrives: requests, what was wrong and what
     /// was refused are all that is kept of it.
-    pub intake: requests::Intake,
+    pub(crate) intake: requests::Intake,
     /// Whether a relation's application databag is read before its units' (else after): the
     /// first request for a certificate names its entry.
-    pub app_first: bool,
+    pub(crate) app_first: bool,
     /// The provider's databag for one relation (`refused` already encoded for it).
-    pub payload: fn(u32, &Publication, Option<&str>) -> Payload,
+    pub(crate) payload: fn(u32, &Publication, Option<&str>) -> Payload,
     /// Every key the provider writes there (one no longer wanted is deleted).
-    pub provider_keys: &'static [&'static str],
+    pub(crate) provider_keys: &'static [&'static str],
     /// Whether the leader also writes the payload to the application databag (otherwise it
     /// keeps that databag empty of provider keys).
-    pub app_databag: bool,
+    pub(crate) app_databag: bool,
     /// Which keys' problems the status names, and how.
-    pub problems: &'static [(&'static [&'static str], InputProblem)],
+    pub(crate) problems: &'static [(&'static [&'static str], InputProblem)],
 }
 
-pub const SERVED: [Served; 2] = [
+pub(crate) const SERVED: [Served; 2] = [
     Served {
         interface: Interface::Lxd,
         intake: requests::intake,
@@ -95,14 +95,14 @@ fn https_payload(rel: u32, p: &Publication, refused: Option<&str>) -> Payload {
 }
 
 /// The registration of `interface`.
-pub fn served(interface: Interface) -> &'static Served {
+pub(crate) fn served(interface: Interface) -> &'static Served {
     SERVED.iter().find(|s| s.interface == interface).unwrap_or(&SERVED[0])
 }
 
 /// Every endpoint's requests from `members`, read as their databags arrived and settled
 /// against `bounds`: relation by relation within each endpoint (the first request for a
 /// certificate names its entry), each relation's members in its endpoint's order.
-pub fn settle(members: &[MemberRead], bounds: &Bounds) -> Requests {
+pub(crate) fn settle(members: &[MemberRead], bounds: &Bounds) -> Requests {
     let mut out = Requests::default();
     for served in &SERVED {
         let ours: Vec<&MemberRead> = members.iter().filter(|m| m.interface == served.interface).collect();
@@ -116,7 +116,7 @@ pub fn settle(members: &[MemberRead], bounds: &Bounds) -> Requests {
 
 /// What one relation's databags should hold: this unit's, and the application's (what the
 /// leader writes there: the payload, or nothing of ours).
-pub fn payload(view: &RelationView, what: &Publication) -> (Payload, Databag) {
+pub(crate) fn payload(view: &RelationView, what: &Publication) -> (Payload, Databag) {
     let served = served(view.interface);
     let refused = refusal::published(view.interface, view.id, what.refused);
     let payload = (served.payload)(view.id, what, refused.as_deref());

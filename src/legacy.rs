@@ -19,32 +19,32 @@ use std::io;
 use std::path::Path;
 
 /// The files, by name in the charm dir.
-pub const LEFTOVERS: &[&str] = &["client.crt", "client.key", "server.crt", ".unit-state.db"];
+pub(crate) const LEFTOVERS: &[&str] = &["client.crt", "client.key", "server.crt", ".unit-state.db"];
 
 /// Hooks that look for them: `upgrade-charm` is the refresh itself; `install` covers a unit
 /// whose charm dir was carried over some other way (a re-run install after a failed one).
-pub const CLEAN_ON: [Hook; 2] = [Hook::Install, Hook::UpgradeCharm];
+pub(crate) const CLEAN_ON: [Hook; 2] = [Hook::Install, Hook::UpgradeCharm];
 
 /// One file that could not be removed. Names the file and the OS's reason, never its content.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot remove {name}: {source}")]
-pub struct RemoveError {
-    pub name: &'static str,
+pub(crate) struct RemoveError {
+    pub(crate) name: &'static str,
     #[source]
-    pub source: io::Error,
+    pub(crate) source: io::Error,
 }
 
 /// What one clean-up did.
 #[derive(Debug, Default)]
-pub struct Cleanup {
-    pub removed: Vec<&'static str>,
-    pub failed: Vec<RemoveError>,
+pub(crate) struct Cleanup {
+    pub(crate) removed: Vec<&'static str>,
+    pub(crate) failed: Vec<RemoveError>,
 }
 
 /// Removes every leftover present in `charm_dir`. A missing file is the normal case, not a
 /// failure. `remove_file` unlinks a symlink itself, never what it points to, and refuses a
 /// directory, so nothing outside these names goes.
-pub fn remove_leftovers(charm_dir: &Path) -> Cleanup {
+pub(crate) fn remove_leftovers(charm_dir: &Path) -> Cleanup {
     let mut out = Cleanup::default();
     for &name in LEFTOVERS {
         match std::fs::remove_file(charm_dir.join(name)) {
@@ -59,7 +59,7 @@ pub fn remove_leftovers(charm_dir: &Path) -> Cleanup {
 /// Removes the leftovers and says so in the Juju log. Never fails the hook: a file that stays
 /// is reported (at WARNING, every time, until someone removes it) and the hook goes on to
 /// its normal pass, which does not depend on it.
-pub fn clean(juju: &mut Juju, charm_dir: &Path) -> Cleanup {
+pub(crate) fn clean(juju: &mut Juju, charm_dir: &Path) -> Cleanup {
     let done = remove_leftovers(charm_dir);
     let mut lines = Vec::new();
     if !done.removed.is_empty() {

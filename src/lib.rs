@@ -10,10 +10,15 @@
 //!                           reconcile::inputs   leadership, relations, databags     ┘
 //!                           reconcile::quiet    update-status, or one unit's change hook: nothing
 //!                                               new since the last steady pass → stop here
-//!                           requests, https     what requirers ask for on `api` and `https` (bounded)
-//!                           reconcile::decide   pure: plan, policy, what is held, status
-//!                           reconcile::apply    leader only: changes, in batches, under a deadline
-//!                           reconcile::publish  relation data, state cache, status
+//!                           ▼ Inputs + Observed
+//!                           reconcile::decide   pure, once: what requirers ask on `api` and
+//!                                               `https` (bounded), plan, policy, what they are
+//!                                               told, the status's reasons → Decision
+//!                           reconcile::apply    leader only: changes, in batches, under a
+//!                                               deadline → Applied; `outcome` (pure) folds LXD's
+//!                                               answers into the decision → Outcome
+//!                           reconcile::publish  relation data, state cache; `status` (pure)
+//!                                               completes the status → Report, built at the end
 //! ```
 //!
 //! The crate stands on floors; a module names only modules on its own floor or below, and
@@ -36,23 +41,23 @@
 //! and LXD) is test support: compiled for the tests and with the `testkit` feature that the
 //! fuzz targets and benchmarks enable, never into the charm.
 
-pub mod access;
+pub(crate) mod access;
 pub mod actions;
-pub mod adopt;
-pub mod adoption;
-pub mod bag_stream;
+pub(crate) mod adopt;
+pub(crate) mod adoption;
+pub(crate) mod bag_stream;
 pub mod certs;
-pub mod cluster;
+pub(crate) mod cluster;
 pub mod config;
-pub mod context;
+pub(crate) mod context;
 pub mod credentials;
-pub mod databag;
+pub(crate) mod databag;
 pub mod dispatch;
 pub mod endpoint;
 pub mod hook_tools;
 pub mod https;
-pub mod interfaces;
-pub mod legacy;
+pub(crate) mod interfaces;
+pub(crate) mod legacy;
 pub mod limits;
 pub mod lxd;
 /// An in-memory unit agent and LXD for tests, fuzzing and property checks: test support,
@@ -60,12 +65,12 @@ pub mod lxd;
 #[cfg(any(test, feature = "testkit"))]
 pub mod memory;
 pub mod ownership;
-pub mod parallel;
+pub(crate) mod parallel;
 pub mod pin;
 pub mod plan;
 pub mod reconcile;
-pub mod refusal;
+pub(crate) mod refusal;
 pub mod relation;
 pub mod requests;
-pub mod status;
-pub mod timeline;
+pub(crate) mod status;
+pub(crate) mod timeline;

@@ -1,6 +1,3 @@
 fn main() {
-    lxd_integrator::timeline::mark("main");
-    let code = lxd_integrator::dispatch::main();
-    lxd_integrator::timeline::mark("exit");
-    std::process::exit(code);
+    std::process::exit(lxd_integrator::dispatch::main());
 }

@@ -41,10 +41,10 @@ pub enum Interface {
 
 impl Interface {
     /// Every endpoint this charm provides, in the order the pass reads them.
-    pub const ALL: [Interface; 2] = [Interface::Lxd, Interface::LxdHttps];
+    pub(crate) const ALL: [Interface; 2] = [Interface::Lxd, Interface::LxdHttps];
 
     /// The endpoint's name in metadata.yaml.
-    pub fn endpoint(self) -> &'static str {
+    pub(crate) fn endpoint(self) -> &'static str {
         match self {
             Interface::Lxd => "api",
             Interface::LxdHttps => "https",
@@ -52,7 +52,7 @@ impl Interface {
     }
 
     /// The endpoint named `endpoint`, if this charm provides it.
-    pub fn of_endpoint(endpoint: &str) -> Option<Interface> {
+    pub(crate) fn of_endpoint(endpoint: &str) -> Option<Interface> {
         Interface::ALL.into_iter().find(|i| i.endpoint() == endpoint)
     }
 }
@@ -70,7 +70,7 @@ pub struct Owner {
 
 /// The application of a Juju unit name: `req/3` → `req`; an application name is itself.
 /// Every split of a unit name in the charm goes through here.
-pub fn app_of(member: &str) -> &str {
+pub(crate) fn app_of(member: &str) -> &str {
     member.split_once('/').map_or(member, |(app, _)| app)
 }
 
@@ -89,7 +89,7 @@ impl Owner {
     }
 
     /// From a Juju unit name (`req/3`) or application name (`req`) on a relation of `interface`.
-    pub fn from_member_on(interface: Interface, relation_id: u32, member: &str) -> Option<Owner> {
+    pub(crate) fn from_member_on(interface: Interface, relation_id: u32, member: &str) -> Option<Owner> {
         let (remote_app, unit) = match member.split_once('/') {
             Some((app, n)) => (app, Some(n.parse().ok()?)),
             None => (member, None),
@@ -99,7 +99,7 @@ impl Owner {
 
     /// `req/3` on `api`, `req/3 via https` on another endpoint: for action results, where the
     /// relation id is listed beside it.
-    pub fn who(&self) -> String {
+    pub(crate) fn who(&self) -> String {
         match self.interface {
             Interface::Lxd => self.member(),
             other => format!("{} via {}", self.member(), other.endpoint()),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Applies `f` to every item with at most `max` calls running at once; the results come back
 /// in `items`' order. Workers take the next item as they finish one, so a slow item does not
 /// hold back the rest. A panic in `f` is raised again here.
-pub fn map_bounded<T: Sync, R: Send>(items: &[T], max: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub(crate) fn map_bounded<T: Sync, R: Send>(items: &[T], max: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = items.len().min(max);
     if workers <= 1 {
         return items.iter().map(f).collect();

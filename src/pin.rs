@@ -146,7 +146,7 @@ impl PinVerifier {
 
 /// Why a [`PinVerifier`] refused the handshake behind `error`, if it did: the rejection is looked
 /// for in a rustls error anywhere in `error`'s chain.
-pub fn rejection_in(error: &(dyn std::error::Error + 'static)) -> Option<PinRejection> {
+pub(crate) fn rejection_in(error: &(dyn std::error::Error + 'static)) -> Option<PinRejection> {
     let mut next = Some(error);
     while let Some(e) = next {
         if let Some(found) = e.downcast_ref::<rustls::Error>().and_then(rejection_of) {
@@ -304,7 +304,7 @@ fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 /// Refuses TLS material the client could not be built from, naming the option (or the cloud
 /// credential's attribute) that holds it, so an operator who pasted the wrong thing knows
 /// where to look; the reason is the parser's and never quotes the value.
-pub fn check_material(creds: &Credentials) -> Result<(), CredentialProblem> {
+pub(crate) fn check_material(creds: &Credentials) -> Result<(), CredentialProblem> {
     let Err(e) = shared_client_config(&creds.tls) else { return Ok(()) };
     let (config, cloud) = match &e {
         PinError::ServerCert(_) => (OPT_SERVER_CERT, "the cloud credential's server-cert"),
@@ -325,10 +325,10 @@ pub(crate) mod testing {
     use rustls::pki_types::CertificateDer;
     use testbed::certs::{Ca, CertSpec, Pem};
 
-    pub use crate::certs::test_certs::self_signed;
+    pub(crate) use crate::certs::test_certs::self_signed;
     use crate::credentials::TlsCredentials;
 
-    pub fn creds(client: &Pem, pinned_pem: &str) -> TlsCredentials {
+    pub(crate) fn creds(client: &Pem, pinned_pem: &str) -> TlsCredentials {
         TlsCredentials {
             client_cert_pem: client.cert_pem.clone(),
             client_key_pem: client.key_pem.clone(),
@@ -336,18 +336,18 @@ pub(crate) mod testing {
         }
     }
 
-    pub fn der(cert: &Pem) -> CertificateDer<'static> {
+    pub(crate) fn der(cert: &Pem) -> CertificateDer<'static> {
         CertificateDer::from(cert.der.clone())
     }
 
     /// A server certificate whose only name is `lxd.invalid`: a check of the name we dial would
     /// refuse it.
-    pub fn leaf_spec(cn: &str) -> CertSpec {
+    pub(crate) fn leaf_spec(cn: &str) -> CertSpec {
         CertSpec { sans: vec!["lxd.invalid".into()], client_auth: false, server_auth: true, ..CertSpec::client(cn) }
     }
 
     /// A [`leaf_spec`] certificate issued by `ca`.
-    pub fn leaf_of(ca: &Ca, cn: &str) -> Pem {
+    pub(crate) fn leaf_of(ca: &Ca, cn: &str) -> Pem {
         leaf_spec(cn).signed_by(ca).expect("leaf certificate")
     }
 }

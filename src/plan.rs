@@ -27,10 +27,10 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct Add {
     pub fingerprint: String,
     pub name: String,
-    pub der: Vec<u8>,
+    pub(crate) der: Vec<u8>,
     pub owner: Owner,
     /// `None`: unrestricted; `Some(list)`: restricted to `list`.
-    pub projects: Option<Vec<String>>,
+    pub(crate) projects: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub struct Remove {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restrict {
     pub fingerprint: String,
-    pub owner: Owner,
+    pub(crate) owner: Owner,
     pub projects: Option<Vec<String>>,
 }
 
@@ -130,7 +130,10 @@ fn wanted(req: &Request, projects: Option<&[String]>) -> Option<Vec<String>> {
 
 /// Every requested fingerprint with the restriction it should carry: its first request's
 /// projects, or `trust-projects`.
-pub fn desired<'r>(requests: &'r [Request], projects: Option<&[String]>) -> BTreeMap<&'r str, Option<Vec<String>>> {
+pub(crate) fn desired<'r>(
+    requests: &'r [Request],
+    projects: Option<&[String]>,
+) -> BTreeMap<&'r str, Option<Vec<String>>> {
     let mut out = BTreeMap::new();
     for req in requests {
         out.entry(req.cert.fingerprint.as_str()).or_insert_with(|| wanted(req, projects));
@@ -143,7 +146,7 @@ pub fn desired<'r>(requests: &'r [Request], projects: Option<&[String]>) -> BTre
 /// does not cover what this request asks. An unrestricted grant covers any request; one
 /// restricted to P covers a request restricted to projects all within P, never one that would
 /// be unrestricted. The entry itself stays as its owner wants it.
-pub fn not_covered<'r>(
+pub(crate) fn not_covered<'r>(
     scope: &Scope,
     requests: &'r [Request],
     store: &[TrustEntry],
@@ -200,13 +203,13 @@ fn covers(grant: Option<&[String]>, want: Option<&[String]>) -> bool {
 /// should be restricted (`trust-projects`, or the projects its requirer asked), it is a grant
 /// as asked only when it is restricted to exactly those projects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HeldElsewhere {
-    pub count: usize,
+pub(crate) struct HeldElsewhere {
+    pub(crate) count: usize,
     /// Fingerprints whose foreign entry grants something other than the restriction wanted.
-    pub not_as_configured: BTreeSet<String>,
+    pub(crate) not_as_configured: BTreeSet<String>,
 }
 
-pub fn held_elsewhere(
+pub(crate) fn held_elsewhere(
     scope: &Scope,
     requests: &[Request],
     store: &[TrustEntry],

@@ -10,10 +10,10 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The key both interfaces publish the refusals of a relation under.
-pub const KEY_REFUSED: &str = "refused";
+pub(crate) const KEY_REFUSED: &str = "refused";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Reason {
+pub(crate) enum Reason {
     /// A PEM block whose content is not an X.509 certificate.
     NotACertificate,
     Expired,
@@ -39,7 +39,7 @@ pub enum Reason {
 
 impl Reason {
     /// The code requirers read: lowercase words joined by `-`, stable within version 1.0.
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Reason::NotACertificate => "not-a-certificate",
             Reason::Expired => "expired",
@@ -55,7 +55,7 @@ impl Reason {
     }
 
     /// The reason for a certificate block that did not pass `certs::examine_client_cert`.
-    pub fn of(why: &CertRejection) -> Reason {
+    pub(crate) fn of(why: &CertRejection) -> Reason {
         match why {
             CertRejection::Expired => Reason::Expired,
             CertRejection::NotYetValid => Reason::NotYetValid,
@@ -67,12 +67,12 @@ impl Reason {
 
 /// One certificate refused for one requester.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefusedCert {
-    pub owner: Owner,
-    pub fingerprint: String,
-    pub reason: Reason,
+pub(crate) struct RefusedCert {
+    pub(crate) owner: Owner,
+    pub(crate) fingerprint: String,
+    pub(crate) reason: Reason,
     /// When a certificate that is not valid yet starts: the quiet path wakes then.
-    pub not_before: Option<i64>,
+    pub(crate) not_before: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -84,7 +84,7 @@ struct Published<'a> {
 /// The `refused` value for relation `relation_id` of `interface`: a JSON list of
 /// `{"fingerprint", "reason"}` sorted by fingerprint, one per certificate (its first reason in
 /// the order of `Reason`), at most `REFUSED_PUBLISHED`; `None` when nothing was refused there.
-pub fn published(interface: Interface, relation_id: u32, refused: &[RefusedCert]) -> Option<String> {
+pub(crate) fn published(interface: Interface, relation_id: u32, refused: &[RefusedCert]) -> Option<String> {
     let mut by_fp: BTreeMap<&str, Reason> = BTreeMap::new();
     for r in refused.iter().filter(|r| r.owner.interface == interface && r.owner.relation_id == relation_id) {
         by_fp.entry(r.fingerprint.as_str()).and_modify(|had| *had = (*had).min(r.reason)).or_insert(r.reason);

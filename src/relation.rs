@@ -9,29 +9,29 @@ use crate::requests::Request;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
-pub const INTERFACE_VERSION: &str = "1.0";
+pub(crate) const INTERFACE_VERSION: &str = "1.0";
 pub use crate::requests::KEY_CLIENT_CERTS;
-pub const KEY_VERSION: &str = "version";
+pub(crate) const KEY_VERSION: &str = "version";
 pub const KEY_NODES: &str = "nodes";
 pub const KEY_REGISTERED: &str = "registered_certificates";
 /// Named `server_*` so they cannot be mistaken for the requirer's `client_certificates`, nor for
 /// charm-lxd's `lxd-https` keys (`certificate`, `certificate_fingerprint`), which a requirer of
 /// that interface may also read (docs/interface-lxd.md).
-pub const KEY_SERVER_CERT: &str = "server_certificate";
-pub const KEY_SERVER_CERT_FP: &str = "server_certificate_fingerprint";
+pub(crate) const KEY_SERVER_CERT: &str = "server_certificate";
+pub(crate) const KEY_SERVER_CERT_FP: &str = "server_certificate_fingerprint";
 /// Every key the provider writes. A key of these that the provider no longer wants is deleted;
 /// any other key in its own databag (Juju's `private-address`...) is left alone.
-pub const PROVIDER_KEYS: [&str; 6] =
+pub(crate) const PROVIDER_KEYS: [&str; 6] =
     [KEY_VERSION, KEY_NODES, KEY_REGISTERED, KEY_SERVER_CERT, KEY_SERVER_CERT_FP, KEY_REFUSED];
 
 pub use crate::databag::{Databag, RelationView};
 
 /// One entry of `nodes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Node {
-    pub endpoint: String,
-    pub name: String,
-    pub trusted_certs_fp: Vec<String>,
+pub(crate) struct Node {
+    pub(crate) endpoint: String,
+    pub(crate) name: String,
+    pub(crate) trusted_certs_fp: Vec<String>,
 }
 
 /// Online members as (name, endpoint URL).
@@ -54,7 +54,7 @@ impl ServerPin {
     /// accept the very certificates the charm accepted, no more, no fewer. `None` when the
     /// text holds no certificate (then the charm could not have connected with it either).
     /// One certificate as DER (what LXD says it presents).
-    pub fn of_der(der: &[u8]) -> ServerPin {
+    pub(crate) fn of_der(der: &[u8]) -> ServerPin {
         ServerPin { pem: certs::to_pem(der), fingerprint: certs::fingerprint(der) }
     }
 
@@ -75,7 +75,7 @@ pub struct Payload {
     /// Trusted certificates left out of `registered_certificates` and `trusted_certs_fp` (on
     /// `https`: member addresses left out of `addresses`) because the databag would have grown
     /// past `limits::PUBLISHED_BYTES`.
-    pub withheld: usize,
+    pub(crate) withheld: usize,
 }
 
 /// The provider's databag for one relation. `in_store` holds fingerprints LXD really has.
@@ -141,15 +141,8 @@ pub fn bag_bytes(bag: &Databag) -> usize {
     bag.iter().map(|(k, v)| k.len() + v.len()).sum()
 }
 
-/// What one `relation-set` must write: the keys of `want` whose values differ from `have`,
-/// and an empty value (Juju's "delete") for each provider key `have` holds and `want` lacks,
-/// so a value withdrawn (the server certificate when no pin is known) does not linger.
-pub fn changed_keys(have: &Databag, want: &Databag) -> Databag {
-    changed_keys_among(have, want, &PROVIDER_KEYS)
-}
-
 /// `changed_keys` for an interface whose provider writes `provider_keys` (`https::PROVIDER_KEYS`).
-pub fn changed_keys_among(have: &Databag, want: &Databag, provider_keys: &[&str]) -> Databag {
+pub(crate) fn changed_keys_among(have: &Databag, want: &Databag, provider_keys: &[&str]) -> Databag {
     let changed = want.iter().filter(|(k, v)| have.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone()));
     let withdrawn = provider_keys
         .iter()
@@ -164,6 +157,11 @@ mod tests {
     use crate::certs::{self, test_certs};
     use crate::requests::fixtures::{bag, certs_json, view};
     use crate::requests::{Protected, collect};
+
+    /// What one `relation-set` of the `lxd` payload must write.
+    fn changed_keys(have: &Databag, want: &Databag) -> Databag {
+        changed_keys_among(have, want, &PROVIDER_KEYS)
+    }
 
     #[test]
     fn the_payload_claims_only_what_lxd_holds() {

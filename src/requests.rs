@@ -36,7 +36,7 @@ pub struct Request {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Protected {
     /// Fingerprint → what the certificate is (`the integrator's own credential`, …).
-    pub fingerprints: BTreeMap<String, &'static str>,
+    pub(crate) fingerprints: BTreeMap<String, &'static str>,
 }
 
 /// Everything wrong with one key of what one member (unit or application) sent. Safe to log: it
@@ -45,7 +45,7 @@ pub struct Protected {
 pub struct MemberProblems {
     pub owner: Owner,
     /// The databag key the problems are with (`client_certificates`, `certificate`, ...).
-    pub key: &'static str,
+    pub(crate) key: &'static str,
     /// The value as a whole is unusable (not JSON, not a list, too large).
     pub whole: Option<String>,
     /// Entries refused, by reason, in order of first appearance.
@@ -55,7 +55,7 @@ pub struct MemberProblems {
 /// Entries refused for one reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
-    pub reason: String,
+    pub(crate) reason: String,
     pub count: usize,
     /// The first few indices, for the operator to look at.
     pub first: Vec<usize>,
@@ -63,7 +63,8 @@ pub struct Refused {
 
 impl MemberProblems {
     /// How many entries were refused (a whole-value problem counts as one).
-    pub fn count(&self) -> usize {
+    #[cfg(test)]
+    fn count(&self) -> usize {
         self.entries.iter().map(|r| r.count).sum::<usize>() + usize::from(self.whole.is_some())
     }
 }
@@ -104,7 +105,7 @@ fn entries(n: usize) -> String {
 }
 
 /// `1650` → `1,650`: counts in logs are read by people.
-pub fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -122,15 +123,15 @@ pub struct Requests {
     pub requests: Vec<Request>,
     pub problems: Vec<MemberProblems>,
     /// Certificates refused, by fingerprint, for the requirer to be told.
-    pub refused: Vec<RefusedCert>,
+    pub(crate) refused: Vec<RefusedCert>,
 }
 
 /// What is known before LXD answers, for reading requests as databags arrive.
 #[derive(Debug, Clone)]
-pub struct Taking {
-    pub now: i64,
+pub(crate) struct Taking {
+    pub(crate) now: i64,
     /// Shared by every member being read, on whichever thread reads it.
-    pub protected: Arc<Protected>,
+    pub(crate) protected: Arc<Protected>,
 }
 
 /// What LXD and the config allow, known once LXD has answered: what a member's requests are
@@ -147,7 +148,7 @@ pub struct Bounds<'a> {
 /// One member's databag as its endpoint reads it: key by key as it arrives, keeping only what
 /// it asks (requests in canonical PEM, problems, refusals, a few short values), never the
 /// databag itself.
-pub trait MemberIntake: Send + fmt::Debug {
+pub(crate) trait MemberIntake: Send + fmt::Debug {
     /// One key and its value. The same key again replaces what it said, as in a map.
     fn key(&mut self, key: &str, value: Value<'_>);
     /// What the member asks for, once every key is in.
@@ -155,23 +156,23 @@ pub trait MemberIntake: Send + fmt::Debug {
 }
 
 /// Starts reading one member's databag for an endpoint (`interfaces::Served::intake`).
-pub type Intake = fn(Owner, &Taking) -> Box<dyn MemberIntake>;
+pub(crate) type Intake = fn(Owner, &Taking) -> Box<dyn MemberIntake>;
 
 /// One member (unit or application) of one relation, being read.
 #[derive(Debug)]
-pub struct MemberRead {
-    pub interface: Interface,
+pub(crate) struct MemberRead {
+    pub(crate) interface: Interface,
     /// Where the relation stands among those read: requests are collected relation by relation.
-    pub relation: usize,
-    pub app: bool,
-    pub name: String,
-    pub intake: Box<dyn MemberIntake>,
+    pub(crate) relation: usize,
+    pub(crate) app: bool,
+    pub(crate) name: String,
+    pub(crate) intake: Box<dyn MemberIntake>,
 }
 
 /// What `members` of one endpoint ask, relation by relation; within a relation the application
 /// first when `app_first`, else last, and the units by name. A member read twice counts once,
 /// as read last.
-pub fn settle(members: &[&MemberRead], app_first: bool, bounds: &Bounds) -> Requests {
+pub(crate) fn settle(members: &[&MemberRead], app_first: bool, bounds: &Bounds) -> Requests {
     let mut ordered: BTreeMap<(usize, u8, &str), &dyn MemberIntake> = BTreeMap::new();
     for m in members {
         let rank = match (m.app, app_first) {
@@ -190,7 +191,7 @@ pub fn settle(members: &[&MemberRead], app_first: bool, bounds: &Bounds) -> Requ
 
 impl Requests {
     /// Appends `other`, in order.
-    pub fn append(&mut self, other: Requests) {
+    pub(crate) fn append(&mut self, other: Requests) {
         self.requests.extend(other.requests);
         self.problems.extend(other.problems);
         self.refused.extend(other.refused);
@@ -199,7 +200,7 @@ impl Requests {
 
 /// Every member's databag of `interface`'s relations in `relations`, through `intake`: what a
 /// pass reads as it arrives, from databags already whole (tests, fuzzing, benchmarks).
-pub fn collect_views(
+pub(crate) fn collect_views(
     relations: &[RelationView],
     interface: Interface,
     app_first: bool,
@@ -242,7 +243,7 @@ struct LxdIntake {
 }
 
 /// Starts reading one `lxd` member's databag.
-pub fn intake(owner: Owner, taking: &Taking) -> Box<dyn MemberIntake> {
+pub(crate) fn intake(owner: Owner, taking: &Taking) -> Box<dyn MemberIntake> {
     Box::new(LxdIntake { owner, taking: taking.clone(), read: None })
 }
 
@@ -530,24 +531,24 @@ impl<'de> Visitor<'de> for ListVisitor<'_, '_> {
 pub(crate) mod fixtures {
     use crate::relation::{Databag, RelationView};
 
-    pub fn bag(pairs: &[(&str, String)]) -> Databag {
+    pub(crate) fn bag(pairs: &[(&str, String)]) -> Databag {
         pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
     }
 
-    pub fn certs_json(pems: &[&str]) -> String {
+    pub(crate) fn certs_json(pems: &[&str]) -> String {
         serde_json::to_string(pems).expect("json")
     }
 
     /// What relation `id` with `req` asks, as the reconcile collects it: each unit sends
     /// `client_certificates`, units in the order given.
-    pub fn requests_of(id: u32, units: &[(&str, &[&str])]) -> Vec<super::Request> {
+    pub(crate) fn requests_of(id: u32, units: &[(&str, &[&str])]) -> Vec<super::Request> {
         let units = units.iter().map(|(u, pems)| (*u, bag(&[("client_certificates", certs_json(pems))]))).collect();
         let rel = view(id, units, Databag::new());
         super::collect(&[rel], crate::certs::now_unix(), &super::Protected::default()).requests
     }
 
     /// Relation `id` with the remote application `req`.
-    pub fn view(id: u32, units: Vec<(&str, Databag)>, app_data: Databag) -> RelationView {
+    pub(crate) fn view(id: u32, units: Vec<(&str, Databag)>, app_data: Databag) -> RelationView {
         RelationView {
             id,
             remote_app: "req".into(),

@@ -8,7 +8,7 @@ use crate::credentials::{CredentialProblem, Credentials};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Active,
     Blocked,
     Waiting,
@@ -16,7 +16,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Active => "active",
             Kind::Blocked => "blocked",
@@ -28,8 +28,8 @@ impl Kind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
-    pub kind: Kind,
-    pub message: String,
+    pub(crate) kind: Kind,
+    pub(crate) message: String,
 }
 
 impl Status {
@@ -43,15 +43,15 @@ impl Status {
     }
 }
 
-pub const MAX_LEN: usize = crate::limits::STATUS_CHARS;
+pub(crate) const MAX_LEN: usize = crate::limits::STATUS_CHARS;
 
 /// LXD 4.0 would store a restricted certificate unrestricted; the charm then adds nothing.
-pub const LACKS_CERTIFICATE_PROJECT: &str =
+pub(crate) const LACKS_CERTIFICATE_PROJECT: &str =
     "LXD lacks certificate_project; cannot honour trust-projects (unset it or upgrade LXD)";
 
 /// The credential may not change LXD's trust store (LXD would answer every change 403): what it
 /// lacks and the fix. `None` when it may, or when the server does not say.
-pub fn cannot_manage_trust(access: &TrustAccess) -> Option<String> {
+pub(crate) fn cannot_manage_trust(access: &TrustAccess) -> Option<String> {
     match access {
         TrustAccess::Restricted => {
             Some("LXD credential is restricted to projects and cannot manage trust; trust it unrestricted".into())
@@ -105,7 +105,7 @@ impl fmt::Display for CredentialProblem {
 
 /// `trust-projects` names a project LXD does not have: which entries of the option (by place,
 /// never by value: a key may have been pasted there), of how many, and LXD's own words.
-pub fn unknown_project(places: &[usize], total: usize, lxd_message: &str) -> String {
+pub(crate) fn unknown_project(places: &[usize], total: usize, lxd_message: &str) -> String {
     let places: Vec<String> = places.iter().map(|p| p.to_string()).collect();
     let named = match places.as_slice() {
         [one] => format!("entry {one} of {total}"),
@@ -115,19 +115,19 @@ pub fn unknown_project(places: &[usize], total: usize, lxd_message: &str) -> Str
 }
 
 /// How a refusal for an unknown project begins.
-pub const UNKNOWN_PROJECT: &str = "trust-projects names a project LXD does not have";
+pub(crate) const UNKNOWN_PROJECT: &str = "trust-projects names a project LXD does not have";
 
 /// A unit being removed changes nothing in LXD from then on.
-pub fn leaving() -> Status {
+pub(crate) fn leaving() -> Status {
     Status::new(Kind::Maintenance, "unit is leaving; LXD left as it is")
 }
 
-pub fn credentials(problem: &CredentialProblem) -> Status {
+pub(crate) fn credentials(problem: &CredentialProblem) -> Status {
     Status::new(Kind::Blocked, problem.to_string())
 }
 
 /// LXD could not be used at all this hook.
-pub fn connection(error: &LxdError, tried: usize) -> Status {
+pub(crate) fn connection(error: &LxdError, tried: usize) -> Status {
     match error {
         LxdError::Unreachable { endpoint, .. } if tried > 1 => Status::new(
             Kind::Waiting,
@@ -159,7 +159,7 @@ pub fn connection(error: &LxdError, tried: usize) -> Status {
 /// (`Credentials::ignored`): with `juju trust` granted and the `lxd_*` options pointing at
 /// another cluster, nothing else an operator looks at first says which LXD is managed. The
 /// message is cut before the suffix, so the suffix always shows within `MAX_LEN`.
-pub fn naming_credential(status: Status, creds: Option<&Credentials>) -> Status {
+pub(crate) fn naming_credential(status: Status, creds: Option<&Credentials>) -> Status {
     let Some(creds) = creds.filter(|c| !c.ignored.is_empty()) else { return status };
     let suffix = format!(" (credential: {})", creds.source.setting());
     let room = MAX_LEN - suffix.chars().count();
@@ -172,7 +172,7 @@ pub fn naming_credential(status: Status, creds: Option<&Credentials>) -> Status 
 
 /// What was wrong with what a requirer sent, as the status names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputProblem {
+pub(crate) enum InputProblem {
     /// `api`: unusable `client_certificates`.
     ClientCertificates,
     /// `https`: no `version: "1.0"`, or an unusable `certificate`.
@@ -193,39 +193,39 @@ impl InputProblem {
 
 /// What a successful pass looked like.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub leader: bool,
-    pub online: usize,
-    pub members: usize,
+pub(crate) struct Summary {
+    pub(crate) leader: bool,
+    pub(crate) online: usize,
+    pub(crate) members: usize,
     /// Certificates requested on live relations that LXD holds.
-    pub trusted: usize,
+    pub(crate) trusted: usize,
     /// Members (`req/1`, or `req` for an application databag) whose data had a problem, by
     /// kind, in the order the endpoints register them.
-    pub input_problems: Vec<(InputProblem, Vec<String>)>,
+    pub(crate) input_problems: Vec<(InputProblem, Vec<String>)>,
     /// LXD refused some changes (details in the log).
-    pub failed_changes: usize,
+    pub(crate) failed_changes: usize,
     /// Changes left for a later hook (deadline or leadership).
-    pub deferred: usize,
+    pub(crate) deferred: usize,
     /// Trusted certificates not published: the relation data would outgrow its bound.
-    pub withheld: usize,
+    pub(crate) withheld: usize,
     /// Requested certificates trusted under entries this application does not own.
-    pub held_elsewhere: usize,
+    pub(crate) held_elsewhere: usize,
     /// Requests for certificates another relation's entry holds with a grant that does not
     /// cover them: not claimed for their requirer, which is told.
-    pub held_by_other: usize,
+    pub(crate) held_by_other: usize,
     /// Certificates that start later than this unit's clock: trusted once they are valid.
-    pub not_yet_valid: usize,
+    pub(crate) not_yet_valid: usize,
     /// Of those, held by entries the `adopt` action would take over (`adopt::adoptable`).
-    pub adoptable: usize,
+    pub(crate) adoptable: usize,
     /// A reason the leader must not add certificates at all (e.g. missing API extension).
-    pub refusal: Option<String>,
+    pub(crate) refusal: Option<String>,
 }
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-pub fn ready(s: &Summary) -> Status {
+pub(crate) fn ready(s: &Summary) -> Status {
     if let Some(refusal) = &s.refusal {
         return Status::new(Kind::Blocked, refusal.clone());
     }
@@ -274,7 +274,7 @@ mod tests {
 
     #[test]
     fn a_credential_that_cannot_manage_trust_names_what_it_lacks_within_one_line() {
-        let all = TrustAccess::Missing(crate::reconcile::NEEDED_ENTITLEMENTS.to_vec());
+        let all = TrustAccess::Missing(crate::access::NEEDED_ENTITLEMENTS.to_vec());
         let text = cannot_manage_trust(&all).expect("blocked");
         assert_eq!(
             text,

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The variable naming the file.
-pub const VAR: &str = "LXD_INTEGRATOR_TIMELINE";
+pub(crate) const VAR: &str = "LXD_INTEGRATOR_TIMELINE";
 
 fn file() -> Option<&'static File> {
     static FILE: OnceLock<Option<File>> = OnceLock::new();
@@ -21,19 +21,14 @@ fn file() -> Option<&'static File> {
     .as_ref()
 }
 
-/// Whether marks are written.
-pub fn on() -> bool {
-    file().is_some()
-}
-
 /// Notes `what` now, when the timeline is on.
-pub fn mark(what: &str) {
+pub(crate) fn mark(what: &str) {
     mark_of(what, "");
 }
 
 /// Notes `what` of `subject` (`config-get` `done`) now, when the timeline is on: nothing is
 /// formatted when it is off.
-pub fn mark_of(subject: &str, what: &str) {
+pub(crate) fn mark_of(subject: &str, what: &str) {
     let Some(mut file) = file() else { return };
     let us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros());
     let thread = std::thread::current();

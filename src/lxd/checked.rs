@@ -104,7 +104,7 @@ pub fn member_name(name: &str) -> Result<(), MemberProblem> {
 }
 
 /// A member URL as the charm publishes and remembers it: `https://host:port`.
-pub fn member_url(url: &str) -> Result<String, MemberProblem> {
+pub(crate) fn member_url(url: &str) -> Result<String, MemberProblem> {
     if url.len() > limits::MEMBER_URL_BYTES {
         return Err(MemberProblem::LongUrl);
     }
@@ -151,7 +151,7 @@ pub fn failover<'a>(urls: impl IntoIterator<Item = &'a String>) -> Vec<String> {
     urls.into_iter().filter_map(|u| member_url(u).ok()).take(limits::FAILOVER_ENDPOINTS).collect()
 }
 
-pub use crate::limits::shown;
+pub(crate) use crate::limits::shown;
 
 /// `text` on one line (control, invisible and line-breaking characters as spaces), cut to
 /// `max` bytes.

@@ -32,7 +32,7 @@ use crate::pin;
 /// TCP connect plus TLS handshake budget. LXD answers a handshake in milliseconds on any network
 /// a cluster can live on; a member that does not is down or filtered, and the reconcile should
 /// move on to the next one instead of holding the hook (and so the Juju agent) hostage.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Requests in flight at once when many entries change. LXD 5.0 served 100 adds over 4
 /// connections in 0.54-0.91x the time of one (bench/, docs/benchmarks.md); 8 were no faster.
 const MAX_IN_FLIGHT: usize = 4;
@@ -45,13 +45,13 @@ const MAX_BODY: u64 = 32 * 1024 * 1024;
 
 /// Opens [`HttpLxd`] connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpConnector {
-    pub connect_timeout: Duration,
+pub(crate) struct HttpConnector {
+    pub(crate) connect_timeout: Duration,
     /// Each read, from connecting to the last byte of its answer, ends by then.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     /// Each write (POST, PATCH, DELETE) ends by then: shorter, so that one started inside the
     /// leader's window cannot outlast its guarantee (`limits::LXD_WRITE_DEADLINE`).
-    pub write_timeout: Duration,
+    pub(crate) write_timeout: Duration,
 }
 
 impl Default for HttpConnector {
@@ -112,7 +112,7 @@ impl HttpLxd {
         HttpLxd::with_timeouts(endpoint, tls, HttpConnector::default())
     }
 
-    pub fn with_timeouts(
+    pub(crate) fn with_timeouts(
         endpoint: &Endpoint,
         tls: &TlsCredentials,
         timeouts: HttpConnector,
@@ -392,11 +392,6 @@ pub mod answers {
 
     pub fn current_identity(status: u16, body: &[u8]) -> Result<Identity, LxdError> {
         decode(BASE, &Method::GET, "/1.0/auth/identities/current", status, body).map(identity)
-    }
-
-    /// Whether an add answered `status` with `message` means "already present".
-    pub fn add_is_duplicate(status: u16, message: &str) -> bool {
-        is_duplicate(status, message)
     }
 }
 
@@ -1239,7 +1234,7 @@ mod tests {
             "Certificate already exists",
             "Certificate already in trust store",
         ] {
-            assert!(answers::add_is_duplicate(409, text), "{text}");
+            assert!(is_duplicate(409, text), "{text}");
         }
         for (status, text) in [
             (400, "Certificate already exists"),
@@ -1247,7 +1242,7 @@ mod tests {
             (409, "Client is already trusted"),
             (409, "An identity with name \"x\" already exists"),
         ] {
-            assert!(!answers::add_is_duplicate(status, text), "{status} {text}");
+            assert!(!is_duplicate(status, text), "{status} {text}");
         }
     }
 

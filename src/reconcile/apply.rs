@@ -2,7 +2,6 @@
 //! its deadline and this unit is known to lead: within `limits::LEADERSHIP_WINDOW` of an
 //! `is-leader` that answered true.
 
-use super::Change;
 use crate::certs::short_fp;
 use crate::hook_tools::{Juju, LogLevel, ToolError};
 use crate::limits;
@@ -18,17 +17,28 @@ const BATCH: usize = 64;
 
 /// What kind of change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChangeKind {
+pub(crate) enum ChangeKind {
     Add,
     Remove,
     Restrict,
+}
+
+/// One change made (or, in a dry run, planned) to LXD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub(crate) kind: ChangeKind,
+    pub(crate) fingerprint: String,
+    pub(crate) owner: Owner,
+    pub error: Option<String>,
+    /// An add LXD answered with "already there".
+    pub(crate) already_present: bool,
 }
 
 /// Whether the pass may still write to LXD: inside its deadline, and leading. `is-leader`
 /// guarantees leadership for 30 s from the call; no write starts more than
 /// `limits::LEADERSHIP_WINDOW` after the last true answer, and an answer older than
 /// `limits::LEADERSHIP_RECHECK_AFTER` is asked again before the next batch.
-pub struct WriteGuard {
+pub(crate) struct WriteGuard {
     started: Instant,
     /// Just before the last `is-leader` that answered true.
     confirmed: Instant,
@@ -41,14 +51,14 @@ pub struct WriteGuard {
 
 /// Why writing stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     Deadline,
     LostLeadership,
 }
 
 impl WriteGuard {
     /// `started`: when the pass began; `confirmed`: just before `is-leader` answered true.
-    pub fn new(started: Instant, confirmed: Instant) -> WriteGuard {
+    pub(crate) fn new(started: Instant, confirmed: Instant) -> WriteGuard {
         WriteGuard {
             started,
             confirmed,
@@ -60,14 +70,14 @@ impl WriteGuard {
     }
 
     #[cfg(test)]
-    pub fn with_deadline(mut self, deadline: Duration) -> WriteGuard {
+    pub(crate) fn with_deadline(mut self, deadline: Duration) -> WriteGuard {
         self.deadline = deadline;
         self
     }
 
     /// The same rules on a shorter clock, so a test can run many windows.
     #[cfg(test)]
-    pub fn with_window(mut self, window: Duration, recheck_after: Duration) -> WriteGuard {
+    pub(crate) fn with_window(mut self, window: Duration, recheck_after: Duration) -> WriteGuard {
         self.window = window;
         self.recheck_after = recheck_after;
         self
@@ -99,20 +109,20 @@ impl WriteGuard {
 
 /// What the leader did to LXD.
 #[derive(Debug, Default)]
-pub struct Applied {
-    pub changes: Vec<Change>,
+pub(crate) struct Applied {
+    pub(crate) changes: Vec<Change>,
     /// Changes not started: the pass ran out of time or leadership. The next hook does them.
-    pub deferred: usize,
-    pub stopped: Option<Stop>,
+    pub(crate) deferred: usize,
+    pub(crate) stopped: Option<Stop>,
     /// A configured project LXD does not have, named from LXD's refusal.
-    pub unknown_project: Option<String>,
+    pub(crate) unknown_project: Option<String>,
     /// `changes` is the plan, not what was done.
-    pub planned_only: bool,
+    pub(crate) planned_only: bool,
 }
 
 impl Applied {
     /// A dry run: the plan as changes, none made.
-    pub fn planned(plan: &Plan) -> Applied {
+    pub(crate) fn planned(plan: &Plan) -> Applied {
         let change = |kind, fingerprint: &str, owner: &Owner| Change::new(kind, fingerprint, owner.clone(), None, None);
         let add = plan.add.iter().map(|a| change(ChangeKind::Add, &a.fingerprint, &a.owner));
         let rm = plan.remove.iter().map(|r| change(ChangeKind::Remove, &r.fingerprint, &r.owner));
@@ -121,7 +131,7 @@ impl Applied {
     }
 
     /// The changes LXD confirmed: none in a dry run.
-    pub fn confirmed(&self) -> &[Change] {
+    pub(crate) fn confirmed(&self) -> &[Change] {
         if self.planned_only { &[] } else { &self.changes }
     }
 }
@@ -129,7 +139,7 @@ impl Applied {
 /// Adds, then removes (so a rotating client always has one trusted certificate), then
 /// re-restricts. `projects` is `trust-projects` and `store` the trust store as observed, to
 /// name a configured project LXD does not have.
-pub fn apply(
+pub(crate) fn apply(
     juju: &mut Juju,
     lxd: &mut dyn Lxd,
     plan: &Plan,
@@ -301,7 +311,7 @@ impl Change {
 /// LXD answers an add or a re-restriction naming a missing project with 404 `Project not
 /// found`, without saying which. The refusal names the configured projects not known to exist
 /// (`default`, and any an entry is restricted to), so the operator sees what to create or unset.
-pub fn unknown_project(error: &LxdError, projects: Option<&[String]>, store: &[TrustEntry]) -> Option<String> {
+pub(crate) fn unknown_project(error: &LxdError, projects: Option<&[String]>, store: &[TrustEntry]) -> Option<String> {
     let LxdError::Api { status: 404, message, .. } = error else { return None };
     if !message.to_ascii_lowercase().contains("project") {
         return None;

@@ -1,46 +1,140 @@
-//! Pure: from what was read and observed, the plan, who may write, what counts as held, which
-//! members are published and the status. Unit-tested over plain data.
+//! Pure: from what the pass read (`Inputs`) and observed (`Observed`), the one `Decision`:
+//! what to change, who may change it, what requirers and Juju are told, and the status as far
+//! as it does not depend on how the changes go. Once they went, `outcome` folds LXD's answers
+//! in and `status` completes the status. Unit-tested over plain data.
 
-use super::Change;
-use super::apply::ChangeKind;
+use super::apply::{Applied, Change, ChangeKind};
+use super::inputs::Inputs;
+use super::observe::Observed;
+use crate::certs;
 use crate::config::Config;
+use crate::credentials::Credentials;
 use crate::endpoint::Endpoint;
 use crate::interfaces;
 use crate::lxd::{Member, MemberStatus, ServerInfo, TrustEntry};
-use crate::ownership::{Interface, Scope};
+use crate::ownership::{Interface, Owner, Scope};
 use crate::plan::{self, HeldElsewhere, Plan};
 use crate::refusal::{Reason, RefusedCert};
-use crate::requests::{MemberProblems, Protected, Request};
+use crate::relation::{OnlineMembers, ServerPin};
+use crate::requests::{Bounds, MemberProblems, Protected, Request, Requests};
 use crate::status::{self, InputProblem, Status, Summary};
 use std::collections::BTreeSet;
 
-pub use crate::access::{
-    EXT_ACCESS_MANAGEMENT, EXT_CERTIFICATE_PROJECT, NEEDED_ENTITLEMENTS, TrustAccess, trust_access,
-};
+use crate::access::{EXT_CERTIFICATE_PROJECT, TrustAccess, trust_access};
 
-/// What the pass decided before touching LXD.
+/// What the pass decided, from what it read and observed alone.
+#[derive(Debug)]
+pub(crate) struct Decision {
+    /// Whether the credential may manage LXD's trust store.
+    pub(crate) access: TrustAccess,
+    pub(crate) trust: Trust,
+    /// What requirers asked, settled against `trust-projects` and what LXD can restrict.
+    pub(crate) asked: Requests,
+    pub(crate) told: Told,
+    pub(crate) basis: StatusBasis,
+}
+
+/// The trust store as it should be, and what may be claimed of it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Trust {
     /// The leader, unless it is leaving: the only unit that changes LXD.
-    pub writer: bool,
-    pub plan: Plan,
+    pub(crate) writer: bool,
+    pub(crate) plan: Plan,
     /// `trust-projects`: what an entry is restricted to when its request names no projects, and
     /// the ceiling of what one may name.
-    pub projects: Option<Vec<String>>,
+    pub(crate) projects: Option<Vec<String>>,
     /// Why nothing may be added at all, for the status.
-    pub refusal: Option<String>,
-    pub held_elsewhere: HeldElsewhere,
+    pub(crate) refusal: Option<String>,
+    pub(crate) held_elsewhere: HeldElsewhere,
     /// Requests for certificates held under another relation's entry that does not grant what
     /// they ask: not claimed for them, and they are told.
-    pub held_by_other: Vec<RefusedCert>,
+    pub(crate) held_by_other: Vec<RefusedCert>,
     /// Of those, how many the `adopt` action would take over: the status points to it then.
-    pub adoptable: usize,
+    pub(crate) adoptable: usize,
+}
+
+/// What requirers and Juju are told that does not depend on LXD's answers to the changes.
+#[derive(Debug)]
+pub(crate) struct Told {
+    /// The members requirers are told about, as (name, URL).
+    pub(crate) online: OnlineMembers,
+    /// The requests that may be claimed trusted for their requirer: all but those held for
+    /// another.
+    pub(crate) claimed: Vec<Request>,
+    /// The pin this pass connected with: requirers authenticate LXD with it.
+    pub(crate) pin: Option<ServerPin>,
+    /// What LXD presents, when it said.
+    pub(crate) presented: Option<ServerPin>,
+    /// Every member's URL, for the next hook to fail over to.
+    pub(crate) member_urls: Vec<String>,
+    /// LXD's version, for `juju status`.
+    pub(crate) version: String,
+}
+
+/// The status as far as it is known before LXD is changed: `status` completes it.
+#[derive(Debug)]
+pub(crate) enum StatusBasis {
+    Leaving,
+    /// Its counts of what apply and publish do (`trusted`, `failed_changes`, `deferred`,
+    /// `withheld`) are left at zero, and its `refusal` is the decision's alone.
+    Ready(Summary),
+}
+
+/// LXD's answers to the changes, folded into the decision: what the pass may claim.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// Fingerprints LXD holds after the pass, as far as the pass may claim them.
+    pub(crate) held: BTreeSet<String>,
+    /// Every certificate refused for the requirer that asked, as each is told (`refused`): the
+    /// decision's, and adds LXD answered with an error.
+    pub(crate) refused: Vec<RefusedCert>,
+    /// Why nothing may be added: the decision's reason, or a configured project LXD lacks.
+    pub(crate) refusal: Option<String>,
+    /// Changes LXD refused (details in the log).
+    pub(crate) failed: usize,
+    /// Planned changes left for a later hook (deadline or leadership).
+    pub(crate) deferred: usize,
+}
+
+/// The pass's decision: run once, on what it read and observed.
+pub(crate) fn decide(inputs: &Inputs, observed: &Observed) -> Decision {
+    let asked = asked(inputs, Some(&observed.server));
+    let own = own_fingerprint(&inputs.creds);
+    let access = trust_access(&observed.server, observed.identity.as_ref(), &observed.store, &own);
+    let (scope, config, store) = (&inputs.scope, &inputs.config, observed.store.as_slice());
+    let leader = inputs.relations.leader;
+    let planned =
+        trust(scope, config, &observed.server, store, &asked.requests, &inputs.protected, leader, inputs.leaving);
+    let trust = with_tenancy(scope, config, store, &asked.requests, within(&access, planned));
+    let told = told(&inputs.creds, observed, &asked.requests, &trust.held_by_other);
+    let basis = basis(inputs.leaving, observed, &asked, &trust, &told);
+    Decision { access, trust, asked, told, basis }
+}
+
+/// What requirers ask for on both endpoints, in relation order (the first request for a
+/// certificate names its entry and sets its projects), and what was wrong with it. `server`
+/// is what LXD said this pass, if it answered: an `lxd-https` requirer's projects can only be
+/// granted where LXD can restrict an entry.
+pub(crate) fn asked(inputs: &Inputs, server: Option<&ServerInfo>) -> Requests {
+    let bounds = Bounds {
+        ceiling: inputs.config.trust_projects.as_deref(),
+        cannot_restrict: server.is_some_and(|s| !s.has_extension(EXT_CERTIFICATE_PROJECT)),
+    };
+    interfaces::settle(&inputs.relations.asked, &bounds)
+}
+
+/// The fingerprint of the credential's own client certificate (its first PEM block).
+fn own_fingerprint(creds: &Credentials) -> String {
+    certs::pem_blocks(&creds.tls.client_cert_pem)
+        .ok()
+        .and_then(|blocks| blocks.first().map(|b| certs::fingerprint(&b.der)))
+        .unwrap_or_default()
 }
 
 /// `protected`: certificates no requirer may have added or removed on its behalf (see
 /// `requests::Protected`).
 #[allow(clippy::too_many_arguments)]
-pub fn decide(
+fn trust(
     scope: &Scope,
     config: &Config,
     server: &ServerInfo,
@@ -49,7 +143,7 @@ pub fn decide(
     protected: &Protected,
     leader: bool,
     leaving: bool,
-) -> Decision {
+) -> Trust {
     let projects = config.trust_projects.clone();
     let mut plan = plan::plan(scope, requests, store, projects.as_deref());
     // Never asked for, yet never removed or re-restricted either, even under an entry of ours
@@ -66,53 +160,116 @@ pub fn decide(
     }
     let held_elsewhere = plan::held_elsewhere(scope, requests, store, projects.as_deref());
     let adoptable = crate::adoption::adoptable(scope, requests, store);
-    Decision {
-        writer: leader && !leaving,
-        plan,
-        projects,
-        refusal,
-        held_elsewhere,
-        adoptable,
-        held_by_other: Vec::new(),
-    }
+    Trust { writer: leader && !leaving, plan, projects, refusal, held_elsewhere, adoptable, held_by_other: Vec::new() }
 }
 
 /// The decision as far as the credential's rights allow: one that may not manage trust plans
 /// nothing (every change would come back 403, which reads as "not trusted") and says what it
 /// lacks instead, before any other refusal.
-pub fn within(access: &TrustAccess, decision: Decision) -> Decision {
+fn within(access: &TrustAccess, trust: Trust) -> Trust {
     match status::cannot_manage_trust(access) {
-        Some(refusal) => Decision { plan: Plan::default(), refusal: Some(refusal), ..decision },
-        None => decision,
+        Some(refusal) => Trust { plan: Plan::default(), refusal: Some(refusal), ..trust },
+        None => trust,
     }
 }
 
 /// The decision with the requests it may not claim for their requirer (`plan::not_covered`),
 /// judged on the plan as it stands once every refusal has trimmed it.
-pub fn with_tenancy(
-    scope: &Scope,
-    config: &Config,
-    store: &[TrustEntry],
-    requests: &[Request],
-    decision: Decision,
-) -> Decision {
-    let not_covered = plan::not_covered(scope, requests, store, &decision.plan, config.trust_projects.as_deref());
-    let held_by_other = not_covered
-        .into_iter()
-        .map(|r| RefusedCert {
-            owner: r.owner.clone(),
-            fingerprint: r.cert.fingerprint.clone(),
-            reason: Reason::HeldByAnotherApplication,
-            not_before: None,
-        })
+fn with_tenancy(scope: &Scope, config: &Config, store: &[TrustEntry], requests: &[Request], trust: Trust) -> Trust {
+    let not_covered = plan::not_covered(scope, requests, store, &trust.plan, config.trust_projects.as_deref());
+    let held_by_other = not_covered.into_iter().map(|r| refused(r, Reason::HeldByAnotherApplication)).collect();
+    Trust { held_by_other, ..trust }
+}
+
+fn refused(request: &Request, reason: Reason) -> RefusedCert {
+    RefusedCert {
+        owner: request.owner.clone(),
+        fingerprint: request.cert.fingerprint.clone(),
+        reason,
+        not_before: None,
+    }
+}
+
+/// What requirers and Juju are told before any change: the members, what may be claimed for
+/// whom, the pin, what LXD presents, and what the unit remembers of LXD.
+fn told(creds: &Credentials, observed: &Observed, requests: &[Request], held_by_other: &[RefusedCert]) -> Told {
+    let members = &observed.members;
+    let online =
+        members.iter().filter(|m| is_published(m, &observed.endpoint)).map(|m| (m.name.clone(), m.url.clone()));
+    let server = &observed.server;
+    let version = if server.server_version.is_empty() { "unknown" } else { server.server_version.as_str() };
+    Told {
+        online: online.collect(),
+        claimed: claimable(requests, held_by_other),
+        pin: ServerPin::from_pinned(&creds.tls.server_cert_pem),
+        presented: server.certificate.as_deref().map(ServerPin::of_der),
+        member_urls: members.iter().map(|m| m.url.clone()).collect(),
+        version: version.to_string(),
+    }
+}
+
+/// The requests that may be claimed trusted for their requirer: all but those held for another.
+fn claimable(requests: &[Request], held_by_other: &[RefusedCert]) -> Vec<Request> {
+    let not: BTreeSet<(&Owner, &str)> = held_by_other.iter().map(|r| (&r.owner, r.fingerprint.as_str())).collect();
+    requests.iter().filter(|r| !not.contains(&(&r.owner, r.cert.fingerprint.as_str()))).cloned().collect()
+}
+
+/// The status's words that no change can alter. Certificates refused for another holder or
+/// for starting later are the intake's and the decision's alone: LXD's answers add only
+/// `RejectedByLxd`, which the status counts as failed changes.
+fn basis(leaving: bool, observed: &Observed, asked: &Requests, trust: &Trust, told: &Told) -> StatusBasis {
+    if leaving {
+        return StatusBasis::Leaving;
+    }
+    let refused = || asked.refused.iter().chain(&trust.held_by_other);
+    StatusBasis::Ready(Summary {
+        leader: trust.writer,
+        online: told.online.len(),
+        members: observed.members.len(),
+        input_problems: input_problems(&asked.problems),
+        held_elsewhere: trust.held_elsewhere.count,
+        held_by_other: distinct(refused(), Reason::HeldByAnotherApplication),
+        not_yet_valid: distinct(refused(), Reason::NotYetValid),
+        adoptable: trust.adoptable,
+        refusal: trust.refusal.clone(),
+        ..Summary::default()
+    })
+}
+
+/// LXD's answers to the changes folded into `decision`: what LXD holds as far as the pass may
+/// claim it, and what requirers are refused. `store` is the trust store as observed.
+pub(crate) fn outcome(decision: &Decision, store: &[TrustEntry], applied: &Applied) -> Outcome {
+    let confirmed = applied.confirmed();
+    let mut refused = decision.asked.refused.clone();
+    refused.extend(decision.trust.held_by_other.iter().cloned());
+    refused.extend(rejected(confirmed, &decision.asked.requests));
+    Outcome {
+        held: held_after(store, confirmed, &decision.trust.held_elsewhere),
+        refused,
+        refusal: decision.trust.refusal.clone().or_else(|| applied.unknown_project.clone()),
+        failed: confirmed.iter().filter(|c| c.error.is_some()).count(),
+        deferred: applied.deferred,
+    }
+}
+
+/// Adds LXD answered with an error, refused to every relation that asked for the certificate.
+fn rejected(confirmed: &[Change], requests: &[Request]) -> Vec<RefusedCert> {
+    let failed: BTreeSet<&str> = confirmed
+        .iter()
+        .filter(|c| c.kind == ChangeKind::Add && c.error.is_some())
+        .map(|c| c.fingerprint.as_str())
         .collect();
-    Decision { held_by_other, ..decision }
+    requests
+        .iter()
+        .filter(|r| failed.contains(r.cert.fingerprint.as_str()))
+        .map(|r| refused(r, Reason::RejectedByLxd))
+        .collect()
 }
 
 /// The fingerprints the pass may claim LXD holds: the store as read, with the changes LXD
 /// confirmed, less certificates held only by someone else's entry that is not the grant
 /// `trust-projects` asks for.
-pub fn held_after(store: &[TrustEntry], changes: &[Change], elsewhere: &HeldElsewhere) -> BTreeSet<String> {
+fn held_after(store: &[TrustEntry], changes: &[Change], elsewhere: &HeldElsewhere) -> BTreeSet<String> {
     let mut held: BTreeSet<String> = store.iter().map(|e| e.fingerprint.clone()).collect();
     for c in changes.iter().filter(|c| c.error.is_none()) {
         match c.kind {
@@ -127,6 +284,22 @@ pub fn held_after(store: &[TrustEntry], changes: &[Change], elsewhere: &HeldElse
     held
 }
 
+/// The status once the changes were made and the relation data written (`withheld`: items
+/// that did not fit it).
+pub(crate) fn status(decision: &Decision, outcome: &Outcome, withheld: usize) -> Status {
+    let StatusBasis::Ready(basis) = &decision.basis else { return status::leaving() };
+    let trusted: BTreeSet<&String> =
+        decision.told.claimed.iter().map(|r| &r.cert.fingerprint).filter(|fp| outcome.held.contains(*fp)).collect();
+    status::ready(&Summary {
+        trusted: trusted.len(),
+        failed_changes: outcome.failed,
+        deferred: outcome.deferred,
+        withheld,
+        refusal: outcome.refusal.clone(),
+        ..basis.clone()
+    })
+}
+
 /// Whether requirers are told about `member`: it is `Online`, or it is reported `Offline` but
 /// is the one that just answered every read. A busy or re-electing cluster can briefly report
 /// every member offline; listing the one serving us keeps requirers from seeing an empty
@@ -134,29 +307,12 @@ pub fn held_after(store: &[TrustEntry], changes: &[Change], elsewhere: &HeldElse
 /// and is not published even for the member answering: `Evacuated`, `Blocked`, `Broken`,
 /// Incus 6.0.6+'s `Evacuating` and `Restoring` (`internal/server/db/node.go` in lxc/incus),
 /// and whatever a later version adds.
-pub fn is_published(member: &Member, answering: &Endpoint) -> bool {
+pub(crate) fn is_published(member: &Member, answering: &Endpoint) -> bool {
     match member.status {
         MemberStatus::Online => true,
         MemberStatus::Offline => Endpoint::parse(&member.url).is_ok_and(|e| &e == answering),
         _ => false,
     }
-}
-
-/// What the pass ends with, once LXD was observed.
-pub struct Outcome<'a> {
-    pub decision: &'a Decision,
-    pub members: &'a [Member],
-    pub published: usize,
-    pub requests: &'a [Request],
-    pub problems: &'a [MemberProblems],
-    pub held: &'a BTreeSet<String>,
-    pub changes: &'a [Change],
-    pub deferred: usize,
-    pub withheld: usize,
-    pub refusal: Option<&'a str>,
-    /// Every certificate refused for a requirer, as it is told.
-    pub refused: &'a [RefusedCert],
-    pub leaving: bool,
 }
 
 /// Who sent what the status names, by kind, as the endpoints register them.
@@ -177,41 +333,18 @@ fn input_problems(problems: &[MemberProblems]) -> Vec<(InputProblem, Vec<String>
 }
 
 /// How many (relation, certificate) pairs were refused for `reason`.
-fn distinct(refused: &[RefusedCert], reason: Reason) -> usize {
+fn distinct<'a>(refused: impl Iterator<Item = &'a RefusedCert>, reason: Reason) -> usize {
     let pairs: BTreeSet<(Interface, u32, &str)> = refused
-        .iter()
         .filter(|r| r.reason == reason)
         .map(|r| (r.owner.interface, r.owner.relation_id, r.fingerprint.as_str()))
         .collect();
     pairs.len()
 }
 
-pub fn status(o: &Outcome) -> Status {
-    if o.leaving {
-        return status::leaving();
-    }
-    let trusted: BTreeSet<&String> =
-        o.requests.iter().map(|r| &r.cert.fingerprint).filter(|fp| o.held.contains(*fp)).collect();
-    status::ready(&Summary {
-        leader: o.decision.writer,
-        online: o.published,
-        members: o.members.len(),
-        trusted: trusted.len(),
-        input_problems: input_problems(o.problems),
-        failed_changes: o.changes.iter().filter(|c| c.error.is_some()).count(),
-        deferred: o.deferred,
-        withheld: o.withheld,
-        held_elsewhere: o.decision.held_elsewhere.count,
-        held_by_other: distinct(o.refused, Reason::HeldByAnotherApplication),
-        not_yet_valid: distinct(o.refused, Reason::NotYetValid),
-        adoptable: o.decision.adoptable,
-        refusal: o.refusal.map(String::from),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::{EXT_ACCESS_MANAGEMENT, NEEDED_ENTITLEMENTS};
     use crate::certs::{self, test_certs};
     use crate::lxd::{Identity, LxdError};
     use crate::ownership::Owner;
@@ -237,7 +370,7 @@ mod tests {
     #[test]
     fn only_a_leader_that_stays_writes() {
         let d = |leader, leaving| {
-            decide(&scope(), &Config::default(), &server(&[]), &[], &[], &Protected::default(), leader, leaving).writer
+            trust(&scope(), &Config::default(), &server(&[]), &[], &[], &Protected::default(), leader, leaving).writer
         };
         assert!(d(true, false));
         assert!(!d(true, true) && !d(false, false) && !d(false, true));
@@ -247,10 +380,10 @@ mod tests {
     fn without_certificate_project_trust_projects_adds_nothing_and_says_why() {
         let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
         let reqs = [request("a")];
-        let d = decide(&scope(), &config, &server(&[]), &[], &reqs, &Protected::default(), true, false);
+        let d = trust(&scope(), &config, &server(&[]), &[], &reqs, &Protected::default(), true, false);
         assert!(d.plan.add.is_empty());
         assert_eq!(d.refusal.as_deref(), Some(status::LACKS_CERTIFICATE_PROJECT));
-        let d = decide(
+        let d = trust(
             &scope(),
             &config,
             &server(&[EXT_CERTIFICATE_PROJECT]),
@@ -276,9 +409,9 @@ mod tests {
         }];
         let protected = Protected { fingerprints: [(fp, "the integrator's own credential certificate")].into() };
         let config = Config { trust_projects: Some(vec!["p".into()]), ..Default::default() };
-        let d = decide(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &[], &protected, true, false);
+        let d = trust(&scope(), &config, &server(&[EXT_CERTIFICATE_PROJECT]), &store, &[], &protected, true, false);
         assert!(d.plan.is_empty(), "{:?}", d.plan);
-        let d = decide(
+        let d = trust(
             &scope(),
             &config,
             &server(&[EXT_CERTIFICATE_PROJECT]),
@@ -397,7 +530,7 @@ mod tests {
         let d = |access: &TrustAccess| {
             within(
                 access,
-                decide(
+                trust(
                     &scope(),
                     &config,
                     &server(&[EXT_CERTIFICATE_PROJECT]),
@@ -421,7 +554,7 @@ mod tests {
         assert_eq!((unknown.plan.add.len(), unknown.refusal), (1, None), "unknown rights: try, and let LXD answer");
         let old = within(
             &TrustAccess::Restricted,
-            decide(&scope(), &config, &server(&[]), &store, &reqs, &Protected::default(), true, false),
+            trust(&scope(), &config, &server(&[]), &store, &reqs, &Protected::default(), true, false),
         );
         assert!(old.refusal.is_some_and(|r| r.contains("restricted")), "before the certificate_project refusal");
     }

@@ -7,7 +7,7 @@ use crate::certs::test_certs;
 use crate::config::OPT_TRUST_PROJECTS;
 use crate::https::{KEY_ADDRESSES, KEY_CERTIFICATE, KEY_CERTIFICATE_FP, KEY_PROJECTS, KEY_VERSION};
 use crate::lxd::TrustEntry;
-use crate::ownership::Scope;
+use crate::ownership::{Owner, Scope};
 use crate::relation::Databag;
 use std::collections::BTreeSet;
 

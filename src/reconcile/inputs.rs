@@ -10,7 +10,7 @@ use crate::credentials::{self, CredentialProblem, Credentials};
 use crate::hook_tools::{ConnectionInputs, Juju, RelationInputs, ToolError};
 use crate::interfaces;
 use crate::limits;
-use crate::ownership::{Interface, Owner, app_of};
+use crate::ownership::{Interface, Owner, Scope, app_of};
 use crate::relation::{Databag, RelationView};
 use crate::requests::{MemberIntake, MemberRead, Protected, Taking};
 use crate::timeline;
@@ -18,19 +18,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What is read before LXD can be reached: credentials, config, the state cache.
+/// What the pass starts from, read before LXD can be reached: credentials, config, the state
+/// cache.
 #[derive(Debug)]
-pub struct Inputs {
-    pub credentials: Result<Credentials, CredentialProblem>,
+pub(crate) struct Start {
+    pub(crate) credentials: Result<Credentials, CredentialProblem>,
     /// Why the cloud credential was passed over for config, for the log.
-    pub note: Option<String>,
-    pub config: Config,
-    pub cache: Cache,
+    pub(crate) note: Option<String>,
+    pub(crate) config: Config,
+    pub(crate) cache: Cache,
     /// This unit is being removed: from now on it leaves LXD alone.
-    pub leaving: bool,
+    pub(crate) leaving: bool,
 }
 
-pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
+pub(crate) fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Start, ToolError> {
     let ConnectionInputs { credentials: answer, config, state } = juju.connection_inputs()?;
     timeline::mark("inputs: read");
     let config = Config::from_values(&config);
@@ -60,38 +61,68 @@ pub fn read(ctx: &HookContext, juju: &mut Juju) -> Result<Inputs, ToolError> {
     if leaving {
         cache.mark_leaving();
     }
-    Ok(Inputs { credentials, note, config, cache, leaving })
+    Ok(Start { credentials, note, config, cache, leaving })
+}
+
+/// All a pass read from Juju, each thing once: with `Observed`, everything `decide` looks at.
+#[derive(Debug)]
+pub(crate) struct Inputs {
+    /// Whose trust entries are ours: this model's application.
+    pub(crate) scope: Scope,
+    pub(crate) creds: Credentials,
+    /// Certificates no requirer may have trusted or withdrawn on its behalf.
+    pub(crate) protected: Protected,
+    pub(crate) config: Config,
+    /// This unit is being removed: from now on it leaves LXD alone.
+    pub(crate) leaving: bool,
+    pub(crate) relations: Relations,
+}
+
+/// The certificates no requirer may have trusted or withdrawn on its behalf: the integrator's
+/// own credential (removing it would lock the charm out) and the server's certificate.
+pub(crate) fn protected(creds: &Credentials) -> Protected {
+    let mut out = Protected::default();
+    let named = [
+        (&creds.tls.client_cert_pem, "the integrator's own credential certificate"),
+        (&creds.tls.server_cert_pem, "the LXD server's certificate"),
+    ];
+    for (pem, what) in named {
+        for block in certs::pem_blocks(pem).unwrap_or_default() {
+            out.fingerprints.insert(certs::fingerprint(&block.der), what);
+        }
+    }
+    out
 }
 
 /// Leadership and the live relations, read while LXD is observed.
 #[derive(Debug)]
-pub struct Relations {
-    pub leader: bool,
+pub(crate) struct Relations {
+    pub(crate) leader: bool,
     /// Just before `is-leader` answered: leadership is guaranteed for 30 s from here.
-    pub leadership_asked: Instant,
+    pub(crate) leadership_asked: Instant,
     /// The live relations: ids, endpoints, remote applications. Their databags are not kept
     /// (`units` and `app_data` stay empty): only what was read from them, below.
-    pub views: Vec<RelationView>,
+    pub(crate) views: Vec<RelationView>,
     /// What this unit last published: (relation id, is-app) → the keys its endpoint writes.
-    pub ours: BTreeMap<(u32, bool), Databag>,
+    pub(crate) ours: BTreeMap<(u32, bool), Databag>,
     /// What every remote member asked, read as its databag arrived; `interfaces::settle`
     /// settles it once LXD has answered.
-    pub asked: Vec<MemberRead>,
+    pub(crate) asked: Vec<MemberRead>,
     /// What each remote unit asked, digested (`quiet::request_digest`), for later change hooks.
-    pub digests: Vec<String>,
+    pub(crate) digests: Vec<String>,
 }
 
 /// Leadership and the ids of the live relations: all a quiet `update-status` reads of them.
 #[derive(Debug, Clone)]
-pub struct Leadership {
-    pub leader: bool,
+pub(crate) struct Leadership {
+    pub(crate) leader: bool,
     /// Just before `is-leader` answered: leadership is guaranteed for 30 s from here.
-    pub asked: Instant,
+    pub(crate) asked: Instant,
     /// Every relation of every endpoint (`api` first, then `https`), each id once.
-    pub relation_ids: Vec<(Interface, u32)>,
+    pub(crate) relation_ids: Vec<(Interface, u32)>,
 }
 
-pub fn read_leadership(juju: &mut Juju) -> Result<Leadership, ToolError> {
+pub(crate) fn read_leadership(juju: &mut Juju) -> Result<Leadership, ToolError> {
     let asked = Instant::now();
     let endpoints = Interface::ALL.map(Interface::endpoint);
     let RelationInputs { leader, relation_ids } = juju.relation_inputs(&endpoints)?;
@@ -105,7 +136,7 @@ pub fn read_leadership(juju: &mut Juju) -> Result<Leadership, ToolError> {
 }
 
 /// Reads leadership, then every live relation of every endpoint.
-pub fn read_relations(
+pub(crate) fn read_relations(
     ctx: &HookContext,
     juju: &mut Juju,
     publish: bool,
@@ -120,7 +151,7 @@ pub fn read_relations(
 /// out. With `publish`, this unit's own databags are read too (to write only what changed);
 /// only a leader that stays may read its application's bag. Requests are read out of the
 /// remote databags as they arrive (`protected`: certificates no requirer may ask for).
-pub fn read_databags(
+pub(crate) fn read_databags(
     ctx: &HookContext,
     juju: &mut Juju,
     leadership: Leadership,
@@ -144,7 +175,7 @@ pub fn read_databags(
 
 /// What remote `unit` of relation `rel` asks, digested as its databag is read: all a quiet
 /// change hook reads of it.
-pub fn unit_request_digest(juju: &mut Juju, rel: u32, unit: &str) -> Result<String, ToolError> {
+pub(crate) fn unit_request_digest(juju: &mut Juju, rel: u32, unit: &str) -> Result<String, ToolError> {
     let bag = [(rel, unit.to_string(), false)];
     let mut read = juju.relation_gets_into(&bag, vec![RequestDigest::new(rel, unit)], limits::DATABAG_BYTES)?;
     let digest =

@@ -2,32 +2,35 @@
 //! answers all of it. The server's facts and the members are checked here (`lxd::checked`),
 //! so nothing later publishes, remembers or passes on an unchecked value of LXD's.
 
-use super::decide::EXT_ACCESS_MANAGEMENT;
+use crate::access::EXT_ACCESS_MANAGEMENT;
 use crate::credentials::Credentials;
 use crate::endpoint::Endpoint;
 use crate::limits;
 use crate::lxd::{Connection, Connector, Identity, Lxd, LxdError, Member, ServerInfo, TrustEntry, checked};
 use crate::timeline;
 
-/// What one member told us, and the connection it told us on.
-pub struct Observed {
-    pub lxd: Connection,
-    pub server: ServerInfo,
-    pub members: Vec<Member>,
-    pub store: Vec<TrustEntry>,
+/// What one member told us: plain data, for `decide`. The connection it told us on is handed
+/// on beside it, to `apply`.
+#[derive(Debug)]
+pub(crate) struct Observed {
+    /// The member that answered every read.
+    pub(crate) endpoint: Endpoint,
+    pub(crate) server: ServerInfo,
+    pub(crate) members: Vec<Member>,
+    pub(crate) store: Vec<TrustEntry>,
     /// `GET /1.0/auth/identities/current`, read only where the server has `access_management`
     /// (LXD 5.21+): there `auth: trusted` no longer means the caller may change trust.
-    pub identity: Option<Result<Identity, LxdError>>,
+    pub(crate) identity: Option<Result<Identity, LxdError>>,
     /// What LXD said that was not taken (a member skipped, the server's name), one log line
     /// each, values shown cut and escaped.
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
 }
 
 /// LXD could not be used this pass: the error that says why, and how many endpoints were tried.
 #[derive(Debug)]
-pub struct NotObserved {
-    pub error: LxdError,
-    pub tried: usize,
+pub(crate) struct NotObserved {
+    pub(crate) error: LxdError,
+    pub(crate) tried: usize,
 }
 
 /// Tries the configured endpoint, then every member seen before: all present the same cluster
@@ -35,7 +38,11 @@ pub struct NotObserved {
 /// other answer is the truth about these credentials. A member counts as reachable only once
 /// it has answered every read of the pass: one that answers `GET /1.0` and then drops (dies
 /// mid-hook, a proxy cuts the connection) is skipped like one that never answered.
-pub fn observe(creds: &Credentials, known: &[String], connector: &dyn Connector) -> Result<Observed, NotObserved> {
+pub(crate) fn observe(
+    creds: &Credentials,
+    known: &[String],
+    connector: &dyn Connector,
+) -> Result<(Observed, Connection), NotObserved> {
     let mut candidates = vec![creds.endpoint.clone()];
     // A cache written by an older version may list more: each one down costs a connect timeout.
     for ep in known.iter().take(limits::FAILOVER_ENDPOINTS).filter_map(|url| Endpoint::parse(url).ok()) {
@@ -57,7 +64,7 @@ pub fn observe(creds: &Credentials, known: &[String], connector: &dyn Connector)
     Err(NotObserved { error: first_error.unwrap_or(fallback), tried: candidates.len() })
 }
 
-fn read_all(connector: &dyn Connector, ep: &Endpoint, creds: &Credentials) -> Result<Observed, LxdError> {
+fn read_all(connector: &dyn Connector, ep: &Endpoint, creds: &Credentials) -> Result<(Observed, Connection), LxdError> {
     timeline::mark("observe");
     let mut lxd = connector.connect(ep, &creds.tls)?;
     timeline::mark("observe: client ready");
@@ -85,7 +92,8 @@ fn read_all(connector: &dyn Connector, ep: &Endpoint, creds: &Credentials) -> Re
     } else {
         None
     };
-    Ok(Observed { lxd, server, members, store, identity, problems })
+    let endpoint = lxd.endpoint().clone();
+    Ok((Observed { endpoint, server, members, store, identity, problems }, lxd))
 }
 
 fn members(lxd: &mut dyn Lxd, server: &ServerInfo) -> Result<Vec<Member>, LxdError> {

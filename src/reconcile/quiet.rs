@@ -23,24 +23,24 @@ use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 
 /// Everything an `update-status` can learn without reading relation data.
-pub struct World<'a> {
-    pub creds: &'a Credentials,
-    pub config: &'a Config,
-    pub leader: bool,
-    pub leaving: bool,
+pub(crate) struct World<'a> {
+    pub(crate) creds: &'a Credentials,
+    pub(crate) config: &'a Config,
+    pub(crate) leader: bool,
+    pub(crate) leaving: bool,
     /// Every live relation of every endpoint.
-    pub relation_ids: &'a [(Interface, u32)],
-    pub server: &'a ServerInfo,
-    pub members: &'a [Member],
-    pub store: &'a [TrustEntry],
+    pub(crate) relation_ids: &'a [(Interface, u32)],
+    pub(crate) server: &'a ServerInfo,
+    pub(crate) members: &'a [Member],
+    pub(crate) store: &'a [TrustEntry],
     /// The caller's identity (LXD 5.21+): a permission granted or taken runs the full pass.
-    pub identity: Option<&'a Result<Identity, LxdError>>,
+    pub(crate) identity: Option<&'a Result<Identity, LxdError>>,
 }
 
 /// SHA-256 over a canonical rendering of `world`, hashed as it is rendered (the trust store's
 /// rendering grows with its entries). Only the digest is kept: the key inside the credentials
 /// never reaches the state store.
-pub fn digest(world: &World) -> String {
+pub(crate) fn digest(world: &World) -> String {
     let mut hash = Sha256::new();
     let mut text = Hashing(&mut hash);
     let tls = &world.creds.tls;
@@ -71,17 +71,17 @@ const JUJU_KEYS: [&str; 3] = ["private-address", "ingress-address", "egress-subn
 
 /// Hex digits kept of a request digest: 128 bits, so a requirer cannot make two of its own
 /// requests look alike.
-pub const REQUEST_DIGEST_CHARS: usize = 32;
+pub(crate) const REQUEST_DIGEST_CHARS: usize = 32;
 
 /// What remote `unit` of relation `rel` asks, digested: every key of its databag but Juju's,
 /// taken as the databag is read (`bag_stream`), so it is never held. Keys count in the order the
 /// tool prints them, which is the map's order (Juju prints each key once, sorted); printed in
 /// another order, the same databag only digests differently, which runs a full pass. A value
 /// over the bound it was read with counts by its length, in a form no value takes.
-pub struct RequestDigest(Sha256);
+pub(crate) struct RequestDigest(Sha256);
 
 impl RequestDigest {
-    pub fn new(rel: u32, unit: &str) -> RequestDigest {
+    pub(crate) fn new(rel: u32, unit: &str) -> RequestDigest {
         let mut digest = RequestDigest(Sha256::new());
         digest.part(rel.to_string().as_bytes());
         digest.part(unit.as_bytes());
@@ -94,7 +94,7 @@ impl RequestDigest {
         self.0.update(bytes);
     }
 
-    pub fn pair(&mut self, key: &str, value: Value<'_>) {
+    pub(crate) fn pair(&mut self, key: &str, value: Value<'_>) {
         if JUJU_KEYS.contains(&key) {
             return;
         }
@@ -108,7 +108,7 @@ impl RequestDigest {
         }
     }
 
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         let mut hex = certs::hex(&self.0.finalize());
         hex.truncate(REQUEST_DIGEST_CHARS);
         hex
@@ -123,16 +123,16 @@ impl Sink for RequestDigest {
 
 /// What a steady full pass left for the next `update-status` to compare with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Steady {
-    pub digest: String,
+pub(crate) struct Steady {
+    pub(crate) digest: String,
     /// When that full pass ran, Unix seconds.
-    pub at: i64,
+    pub(crate) at: i64,
     /// The first time one of the requested certificates expires, Unix seconds.
-    pub first_expiry: i64,
+    pub(crate) first_expiry: i64,
 }
 
 /// Whether an `update-status` that sees `digest` at `now` may skip the full pass.
-pub fn may_skip(steady: Option<&Steady>, digest: &str, now: i64) -> bool {
+pub(crate) fn may_skip(steady: Option<&Steady>, digest: &str, now: i64) -> bool {
     crate::timeline::mark("quiet: digest");
     steady.is_some_and(|s| {
         s.digest == digest

@@ -20,20 +20,20 @@ const STEADY: &str = "steady";
 /// Digests of what each remote unit asked in the last steady pass, one per line.
 const REQUESTS: &str = "requests";
 /// Digests of what was logged last, so the same lines are not logged every five minutes.
-pub const LOGGED_PROBLEMS: &str = "logged-problems";
-pub const LOGGED_NOTE: &str = "note";
+pub(crate) const LOGGED_PROBLEMS: &str = "logged-problems";
+pub(crate) const LOGGED_NOTE: &str = "note";
 /// What LXD said that was not taken (`lxd::checked`), logged once until it changes.
-pub const LOGGED_LXD: &str = "logged-lxd";
+pub(crate) const LOGGED_LXD: &str = "logged-lxd";
 
 /// The cache as read at the start of the pass, and as it should be at the end.
 #[derive(Debug, Clone, Default)]
-pub struct Cache {
+pub(crate) struct Cache {
     before: BTreeMap<String, String>,
     after: BTreeMap<String, String>,
 }
 
 impl Cache {
-    pub fn new(read: BTreeMap<String, String>) -> Cache {
+    pub(crate) fn new(read: BTreeMap<String, String>) -> Cache {
         let mut after = read.clone();
         // Only a pass that finds the unit steady again keeps it steady (`remember_steady`):
         // one that could not reach LXD or had no credentials set another status, which a
@@ -43,35 +43,35 @@ impl Cache {
         Cache { after, before: read }
     }
 
-    pub fn leaving(&self) -> bool {
+    pub(crate) fn leaving(&self) -> bool {
         self.before.contains_key(LEAVING)
     }
 
-    pub fn mark_leaving(&mut self) {
+    pub(crate) fn mark_leaving(&mut self) {
         self.after.insert(LEAVING.into(), "true".into());
     }
 
     /// Member endpoints seen before, for failover when the configured one is down.
-    pub fn known_endpoints(&self) -> Vec<String> {
+    pub(crate) fn known_endpoints(&self) -> Vec<String> {
         self.before.get(ENDPOINTS).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default()
     }
 
     /// Remembers the first few member URLs (`limits::FAILOVER_ENDPOINTS`), however many LXD
     /// lists: a bounded value, and a bounded number of endpoints a later hook may try.
-    pub fn remember_endpoints(&mut self, urls: &[&String]) {
+    pub(crate) fn remember_endpoints(&mut self, urls: &[&String]) {
         let urls = checked::failover(urls.iter().copied());
         self.after.insert(ENDPOINTS.into(), serde_json::to_string(&urls).unwrap_or_default());
     }
 
     /// True when `version` differs from the one last set, and remembers it.
-    pub fn version_changed(&mut self, version: &str) -> bool {
+    pub(crate) fn version_changed(&mut self, version: &str) -> bool {
         let changed = self.before.get(VERSION).map(String::as_str) != Some(version);
         self.after.insert(VERSION.into(), version.into());
         changed
     }
 
     /// What the last steady full pass left, if the last full pass was steady.
-    pub fn steady(&self) -> Option<Steady> {
+    pub(crate) fn steady(&self) -> Option<Steady> {
         let text = self.before.get(STEADY)?;
         let mut parts = text.split(' ');
         let digest = parts.next()?.to_string();
@@ -83,7 +83,7 @@ impl Cache {
     /// Remembers `steady`, keeping the time of the one before when it said the same and is
     /// less than half `limits::FULL_PASS_EVERY` old: a pass over the same input then writes
     /// nothing, and the periodic full pass still comes within the hour.
-    pub fn remember_steady(&mut self, steady: Option<&Steady>) {
+    pub(crate) fn remember_steady(&mut self, steady: Option<&Steady>) {
         let Some(new) = steady else {
             self.after.remove(STEADY);
             return;
@@ -103,13 +103,13 @@ impl Cache {
     }
 
     /// Whether the last steady pass saw this request digest (`quiet::request_digest`).
-    pub fn saw_request(&self, digest: &str) -> bool {
+    pub(crate) fn saw_request(&self, digest: &str) -> bool {
         self.before.get(REQUESTS).is_some_and(|text| text.lines().any(|line| line == digest))
     }
 
     /// Remembers the request digests of a steady pass, when they fit one state value (about
     /// 1,900 remote units); past that, relation hooks simply run the full pass.
-    pub fn remember_requests(&mut self, mut digests: Vec<String>) {
+    pub(crate) fn remember_requests(&mut self, mut digests: Vec<String>) {
         digests.sort();
         let text = digests.join("\n");
         if text.len() <= limits::STATE_VALUE_BYTES {
@@ -118,7 +118,7 @@ impl Cache {
     }
 
     /// True when `status` differs from the one last set, and remembers it.
-    pub fn status_changed(&mut self, status: &Status) -> bool {
+    pub(crate) fn status_changed(&mut self, status: &Status) -> bool {
         let key = format!("{}:{}", status.kind.as_str(), status.message);
         let changed = self.before.get(STATUS) != Some(&key);
         self.after.insert(STATUS.into(), key);
@@ -126,13 +126,19 @@ impl Cache {
     }
 
     /// Whether `status` is the one the last pass set.
-    pub fn is_last_status(&self, status: &Status) -> bool {
+    pub(crate) fn is_last_status(&self, status: &Status) -> bool {
         self.before.get(STATUS) == Some(&format!("{}:{}", status.kind.as_str(), status.message))
     }
 
     /// Logs `lines` at `level` only when they differ from what was logged last time under
     /// `key`, so a requirer's garbage is reported once, not every five minutes.
-    pub fn log_once(&mut self, juju: &mut Juju, key: &str, level: LogLevel, lines: &[String]) -> Result<(), ToolError> {
+    pub(crate) fn log_once(
+        &mut self,
+        juju: &mut Juju,
+        key: &str,
+        level: LogLevel,
+        lines: &[String],
+    ) -> Result<(), ToolError> {
         let digest = if lines.is_empty() { String::new() } else { certs::fingerprint(lines.join("\n").as_bytes()) };
         if self.before.get(key).map(String::as_str).unwrap_or("") == digest {
             return Ok(());
@@ -145,7 +151,7 @@ impl Cache {
     /// Writes the keys that changed, in one `state-set`; a removed key is written empty. A value
     /// past `limits::STATE_VALUE_BYTES` (none is, by the bounds above) is written empty too:
     /// the cache only saves work, and `state-set` refusing it would fail the hook.
-    pub fn save(&self, juju: &mut Juju) -> Result<(), ToolError> {
+    pub(crate) fn save(&self, juju: &mut Juju) -> Result<(), ToolError> {
         let fits = |v: &String| if v.len() <= limits::STATE_VALUE_BYTES { v.clone() } else { String::new() };
         let mut changed: BTreeMap<String, String> = self
             .after

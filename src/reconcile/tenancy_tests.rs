@@ -9,7 +9,7 @@ use crate::certs::test_certs;
 use crate::config::OPT_TRUST_PROJECTS;
 use crate::https::{KEY_CERTIFICATE, KEY_PROJECT, KEY_PROJECTS, KEY_VERSION};
 use crate::lxd::TrustEntry;
-use crate::ownership::Scope;
+use crate::ownership::{Owner, Scope};
 use crate::refusal::KEY_REFUSED;
 use crate::relation::{Databag, KEY_CLIENT_CERTS, KEY_NODES};
 

@@ -2,6 +2,7 @@
 //! (The end-to-end tests run the same pass against real processes and a real cluster.)
 
 use super::*;
+use crate::access::EXT_ACCESS_MANAGEMENT;
 use crate::certs::test_certs;
 use crate::config::OPT_TRUST_PROJECTS;
 use crate::lxd::TrustEntry;
