@@ -137,3 +137,46 @@ impl Profile {
         o
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_of_the_same_shape_align_whatever_the_threads_interleaving_and_a_longer_run_is_left_out() {
+        let text = "\
+1000 main main
+1100 main config-get
+1400 ThreadId(2) observe
+1500 main config-get
+2000 main exit
+5000 main main
+5100 main config-get
+5150 main config-get
+5200 ThreadId(3) observe
+7000 main exit
+9000 main main
+9100 main config-get
+9200 main config-get
+9300 ThreadId(2) observe
+9400 main state-set
+20000 main exit
+";
+        let (marks, left_out) = marks(text).expect("marks");
+        assert_eq!(left_out, 1);
+        let at: Vec<(&str, &str, usize)> =
+            marks.iter().map(|m| (m.what.as_str(), m.thread.as_str(), m.at_ms.len())).collect();
+        assert_eq!(
+            at,
+            [
+                ("main", "main", 2),
+                ("config-get", "main", 2),
+                ("observe", "LXD", 2),
+                ("config-get", "main", 2),
+                ("exit", "main", 2)
+            ]
+        );
+        // The second config-get of each run is the same mark: 0.5 and 0.15 ms after main.
+        assert_eq!(marks[3].at_ms, [0.5, 0.15]);
+    }
+}
