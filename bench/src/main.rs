@@ -972,6 +972,13 @@ fn sh(cmd: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The 1, 5 and 15 minute load averages, as `/proc/loadavg` gives them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -1015,7 +1022,7 @@ fn render(
     let _ = writeln!(o, "### Machine\n\n{}", machine());
     let _ = writeln!(
         o,
-        "Run: `make bench{}` ({:.0} s). Times in ms, median (min–max) of {reps} runs ({steady} for the steady `update-status`, 3 for N=100 and for the other rows at {LARGE_WORLD} units, 1 for N=1000); LXD requests and peak RSS from {ireps} separate instrumented run(s) (1 for N≥100 and for {LARGE_WORLD} units). The machine was shared with other builds while it ran: compare ratios, not milliseconds.\n",
+        "Run: `make bench{}` ({:.0} s). Times in ms, median (min–max) of {reps} runs ({steady} for the steady `update-status`, 3 for N=100 and for the other rows at {LARGE_WORLD} units, 1 for N=1000); LXD requests and peak RSS from {ireps} separate instrumented run(s) (1 for N≥100 and for {LARGE_WORLD} units). The machine runs the 3 LXD members, the simulator and the bench together (load average when this was written: {}): compare ratios, not milliseconds.\n",
         if b.opts.quick {
             " BENCH_ARGS=--quick"
         } else if b.opts.with_1000 {
@@ -1023,7 +1030,8 @@ fn render(
         } else {
             ""
         },
-        took.as_secs_f64()
+        took.as_secs_f64(),
+        load_average()
     );
     let _ = writeln!(o, "### Per hook\n");
     let _ = writeln!(
