@@ -160,8 +160,13 @@ pub struct Agent {
     pub calls: Vec<Call>,
     /// User secrets by ID (the part after `secret:`).
     pub secrets: BTreeMap<String, Secret>,
-    /// Whether `secret-get` exists (Juju >= 3.0).
-    pub secrets_available: bool,
+    /// Tools this agent does not have, as an older Juju lacks them (`secret-get` before 3.0,
+    /// `goal-state` before 2.4): calling one fails to spawn, as a tool not on `PATH` does
+    /// (`ToolError::Missing`).
+    pub missing: BTreeSet<String>,
+    /// Answers given instead of the model's, each to the next call of its tool, in order
+    /// (`answer_next`). Public so that tests can still build an agent field by field.
+    pub injected: Vec<(String, ToolOutput)>,
 }
 
 impl Default for Agent {
@@ -183,7 +188,8 @@ impl Default for Agent {
             action: None,
             calls: Vec::new(),
             secrets: BTreeMap::new(),
-            secrets_available: true,
+            missing: BTreeSet::new(),
+            injected: Vec::new(),
         }
     }
 }
@@ -219,6 +225,14 @@ impl Agent {
     /// Relation `rel` on the endpoint of `interface` with application `app`, created empty if new.
     pub fn relate_on(&mut self, interface: Interface, rel: u32, app: &str) -> &mut Remote {
         self.remote.entry(rel).or_insert_with(|| Remote { interface, app: app.into(), ..Remote::default() })
+    }
+
+    /// The next call of `tool` gets `output` instead of what the model would answer, and
+    /// changes nothing: a fault injected into this one agent (a controller that drops the
+    /// connection, an answer a newer Juju might give), never a second model of it. The call is
+    /// recorded in `calls` like any other, and the kernel's argv limits still come first.
+    pub fn answer_next(&mut self, tool: &str, output: ToolOutput) {
+        self.injected.push((tool.to_string(), output));
     }
 
     /// Starts running an action with `params`.
@@ -308,10 +322,16 @@ impl Agent {
     }
 
     fn dispatch(&mut self, tool: &str, args: &Args, stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
+        if self.missing.contains(tool) {
+            return Err(ToolError::Missing(tool.to_string()));
+        }
+        if let Some(at) = self.injected.iter().position(|(t, _)| t == tool) {
+            return Ok(self.injected.remove(at).1);
+        }
         match tool {
             "credential-get" if self.trusted => ok_json(&self.credential),
             "credential-get" => fail(1, "cannot access cloud credentials: permission denied"),
-            "secret-get" if self.secrets_available => self.secret_get(args),
+            "secret-get" => self.secret_get(args),
             "config-get" => match args.positional.first() {
                 Some(key) => ok_json(self.config.get(key).unwrap_or(&serde_json::Value::Null)),
                 None => ok_json(&self.config),
@@ -1129,7 +1149,7 @@ mod tests {
         assert_eq!(get(&mut agent, &[]).2, "ERROR permission denied");
         agent.secrets.clear();
         assert_eq!(get(&mut agent, &[]).2, format!("ERROR secret \"{uri}\" not found"));
-        agent.secrets_available = false;
+        agent.missing.insert("secret-get".into());
         assert!(matches!(agent.run("secret-get", &[&uri], None), Err(ToolError::Missing(_))));
     }
 
@@ -1155,6 +1175,22 @@ mod tests {
         lock(&cluster).up.insert(ep.url(), false);
         assert!(lxd.restrict_trust("fp", None).is_err(), "down");
         assert_eq!(lock(&cluster).writes, 3, "the refused write counts too");
+    }
+
+    #[test]
+    fn an_injected_answer_is_given_once_recorded_and_changes_nothing() {
+        let mut agent = Agent::leader();
+        agent.relate(3, "req");
+        agent.answer_next("relation-set", output(1, "connection refused"));
+        let bag: Databag = [("a".to_string(), "b".to_string())].into();
+        let err = Juju::new(&mut agent).relation_set(3, true, &bag).expect_err("injected");
+        assert_eq!(err.to_string(), "hook tool relation-set failed (exit 1): ERROR connection refused");
+        assert!(agent.published(3, true).is_empty(), "the model was not asked");
+        Juju::new(&mut agent).relation_set(3, true, &bag).expect("the model answers again");
+        assert_eq!(agent.published(3, true), bag);
+        assert_eq!(agent.calls.len(), 2);
+        agent.missing.insert("is-leader".into());
+        assert!(matches!(agent.run("is-leader", &["--format=json"], None), Err(ToolError::Missing(_))));
     }
 
     #[test]
