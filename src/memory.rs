@@ -1,13 +1,23 @@
-//! An in-memory unit agent and LXD, for tests, fuzzing and property checks; never used by the
-//! binary.
+//! The in-memory unit agent and LXD, for tests, fuzzing and property checks; never used by the
+//! binary. They are the one model of each world: a test that needs a unit agent or an LXD uses
+//! these, or a front over them, never a stand-in of its own.
 //!
 //! `Agent` answers the hook tools the way a real unit does, limits included: an argument too
 //! long for `execve` fails as `E2BIG` before the tool runs, a databag or the unit state grown
 //! past what the controller stores fails the call. Every call the charm makes is kept, argv
 //! and stdin whole, so a test can measure what the charm wrote and look for what it must never
-//! repeat. `Cluster` is an LXD trust store behind `MemoryConnector`, with members that can be
-//! taken down one by one; it trusts the charm by a flag or, as LXD does, by the charm's
-//! certificate being in the store, and counts every write so a test can tell who wrote.
+//! repeat. What a healthy agent would not say is injected into it, not scripted beside it:
+//! `Agent::answer_next` (one answer for the next call of a tool) and `Agent::missing` (tools an
+//! older Juju lacks). jujusim, the process-level simulator, holds the same rules (argv shapes,
+//! Juju's limits, error texts and exit codes; `jujusim/README.md` says which tests hold each).
+//!
+//! `Cluster` is an LXD: its trust store (each entry with its certificate), the certificates
+//! fine-grained identities hold, the caller's identity, and members that can be taken down one
+//! by one. It trusts the charm by a flag or, as LXD does, by the charm's certificate being in
+//! the store, and counts every write so a test can tell who wrote. What LXD decides about its
+//! trust store is in `Cluster`'s methods, which both of its fronts call: `MemoryLxd` (behind
+//! `MemoryConnector`) in process, and the HTTPS fake LXD of `tests/e2e/fake_lxd.rs`, which adds
+//! only how a given server version words its answers over HTTP.
 
 use crate::certs;
 use crate::credentials::TlsCredentials;
@@ -1191,6 +1201,15 @@ mod tests {
         assert_eq!(agent.calls.len(), 2);
         agent.missing.insert("is-leader".into());
         assert!(matches!(agent.run("is-leader", &["--format=json"], None), Err(ToolError::Missing(_))));
+    }
+
+    // jujusim, the process-level simulator, keeps its own copy of these: both agents must
+    // refuse the same calls.
+    #[test]
+    fn the_agent_and_jujusim_hold_the_same_juju_limits() {
+        assert_eq!(limits::DATABAG_BYTES, jujusim::model::MAX_DATABAG_BYTES);
+        assert_eq!(limits::STATE_KEY_BYTES, jujusim::model::MAX_STATE_KEY_BYTES);
+        assert_eq!(limits::STATE_VALUE_BYTES, jujusim::model::MAX_STATE_VALUE_BYTES);
     }
 
     #[test]
