@@ -643,59 +643,37 @@ pub fn parse_relation_id(id: &str) -> Option<u32> {
 }
 
 #[cfg(test)]
-pub(crate) mod fake {
-    //! An in-memory stand-in for the tools, for unit tests of the reconcile's decisions.
+mod tests {
     use super::*;
+    use crate::memory::Agent;
 
-    #[derive(Default)]
-    pub(crate) struct ScriptedTools {
-        pub(crate) answers: Vec<(String, ToolOutput)>,
-        pub(crate) calls: Vec<(String, Vec<String>, Option<String>)>,
-    }
-
-    impl HookTools for ScriptedTools {
-        fn run(&mut self, tool: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
-            self.calls.push((
-                tool.to_string(),
-                args.iter().map(|a| a.to_string()).collect(),
-                stdin.map(|s| String::from_utf8_lossy(s).into_owned()),
-            ));
-            match self.answers.iter().position(|(t, _)| t == tool) {
-                Some(i) => Ok(self.answers.remove(i).1),
-                None => Err(ToolError::Missing(tool.to_string())),
-            }
-        }
-    }
-
-    pub(crate) fn ok(stdout: &str) -> ToolOutput {
+    fn ok(stdout: &str) -> ToolOutput {
         ToolOutput { code: 0, stdout: stdout.as_bytes().to_vec(), stderr: vec![] }
     }
 
-    pub(crate) fn fail(code: i32, stderr: &str) -> ToolOutput {
+    fn fail(code: i32, stderr: &str) -> ToolOutput {
         ToolOutput { code, stdout: vec![], stderr: stderr.as_bytes().to_vec() }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fake::*;
-    use super::*;
 
     #[test]
     fn goal_state_tells_a_unit_being_removed() {
+        let mut agent = Agent::leader();
+        assert!(!Juju::new(&mut agent).unit_dying("lxd-integrator/0").expect("read"));
+        agent.dying = true;
+        assert!(Juju::new(&mut agent).unit_dying("lxd-integrator/0").expect("read"));
+        // The agent shows its own unit only; Juju also lists its peers, alive or not.
         let goal = r#"{"units":{"lxd-integrator/0":{"status":"dying","since":"2026-01-01 00:00:00Z"},"lxd-integrator/1":{"status":"active"}},"relations":{}}"#;
         for (unit, dying) in [("lxd-integrator/0", true), ("lxd-integrator/1", false), ("lxd-integrator/2", false)] {
-            let mut tools = ScriptedTools::default();
-            tools.answers.push(("goal-state".into(), ok(goal)));
-            assert_eq!(Juju::new(&mut tools).unit_dying(unit).expect("read"), dying, "{unit}");
+            agent.answer_next("goal-state", ok(goal));
+            assert_eq!(Juju::new(&mut agent).unit_dying(unit).expect("read"), dying, "{unit}");
         }
-        let mut tools = ScriptedTools::default();
-        assert!(!Juju::new(&mut tools).unit_dying("lxd-integrator/0").expect("no goal-state: nothing known"));
-        tools.answers.push(("goal-state".into(), fail(1, "ERROR connection refused")));
+        agent.answer_next("goal-state", fail(1, "ERROR connection refused"));
         assert!(
-            Juju::new(&mut tools).unit_dying("lxd-integrator/0").is_err(),
+            Juju::new(&mut agent).unit_dying("lxd-integrator/0").is_err(),
             "a failing agent fails the hook, which Juju retries"
         );
+        agent.missing.insert("goal-state".into());
+        assert!(!Juju::new(&mut agent).unit_dying("lxd-integrator/0").expect("no goal-state: nothing known"));
     }
 
     #[test]
@@ -708,63 +686,61 @@ mod tests {
 
     #[test]
     fn credential_get_distinguishes_untrusted_missing_and_granted() {
-        let mut t = ScriptedTools::default();
-        t.answers
-            .push(("credential-get".into(), fail(1, "ERROR cannot access cloud credentials: permission denied\n")));
-        assert!(matches!(Juju::new(&mut t).credential_get(), Ok(CredentialAnswer::NotTrusted)));
-        let mut t = ScriptedTools::default();
-        assert!(matches!(Juju::new(&mut t).credential_get(), Ok(CredentialAnswer::Unsupported)));
-        let mut t = ScriptedTools::default();
-        t.answers.push(("credential-get".into(), ok("{\"type\":\"lxd\"}\n")));
-        assert!(matches!(Juju::new(&mut t).credential_get(), Ok(CredentialAnswer::Granted(_))));
-        let mut t = ScriptedTools::default();
-        t.answers.push(("credential-get".into(), fail(1, "ERROR connection refused\n")));
-        assert!(matches!(Juju::new(&mut t).credential_get(), Err(ToolError::Failed { .. })));
+        let mut untrusted = Agent::default();
+        assert!(matches!(Juju::new(&mut untrusted).credential_get(), Ok(CredentialAnswer::NotTrusted)));
+        let mut trusted = Agent::leader();
+        assert!(matches!(Juju::new(&mut trusted).credential_get(), Ok(CredentialAnswer::Granted(_))));
+        trusted.answer_next("credential-get", fail(1, "ERROR connection refused\n"));
+        assert!(matches!(Juju::new(&mut trusted).credential_get(), Err(ToolError::Failed { .. })));
+        trusted.missing.insert("credential-get".into());
+        assert!(matches!(Juju::new(&mut trusted).credential_get(), Ok(CredentialAnswer::Unsupported)));
     }
 
     #[test]
     fn secret_get_tells_content_from_what_the_operator_must_fix() {
-        let uri = "secret:cn3q8gvmp25c7bt7nqkg";
-        let get = |answer: Option<ToolOutput>| {
-            let mut t = ScriptedTools::default();
-            t.answers.extend(answer.map(|a| ("secret-get".to_string(), a)));
-            let got = Juju::new(&mut t).secret_get(uri, true);
-            (got, t.calls)
-        };
-        let (got, calls) = get(Some(ok("{\"client-key\":\"KEY\",\"endpoint\":\"https://x\"}\n")));
+        let id = "cn3q8gvmp25c7bt7nqkg";
+        let mut agent = Agent::leader();
+        let uri = agent.add_secret(id, &[("client-key", "KEY"), ("endpoint", "https://x")]);
+        let got = Juju::new(&mut agent).secret_get(&uri, true);
         let Ok(SecretAnswer::Content(content)) = got else { panic!("{got:?}") };
         assert_eq!(content.0["client-key"], "KEY");
         assert_eq!(format!("{content:?}"), "{\"client-key\", \"endpoint\"}", "Debug names keys only");
-        assert_eq!(calls[0].1, [uri, "--format=json", "--refresh"]);
-        assert_eq!(get(Some(fail(1, "ERROR permission denied\n"))).0.ok(), Some(SecretAnswer::NotGranted));
-        assert_eq!(
-            get(Some(fail(1, &format!("ERROR secret \"{uri}\" not found\n")))).0.ok(),
-            Some(SecretAnswer::NotFound)
-        );
-        assert_eq!(get(None).0.ok(), Some(SecretAnswer::Unsupported), "no secret-get before Juju 3.0");
-        assert!(matches!(get(Some(fail(1, "ERROR connection is shut down\n"))).0, Err(ToolError::Failed { .. })));
+        assert_eq!(agent.calls[0].args, [uri.as_str(), "--format=json", "--refresh"]);
+        agent.secrets.values_mut().for_each(|s| s.granted = false);
+        assert_eq!(Juju::new(&mut agent).secret_get(&uri, true).ok(), Some(SecretAnswer::NotGranted));
+        agent.secrets.clear();
+        assert_eq!(Juju::new(&mut agent).secret_get(&uri, true).ok(), Some(SecretAnswer::NotFound));
+        agent.answer_next("secret-get", fail(1, "ERROR connection is shut down\n"));
+        assert!(matches!(Juju::new(&mut agent).secret_get(&uri, true), Err(ToolError::Failed { .. })));
         // Output that is not a map of strings is refused without quoting it.
-        let Err(err) = get(Some(ok("{\"client-key\": 42, \"x\": \"KEY-MATERIAL\"}"))).0 else { panic!("accepted") };
+        agent.answer_next("secret-get", ok("{\"client-key\": 42, \"x\": \"KEY-MATERIAL\"}"));
+        let Err(err) = Juju::new(&mut agent).secret_get(&uri, true) else { panic!("accepted") };
         assert!(!err.to_string().contains("KEY-MATERIAL") && !err.to_string().contains("42"), "{err}");
+        agent.missing.insert("secret-get".into());
+        assert_eq!(
+            Juju::new(&mut agent).secret_get(&uri, true).ok(),
+            Some(SecretAnswer::Unsupported),
+            "no secret-get before Juju 3.0"
+        );
     }
 
     #[test]
     fn relation_set_sends_values_on_stdin_not_argv() {
-        let mut t = ScriptedTools::default();
-        t.answers.push(("relation-set".into(), ok("")));
+        let mut agent = Agent::leader();
+        agent.relate(4, "req");
         let bag: Databag = [("nodes".to_string(), "[{\"a\":\"b=c\"}]".to_string())].into();
-        Juju::new(&mut t).relation_set(4, true, &bag).expect("set");
-        let (tool, args, stdin) = &t.calls[0];
-        assert_eq!(tool, "relation-set");
-        assert_eq!(args, &["-r", "4", "--app", "--file", "-"]);
-        assert_eq!(stdin.as_deref(), Some("{\"nodes\":\"[{\\\"a\\\":\\\"b=c\\\"}]\"}"));
+        Juju::new(&mut agent).relation_set(4, true, &bag).expect("set");
+        let call = &agent.calls[0];
+        assert_eq!(call.tool, "relation-set");
+        assert_eq!(call.args, ["-r", "4", "--app", "--file", "-"]);
+        assert_eq!(call.stdin.as_deref(), Some(&b"{\"nodes\":\"[{\\\"a\\\":\\\"b=c\\\"}]\"}"[..]));
+        assert_eq!(agent.published(4, true), bag);
     }
 
     #[test]
     fn a_failing_action_get_is_named_as_itself() {
-        let mut t = ScriptedTools::default();
-        t.answers.push(("action-get".into(), fail(1, "ERROR not running an action\n")));
-        let err = Juju::new(&mut t).action_get().expect_err("fails");
+        let mut agent = Agent::leader();
+        let err = Juju::new(&mut agent).action_get().expect_err("not running an action");
         assert_eq!(err.to_string(), "hook tool action-get failed (exit 1): ERROR not running an action");
     }
 
@@ -784,13 +760,13 @@ mod tests {
 
     #[test]
     fn action_results_are_bounded_whatever_they_list() {
-        let mut t = ScriptedTools::default();
-        t.answers.push(("action-set".into(), ok("")));
+        let mut agent = Agent::leader();
+        agent.start_action(BTreeMap::new());
         let pairs: Vec<(String, String)> = (0..10_000).map(|i| (format!("k.{i}"), "v".repeat(100))).collect();
         let mut pairs = pairs;
         pairs.insert(0, ("huge".into(), "y".repeat(1 << 20)));
-        Juju::new(&mut t).action_set(&pairs).expect("set");
-        let (_, args, _) = &t.calls[0];
+        Juju::new(&mut agent).action_set(&pairs).expect("set");
+        let args = &agent.calls[0].args;
         assert!(args.iter().all(|a| a.len() <= limits::ACTION_VALUE_BYTES + 8));
         assert!(args.iter().map(String::len).sum::<usize>() <= limits::ACTION_RESULTS_BYTES + 64);
         assert!(args.last().is_some_and(|a| a.starts_with("results-not-shown=")), "{:?}", args.last());
@@ -798,9 +774,9 @@ mod tests {
 
     #[test]
     fn a_failing_tool_is_an_error_with_its_message() {
-        let mut t = ScriptedTools::default();
-        t.answers.push(("is-leader".into(), fail(1, "ERROR boom\n")));
-        let err = Juju::new(&mut t).is_leader().expect_err("fails");
+        let mut agent = Agent::leader();
+        agent.answer_next("is-leader", fail(1, "ERROR boom\n"));
+        let err = Juju::new(&mut agent).is_leader().expect_err("fails");
         assert_eq!(err.to_string(), "hook tool is-leader failed (exit 1): ERROR boom");
     }
 }

@@ -37,8 +37,9 @@
 //! ```
 //!
 //! Only the boundaries do I/O, besides `legacy`, which removes the files the Python charm left
-//! in the charm directory on `install` and `upgrade-charm`. `memory` (an in-memory unit agent
-//! and LXD) is test support: compiled for the tests and with the `testkit` feature that the
+//! in the charm directory on `install` and `upgrade-charm`. `memory` (the in-memory unit agent
+//! and LXD, the one model of each that every test uses; the e2e fake LXD serves its `Cluster`
+//! over HTTPS) is test support: compiled for the tests and with the `testkit` feature that the
 //! fuzz targets and benchmarks enable, never into the charm.
 
 pub(crate) mod access;
@@ -60,7 +61,7 @@ pub(crate) mod interfaces;
 pub(crate) mod legacy;
 pub mod limits;
 pub mod lxd;
-/// An in-memory unit agent and LXD for tests, fuzzing and property checks: test support,
+/// The in-memory unit agent and LXD for tests, fuzzing and property checks: test support,
 /// compiled only for tests and with the `testkit` feature, never into the charm.
 #[cfg(any(test, feature = "testkit"))]
 pub mod memory;

@@ -1,13 +1,23 @@
-//! An in-memory unit agent and LXD, for tests, fuzzing and property checks; never used by the
-//! binary.
+//! The in-memory unit agent and LXD, for tests, fuzzing and property checks; never used by the
+//! binary. They are the one model of each world: a test that needs a unit agent or an LXD uses
+//! these, or a front over them, never a stand-in of its own.
 //!
 //! `Agent` answers the hook tools the way a real unit does, limits included: an argument too
 //! long for `execve` fails as `E2BIG` before the tool runs, a databag or the unit state grown
 //! past what the controller stores fails the call. Every call the charm makes is kept, argv
 //! and stdin whole, so a test can measure what the charm wrote and look for what it must never
-//! repeat. `Cluster` is an LXD trust store behind `MemoryConnector`, with members that can be
-//! taken down one by one; it trusts the charm by a flag or, as LXD does, by the charm's
-//! certificate being in the store, and counts every write so a test can tell who wrote.
+//! repeat. What a healthy agent would not say is injected into it, not scripted beside it:
+//! `Agent::answer_next` (one answer for the next call of a tool) and `Agent::missing` (tools an
+//! older Juju lacks). jujusim, the process-level simulator, holds the same rules (argv shapes,
+//! Juju's limits, error texts and exit codes; `jujusim/README.md` says which tests hold each).
+//!
+//! `Cluster` is an LXD: its trust store (each entry with its certificate), the certificates
+//! fine-grained identities hold, the caller's identity, and members that can be taken down one
+//! by one. It trusts the charm by a flag or, as LXD does, by the charm's certificate being in
+//! the store, and counts every write so a test can tell who wrote. What LXD decides about its
+//! trust store is in `Cluster`'s methods, which both of its fronts call: `MemoryLxd` (behind
+//! `MemoryConnector`) in process, and the HTTPS fake LXD of `tests/e2e/fake_lxd.rs`, which adds
+//! only how a given server version words its answers over HTTP.
 
 use crate::certs;
 use crate::credentials::TlsCredentials;
@@ -160,8 +170,13 @@ pub struct Agent {
     pub calls: Vec<Call>,
     /// User secrets by ID (the part after `secret:`).
     pub secrets: BTreeMap<String, Secret>,
-    /// Whether `secret-get` exists (Juju >= 3.0).
-    pub secrets_available: bool,
+    /// Tools this agent does not have, as an older Juju lacks them (`secret-get` before 3.0,
+    /// `goal-state` before 2.4): calling one fails to spawn, as a tool not on `PATH` does
+    /// (`ToolError::Missing`).
+    pub missing: BTreeSet<String>,
+    /// Answers given instead of the model's, each to the next call of its tool, in order
+    /// (`answer_next`). Public so that tests can still build an agent field by field.
+    pub injected: Vec<(String, ToolOutput)>,
 }
 
 impl Default for Agent {
@@ -183,7 +198,8 @@ impl Default for Agent {
             action: None,
             calls: Vec::new(),
             secrets: BTreeMap::new(),
-            secrets_available: true,
+            missing: BTreeSet::new(),
+            injected: Vec::new(),
         }
     }
 }
@@ -219,6 +235,14 @@ impl Agent {
     /// Relation `rel` on the endpoint of `interface` with application `app`, created empty if new.
     pub fn relate_on(&mut self, interface: Interface, rel: u32, app: &str) -> &mut Remote {
         self.remote.entry(rel).or_insert_with(|| Remote { interface, app: app.into(), ..Remote::default() })
+    }
+
+    /// The next call of `tool` gets `output` instead of what the model would answer, and
+    /// changes nothing: a fault injected into this one agent (a controller that drops the
+    /// connection, an answer a newer Juju might give), never a second model of it. The call is
+    /// recorded in `calls` like any other, and the kernel's argv limits still come first.
+    pub fn answer_next(&mut self, tool: &str, output: ToolOutput) {
+        self.injected.push((tool.to_string(), output));
     }
 
     /// Starts running an action with `params`.
@@ -308,10 +332,16 @@ impl Agent {
     }
 
     fn dispatch(&mut self, tool: &str, args: &Args, stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
+        if self.missing.contains(tool) {
+            return Err(ToolError::Missing(tool.to_string()));
+        }
+        if let Some(at) = self.injected.iter().position(|(t, _)| t == tool) {
+            return Ok(self.injected.remove(at).1);
+        }
         match tool {
             "credential-get" if self.trusted => ok_json(&self.credential),
             "credential-get" => fail(1, "cannot access cloud credentials: permission denied"),
-            "secret-get" if self.secrets_available => self.secret_get(args),
+            "secret-get" => self.secret_get(args),
             "config-get" => match args.positional.first() {
                 Some(key) => ok_json(self.config.get(key).unwrap_or(&serde_json::Value::Null)),
                 None => ok_json(&self.config),
@@ -659,6 +689,11 @@ fn ok_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<ToolOutput, ToolEr
 }
 
 /// An LXD cluster in memory: members, the trust store, and faults to inject.
+///
+/// What the server decides about its trust store (who may change it, what it accepts, what a
+/// duplicate is) lives in the methods `add`, `remove`, `patch` and `allows`, so both fronts
+/// over it, `MemoryLxd` in process and the HTTPS fake of `tests/e2e`, keep one set of rules
+/// and only word the answers their own way.
 #[derive(Debug, Default)]
 pub struct Cluster {
     /// Member endpoint URL → reachable.
@@ -666,9 +701,15 @@ pub struct Cluster {
     /// Whether the charm's client certificate is trusted (unless `trust_from_store`).
     pub trusted: bool,
     /// Trust the client as real LXD does: when its certificate's fingerprint is in `store`,
-    /// whoever put it there. `trusted` is then not used.
+    /// whoever put it there, or a fine-grained identity holds it. `trusted` is then not used.
     pub trust_from_store: bool,
     pub store: Vec<TrustEntry>,
+    /// Fingerprint → DER of the certificate an entry was made from: LXD keeps it with the
+    /// entry and lists it (`certificate`). Entries pushed onto `store` directly have none.
+    pub certificates: BTreeMap<String, Vec<u8>>,
+    /// Fingerprints that fine-grained identities hold (LXD 5.21+): trusted, yet not listed
+    /// in `store`, and a conflict when added again.
+    pub held_by_identities: BTreeSet<String>,
     pub extensions: Vec<String>,
     /// Projects that exist; `None`: any project named exists.
     pub projects: Option<BTreeSet<String>>,
@@ -682,8 +723,40 @@ pub struct Cluster {
     /// The cluster database says every member is offline (seen while it re-elects a leader).
     pub all_reported_offline: bool,
     /// What `GET /1.0/auth/identities/current` answers; `None`: 404, as a server without
-    /// `access_management` does.
+    /// `access_management` does. It also decides which trust-store changes are allowed.
     pub identity: Option<Identity>,
+}
+
+/// What the cluster made of a certificate it was asked to trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    Added,
+    /// An entry of the store already has its fingerprint.
+    InStore,
+    /// A fine-grained identity holds it: LXD 5.21+ refuses it as a conflict all the same.
+    HeldByIdentity,
+}
+
+/// Why the cluster refused a change to its trust store; each front words it as its server
+/// would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The current identity lacks the entitlement (LXD's authorizer).
+    Forbidden,
+    /// Not a certificate LXD can parse, and why.
+    BadCertificate(String),
+    /// A project named does not exist.
+    NoSuchProject,
+    /// No entry has that fingerprint.
+    NotFound,
+}
+
+/// The fields a `PATCH /1.0/certificates/<fingerprint>` sets; the others stay as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Patch {
+    pub name: Option<String>,
+    pub restricted: Option<bool>,
+    pub projects: Option<Vec<String>>,
 }
 
 impl Cluster {
@@ -707,15 +780,134 @@ impl Cluster {
         self.store.iter().map(|e| e.fingerprint.clone()).collect()
     }
 
-    fn missing_project(&self, projects: Option<&[String]>) -> Option<LxdError> {
-        let known = self.projects.as_ref()?;
-        projects.unwrap_or_default().iter().any(|p| !known.contains(p)).then(|| LxdError::Api {
-            method: "POST".into(),
-            path: "/1.0/certificates".into(),
-            status: 404,
-            message: "Project not found".into(),
-        })
+    /// Whether a client presenting the certificate `fingerprint` is trusted.
+    fn trusts(&self, fingerprint: Option<&str>) -> bool {
+        if !self.trust_from_store {
+            return self.trusted;
+        }
+        fingerprint
+            .is_some_and(|fp| self.store.iter().any(|e| e.fingerprint == fp) || self.held_by_identities.contains(fp))
     }
+
+    /// Whether the current identity may do `entitlement` on the server, as LXD's authorizer
+    /// decides for a TLS identity (`lxd/auth/drivers/openfga_model.openfga`: `admin` and
+    /// `permission_manager` imply the identity entitlements; an unrestricted certificate may
+    /// do anything, a restricted one nothing server-wide). No identity: a server without
+    /// fine-grained authorization, where a trusted client may.
+    pub fn allows(&self, entitlement: &str) -> bool {
+        let Some(id) = &self.identity else { return true };
+        match id.kind.as_str() {
+            "Client certificate (unrestricted)" => true,
+            "Client certificate (restricted)" => false,
+            _ => id.permissions.iter().any(|p| {
+                p.entity_type == "server"
+                    && [entitlement, "admin", "permission_manager"].contains(&p.entitlement.as_str())
+            }),
+        }
+    }
+
+    /// An entry as an operator or an older server left it, whatever its name: no rule
+    /// applies and no write is counted. Returns its fingerprint.
+    pub fn seed(&mut self, name: &str, der: &[u8], projects: Option<Vec<String>>) -> String {
+        let fingerprint = certs::fingerprint(der);
+        self.store.push(TrustEntry {
+            name: name.into(),
+            fingerprint: fingerprint.clone(),
+            kind: "client".into(),
+            restricted: projects.is_some(),
+            projects: projects.unwrap_or_default(),
+        });
+        self.certificates.insert(fingerprint.clone(), der.to_vec());
+        fingerprint
+    }
+
+    /// `POST /1.0/certificates` of a `client` entry, checked in LXD's order: the caller's
+    /// entitlement, the certificate, the projects, then whether it is already trusted.
+    pub fn add(&mut self, name: &str, der: &[u8], restricted: bool, projects: &[String]) -> Result<Added, Refused> {
+        if !self.allows("can_create_identities") {
+            return Err(Refused::Forbidden);
+        }
+        // LXD parses what it is given; it does not care whether it is a CA or a leaf.
+        certs::inspect_der(der).map_err(|why| Refused::BadCertificate(why.to_string()))?;
+        self.check_projects(projects)?;
+        let fingerprint = certs::fingerprint(der);
+        if self.store.iter().any(|x| x.fingerprint == fingerprint) {
+            return Ok(Added::InStore);
+        }
+        if self.held_by_identities.contains(&fingerprint) {
+            return Ok(Added::HeldByIdentity);
+        }
+        self.store.push(TrustEntry {
+            name: name.into(),
+            fingerprint: fingerprint.clone(),
+            kind: "client".into(),
+            restricted,
+            projects: projects.to_vec(),
+        });
+        self.certificates.insert(fingerprint, der.to_vec());
+        Ok(Added::Added)
+    }
+
+    /// `DELETE /1.0/certificates/<fingerprint>`.
+    pub fn remove(&mut self, fingerprint: &str) -> Result<(), Refused> {
+        if !self.allows("can_delete_identities") {
+            return Err(Refused::Forbidden);
+        }
+        let before = self.store.len();
+        self.store.retain(|x| x.fingerprint != fingerprint);
+        if self.store.len() == before {
+            return Err(Refused::NotFound);
+        }
+        self.certificates.remove(fingerprint);
+        Ok(())
+    }
+
+    /// `PATCH /1.0/certificates/<fingerprint>`: LXD decodes the patch over the stored entry,
+    /// so what it does not name stays as it is.
+    pub fn patch(&mut self, fingerprint: &str, patch: &Patch) -> Result<(), Refused> {
+        if !self.allows("can_edit_identities") {
+            return Err(Refused::Forbidden);
+        }
+        if !self.store.iter().any(|x| x.fingerprint == fingerprint) {
+            return Err(Refused::NotFound);
+        }
+        self.check_projects(patch.projects.as_deref().unwrap_or_default())?;
+        for x in self.store.iter_mut().filter(|x| x.fingerprint == fingerprint) {
+            if let Some(name) = &patch.name {
+                x.name.clone_from(name);
+            }
+            if let Some(restricted) = patch.restricted {
+                x.restricted = restricted;
+            }
+            if let Some(projects) = &patch.projects {
+                x.projects.clone_from(projects);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_projects(&self, projects: &[String]) -> Result<(), Refused> {
+        match &self.projects {
+            Some(known) if projects.iter().any(|p| !known.contains(p)) => Err(Refused::NoSuchProject),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The current identity as `GET /1.0/auth/identities/current` shows it (`IdentityInfo` in
+/// canonical/lxd `shared/api/auth.go`), for a front that serves the model over HTTP.
+pub fn identity_info(identity: &Identity) -> serde_json::Value {
+    let permissions: Vec<serde_json::Value> = identity
+        .permissions
+        .iter()
+        .map(|p| serde_json::json!({"entity_type": p.entity_type, "url": p.url, "entitlement": p.entitlement}))
+        .collect();
+    let mut info = serde_json::json!({"type": identity.kind, "authentication_method": "tls", "name": identity.name,
+        "effective_permissions": permissions});
+    if let Some(fine_grained) = identity.fine_grained {
+        info["fine_grained"] = serde_json::json!(fine_grained);
+    }
+    info
 }
 
 fn lock(cluster: &Mutex<Cluster>) -> MutexGuard<'_, Cluster> {
@@ -745,6 +937,18 @@ impl MemoryLxd {
         lock(&self.cluster).writes += 1;
         self.hit()
     }
+
+    /// The cluster's refusal as the HTTPS client reports LXD's answer to it: a 403 is
+    /// `Untrusted`, the rest are API errors with LXD's texts.
+    fn refusal(&self, refused: Refused, method: &str, path: &str) -> LxdError {
+        let (status, message) = match refused {
+            Refused::Forbidden => return LxdError::Untrusted { endpoint: self.ep.url() },
+            Refused::BadCertificate(why) => (400, why),
+            Refused::NoSuchProject => (404, "Project not found".to_string()),
+            Refused::NotFound => (404, "Certificate not found".to_string()),
+        };
+        LxdError::Api { method: method.into(), path: path.into(), status, message }
+    }
 }
 
 impl Lxd for MemoryLxd {
@@ -754,13 +958,8 @@ impl Lxd for MemoryLxd {
 
     fn server(&mut self) -> Result<ServerInfo, LxdError> {
         let c = self.hit()?;
-        let trusted = if c.trust_from_store {
-            self.client.as_ref().is_some_and(|fp| c.store.iter().any(|e| &e.fingerprint == fp))
-        } else {
-            c.trusted
-        };
         Ok(ServerInfo {
-            trusted,
+            trusted: c.trusts(self.client.as_deref()),
             api_extensions: c.extensions.clone(),
             kind: ServerKind::Lxd,
             server_name: "node1".into(),
@@ -803,64 +1002,37 @@ impl Lxd for MemoryLxd {
     }
 
     fn add_trust(&mut self, e: &NewTrustEntry) -> Result<AddOutcome, LxdError> {
-        let mut c = self.write()?;
-        // LXD parses what it is given; it does not care whether it is a CA or a leaf.
-        if let Err(why) = certs::inspect_der(&e.der) {
-            return Err(LxdError::Api {
-                method: "POST".into(),
-                path: "/1.0/certificates".into(),
-                status: 400,
-                message: why.to_string(),
-            });
+        let added = self.write()?.add(&e.name, &e.der, e.projects.is_some(), e.projects.as_deref().unwrap_or_default());
+        match added {
+            Ok(Added::Added) => Ok(AddOutcome::Added),
+            // The client reads every duplicate answer (400, 409, 500 by version) as this.
+            Ok(Added::InStore | Added::HeldByIdentity) => Ok(AddOutcome::AlreadyPresent),
+            Err(refused) => Err(self.refusal(refused, "POST", "/1.0/certificates")),
         }
-        if let Some(error) = c.missing_project(e.projects.as_deref()) {
-            return Err(error);
-        }
-        let fp = certs::fingerprint(&e.der);
-        if c.store.iter().any(|x| x.fingerprint == fp) {
-            return Ok(AddOutcome::AlreadyPresent);
-        }
-        c.store.push(TrustEntry {
-            name: e.name.clone(),
-            fingerprint: fp,
-            kind: "client".into(),
-            restricted: e.projects.is_some(),
-            projects: e.projects.clone().unwrap_or_default(),
-        });
-        Ok(AddOutcome::Added)
     }
 
     fn remove_trust(&mut self, fp: &str) -> Result<(), LxdError> {
-        self.write()?.store.retain(|x| x.fingerprint != fp);
-        Ok(())
+        match self.write()?.remove(fp) {
+            // The client takes a 404 for an entry already gone as success.
+            Ok(()) | Err(Refused::NotFound) => Ok(()),
+            Err(refused) => Err(self.refusal(refused, "DELETE", &format!("/1.0/certificates/{fp}"))),
+        }
     }
 
     fn restrict_trust(&mut self, fp: &str, projects: Option<&[String]>) -> Result<(), LxdError> {
-        let mut c = self.write()?;
-        if let Some(error) = c.missing_project(projects) {
-            return Err(error);
-        }
-        for x in c.store.iter_mut().filter(|x| x.fingerprint == fp) {
-            x.restricted = projects.is_some();
-            x.projects = projects.map(<[String]>::to_vec).unwrap_or_default();
-        }
-        Ok(())
+        let patch = Patch {
+            name: None,
+            restricted: Some(projects.is_some()),
+            projects: Some(projects.map(<[String]>::to_vec).unwrap_or_default()),
+        };
+        let patched = self.write()?.patch(fp, &patch);
+        patched.map_err(|refused| self.refusal(refused, "PATCH", &format!("/1.0/certificates/{fp}")))
     }
 
     fn rename_trust(&mut self, fp: &str, name: &str) -> Result<(), LxdError> {
-        let mut c = self.write()?;
-        match c.store.iter_mut().find(|x| x.fingerprint == fp) {
-            Some(x) => {
-                x.name = name.to_string();
-                Ok(())
-            }
-            None => Err(LxdError::Api {
-                method: "PATCH".into(),
-                path: format!("/1.0/certificates/{fp}"),
-                status: 404,
-                message: "Certificate not found".into(),
-            }),
-        }
+        let patch = Patch { name: Some(name.into()), ..Patch::default() };
+        let patched = self.write()?.patch(fp, &patch);
+        patched.map_err(|refused| self.refusal(refused, "PATCH", &format!("/1.0/certificates/{fp}")))
     }
 }
 
@@ -987,7 +1159,7 @@ mod tests {
         assert_eq!(get(&mut agent, &[]).2, "ERROR permission denied");
         agent.secrets.clear();
         assert_eq!(get(&mut agent, &[]).2, format!("ERROR secret \"{uri}\" not found"));
-        agent.secrets_available = false;
+        agent.missing.insert("secret-get".into());
         assert!(matches!(agent.run("secret-get", &[&uri], None), Err(ToolError::Missing(_))));
     }
 
@@ -1013,6 +1185,67 @@ mod tests {
         lock(&cluster).up.insert(ep.url(), false);
         assert!(lxd.restrict_trust("fp", None).is_err(), "down");
         assert_eq!(lock(&cluster).writes, 3, "the refused write counts too");
+    }
+
+    #[test]
+    fn an_injected_answer_is_given_once_recorded_and_changes_nothing() {
+        let mut agent = Agent::leader();
+        agent.relate(3, "req");
+        agent.answer_next("relation-set", output(1, "connection refused"));
+        let bag: Databag = [("a".to_string(), "b".to_string())].into();
+        let err = Juju::new(&mut agent).relation_set(3, true, &bag).expect_err("injected");
+        assert_eq!(err.to_string(), "hook tool relation-set failed (exit 1): ERROR connection refused");
+        assert!(agent.published(3, true).is_empty(), "the model was not asked");
+        Juju::new(&mut agent).relation_set(3, true, &bag).expect("the model answers again");
+        assert_eq!(agent.published(3, true), bag);
+        assert_eq!(agent.calls.len(), 2);
+        agent.missing.insert("is-leader".into());
+        assert!(matches!(agent.run("is-leader", &["--format=json"], None), Err(ToolError::Missing(_))));
+    }
+
+    // jujusim, the process-level simulator, keeps its own copy of these: both agents must
+    // refuse the same calls.
+    #[test]
+    fn the_agent_and_jujusim_hold_the_same_juju_limits() {
+        assert_eq!(limits::DATABAG_BYTES, jujusim::model::MAX_DATABAG_BYTES);
+        assert_eq!(limits::STATE_KEY_BYTES, jujusim::model::MAX_STATE_KEY_BYTES);
+        assert_eq!(limits::STATE_VALUE_BYTES, jujusim::model::MAX_STATE_VALUE_BYTES);
+    }
+
+    #[test]
+    fn the_cluster_keeps_lxd_s_trust_store_rules_for_every_front() {
+        let a = crate::certs::test_certs::self_signed("a");
+        let fp = certs::fingerprint(&a.der);
+        let mut c = Cluster::new(&["https://127.0.0.1:8443"]);
+        c.held_by_identities.insert(fp.clone());
+        assert_eq!(c.add("a", &a.der, false, &[]), Ok(Added::HeldByIdentity));
+        c.held_by_identities.clear();
+        assert_eq!(c.add("a", &a.der, false, &[]), Ok(Added::Added));
+        assert_eq!(c.add("again", &a.der, false, &[]), Ok(Added::InStore));
+        assert_eq!(c.certificates.get(&fp), Some(&a.der), "kept with its entry");
+        assert!(matches!(c.add("junk", b"not DER", false, &[]), Err(Refused::BadCertificate(_))));
+        c.projects = Some(["default".to_string()].into());
+        let elsewhere = Patch { restricted: Some(true), projects: Some(vec!["nope".into()]), ..Patch::default() };
+        assert_eq!(c.patch(&fp, &elsewhere), Err(Refused::NoSuchProject));
+        assert_eq!(c.patch(&"0".repeat(64), &Patch::default()), Err(Refused::NotFound));
+        let may = |entitlement: &str| crate::cluster::Permission {
+            entity_type: "server".into(),
+            url: "/1.0".into(),
+            entitlement: entitlement.into(),
+        };
+        c.identity = Some(Identity {
+            kind: "Client certificate".into(),
+            permissions: vec![may("can_edit_identities")],
+            ..Identity::default()
+        });
+        assert_eq!(c.patch(&fp, &Patch { name: Some("b".into()), ..Patch::default() }), Ok(()));
+        assert_eq!(c.store[0].name, "b");
+        assert!(!c.store[0].restricted, "a patch changes only what it names");
+        assert_eq!(c.remove(&fp), Err(Refused::Forbidden));
+        c.identity = None;
+        assert_eq!(c.remove(&fp), Ok(()));
+        assert_eq!(c.remove(&fp), Err(Refused::NotFound));
+        assert!(c.certificates.is_empty());
     }
 
     #[test]

@@ -334,8 +334,8 @@ mod window_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hook_tools::fake::{ScriptedTools, ok};
     use crate::lxd::TrustEntry;
+    use crate::memory::Agent;
 
     fn not_found() -> LxdError {
         LxdError::Api {
@@ -361,33 +361,31 @@ mod tests {
 
     #[test]
     fn a_pass_past_its_deadline_starts_no_change() {
-        let mut tools = ScriptedTools::default();
+        let mut agent = Agent::leader();
         let mut guard = WriteGuard::new(Instant::now(), Instant::now()).with_deadline(Duration::ZERO);
-        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("no tool fails"), Err(Stop::Deadline));
-        assert!(tools.calls.is_empty());
+        assert_eq!(guard.check(&mut Juju::new(&mut agent)).expect("no tool fails"), Err(Stop::Deadline));
+        assert!(agent.calls.is_empty());
     }
 
     #[test]
     fn a_late_pass_asks_for_leadership_again_before_writing() {
-        let mut tools = ScriptedTools::default();
-        tools.answers.push(("is-leader".into(), ok("false")));
+        let mut deposed = Agent { leader: false, ..Agent::leader() };
         let mut guard = WriteGuard::new(ago(20), ago(20));
-        assert_eq!(guard.check(&mut Juju::new(&mut tools)).expect("asked"), Err(Stop::LostLeadership));
-        let mut tools = ScriptedTools::default();
-        tools.answers.push(("is-leader".into(), ok("true")));
+        assert_eq!(guard.check(&mut Juju::new(&mut deposed)).expect("asked"), Err(Stop::LostLeadership));
+        let mut agent = Agent::leader();
         let mut guard = WriteGuard::new(ago(20), ago(20));
-        assert!(guard.check(&mut Juju::new(&mut tools)).expect("asked").is_ok());
-        assert!(guard.check(&mut Juju::new(&mut tools)).expect("not asked again").is_ok(), "confirmed just now");
-        assert_eq!(tools.calls.len(), 1);
+        assert!(guard.check(&mut Juju::new(&mut agent)).expect("asked").is_ok());
+        assert!(guard.check(&mut Juju::new(&mut agent)).expect("not asked again").is_ok(), "confirmed just now");
+        assert_eq!(agent.calls.len(), 1);
     }
 
     #[test]
     fn a_fresh_pass_trusts_the_leadership_it_just_read() {
-        let mut tools = ScriptedTools::default();
+        let mut agent = Agent::leader();
         let mut guard = WriteGuard::new(Instant::now(), Instant::now());
-        let until = guard.check(&mut Juju::new(&mut tools)).expect("no call").expect("may write");
+        let until = guard.check(&mut Juju::new(&mut agent)).expect("no call").expect("may write");
         assert!(until <= Instant::now() + limits::LEADERSHIP_WINDOW, "writes may start for one window");
-        assert!(tools.calls.is_empty());
+        assert!(agent.calls.is_empty());
     }
 
     #[test]

@@ -763,11 +763,11 @@ fn an_unusable_secret_blocks_naming_the_fix_and_leaves_lxd_alone() {
         format!("{uri} not found; juju add-secret a new one and set lxd-credentials-secret to its ID")
     );
     // An older Juju without secret-get.
-    w.agent.secrets_available = false;
+    w.agent.missing.insert("secret-get".into());
     w.hook("update-status");
     assert!(w.agent.status.1.starts_with("lxd-credentials-secret needs Juju 3.3+"), "{}", w.agent.status.1);
     // Not a URI at all: never passed to secret-get.
-    w.agent.secrets_available = true;
+    w.agent.missing.remove("secret-get");
     w.agent.config.insert(crate::config::OPT_SECRET.into(), serde_json::json!("my-lxd-creds"));
     w.agent.calls.clear();
     w.hook("update-status");

@@ -1,15 +1,22 @@
 //! A fake LXD for what a real cluster cannot show: an older or newer server than Debian's. It
 //! speaks HTTPS (`testbed::tls_server`, on 127.0.0.1 with a `testbed::certs` server certificate
-//! the charm pins), answers as a trusted server with the version and API extensions it was started with,
-//! keeps a tiny trust store (`GET`/`POST`/`PATCH`/`DELETE` on `/1.0/certificates`) and records
-//! every request it receives with the status it answered. It can also trickle one path's answer
-//! for ever: headers at once, then a byte now and then.
+//! the charm pins), answers as a trusted server with the version and API extensions it was
+//! started with, and records every request it receives with the status it answered. It can also
+//! trickle one path's answer for ever: headers at once, then a byte now and then.
 //!
-//! How it validates and answers follows the [`Era`] it plays, each rule copied from the
-//! server's source (file and tag named at the rule): LXD 4.0 (the default), LXD 5.21.3+,
-//! LXD 6.9, Incus 6.0.6.
+//! It is a thin HTTP front over the in-memory LXD of the in-process tests,
+//! `lxd_integrator::memory::Cluster`: the trust store (each entry with its certificate), the
+//! certificates fine-grained identities hold, the caller's identity, and the rules over them
+//! (who may add, remove or patch an entry, what a duplicate is) are the model's, the ones
+//! `MemoryLxd` applies. The front keeps only what is about HTTP: how the [`Era`] it plays
+//! validates a request and words each answer (status codes and error texts, each rule copied
+//! from the server's source, file and tag named at the rule: LXD 4.0 (the default), LXD
+//! 5.21.3+, LXD 6.9, Incus 6.0.6), the member list it shows, the request record and trickling.
 
 use anyhow::{Context, Result};
+use lxd_integrator::lxd::client::answers;
+use lxd_integrator::lxd::{Identity, TrustKind};
+use lxd_integrator::memory::{self, Added, Cluster, Patch, Refused};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -101,14 +108,10 @@ pub struct Request {
     pub status: u16,
 }
 
+/// What only the HTTP front has: the requests as they came, and a path to trickle.
 #[derive(Default)]
-struct State {
+struct Wire {
     requests: Vec<Request>,
-    store: Vec<Value>,
-    /// Fingerprints a fine-grained identity holds: not in `GET /1.0/certificates` (5.21+).
-    identities: Vec<String>,
-    /// What `GET /1.0/auth/identities/current` answers (LXD 5.21+ only).
-    identity: Option<Value>,
     /// This path's answer is trickled, one byte per interval.
     trickle: Option<(String, Duration)>,
 }
@@ -120,7 +123,10 @@ pub struct FakeLxd {
     pub addr: SocketAddr,
     /// The server certificate it presents (and the charm must pin).
     pub cert: Pem,
-    state: Arc<Mutex<State>>,
+    /// The server's trust store, the certificates fine-grained identities hold, the caller's
+    /// identity and the rules over them: the in-memory LXD the in-process tests use.
+    cluster: Arc<Mutex<Cluster>>,
+    wire: Arc<Mutex<Wire>>,
     /// Stops serving when the fake is dropped.
     _server: TlsServer,
 }
@@ -129,7 +135,6 @@ struct Server {
     name: String,
     era: Era,
     version: String,
-    extensions: Vec<String>,
     cert_pem: String,
     /// Known once the server listens, before any request.
     addr: OnceLock<SocketAddr>,
@@ -153,22 +158,31 @@ impl FakeLxd {
     /// fake (`Online`) and whose others answer nothing.
     pub fn start_as(era: Era, version: &str, extensions: &[&str], members: &[(&str, &str)]) -> Result<FakeLxd> {
         let cert = certs::server_cert("fake-lxd", &[])?;
-        let state = Arc::new(Mutex::new(State::default()));
+        let cluster = Cluster {
+            trusted: true,
+            extensions: extensions.iter().map(|e| e.to_string()).collect(),
+            // Until told otherwise, the charm's credential is an unrestricted certificate.
+            identity: era.fine_grained_auth().then(|| {
+                decode_identity(json!({"type": "Client certificate (unrestricted)", "authentication_method": "tls", "name": "juju", "effective_permissions": []}))
+            }),
+            ..Cluster::default()
+        }
+        .shared();
+        let wire = Arc::new(Mutex::new(Wire::default()));
         let server = Arc::new(Server {
             name: if members.is_empty() { "fake-lxd".into() } else { "node1".into() },
             era,
             version: version.into(),
-            extensions: extensions.iter().map(|e| e.to_string()).collect(),
             cert_pem: cert.cert_pem.clone(),
             addr: OnceLock::new(),
             members: members.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect(),
         });
-        let (serving_state, serving) = (state.clone(), server.clone());
+        let (serving_cluster, serving_wire, serving) = (cluster.clone(), wire.clone(), server.clone());
         let tls = TlsServer::presenting(&cert)
-            .script(move |request| reply(request, &serving_state, &serving))
+            .script(move |request| reply(request, &serving_cluster, &serving_wire, &serving))
             .context("fake LXD server")?;
         let _ = server.addr.set(tls.addr);
-        Ok(FakeLxd { addr: tls.addr, cert, state, _server: tls })
+        Ok(FakeLxd { addr: tls.addr, cert, cluster, wire, _server: tls })
     }
 
     pub fn endpoint(&self) -> String {
@@ -190,60 +204,84 @@ impl FakeLxd {
     }
 
     pub fn requests(&self) -> Vec<Request> {
-        lock(&self.state).requests.clone()
+        lock(&self.wire).requests.clone()
     }
 
+    /// The trust store as `GET /1.0/certificates?recursion=1` lists it.
     pub fn store(&self) -> Vec<Value> {
-        lock(&self.state).store.clone()
+        listed(&lock(&self.cluster))
     }
 
     /// An entry as an operator (or an older server) left it, any name.
     pub fn seed(&self, name: &str, pem: &str, restricted: bool) -> Result<String> {
-        let fp = certs::fingerprint_pem(pem).context("seed: not a PEM")?;
-        let entry = json!({
-            "name": name, "type": "client", "restricted": restricted, "projects": if restricted { json!(["default"]) } else { json!([]) },
-            "certificate": pem, "fingerprint": fp, "description": "",
-        });
-        lock(&self.state).store.push(entry);
-        Ok(fp)
+        let der = certs::pem_to_der(pem).context("seed: not a PEM")?;
+        Ok(lock(&self.cluster).seed(name, &der, restricted.then(|| vec!["default".to_string()])))
     }
 
     /// The certificate is held by a fine-grained identity (5.21+): trusted, not listed.
     pub fn hold_as_identity(&self, pem: &str) -> Result<()> {
         let fp = certs::fingerprint_pem(pem).context("not a PEM")?;
-        lock(&self.state).identities.push(fp);
+        lock(&self.cluster).held_by_identities.insert(fp);
         Ok(())
     }
 
-    /// What `GET /1.0/auth/identities/current` answers from now on; it also decides which
-    /// writes the fake allows, as LXD's authorizer would.
+    /// What `GET /1.0/auth/identities/current` answers from now on (a server of 5.21+); it
+    /// also decides which writes the fake allows, as LXD's authorizer would.
     pub fn set_identity(&self, identity: Value) {
-        lock(&self.state).identity = Some(identity);
+        lock(&self.cluster).identity = Some(decode_identity(identity));
     }
 
     /// From now on, `path` (with its query) is answered 200 with a 1 GiB body announced, of
     /// which one byte of [`TRICKLED`] is sent every `every` until the client hangs up: never
     /// silent long enough for a per-read timeout, never done.
     pub fn trickle(&self, path: &str, every: Duration) {
-        lock(&self.state).trickle = Some((path.into(), every));
+        lock(&self.wire).trickle = Some((path.into(), every));
     }
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+fn lock<T>(state: &Mutex<T>) -> MutexGuard<'_, T> {
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// An identity as LXD sends it, read by the charm's own decoder: the model holds what the
+/// charm would see.
+fn decode_identity(identity: Value) -> Identity {
+    let (status, body) = sync(200, identity);
+    answers::current_identity(status, body.as_bytes()).expect("an identity as LXD sends it")
+}
+
+/// The store's entries as LXD lists them, each with its certificate.
+fn listed(cluster: &Cluster) -> Vec<Value> {
+    let kind = |k: &TrustKind| match k {
+        TrustKind::Client => "client".to_string(),
+        TrustKind::Server => "server".to_string(),
+        TrustKind::Metrics => "metrics".to_string(),
+        TrustKind::Other(other) => other.clone(),
+    };
+    cluster
+        .store
+        .iter()
+        .map(|e| {
+            let pem = cluster.certificates.get(&e.fingerprint).map(|der| lxd_integrator::certs::to_pem(der));
+            json!({
+                "name": e.name, "type": kind(&e.kind), "restricted": e.restricted, "projects": e.projects,
+                "certificate": pem.unwrap_or_default(), "fingerprint": e.fingerprint, "description": "",
+            })
+        })
+        .collect()
+}
+
 /// The answer, recorded with its status; a path set to trickle gets [`TRICKLED`] for ever.
-fn reply(request: &tls_server::Request, state: &Mutex<State>, server: &Server) -> Reply {
+fn reply(request: &tls_server::Request, cluster: &Mutex<Cluster>, wire: &Mutex<Wire>, server: &Server) -> Reply {
     let request =
         Request { method: request.method.clone(), path: request.path.clone(), body: request.body.clone(), status: 0 };
-    let trickle = lock(state).trickle.clone();
+    let trickle = lock(wire).trickle.clone();
     if let Some((_, every)) = trickle.filter(|(path, _)| *path == request.path) {
-        lock(state).requests.push(request);
+        lock(wire).requests.push(request);
         return Reply::TrickleForEver(TRICKLED, every);
     }
-    let (status, body) = answer(&request, state, server);
-    lock(state).requests.push(Request { status, ..request });
+    let (status, body) = answer(&request, &mut lock(cluster), server);
+    lock(wire).requests.push(Request { status, ..request });
     Reply::Answer(status, body)
 }
 
@@ -255,42 +293,35 @@ fn error(status: u16, text: &str) -> (u16, String) {
     (status, json!({"type": "error", "error": text, "error_code": status}).to_string())
 }
 
-/// Whether the caller may do `entitlement` on the server, as LXD's authorizer decides for a TLS
-/// identity (`lxd/auth/drivers/openfga_model.openfga`: `admin` and `permission_manager` imply
-/// the identity entitlements; an unrestricted certificate may do anything).
-fn allowed(state: &State, server: &Server, entitlement: &str) -> bool {
-    if !server.era.fine_grained_auth() {
-        return true;
-    }
-    let Some(id) = &state.identity else { return true };
-    match id["type"].as_str() {
-        Some("Client certificate (unrestricted)") => true,
-        Some("Client certificate (restricted)") => false,
-        _ => id["effective_permissions"].as_array().is_some_and(|perms| {
-            perms.iter().any(|p| {
-                p["entity_type"] == "server"
-                    && [entitlement, "admin", "permission_manager"].iter().any(|e| p["entitlement"] == json!(e))
-            })
-        }),
-    }
-}
-
 /// A 403 as LXD 5.21+ sends it for a denied caller (`response.Forbidden(nil)`).
 fn forbidden() -> (u16, String) {
     error(403, "Forbidden")
 }
 
-fn answer(request: &Request, state: &Mutex<State>, server: &Server) -> (u16, String) {
-    let mut state = lock(state);
+/// The model's refusal as this server words it; `not_found` is the route's own 404 text.
+fn refusal(refused: Refused, not_found: &str) -> (u16, String) {
+    match refused {
+        Refused::Forbidden => forbidden(),
+        Refused::BadCertificate(_) => error(400, "Invalid certificate material"),
+        Refused::NoSuchProject => error(404, "Project not found"),
+        Refused::NotFound => error(404, not_found),
+    }
+}
+
+fn answer(request: &Request, cluster: &mut Cluster, server: &Server) -> (u16, String) {
     let era = server.era;
+    cluster.requests += 1;
+    if request.method != "GET" {
+        cluster.writes += 1;
+    }
     match (request.method.as_str(), request.path.as_str()) {
         ("GET", "/1.0") => sync(
             200,
             json!({
-                "api_extensions": server.extensions,
+                "api_extensions": cluster.extensions,
                 "api_status": "stable",
                 "api_version": "1.0",
-                "auth": "trusted",
+                "auth": if cluster.trusted { "trusted" } else { "untrusted" },
                 "auth_methods": ["tls"],
                 "public": false,
                 "environment": {
@@ -304,115 +335,116 @@ fn answer(request: &Request, state: &Mutex<State>, server: &Server) -> (u16, Str
                 },
             }),
         ),
-        ("GET", "/1.0/cluster/members?recursion=1") if !server.members.is_empty() => {
-            // Incus 6.0.6's messages (`internal/server/db/node.go`): maintenance states share one.
-            let members: Vec<Value> = server
-                .members
-                .iter()
-                .enumerate()
-                .map(|(i, (name, status))| {
-                    let url = if i == 0 { format!("https://{}", server.addr()) } else { format!("https://127.0.0.1:{}", 9 + i) };
-                    let message = match status.as_str() {
-                        "Online" => "Fully operational",
-                        "Evacuated" | "Evacuating" | "Restoring" => "Unavailable due to maintenance",
-                        _ => "",
-                    };
-                    json!({"server_name": name, "url": url, "status": status, "message": message, "description": "", "roles": [], "database": i == 0})
-                })
-                .collect();
-            sync(200, Value::Array(members))
-        }
+        ("GET", "/1.0/cluster/members?recursion=1") if !server.members.is_empty() => members(server),
         ("GET", "/1.0/cluster/members?recursion=1") => error(500, "Server is not clustered"),
-        ("GET", "/1.0/certificates?recursion=1") => sync(200, Value::Array(state.store.clone())),
-        ("GET", "/1.0/auth/identities/current") if era.fine_grained_auth() => match &state.identity {
-            Some(id) => sync(200, id.clone()),
-            None => sync(
-                200,
-                json!({"type": "Client certificate (unrestricted)", "authentication_method": "tls", "name": "juju", "effective_permissions": []}),
-            ),
+        ("GET", "/1.0/certificates?recursion=1") => sync(200, Value::Array(listed(cluster))),
+        ("GET", "/1.0/auth/identities/current") if era.fine_grained_auth() => match &cluster.identity {
+            Some(id) => sync(200, memory::identity_info(id)),
+            None => error(404, "not found"),
         },
-        ("POST", "/1.0/certificates") => {
-            let Ok(body) = serde_json::from_str::<Value>(&request.body) else { return error(400, "invalid JSON") };
-            let name = body["name"].as_str().unwrap_or("");
-            let restricted = body["restricted"].as_bool().unwrap_or(false);
-            let projects = body["projects"].as_array().cloned().unwrap_or_default();
-            // `lxd/certificates.go` `certificatesPost`, in this order (tag lxd-6.9).
-            if era == Era::Lxd6_9 && body["password"].as_str().is_some_and(|p| !p.is_empty()) {
-                return error(501, "Password authentication is no longer supported, please update your client");
-            }
-            if era.fine_grained_auth() && (name.starts_with('-') || name.contains('/')) {
-                let text = format!(
-                    "Invalid certificate name {}, name must not start with a hyphen or contain forward slashes",
-                    json!(name)
-                );
-                return error(400, &text);
-            }
-            if era == Era::Lxd6_9 && !projects.is_empty() && !restricted {
-                return error(
-                    400,
-                    "Projects can only be specified for restricted certificates. Set restricted=true or remove projects",
-                );
-            }
-            if !allowed(&state, server, "can_create_identities") {
-                return forbidden();
-            }
-            let b64 = body["certificate"].as_str().unwrap_or("");
-            let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
-            let Ok(der) = certs::pem_to_der(&pem) else { return error(400, "Invalid certificate material") };
-            let fp = certs::fingerprint(&der);
-            if state.store.iter().any(|e| e["fingerprint"] == json!(fp)) {
-                let status = if era == Era::Lxd4_0 { 400 } else { 409 };
-                return error(status, "Certificate already in trust store");
-            }
-            if state.identities.contains(&fp) {
-                return match era {
-                    // `lxd/db/cluster/identities.mapper.go` `CreateIdentity` (5.21.0-6.8).
-                    Era::Lxd5_21 => error(409, "This \"identity\" entry already exists"),
-                    // `lxd/db/cluster/certificates_legacy.go` (6.9+).
-                    _ => error(409, "Certificate already exists"),
-                };
-            }
-            // LXD 4.0 ignores `restricted` and `projects`; later versions store them.
-            let (restricted, projects) = if era == Era::Lxd4_0 { (false, vec![]) } else { (restricted, projects) };
-            state.store.push(json!({
-                "name": body["name"], "type": "client", "restricted": restricted, "projects": projects,
-                "certificate": pem, "fingerprint": fp, "description": "",
-            }));
-            sync(201, json!({}))
-        }
-        ("PATCH", path) if path.starts_with("/1.0/certificates/") => {
-            let fp = path["/1.0/certificates/".len()..].to_string();
-            let Ok(patch) = serde_json::from_str::<Value>(&request.body) else { return error(400, "invalid JSON") };
-            if !allowed(&state, server, "can_edit_identities") {
-                return forbidden();
-            }
-            let Some(entry) = state.store.iter_mut().find(|e| e["fingerprint"] == json!(fp)) else {
-                return error(404, "Certificate not found");
-            };
-            // PATCH decodes over the stored entry (`certificatePatch`), then 6.7+ refuses an
-            // unrestricted entry with projects (`doCertificateUpdate`).
-            let mut merged = entry.clone();
-            if let (Some(m), Some(p)) = (merged.as_object_mut(), patch.as_object()) {
-                for (k, v) in p {
-                    m.insert(k.clone(), v.clone());
-                }
-            }
-            let has_projects = merged["projects"].as_array().is_some_and(|p| !p.is_empty());
-            if era == Era::Lxd6_9 && has_projects && merged["restricted"] != json!(true) {
-                return error(400, "Projects can only be specified for restricted certificates");
-            }
-            *entry = merged;
-            sync(200, json!({}))
-        }
+        ("POST", "/1.0/certificates") => add(request, cluster, era),
+        ("PATCH", path) if path.starts_with("/1.0/certificates/") => patch(request, cluster, era),
         ("DELETE", path) if path.starts_with("/1.0/certificates/") => {
-            let fp = &path["/1.0/certificates/".len()..];
-            if !allowed(&state, server, "can_delete_identities") {
-                return forbidden();
+            match cluster.remove(&path["/1.0/certificates/".len()..]) {
+                Ok(()) => sync(200, json!({})),
+                Err(refused) => refusal(refused, "not found"),
             }
-            let before = state.store.len();
-            state.store.retain(|e| e["fingerprint"] != json!(fp));
-            if state.store.len() == before { error(404, "not found") } else { sync(200, json!({})) }
         }
         _ => error(404, "not found"),
+    }
+}
+
+fn members(server: &Server) -> (u16, String) {
+    // Incus 6.0.6's messages (`internal/server/db/node.go`): maintenance states share one.
+    let members: Vec<Value> = server
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, (name, status))| {
+            let url = if i == 0 { format!("https://{}", server.addr()) } else { format!("https://127.0.0.1:{}", 9 + i) };
+            let message = match status.as_str() {
+                "Online" => "Fully operational",
+                "Evacuated" | "Evacuating" | "Restoring" => "Unavailable due to maintenance",
+                _ => "",
+            };
+            json!({"server_name": name, "url": url, "status": status, "message": message, "description": "", "roles": [], "database": i == 0})
+        })
+        .collect();
+    sync(200, Value::Array(members))
+}
+
+fn add(request: &Request, cluster: &mut Cluster, era: Era) -> (u16, String) {
+    let Ok(body) = serde_json::from_str::<Value>(&request.body) else { return error(400, "invalid JSON") };
+    let name = body["name"].as_str().unwrap_or("");
+    let restricted = body["restricted"].as_bool().unwrap_or(false);
+    let projects: Vec<String> =
+        body["projects"].as_array().into_iter().flatten().filter_map(|p| p.as_str().map(String::from)).collect();
+    // `lxd/certificates.go` `certificatesPost`, in this order (tag lxd-6.9).
+    if era == Era::Lxd6_9 && body["password"].as_str().is_some_and(|p| !p.is_empty()) {
+        return error(501, "Password authentication is no longer supported, please update your client");
+    }
+    if era.fine_grained_auth() && (name.starts_with('-') || name.contains('/')) {
+        let text = format!(
+            "Invalid certificate name {}, name must not start with a hyphen or contain forward slashes",
+            json!(name)
+        );
+        return error(400, &text);
+    }
+    if era == Era::Lxd6_9 && !projects.is_empty() && !restricted {
+        return error(
+            400,
+            "Projects can only be specified for restricted certificates. Set restricted=true or remove projects",
+        );
+    }
+    // The authorizer runs before the certificate is read; the model checks it again.
+    if !cluster.allows("can_create_identities") {
+        return forbidden();
+    }
+    let b64 = body["certificate"].as_str().unwrap_or("");
+    let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+    let Ok(der) = certs::pem_to_der(&pem) else { return error(400, "Invalid certificate material") };
+    // LXD 4.0 ignores `restricted` and `projects`; later versions store them.
+    let (restricted, projects) = if era == Era::Lxd4_0 { (false, vec![]) } else { (restricted, projects) };
+    match cluster.add(name, &der, restricted, &projects) {
+        Ok(Added::Added) => sync(201, json!({})),
+        Ok(Added::InStore) => {
+            let status = if era == Era::Lxd4_0 { 400 } else { 409 };
+            error(status, "Certificate already in trust store")
+        }
+        Ok(Added::HeldByIdentity) => match era {
+            // `lxd/db/cluster/identities.mapper.go` `CreateIdentity` (5.21.0-6.8).
+            Era::Lxd5_21 => error(409, "This \"identity\" entry already exists"),
+            // `lxd/db/cluster/certificates_legacy.go` (6.9+).
+            _ => error(409, "Certificate already exists"),
+        },
+        Err(refused) => refusal(refused, "not found"),
+    }
+}
+
+fn patch(request: &Request, cluster: &mut Cluster, era: Era) -> (u16, String) {
+    let fp = &request.path["/1.0/certificates/".len()..];
+    let Ok(patch) = serde_json::from_str::<Value>(&request.body) else { return error(400, "invalid JSON") };
+    // The authorizer runs before the entry is looked up; the model checks it again.
+    if !cluster.allows("can_edit_identities") {
+        return forbidden();
+    }
+    let Some(entry) = cluster.store.iter().find(|e| e.fingerprint == fp) else {
+        return error(404, "Certificate not found");
+    };
+    let patch = Patch {
+        name: patch["name"].as_str().map(String::from),
+        restricted: patch["restricted"].as_bool(),
+        projects: patch["projects"].as_array().map(|p| p.iter().filter_map(|p| p.as_str().map(String::from)).collect()),
+    };
+    // PATCH decodes over the stored entry (`certificatePatch`), then 6.7+ refuses an
+    // unrestricted entry with projects (`doCertificateUpdate`).
+    let restricted = patch.restricted.unwrap_or(entry.restricted);
+    let has_projects = patch.projects.as_ref().map_or(!entry.projects.is_empty(), |p| !p.is_empty());
+    if era == Era::Lxd6_9 && has_projects && !restricted {
+        return error(400, "Projects can only be specified for restricted certificates");
+    }
+    match cluster.patch(fp, &patch) {
+        Ok(()) => sync(200, json!({})),
+        Err(refused) => refusal(refused, "Certificate not found"),
     }
 }
