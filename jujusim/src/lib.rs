@@ -53,6 +53,7 @@ pub mod driver;
 pub mod flags;
 pub mod format;
 pub mod model;
+pub mod random;
 pub mod secrets;
 pub mod tools;
 

@@ -12,7 +12,7 @@ const XID_ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
 /// A new secret ID: 12 random bytes in xid's 20-character base32hex form, like the IDs
 /// `juju add-secret` prints (`secret:d0mbcnvmp25c77cd1arg`).
 pub fn new_id() -> String {
-    let hex = crate::model::random_hex(12);
+    let hex = crate::random::random_hex(12);
     let bytes: Vec<u8> = (0..12).map(|i| u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap_or(0)).collect();
     let mut out = String::with_capacity(20);
     let mut acc: u32 = 0;
