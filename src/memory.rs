@@ -7,8 +7,9 @@
 //! past what the controller stores fails the call. Every call the charm makes is kept, argv
 //! and stdin whole, so a test can measure what the charm wrote and look for what it must never
 //! repeat. What a healthy agent would not say is injected into it, not scripted beside it:
-//! `Agent::answer_next` (one answer for the next call of a tool) and `Agent::missing` (tools an
-//! older Juju lacks). jujusim, the process-level simulator, holds the same rules (argv shapes,
+//! `Agent::answer_next` (one answer for the next call of a tool), `Agent::answer_always` (every
+//! call of a tool answered so: the fuzz targets' arbitrary output) and `Agent::missing` (tools
+//! an older Juju lacks). jujusim, the process-level simulator, holds the same rules (argv shapes,
 //! Juju's limits, error texts and exit codes; `jujusim/README.md` says which tests hold each).
 //!
 //! `Cluster` is an LXD: its trust store (each entry with its certificate), the certificates
@@ -177,6 +178,8 @@ pub struct Agent {
     /// Answers given instead of the model's, each to the next call of its tool, in order
     /// (`answer_next`). Public so that tests can still build an agent field by field.
     pub injected: Vec<(String, ToolOutput)>,
+    /// Answers given instead of the model's to every call of their tool (`answer_always`).
+    pub fixed: BTreeMap<String, ToolOutput>,
 }
 
 impl Default for Agent {
@@ -200,6 +203,7 @@ impl Default for Agent {
             secrets: BTreeMap::new(),
             missing: BTreeSet::new(),
             injected: Vec::new(),
+            fixed: BTreeMap::new(),
         }
     }
 }
@@ -243,6 +247,13 @@ impl Agent {
     /// recorded in `calls` like any other, and the kernel's argv limits still come first.
     pub fn answer_next(&mut self, tool: &str, output: ToolOutput) {
         self.injected.push((tool.to_string(), output));
+    }
+
+    /// Every call of `tool` gets `output` instead of what the model would answer: a tool that
+    /// prints whatever it prints, as the fuzz targets hand arbitrary bytes to the charm's
+    /// decoders. Injected answers (`answer_next`) still come first.
+    pub fn answer_always(&mut self, tool: &str, output: ToolOutput) {
+        self.fixed.insert(tool.to_string(), output);
     }
 
     /// Starts running an action with `params`.
@@ -337,6 +348,9 @@ impl Agent {
         }
         if let Some(at) = self.injected.iter().position(|(t, _)| t == tool) {
             return Ok(self.injected.remove(at).1);
+        }
+        if let Some(output) = self.fixed.get(tool) {
+            return Ok(output.clone());
         }
         match tool {
             "credential-get" if self.trusted => ok_json(&self.credential),
@@ -1201,6 +1215,17 @@ mod tests {
         assert_eq!(agent.calls.len(), 2);
         agent.missing.insert("is-leader".into());
         assert!(matches!(agent.run("is-leader", &["--format=json"], None), Err(ToolError::Missing(_))));
+    }
+
+    #[test]
+    fn a_fixed_answer_is_given_to_every_call_after_any_injected_one() {
+        let mut agent = Agent::leader();
+        agent.answer_always("is-leader", ToolOutput { code: 0, stdout: b"false".to_vec(), stderr: vec![] });
+        agent.answer_next("is-leader", ToolOutput { code: 0, stdout: b"true".to_vec(), stderr: vec![] });
+        let answers: Vec<bool> = (0..3).map(|_| Juju::new(&mut agent).is_leader().expect("answered")).collect();
+        assert_eq!(answers, [true, false, false], "the injected answer first, then the fixed one");
+        assert!(agent.leader, "the model was not asked");
+        assert_eq!(agent.calls.len(), 3);
     }
 
     // jujusim, the process-level simulator, keeps its own copy of these: both agents must

@@ -1,6 +1,7 @@
 //! `credential-get --format=json`, `config-get --format=json` and `secret-get --format=json`
 //! output, read through the real hook-tool wrappers (`Juju::credential_get`,
-//! `Juju::config_get`, `Juju::secret_get`) and resolved by `credentials::resolve`.
+//! `Juju::config_get`, `Juju::secret_get`) from the in-memory agent (`memory::Agent`, its
+//! answers fixed by `answer_always`) and resolved by `credentials::resolve`.
 //!
 //! Input: one mode byte, then the credential-get stdout, NUL, the config-get stdout.
 //! Mode % 4: 0 granted (exit 0 with the stdout), 1 `permission denied`, 2 no credential-get
@@ -16,36 +17,38 @@ use libfuzzer_sys::fuzz_target;
 use lxd_integrator::config::SecretSetting;
 use lxd_integrator::credentials::{self, CredentialProblem, OPT_CERT, OPT_ENDPOINT, OPT_KEY, OPT_SERVER_CERT, SecretRead, Source};
 use lxd_integrator::endpoint::Endpoint;
-use lxd_integrator::hook_tools::{CredentialAnswer, HookTools, Juju, SecretAnswer, ToolError, ToolOutput};
+use lxd_integrator::hook_tools::{CredentialAnswer, Juju, SecretAnswer, ToolError, ToolOutput};
+use lxd_integrator::memory::Agent;
 
-struct Canned<'a> {
-    mode: u8,
-    credential: &'a [u8],
-    config: &'a [u8],
+fn ok(stdout: &[u8]) -> ToolOutput {
+    ToolOutput { code: 0, stdout: stdout.to_vec(), stderr: vec![] }
 }
 
-impl HookTools for Canned<'_> {
-    fn run(&mut self, tool: &str, _args: &[&str], _stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
-        let ok = |stdout: &[u8]| Ok(ToolOutput { code: 0, stdout: stdout.to_vec(), stderr: vec![] });
-        match (tool, self.mode % 4) {
-            ("credential-get", 0) => ok(self.credential),
-            ("credential-get", 1) => Ok(ToolOutput {
-                code: 1,
-                stdout: vec![],
-                stderr: b"ERROR cannot access cloud credentials: permission denied\n".to_vec(),
-            }),
-            ("credential-get", 2) => Err(ToolError::Missing(tool.into())),
-            ("credential-get", _) => Ok(ToolOutput { code: 1, stdout: vec![], stderr: self.credential.to_vec() }),
-            ("config-get", _) => ok(self.config),
-            ("secret-get", _) => match self.mode / 4 % 4 {
-                0 => ok(self.credential),
-                1 => Ok(ToolOutput { code: 1, stdout: vec![], stderr: b"ERROR permission denied\n".to_vec() }),
-                2 => Err(ToolError::Missing(tool.into())),
-                _ => Ok(ToolOutput { code: 1, stdout: vec![], stderr: b"ERROR secret \"secret:cn3q8gvmp25c7bt7nqkg\" not found\n".to_vec() }),
-            },
-            _ => Err(ToolError::Missing(tool.into())),
+fn fail(stderr: &[u8]) -> ToolOutput {
+    ToolOutput { code: 1, stdout: vec![], stderr: stderr.to_vec() }
+}
+
+/// The in-memory agent, its credential-get, config-get and secret-get answering as `mode` says.
+fn agent(mode: u8, credential: &[u8], config: &[u8]) -> Agent {
+    let mut agent = Agent::default();
+    match mode % 4 {
+        0 => agent.answer_always("credential-get", ok(credential)),
+        1 => agent.answer_always("credential-get", fail(b"ERROR cannot access cloud credentials: permission denied\n")),
+        2 => {
+            agent.missing.insert("credential-get".into());
         }
+        _ => agent.answer_always("credential-get", fail(credential)),
     }
+    agent.answer_always("config-get", ok(config));
+    match mode / 4 % 4 {
+        0 => agent.answer_always("secret-get", ok(credential)),
+        1 => agent.answer_always("secret-get", fail(b"ERROR permission denied\n")),
+        2 => {
+            agent.missing.insert("secret-get".into());
+        }
+        _ => agent.answer_always("secret-get", fail(b"ERROR secret \"secret:cn3q8gvmp25c7bt7nqkg\" not found\n")),
+    }
+    agent
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -53,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
     let mut parts = rest.splitn(2, |b| *b == 0);
     let credential = parts.next().unwrap_or_default();
     let config = parts.next().unwrap_or_default();
-    let mut tools = Canned { mode, credential, config };
+    let mut tools = agent(mode, credential, config);
     let mut juju = Juju::new(&mut tools);
 
     let answer = match juju.credential_get() {

@@ -1,20 +1,21 @@
 //! What the Juju hook tools print, through the typed wrappers in `hook_tools`: every reader is
-//! handed the same fuzzed stdout. Input: the stdout bytes.
+//! handed the same fuzzed stdout, by the in-memory agent (`memory::Agent::answer_always`).
+//! Input: the stdout bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lxd_integrator::hook_tools::{HookTools, Juju, ToolError, ToolOutput, parse_relation_id};
+use lxd_integrator::hook_tools::{Juju, ToolOutput, parse_relation_id};
+use lxd_integrator::memory::Agent;
 
-struct Echo<'a>(&'a [u8]);
-
-impl HookTools for Echo<'_> {
-    fn run(&mut self, _tool: &str, _args: &[&str], _stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
-        Ok(ToolOutput { code: 0, stdout: self.0.to_vec(), stderr: vec![] })
-    }
-}
+/// Every tool the readers call prints `data`.
+const TOOLS: &[&str] =
+    &["config-get", "is-leader", "relation-ids", "relation-list", "relation-get", "state-get", "action-get", "credential-get"];
 
 fuzz_target!(|data: &[u8]| {
-    let mut tools = Echo(data);
+    let mut tools = Agent::default();
+    for tool in TOOLS {
+        tools.answer_always(tool, ToolOutput { code: 0, stdout: data.to_vec(), stderr: vec![] });
+    }
     let mut juju = Juju::new(&mut tools);
     let _ = juju.config_get();
     let _ = juju.is_leader();
