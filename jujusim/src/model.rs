@@ -381,8 +381,6 @@ pub fn read_records<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result
     data.lines().filter(|l| !l.is_empty()).map(|l| Ok(serde_json::from_str(l)?)).collect()
 }
 
-pub use crate::random::{random_hex, random_uuid};
-
 /// Application name of a unit name (`app/3` → `app`).
 pub fn unit_app(unit: &str) -> &str {
     unit.rsplit_once('/').map(|(a, _)| a).unwrap_or(unit)

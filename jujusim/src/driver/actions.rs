@@ -74,7 +74,7 @@ impl Sim {
             let id = m.next_action_id;
             m.next_action_id += 1;
             let ctx = HookContext {
-                id: format!("{unit}-{name}-{}", model::random_hex(8)),
+                id: format!("{unit}-{name}-{}", crate::random::random_hex(8)),
                 unit: unit.into(),
                 hook_name: name.into(),
                 action: Some(ActionContext { id: id.to_string(), name: name.into(), params, ..Default::default() }),

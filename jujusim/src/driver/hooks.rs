@@ -95,7 +95,7 @@ impl Sim {
             relation = Some((ep, id));
         }
         let ctx = HookContext {
-            id: format!("{}-{}-{}", ev.unit, hook_name, model::random_hex(8)),
+            id: format!("{}-{}-{}", ev.unit, hook_name, crate::random::random_hex(8)),
             unit: ev.unit.clone(),
             hook_name: hook_name.clone(),
             relation_id: ev.relation_id,

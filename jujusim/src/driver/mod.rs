@@ -181,7 +181,7 @@ impl Sim {
         let bin = bin.canonicalize().with_context(|| format!("jujusim binary {}", bin.display()))?;
         let model = Model {
             name: model_name.into(),
-            uuid: model::random_uuid(),
+            uuid: crate::random::random_uuid(),
             juju_version: JUJU_3.into(),
             credential_get_available: true,
             next_action_id: 1,
