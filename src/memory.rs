@@ -27,7 +27,7 @@ use crate::hook_tools::{HookTools, ToolError, ToolOutput, parse_relation_id};
 use crate::limits;
 use crate::lxd::{
     AddOutcome, Connection, Connector, Identity, Lxd, LxdError, Member, NewTrustEntry, ServerInfo, ServerKind,
-    TrustEntry,
+    TrustEntry, TrustKind,
 };
 use crate::ownership::Interface;
 use crate::reconcile::EXT_CERTIFICATE_PROJECT;
@@ -824,15 +824,15 @@ impl Cluster {
     /// applies and no write is counted. Returns its fingerprint.
     pub fn seed(&mut self, name: &str, der: &[u8], projects: Option<Vec<String>>) -> String {
         let fingerprint = certs::fingerprint(der);
-        self.store.push(TrustEntry {
-            name: name.into(),
-            fingerprint: fingerprint.clone(),
-            kind: "client".into(),
-            restricted: projects.is_some(),
-            projects: projects.unwrap_or_default(),
-        });
-        self.certificates.insert(fingerprint.clone(), der.to_vec());
+        self.insert(name, &fingerprint, der, projects.is_some(), projects.unwrap_or_default());
         fingerprint
+    }
+
+    /// A `client` entry and the certificate it was made from, as LXD stores them.
+    fn insert(&mut self, name: &str, fingerprint: &str, der: &[u8], restricted: bool, projects: Vec<String>) {
+        let kind = TrustKind::Client;
+        self.store.push(TrustEntry { name: name.into(), fingerprint: fingerprint.into(), kind, restricted, projects });
+        self.certificates.insert(fingerprint.into(), der.to_vec());
     }
 
     /// `POST /1.0/certificates` of a `client` entry, checked in LXD's order: the caller's
@@ -851,14 +851,7 @@ impl Cluster {
         if self.held_by_identities.contains(&fingerprint) {
             return Ok(Added::HeldByIdentity);
         }
-        self.store.push(TrustEntry {
-            name: name.into(),
-            fingerprint: fingerprint.clone(),
-            kind: "client".into(),
-            restricted,
-            projects: projects.to_vec(),
-        });
-        self.certificates.insert(fingerprint, der.to_vec());
+        self.insert(name, &fingerprint, der, restricted, projects.to_vec());
         Ok(Added::Added)
     }
 
