@@ -119,6 +119,17 @@ impl From<&str> for TrustKind {
     }
 }
 
+impl std::fmt::Display for TrustKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TrustKind::Client => "client",
+            TrustKind::Server => "server",
+            TrustKind::Metrics => "metrics",
+            TrustKind::Other(s) => s,
+        })
+    }
+}
+
 impl ServerInfo {
     pub(crate) fn has_extension(&self, name: &str) -> bool {
         self.api_extensions.iter().any(|e| e == name)
@@ -211,4 +222,19 @@ pub enum LxdError {
     /// LXD answered something we could not understand.
     #[error("unexpected answer from LXD {path}: {detail}")]
     Protocol { path: String, detail: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_entry_types_are_spelled_back_as_the_server_spelled_them() {
+        for s in ["Online", "Offline", "Evacuated", "Evacuating"] {
+            assert_eq!(MemberStatus::from(s).to_string(), s);
+        }
+        for s in ["client", "server", "metrics", "oidc"] {
+            assert_eq!(TrustKind::from(s).to_string(), s);
+        }
+    }
 }

@@ -14,8 +14,8 @@
 //! 5.21.3+, LXD 6.9, Incus 6.0.6), the member list it shows, the request record and trickling.
 
 use anyhow::{Context, Result};
+use lxd_integrator::lxd::Identity;
 use lxd_integrator::lxd::client::answers;
-use lxd_integrator::lxd::{Identity, TrustKind};
 use lxd_integrator::memory::{self, Added, Cluster, Patch, Refused};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -252,19 +252,13 @@ fn decode_identity(identity: Value) -> Identity {
 
 /// The store's entries as LXD lists them, each with its certificate.
 fn listed(cluster: &Cluster) -> Vec<Value> {
-    let kind = |k: &TrustKind| match k {
-        TrustKind::Client => "client".to_string(),
-        TrustKind::Server => "server".to_string(),
-        TrustKind::Metrics => "metrics".to_string(),
-        TrustKind::Other(other) => other.clone(),
-    };
     cluster
         .store
         .iter()
         .map(|e| {
             let pem = cluster.certificates.get(&e.fingerprint).map(|der| lxd_integrator::certs::to_pem(der));
             json!({
-                "name": e.name, "type": kind(&e.kind), "restricted": e.restricted, "projects": e.projects,
+                "name": e.name, "type": e.kind.to_string(), "restricted": e.restricted, "projects": e.projects,
                 "certificate": pem.unwrap_or_default(), "fingerprint": e.fingerprint, "description": "",
             })
         })
