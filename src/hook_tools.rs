@@ -645,15 +645,7 @@ pub fn parse_relation_id(id: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::Agent;
-
-    fn ok(stdout: &str) -> ToolOutput {
-        ToolOutput { code: 0, stdout: stdout.as_bytes().to_vec(), stderr: vec![] }
-    }
-
-    fn fail(code: i32, stderr: &str) -> ToolOutput {
-        ToolOutput { code, stdout: vec![], stderr: stderr.as_bytes().to_vec() }
-    }
+    use crate::memory::{Agent, failed, printed};
 
     #[test]
     fn goal_state_tells_a_unit_being_removed() {
@@ -664,10 +656,10 @@ mod tests {
         // The agent shows its own unit only; Juju also lists its peers, alive or not.
         let goal = r#"{"units":{"lxd-integrator/0":{"status":"dying","since":"2026-01-01 00:00:00Z"},"lxd-integrator/1":{"status":"active"}},"relations":{}}"#;
         for (unit, dying) in [("lxd-integrator/0", true), ("lxd-integrator/1", false), ("lxd-integrator/2", false)] {
-            agent.answer_next("goal-state", ok(goal));
+            agent.answer_next("goal-state", printed(goal));
             assert_eq!(Juju::new(&mut agent).unit_dying(unit).expect("read"), dying, "{unit}");
         }
-        agent.answer_next("goal-state", fail(1, "ERROR connection refused"));
+        agent.answer_next("goal-state", failed(1, "connection refused"));
         assert!(
             Juju::new(&mut agent).unit_dying("lxd-integrator/0").is_err(),
             "a failing agent fails the hook, which Juju retries"
@@ -690,7 +682,7 @@ mod tests {
         assert!(matches!(Juju::new(&mut untrusted).credential_get(), Ok(CredentialAnswer::NotTrusted)));
         let mut trusted = Agent::leader();
         assert!(matches!(Juju::new(&mut trusted).credential_get(), Ok(CredentialAnswer::Granted(_))));
-        trusted.answer_next("credential-get", fail(1, "ERROR connection refused\n"));
+        trusted.answer_next("credential-get", failed(1, "connection refused"));
         assert!(matches!(Juju::new(&mut trusted).credential_get(), Err(ToolError::Failed { .. })));
         trusted.missing.insert("credential-get".into());
         assert!(matches!(Juju::new(&mut trusted).credential_get(), Ok(CredentialAnswer::Unsupported)));
@@ -710,10 +702,10 @@ mod tests {
         assert_eq!(Juju::new(&mut agent).secret_get(&uri, true).ok(), Some(SecretAnswer::NotGranted));
         agent.secrets.clear();
         assert_eq!(Juju::new(&mut agent).secret_get(&uri, true).ok(), Some(SecretAnswer::NotFound));
-        agent.answer_next("secret-get", fail(1, "ERROR connection is shut down\n"));
+        agent.answer_next("secret-get", failed(1, "connection is shut down"));
         assert!(matches!(Juju::new(&mut agent).secret_get(&uri, true), Err(ToolError::Failed { .. })));
         // Output that is not a map of strings is refused without quoting it.
-        agent.answer_next("secret-get", ok("{\"client-key\": 42, \"x\": \"KEY-MATERIAL\"}"));
+        agent.answer_next("secret-get", printed("{\"client-key\": 42, \"x\": \"KEY-MATERIAL\"}"));
         let Err(err) = Juju::new(&mut agent).secret_get(&uri, true) else { panic!("accepted") };
         assert!(!err.to_string().contains("KEY-MATERIAL") && !err.to_string().contains("42"), "{err}");
         agent.missing.insert("secret-get".into());
@@ -775,7 +767,7 @@ mod tests {
     #[test]
     fn a_failing_tool_is_an_error_with_its_message() {
         let mut agent = Agent::leader();
-        agent.answer_next("is-leader", fail(1, "ERROR boom\n"));
+        agent.answer_next("is-leader", failed(1, "boom"));
         let err = Juju::new(&mut agent).is_leader().expect_err("fails");
         assert_eq!(err.to_string(), "hook tool is-leader failed (exit 1): ERROR boom");
     }

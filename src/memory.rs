@@ -339,7 +339,7 @@ impl Agent {
 
     fn relation(&self, rel: &str) -> Result<(u32, &Remote), ToolOutput> {
         let found = parse_relation_id(rel).and_then(|id| self.remote.get(&id).map(|r| (id, r)));
-        found.ok_or_else(|| output(2, &format!("invalid value {rel:?} for option -r: relation not found")))
+        found.ok_or_else(|| failed(2, &format!("invalid value {rel:?} for option -r: relation not found")))
     }
 
     fn dispatch(&mut self, tool: &str, args: &Args, stdin: Option<&[u8]>) -> Result<ToolOutput, ToolError> {
@@ -476,15 +476,15 @@ impl Agent {
         let mut pairs = BTreeMap::new();
         if let Some(file) = args.flag("--file") {
             if file != "-" {
-                return Err(output(1, &format!("open {file}: no such file or directory")));
+                return Err(failed(1, &format!("open {file}: no such file or directory")));
             }
             let parsed: Option<BTreeMap<String, String>> = serde_json::from_slice(stdin.unwrap_or_default())
-                .map_err(|e| output(1, &format!("cannot parse settings: {e}")))?;
+                .map_err(|e| failed(1, &format!("cannot parse settings: {e}")))?;
             pairs.extend(parsed.unwrap_or_default());
         }
         for pair in &args.positional {
             let (k, v) =
-                pair.split_once('=').ok_or_else(|| output(2, &format!("expected \"key=value\", got {pair:?}")))?;
+                pair.split_once('=').ok_or_else(|| failed(2, &format!("expected \"key=value\", got {pair:?}")))?;
             pairs.insert(k.to_string(), v.to_string());
         }
         Ok(pairs)
@@ -682,16 +682,23 @@ impl Args {
     }
 }
 
-fn output(code: i32, error: &str) -> ToolOutput {
+/// A tool's failure as Juju prints it: `ERROR <error>` on stderr, exit `code`; what the model
+/// answers, and what a test injects where a healthy agent would not fail.
+pub fn failed(code: i32, error: &str) -> ToolOutput {
     ToolOutput { code, stdout: vec![], stderr: format!("ERROR {error}\n").into_bytes() }
 }
 
+/// A tool's success: `stdout`, exit 0.
+pub fn printed(stdout: impl Into<Vec<u8>>) -> ToolOutput {
+    ToolOutput { code: 0, stdout: stdout.into(), stderr: vec![] }
+}
+
 fn fail(code: i32, error: &str) -> Result<ToolOutput, ToolError> {
-    Ok(output(code, error))
+    Ok(failed(code, error))
 }
 
 fn ok(stdout: &str) -> Result<ToolOutput, ToolError> {
-    Ok(ToolOutput { code: 0, stdout: stdout.as_bytes().to_vec(), stderr: vec![] })
+    Ok(printed(stdout))
 }
 
 /// `--format=json` output: JSON and a newline, as Juju prints it.
@@ -699,7 +706,7 @@ fn ok_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<ToolOutput, ToolEr
     let mut stdout = serde_json::to_vec(value)
         .map_err(|e| ToolError::Output { tool: "memory agent".into(), detail: e.to_string() })?;
     stdout.push(b'\n');
-    Ok(ToolOutput { code: 0, stdout, stderr: vec![] })
+    Ok(printed(stdout))
 }
 
 /// An LXD cluster in memory: members, the trust store, and faults to inject.
@@ -1198,7 +1205,7 @@ mod tests {
     fn an_injected_answer_is_given_once_recorded_and_changes_nothing() {
         let mut agent = Agent::leader();
         agent.relate(3, "req");
-        agent.answer_next("relation-set", output(1, "connection refused"));
+        agent.answer_next("relation-set", failed(1, "connection refused"));
         let bag: Databag = [("a".to_string(), "b".to_string())].into();
         let err = Juju::new(&mut agent).relation_set(3, true, &bag).expect_err("injected");
         assert_eq!(err.to_string(), "hook tool relation-set failed (exit 1): ERROR connection refused");
@@ -1213,8 +1220,8 @@ mod tests {
     #[test]
     fn a_fixed_answer_is_given_to_every_call_after_any_injected_one() {
         let mut agent = Agent::leader();
-        agent.answer_always("is-leader", ToolOutput { code: 0, stdout: b"false".to_vec(), stderr: vec![] });
-        agent.answer_next("is-leader", ToolOutput { code: 0, stdout: b"true".to_vec(), stderr: vec![] });
+        agent.answer_always("is-leader", printed("false"));
+        agent.answer_next("is-leader", printed("true"));
         let answers: Vec<bool> = (0..3).map(|_| Juju::new(&mut agent).is_leader().expect("answered")).collect();
         assert_eq!(answers, [true, false, false], "the injected answer first, then the fixed one");
         assert!(agent.leader, "the model was not asked");

@@ -18,35 +18,27 @@ use lxd_integrator::config::SecretSetting;
 use lxd_integrator::credentials::{self, CredentialProblem, OPT_CERT, OPT_ENDPOINT, OPT_KEY, OPT_SERVER_CERT, SecretRead, Source};
 use lxd_integrator::endpoint::Endpoint;
 use lxd_integrator::hook_tools::{CredentialAnswer, Juju, SecretAnswer, ToolError, ToolOutput};
-use lxd_integrator::memory::Agent;
-
-fn ok(stdout: &[u8]) -> ToolOutput {
-    ToolOutput { code: 0, stdout: stdout.to_vec(), stderr: vec![] }
-}
-
-fn fail(stderr: &[u8]) -> ToolOutput {
-    ToolOutput { code: 1, stdout: vec![], stderr: stderr.to_vec() }
-}
+use lxd_integrator::memory::{Agent, failed, printed};
 
 /// The in-memory agent, its credential-get, config-get and secret-get answering as `mode` says.
 fn agent(mode: u8, credential: &[u8], config: &[u8]) -> Agent {
     let mut agent = Agent::default();
     match mode % 4 {
-        0 => agent.answer_always("credential-get", ok(credential)),
-        1 => agent.answer_always("credential-get", fail(b"ERROR cannot access cloud credentials: permission denied\n")),
+        0 => agent.answer_always("credential-get", printed(credential)),
+        1 => agent.answer_always("credential-get", failed(1, "cannot access cloud credentials: permission denied")),
         2 => {
             agent.missing.insert("credential-get".into());
         }
-        _ => agent.answer_always("credential-get", fail(credential)),
+        _ => agent.answer_always("credential-get", ToolOutput { code: 1, stdout: vec![], stderr: credential.to_vec() }),
     }
-    agent.answer_always("config-get", ok(config));
+    agent.answer_always("config-get", printed(config));
     match mode / 4 % 4 {
-        0 => agent.answer_always("secret-get", ok(credential)),
-        1 => agent.answer_always("secret-get", fail(b"ERROR permission denied\n")),
+        0 => agent.answer_always("secret-get", printed(credential)),
+        1 => agent.answer_always("secret-get", failed(1, "permission denied")),
         2 => {
             agent.missing.insert("secret-get".into());
         }
-        _ => agent.answer_always("secret-get", fail(b"ERROR secret \"secret:cn3q8gvmp25c7bt7nqkg\" not found\n")),
+        _ => agent.answer_always("secret-get", failed(1, "secret \"secret:cn3q8gvmp25c7bt7nqkg\" not found")),
     }
     agent
 }

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lxd_integrator::hook_tools::{Juju, ToolOutput, parse_relation_id};
-use lxd_integrator::memory::Agent;
+use lxd_integrator::hook_tools::{Juju, parse_relation_id};
+use lxd_integrator::memory::{Agent, printed};
 
 /// Every tool the readers call prints `data`.
 const TOOLS: &[&str] =
@@ -14,7 +14,7 @@ const TOOLS: &[&str] =
 fuzz_target!(|data: &[u8]| {
     let mut tools = Agent::default();
     for tool in TOOLS {
-        tools.answer_always(tool, ToolOutput { code: 0, stdout: data.to_vec(), stderr: vec![] });
+        tools.answer_always(tool, printed(data));
     }
     let mut juju = Juju::new(&mut tools);
     let _ = juju.config_get();
